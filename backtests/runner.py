@@ -1,0 +1,121 @@
+"""Runs the RebalanceExecutor over historical books in NautilusTrader's simulated exchange."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import msgspec
+from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.model.identifiers import TraderId
+from nautilus_trader.model.instruments import Instrument
+from tqdm import tqdm
+
+from strategies.plan import Plan, load_plan
+from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
+from strategies.report import RunReport
+from venues.sim.venue import SimVenue, SimVenueConfig, add_sim_venue, seed_positions
+
+# Data after DONE only matters for the venue; a little is kept so cancels sent at the very end
+# are still acknowledged before the run stops.
+AFTER_DONE_BATCHES = 2
+
+
+@dataclass
+class BacktestResult:
+    report: RunReport | None
+    strategy: RebalanceExecutor
+    venue: SimVenue
+    data_events: int
+    wall_secs: float
+    output_dir: Path | None
+
+    @property
+    def events_per_sec(self) -> float:
+        return self.data_events / self.wall_secs if self.wall_secs else 0.0
+
+
+def run_backtest(
+    strategy_config: RebalanceExecutorConfig,
+    instruments: list[Instrument],
+    data: Iterable[list],
+    venue_config: SimVenueConfig | None = None,
+    end_ns: int | None = None,
+    log_level: str = "WARNING",
+    progress_total: int | None = None,
+    stop_when_done: bool = True,
+    plan: Plan | None = None,
+) -> BacktestResult:
+    """Run one rebalance session.
+
+    `data` yields time-ordered lists of NautilusTrader data (OrderBookDeltas, TradeTicks, ...), so
+    long sessions stream with bounded memory. The plan is validated against `instruments` before
+    the engine is built: a bad plan raises PlanError and nothing reaches the simulated venue.
+    """
+    venue_config = venue_config or SimVenueConfig(venue=strategy_config.default_venue)
+    known = {str(i.id) for i in instruments}
+    plan = plan or load_plan(strategy_config.plan_path, known, strategy_config.default_venue)
+
+    engine = BacktestEngine(
+        BacktestEngineConfig(
+            trader_id=TraderId("REBALANCE-001"),
+            logging=LoggingConfig(log_level=log_level, bypass_logging=log_level == "OFF"),
+            run_analysis=False,
+        )
+    )
+    venue = add_sim_venue(engine, venue_config, plan)
+    for instrument in instruments:
+        engine.add_instrument(instrument)
+    strategy = RebalanceExecutor(strategy_config)
+    engine.add_strategy(strategy)
+    seed_positions(engine, venue, strategy.id, plan)
+
+    chunks = iter(data)
+    first = next(chunks, None)
+    if first is None:
+        raise ValueError("no market data to run the session over")
+    # Without an explicit start the engine clock begins at 1970 and every timer fires from then.
+    start_ns = min(item.ts_init for item in first)
+    counter = {"events": 0}
+
+    def feed() -> Iterator[list]:
+        after_done = 0
+        with tqdm(total=progress_total, unit="ev", desc="backtest", disable=None, leave=False) as bar:
+            for chunk in itertools.chain([first], chunks):
+                if stop_when_done and strategy.is_done:
+                    after_done += 1
+                    if after_done > AFTER_DONE_BATCHES:
+                        return
+                counter["events"] += len(chunk)
+                bar.update(len(chunk))
+                yield chunk
+
+    engine.add_data_iterator("books", feed())
+    started = time.perf_counter()
+    engine.run(start=start_ns, end=end_ns)
+    wall = time.perf_counter() - started
+    if not strategy.is_done:  # data ran out before the deadline timers could close the session
+        strategy.on_stop()
+    result = BacktestResult(
+        report=strategy.report,
+        strategy=strategy,
+        venue=venue,
+        data_events=counter["events"],
+        wall_secs=wall,
+        output_dir=Path(strategy_config.output_dir) if strategy_config.output_dir else None,
+    )
+    engine.dispose()
+    return result
+
+
+def with_overrides(config: RebalanceExecutorConfig, **overrides) -> RebalanceExecutorConfig:
+    """A copy of the strategy config with some fields replaced, validated like a fresh one."""
+    data = msgspec.structs.asdict(config) | overrides
+    return msgspec.convert(data, RebalanceExecutorConfig)
+
+
+__all__ = ["BacktestResult", "run_backtest", "with_overrides", "replace"]

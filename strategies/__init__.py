@@ -1,0 +1,1 @@
+"""The rebalance executor: plan, money math and the NautilusTrader strategy that runs it."""

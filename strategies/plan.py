@@ -1,0 +1,326 @@
+"""The rebalance plan: client accounts with cash, their positions, and approved order requests.
+
+A plan is three tables. On disk it is either a folder holding `accounts`, `positions` and
+`requests` as CSV or Parquet files (`accounts.csv`, ...), or one JSON file with those three keys,
+each a list of row objects.
+
+accounts   account_id (text), cash (USD, decimal, >= 0)
+positions  account_id, instrument, quantity (whole shares, >= 0)
+requests   request_id (text, unique), account_id, instrument, side (BUY or SELL),
+           quantity (whole shares, > 0)
+
+`instrument` is a NautilusTrader instrument id (`SPY.SMART`) or a bare symbol (`SPY`), which gets
+the default venue. `validate_plan` refuses a bad plan as a whole, listing every offending row and
+field, before anything can reach a venue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TABLES = ("accounts", "positions", "requests")
+COLUMNS = {
+    "accounts": ("account_id", "cash"),
+    "positions": ("account_id", "instrument", "quantity"),
+    "requests": ("request_id", "account_id", "instrument", "side", "quantity"),
+}
+SIDES = ("BUY", "SELL")
+DEFAULT_VENUE = "SMART"
+
+
+@dataclass(frozen=True)
+class PlanIssue:
+    source: str  # e.g. "requests.csv"
+    row: str  # human row label, e.g. "line 5" or "row 3"
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.row}, field '{self.field}': {self.message}"
+
+
+class PlanError(ValueError):
+    """A plan that must not be executed. `issues` lists every problem found."""
+
+    def __init__(self, issues: list[PlanIssue]) -> None:
+        self.issues = issues
+        shown = "\n  ".join(str(i) for i in issues[:50])
+        more = f"\n  ... and {len(issues) - 50} more" if len(issues) > 50 else ""
+        super().__init__(f"the plan was refused ({len(issues)} problem(s)); nothing was sent:\n  {shown}{more}")
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A table as read, all cells as text, with a label for each row that names it in its file."""
+
+    source: str
+    frame: pd.DataFrame
+    row_labels: list[str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    accounts: pd.DataFrame  # account_id, cash (Decimal)
+    positions: pd.DataFrame  # account_id, instrument_id, quantity (int64)
+    requests: pd.DataFrame  # request_id, account_id, instrument_id, side, quantity (int64)
+
+    @property
+    def instrument_ids(self) -> list[str]:
+        return sorted(set(self.requests["instrument_id"]) | set(self.positions["instrument_id"]))
+
+    @property
+    def traded_instrument_ids(self) -> list[str]:
+        return sorted(set(self.requests["instrument_id"]))
+
+    def holding(self, account_id: str, instrument_id: str) -> int:
+        rows = self.positions[
+            (self.positions["account_id"] == account_id) & (self.positions["instrument_id"] == instrument_id)
+        ]
+        return int(rows["quantity"].sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _cells_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    def to_text(value: object) -> str:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return ""
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value).strip()
+
+    return frame.map(to_text) if len(frame) else frame.astype(str)
+
+
+def read_plan_tables(path: str | Path) -> dict[str, RawTable]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"plan not found: {path}")
+    if path.is_file():
+        if path.suffix.lower() != ".json":
+            raise ValueError(f"a plan file must be JSON ({path}); CSV and Parquet plans are folders")
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict):
+            raise PlanError([PlanIssue(path.name, "document", "-", "must be an object with accounts, positions, requests")])
+        tables = {}
+        for name in TABLES:
+            rows = doc.get(name, [])
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise PlanError([PlanIssue(path.name, name, "-", "must be a list of row objects")])
+            frame = _cells_as_text(pd.DataFrame(rows, dtype=object))
+            tables[name] = RawTable(f"{path.name}:{name}", frame, [f"row {i}" for i in range(len(rows))])
+        return tables
+
+    tables = {}
+    for name in TABLES:
+        found = [p for p in (path / f"{name}.csv", path / f"{name}.parquet") if p.exists()]
+        if len(found) > 1:
+            raise ValueError(f"plan folder {path} has both {found[0].name} and {found[1].name}")
+        if not found:
+            if name == "positions":  # a plan of buys only needs no positions
+                tables[name] = RawTable(f"{name}.csv", pd.DataFrame(columns=list(COLUMNS[name])), [])
+                continue
+            raise FileNotFoundError(f"plan folder {path} has no {name}.csv or {name}.parquet")
+        file = found[0]
+        if file.suffix == ".csv":
+            frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True)
+            labels = [f"line {i + 2}" for i in range(len(frame))]  # header is line 1
+        else:
+            frame = pd.read_parquet(file)
+            labels = [f"row {i}" for i in range(len(frame))]
+        tables[name] = RawTable(file.name, _cells_as_text(frame.astype(object)), labels)
+    return tables
+
+
+def load_plan(
+    path: str | Path, known_instruments: set[str] | None = None, default_venue: str = DEFAULT_VENUE
+) -> Plan:
+    return validate_plan(read_plan_tables(path), known_instruments, default_venue)
+
+
+def write_plan(plan: Plan, folder: str | Path, fmt: str = "csv") -> Path:
+    """Write a plan as a folder of CSV or Parquet files, or as one JSON file (`folder` is the file)."""
+    folder = Path(folder)
+    frames = {
+        "accounts": plan.accounts.assign(cash=plan.accounts["cash"].map(str)),
+        "positions": plan.positions.rename(columns={"instrument_id": "instrument"}),
+        "requests": plan.requests.rename(columns={"instrument_id": "instrument"}),
+    }
+    frames = {k: v[list(COLUMNS[k])] for k, v in frames.items()}
+    if fmt == "json":
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        doc = {k: json.loads(v.to_json(orient="records")) for k, v in frames.items()}
+        folder.write_text(json.dumps(doc, indent=1))
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        if fmt == "csv":
+            frame.to_csv(folder / f"{name}.csv", index=False)
+        elif fmt == "parquet":
+            frame.astype({"quantity": "int64"} if "quantity" in frame else {}).to_parquet(folder / f"{name}.parquet")
+        else:
+            raise ValueError(f"unknown plan format {fmt!r}")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+class _Issues:
+    def __init__(self) -> None:
+        self.items: list[PlanIssue] = []
+
+    def add(self, table: RawTable, index: int, field: str, message: str) -> None:
+        self.items.append(PlanIssue(table.source, table.row_labels[index], field, message))
+
+
+def _require_columns(table: RawTable, name: str, issues: _Issues) -> bool:
+    missing = [c for c in COLUMNS[name] if c not in table.frame.columns]
+    for column in missing:
+        issues.items.append(PlanIssue(table.source, "header", column, "required column is missing"))
+    return not missing
+
+
+def _whole_numbers(table: RawTable, column: str, issues: _Issues, *, positive: bool) -> np.ndarray:
+    text = table.frame[column]
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(numbers) | (numbers != np.floor(numbers)) | (numbers <= 0 if positive else numbers < 0)
+    bound = "> 0" if positive else ">= 0"
+    for i in np.flatnonzero(bad):
+        value = text.iloc[i]
+        if np.isnan(numbers[i]):
+            why = f"must be a whole number of shares, was {value!r}"
+        elif numbers[i] != np.floor(numbers[i]):
+            why = f"must be a whole number of shares (no fractions), was {value}"
+        else:
+            why = f"must be {bound}, was {value}"
+        issues.add(table, int(i), column, why)
+    return np.where(bad, 0, numbers).astype(np.int64)
+
+
+def _instrument_ids(
+    table: RawTable, issues: _Issues, known: set[str] | None, default_venue: str
+) -> pd.Series:
+    text = table.frame["instrument"].str.upper()
+    ids = text.where(text.str.contains(".", regex=False), text + "." + default_venue)
+    for i in np.flatnonzero((text == "").to_numpy()):
+        issues.add(table, int(i), "instrument", "is empty")
+    if known is not None:
+        unknown = (~ids.isin(known)) & (text != "")
+        for i in np.flatnonzero(unknown.to_numpy()):
+            issues.add(table, int(i), "instrument", f"unknown instrument {ids.iloc[i]}")
+    return ids
+
+
+def _non_empty_ids(table: RawTable, column: str, issues: _Issues) -> pd.Series:
+    ids = table.frame[column]
+    for i in np.flatnonzero((ids == "").to_numpy()):
+        issues.add(table, int(i), column, "is empty")
+    return ids
+
+
+def _duplicates(table: RawTable, keys: pd.Series | pd.DataFrame, field: str, what: str, issues: _Issues) -> None:
+    dup = keys.duplicated(keep="first").to_numpy()
+    if not dup.any():
+        return
+    first = {}
+    key_rows = list(keys.itertuples(index=False, name=None)) if isinstance(keys, pd.DataFrame) else list(keys)
+    for i, key in enumerate(key_rows):
+        if key in first and dup[i]:
+            issues.add(table, i, field, f"{what} {key!r} repeats {table.row_labels[first[key]]}")
+        first.setdefault(key, i)
+
+
+def validate_plan(
+    tables: dict[str, RawTable], known_instruments: set[str] | None = None, default_venue: str = DEFAULT_VENUE
+) -> Plan:
+    issues = _Issues()
+    ok = all(_require_columns(tables[name], name, issues) for name in TABLES)
+    if not ok:
+        raise PlanError(issues.items)
+    acc, pos, req = tables["accounts"], tables["positions"], tables["requests"]
+
+    # accounts
+    account_ids = _non_empty_ids(acc, "account_id", issues)
+    _duplicates(acc, account_ids, "account_id", "account", issues)
+    cash = []
+    for i, text in enumerate(acc.frame["cash"]):
+        try:
+            value = Decimal(text)
+            if not value.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            issues.add(acc, i, "cash", f"must be a number, was {text!r}")
+            value = Decimal(0)
+        if value < 0:
+            issues.add(acc, i, "cash", f"must be >= 0, was {text}")
+        cash.append(value)
+    known_accounts = set(account_ids)
+
+    # positions
+    pos_accounts = _non_empty_ids(pos, "account_id", issues)
+    for i in np.flatnonzero((~pos_accounts.isin(known_accounts) & (pos_accounts != "")).to_numpy()):
+        issues.add(pos, int(i), "account_id", f"unknown account {pos_accounts.iloc[i]!r}")
+    pos_instruments = _instrument_ids(pos, issues, None, default_venue)
+    pos_qty = _whole_numbers(pos, "quantity", issues, positive=False)
+    _duplicates(
+        pos, pd.DataFrame({"a": pos_accounts, "i": pos_instruments}), "instrument", "position (account, instrument)", issues
+    )
+
+    # requests
+    request_ids = _non_empty_ids(req, "request_id", issues)
+    _duplicates(req, request_ids, "request_id", "request id", issues)
+    req_accounts = _non_empty_ids(req, "account_id", issues)
+    for i in np.flatnonzero((~req_accounts.isin(known_accounts) & (req_accounts != "")).to_numpy()):
+        issues.add(req, int(i), "account_id", f"unknown account {req_accounts.iloc[i]!r}")
+    req_instruments = _instrument_ids(req, issues, known_instruments, default_venue)
+    sides = req.frame["side"].str.upper()
+    for i in np.flatnonzero((~sides.isin(SIDES)).to_numpy()):
+        issues.add(req, int(i), "side", f"must be BUY or SELL, was {req.frame['side'].iloc[i]!r}")
+    req_qty = _whole_numbers(req, "quantity", issues, positive=True)
+    keys = pd.DataFrame({"a": req_accounts, "i": req_instruments, "s": sides})
+    _duplicates(req, keys, "side", "order (account, instrument, side)", issues)
+
+    # a BUY and a SELL of one instrument for one account: flagged on the BUY row
+    traded = keys[keys["s"].isin(SIDES)]
+    n_sides = traded.groupby(["a", "i"])["s"].transform("nunique")
+    for i in traded.index[(n_sides > 1) & (traded["s"] == "BUY")]:
+        issues.add(req, int(i), "side", f"account {req_accounts.iloc[i]!r} both buys and sells {req_instruments.iloc[i]}")
+
+    # sells within holdings
+    held = (
+        pd.DataFrame({"a": pos_accounts, "i": pos_instruments, "held": pos_qty})
+        .groupby(["a", "i"], as_index=False)["held"].sum()
+    )
+    sells = keys.assign(q=req_qty, row=np.arange(len(keys)))[keys["s"] == "SELL"]
+    sells = sells.merge(held, on=["a", "i"], how="left").fillna({"held": 0})
+    for row in sells[sells["q"] > sells["held"]].itertuples():
+        issues.add(req, int(row.row), "quantity", f"sells {row.q} {row.i} but account {row.a!r} holds {int(row.held)}")
+
+    if issues.items:
+        raise PlanError(issues.items)
+    return Plan(
+        accounts=pd.DataFrame({"account_id": account_ids.to_numpy(dtype=object), "cash": pd.Series(cash, dtype=object)}),
+        positions=pd.DataFrame(
+            {"account_id": pos_accounts.to_numpy(dtype=object), "instrument_id": pos_instruments.to_numpy(dtype=object),
+             "quantity": pos_qty}
+        ),
+        requests=pd.DataFrame(
+            {
+                "request_id": request_ids.to_numpy(dtype=object),
+                "account_id": req_accounts.to_numpy(dtype=object),
+                "instrument_id": req_instruments.to_numpy(dtype=object),
+                "side": sides.to_numpy(dtype=object),
+                "quantity": req_qty,
+            }
+        ),
+    )

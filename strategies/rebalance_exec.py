@@ -1,0 +1,545 @@
+"""RebalanceExecutor: sell first, recalculate, then buy, with block limit orders for FA accounts.
+
+Phases: SYNC -> SELL -> RECALC -> BUY -> DONE.
+
+- SYNC waits until every traded instrument has a reference price (and the configured start time).
+- SELL sends one block limit order per instrument, priced `sell_offset_bps` under the reference,
+  and ends when every sell is closed and allocated, or at the deadline (remaining orders are
+  cancelled by the strategy itself: a simulated exchange only expires GTD orders on new data).
+- RECALC sizes every account's buys from its own booked cash: starting cash plus the proceeds
+  allocated to it, less commissions and the reserve. Buys are cut so that even if every share
+  fills at the limit with the worst commission, no account goes below zero.
+- BUY sends the buy blocks `buy_offset_bps` over the reference, same deadline rule.
+
+The strategy knows nothing of the venue: it publishes an `AllocationGroup` before each block and
+books fills only from the `Allocation` events the venue side sends back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import ROUND_FLOOR, Decimal
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from nautilus_trader.common.events import TimeEvent
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.enums import BookType, OrderSide, TimeInForce, book_type_from_str
+from nautilus_trader.model.events import (
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+)
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
+from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.trading.strategy import Strategy
+
+from strategies import pricing
+from strategies.commissions import decimal_to_micros, schedule_by_name
+from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
+from strategies.ledger import Ledger
+from strategies.plan import Plan, PlanError, load_plan
+from strategies.report import RequestOutcome, RunReport, build_report, write_report
+from strategies.sizing import Block, build_blocks, reserve_micros, size_buys
+
+REFERENCE_SOURCES = ("mid", "last", "bid_ask")
+MICRO = Decimal("0.000001")
+
+
+class RebalanceExecutorConfig(StrategyConfig, frozen=True):
+    """One configuration for backtest, paper and live; only the venue around it differs.
+
+    Money amounts are decimal strings so they survive JSON round trips exactly.
+    """
+
+    plan_path: str
+    default_venue: str = "SMART"
+    sell_offset_bps: float = 50.0
+    buy_offset_bps: float = 50.0
+    phase_deadline_secs: float = 600.0
+    cash_reserve_abs: str = "0"
+    cash_reserve_pct: float = 0.0  # percent of the account's net liquidation value at RECALC
+    reference_price: str = "mid"  # mid | last | bid_ask (sells from the best bid, buys from the best ask)
+    min_order_qty: int = 1
+    commission_schedule: str = "ib_tiered"
+    book_type: str = "L2_MBP"
+    start_time: str | None = None  # earliest UTC time the SELL phase may begin (ISO 8601)
+    sync_timeout_secs: float = 60.0
+    allocation_grace_secs: float = 30.0
+    session_id: str | None = None  # prefixes client order ids; defaults to the session's UTC date
+    output_dir: str | None = None
+
+
+class Phase(Enum):
+    SYNC = "SYNC"
+    SELL = "SELL"
+    RECALC = "RECALC"
+    BUY = "BUY"
+    DONE = "DONE"
+
+
+@dataclass
+class BlockState:
+    block: Block
+    client_order_id: ClientOrderId
+    phase: Phase
+    limit: Decimal
+    arrival: Decimal  # mid (or reference) when the phase started, for slippage
+    ts_submitted: int
+    allocated: dict[str, int] = field(default_factory=dict)
+    request_of: dict[str, str] = field(default_factory=dict)  # account -> request id
+    first_fill_ns: int | None = None
+    last_fill_ns: int | None = None
+    rejected_reason: str | None = None
+    end_reason: str | None = None
+
+    @property
+    def allocated_qty(self) -> int:
+        return sum(self.allocated.values())
+
+
+class RebalanceExecutor(Strategy):
+    def __init__(self, config: RebalanceExecutorConfig) -> None:
+        super().__init__(config)
+        if config.reference_price not in REFERENCE_SOURCES:
+            raise ValueError(f"reference_price must be one of {REFERENCE_SOURCES}, was {config.reference_price!r}")
+        self.schedule = schedule_by_name(config.commission_schedule)
+        self._book_type = book_type_from_str(config.book_type)
+        self.phase = Phase.SYNC
+        self.plan: Plan | None = None
+        self.ledger: Ledger | None = None
+        self.plan_error: PlanError | None = None
+        self.report: RunReport | None = None
+        self._blocks: dict[ClientOrderId, BlockState] = {}
+        self._phase_orders: list[ClientOrderId] = []
+        self._phase_started_ns: dict[Phase, int] = {}
+        self._outcomes: dict[str, RequestOutcome] = {}
+        self._instruments: list[InstrumentId] = []
+        self._grace_set = False
+        self._session = config.session_id
+
+    # ------------------------------------------------------------------------------------------
+    # Lifecycle
+
+    @property
+    def is_done(self) -> bool:
+        return self.phase == Phase.DONE
+
+    def on_start(self) -> None:
+        known = {str(i.id) for i in self.cache.instruments()}
+        try:
+            self.plan = load_plan(self.config.plan_path, known, self.config.default_venue)
+        except PlanError as exc:
+            self.plan_error = exc
+            self.log.error(str(exc))
+            self._enter_done("plan refused")
+            return
+        if self._session is None:
+            self._session = self.clock.utc_now().strftime("%Y%m%d")
+        plan = self.plan
+        self.ledger = Ledger(
+            cash=dict(zip(plan.accounts["account_id"], plan.accounts["cash"], strict=True)),
+            positions={
+                (a, i): int(q)
+                for a, i, q in plan.positions[["account_id", "instrument_id", "quantity"]].itertuples(index=False)
+            },
+        )
+        for row in plan.requests.itertuples(index=False):
+            self._outcomes[row.request_id] = RequestOutcome(
+                request_id=row.request_id,
+                account_id=row.account_id,
+                instrument_id=row.instrument_id,
+                side=row.side,
+                requested_qty=int(row.quantity),
+            )
+        self._instruments = [
+            InstrumentId.from_str(i) for i in plan.instrument_ids if self.cache.instrument(InstrumentId.from_str(i))
+        ]
+        for instrument_id in self._instruments:
+            if self._book_type == BookType.L1_MBP:
+                self.subscribe_quote_ticks(instrument_id)
+            else:
+                self.subscribe_order_book_deltas(instrument_id, book_type=self._book_type)
+            if self.config.reference_price == "last":
+                self.subscribe_trade_ticks(instrument_id)
+        self.msgbus.subscribe(ALLOCATION_TOPIC, self._on_allocation)
+        self.log.info(
+            f"SYNC: plan of {len(plan.accounts)} accounts, {len(plan.requests)} requests "
+            f"({(plan.requests['side'] == 'SELL').sum()} sells, {(plan.requests['side'] == 'BUY').sum()} buys) "
+            f"over {len(plan.traded_instrument_ids)} instruments; cash {sum(plan.accounts['cash'])} USD"
+        )
+        self._phase_started_ns[Phase.SYNC] = self.clock.timestamp_ns()
+        self.clock.set_timer("rebalance-sync", timedelta(milliseconds=100), callback=self._on_sync_poll)
+
+    def on_stop(self) -> None:
+        if self.phase != Phase.DONE:
+            self.log.warning(f"stopped during {self.phase.value}: open requests end with what has been allocated")
+            self._enter_done(f"session stopped during {self.phase.value}")
+
+    # ------------------------------------------------------------------------------------------
+    # SYNC
+
+    def _on_sync_poll(self, event: TimeEvent) -> None:
+        if self.phase != Phase.SYNC:
+            return
+        now = self.clock.timestamp_ns()
+        if self.config.start_time is not None and now < pd.Timestamp(self.config.start_time).value:
+            return
+        traded = self.plan.traded_instrument_ids
+        missing = [i for i in traded if self._reference(i, "SELL") is None or self._reference(i, "BUY") is None]
+        timed_out = now - self._phase_started_ns[Phase.SYNC] >= self.config.sync_timeout_secs * 1e9
+        if missing and not timed_out:
+            return
+        self.clock.cancel_timer("rebalance-sync")
+        if missing:
+            self.log.warning(f"SYNC: no reference price for {missing} after {self.config.sync_timeout_secs}s")
+        self.log.info(f"SYNC done: reference prices for {len(traded) - len(missing)}/{len(traded)} instruments")
+        self._start_trading_phase(Phase.SELL, build_blocks(self.plan.requests, "SELL"))
+
+    # ------------------------------------------------------------------------------------------
+    # Prices
+
+    def _reference(self, instrument_id: str, side: str) -> Decimal | None:
+        iid = InstrumentId.from_str(instrument_id)
+        source = self.config.reference_price
+        if source == "last":
+            tick = self.cache.trade_tick(iid)
+            return tick.price.as_decimal() if tick else None
+        bid, ask = self._best_bid_ask(iid)
+        if bid is None or ask is None:
+            return None
+        if source == "mid":
+            return (bid + ask) / 2
+        return bid if side == "SELL" else ask
+
+    def _best_bid_ask(self, iid: InstrumentId) -> tuple[Decimal | None, Decimal | None]:
+        book = self.cache.order_book(iid)
+        if book is not None and book.best_bid_price() is not None and book.best_ask_price() is not None:
+            return book.best_bid_price().as_decimal(), book.best_ask_price().as_decimal()
+        quote = self.cache.quote_tick(iid)
+        if quote is not None:
+            return quote.bid_price.as_decimal(), quote.ask_price.as_decimal()
+        return None, None
+
+    def _arrival(self, instrument_id: str, reference: Decimal) -> Decimal:
+        bid, ask = self._best_bid_ask(InstrumentId.from_str(instrument_id))
+        return (bid + ask) / 2 if bid is not None and ask is not None else reference
+
+    # ------------------------------------------------------------------------------------------
+    # SELL and BUY
+
+    def _start_trading_phase(self, phase: Phase, blocks: list[Block]) -> None:
+        self.phase = phase
+        now = self.clock.timestamp_ns()
+        self._phase_started_ns[phase] = now
+        self._phase_orders = []
+        self._grace_set = False
+        deadline = self.clock.utc_now() + timedelta(seconds=self.config.phase_deadline_secs)
+        offset = Decimal(str(self.config.sell_offset_bps if phase == Phase.SELL else self.config.buy_offset_bps))
+        side = phase.value
+        to_send = []
+        for block in blocks:
+            reference = self._reference(block.instrument_id, side)
+            if reference is None:
+                self._mark_not_sent(block, "no reference price")
+                continue
+            if block.quantity < self.config.min_order_qty:
+                self._mark_not_sent(block, f"block of {block.quantity} is below the minimum of {self.config.min_order_qty}")
+                continue
+            instrument = self.cache.instrument(InstrumentId.from_str(block.instrument_id))
+            tick = instrument.price_increment.as_decimal()
+            limit = (
+                pricing.sell_limit(reference, offset, tick) if phase == Phase.SELL else pricing.buy_limit(reference, offset, tick)
+            )
+            to_send.append((block, instrument, reference, limit))
+
+        for block, instrument, reference, limit in to_send:
+            symbol = instrument.id.symbol.value.replace(".", "_")
+            client_order_id = ClientOrderId(f"RB-{self._session}-{side[0]}-{symbol}")
+            state = BlockState(
+                block=block,
+                client_order_id=client_order_id,
+                phase=phase,
+                limit=limit,
+                arrival=self._arrival(block.instrument_id, reference),
+                ts_submitted=now,
+                allocated={a: 0 for a in block.accounts.tolist()},
+                request_of=dict(zip(block.accounts.tolist(), block.request_ids.tolist(), strict=True)),
+            )
+            self._blocks[client_order_id] = state
+            self._phase_orders.append(client_order_id)
+            for request_id, target in zip(block.request_ids.tolist(), block.targets.tolist(), strict=True):
+                outcome = self._outcomes[request_id]
+                outcome.sent_qty = int(target)
+                outcome.client_order_id = client_order_id.value
+                outcome.limit_price = limit
+                outcome.arrival_price = state.arrival
+            order = self.order_factory.limit(
+                instrument_id=instrument.id,
+                order_side=OrderSide.SELL if phase == Phase.SELL else OrderSide.BUY,
+                quantity=Quantity.from_int(block.quantity),
+                price=Price(limit, instrument.price_precision),
+                time_in_force=TimeInForce.GTD,
+                expire_time=deadline,
+                tags=[f"rebalance:{phase.value}"],
+                client_order_id=client_order_id,
+            )
+            self.msgbus.publish(
+                ALLOCATION_GROUP_TOPIC,
+                AllocationGroup(client_order_id.value, block.instrument_id, side, block.target_map()),
+            )
+            self.log.info(
+                f"{phase.value}: {side} {block.quantity} {block.instrument_id} LMT {limit} "
+                f"(reference {reference}, {len(block.accounts)} accounts) as {client_order_id}"
+            )
+            self.submit_order(order)
+
+        if not self._phase_orders:
+            self.log.info(f"{phase.value}: nothing to send")
+            self._finish_phase()
+            return
+        self.clock.set_time_alert(f"rebalance-deadline-{phase.value}", deadline, callback=self._on_deadline)
+
+    def _mark_not_sent(self, block: Block, reason: str) -> None:
+        self.log.warning(f"{block.side} {block.instrument_id} not sent: {reason}")
+        for request_id in block.request_ids.tolist():
+            self._outcomes[request_id].not_sent_reason = reason
+
+    def _on_deadline(self, event: TimeEvent) -> None:
+        if self.phase.value not in event.name:
+            return
+        for client_order_id in self._phase_orders:
+            order = self.cache.order(client_order_id)
+            if order is not None and not order.is_closed:
+                self._blocks[client_order_id].end_reason = "deadline"
+                self.log.info(f"{self.phase.value}: deadline, cancelling {client_order_id} ({order.leaves_qty} open)")
+                self.cancel_order(order)
+
+    # ------------------------------------------------------------------------------------------
+    # Order events and allocations
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        # The venue's allocations may come before or after this event; whichever is last closes the phase.
+        self._check_phase_complete()
+
+    def on_order_rejected(self, event: OrderRejected) -> None:
+        self._on_refused(event.client_order_id, f"rejected by venue: {event.reason}")
+
+    def on_order_denied(self, event: OrderDenied) -> None:
+        self._on_refused(event.client_order_id, f"denied by risk engine: {event.reason}")
+
+    def _on_refused(self, client_order_id: ClientOrderId, reason: str) -> None:
+        state = self._blocks.get(client_order_id)
+        if state is None:
+            return
+        state.rejected_reason = reason
+        self.log.error(f"{client_order_id}: {reason}")
+        self._check_phase_complete()
+
+    def on_order_canceled(self, event: OrderCanceled) -> None:
+        self._check_phase_complete()
+
+    def on_order_expired(self, event: OrderExpired) -> None:
+        state = self._blocks.get(event.client_order_id)
+        if state is not None and state.end_reason is None:
+            state.end_reason = "expired"
+        self._check_phase_complete()
+
+    def _on_allocation(self, allocation: Allocation) -> None:
+        state = self._blocks.get(ClientOrderId(allocation.client_order_id))
+        if state is None:
+            self.log.warning(f"allocation {allocation.execution_id} for unknown order {allocation.client_order_id}")
+            return
+        request_id = state.request_of.get(allocation.account_id, "")
+        breaches_before = len(self.ledger.breaches)
+        if not self.ledger.apply(allocation, request_id):
+            return
+        for breach in self.ledger.breaches[breaches_before:]:
+            self.log.error(f"LEDGER BREACH: {breach}")
+        state.allocated[allocation.account_id] = state.allocated.get(allocation.account_id, 0) + allocation.quantity
+        state.first_fill_ns = state.first_fill_ns or allocation.ts_event
+        state.last_fill_ns = allocation.ts_event
+        if request_id:
+            outcome = self._outcomes[request_id]
+            outcome.filled_qty += allocation.quantity
+            outcome.filled_value += allocation.quantity * allocation.price
+            outcome.commission += allocation.commission
+            outcome.last_fill_ns = allocation.ts_event
+        self._check_phase_complete()
+
+    def _check_phase_complete(self) -> None:
+        if self.phase not in (Phase.SELL, Phase.BUY):
+            return
+        unallocated = []
+        for client_order_id in self._phase_orders:
+            order = self.cache.order(client_order_id)
+            if order is None or not order.is_closed:
+                return
+            state = self._blocks[client_order_id]
+            if state.allocated_qty < int(order.filled_qty):
+                unallocated.append(client_order_id)
+        if not unallocated:
+            self._finish_phase()
+        elif not self._grace_set:
+            self._grace_set = True
+            self.log.info(f"{self.phase.value}: orders closed, waiting for allocations of {unallocated}")
+            self.clock.set_time_alert(
+                f"rebalance-grace-{self.phase.value}",
+                self.clock.utc_now() + timedelta(seconds=self.config.allocation_grace_secs),
+                callback=self._on_grace,
+            )
+
+    def _on_grace(self, event: TimeEvent) -> None:
+        if self.phase.value not in event.name:
+            return
+        missing = {
+            str(c): int(self.cache.order(c).filled_qty) - self._blocks[c].allocated_qty for c in self._phase_orders
+        }
+        self.log.error(f"{self.phase.value}: allocations still missing after grace period {missing}; going on without them")
+        self._finish_phase()
+
+    def _finish_phase(self) -> None:
+        phase = self.phase
+        for name in (f"rebalance-deadline-{phase.value}", f"rebalance-grace-{phase.value}"):
+            if name in self.clock.timer_names:
+                self.clock.cancel_timer(name)
+        orders = [self.cache.order(c) for c in self._phase_orders]
+        filled = sum(int(o.filled_qty) for o in orders)
+        sent = sum(int(o.quantity) for o in orders)
+        value = sum((int(o.filled_qty) * o.avg_px for o in orders if o.filled_qty), 0.0)
+        self.log.info(
+            f"{phase.value} done: {len(orders)} blocks, {filled}/{sent} shares filled "
+            f"({(filled / sent if sent else 0):.1%}), value {value:,.2f} USD"
+        )
+        if phase == Phase.SELL:
+            self._recalc()
+        elif phase == Phase.BUY:
+            self._enter_done("completed")
+
+    # ------------------------------------------------------------------------------------------
+    # RECALC
+
+    def _recalc(self) -> None:
+        self.phase = Phase.RECALC
+        self._phase_started_ns[Phase.RECALC] = self.clock.timestamp_ns()
+        plan = self.plan
+        buys = plan.requests[plan.requests["side"] == "BUY"].reset_index(drop=True)
+        if buys.empty:
+            self.log.info("RECALC: no buys in the plan")
+            self._enter_done("completed")
+            return
+        accounts = plan.accounts["account_id"].tolist()
+        code_of = {a: i for i, a in enumerate(accounts)}
+        cash_micros = np.array(
+            [decimal_to_micros(self.ledger.cash[a].quantize(MICRO, rounding=ROUND_FLOOR)) for a in accounts],
+            dtype=np.int64,
+        )
+
+        offset = Decimal(str(self.config.buy_offset_bps))
+        limit_by_instrument: dict[str, int] = {}
+        mark_by_instrument: dict[str, Decimal] = {}
+        for instrument_id in sorted(set(buys["instrument_id"]) | set(plan.positions["instrument_id"])):
+            iid = InstrumentId.from_str(instrument_id)
+            instrument = self.cache.instrument(iid)
+            mid = self._reference(instrument_id, "BUY") if instrument is not None else None
+            if mid is None:
+                continue
+            mark_by_instrument[instrument_id] = mid
+            if instrument_id in set(buys["instrument_id"]):
+                limit = pricing.buy_limit(mid, offset, instrument.price_increment.as_decimal())
+                limit_by_instrument[instrument_id] = decimal_to_micros(limit)
+
+        nav_micros = cash_micros.copy()
+        for (account, instrument_id), qty in self.ledger.positions.items():
+            if qty and instrument_id in mark_by_instrument and account in code_of:
+                nav_micros[code_of[account]] += int(qty * mark_by_instrument[instrument_id] * 1_000_000)
+        reserve = reserve_micros(nav_micros, Decimal(self.config.cash_reserve_abs), Decimal(str(self.config.cash_reserve_pct)))
+        budget = cash_micros - reserve
+
+        priced = buys["instrument_id"].isin(limit_by_instrument.keys()).to_numpy()
+        requested = np.where(priced, buys["quantity"].to_numpy(dtype=np.int64), 0)
+        limits = buys["instrument_id"].map(limit_by_instrument).fillna(0).to_numpy(dtype=np.int64)
+        codes = buys["account_id"].map(code_of).to_numpy(dtype=np.int64)
+        sized = size_buys(codes, requested, limits, budget, self.schedule)
+        buys["sized"] = sized
+
+        cut = buys[sized < buys["quantity"].to_numpy()]
+        for position, row in zip(np.flatnonzero(sized < buys["quantity"].to_numpy()), cut.itertuples(index=False)):
+            outcome = self._outcomes[row.request_id]
+            if not priced[position]:
+                outcome.not_sent_reason = "no reference price"
+            elif row.sized == 0:
+                outcome.not_sent_reason = "cut to 0 by RECALC: not enough cash"
+            else:
+                outcome.cut_reason = f"cut by RECALC from {row.quantity} to {row.sized}: not enough cash"
+        spendable = budget.clip(min=0).sum() / 1e6
+        self.log.info(
+            f"RECALC: {len(buys)} buys over {buys['account_id'].nunique()} accounts, "
+            f"{int(buys['quantity'].sum())} shares requested, {int(sized.sum())} affordable; "
+            f"{len(cut)} requests cut; spendable cash {spendable:,.2f} USD after reserves"
+        )
+        self._start_trading_phase(Phase.BUY, build_blocks(buys, "BUY", quantity_column="sized"))
+
+    # ------------------------------------------------------------------------------------------
+    # DONE
+
+    def _enter_done(self, reason: str) -> None:
+        self.phase = Phase.DONE
+        self._phase_started_ns[Phase.DONE] = self.clock.timestamp_ns()
+        for name in list(self.clock.timer_names):
+            if name.startswith("rebalance-"):
+                self.clock.cancel_timer(name)
+        if self.plan is None:
+            return
+        for state in self._blocks.values():
+            order = self.cache.order(state.client_order_id)
+            for request_id in state.block.request_ids.tolist():
+                outcome = self._outcomes[request_id]
+                outcome.rejected_reason = state.rejected_reason
+                outcome.end_reason = state.end_reason or (
+                    "session ended with the order open" if order is not None and not order.is_closed else None
+                )
+        self.report = build_report(
+            outcomes=list(self._outcomes.values()),
+            ledger=self.ledger,
+            blocks=[self._block_row(s) for s in self._blocks.values()],
+            phase_started_ns={p.value: t for p, t in self._phase_started_ns.items()},
+        )
+        totals = self.report.summary
+        self.log.info(
+            f"DONE ({reason}): "
+            + ", ".join(f"{k} {v}" for k, v in totals["request_states"].items())
+            + f"; commissions {totals['commissions']} USD; min cash {totals['min_cash_left']} USD"
+        )
+        if self.ledger.breaches:
+            self.log.error(f"{len(self.ledger.breaches)} ledger breaches: {self.ledger.breaches[:5]}")
+        if self.config.output_dir:
+            folder = write_report(self.report, Path(self.config.output_dir))
+            self.log.info(f"run outputs written to {folder}")
+
+    def _block_row(self, s: BlockState) -> dict:
+        order = self.cache.order(s.client_order_id)
+        filled = int(order.filled_qty) if order is not None else 0
+        avg = Decimal(str(order.avg_px)).quantize(Decimal("0.0001")) if filled else None
+        return {
+            "client_order_id": s.client_order_id.value,
+            "phase": s.phase.value,
+            "instrument_id": s.block.instrument_id,
+            "side": s.block.side,
+            "accounts": len(s.block.accounts),
+            "quantity": s.block.quantity,
+            "limit_price": s.limit,
+            "arrival_price": s.arrival,
+            "filled_qty": filled,
+            "allocated_qty": s.allocated_qty,
+            "avg_price": avg,
+            "ts_submitted": s.ts_submitted,
+            "first_fill_ns": s.first_fill_ns,
+            "last_fill_ns": s.last_fill_ns,
+            "end": s.rejected_reason or s.end_reason or ("filled" if filled == s.block.quantity else "open"),
+        }

@@ -1,0 +1,178 @@
+"""Run outputs: per-account transactions, the final state of every request, and the summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+
+from strategies.ledger import Ledger
+from strategies.pricing import slippage_bps
+
+STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "NOT_SENT")
+
+
+@dataclass
+class RequestOutcome:
+    request_id: str
+    account_id: str
+    instrument_id: str
+    side: str
+    requested_qty: int
+    sent_qty: int = 0
+    filled_qty: int = 0
+    filled_value: Decimal = Decimal(0)
+    commission: Decimal = Decimal(0)
+    client_order_id: str | None = None
+    limit_price: Decimal | None = None
+    arrival_price: Decimal | None = None
+    last_fill_ns: int | None = None
+    not_sent_reason: str | None = None
+    cut_reason: str | None = None
+    rejected_reason: str | None = None
+    end_reason: str | None = None
+
+    @property
+    def state(self) -> str:
+        if self.sent_qty == 0 and self.filled_qty == 0:
+            return "NOT_SENT"
+        if self.filled_qty >= self.requested_qty:
+            return "FILLED"
+        if self.filled_qty > 0:
+            return "PARTIALLY_FILLED"
+        if self.rejected_reason:
+            return "REJECTED"
+        return "EXPIRED"
+
+    @property
+    def reason(self) -> str:
+        parts = [self.not_sent_reason if self.sent_qty == 0 else None, self.cut_reason, self.rejected_reason]
+        if self.sent_qty and self.filled_qty < self.sent_qty and not self.rejected_reason:
+            parts.append(f"{self.end_reason or 'closed'} with {self.filled_qty} of {self.sent_qty} filled")
+        return "; ".join(p for p in parts if p)
+
+
+@dataclass
+class RunReport:
+    transactions: pd.DataFrame
+    requests: pd.DataFrame
+    blocks: pd.DataFrame
+    accounts: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+def _phase_stats(blocks: pd.DataFrame, requests: pd.DataFrame, phase_started_ns: dict[str, int]) -> dict:
+    stats = {}
+    for phase in ("SELL", "BUY"):
+        b = blocks[blocks["phase"] == phase] if len(blocks) else blocks
+        r = requests[requests["side"] == phase]
+        sent = int(b["quantity"].sum()) if len(b) else 0
+        filled = int(b["filled_qty"].sum()) if len(b) else 0
+        slip_num, value = Decimal(0), Decimal(0)
+        for row in b.itertuples(index=False):
+            if row.filled_qty and row.avg_price is not None:
+                notional = row.avg_price * row.filled_qty
+                sign = 1 if phase == "BUY" else -1
+                slip_num += slippage_bps(sign, row.arrival_price, row.avg_price) * notional
+                value += notional
+        start = phase_started_ns.get(phase)
+        fill_secs = [(t - start) / 1e9 for t in r["last_fill_ns"].dropna().tolist()] if start is not None else []
+        stats[phase] = {
+            "blocks": len(b),
+            "requested_qty": int(r["requested_qty"].sum()),
+            "sent_qty": sent,
+            "filled_qty": filled,
+            "fill_rate": round(filled / sent, 4) if sent else None,
+            "filled_value": str(value.quantize(Decimal("0.01"))),
+            "commissions": str(sum(r["commission"], Decimal(0))),
+            "slippage_bps_vs_arrival": round(float(slip_num / value), 2) if value else None,
+            "median_secs_to_last_fill": round(float(pd.Series(fill_secs).median()), 3) if fill_secs else None,
+        }
+    return stats
+
+
+def build_report(
+    outcomes: list[RequestOutcome], ledger: Ledger, blocks: list[dict], phase_started_ns: dict[str, int]
+) -> RunReport:
+    transactions = pd.DataFrame(
+        ledger.transactions,
+        columns=[
+            "account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission",
+            "ts_event", "client_order_id", "venue_order_id", "execution_id",
+        ],
+    )
+    transactions.insert(7, "time", pd.to_datetime(transactions["ts_event"].astype("int64"), unit="ns", utc=True))
+    requests = pd.DataFrame(
+        [
+            {
+                "request_id": o.request_id,
+                "account_id": o.account_id,
+                "instrument_id": o.instrument_id,
+                "side": o.side,
+                "state": o.state,
+                "requested_qty": o.requested_qty,
+                "sent_qty": o.sent_qty,
+                "filled_qty": o.filled_qty,
+                "avg_price": (o.filled_value / o.filled_qty).quantize(Decimal("0.0001")) if o.filled_qty else None,
+                "commission": o.commission,
+                "limit_price": o.limit_price,
+                "arrival_price": o.arrival_price,
+                "client_order_id": o.client_order_id,
+                "last_fill_ns": o.last_fill_ns,
+                "reason": o.reason,
+            }
+            for o in outcomes
+        ]
+    )
+    blocks_frame = pd.DataFrame(blocks)
+    accounts = pd.DataFrame(
+        {
+            "account_id": list(ledger.starting_cash),
+            "cash_start": list(ledger.starting_cash.values()),
+            "cash_end": [ledger.cash[a] for a in ledger.starting_cash],
+            "commissions": [ledger.commissions.get(a, Decimal(0)) for a in ledger.starting_cash],
+        }
+    )
+    if len(requests):
+        counts = requests.pivot_table(index="account_id", columns="state", values="request_id", aggfunc="count")
+        counts = counts.reindex(columns=list(STATES), fill_value=0).fillna(0).astype(int)
+        accounts = accounts.merge(counts, left_on="account_id", right_index=True, how="left").fillna(
+            {s: 0 for s in STATES}
+        )
+    state_counts = requests["state"].value_counts().reindex(list(STATES), fill_value=0) if len(requests) else None
+    summary = {
+        "accounts": len(accounts),
+        "requests": len(requests),
+        "request_states": {s: int(state_counts[s]) for s in STATES} if state_counts is not None else {},
+        "transactions": len(transactions),
+        "commissions": str(sum(ledger.commissions.values(), Decimal(0))),
+        "cash_start": str(sum(ledger.starting_cash.values(), Decimal(0))),
+        "cash_end": str(sum(ledger.cash.values(), Decimal(0))),
+        "min_cash_left": str(min(ledger.cash.values(), default=Decimal(0))),
+        "accounts_below_zero": int(sum(1 for c in ledger.cash.values() if c < 0)),
+        "ledger_breaches": list(ledger.breaches),
+        "phases": _phase_stats(blocks_frame, requests, phase_started_ns) if len(requests) else {},
+    }
+    return RunReport(transactions, requests, blocks_frame, accounts, summary)
+
+
+def _for_files(frame: pd.DataFrame) -> pd.DataFrame:
+    """Decimals as text: exact in CSV and Parquet alike, whatever their scale."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].map(lambda v: isinstance(v, Decimal)).any():
+            out[column] = out[column].map(lambda v: None if v is None else str(v))
+    return out
+
+
+def write_report(report: RunReport, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("transactions", "requests", "blocks", "accounts"):
+        frame = _for_files(getattr(report, name))
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "summary.json").write_text(json.dumps(report.summary, indent=2, default=str))
+    return folder

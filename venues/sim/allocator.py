@@ -1,0 +1,114 @@
+"""The simulated FA allocator: block fills become per-account `Allocation` events, as IB does.
+
+Two halves, because NautilusTrader prices a fill (FeeModel) before it publishes it (OrderFilled):
+
+- `FAAllocator` shares each block fill out to the accounts of its `AllocationGroup`
+  (ContractsOrShares: pro rata to the targets, whole shares, never above a target) and charges each
+  account its own commission on its part, like IB charges every allocation. The fee model calls it
+  and books the block's commission as the sum of the accounts' commissions, so the simulated master
+  account and the client ledgers always agree.
+- `FAAllocationPublisher`, an Actor, turns those pending allocations into `Allocation` events when
+  the matching OrderFilled is published, carrying the fill's trade id and timestamps.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.events import OrderFilled
+
+from strategies.allocation import allocate_fill
+from strategies.commissions import CommissionCalculator, CommissionSchedule
+from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
+
+
+@dataclass
+class _GroupState:
+    group: AllocationGroup
+    accounts: list[str]
+    targets: np.ndarray
+    allocated: np.ndarray
+
+
+class FAAllocator:
+    def __init__(self, schedule: CommissionSchedule) -> None:
+        self.commissions = CommissionCalculator(schedule)
+        self._groups: dict[str, _GroupState] = {}
+        self._pending: dict[str, deque[list[tuple[str, int, Decimal]]]] = defaultdict(deque)
+
+    def register(self, group: AllocationGroup) -> None:
+        accounts = list(group.targets)
+        targets = np.array([group.targets[a] for a in accounts], dtype=np.int64)
+        if (targets <= 0).any():
+            raise ValueError(f"allocation group {group.client_order_id} has a non-positive target")
+        self._groups[group.client_order_id] = _GroupState(group, accounts, targets, np.zeros_like(targets))
+
+    def has_group(self, client_order_id: str) -> bool:
+        return client_order_id in self._groups
+
+    def allocate(self, client_order_id: str, quantity: int, price: Decimal) -> Decimal:
+        """Share out one fill; returns the block commission (the sum of the accounts' commissions)."""
+        state = self._groups[client_order_id]
+        shares = allocate_fill(quantity, state.targets - state.allocated)
+        state.allocated += shares
+        parts = []
+        total = Decimal(0)
+        for index in np.flatnonzero(shares):
+            account = state.accounts[index]
+            qty = int(shares[index])
+            commission = self.commissions.charge((client_order_id, account), qty, price)
+            parts.append((account, qty, commission))
+            total += commission
+        self._pending[client_order_id].append(parts)
+        return total
+
+    def pop_pending(self, client_order_id: str) -> list[tuple[str, int, Decimal]] | None:
+        queue = self._pending.get(client_order_id)
+        return queue.popleft() if queue else None
+
+    def allocated(self, client_order_id: str) -> dict[str, int]:
+        state = self._groups[client_order_id]
+        return dict(zip(state.accounts, state.allocated.tolist(), strict=True))
+
+
+class FAAllocationPublisher(Actor):
+    def __init__(self, allocator: FAAllocator, config: ActorConfig | None = None) -> None:
+        super().__init__(config or ActorConfig(component_id="FAAllocationPublisher"))
+        self.allocator = allocator
+
+    def on_start(self) -> None:
+        self.msgbus.subscribe(ALLOCATION_GROUP_TOPIC, self.allocator.register)
+        # Ahead of the strategies: the block fill and its allocations then reach them in IB's order.
+        self.msgbus.subscribe("events.order.*", self._on_order_event, priority=10)
+
+    def _on_order_event(self, event) -> None:
+        if not isinstance(event, OrderFilled):
+            return
+        coid = event.client_order_id.value
+        parts = self.allocator.pop_pending(coid)
+        if parts is None:
+            return
+        price = event.last_px.as_decimal()
+        side = "BUY" if event.is_buy else "SELL"
+        for account, qty, commission in parts:
+            self.msgbus.publish(
+                ALLOCATION_TOPIC,
+                Allocation(
+                    client_order_id=coid,
+                    venue_order_id=event.venue_order_id.value,
+                    execution_id=f"{event.trade_id.value}.{account}",
+                    account_id=account,
+                    instrument_id=event.instrument_id.value,
+                    side=side,
+                    quantity=qty,
+                    price=price,
+                    commission=commission,
+                    ts_event=event.ts_event,
+                    ts_init=event.ts_init,
+                ),
+            )

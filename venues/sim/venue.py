@@ -1,0 +1,145 @@
+"""Builds the simulated FA venue inside a NautilusTrader BacktestEngine.
+
+One aggregate CASH account stands for the FA master: the block orders trade there, against the
+shared liquidity of the book, and the FA allocator books each fill to the client accounts. The
+master's starting cash is the clients' cash added up and its holdings are the clients' holdings
+added up, so the simulated exchange refuses exactly what IB would refuse the master.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.models import LatencyModel
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.enums import (
+    AccountType,
+    LiquiditySide,
+    OmsType,
+    OrderSide,
+    OrderType,
+    book_type_from_str,
+)
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import (
+    AccountId,
+    ClientOrderId,
+    InstrumentId,
+    PositionId,
+    StrategyId,
+    TradeId,
+    Venue,
+    VenueOrderId,
+)
+from nautilus_trader.model.objects import Money, Quantity
+from nautilus_trader.model.position import Position
+
+from strategies.commissions import schedule_by_name
+from strategies.plan import Plan
+from venues.sim.allocator import FAAllocationPublisher, FAAllocator
+from venues.sim.fees import IBFeeModel
+from venues.sim.fill_models import DepthHaircutFillModel
+
+QUEUE_MODELS = ("none", "risk_averse")
+
+
+@dataclass(frozen=True)
+class SimVenueConfig:
+    venue: str = "SMART"
+    book_type: str = "L2_MBP"  # L3_MBO for order-by-order data
+    commission_schedule: str = "ib_tiered"
+    latency_ms: float = 20.0  # order entry and cancel, one way
+    queue_model: str = "risk_averse"
+    depth_fraction: float = 1.0  # share of displayed depth really available to us
+    prob_fill_on_limit: float = 1.0
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.queue_model not in QUEUE_MODELS:
+            raise ValueError(f"queue_model must be one of {QUEUE_MODELS}, was {self.queue_model!r}")
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, was {self.latency_ms}")
+
+
+@dataclass
+class SimVenue:
+    config: SimVenueConfig
+    allocator: FAAllocator
+    fee_model: IBFeeModel
+    fill_model: DepthHaircutFillModel
+    publisher: FAAllocationPublisher
+
+    @property
+    def account_id(self) -> AccountId:
+        return AccountId(f"{self.config.venue}-001")
+
+
+def add_sim_venue(engine: BacktestEngine, config: SimVenueConfig, plan: Plan) -> SimVenue:
+    allocator = FAAllocator(schedule_by_name(config.commission_schedule))
+    fee_model = IBFeeModel(config.commission_schedule, allocator=allocator)
+    fill_model = DepthHaircutFillModel(config.depth_fraction, config.prob_fill_on_limit, config.seed)
+    latency_ns = int(config.latency_ms * 1_000_000)
+    total_cash = sum(plan.accounts["cash"], Decimal(0))
+    engine.add_venue(
+        venue=Venue(config.venue),
+        oms_type=OmsType.NETTING,
+        account_type=AccountType.CASH,
+        base_currency=USD,
+        starting_balances=[Money(total_cash, USD)],
+        book_type=book_type_from_str(config.book_type),
+        fill_model=fill_model,
+        fee_model=fee_model,
+        latency_model=LatencyModel(base_latency_nanos=latency_ns),
+        bar_execution=False,
+        trade_execution=True,
+        liquidity_consumption=True,
+        queue_position=config.queue_model == "risk_averse",
+        support_gtd_orders=True,
+    )
+    fill_model.cache = engine.cache
+    publisher = FAAllocationPublisher(allocator)
+    engine.add_actor(publisher)
+    return SimVenue(config, allocator, fee_model, fill_model, publisher)
+
+
+def seed_positions(engine: BacktestEngine, venue: SimVenue, strategy_id: StrategyId, plan: Plan) -> dict[str, int]:
+    """Give the master the clients' holdings, owned by the strategy, so that they can be sold.
+
+    NautilusTrader has no starting positions, and a CASH account may not sell what it does not
+    hold. The position is put straight into the cache as if bought before the session; cash is
+    untouched, so the master's cash stays the clients' cash added up.
+    """
+    totals = plan.positions.groupby("instrument_id")["quantity"].sum()
+    seeded = {}
+    for instrument_id, quantity in totals.items():
+        instrument = engine.cache.instrument(InstrumentId.from_str(instrument_id))
+        if instrument is None or quantity <= 0:
+            continue
+        ts = engine.kernel.clock.timestamp_ns()
+        tag = f"SEED-{instrument.id.symbol.value}"
+        fill = OrderFilled(
+            trader_id=engine.trader_id,
+            strategy_id=strategy_id,
+            instrument_id=instrument.id,
+            client_order_id=ClientOrderId(tag),
+            venue_order_id=VenueOrderId(tag),
+            account_id=venue.account_id,
+            trade_id=TradeId(tag),
+            position_id=PositionId(f"{instrument.id}-{strategy_id}"),
+            order_side=OrderSide.BUY,
+            order_type=OrderType.MARKET,
+            last_qty=Quantity(int(quantity), instrument.size_precision),
+            last_px=instrument.price_increment,
+            currency=instrument.quote_currency,
+            commission=Money(0, instrument.quote_currency),
+            liquidity_side=LiquiditySide.NO_LIQUIDITY_SIDE,
+            event_id=UUID4(),
+            ts_event=ts,
+            ts_init=ts,
+        )
+        engine.cache.add_position(Position(instrument, fill), OmsType.NETTING)
+        seeded[instrument_id] = int(quantity)
+    return seeded
