@@ -219,7 +219,7 @@ class _SessionSimulator:
         levels = min(levels, depth)
         for i in range(depth - levels, depth):
             ops.append((_DELETE, side.order_side, side.touch + side.step * i, side.sizes[i]))
-        fresh = [self._level_size(0) for _ in range(levels)]  # fresh[0] becomes the new touch
+        fresh = [self._level_size(0) for _ in range(levels)]  # fresh[-1] becomes the new touch
         for i, size in enumerate(fresh):
             ops.append((_ADD, side.order_side, side.touch - side.step * (i + 1), size))
         side.sizes = fresh[::-1] + side.sizes[: depth - levels]
@@ -314,7 +314,7 @@ class _SessionSimulator:
                     self._take(pulled, 1, ops, None, AggressorSide.NO_AGGRESSOR)
                     if u_refill[j] < _P_REFILL:
                         refill_side = pulled
-                elif u_kind[j] < _P_TOUCH_PULL + _P_PARTIAL_TRADE and spread >= 1:
+                elif u_kind[j] < _P_TOUCH_PULL + _P_PARTIAL_TRADE:
                     p_buy = min(0.9, max(0.1, 0.5 + 0.8 * (fair - mid) / spread))
                     side = asks if u_side[j] < p_buy else bids
                     touch_size = side.sizes[0]

@@ -539,6 +539,7 @@ class RebalanceExecutor(Strategy):
             "allocated_qty": s.allocated_qty,
             "avg_price": avg,
             "ts_submitted": s.ts_submitted,
+            "ts_closed": order.ts_last if order is not None and order.is_closed else None,
             "first_fill_ns": s.first_fill_ns,
             "last_fill_ns": s.last_fill_ns,
             "end": s.rejected_reason or s.end_reason or ("filled" if filled == s.block.quantity else "open"),

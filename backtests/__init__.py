@@ -1,0 +1,1 @@
+"""Backtests of the rebalance executor in NautilusTrader's simulated exchange."""

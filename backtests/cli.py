@@ -1,0 +1,145 @@
+"""`rebalance`: run the executor over historical books, or the self-contained demo.
+
+    rebalance demo
+    rebalance backtest --plan PLAN --catalog DIR [--param name=value ...] [--venue-param name=value ...]
+    rebalance data synth --catalog DIR [--minutes N] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pandas as pd
+
+from backtests.results import print_results
+from backtests.runner import run_backtest
+from strategies.plan import PlanError, load_plan
+from strategies.rebalance_exec import RebalanceExecutorConfig
+from venues.sim.venue import SimVenueConfig
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_PLAN = REPO / "data" / "demo" / "plan"
+DEMO_CATALOG = REPO / ".demo" / "catalog"
+
+
+def _parse_params(pairs: list[str], target: type, base: dict) -> dict:
+    """name=value pairs into a config's fields; msgspec then converts the types, so typos fail loudly."""
+    if issubclass(target, msgspec.Struct):
+        fields = {f.name for f in msgspec.structs.fields(target)}
+    else:
+        fields = set(target.__dataclass_fields__)
+    out = dict(base)
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--param expects name=value, got {pair!r}")
+        if name not in fields:
+            raise SystemExit(f"unknown parameter {name!r}; known: {', '.join(sorted(fields))}")
+        out[name] = value
+    return out
+
+
+def _strategy_config(plan: Path, out: Path, params: list[str]) -> RebalanceExecutorConfig:
+    values = _parse_params(params, RebalanceExecutorConfig, {"plan_path": str(plan), "output_dir": str(out)})
+    try:
+        return msgspec.convert(values, RebalanceExecutorConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SystemExit(f"bad --param: {exc}") from None
+
+
+def _venue_config(params: list[str], venue: str) -> SimVenueConfig:
+    values = _parse_params(params, SimVenueConfig, {"venue": venue})
+    try:
+        return msgspec.convert(values, SimVenueConfig, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise SystemExit(f"bad --venue-param: {exc}") from None
+
+
+def _run(plan: Path, catalog: Path, out: Path, params: list[str], venue_params: list[str], log_level: str) -> int:
+    from data.catalog import catalog_instruments, catalog_time_range, stream_catalog
+
+    config = _strategy_config(plan, out, params)
+    venue = _venue_config(venue_params, config.default_venue)
+    instruments = catalog_instruments(catalog)
+    if not instruments:
+        print(f"error: no instruments in catalog {catalog}", file=sys.stderr)
+        return 2
+    try:
+        plan_obj = load_plan(plan, {str(i.id) for i in instruments}, config.default_venue)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    wanted = [i for i in instruments if str(i.id) in set(plan_obj.instrument_ids)]
+    ids = [str(i.id) for i in wanted]
+    _, end_ns = catalog_time_range(catalog, ids)
+    result = run_backtest(
+        config,
+        wanted,
+        stream_catalog(catalog, ids),
+        venue_config=venue,
+        end_ns=end_ns,
+        log_level=log_level,
+        plan=plan_obj,
+    )
+    print_results(result)
+    return 0 if result.report and result.report.summary["accounts_below_zero"] == 0 else 1
+
+
+def _ensure_demo_catalog() -> Path:
+    from data.synthetic import write_synthetic_catalog
+
+    if not (DEMO_CATALOG / "data").exists():
+        print(f"writing the synthetic demo order books to {DEMO_CATALOG} (seeded, once) ...")
+        write_synthetic_catalog(DEMO_CATALOG)
+    return DEMO_CATALOG
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rebalance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the example plan over the synthetic demo books")
+    demo.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-<time>)")
+    demo.add_argument("--param", action="append", default=[], help="strategy parameter name=value")
+    demo.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
+    demo.add_argument("--log-level", default="WARNING")
+
+    bt = sub.add_parser("backtest", help="run a plan over a ParquetDataCatalog")
+    bt.add_argument("--plan", type=Path, required=True, help="plan folder (CSV/Parquet) or JSON file")
+    bt.add_argument("--catalog", type=Path, required=True)
+    bt.add_argument("--out", type=Path, default=None, help="run folder (default runs/<time>)")
+    bt.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
+    bt.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
+    bt.add_argument("--log-level", default="WARNING")
+
+    data = sub.add_parser("data", help="market data utilities")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    synth = data_sub.add_parser("synth", help="write seeded synthetic ETF order books to a catalog")
+    synth.add_argument("--catalog", type=Path, required=True)
+    synth.add_argument("--minutes", type=float, default=30.0)
+    synth.add_argument("--seed", type=int, default=7)
+
+    args = parser.parse_args(argv)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    if args.command == "demo":
+        catalog = _ensure_demo_catalog()
+        out = args.out or REPO / "runs" / f"demo-{stamp}"
+        return _run(DEMO_PLAN, catalog, out, args.param, args.venue_param, args.log_level)
+    if args.command == "backtest":
+        out = args.out or Path("runs") / stamp
+        return _run(args.plan, args.catalog, out, args.param, args.venue_param, args.log_level)
+    if args.command == "data" and args.data_command == "synth":
+        from data.synthetic import write_synthetic_catalog
+
+        summary = write_synthetic_catalog(args.catalog, duration=pd.Timedelta(minutes=args.minutes), seed=args.seed)
+        print(summary)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Real CME market-by-order samples (Databento DBN) replayed as an equity-like instrument.
+
+The rebalancer trades cash equities, but what a backtest needs from real data is real book dynamics:
+queue depletion, partial fills, cancels. So the ES future's order flow is kept as recorded (prices,
+sizes, order ids, flags, sequence numbers, timestamps) and only the instrument id changes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from nautilus_trader.adapters.databento.loaders import DatabentoDataLoader
+from nautilus_trader.core.data import Data
+from nautilus_trader.model.data import OrderBookDelta, TradeTick
+from nautilus_trader.model.instruments import Equity
+
+from data.catalog import CatalogLike, CatalogWriteSummary, open_catalog, prepare_instrument_slots, write_data_chunked
+from data.synthetic import make_equity
+
+# ../shared/data/cme beside the repository, see its README for what each file holds.
+CME_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cme"
+ESH4_MBO_FILE = "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
+
+
+def load_cme_mbo_as_equity(
+    path: str | Path,
+    symbol: str = "ES",
+    venue: str = "SMART",
+    price_precision: int = 2,
+    include_trades: bool = True,
+    price_increment: str = "0.25",
+) -> tuple[Equity, list[Data]]:
+    """Load a Databento MBO file as ``OrderBookDelta``s (and ``TradeTick``s) of ``{symbol}.{venue}``.
+
+    Returns the matching ``Equity`` (tick ``price_increment``, whole shares, no exchange fee) and the
+    data in file order, which is ``ts_init`` order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no DBN file at {path}")
+    instrument = make_equity(symbol, venue, price_increment)
+    if instrument.price_precision != price_precision:
+        raise ValueError(
+            f"price_increment {price_increment} has precision {instrument.price_precision}, "
+            f"but price_precision={price_precision} was asked for"
+        )
+    # The loader stamps the given id on every record, so nothing is rebuilt after loading.
+    data = DatabentoDataLoader().from_dbn_file(
+        path,
+        instrument_id=instrument.id,
+        price_precision=price_precision,
+        as_legacy_cython=True,
+        include_trades=include_trades,
+    )
+    unexpected = {type(d).__name__ for d in data if not isinstance(d, (OrderBookDelta, TradeTick))}
+    if unexpected:
+        raise ValueError(f"{path.name} is not an MBO file: it loads as {sorted(unexpected)}")
+    return instrument, data
+
+
+def write_cme_catalog(
+    path: str | Path,
+    catalog_path: CatalogLike,
+    symbol: str = "ES",
+    venue: str = "SMART",
+    price_precision: int = 2,
+    include_trades: bool = True,
+    chunk_size: int = 250_000,
+    overwrite: bool = False,
+) -> CatalogWriteSummary:
+    """Write an MBO file to the catalog as ``{symbol}.{venue}``, in files of about ``chunk_size`` rows."""
+    t0 = time.perf_counter()
+    instrument, data = load_cme_mbo_as_equity(path, symbol, venue, price_precision, include_trades)
+    deltas = [d for d in data if isinstance(d, OrderBookDelta)]
+    trades = [d for d in data if isinstance(d, TradeTick)]
+    del data
+    if not deltas:
+        raise ValueError(f"{Path(path).name} holds no order book deltas")
+    catalog = open_catalog(catalog_path)
+    prepare_instrument_slots(catalog, [instrument], overwrite=overwrite)
+    files = sum(write_data_chunked(catalog, rows, chunk_size) for rows in (deltas, trades) if rows)
+    key = instrument.id.value
+    return CatalogWriteSummary(
+        catalog_path=Path(catalog.path),
+        instrument_ids=(key,),
+        deltas={key: len(deltas)},
+        trades={key: len(trades)},
+        start_ns=min(rows[0].ts_init for rows in (deltas, trades) if rows),
+        end_ns=max(rows[-1].ts_init for rows in (deltas, trades) if rows),
+        files=files,
+        seconds=time.perf_counter() - t0,
+    )
+

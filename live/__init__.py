@@ -1,0 +1,1 @@
+"""Paper and live trading nodes for the rebalance executor."""

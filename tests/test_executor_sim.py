@@ -1,0 +1,207 @@
+"""The executor end to end in NautilusTrader's simulated exchange, over scripted books."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from backtests.runner import run_backtest
+from strategies.commissions import IB_TIERED
+from strategies.plan import PlanError
+from strategies.rebalance_exec import RebalanceExecutorConfig
+from tests.books import SEC, T0, equity, steady_session
+from venues.sim.venue import SimVenueConfig
+
+SPY, QQQ = equity("SPY"), equity("QQQ")
+DEADLINE = 30
+
+PLAN = {
+    "accounts.csv": "account_id,cash\nA,1000\nB,50000\nC,0\n",
+    "positions.csv": "account_id,instrument,quantity\nA,SPY,100\nB,SPY,50\nC,QQQ,30\n",
+    "requests.csv": (
+        "request_id,account_id,instrument,side,quantity\n"
+        "r1,A,SPY,SELL,60\nr2,B,SPY,SELL,50\nr3,C,QQQ,SELL,30\n"
+        "r4,A,QQQ,BUY,20\nr5,B,QQQ,BUY,40\nr6,C,SPY,BUY,50\n"
+    ),
+}
+DEEP_SPY = ([("100.00", 500), ("99.99", 500)], [("100.01", 500), ("100.02", 500)])
+DEEP_QQQ = ([("400.00", 500), ("399.99", 500)], [("400.02", 500), ("400.03", 500)])
+
+
+def write_plan(folder: Path, files: dict[str, str] = PLAN) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def run(tmp_path: Path, books: dict, seconds: int = 120, changes=None, plan_files=PLAN, **params):
+    plan = write_plan(tmp_path / "plan", plan_files)
+    config = RebalanceExecutorConfig(
+        plan_path=str(plan), phase_deadline_secs=DEADLINE, output_dir=str(tmp_path / "out"), **params
+    )
+    data = steady_session(books, seconds, changes=changes)
+    return run_backtest(config, list(books), data, venue_config=SimVenueConfig(latency_ms=5), log_level="OFF")
+
+
+def by_request(result) -> pd.DataFrame:
+    return result.report.requests.set_index("request_id")
+
+
+def assert_money_adds_up(result) -> None:
+    """Allocations equal block fills, stay within targets, and no account ends below zero."""
+    report = result.report
+    tx, blocks = report.transactions, report.blocks
+    assert report.summary["ledger_breaches"] == []
+    assert report.summary["accounts_below_zero"] == 0
+    for block in blocks.itertuples():
+        booked = tx[tx["client_order_id"] == block.client_order_id]["quantity"].sum()
+        assert booked == block.filled_qty == block.allocated_qty
+        assert block.filled_qty <= block.quantity
+    requests = report.requests.set_index("request_id")
+    per_request = tx.groupby("request_id")["quantity"].sum()
+    for request_id, qty in per_request.items():
+        assert qty == requests.loc[request_id, "filled_qty"] <= requests.loc[request_id, "sent_qty"]
+    # the ledger's cash is starting cash plus what the transactions say, to the cent
+    accounts = report.accounts.set_index("account_id")
+    for account, row in accounts.iterrows():
+        mine = tx[tx["account_id"] == account]
+        flows = sum(
+            (q * p * (1 if s == "SELL" else -1) - c for q, p, s, c in zip(mine["quantity"], mine["price"], mine["side"], mine["commission"])),
+            Decimal(0),
+        )
+        assert row["cash_end"] == row["cash_start"] + flows
+        assert row["cash_end"] >= 0
+
+
+def assert_buys_after_sells(result) -> None:
+    blocks = result.report.blocks
+    sells, buys = blocks[blocks["phase"] == "SELL"], blocks[blocks["phase"] == "BUY"]
+    if len(sells) and len(buys):
+        assert sells["ts_closed"].notna().all()
+        assert buys["ts_submitted"].min() >= sells["ts_closed"].max()
+
+
+def test_sells_fill_fully_then_buys_sized_from_proceeds(tmp_path):
+    result = run(tmp_path, {SPY: DEEP_SPY, QQQ: DEEP_QQQ})
+    requests = by_request(result)
+    assert requests.loc[["r1", "r2", "r3", "r5", "r6"], "state"].tolist() == ["FILLED"] * 5
+    # A: 1000 + 60 x 100.00 - 0.35 = 6999.65 USD; QQQ buy limit 400.01 x 1.005 -> 402.01;
+    # 17 x 402.01 + 0.35 = 6834.52 fits, 18 shares would not
+    assert requests.loc["r4", "state"] == "PARTIALLY_FILLED"
+    assert requests.loc["r4", "sent_qty"] == 17
+    assert "cut by RECALC from 20 to 17" in requests.loc["r4", "reason"]
+    # C had no cash: its SPY buy is paid by its own QQQ sale and nobody else's
+    assert requests.loc["r6", "filled_qty"] == 50
+    assert_money_adds_up(result)
+    assert_buys_after_sells(result)
+    assert result.report.summary["phases"]["SELL"]["fill_rate"] == 1.0
+
+
+def test_sells_fill_partially_and_buys_are_cut(tmp_path):
+    # 40 shares bid at 100.00 above the 99.51 limit (mid 100.005 x 0.995, rounded up), then the
+    # bid drops below the limit for the rest of the session
+    thin_spy = ([("100.00", 40), ("99.00", 1000)], [("100.01", 500), ("100.02", 500)])
+    gone = ([("99.00", 1000)], [("100.01", 500), ("100.02", 500)])
+    result = run(tmp_path, {SPY: thin_spy, QQQ: DEEP_QQQ}, changes={1: {SPY: gone}})
+    requests = by_request(result)
+    sold = requests.loc["r1", "filled_qty"] + requests.loc["r2", "filled_qty"]
+    assert sold == 40
+    assert set(requests.loc[["r1", "r2"], "state"]) == {"PARTIALLY_FILLED"}
+    assert "deadline" in requests.loc["r1", "reason"]
+    # pro rata to 60:50 in whole shares
+    assert {requests.loc["r1", "filled_qty"], requests.loc["r2", "filled_qty"]} == {22, 18}
+    a_cash = Decimal(1000) + requests.loc["r1", "filled_qty"] * Decimal("100.00") - requests.loc["r1", "commission"]
+    limit = requests.loc["r4", "limit_price"]
+    affordable = max(q for q in range(21) if q * limit + IB_TIERED.order_commission(q, q * limit) <= a_cash)
+    assert requests.loc["r4", "sent_qty"] == affordable < 20
+    assert_money_adds_up(result)
+    assert_buys_after_sells(result)
+
+
+def test_sells_do_not_fill_and_expire_at_the_deadline(tmp_path):
+    far_spy = ([("98.00", 1000)], [("100.01", 500)])
+    result = run(tmp_path, {SPY: far_spy, QQQ: DEEP_QQQ})
+    requests = by_request(result)
+    assert requests.loc[["r1", "r2"], "state"].tolist() == ["EXPIRED", "EXPIRED"]
+    assert requests.loc[["r1", "r2"], "filled_qty"].tolist() == [0, 0]
+    blocks = result.report.blocks.set_index("client_order_id")
+    spy_sell = blocks[(blocks["phase"] == "SELL") & (blocks["instrument_id"] == "SPY.SMART")].iloc[0]
+    buys = blocks[blocks["phase"] == "BUY"]
+    # the buy phase waited for the sell deadline, then sized A's buy from its own 1000 USD only
+    assert buys["ts_submitted"].min() >= spy_sell["ts_submitted"] + DEADLINE * SEC
+    assert requests.loc["r4", "sent_qty"] == 2  # 2 x 402.01 + 0.35 <= 1000 < 3 x 402.01
+    assert_money_adds_up(result)
+    assert_buys_after_sells(result)
+
+
+def test_buy_phase_limits_follow_the_book_at_recalc(tmp_path):
+    # the QQQ book moves up by 2 USD while the SPY sell waits for its deadline: buys are priced
+    # off the mid at RECALC, not the one at the start of the session
+    far_spy = ([("98.00", 1000)], [("100.01", 500)])
+    moved = ([("402.00", 500)], [("402.02", 500)])
+    result = run(tmp_path, {SPY: far_spy, QQQ: DEEP_QQQ}, changes={5: {QQQ: moved}})
+    requests = by_request(result)
+    assert requests.loc["r5", "limit_price"] == Decimal("404.02")  # 402.01 x 1.005 = 404.02 rounded down
+    assert_money_adds_up(result)
+
+
+def test_cash_reserve_is_kept(tmp_path):
+    result = run(tmp_path, {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, cash_reserve_abs="5000")
+    accounts = result.report.accounts.set_index("account_id")
+    # A has 6999.65 after its sale and keeps 5000: 1999.65 buys 4 QQQ at 402.01 (+0.35), not 5
+    assert by_request(result).loc["r4", "sent_qty"] == 4
+    assert accounts.loc["A", "cash_end"] >= 5000
+    assert accounts.loc["B", "cash_end"] >= 5000
+    assert_money_adds_up(result)
+
+
+def test_block_below_minimum_is_not_sent(tmp_path):
+    result = run(tmp_path, {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, min_order_qty=100)
+    requests = by_request(result)
+    assert requests.loc["r3", "state"] == "NOT_SENT"  # QQQ sell block of 30
+    assert "below the minimum" in requests.loc["r3", "reason"]
+    assert requests.loc["r1", "state"] == "FILLED"  # SPY sell block of 110
+    assert_money_adds_up(result)
+
+
+def test_no_reference_price_leaves_requests_not_sent(tmp_path):
+    one_sided = ([("100.00", 500)], [])
+    result = run(tmp_path, {SPY: one_sided, QQQ: DEEP_QQQ}, sync_timeout_secs=5)
+    requests = by_request(result)
+    assert requests.loc[["r1", "r2", "r6"], "state"].tolist() == ["NOT_SENT"] * 3
+    assert requests.loc["r3", "state"] == "FILLED"
+    assert_money_adds_up(result)
+
+
+def test_run_outputs_are_written(tmp_path):
+    result = run(tmp_path, {SPY: DEEP_SPY, QQQ: DEEP_QQQ})
+    out = tmp_path / "out"
+    for name in ("transactions", "requests", "blocks", "accounts"):
+        parquet = pd.read_parquet(out / f"{name}.parquet")
+        csv = pd.read_csv(out / f"{name}.csv")
+        assert len(parquet) == len(csv) == len(getattr(result.report, name))
+    tx = pd.read_parquet(out / "transactions.parquet")
+    assert set(tx.columns) >= {"account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission", "time"}
+    assert (out / "summary.json").exists()
+
+
+def test_bad_plan_is_refused_before_the_engine_is_built(tmp_path):
+    bad = dict(PLAN)
+    bad["requests.csv"] = PLAN["requests.csv"] + "r7,Z,SPY,BUY,10\n"
+    with pytest.raises(PlanError, match=r"requests.csv line 8, field 'account_id': unknown account 'Z'"):
+        run(tmp_path, {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, plan_files=bad)
+
+
+def test_session_ending_early_still_gives_every_request_a_state(tmp_path):
+    # data stops 10 s in, long before the sell deadline: nothing is left undetermined
+    far_spy = ([("98.00", 1000)], [("100.01", 500)])
+    result = run(tmp_path, {SPY: far_spy, QQQ: DEEP_QQQ}, seconds=10)
+    states = by_request(result)["state"]
+    assert states.notna().all()
+    assert states.loc["r1"] == "EXPIRED"
+    assert states.loc["r3"] == "FILLED"
+    assert_money_adds_up(result)

@@ -1,0 +1,1 @@
+"""Interactive Brokers Financial Advisor adapter on ib_async."""
