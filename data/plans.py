@@ -63,3 +63,11 @@ def random_plan(
         }
     )
     return Plan(accounts=account_rows, positions=positions, requests=requests)
+
+
+DEMO_PRICES = {"SPY.SMART": 590.0, "QQQ.SMART": 510.0, "IEF.SMART": 94.0, "GLD.SMART": 245.0}
+
+
+def demo_plan() -> Plan:
+    """The plan shipped in data/demo/plan (written there with strategies.plan.write_plan)."""
+    return random_plan(25, DEMO_PRICES, seed=11, account_prefix="DU")

@@ -34,9 +34,16 @@ from nautilus_trader.model.enums import AggressorSide, BookAction, OrderSide, Re
 from nautilus_trader.model.identifiers import InstrumentId, Symbol, TradeId
 from nautilus_trader.model.instruments import Equity
 from nautilus_trader.model.objects import FIXED_PRECISION, Price, Quantity
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from tqdm import tqdm
 
-from data.catalog import CatalogWriteSummary, open_catalog, prepare_instrument_slots, unix_nanos
+from data.catalog import (
+    CatalogWriteSummary,
+    catalog_time_range,
+    open_catalog,
+    prepare_instrument_slots,
+    unix_nanos,
+)
 
 DEFAULT_START = pd.Timestamp("2024-03-04 14:30", tz="UTC")  # a Monday, 09:30 New York
 SESSION_SECONDS = 6.5 * 3600  # daily_vol is quoted per regular US trading session
@@ -116,6 +123,7 @@ _P_IMPROVE_WIDE = 0.6  # on a main event with a wide spread, someone improves it
 _P_TOUCH_PULL = 0.03  # a touch level vanishes without a fair-value move
 _P_PARTIAL_TRADE = 0.25  # of the remaining events, a trade that leaves the touch standing
 _MAX_SWEEP = 3  # levels one aggressor may take
+_TRADE_SIZE_SIGMA = 1.0  # lognormal: mostly small prints, a few blocks
 _LEVEL_WEIGHT_DECAY = 0.75  # size updates cluster near the touch
 
 _F_LAST = int(RecordFlag.F_LAST)
@@ -158,8 +166,13 @@ class _SessionSimulator:
         self.end_ns = end_ns
         self.block_events = max(1, block_events)
         self.mean_gap_ns = 1e9 / events_per_sec
-        # Seeding per symbol keeps an instrument's path unchanged when others are added or reordered.
-        self.rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(spec.symbol.encode())]))
+        # Seeding per symbol keeps an instrument's path unchanged when others are added or reordered, and
+        # one generator per quantity keeps it unchanged when the block size (and so each draw's length) changes.
+        root = np.random.SeedSequence([seed, zlib.crc32(spec.symbol.encode())])
+        (self.rng_gap, self.rng_fair, self.rng_kind, self.rng_side, self.rng_refill, self.rng_level,
+         self.rng_update, self.rng_trade, self.rng_refill_gap, self.rng_size) = (
+            np.random.default_rng(child) for child in root.spawn(10)
+        )
 
         self.price_precision = Price.from_str(str(spec.price_increment)).precision
         self.tick_raw = int(spec.price_increment * 10**FIXED_PRECISION)
@@ -168,6 +181,7 @@ class _SessionSimulator:
         self.profile = [spec.level_size_mean * (1.0 + spec.depth_growth * i) for i in range(levels)]
         weights = np.array([_LEVEL_WEIGHT_DECAY**i for i in range(levels)])
         self.level_cdf = np.cumsum(weights) / weights.sum()
+        self.level_cdf[-1] = 1.0  # rounding must not let searchsorted pick a level past the last
         sigma_ticks = spec.daily_vol * float(spec.start_price / spec.price_increment)
         self.fair_sigma_per_sqrt_ns = sigma_ticks / math.sqrt(SESSION_SECONDS * 1e9)
         self.min_touch = 2 * levels  # keeps every displayed price positive
@@ -177,6 +191,7 @@ class _SessionSimulator:
         self.asks = _Side(OrderSide.SELL, +1, start_tick + 1, [0] * levels)
         self.fair = start_tick + 0.5
         self.sequence = 0
+        self.delta_count = 0
         self.trade_count = 0
         self._noise: list[float] = []
         self._noise_pos = 0
@@ -185,7 +200,7 @@ class _SessionSimulator:
 
     def _normal(self) -> float:
         if self._noise_pos >= len(self._noise):
-            self._noise = self.rng.standard_normal(4 * self.block_events + 64).tolist()
+            self._noise = self.rng_size.standard_normal(4 * self.block_events + 64).tolist()
             self._noise_pos = 0
         z = self._noise[self._noise_pos]
         self._noise_pos += 1
@@ -236,6 +251,7 @@ class _SessionSimulator:
             from_raw(iid, a, s, t * tick_raw, prec, q * share_raw, 0, 0, 0 if n < last else _F_LAST, seq, ts, ts)
             for n, (a, s, t, q) in enumerate(ops)
         ]
+        self.delta_count += len(deltas)
         ticks = []
         for tick, size, aggressor in trades:
             self.trade_count += 1
@@ -261,29 +277,30 @@ class _SessionSimulator:
                 iid, _ADD, side.order_side, (side.touch + side.step * i) * self.tick_raw, prec,
                 side.sizes[i] * self.share_raw, 0, 0, flags, seq, ts, ts,
             ))
+        self.delta_count += len(deltas)
         out.append((deltas, []))
 
     def blocks(self) -> Iterator[list[tuple[list[OrderBookDelta], list[TradeTick]]]]:
         """Yield lists of venue events ``(deltas, trades)`` in time order, about ``block_events`` main
         events per list; the first event is the opening snapshot."""
-        rng, n = self.rng, self.block_events
+        n = self.block_events
         bids, asks = self.bids, self.asks
         end_ns = self.end_ns
+        trade_mu = math.log(self.spec.trade_size_mean) - 0.5 * _TRADE_SIZE_SIGMA**2
         out: list = []
         self._snapshot(out)
-        t_next = self.start_ns + max(1, round(rng.exponential(self.mean_gap_ns)))
+        t_next = self.start_ns + max(1, round(self.rng_gap.exponential(self.mean_gap_ns)))
         while t_next < end_ns:
-            gaps = np.maximum(1, np.rint(rng.exponential(self.mean_gap_ns, n))).astype(np.int64).tolist()
-            fair_z = rng.standard_normal(n).tolist()
-            u_kind = rng.random(n).tolist()
-            u_side = rng.random(n).tolist()
-            u_refill = rng.random(n).tolist()
-            level_pick = np.searchsorted(self.level_cdf, rng.random(n)).tolist()
-            update_z = rng.standard_normal(n).tolist()
-            trade_sigma = 1.0
-            trade_size = rng.lognormal(math.log(self.spec.trade_size_mean) - 0.5 * trade_sigma**2, trade_sigma, n)
+            gaps = np.maximum(1, np.rint(self.rng_gap.exponential(self.mean_gap_ns, n))).astype(np.int64).tolist()
+            fair_z = self.rng_fair.standard_normal(n).tolist()
+            u_kind = self.rng_kind.random(n).tolist()
+            u_side = self.rng_side.random(n).tolist()
+            u_refill = self.rng_refill.random(n).tolist()
+            level_pick = np.searchsorted(self.level_cdf, self.rng_level.random(n)).tolist()
+            update_z = self.rng_update.standard_normal(n).tolist()
+            trade_size = self.rng_trade.lognormal(trade_mu, _TRADE_SIZE_SIGMA, n)
             trade_size = np.maximum(1, np.rint(trade_size)).astype(np.int64).tolist()
-            refill_gap = rng.exponential(_REFILL_DELAY_NS, n).tolist()
+            refill_gap = self.rng_refill_gap.exponential(_REFILL_DELAY_NS, n).tolist()
             for j in range(n):
                 ts = t_next
                 if ts >= end_ns:
@@ -348,6 +365,17 @@ class _SessionSimulator:
             yield out
 
 
+def _write_and_clear(catalog: ParquetDataCatalog, *row_lists: list) -> int:
+    """Write each non-empty list as one file, empty it, and return the number of files written."""
+    written = 0
+    for rows in row_lists:
+        if rows:
+            catalog.write_data(rows)
+            rows.clear()
+            written += 1
+    return written
+
+
 def _events_to_data(instrument_id: InstrumentId, events: list) -> list[Data]:
     data: list[Data] = []
     for deltas, trades in events:
@@ -409,49 +437,35 @@ def write_synthetic_catalog(
     delta_counts: dict[str, int] = {}
     trade_counts: dict[str, int] = {}
     files = 0
-    first_ts: int | None = None
-    last_ts: int | None = None
     session_s = (end_ns - start_ns) / 1e9
     with tqdm(total=round(len(specs) * session_s), unit="sim-s", desc="synthetic L2", disable=None) as bar:
         for spec in specs:
             sim = _SessionSimulator(spec, venue, start_ns, end_ns, seed, events_per_sec, block_events=8_192)
-            key = sim.instrument_id.value
-            delta_counts[key] = trade_counts[key] = 0
             deltas: list[OrderBookDelta] = []
             trades: list[TradeTick] = []
             progressed = start_ns
-
-            def flush() -> None:
-                nonlocal files, first_ts, last_ts
-                for rows, counts in ((deltas, delta_counts), (trades, trade_counts)):
-                    if rows:
-                        catalog.write_data(rows)
-                        files += 1
-                        counts[key] += len(rows)
-                        first_ts = rows[0].ts_init if first_ts is None else min(first_ts, rows[0].ts_init)
-                        last_ts = rows[-1].ts_init if last_ts is None else max(last_ts, rows[-1].ts_init)
-                deltas.clear()
-                trades.clear()
-
             for events in sim.blocks():
                 for event_deltas, event_trades in events:
                     deltas.extend(event_deltas)
                     trades.extend(event_trades)
                     if len(deltas) >= chunk_rows:
-                        flush()
+                        files += _write_and_clear(catalog, deltas, trades)
                 reached = events[-1][0][-1].ts_init
                 bar.update((reached - progressed) / 1e9)
                 progressed = reached
-            flush()
+            files += _write_and_clear(catalog, deltas, trades)
             bar.update((end_ns - progressed) / 1e9)
+            delta_counts[sim.instrument_id.value] = sim.delta_count
+            trade_counts[sim.instrument_id.value] = sim.trade_count
 
+    instrument_ids = tuple(i.id.value for i in instruments)
     return CatalogWriteSummary(
         catalog_path=Path(catalog_path),
-        instrument_ids=tuple(i.id.value for i in instruments),
+        instrument_ids=instrument_ids,
         deltas=delta_counts,
         trades=trade_counts,
-        start_ns=first_ts or start_ns,
-        end_ns=last_ts or start_ns,
+        start_ns=start_ns,  # every book opens with its snapshot at the session start
+        end_ns=catalog_time_range(catalog, instrument_ids)[1],
         files=files,
         seconds=time.perf_counter() - t0,
     )

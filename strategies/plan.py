@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -70,13 +71,13 @@ class Plan:
     positions: pd.DataFrame  # account_id, instrument_id, quantity (int64)
     requests: pd.DataFrame  # request_id, account_id, instrument_id, side, quantity (int64)
 
-    @property
+    @cached_property
     def instrument_ids(self) -> list[str]:
-        return sorted(set(self.requests["instrument_id"]) | set(self.positions["instrument_id"]))
+        return sorted(set(self.requests["instrument_id"].unique()) | set(self.positions["instrument_id"].unique()))
 
-    @property
+    @cached_property
     def traded_instrument_ids(self) -> list[str]:
-        return sorted(set(self.requests["instrument_id"]))
+        return sorted(self.requests["instrument_id"].unique())
 
     def holding(self, account_id: str, instrument_id: str) -> int:
         rows = self.positions[
@@ -90,14 +91,17 @@ class Plan:
 
 
 def _cells_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    def to_text(value: object) -> str:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return ""
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value).strip()
+    """Every cell as text, as a CSV would give it: validation then treats all formats alike."""
 
-    return frame.map(to_text) if len(frame) else frame.astype(str)
+    def column_text(column: pd.Series) -> pd.Series:
+        if pd.api.types.is_float_dtype(column):
+            # 10.0 from Parquet or JSON is the whole number 10; 10.5 stays 10.5 and is refused later
+            return column.map(lambda v: "" if np.isnan(v) else str(int(v)) if float(v).is_integer() else repr(v))
+        if pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column):
+            return column.astype(str)
+        return column.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
+
+    return pd.DataFrame({name: column_text(frame[name]) for name in frame.columns}, index=frame.index)
 
 
 def read_plan_tables(path: str | Path) -> dict[str, RawTable]:
@@ -132,11 +136,14 @@ def read_plan_tables(path: str | Path) -> dict[str, RawTable]:
         file = found[0]
         if file.suffix == ".csv":
             frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True)
+            frame = frame.apply(lambda column: column.str.strip())
             labels = [f"line {i + 2}" for i in range(len(frame))]  # header is line 1
         else:
             frame = pd.read_parquet(file)
             labels = [f"row {i}" for i in range(len(frame))]
-        tables[name] = RawTable(file.name, _cells_as_text(frame.astype(object)), labels)
+        if file.suffix != ".csv":
+            frame = _cells_as_text(frame)
+        tables[name] = RawTable(file.name, frame, labels)
     return tables
 
 

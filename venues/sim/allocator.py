@@ -86,6 +86,10 @@ class FAAllocationPublisher(Actor):
         # Ahead of the strategies: the block fill and its allocations then reach them in IB's order.
         self.msgbus.subscribe("events.order.*", self._on_order_event, priority=10)
 
+    def on_stop(self) -> None:
+        self.msgbus.unsubscribe(ALLOCATION_GROUP_TOPIC, self.allocator.register)
+        self.msgbus.unsubscribe("events.order.*", self._on_order_event)
+
     def _on_order_event(self, event) -> None:
         if not isinstance(event, OrderFilled):
             return

@@ -23,7 +23,7 @@ from nautilus_trader.model.enums import (
     OrderType,
     book_type_from_str,
 )
-from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.events import OrderAccepted, OrderFilled, OrderSubmitted
 from nautilus_trader.model.identifiers import (
     AccountId,
     ClientOrderId,
@@ -35,6 +35,7 @@ from nautilus_trader.model.identifiers import (
     VenueOrderId,
 )
 from nautilus_trader.model.objects import Money, Quantity
+from nautilus_trader.model.orders import MarketOrder
 from nautilus_trader.model.position import Position
 
 from strategies.commissions import schedule_by_name
@@ -140,6 +141,19 @@ def seed_positions(engine: BacktestEngine, venue: SimVenue, strategy_id: Strateg
             ts_event=ts,
             ts_init=ts,
         )
+        # The opening order goes into the cache too, filled, or the cache warns about it on every event.
+        order = MarketOrder(
+            engine.trader_id, strategy_id, instrument.id, fill.client_order_id, OrderSide.BUY, fill.last_qty, UUID4(), ts
+        )
+        order.apply(OrderSubmitted(engine.trader_id, strategy_id, instrument.id, order.client_order_id, venue.account_id, UUID4(), ts, ts))
+        order.apply(
+            OrderAccepted(
+                engine.trader_id, strategy_id, instrument.id, order.client_order_id, fill.venue_order_id,
+                venue.account_id, UUID4(), ts, ts,
+            )
+        )
+        order.apply(fill)
+        engine.cache.add_order(order, fill.position_id)
         engine.cache.add_position(Position(instrument, fill), OmsType.NETTING)
         seeded[instrument_id] = int(quantity)
     return seeded

@@ -1,0 +1,183 @@
+"""Benchmarks, each reported as a ratio against a baseline measured in the same run.
+
+    uv run python benchmarks/run.py [--minutes 30] [--repeat 3] [--accounts 10000] [--instruments 20]
+
+1. Backtest throughput, in book events per second, of the full stack (RebalanceExecutor, FA
+   allocator, IB fee model, depth-haircut fill model, queue position) against a bare
+   NautilusTrader engine running a do-nothing strategy subscribed to the same books, over the same
+   synthetic L2 data held in memory. Target: the full stack keeps >= 90 %.
+2. RECALC and block-order build for a plan of 10,000 accounts x 20 instruments: the pure sizing
+   path, and the same step timed inside the strategy during a real backtest. Target: < 1 s; the
+   baseline is a plain pandas groupby-sum over the same requests, the least any aggregation costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.config import LoggingConfig, StrategyConfig
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.data import OrderBookDeltas
+from nautilus_trader.model.enums import AccountType, BookType, OmsType
+from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.objects import Money
+from nautilus_trader.trading.strategy import Strategy
+
+from backtests.runner import run_backtest
+from data.catalog import catalog_instruments, stream_catalog
+from data.plans import DEMO_PRICES, random_plan
+from data.synthetic import SyntheticInstrumentSpec, write_synthetic_catalog
+from strategies.commissions import IB_TIERED
+from strategies.plan import write_plan
+from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.sizing import build_blocks, size_buys
+from venues.sim.venue import SimVenueConfig
+
+
+class SubscribedNothing(Strategy):
+    """The baseline: subscribes to every book like the executor does, and does nothing with them."""
+
+    def __init__(self, instrument_ids, config=None):
+        super().__init__(config or StrategyConfig())
+        self._ids = instrument_ids
+
+    def on_start(self):
+        for iid in self._ids:
+            self.subscribe_order_book_deltas(iid, book_type=BookType.L2_MBP)
+
+
+def book_events(chunks: list[list]) -> int:
+    return sum(len(item.deltas) if isinstance(item, OrderBookDeltas) else 1 for chunk in chunks for item in chunk)
+
+
+def run_bare(instruments, chunks, venue: SimVenueConfig | None = None) -> float:
+    """A bare engine; with `venue`, its exchange has the same matching features as the full stack's."""
+    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True), run_analysis=False))
+    engine.add_venue(
+        Venue("SMART"), OmsType.NETTING, AccountType.CASH, [Money(1_000_000, USD)], base_currency=USD,
+        book_type=BookType.L2_MBP, bar_execution=False, liquidity_consumption=venue is not None,
+        queue_position=venue is not None and venue.queue_model == "risk_averse",
+    )
+    for instrument in instruments:
+        engine.add_instrument(instrument)
+    engine.add_strategy(SubscribedNothing([i.id for i in instruments]))
+    engine.add_data_iterator("books", iter(chunks))
+    start = min(x.ts_init for x in chunks[0])
+    began = time.perf_counter()
+    engine.run(start=start)
+    wall = time.perf_counter() - began
+    engine.dispose()
+    return wall
+
+
+def run_full(instruments, chunks, plan_dir: Path, venue: SimVenueConfig) -> tuple[float, dict]:
+    # no output_dir: writing the run folder is disk work, not event throughput
+    config = RebalanceExecutorConfig(plan_path=str(plan_dir), phase_deadline_secs=120)
+    result = run_backtest(config, instruments, iter(chunks), venue_config=venue, log_level="OFF", stop_when_done=False)
+    return result.wall_secs, result.report.summary
+
+
+def bench_throughput(minutes: float, repeat: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_synthetic_catalog(tmp / "catalog", duration=pd.Timedelta(minutes=minutes), seed=7)
+        instruments = catalog_instruments(tmp / "catalog")
+        chunks = list(stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]))
+        events = book_events(chunks)
+        plan_dir = write_plan(random_plan(200, DEMO_PRICES, seed=5), tmp / "plan")
+        venue = SimVenueConfig(depth_fraction=0.8)
+        walls: dict[str, list[float]] = {"bare": [], "bare_same_venue": [], "full": []}
+        summary = {}
+        for _ in range(repeat):  # interleaved, so drift in machine load hits all alike
+            gc.collect()
+            walls["bare"].append(run_bare(instruments, chunks))
+            gc.collect()
+            walls["bare_same_venue"].append(run_bare(instruments, chunks, venue))
+            gc.collect()
+            wall, summary = run_full(instruments, chunks, plan_dir, venue)
+            walls["full"].append(wall)
+    rate = {k: events / min(v) for k, v in walls.items()}
+    print(f"\n[1] backtest throughput over {events:,} book events ({minutes:g} min x {len(instruments)} ETFs, best of {repeat})")
+    print(f"    bare engine, default venue, do-nothing subscribed strategy  : {rate['bare']:>10,.0f} events/s")
+    print(f"    bare engine, the full stack's venue features (queue, consumption): {rate['bare_same_venue']:>10,.0f} events/s")
+    print(f"    full stack, 200-account rebalance                           : {rate['full']:>10,.0f} events/s")
+    print(f"    ratio full / bare (same venue features): {rate['full'] / rate['bare_same_venue']:.3f}  (target >= 0.90)")
+    print(f"    ratio full / bare (default venue)      : {rate['full'] / rate['bare']:.3f}")
+    states = summary["request_states"]
+    print(f"    (the rebalance itself: {states}, min cash left {summary['min_cash_left']} USD)")
+
+
+def bench_recalc(n_accounts: int, n_instruments: int, repeat: int) -> None:
+    rng = np.random.default_rng(0)
+    prices = {f"E{i:02d}.SMART": float(np.round(rng.uniform(20, 600), 2)) for i in range(n_instruments)}
+    plan = random_plan(n_accounts, prices, seed=3)
+    requests = plan.requests
+    accounts = plan.accounts["account_id"].tolist()
+    code_of = {a: i for i, a in enumerate(accounts)}
+    budget = np.array([int(c * 1_000_000) for c in plan.accounts["cash"]], dtype=np.int64) + rng.integers(
+        0, 50_000_000_000, n_accounts
+    )
+
+    def pure() -> None:
+        build_blocks(requests, "SELL")
+        buys = requests[requests["side"] == "BUY"].reset_index(drop=True)
+        limits = (buys["instrument_id"].map(prices).to_numpy() * 1.005 * 100).astype(np.int64) * 10_000
+        codes = buys["account_id"].map(code_of).to_numpy()
+        sized = size_buys(codes, buys["quantity"].to_numpy(), limits, budget, IB_TIERED)
+        build_blocks(buys.assign(sized=sized), "BUY", quantity_column="sized")
+
+    def baseline() -> None:
+        requests.groupby(["instrument_id", "side"])["quantity"].sum()
+
+    pure_t = min(_timed(pure) for _ in range(repeat))
+    base_t = min(_timed(baseline) for _ in range(repeat))
+    print(f"\n[2] RECALC + block build, {n_accounts:,} accounts x {n_instruments} instruments ({len(requests):,} requests)")
+    print(f"    pure sizing path              : {pure_t:.3f} s  (target < 1 s; {pure_t / base_t:.1f}x a bare groupby-sum of {base_t * 1000:.1f} ms)")
+
+    # the same step inside the strategy, during a backtest over synthetic books for these instruments
+    specs = [
+        SyntheticInstrumentSpec(iid.split(".")[0], Decimal(f"{p:.2f}"), daily_vol=0.01, level_size_mean=20_000, trade_size_mean=500)
+        for iid, p in prices.items()
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_synthetic_catalog(tmp / "catalog", specs=specs, duration=pd.Timedelta(minutes=2), seed=3, events_per_sec=5)
+        instruments = catalog_instruments(tmp / "catalog")
+        plan_dir = write_plan(plan, tmp / "plan", fmt="parquet")
+        config = RebalanceExecutorConfig(plan_path=str(plan_dir), phase_deadline_secs=30)
+        began = time.perf_counter()
+        result = run_backtest(config, instruments, stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]), log_level="OFF")
+        total = time.perf_counter() - began
+    strategy_t = result.report.summary["wall_secs"]["recalc_and_buy_blocks"]
+    print(f"    inside the strategy (RECALC, sizing, {len(result.report.blocks[result.report.blocks['phase'] == 'BUY'])} buy blocks built and sent): {strategy_t:.3f} s  (target < 1 s)")
+    print(f"    whole backtest of that plan: {total:.1f} s, {len(result.report.transactions):,} allocations booked, "
+          f"{result.report.summary['accounts_below_zero']} accounts below zero")
+
+
+def _timed(fn) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0, help="synthetic session length for throughput")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--instruments", type=int, default=20)
+    args = parser.parse_args()
+    bench_throughput(args.minutes, args.repeat)
+    bench_recalc(args.accounts, args.instruments, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
