@@ -5,7 +5,7 @@
 1. Backtest throughput, in book events per second, of the full stack (RebalanceExecutor, FA
    allocator, IB fee model, depth-haircut fill model, queue position) against a bare
    NautilusTrader engine running a do-nothing strategy subscribed to the same books, over the same
-   synthetic L2 data held in memory. Target: the full stack keeps >= 90 %.
+   synthetic L2 data held in memory (the demo's books and plan). Target: the full stack keeps >= 90 %.
 2. RECALC and block-order build for a plan of 10,000 accounts x 20 instruments: the pure sizing
    path, and the same step timed inside the strategy during a real backtest. Target: < 1 s; the
    baseline is a plain pandas groupby-sum over the same requests, the least any aggregation costs.
@@ -33,13 +33,15 @@ from nautilus_trader.trading.strategy import Strategy
 
 from backtests.runner import run_backtest
 from data.catalog import catalog_instruments, stream_catalog
-from data.plans import DEMO_PRICES, random_plan
+from data.plans import random_plan
 from data.synthetic import SyntheticInstrumentSpec, write_synthetic_catalog
 from strategies.commissions import IB_TIERED
 from strategies.plan import write_plan
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from strategies.sizing import build_blocks, size_buys
 from venues.sim.venue import SimVenueConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class SubscribedNothing(Strategy):
@@ -92,7 +94,7 @@ def bench_throughput(minutes: float, repeat: int) -> None:
         instruments = catalog_instruments(tmp / "catalog")
         chunks = list(stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]))
         events = book_events(chunks)
-        plan_dir = write_plan(random_plan(200, DEMO_PRICES, seed=5), tmp / "plan")
+        plan_dir = REPO / "data" / "demo" / "plan"
         venue = SimVenueConfig(depth_fraction=0.8)
         walls: dict[str, list[float]] = {"bare": [], "bare_same_venue": [], "full": []}
         summary = {}
@@ -108,7 +110,7 @@ def bench_throughput(minutes: float, repeat: int) -> None:
     print(f"\n[1] backtest throughput over {events:,} book events ({minutes:g} min x {len(instruments)} ETFs, best of {repeat})")
     print(f"    bare engine, default venue, do-nothing subscribed strategy  : {rate['bare']:>10,.0f} events/s")
     print(f"    bare engine, the full stack's venue features (queue, consumption): {rate['bare_same_venue']:>10,.0f} events/s")
-    print(f"    full stack, 200-account rebalance                           : {rate['full']:>10,.0f} events/s")
+    print(f"    full stack, the demo plan's rebalance                       : {rate['full']:>10,.0f} events/s")
     print(f"    ratio full / bare (same venue features): {rate['full'] / rate['bare_same_venue']:.3f}  (target >= 0.90)")
     print(f"    ratio full / bare (default venue)      : {rate['full'] / rate['bare']:.3f}")
     states = summary["request_states"]

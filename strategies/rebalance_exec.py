@@ -200,7 +200,9 @@ class RebalanceExecutor(Strategy):
         if missing:
             self.log.warning(f"SYNC: no reference price for {missing} after {self.config.sync_timeout_secs}s")
         self.log.info(f"SYNC done: reference prices for {len(traded) - len(missing)}/{len(traded)} instruments")
-        self._start_trading_phase(Phase.SELL, build_blocks(self.plan.requests, "SELL"))
+        blocks = build_blocks(self.plan.requests, "SELL")
+        prices = self._limit_prices(Phase.SELL, [b.instrument_id for b in blocks])
+        self._start_trading_phase(Phase.SELL, blocks, prices)
 
     # ------------------------------------------------------------------------------------------
     # Prices
@@ -227,6 +229,19 @@ class RebalanceExecutor(Strategy):
             return quote.bid_price.as_decimal(), quote.ask_price.as_decimal()
         return None, None
 
+    def _limit_prices(self, phase: Phase, instrument_ids) -> dict[str, tuple[Decimal, Decimal]]:
+        """(reference, limit) per instrument that has a reference price now."""
+        side = phase.value
+        offset = Decimal(str(self.config.sell_offset_bps if phase == Phase.SELL else self.config.buy_offset_bps))
+        limit_of = pricing.sell_limit if phase == Phase.SELL else pricing.buy_limit
+        prices = {}
+        for instrument_id in instrument_ids:
+            instrument = self.cache.instrument(InstrumentId.from_str(instrument_id))
+            reference = self._reference(instrument_id, side) if instrument is not None else None
+            if reference is not None:
+                prices[instrument_id] = (reference, limit_of(reference, offset, instrument.price_increment.as_decimal()))
+        return prices
+
     def _arrival(self, instrument_id: str, reference: Decimal) -> Decimal:
         bid, ask = self._best_bid_ask(InstrumentId.from_str(instrument_id))
         return (bid + ask) / 2 if bid is not None and ask is not None else reference
@@ -234,7 +249,9 @@ class RebalanceExecutor(Strategy):
     # ------------------------------------------------------------------------------------------
     # SELL and BUY
 
-    def _start_trading_phase(self, phase: Phase, blocks: list[Block]) -> None:
+    def _start_trading_phase(
+        self, phase: Phase, blocks: list[Block], prices: dict[str, tuple[Decimal, Decimal]]
+    ) -> None:
         self.phase = phase
         now = self.clock.timestamp_ns()
         self._phase_started_ns[phase] = now
@@ -242,22 +259,17 @@ class RebalanceExecutor(Strategy):
         self._pending = set()
         self._grace_set = False
         deadline = self.clock.utc_now() + timedelta(seconds=self.config.phase_deadline_secs)
-        offset = Decimal(str(self.config.sell_offset_bps if phase == Phase.SELL else self.config.buy_offset_bps))
         side = phase.value
         to_send = []
         for block in blocks:
-            reference = self._reference(block.instrument_id, side)
-            if reference is None:
+            if block.instrument_id not in prices:
                 self._mark_not_sent(block, "no reference price")
                 continue
             if block.quantity < self.config.min_order_qty:
                 self._mark_not_sent(block, f"block of {block.quantity} is below the minimum of {self.config.min_order_qty}")
                 continue
+            reference, limit = prices[block.instrument_id]
             instrument = self.cache.instrument(InstrumentId.from_str(block.instrument_id))
-            tick = instrument.price_increment.as_decimal()
-            limit = (
-                pricing.sell_limit(reference, offset, tick) if phase == Phase.SELL else pricing.buy_limit(reference, offset, tick)
-            )
             to_send.append((block, instrument, reference, limit))
 
         orders = []
@@ -457,20 +469,11 @@ class RebalanceExecutor(Strategy):
             dtype=np.int64,
         )
 
-        offset = Decimal(str(self.config.buy_offset_bps))
-        limit_by_instrument: dict[str, int] = {}
-        mark_by_instrument: dict[str, Decimal] = {}
+        # The limits sized here are the limits sent: both come from this one snapshot of the books.
+        prices = self._limit_prices(Phase.BUY, plan.instrument_ids)
+        mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
         bought = set(buys["instrument_id"].unique())
-        for instrument_id in plan.instrument_ids:
-            iid = InstrumentId.from_str(instrument_id)
-            instrument = self.cache.instrument(iid)
-            mid = self._reference(instrument_id, "BUY") if instrument is not None else None
-            if mid is None:
-                continue
-            mark_by_instrument[instrument_id] = mid
-            if instrument_id in bought:
-                limit = pricing.buy_limit(mid, offset, instrument.price_increment.as_decimal())
-                limit_by_instrument[instrument_id] = decimal_to_micros(limit)
+        limit_by_instrument = {i: decimal_to_micros(limit) for i, (_, limit) in prices.items() if i in bought}
 
         nav_micros = cash_micros.copy()
         for (account, instrument_id), qty in self.ledger.positions.items():
@@ -501,7 +504,7 @@ class RebalanceExecutor(Strategy):
             f"{int(buys['quantity'].sum())} shares requested, {int(sized.sum())} affordable; "
             f"{len(cut)} requests cut; spendable cash {spendable:,.2f} USD after reserves"
         )
-        self._start_trading_phase(Phase.BUY, build_blocks(buys, "BUY", quantity_column="sized"))
+        self._start_trading_phase(Phase.BUY, build_blocks(buys, "BUY", quantity_column="sized"), prices)
 
     # ------------------------------------------------------------------------------------------
     # DONE

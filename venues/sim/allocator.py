@@ -99,20 +99,14 @@ class FAAllocationPublisher(Actor):
             return
         price = event.last_px.as_decimal()
         side = "BUY" if event.is_buy else "SELL"
+        venue_order_id, trade_id = event.venue_order_id.value, event.trade_id.value
+        instrument_id, ts_event, ts_init = event.instrument_id.value, event.ts_event, event.ts_init
+        publish = self.msgbus.publish
         for account, qty, commission in parts:
-            self.msgbus.publish(
+            publish(
                 ALLOCATION_TOPIC,
                 Allocation(
-                    client_order_id=coid,
-                    venue_order_id=event.venue_order_id.value,
-                    execution_id=f"{event.trade_id.value}.{account}",
-                    account_id=account,
-                    instrument_id=event.instrument_id.value,
-                    side=side,
-                    quantity=qty,
-                    price=price,
-                    commission=commission,
-                    ts_event=event.ts_event,
-                    ts_init=event.ts_init,
+                    coid, venue_order_id, f"{trade_id}.{account}", account, instrument_id, side, qty, price,
+                    commission, ts_event, ts_init,
                 ),
             )

@@ -1,0 +1,206 @@
+"""FAAllocator and Ledger driven through random interleavings of block orders, fills and replays.
+
+Sells and buys overlap here in any order (the strategy runs them in phases, a live venue may not),
+so each new buy is sized against the cash that open buy blocks could still spend.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from strategies import pricing
+from strategies.commissions import IB_FIXED, IB_TIERED, decimal_to_micros, worst_case_commission_micros
+from strategies.ledger import Ledger
+from strategies.sizing import build_blocks, size_buys
+from tests.plan_factory import BlockRun, HandVenue, RandomPlan, cash_micros, random_plans
+from venues.sim.allocator import FAAllocator
+
+OFFSET_BPS = st.integers(0, 500).map(Decimal)
+BETTER_TICKS = st.one_of(st.just(0), st.integers(0, 30))
+
+
+class FAMoneyMachine(RuleBasedStateMachine):
+    @initialize(plan=random_plans(max_accounts=6, max_instruments=3, max_qty=500),
+                schedule=st.sampled_from([IB_FIXED, IB_TIERED]))
+    def setup(self, plan: RandomPlan, schedule) -> None:
+        self.plan = plan
+        self.schedule = schedule
+        self.ledger = Ledger(plan.cash, plan.positions)
+        self.venue = HandVenue(FAAllocator(schedule), self.ledger)
+        # an independent tally of what every booked allocation moved, to check the ledger against
+        self.sold = defaultdict(Decimal)
+        self.bought = defaultdict(Decimal)
+        self.fees = defaultdict(Decimal)
+        self.shares = defaultdict(int, plan.positions)
+        self.n_requests = 0
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def open_runs(self, side: str | None = None) -> list[BlockRun]:
+        return [r for r in self.venue.runs.values() if r.remaining > 0 and side in (None, r.block.side)]
+
+    def allocated(self, run: BlockRun) -> dict[str, int]:
+        return self.venue.allocator.allocated(run.coid)
+
+    def sellable(self, account: str, instrument_id: str) -> int:
+        """Shares held less what open sell blocks may still take."""
+        pending = sum(
+            run.block.target_map().get(account, 0) - self.allocated(run).get(account, 0)
+            for run in self.open_runs("SELL")
+            if run.block.instrument_id == instrument_id
+        )
+        return self.ledger.positions.get((account, instrument_id), 0) - pending
+
+    def committed_micros(self, account: str) -> int:
+        """The most that open buy blocks can still take from the account, commissions included."""
+        total = 0
+        for run in self.open_runs("BUY"):
+            target = run.block.target_map().get(account, 0)
+            if not target:
+                continue
+            limit = decimal_to_micros(run.limit)
+            left = target - self.allocated(run)[account]
+            worst = int(worst_case_commission_micros(np.array([target]), np.array([limit]), self.schedule)[0])
+            charged = decimal_to_micros(self.venue.allocator.commissions.charged((run.coid, account)))
+            total += left * limit + worst - charged
+        return total
+
+    def requests(self, rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            [(f"Q{self.n_requests + n}", *row) for n, row in enumerate(rows)],
+            columns=["request_id", "account_id", "instrument_id", "side", "quantity"],
+        ).astype({"quantity": "int64"})
+        self.n_requests += len(rows)
+        return frame
+
+    def fill(self, run: BlockRun, quantity: int, ticks_better: int) -> None:
+        if run.block.side == "SELL":
+            price = run.limit + run.tick * ticks_better
+        else:
+            price = max(run.limit - run.tick * ticks_better, run.tick)
+        for allocation in self.venue.fill(run, quantity, price):
+            value = allocation.quantity * allocation.price
+            key = (allocation.account_id, allocation.instrument_id)
+            if allocation.side == "SELL":
+                self.sold[allocation.account_id] += value
+                self.shares[key] -= allocation.quantity
+            else:
+                self.bought[allocation.account_id] += value
+                self.shares[key] += allocation.quantity
+            self.fees[allocation.account_id] += allocation.commission
+
+    # -- rules --------------------------------------------------------------------------------
+
+    # a cap on open blocks leaves most steps to fills, where the money moves
+    @precondition(lambda self: len(self.open_runs()) < 3)
+    @rule(data=st.data())
+    def register_sell(self, data) -> None:
+        instrument_id = data.draw(st.sampled_from(sorted(self.plan.markets)), label="instrument")
+        rows = []
+        for account in self.plan.accounts:
+            free = self.sellable(account, instrument_id)
+            assert free >= 0
+            qty = data.draw(st.integers(0, free), label=f"sell {account}") if free else 0
+            rows.append((account, instrument_id, "SELL", qty))
+        blocks = build_blocks(self.requests(rows), "SELL")
+        if not blocks:
+            return
+        market = self.plan.markets[instrument_id]
+        limit = pricing.sell_limit(market.reference, data.draw(OFFSET_BPS, label="offset"), market.tick)
+        self.venue.register(blocks[0], limit, market.tick)
+
+    @precondition(lambda self: len(self.open_runs()) < 3)
+    @rule(data=st.data())
+    def register_buy(self, data) -> None:
+        instrument_id = data.draw(st.sampled_from(sorted(self.plan.markets)), label="instrument")
+        market = self.plan.markets[instrument_id]
+        limit = pricing.buy_limit(market.reference, data.draw(OFFSET_BPS, label="offset"), market.tick)
+        accounts = self.plan.accounts
+        requested = np.array(
+            [data.draw(st.integers(0, 500), label=f"buy {a}") for a in accounts], dtype=np.int64
+        )
+        budget = np.array([cash_micros(self.ledger.cash[a]) - self.committed_micros(a) for a in accounts],
+                          dtype=np.int64)
+        assert (budget >= 0).all(), "open buy blocks are no longer covered by cash"
+        sized = size_buys(
+            np.arange(len(accounts)), requested, np.full(len(accounts), decimal_to_micros(limit)), budget, self.schedule
+        )
+        rows = [(a, instrument_id, "BUY", int(q)) for a, q in zip(accounts, sized, strict=True)]
+        blocks = build_blocks(self.requests(rows), "BUY")
+        if blocks:
+            self.venue.register(blocks[0], limit, market.tick)
+
+    @precondition(lambda self: bool(self.open_runs()))
+    @rule(data=st.data())
+    def partial_fill(self, data) -> None:
+        run = data.draw(st.sampled_from(self.open_runs()), label="block")
+        qty = data.draw(st.one_of(st.integers(1, min(run.remaining, 20)), st.integers(1, run.remaining)), label="qty")
+        self.fill(run, qty, data.draw(BETTER_TICKS, label="ticks better"))
+
+    @precondition(lambda self: bool(self.open_runs()))
+    @rule(data=st.data())
+    def complete_block(self, data) -> None:
+        run = data.draw(st.sampled_from(self.open_runs()), label="block")
+        self.fill(run, run.remaining, data.draw(BETTER_TICKS, label="ticks better"))
+        assert self.allocated(run) == run.block.target_map()
+
+    @precondition(lambda self: bool(self.venue.booked))
+    @rule(data=st.data())
+    def replay_an_allocation(self, data) -> None:
+        allocation, request_id = data.draw(st.sampled_from(self.venue.booked), label="replay")
+        before = (dict(self.ledger.cash), dict(self.ledger.positions), dict(self.ledger.commissions),
+                  len(self.ledger.transactions))
+        assert self.ledger.apply(allocation, request_id) is False
+        after = (dict(self.ledger.cash), dict(self.ledger.positions), dict(self.ledger.commissions),
+                 len(self.ledger.transactions))
+        assert after == before
+
+    # -- invariants ---------------------------------------------------------------------------
+
+    @invariant()
+    def books_are_sound(self) -> None:
+        if not hasattr(self, "ledger"):
+            return
+        assert not self.ledger.breaches, self.ledger.breaches
+        assert all(cash >= 0 for cash in self.ledger.cash.values()), self.ledger.cash
+        assert all(qty >= 0 for qty in self.ledger.positions.values())
+        assert {k: v for k, v in self.ledger.positions.items() if v} == {k: v for k, v in self.shares.items() if v}
+
+    @invariant()
+    def blocks_are_allocated_exactly(self) -> None:
+        if not hasattr(self, "venue"):
+            return
+        for run in self.venue.runs.values():
+            allocated = self.allocated(run)
+            targets = run.block.target_map()
+            assert sum(allocated.values()) == run.filled
+            assert all(0 <= allocated[a] <= targets[a] for a in targets)
+
+    @invariant()
+    def cash_is_conserved(self) -> None:
+        if not hasattr(self, "ledger"):
+            return
+        for account in self.plan.accounts:
+            expected = self.plan.cash[account] + self.sold[account] - self.bought[account] - self.fees[account]
+            assert self.ledger.cash[account] == expected
+            assert self.ledger.commissions[account] == self.fees[account]
+
+    @invariant()
+    def open_buys_stay_funded(self) -> None:
+        if not hasattr(self, "ledger"):
+            return
+        for account in self.plan.accounts:
+            assert cash_micros(self.ledger.cash[account]) >= self.committed_micros(account)
+
+
+FAMoneyMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestFAMoney = FAMoneyMachine.TestCase
