@@ -32,6 +32,8 @@ COLUMNS = {
     "requests": ("request_id", "account_id", "instrument", "side", "quantity"),
 }
 SIDES = ("BUY", "SELL")
+# Far above any real order; below it float64 parsing is exact, so no quantity is silently changed.
+MAX_SHARES = 10**9
 DEFAULT_VENUE = "SMART"
 
 
@@ -119,7 +121,7 @@ def read_plan_tables(path: str | Path) -> dict[str, RawTable]:
             rows = doc.get(name, [])
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise PlanError([PlanIssue(path.name, name, "-", "must be a list of row objects")])
-            frame = _cells_as_text(pd.DataFrame(rows, dtype=object))
+            frame = _cells_as_text(pd.DataFrame(rows, dtype=object)) if rows else pd.DataFrame(columns=list(COLUMNS[name]))
             tables[name] = RawTable(f"{path.name}:{name}", frame, [f"row {i}" for i in range(len(rows))])
         return tables
 
@@ -135,9 +137,13 @@ def read_plan_tables(path: str | Path) -> dict[str, RawTable]:
             raise FileNotFoundError(f"plan folder {path} has no {name}.csv or {name}.parquet")
         file = found[0]
         if file.suffix == ".csv":
-            frame = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True)
+            # Blank lines are read, then dropped, so that every row keeps its true line number.
+            frame = pd.read_csv(file, dtype=str, keep_default_na=False, skip_blank_lines=False, skipinitialspace=True)
             frame = frame.apply(lambda column: column.str.strip())
-            labels = [f"line {i + 2}" for i in range(len(frame))]  # header is line 1
+            lines = pd.RangeIndex(2, len(frame) + 2)  # header is line 1
+            filled = (frame != "").any(axis=1).to_numpy()
+            frame = frame[filled].reset_index(drop=True)
+            labels = [f"line {n}" for n in lines[filled]]
         else:
             frame = pd.read_parquet(file)
             labels = [f"row {i}" for i in range(len(frame))]
@@ -200,14 +206,20 @@ def _require_columns(table: RawTable, name: str, issues: _Issues) -> bool:
 def _whole_numbers(table: RawTable, column: str, issues: _Issues, *, positive: bool) -> np.ndarray:
     text = table.frame[column]
     numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-    bad = np.isnan(numbers) | (numbers != np.floor(numbers)) | (numbers <= 0 if positive else numbers < 0)
+    finite = np.isfinite(numbers)
+    fractional = finite & (numbers != np.floor(numbers))
+    too_large = finite & (np.abs(numbers) > MAX_SHARES)
+    out_of_range = finite & (numbers <= 0 if positive else numbers < 0)
+    bad = ~finite | fractional | too_large | out_of_range
     bound = "> 0" if positive else ">= 0"
     for i in np.flatnonzero(bad):
         value = text.iloc[i]
-        if np.isnan(numbers[i]):
+        if not finite[i]:
             why = f"must be a whole number of shares, was {value!r}"
-        elif numbers[i] != np.floor(numbers[i]):
+        elif fractional[i]:
             why = f"must be a whole number of shares (no fractions), was {value}"
+        elif too_large[i]:
+            why = f"must be at most {MAX_SHARES:,} shares, was {value}"
         else:
             why = f"must be {bound}, was {value}"
         issues.add(table, int(i), column, why)
@@ -251,8 +263,8 @@ def validate_plan(
     tables: dict[str, RawTable], known_instruments: set[str] | None = None, default_venue: str = DEFAULT_VENUE
 ) -> Plan:
     issues = _Issues()
-    ok = all(_require_columns(tables[name], name, issues) for name in TABLES)
-    if not ok:
+    complete = [_require_columns(tables[name], name, issues) for name in TABLES]  # every table, not the first bad
+    if not all(complete):
         raise PlanError(issues.items)
     acc, pos, req = tables["accounts"], tables["positions"], tables["requests"]
 
