@@ -20,6 +20,8 @@ def account_table(result: BacktestResult) -> pd.DataFrame:
             "commissions": accounts["commissions"].map(lambda v: f"{v:,.2f}"),
         }
     )
+    if "slippage_bps" in accounts:
+        table["slippage bps"] = accounts["slippage_bps"].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
     for state in STATES:
         if state in accounts:
             table[state.lower().replace("_", " ")] = accounts[state].astype(int)

@@ -48,6 +48,13 @@ class RequestOutcome:
         return "EXPIRED"
 
     @property
+    def slippage_bps(self) -> Decimal | None:
+        """Cost against the arrival mid, positive when worse, on what was filled."""
+        if not self.filled_qty or self.arrival_price is None:
+            return None
+        return slippage_bps(1 if self.side == "BUY" else -1, self.arrival_price, self.filled_value / self.filled_qty)
+
+    @property
     def reason(self) -> str:
         parts = [self.not_sent_reason if self.sent_qty == 0 else None, self.cut_reason, self.rejected_reason]
         if self.sent_qty and self.filled_qty < self.sent_qty and not self.rejected_reason:
@@ -120,6 +127,7 @@ def build_report(
                 "commission": o.commission,
                 "limit_price": o.limit_price,
                 "arrival_price": o.arrival_price,
+                "slippage_bps": round(float(o.slippage_bps), 2) if o.slippage_bps is not None else None,
                 "client_order_id": o.client_order_id,
                 "last_fill_ns": o.last_fill_ns,
                 "reason": o.reason,
@@ -136,6 +144,15 @@ def build_report(
             "commissions": [ledger.commissions.get(a, Decimal(0)) for a in ledger.starting_cash],
         }
     )
+    filled = [o for o in outcomes if o.slippage_bps is not None]
+    if filled:
+        weighted = pd.DataFrame(
+            {"account_id": [o.account_id for o in filled],
+             "value": [float(o.filled_value) for o in filled],
+             "cost": [float(o.slippage_bps * o.filled_value) for o in filled]}
+        ).groupby("account_id")[["value", "cost"]].sum()
+        slippage = (weighted["cost"] / weighted["value"]).round(2).rename("slippage_bps")
+        accounts = accounts.merge(slippage, left_on="account_id", right_index=True, how="left")
     if len(requests):
         counts = requests.pivot_table(index="account_id", columns="state", values="request_id", aggfunc="count")
         counts = counts.reindex(columns=list(STATES), fill_value=0).fillna(0).astype(int)

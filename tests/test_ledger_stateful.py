@@ -11,12 +11,14 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from strategies import pricing
 from strategies.commissions import IB_FIXED, IB_TIERED, decimal_to_micros, worst_case_commission_micros
+from strategies.events import Allocation, AllocationGroup
 from strategies.ledger import Ledger
 from strategies.sizing import build_blocks, size_buys
 from tests.plan_factory import BlockRun, HandVenue, RandomPlan, cash_micros, random_plans
@@ -204,3 +206,42 @@ FAMoneyMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestFAMoney = FAMoneyMachine.TestCase
+
+
+# ---------------------------------------------------------------------------------------------
+# What the machine above never does: allocations that break a rule
+
+
+def _allocation(execution_id: str, account: str, side: str, qty: int, price: str, fee: str = "1.00") -> Allocation:
+    return Allocation("O-1", "V-1", execution_id, account, "SPY.SMART", side, qty, Decimal(price), Decimal(fee), 0, 0)
+
+
+def test_rule_breaking_allocations_are_booked_and_reported():
+    # allocations are facts at the broker: the ledger must book them and say loudly what went wrong
+    ledger = Ledger({"A": Decimal("10.00")}, {("A", "SPY.SMART"): 5})
+    assert ledger.apply(_allocation("e1", "A", "SELL", 7, "100"), "r1")
+    assert ledger.positions[("A", "SPY.SMART")] == -2
+    assert ledger.cash["A"] == Decimal("709.00")
+    assert ledger.apply(_allocation("e2", "A", "BUY", 8, "100"), "r2")
+    assert ledger.cash["A"] == Decimal("-92.00")
+    assert ledger.apply(_allocation("e3", "X", "BUY", 1, "1", "0"), "r3")
+    # an account outside the plan starts at zero, so its buy is also an overdraft
+    assert len(ledger.breaches) == 4
+    assert "holds 5" in ledger.breaches[0] and "-92.00" in ledger.breaches[1]
+    assert "'X' outside the plan" in ledger.breaches[2] and "'X' to -1" in ledger.breaches[3]
+    assert not ledger.apply(_allocation("e2", "A", "BUY", 8, "100"), "r2")
+    assert len(ledger.transactions) == 3
+
+
+def test_fa_allocator_refuses_what_ib_would_refuse():
+    allocator = FAAllocator(IB_FIXED)
+    with pytest.raises(ValueError, match="non-positive target"):
+        allocator.register(AllocationGroup("O-1", "SPY.SMART", "BUY", {"A": 3, "B": 0}))
+    allocator.register(AllocationGroup("O-2", "SPY.SMART", "BUY", {"A": 3, "B": 1}))
+    assert allocator.has_group("O-2") and not allocator.has_group("O-1")
+    assert allocator.pop_pending("O-2") is None
+    assert allocator.allocate("O-2", 2, Decimal("10")) == Decimal("0.20")  # 1 % cap on 20 USD, for A only
+    assert allocator.pop_pending("O-2") == [("A", 2, Decimal("0.20"))]
+    with pytest.raises(ValueError, match="exceeds"):
+        allocator.allocate("O-2", 3, Decimal("10"))
+    assert allocator.allocated("O-2") == {"A": 2, "B": 0}

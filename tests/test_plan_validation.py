@@ -314,9 +314,9 @@ def test_a_table_in_two_formats_is_refused(tmp_path):
         load_plan(folder)
 
 
-def test_a_folder_plan_of_buys_only_needs_no_positions(tmp_path, fmt):
-    if fmt == "json":
-        pytest.skip("covered by the JSON test below")
+@pytest.mark.parametrize("folder_fmt", ["csv", "parquet"])
+def test_a_folder_plan_of_buys_only_needs_no_positions(tmp_path, folder_fmt):
+    fmt = folder_fmt
     rows = good_rows()
     rows["requests"] = [rows["requests"][2]]
     folder = write_rows(tmp_path, rows, fmt)
