@@ -238,8 +238,11 @@ class RebalanceExecutor(Strategy):
         for instrument_id in instrument_ids:
             instrument = self.cache.instrument(InstrumentId.from_str(instrument_id))
             reference = self._reference(instrument_id, side) if instrument is not None else None
-            if reference is not None:
-                prices[instrument_id] = (reference, limit_of(reference, offset, instrument.price_increment.as_decimal()))
+            if reference is None or reference <= 0:
+                continue
+            limit = limit_of(reference, offset, instrument.price_increment.as_decimal())
+            if limit > 0:  # a zero buy limit would size as free and never fill
+                prices[instrument_id] = (reference, limit)
         return prices
 
     def _arrival(self, instrument_id: str, reference: Decimal) -> Decimal:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
-import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
@@ -172,7 +171,3 @@ def draw_fill_sizes(draw, total: int, complete: bool) -> list[int]:
     if complete and left:
         sizes.append(left)
     return sizes
-
-
-def as_int64(values) -> np.ndarray:
-    return np.asarray(list(values), dtype=np.int64)
