@@ -76,6 +76,44 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
     session_id: str | None = None  # prefixes client order ids; defaults to the session's UTC date
     output_dir: str | None = None
 
+    def __post_init__(self) -> None:
+        def refuse(name: str, why: str) -> None:
+            raise ValueError(f"RebalanceExecutorConfig.{name}: {why}, was {getattr(self, name)!r}")
+
+        for name in ("sell_offset_bps", "buy_offset_bps"):
+            # negative offsets price passively (inside the spread), which tuning may want
+            if not -10_000 < getattr(self, name) < 10_000:
+                refuse(name, "must be between -10000 and 10000 basis points")
+        if self.phase_deadline_secs <= 0:
+            refuse("phase_deadline_secs", "must be > 0")
+        if self.sync_timeout_secs <= 0:
+            refuse("sync_timeout_secs", "must be > 0")
+        if self.allocation_grace_secs < 0:
+            refuse("allocation_grace_secs", "must be >= 0")
+        if self.min_order_qty < 1:
+            refuse("min_order_qty", "must be at least 1 share")
+        if not 0 <= self.cash_reserve_pct < 100:
+            refuse("cash_reserve_pct", "must be a percentage in [0, 100)")
+        try:
+            reserve = Decimal(self.cash_reserve_abs)
+        except ArithmeticError:
+            refuse("cash_reserve_abs", "must be a decimal amount of USD")
+        if not reserve.is_finite() or reserve < 0:
+            refuse("cash_reserve_abs", "must be a finite amount >= 0")
+        if self.reference_price not in REFERENCE_SOURCES:
+            refuse("reference_price", f"must be one of {REFERENCE_SOURCES}")
+        try:
+            schedule_by_name(self.commission_schedule)
+        except ValueError as exc:
+            refuse("commission_schedule", str(exc))
+        if self.book_type not in ("L1_MBP", "L2_MBP", "L3_MBO"):
+            refuse("book_type", "must be L1_MBP, L2_MBP or L3_MBO")
+        if self.start_time is not None:
+            try:
+                pd.Timestamp(self.start_time)
+            except ValueError:
+                refuse("start_time", "must be an ISO 8601 time")
+
 
 class Phase(Enum):
     SYNC = "SYNC"
@@ -105,8 +143,6 @@ class BlockState:
 class RebalanceExecutor(Strategy):
     def __init__(self, config: RebalanceExecutorConfig) -> None:
         super().__init__(config)
-        if config.reference_price not in REFERENCE_SOURCES:
-            raise ValueError(f"reference_price must be one of {REFERENCE_SOURCES}, was {config.reference_price!r}")
         self.schedule = schedule_by_name(config.commission_schedule)
         self._book_type = book_type_from_str(config.book_type)
         self.phase = Phase.SYNC

@@ -205,3 +205,16 @@ def test_session_ending_early_still_gives_every_request_a_state(tmp_path):
     assert states.loc["r1"] == "EXPIRED"
     assert states.loc["r3"] == "FILLED"
     assert_money_adds_up(result)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("sell_offset_bps", 10_000.0), ("buy_offset_bps", -10_000.0), ("phase_deadline_secs", 0.0),
+        ("min_order_qty", 0), ("cash_reserve_pct", 100.0), ("cash_reserve_abs", "-1"), ("cash_reserve_abs", "lots"),
+        ("reference_price", "vwap"), ("commission_schedule", "free"), ("start_time", "tomorrowish"),
+    ],
+)
+def test_bad_parameters_are_refused_by_name(field, value):
+    with pytest.raises(ValueError, match=field):
+        RebalanceExecutorConfig(plan_path="plan", **{field: value})
