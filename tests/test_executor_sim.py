@@ -218,3 +218,22 @@ def test_session_ending_early_still_gives_every_request_a_state(tmp_path):
 def test_bad_parameters_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=field):
         RebalanceExecutorConfig(plan_path="plan", **{field: value})
+
+
+@pytest.mark.parametrize(
+    "venue",
+    [
+        SimVenueConfig(latency_ms=5, queue_model="prob_power", depth_fraction=0.3),
+        SimVenueConfig(latency_ms=50, queue_model="prob_log", depth_fraction=0.6),
+        SimVenueConfig(latency_ms=0, queue_model="none", depth_fraction=1.0),
+    ],
+    ids=["prob_power-haircut", "prob_log-haircut", "plain"],
+)
+def test_every_fill_model_keeps_the_money_invariants(tmp_path, venue):
+    plan = write_plan(tmp_path / "plan")
+    config = RebalanceExecutorConfig(plan_path=str(plan), phase_deadline_secs=DEADLINE)
+    data = steady_session({SPY: DEEP_SPY, QQQ: DEEP_QQQ}, 120)
+    result = run_backtest(config, [SPY, QQQ], data, venue_config=venue, log_level="OFF")
+    assert result.report.requests["state"].isin(["FILLED", "PARTIALLY_FILLED", "EXPIRED"]).all()
+    assert_money_adds_up(result)
+    assert_buys_after_sells(result)

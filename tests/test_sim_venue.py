@@ -166,3 +166,27 @@ def test_venue_config_is_checked():
         SimVenueConfig(queue_model="magic")
     with pytest.raises(ValueError, match="latency_ms"):
         SimVenueConfig(latency_ms=-1)
+
+
+def queue_scenario():
+    """BUY 50 at 99.99 joins behind 100; 80 of them cancel; then sellers print 30 at a time."""
+    thinned = ([("99.99", 20), ("99.98", 100)], [("100.01", 100)])
+    data = [snapshot(SPY, T0, *BOOK), snapshot(SPY, T0 + SEC, *thinned)]
+    data += [trade(SPY, T0 + k * SEC, "99.99", 30, AggressorSide.SELLER, k) for k in (2, 3, 4)]
+    return data
+
+
+def test_probabilistic_queue_lets_cancels_ahead_advance_the_order():
+    # nothing stood behind the 100 ahead of us, so all 80 cancelled were ahead: 20 remain; the
+    # first print clears them, the next two fill us (30, then the 20 left)
+    venue = SimVenueConfig(latency_ms=0, queue_model="prob_power", queue_power=2.0)
+    fills, strategy, sim = run_venue([(OrderSide.BUY, 50, "99.99")], queue_scenario(), venue)
+    assert fills == [(30, "99.99"), (20, "99.99")]
+    assert [f.ts_event for f in strategy.fills] == [T0 + 3 * SEC, T0 + 4 * SEC]
+
+
+def test_without_a_queue_model_the_first_print_fills():
+    venue = SimVenueConfig(latency_ms=0, queue_model="none")
+    fills, strategy, _ = run_venue([(OrderSide.BUY, 50, "99.99")], queue_scenario(), venue)
+    assert fills[0] == (30, "99.99")
+    assert strategy.fills[0].ts_event == T0 + 2 * SEC

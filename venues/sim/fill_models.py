@@ -5,10 +5,12 @@
   book with the reduced sizes and tracks what our orders took from each level itself, because
   NautilusTrader skips its own liquidity-consumption bookkeeping when a fill model supplies the book.
   A level's consumption is forgotten when its displayed size changes (fresh liquidity).
-- Queue position for passive orders: NautilusTrader's own queue tracking (`queue_position=True`),
-  the risk-averse model: an order joins behind the displayed size at its price and moves up only
-  as trade prints at that price consume the queue ahead; level cancels never advance it. The venue
-  builder switches it on with `queue_model="risk_averse"`.
+- Queue position for passive orders. `queue_model="risk_averse"` is NautilusTrader's own queue
+  tracking (`queue_position=True`): an order joins behind the displayed size at its price and moves
+  up only as trade prints at that price consume the queue ahead; cancels never advance it.
+  `"prob_power"` / `"prob_log"` also let cancels advance it, by the probabilistic rule in
+  `venues.sim.queue`; the model then refuses trade-driven fills while the estimated queue ahead
+  is not yet used up.
 
 The models are seeded through NautilusTrader's FillModel (`random_seed`), which also drives
 `prob_fill_on_limit`, the chance that an order resting exactly at the touch is filled.
@@ -23,7 +25,7 @@ from nautilus_trader.model.enums import BookType, OrderSide
 from nautilus_trader.model.objects import Quantity
 
 
-class DepthHaircutFillModel(FillModel):
+class BookFillModel(FillModel):
     def __init__(
         self,
         depth_fraction: float = 1.0,
@@ -40,10 +42,13 @@ class DepthHaircutFillModel(FillModel):
         super().__init__(prob_fill_on_limit=prob_fill_on_limit, prob_slippage=0.0, random_seed=random_seed)
         self.depth_fraction = depth_fraction
         self.cache = None  # the engine's cache; its books are kept by the strategy's subscription
+        self.queue = None  # a QueueTracker, for the probabilistic queue models
         # (instrument, side, price raw) -> (displayed size raw when we took from it, raw taken)
         self._consumed: dict[tuple, tuple[int, int]] = {}
 
     def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask):
+        if self.queue is not None and self._is_trade_driven(instrument, order) and not self.queue.may_fill(order.client_order_id):
+            return OrderBook(instrument.id, BookType.L2_MBP)  # still behind the queue: nothing fills
         if self.depth_fraction >= 1.0 or self.cache is None:
             return None  # the real book, with the engine's own consumption tracking
         real = self.cache.order_book(instrument.id)
@@ -75,3 +80,16 @@ class DepthHaircutFillModel(FillModel):
                 self._consumed[key] = (displayed, taken + take)
                 remaining -= take
         return book
+
+    def _is_trade_driven(self, instrument, order) -> bool:
+        """True when the displayed book does not reach the order's price, so only a print can fill it."""
+        if self.cache is None or not order.has_price:
+            return False
+        book = self.cache.order_book(instrument.id)
+        if book is None:
+            return False
+        if order.side == OrderSide.BUY:
+            ask = book.best_ask_price()
+            return ask is None or ask > order.price
+        bid = book.best_bid_price()
+        return bid is None or bid < order.price

@@ -42,9 +42,10 @@ from strategies.commissions import schedule_by_name
 from strategies.plan import Plan
 from venues.sim.allocator import FAAllocationPublisher, FAAllocator
 from venues.sim.fees import IBFeeModel
-from venues.sim.fill_models import DepthHaircutFillModel
+from venues.sim.fill_models import BookFillModel
+from venues.sim.queue import QueueTracker
 
-QUEUE_MODELS = ("none", "risk_averse")
+QUEUE_MODELS = ("none", "risk_averse", "prob_power", "prob_log")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class SimVenueConfig:
     commission_schedule: str = "ib_tiered"
     latency_ms: float = 20.0  # order entry and cancel, one way
     queue_model: str = "risk_averse"
+    queue_power: float = 2.0  # n in f(x) = x**n, for prob_power
     depth_fraction: float = 1.0  # share of displayed depth really available to us
     prob_fill_on_limit: float = 1.0
     seed: int = 42
@@ -70,8 +72,9 @@ class SimVenue:
     config: SimVenueConfig
     allocator: FAAllocator
     fee_model: IBFeeModel
-    fill_model: DepthHaircutFillModel
+    fill_model: BookFillModel
     publisher: FAAllocationPublisher
+    queue: QueueTracker | None
 
     @property
     def account_id(self) -> AccountId:
@@ -81,7 +84,7 @@ class SimVenue:
 def add_sim_venue(engine: BacktestEngine, config: SimVenueConfig, plan: Plan) -> SimVenue:
     allocator = FAAllocator(schedule_by_name(config.commission_schedule))
     fee_model = IBFeeModel(config.commission_schedule, allocator=allocator)
-    fill_model = DepthHaircutFillModel(config.depth_fraction, config.prob_fill_on_limit, config.seed)
+    fill_model = BookFillModel(config.depth_fraction, config.prob_fill_on_limit, config.seed)
     latency_ns = int(config.latency_ms * 1_000_000)
     total_cash = sum(plan.accounts["cash"], Decimal(0))
     engine.add_venue(
@@ -103,7 +106,12 @@ def add_sim_venue(engine: BacktestEngine, config: SimVenueConfig, plan: Plan) ->
     fill_model.cache = engine.cache
     publisher = FAAllocationPublisher(allocator)
     engine.add_actor(publisher)
-    return SimVenue(config, allocator, fee_model, fill_model, publisher)
+    queue = None
+    if config.queue_model.startswith("prob_"):
+        queue = QueueTracker(config.queue_model.removeprefix("prob_"), config.queue_power)
+        engine.add_actor(queue)
+        fill_model.queue = queue
+    return SimVenue(config, allocator, fee_model, fill_model, publisher, queue)
 
 
 def seed_positions(engine: BacktestEngine, venue: SimVenue, strategy_id: StrategyId, plan: Plan) -> dict[str, int]:
