@@ -1,8 +1,8 @@
 """`rebalance`: run the executor over historical books, or the self-contained demo.
 
-    rebalance demo
-    rebalance backtest --plan PLAN --catalog DIR [--param name=value ...] [--venue-param name=value ...]
-    rebalance data synth --catalog DIR [--minutes N] [--seed N]
+rebalance demo
+rebalance backtest --plan PLAN --catalog DIR [--param name=value ...] [--venue-param name=value ...]
+rebalance data synth --catalog DIR [--minutes N] [--seed N]
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _ensure_demo_catalog() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rebalance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="rebalance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run the example plan over the synthetic demo books")

@@ -27,11 +27,10 @@ def account_table(result: BacktestResult) -> pd.DataFrame:
             table[state.lower().replace("_", " ")] = accounts[state].astype(int)
     tx = report.transactions
     if len(tx):
-        signed = tx.assign(
-            notional=[float(q * p) * (1 if s == "SELL" else -1) for q, p, s in zip(tx["quantity"], tx["price"], tx["side"])]
-        )
-        table["net traded"] = signed.groupby("account_id")["notional"].sum().reindex(table.index).fillna(0).map(
-            lambda v: f"{v:,.2f}"
+        flows = zip(tx["quantity"], tx["price"], tx["side"], strict=True)
+        signed = tx.assign(notional=[float(q * p) * (1 if s == "SELL" else -1) for q, p, s in flows])
+        table["net traded"] = (
+            signed.groupby("account_id")["notional"].sum().reindex(table.index).fillna(0).map(lambda v: f"{v:,.2f}")
         )
     return table
 
@@ -73,7 +72,9 @@ def print_results(result: BacktestResult) -> None:
     print(f"Requests: {summary['requests']} ({states})")
     print(f"Commissions: {summary['commissions']} USD   Cash: {summary['cash_start']} -> {summary['cash_end']} USD")
     below = summary["accounts_below_zero"]
-    verdict = "no account below zero" if below == 0 and not summary["ledger_breaches"] else f"{below} ACCOUNTS BELOW ZERO"
+    verdict = (
+        "no account below zero" if below == 0 and not summary["ledger_breaches"] else f"{below} ACCOUNTS BELOW ZERO"
+    )
     print(f"Lowest cash left in any account: {summary['min_cash_left']} USD ({verdict})")
     print(f"Simulated {result.data_events:,} market events in {result.wall_secs:.1f}s")
     if result.output_dir:

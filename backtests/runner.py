@@ -5,10 +5,9 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.model.identifiers import TraderId
@@ -98,8 +97,6 @@ def run_backtest(
     started = time.perf_counter()
     engine.run(start=start_ns, end=end_ns)
     wall = time.perf_counter() - started
-    if not strategy.is_done:  # data ran out before the deadline timers could close the session
-        strategy.on_stop()
     result = BacktestResult(
         report=strategy.report,
         strategy=strategy,
@@ -110,12 +107,3 @@ def run_backtest(
     )
     engine.dispose()
     return result
-
-
-def with_overrides(config: RebalanceExecutorConfig, **overrides) -> RebalanceExecutorConfig:
-    """A copy of the strategy config with some fields replaced, validated like a fresh one."""
-    data = msgspec.structs.asdict(config) | overrides
-    return msgspec.convert(data, RebalanceExecutorConfig)
-
-
-__all__ = ["BacktestResult", "run_backtest", "with_overrides", "replace"]

@@ -64,8 +64,14 @@ def run_bare(instruments, chunks, venue: SimVenueConfig | None = None) -> float:
     """A bare engine; with `venue`, its exchange has the same matching features as the full stack's."""
     engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True), run_analysis=False))
     engine.add_venue(
-        Venue("SMART"), OmsType.NETTING, AccountType.CASH, [Money(1_000_000, USD)], base_currency=USD,
-        book_type=BookType.L2_MBP, bar_execution=False, liquidity_consumption=venue is not None,
+        Venue("SMART"),
+        OmsType.NETTING,
+        AccountType.CASH,
+        [Money(1_000_000, USD)],
+        base_currency=USD,
+        book_type=BookType.L2_MBP,
+        bar_execution=False,
+        liquidity_consumption=venue is not None,
         queue_position=venue is not None and venue.queue_model == "risk_averse",
     )
     for instrument in instruments:
@@ -107,11 +113,14 @@ def bench_throughput(minutes: float, repeat: int) -> None:
             wall, summary = run_full(instruments, chunks, plan_dir, venue)
             walls["full"].append(wall)
     rate = {k: events / min(v) for k, v in walls.items()}
-    print(f"\n[1] backtest throughput over {events:,} book events ({minutes:g} min x {len(instruments)} ETFs, best of {repeat})")
-    print(f"    bare engine, default venue, do-nothing subscribed strategy  : {rate['bare']:>10,.0f} events/s")
-    print(f"    bare engine, the full stack's venue features (queue, consumption): {rate['bare_same_venue']:>10,.0f} events/s")
-    print(f"    full stack, the demo plan's rebalance                       : {rate['full']:>10,.0f} events/s")
-    print(f"    ratio full / bare (same venue features): {rate['full'] / rate['bare_same_venue']:.3f}  (target >= 0.90)")
+    span = f"{minutes:g} min x {len(instruments)} ETFs"
+    print(f"\n[1] backtest throughput over {events:,} book events ({span}, best of {repeat})")
+    print(f"    bare engine, default venue, do-nothing strategy  : {rate['bare']:>10,.0f} events/s")
+    print(f"    bare engine, the full stack's venue features     : {rate['bare_same_venue']:>10,.0f} events/s")
+    print(f"    full stack, the demo plan's rebalance            : {rate['full']:>10,.0f} events/s")
+    print(
+        f"    ratio full / bare (same venue features): {rate['full'] / rate['bare_same_venue']:.3f}  (target >= 0.90)"
+    )
     print(f"    ratio full / bare (default venue)      : {rate['full'] / rate['bare']:.3f}")
     states = summary["request_states"]
     print(f"    (the rebalance itself: {states}, min cash left {summary['min_cash_left']} USD)")
@@ -141,27 +150,38 @@ def bench_recalc(n_accounts: int, n_instruments: int, repeat: int) -> None:
 
     pure_t = min(_timed(pure) for _ in range(repeat))
     base_t = min(_timed(baseline) for _ in range(repeat))
-    print(f"\n[2] RECALC + block build, {n_accounts:,} accounts x {n_instruments} instruments ({len(requests):,} requests)")
-    print(f"    pure sizing path              : {pure_t:.3f} s  (target < 1 s; {pure_t / base_t:.1f}x a bare groupby-sum of {base_t * 1000:.1f} ms)")
+    size = f"{n_accounts:,} accounts x {n_instruments} instruments ({len(requests):,} requests)"
+    print(f"\n[2] RECALC + block build, {size}")
+    print(f"    pure sizing path: {pure_t:.3f} s  (target < 1 s)")
+    print(f"    baseline, a pandas groupby-sum of the requests: {base_t * 1000:.1f} ms (ratio {pure_t / base_t:.1f}x)")
 
     # the same step inside the strategy, during a backtest over synthetic books for these instruments
     specs = [
-        SyntheticInstrumentSpec(iid.split(".")[0], Decimal(f"{p:.2f}"), daily_vol=0.01, level_size_mean=20_000, trade_size_mean=500)
+        SyntheticInstrumentSpec(
+            iid.split(".")[0], Decimal(f"{p:.2f}"), daily_vol=0.01, level_size_mean=20_000, trade_size_mean=500
+        )
         for iid, p in prices.items()
     ]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        write_synthetic_catalog(tmp / "catalog", specs=specs, duration=pd.Timedelta(minutes=2), seed=3, events_per_sec=5)
+        write_synthetic_catalog(
+            tmp / "catalog", specs=specs, duration=pd.Timedelta(minutes=2), seed=3, events_per_sec=5
+        )
         instruments = catalog_instruments(tmp / "catalog")
         plan_dir = write_plan(plan, tmp / "plan", fmt="parquet")
         config = RebalanceExecutorConfig(plan_path=str(plan_dir), phase_deadline_secs=30)
         began = time.perf_counter()
-        result = run_backtest(config, instruments, stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]), log_level="OFF")
+        result = run_backtest(
+            config, instruments, stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]), log_level="OFF"
+        )
         total = time.perf_counter() - began
     strategy_t = result.report.summary["wall_secs"]["recalc_and_buy_blocks"]
-    print(f"    inside the strategy (RECALC, sizing, {len(result.report.blocks[result.report.blocks['phase'] == 'BUY'])} buy blocks built and sent): {strategy_t:.3f} s  (target < 1 s)")
-    print(f"    whole backtest of that plan: {total:.1f} s, {len(result.report.transactions):,} allocations booked, "
-          f"{result.report.summary['accounts_below_zero']} accounts below zero")
+    buy_blocks = int((result.report.blocks["phase"] == "BUY").sum())
+    print(f"    inside the strategy (RECALC, sizing, {buy_blocks} buy blocks built and sent): {strategy_t:.3f} s")
+    print(
+        f"    whole backtest of that plan: {total:.1f} s, {len(result.report.transactions):,} allocations booked, "
+        f"{result.report.summary['accounts_below_zero']} accounts below zero"
+    )
 
 
 def _timed(fn) -> float:

@@ -161,13 +161,12 @@ def catalog_time_range(catalog_path: CatalogLike, instrument_ids: Sequence[Instr
     """
     catalog = open_catalog(catalog_path)
     intervals = [
-        interval
-        for cls in _BOOK_CLASSES
-        for iid in instrument_ids
-        for interval in catalog.get_intervals(cls, str(iid))
+        interval for cls in _BOOK_CLASSES for iid in instrument_ids for interval in catalog.get_intervals(cls, str(iid))
     ]
     if not intervals:
-        raise ValueError(f"catalog {catalog.path} has no order book deltas or trades for {list(map(str, instrument_ids))}")
+        raise ValueError(
+            f"catalog {catalog.path} has no order book deltas or trades for {list(map(str, instrument_ids))}"
+        )
     return min(lo for lo, _ in intervals), max(hi for _, hi in intervals)
 
 

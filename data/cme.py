@@ -91,4 +91,3 @@ def write_cme_catalog(
         files=files,
         seconds=time.perf_counter() - t0,
     )
-

@@ -40,9 +40,7 @@ def random_plan(
     target = np.floor(invested[:, None] * target_w / price).astype(np.int64)
     delta = target - holding
 
-    account_rows = pd.DataFrame(
-        {"account_id": accounts, "cash": [Decimal(f"{c:.2f}") for c in np.maximum(cash, 0)]}
-    )
+    account_rows = pd.DataFrame({"account_id": accounts, "cash": [Decimal(f"{c:.2f}") for c in np.maximum(cash, 0)]})
     a_idx, i_idx = np.nonzero(holding > 0)
     positions = pd.DataFrame(
         {

@@ -169,10 +169,18 @@ class _SessionSimulator:
         # Seeding per symbol keeps an instrument's path unchanged when others are added or reordered, and
         # one generator per quantity keeps it unchanged when the block size (and so each draw's length) changes.
         root = np.random.SeedSequence([seed, zlib.crc32(spec.symbol.encode())])
-        (self.rng_gap, self.rng_fair, self.rng_kind, self.rng_side, self.rng_refill, self.rng_level,
-         self.rng_update, self.rng_trade, self.rng_refill_gap, self.rng_size) = (
-            np.random.default_rng(child) for child in root.spawn(10)
-        )
+        (
+            self.rng_gap,
+            self.rng_fair,
+            self.rng_kind,
+            self.rng_side,
+            self.rng_refill,
+            self.rng_level,
+            self.rng_update,
+            self.rng_trade,
+            self.rng_refill_gap,
+            self.rng_size,
+        ) = (np.random.default_rng(child) for child in root.spawn(10))
 
         self.price_precision = Price.from_str(str(spec.price_increment)).precision
         self.tick_raw = int(spec.price_increment * 10**FIXED_PRECISION)
@@ -257,8 +265,15 @@ class _SessionSimulator:
             self.trade_count += 1
             ticks.append(
                 TradeTick.from_raw(
-                    iid, tick * tick_raw, prec, size * share_raw, 0, aggressor,
-                    TradeId(f"{self.spec.symbol}-{self.trade_count}"), ts, ts,
+                    iid,
+                    tick * tick_raw,
+                    prec,
+                    size * share_raw,
+                    0,
+                    aggressor,
+                    TradeId(f"{self.spec.symbol}-{self.trade_count}"),
+                    ts,
+                    ts,
                 )
             )
         out.append((deltas, ticks))
@@ -268,15 +283,30 @@ class _SessionSimulator:
             side.sizes = [self._level_size(i) for i in range(len(side.sizes))]
         self.sequence += 1
         iid, seq, ts, prec = self.instrument_id, self.sequence, self.start_ns, self.price_precision
-        deltas = [OrderBookDelta.from_raw(iid, BookAction.CLEAR, OrderSide.NO_ORDER_SIDE, 0, prec, 0, 0, 0,
-                                          _F_SNAPSHOT, seq, ts, ts)]
+        deltas = [
+            OrderBookDelta.from_raw(
+                iid, BookAction.CLEAR, OrderSide.NO_ORDER_SIDE, 0, prec, 0, 0, 0, _F_SNAPSHOT, seq, ts, ts
+            )
+        ]
         levels = [(side, i) for side in (self.bids, self.asks) for i in range(len(side.sizes))]
         for n, (side, i) in enumerate(levels):
             flags = _F_SNAPSHOT | (_F_LAST if n == len(levels) - 1 else 0)
-            deltas.append(OrderBookDelta.from_raw(
-                iid, _ADD, side.order_side, (side.touch + side.step * i) * self.tick_raw, prec,
-                side.sizes[i] * self.share_raw, 0, 0, flags, seq, ts, ts,
-            ))
+            deltas.append(
+                OrderBookDelta.from_raw(
+                    iid,
+                    _ADD,
+                    side.order_side,
+                    (side.touch + side.step * i) * self.tick_raw,
+                    prec,
+                    side.sizes[i] * self.share_raw,
+                    0,
+                    0,
+                    flags,
+                    seq,
+                    ts,
+                    ts,
+                )
+            )
         self.delta_count += len(deltas)
         out.append((deltas, []))
 
@@ -306,7 +336,9 @@ class _SessionSimulator:
                 if ts >= end_ns:
                     break
                 t_next = ts + gaps[j]
-                self.fair = max(self.min_touch, self.fair + self.fair_sigma_per_sqrt_ns * math.sqrt(gaps[j]) * fair_z[j])
+                self.fair = max(
+                    self.min_touch, self.fair + self.fair_sigma_per_sqrt_ns * math.sqrt(gaps[j]) * fair_z[j]
+                )
                 fair = self.fair
                 ops: list = []
                 trades: list = []

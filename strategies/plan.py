@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -115,13 +115,17 @@ def read_plan_tables(path: str | Path) -> dict[str, RawTable]:
             raise ValueError(f"a plan file must be JSON ({path}); CSV and Parquet plans are folders")
         doc = json.loads(path.read_text())
         if not isinstance(doc, dict):
-            raise PlanError([PlanIssue(path.name, "document", "-", "must be an object with accounts, positions, requests")])
+            raise PlanError(
+                [PlanIssue(path.name, "document", "-", "must be an object with accounts, positions, requests")]
+            )
         tables = {}
         for name in TABLES:
             rows = doc.get(name, [])
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise PlanError([PlanIssue(path.name, name, "-", "must be a list of row objects")])
-            frame = _cells_as_text(pd.DataFrame(rows, dtype=object)) if rows else pd.DataFrame(columns=list(COLUMNS[name]))
+            frame = (
+                _cells_as_text(pd.DataFrame(rows, dtype=object)) if rows else pd.DataFrame(columns=list(COLUMNS[name]))
+            )
             tables[name] = RawTable(f"{path.name}:{name}", frame, [f"row {i}" for i in range(len(rows))])
         return tables
 
@@ -153,9 +157,7 @@ def read_plan_tables(path: str | Path) -> dict[str, RawTable]:
     return tables
 
 
-def load_plan(
-    path: str | Path, known_instruments: set[str] | None = None, default_venue: str = DEFAULT_VENUE
-) -> Plan:
+def load_plan(path: str | Path, known_instruments: set[str] | None = None, default_venue: str = DEFAULT_VENUE) -> Plan:
     return validate_plan(read_plan_tables(path), known_instruments, default_venue)
 
 
@@ -226,9 +228,7 @@ def _whole_numbers(table: RawTable, column: str, issues: _Issues, *, positive: b
     return np.where(bad, 0, numbers).astype(np.int64)
 
 
-def _instrument_ids(
-    table: RawTable, issues: _Issues, known: set[str] | None, default_venue: str
-) -> pd.Series:
+def _instrument_ids(table: RawTable, issues: _Issues, known: set[str] | None, default_venue: str) -> pd.Series:
     text = table.frame["instrument"].str.upper()
     ids = text.where(text.str.contains(".", regex=False), text + "." + default_venue)
     for i in np.flatnonzero((text == "").to_numpy()):
@@ -292,7 +292,11 @@ def validate_plan(
     pos_instruments = _instrument_ids(pos, issues, None, default_venue)
     pos_qty = _whole_numbers(pos, "quantity", issues, positive=False)
     _duplicates(
-        pos, pd.DataFrame({"a": pos_accounts, "i": pos_instruments}), "instrument", "position (account, instrument)", issues
+        pos,
+        pd.DataFrame({"a": pos_accounts, "i": pos_instruments}),
+        "instrument",
+        "position (account, instrument)",
+        issues,
     )
 
     # requests
@@ -313,12 +317,15 @@ def validate_plan(
     traded = keys[keys["s"].isin(SIDES)]
     n_sides = traded.groupby(["a", "i"])["s"].transform("nunique")
     for i in traded.index[(n_sides > 1) & (traded["s"] == "BUY")]:
-        issues.add(req, int(i), "side", f"account {req_accounts.iloc[i]!r} both buys and sells {req_instruments.iloc[i]}")
+        issues.add(
+            req, int(i), "side", f"account {req_accounts.iloc[i]!r} both buys and sells {req_instruments.iloc[i]}"
+        )
 
     # sells within holdings
     held = (
         pd.DataFrame({"a": pos_accounts, "i": pos_instruments, "held": pos_qty})
-        .groupby(["a", "i"], as_index=False)["held"].sum()
+        .groupby(["a", "i"], as_index=False)["held"]
+        .sum()
     )
     sells = keys.assign(q=req_qty, row=np.arange(len(keys)))[keys["s"] == "SELL"]
     sells = sells.merge(held, on=["a", "i"], how="left").fillna({"held": 0})
@@ -328,10 +335,15 @@ def validate_plan(
     if issues.items:
         raise PlanError(issues.items)
     return Plan(
-        accounts=pd.DataFrame({"account_id": account_ids.to_numpy(dtype=object), "cash": pd.Series(cash, dtype=object)}),
+        accounts=pd.DataFrame(
+            {"account_id": account_ids.to_numpy(dtype=object), "cash": pd.Series(cash, dtype=object)}
+        ),
         positions=pd.DataFrame(
-            {"account_id": pos_accounts.to_numpy(dtype=object), "instrument_id": pos_instruments.to_numpy(dtype=object),
-             "quantity": pos_qty}
+            {
+                "account_id": pos_accounts.to_numpy(dtype=object),
+                "instrument_id": pos_instruments.to_numpy(dtype=object),
+                "quantity": pos_qty,
+            }
         ),
         requests=pd.DataFrame(
             {

@@ -17,13 +17,12 @@ books fills only from the `Allocation` events the venue side sends back.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 from enum import Enum
 from pathlib import Path
-
-import time
 
 import numpy as np
 import pandas as pd
@@ -214,9 +213,16 @@ class RebalanceExecutor(Strategy):
         self.clock.set_timer("rebalance-sync", timedelta(milliseconds=100), callback=self._on_sync_poll)
 
     def on_stop(self) -> None:
+        # Nothing of ours is left working at the venue once the session is over.
+        for state in self._blocks.values():
+            order = self.cache.order(state.client_order_id)
+            if order is not None and order.is_open:
+                self.cancel_order(order)
         if self.phase != Phase.DONE:
             self.log.warning(f"stopped during {self.phase.value}: open requests end with what has been allocated")
             self._enter_done(f"session stopped during {self.phase.value}")
+        if self.plan is not None:
+            self.msgbus.unsubscribe(ALLOCATION_TOPIC, self._on_allocation)
 
     # ------------------------------------------------------------------------------------------
     # SYNC
@@ -305,7 +311,9 @@ class RebalanceExecutor(Strategy):
                 self._mark_not_sent(block, "no reference price")
                 continue
             if block.quantity < self.config.min_order_qty:
-                self._mark_not_sent(block, f"block of {block.quantity} is below the minimum of {self.config.min_order_qty}")
+                self._mark_not_sent(
+                    block, f"block of {block.quantity} is below the minimum of {self.config.min_order_qty}"
+                )
                 continue
             reference, limit = prices[block.instrument_id]
             instrument = self.cache.instrument(InstrumentId.from_str(block.instrument_id))
@@ -334,16 +342,18 @@ class RebalanceExecutor(Strategy):
                 outcome.client_order_id = client_order_id.value
                 outcome.limit_price = limit
                 outcome.arrival_price = state.arrival
-            orders.append(self.order_factory.limit(
-                instrument_id=instrument.id,
-                order_side=OrderSide.SELL if phase == Phase.SELL else OrderSide.BUY,
-                quantity=Quantity.from_int(block.quantity),
-                price=Price(limit, instrument.price_precision),
-                time_in_force=TimeInForce.GTD,
-                expire_time=deadline,
-                tags=[f"rebalance:{phase.value}"],
-                client_order_id=client_order_id,
-            ))
+            orders.append(
+                self.order_factory.limit(
+                    instrument_id=instrument.id,
+                    order_side=OrderSide.SELL if phase == Phase.SELL else OrderSide.BUY,
+                    quantity=Quantity.from_int(block.quantity),
+                    price=Price(limit, instrument.price_precision),
+                    time_in_force=TimeInForce.GTD,
+                    expire_time=deadline,
+                    tags=[f"rebalance:{phase.value}"],
+                    client_order_id=client_order_id,
+                )
+            )
             self.log.info(
                 f"{phase.value}: {side} {block.quantity} {block.instrument_id} LMT {limit} "
                 f"(reference {reference}, {len(block.accounts)} accounts) as {client_order_id}"
@@ -450,7 +460,9 @@ class RebalanceExecutor(Strategy):
             self._finish_phase()
         elif not self._grace_set and all(self.cache.order(c).is_closed for c in self._pending):
             self._grace_set = True
-            self.log.info(f"{self.phase.value}: orders closed, waiting for allocations of {sorted(map(str, self._pending))}")
+            self.log.info(
+                f"{self.phase.value}: orders closed, waiting for allocations of {sorted(map(str, self._pending))}"
+            )
             self.clock.set_time_alert(
                 f"rebalance-grace-{self.phase.value}",
                 self.clock.utc_now() + timedelta(seconds=self.config.allocation_grace_secs),
@@ -463,7 +475,9 @@ class RebalanceExecutor(Strategy):
         missing = {
             str(c): int(self.cache.order(c).filled_qty) - self._blocks[c].allocated_qty for c in self._phase_orders
         }
-        self.log.error(f"{self.phase.value}: allocations still missing after grace period {missing}; going on without them")
+        self.log.error(
+            f"{self.phase.value}: allocations still missing after grace period {missing}; going on without them"
+        )
         self._finish_phase()
 
     def _finish_phase(self) -> None:
@@ -518,7 +532,9 @@ class RebalanceExecutor(Strategy):
         for (account, instrument_id), qty in self.ledger.positions.items():
             if qty and instrument_id in mark_by_instrument and account in code_of:
                 nav_micros[code_of[account]] += int(qty * mark_by_instrument[instrument_id] * 1_000_000)
-        reserve = reserve_micros(nav_micros, Decimal(self.config.cash_reserve_abs), Decimal(str(self.config.cash_reserve_pct)))
+        reserve = reserve_micros(
+            nav_micros, Decimal(self.config.cash_reserve_abs), Decimal(str(self.config.cash_reserve_pct))
+        )
         budget = cash_micros - reserve
 
         priced = buys["instrument_id"].isin(limit_by_instrument.keys()).to_numpy()
@@ -528,8 +544,9 @@ class RebalanceExecutor(Strategy):
         sized = size_buys(codes, requested, limits, budget, self.schedule)
         buys["sized"] = sized
 
-        cut = buys[sized < buys["quantity"].to_numpy()]
-        for position, row in zip(np.flatnonzero(sized < buys["quantity"].to_numpy()), cut.itertuples(index=False)):
+        was_cut = sized < buys["quantity"].to_numpy()
+        cut = buys[was_cut]
+        for position, row in zip(np.flatnonzero(was_cut), cut.itertuples(index=False), strict=True):
             outcome = self._outcomes[row.request_id]
             if not priced[position]:
                 outcome.not_sent_reason = "no reference price"

@@ -107,8 +107,17 @@ def build_report(
     transactions = pd.DataFrame(
         ledger.transactions,
         columns=[
-            "account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission",
-            "ts_event", "client_order_id", "venue_order_id", "execution_id",
+            "account_id",
+            "request_id",
+            "instrument_id",
+            "side",
+            "quantity",
+            "price",
+            "commission",
+            "ts_event",
+            "client_order_id",
+            "venue_order_id",
+            "execution_id",
         ],
     )
     transactions.insert(7, "time", pd.to_datetime(transactions["ts_event"].astype("int64"), unit="ns", utc=True))
@@ -146,11 +155,17 @@ def build_report(
     )
     filled = [o for o in outcomes if o.slippage_bps is not None]
     if filled:
-        weighted = pd.DataFrame(
-            {"account_id": [o.account_id for o in filled],
-             "value": [float(o.filled_value) for o in filled],
-             "cost": [float(o.slippage_bps * o.filled_value) for o in filled]}
-        ).groupby("account_id")[["value", "cost"]].sum()
+        weighted = (
+            pd.DataFrame(
+                {
+                    "account_id": [o.account_id for o in filled],
+                    "value": [float(o.filled_value) for o in filled],
+                    "cost": [float(o.slippage_bps * o.filled_value) for o in filled],
+                }
+            )
+            .groupby("account_id")[["value", "cost"]]
+            .sum()
+        )
         slippage = (weighted["cost"] / weighted["value"]).round(2).rename("slippage_bps")
         accounts = accounts.merge(slippage, left_on="account_id", right_index=True, how="left")
     if len(requests):

@@ -42,8 +42,13 @@ def snapshot(instrument: Equity, ts: int, bids: list[tuple[str, int]], asks: lis
 
 def trade(instrument: Equity, ts: int, price: str, size: int, aggressor: AggressorSide, n: int) -> TradeTick:
     return TradeTick(
-        instrument.id, Price(Decimal(price), instrument.price_precision), Quantity.from_int(size), aggressor,
-        TradeId(f"T{n}"), ts, ts,
+        instrument.id,
+        Price(Decimal(price), instrument.price_precision),
+        Quantity.from_int(size),
+        aggressor,
+        TradeId(f"T{n}"),
+        ts,
+        ts,
     )
 
 

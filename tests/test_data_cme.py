@@ -27,7 +27,17 @@ pytestmark = pytest.mark.skipif(
 
 def delta_key(d: OrderBookDelta) -> tuple:
     order = d.order
-    return (d.action, order.side, str(order.price), int(order.size), order.order_id, d.flags, d.sequence, d.ts_event, d.ts_init)
+    return (
+        d.action,
+        order.side,
+        str(order.price),
+        int(order.size),
+        order.order_id,
+        d.flags,
+        d.sequence,
+        d.ts_event,
+        d.ts_init,
+    )
 
 
 def trade_key(t: TradeTick) -> tuple:
@@ -65,7 +75,7 @@ def test_only_the_instrument_id_changes(esh4):
         ESH4, instrument_id=InstrumentId.from_str("ESH4.GLBX"), price_precision=2, include_trades=True
     )
     assert len(original) == len(data)
-    for ours, theirs in zip(data, original):
+    for ours, theirs in zip(data, original, strict=False):
         assert type(ours) is type(theirs)
         key = delta_key if isinstance(ours, OrderBookDelta) else trade_key
         assert key(ours) == key(theirs)

@@ -55,14 +55,37 @@ def fingerprint(items) -> list:
     out = []
     for item in items:
         if isinstance(item, OrderBookDeltas):
-            out.append((item.instrument_id.value, *(
-                (d.action, d.order.side, str(d.order.price), int(d.order.size), d.order.order_id, d.flags,
-                 d.sequence, d.ts_event, d.ts_init)
-                for d in item.deltas
-            )))
+            out.append(
+                (
+                    item.instrument_id.value,
+                    *(
+                        (
+                            d.action,
+                            d.order.side,
+                            str(d.order.price),
+                            int(d.order.size),
+                            d.order.order_id,
+                            d.flags,
+                            d.sequence,
+                            d.ts_event,
+                            d.ts_init,
+                        )
+                        for d in item.deltas
+                    ),
+                )
+            )
         else:
-            out.append((item.instrument_id.value, str(item.price), int(item.size), item.aggressor_side,
-                        item.trade_id.value, item.ts_event, item.ts_init))
+            out.append(
+                (
+                    item.instrument_id.value,
+                    str(item.price),
+                    int(item.size),
+                    item.aggressor_side,
+                    item.trade_id.value,
+                    item.ts_event,
+                    item.ts_init,
+                )
+            )
     return out
 
 
@@ -111,7 +134,12 @@ def demo_catalog(tmp_path_factory) -> tuple[Path, object]:
 def test_demo_etfs_have_realistic_prices_on_a_cent_grid():
     prices = {s.symbol: s.start_price for s in DEMO_ETFS}
     assert set(prices) == {"SPY", "QQQ", "IEF", "GLD"}
-    assert 500 < prices["SPY"] < 700 and 400 < prices["QQQ"] < 600 and 80 < prices["IEF"] < 110 and 200 < prices["GLD"] < 300
+    assert (
+        500 < prices["SPY"] < 700
+        and 400 < prices["QQQ"] < 600
+        and 80 < prices["IEF"] < 110
+        and 200 < prices["GLD"] < 300
+    )
     assert all(s.price_increment == Decimal("0.01") for s in DEMO_ETFS)
 
 
@@ -198,7 +226,7 @@ def test_timestamps_are_ordered_and_inside_the_session(demo):
         assert ts == sorted(ts)
         assert ts[0] == DEFAULT_START.value and ts[-1] < end
         batch_ts = [x.ts_init for x in items if isinstance(x, OrderBookDeltas)]
-        assert all(a < b for a, b in zip(batch_ts, batch_ts[1:])), "one venue event per timestamp"
+        assert all(a < b for a, b in zip(batch_ts, batch_ts[1:], strict=False)), "one venue event per timestamp"
         assert all(x.ts_event == x.ts_init for x in items)
 
 
@@ -230,7 +258,7 @@ def test_trades_take_the_touch_and_the_book_shows_it(demo):
             if not isinstance(item, OrderBookDeltas):
                 continue
             trades = []
-            for follower in items[n + 1:]:
+            for follower in items[n + 1 :]:
                 if not isinstance(follower, TradeTick):
                     break
                 trades.append(follower)
@@ -274,7 +302,7 @@ def test_mid_price_volatility_matches_daily_vol():
                 mids.append(float(book.midpoint()))
                 next_mark += minute
             book.apply_deltas(item)
-    changes = [b - a for a, b in zip(mids, mids[1:])]
+    changes = [b - a for a, b in zip(mids, mids[1:], strict=False)]
     realised = math.sqrt(sum(c * c for c in changes) / len(changes))
     expected = float(spec.start_price) * spec.daily_vol * math.sqrt(60 / (6.5 * 3600))
     assert 0.6 < realised / expected < 1.6, (realised, expected)
@@ -319,9 +347,9 @@ def test_batched_deltas_groups_per_instrument_and_keeps_unfinished_tails(demo):
     spy, qqq = (InstrumentId.from_str(s) for s in ("SPY.SMART", "QQQ.SMART"))
     a = [b for b in demo[spy] if isinstance(b, OrderBookDeltas)][:50]
     b = [b for b in demo[qqq] if isinstance(b, OrderBookDeltas)][:50]
-    interleaved = [d for pair in zip(a, b) for batch in pair for d in batch.deltas]
+    interleaved = [d for pair in zip(a, b, strict=False) for batch in pair for d in batch.deltas]
     regrouped = list(batched_deltas(interleaved))
-    assert fingerprint(regrouped) == fingerprint([x for pair in zip(a, b) for x in pair])
+    assert fingerprint(regrouped) == fingerprint([x for pair in zip(a, b, strict=False) for x in pair])
 
     tail = a[1].deltas
     unfinished = list(batched_deltas([*a[0].deltas, *tail[:-1]]))
@@ -341,7 +369,7 @@ def test_catalog_round_trip_restores_batches_in_time_order(demo_catalog, demo):
     merged = [x for chunk in chunks for x in chunk]
     ts = [x.ts_init for x in merged]
     assert ts == sorted(ts)
-    for earlier, later in zip(merged, merged[1:]):
+    for earlier, later in zip(merged, merged[1:], strict=False):
         if earlier.ts_init == later.ts_init:
             assert not (isinstance(earlier, TradeTick) and isinstance(later, OrderBookDeltas))
     for iid, items in demo.items():
@@ -375,7 +403,9 @@ def test_writing_twice_needs_overwrite(tmp_path):
         write_synthetic_catalog(tmp_path, DEMO_ETFS[:1], duration=short, seed=2)
     second = write_synthetic_catalog(tmp_path, DEMO_ETFS[:1], duration=short, seed=2, overwrite=True)
     assert second.total_deltas != first.total_deltas
-    streamed = sum(len(x.deltas) for c in stream_catalog(tmp_path, ["SPY.SMART"]) for x in c if isinstance(x, OrderBookDeltas))
+    streamed = sum(
+        len(x.deltas) for c in stream_catalog(tmp_path, ["SPY.SMART"]) for x in c if isinstance(x, OrderBookDeltas)
+    )
     assert streamed == second.total_deltas
     assert len(catalog_instruments(tmp_path)) == 1
 
@@ -384,8 +414,13 @@ def test_engine_consumes_the_stream(demo_catalog):
     path, summary = demo_catalog
     engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False))
     engine.add_venue(
-        Venue("SMART"), OmsType.NETTING, AccountType.CASH, [Money(1_000_000, USD)],
-        base_currency=USD, book_type=BookType.L2_MBP, bar_execution=False,
+        Venue("SMART"),
+        OmsType.NETTING,
+        AccountType.CASH,
+        [Money(1_000_000, USD)],
+        base_currency=USD,
+        book_type=BookType.L2_MBP,
+        bar_execution=False,
     )
     for instrument in catalog_instruments(path):
         engine.add_instrument(instrument)

@@ -12,7 +12,7 @@ from backtests.runner import run_backtest
 from strategies.commissions import IB_TIERED
 from strategies.plan import PlanError
 from strategies.rebalance_exec import RebalanceExecutorConfig
-from tests.books import SEC, T0, equity, steady_session
+from tests.books import SEC, equity, steady_session
 from venues.sim.venue import SimVenueConfig
 
 SPY, QQQ = equity("SPY"), equity("QQQ")
@@ -70,7 +70,10 @@ def assert_money_adds_up(result) -> None:
     for account, row in accounts.iterrows():
         mine = tx[tx["account_id"] == account]
         flows = sum(
-            (q * p * (1 if s == "SELL" else -1) - c for q, p, s, c in zip(mine["quantity"], mine["price"], mine["side"], mine["commission"])),
+            (
+                q * p * (1 if s == "SELL" else -1) - c
+                for q, p, s, c in zip(mine["quantity"], mine["price"], mine["side"], mine["commission"], strict=False)
+            ),
             Decimal(0),
         )
         assert row["cash_end"] == row["cash_start"] + flows
@@ -185,7 +188,16 @@ def test_run_outputs_are_written(tmp_path):
         csv = pd.read_csv(out / f"{name}.csv")
         assert len(parquet) == len(csv) == len(getattr(result.report, name))
     tx = pd.read_parquet(out / "transactions.parquet")
-    assert set(tx.columns) >= {"account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission", "time"}
+    assert set(tx.columns) >= {
+        "account_id",
+        "request_id",
+        "instrument_id",
+        "side",
+        "quantity",
+        "price",
+        "commission",
+        "time",
+    }
     assert (out / "summary.json").exists()
 
 
@@ -210,9 +222,16 @@ def test_session_ending_early_still_gives_every_request_a_state(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("sell_offset_bps", 10_000.0), ("buy_offset_bps", -10_000.0), ("phase_deadline_secs", 0.0),
-        ("min_order_qty", 0), ("cash_reserve_pct", 100.0), ("cash_reserve_abs", "-1"), ("cash_reserve_abs", "lots"),
-        ("reference_price", "vwap"), ("commission_schedule", "free"), ("start_time", "tomorrowish"),
+        ("sell_offset_bps", 10_000.0),
+        ("buy_offset_bps", -10_000.0),
+        ("phase_deadline_secs", 0.0),
+        ("min_order_qty", 0),
+        ("cash_reserve_pct", 100.0),
+        ("cash_reserve_abs", "-1"),
+        ("cash_reserve_abs", "lots"),
+        ("reference_price", "vwap"),
+        ("commission_schedule", "free"),
+        ("start_time", "tomorrowish"),
     ],
 )
 def test_bad_parameters_are_refused_by_name(field, value):

@@ -29,8 +29,10 @@ BETTER_TICKS = st.one_of(st.just(0), st.integers(0, 30))
 
 
 class FAMoneyMachine(RuleBasedStateMachine):
-    @initialize(plan=random_plans(max_accounts=6, max_instruments=3, max_qty=500),
-                schedule=st.sampled_from([IB_FIXED, IB_TIERED]))
+    @initialize(
+        plan=random_plans(max_accounts=6, max_instruments=3, max_qty=500),
+        schedule=st.sampled_from([IB_FIXED, IB_TIERED]),
+    )
     def setup(self, plan: RandomPlan, schedule) -> None:
         self.plan = plan
         self.schedule = schedule
@@ -125,11 +127,10 @@ class FAMoneyMachine(RuleBasedStateMachine):
         market = self.plan.markets[instrument_id]
         limit = pricing.buy_limit(market.reference, data.draw(OFFSET_BPS, label="offset"), market.tick)
         accounts = self.plan.accounts
-        requested = np.array(
-            [data.draw(st.integers(0, 500), label=f"buy {a}") for a in accounts], dtype=np.int64
+        requested = np.array([data.draw(st.integers(0, 500), label=f"buy {a}") for a in accounts], dtype=np.int64)
+        budget = np.array(
+            [cash_micros(self.ledger.cash[a]) - self.committed_micros(a) for a in accounts], dtype=np.int64
         )
-        budget = np.array([cash_micros(self.ledger.cash[a]) - self.committed_micros(a) for a in accounts],
-                          dtype=np.int64)
         assert (budget >= 0).all(), "open buy blocks are no longer covered by cash"
         sized = size_buys(
             np.arange(len(accounts)), requested, np.full(len(accounts), decimal_to_micros(limit)), budget, self.schedule
@@ -157,11 +158,19 @@ class FAMoneyMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def replay_an_allocation(self, data) -> None:
         allocation, request_id = data.draw(st.sampled_from(self.venue.booked), label="replay")
-        before = (dict(self.ledger.cash), dict(self.ledger.positions), dict(self.ledger.commissions),
-                  len(self.ledger.transactions))
+        before = (
+            dict(self.ledger.cash),
+            dict(self.ledger.positions),
+            dict(self.ledger.commissions),
+            len(self.ledger.transactions),
+        )
         assert self.ledger.apply(allocation, request_id) is False
-        after = (dict(self.ledger.cash), dict(self.ledger.positions), dict(self.ledger.commissions),
-                 len(self.ledger.transactions))
+        after = (
+            dict(self.ledger.cash),
+            dict(self.ledger.positions),
+            dict(self.ledger.commissions),
+            len(self.ledger.transactions),
+        )
         assert after == before
 
     # -- invariants ---------------------------------------------------------------------------

@@ -37,8 +37,9 @@ from venues.sim.allocator import FAAllocator
 
 SCHEDULES = st.sampled_from([IB_FIXED, IB_TIERED])
 # a month's volume on either side of every IB_TIERED boundary
-MONTHLY = st.one_of(st.integers(0, 10), st.sampled_from([299_999, 300_000, 2_999_999, 20_000_000, 10**8]),
-                    st.integers(0, 2 * 10**8))
+MONTHLY = st.one_of(
+    st.integers(0, 10), st.sampled_from([299_999, 300_000, 2_999_999, 20_000_000, 10**8]), st.integers(0, 2 * 10**8)
+)
 FAST = settings(max_examples=150, deadline=None)
 
 
@@ -125,7 +126,9 @@ OFFSETS = st.one_of(st.integers(0, 500).map(Decimal), st.integers(0, 5000).map(l
 
 
 def on_grid(price: Decimal, tick: Decimal) -> bool:
-    return (price / tick) == (price / tick).to_integral_value() and price.as_tuple().exponent == tick.as_tuple().exponent
+    return (price / tick) == (
+        price / tick
+    ).to_integral_value() and price.as_tuple().exponent == tick.as_tuple().exponent
 
 
 @settings(max_examples=400, deadline=None)
@@ -191,8 +194,13 @@ def test_fill_by_fill_charges_add_up_to_the_whole_order(schedule, monthly, fills
 
 
 @FAST
-@given(schedule=SCHEDULES, monthly=MONTHLY, fills=st.lists(st.tuples(st.sampled_from("abc"), st.integers(1, 400_000),
-                                                                    prices_4dp(100, 10**9)), min_size=1, max_size=20))
+@given(
+    schedule=SCHEDULES,
+    monthly=MONTHLY,
+    fills=st.lists(
+        st.tuples(st.sampled_from("abc"), st.integers(1, 400_000), prices_4dp(100, 10**9)), min_size=1, max_size=20
+    ),
+)
 def test_interleaved_orders_each_keep_the_tier_they_started_in(schedule, monthly, fills):
     calc = CommissionCalculator(schedule, monthly_shares=monthly)
     start_rate: dict[str, Decimal] = {}
@@ -228,8 +236,11 @@ def test_worst_case_commission_bounds_any_fills_within_the_limit(schedule, month
 
 
 @FAST
-@given(schedule=SCHEDULES, q=st.lists(st.integers(0, 10**6), min_size=1, max_size=50),
-       limits=st.lists(st.integers(1, 10**9), min_size=50, max_size=50))
+@given(
+    schedule=SCHEDULES,
+    q=st.lists(st.integers(0, 10**6), min_size=1, max_size=50),
+    limits=st.lists(st.integers(1, 10**9), min_size=50, max_size=50),
+)
 def test_worst_case_commission_is_the_whole_order_commission_at_the_limit(schedule, q, limits):
     q = np.array(q, dtype=np.int64)
     limit = np.array(limits[: q.size], dtype=np.int64)
@@ -353,8 +364,11 @@ def test_a_buy_too_large_to_size_exactly_is_refused():
 
 
 @settings(max_examples=60, deadline=None)
-@given(nav=st.lists(st.integers(-(10**12), 10**13), min_size=1, max_size=30), reserve_abs=cents(0, 10**6),
-       pct=st.integers(0, 10_000).map(lambda n: Decimal(n).scaleb(-2)))
+@given(
+    nav=st.lists(st.integers(-(10**12), 10**13), min_size=1, max_size=30),
+    reserve_abs=cents(0, 10**6),
+    pct=st.integers(0, 10_000).map(lambda n: Decimal(n).scaleb(-2)),
+)
 def test_reserve_is_the_fixed_amount_plus_the_percentage_rounded_up(nav, reserve_abs, pct):
     got = reserve_micros(np.array(nav, dtype=np.int64), reserve_abs, pct)
     for value, reserve in zip(nav, got.tolist(), strict=True):
@@ -440,13 +454,14 @@ def test_a_whole_rebalance_never_overdraws_an_account(plan, schedule, data):
     nav = cash.copy()
     for (account, iid), qty in ledger.positions.items():
         nav[code_of[account]] += micros(qty * plan.markets[iid].reference)
-    reserve = reserve_micros(nav, draw(cents(0, 500_00), label="reserve_abs"),
-                             draw(st.integers(0, 500).map(lambda n: Decimal(n).scaleb(-2)), label="reserve_pct"))
+    reserve = reserve_micros(
+        nav,
+        draw(cents(0, 500_00), label="reserve_abs"),
+        draw(st.integers(0, 500).map(lambda n: Decimal(n).scaleb(-2)), label="reserve_pct"),
+    )
     budget = cash - reserve
     buys = plan.requests[plan.requests["side"] == "BUY"].copy()
-    buy_limit = {
-        iid: pricing.buy_limit(m.reference, buy_offset, m.tick) for iid, m in plan.markets.items()
-    }
+    buy_limit = {iid: pricing.buy_limit(m.reference, buy_offset, m.tick) for iid, m in plan.markets.items()}
     limits = buys["instrument_id"].map(lambda iid: micros(buy_limit[iid])).to_numpy(dtype=np.int64)
     codes = buys["account_id"].map(code_of).to_numpy(dtype=np.int64)
     buys["sized"] = size_buys(codes, buys["quantity"].to_numpy(dtype=np.int64), limits, budget, schedule)
@@ -490,8 +505,11 @@ def test_a_whole_rebalance_never_overdraws_an_account(plan, schedule, data):
     # and the books balance to the cent: starting cash plus what every allocation moved
     for a in accounts:
         moved = sum(
-            (t["quantity"] * t["price"] * (1 if t["side"] == "SELL" else -1) - t["commission"]
-             for t in ledger.transactions if t["account_id"] == a),
+            (
+                t["quantity"] * t["price"] * (1 if t["side"] == "SELL" else -1) - t["commission"]
+                for t in ledger.transactions
+                if t["account_id"] == a
+            ),
             Decimal(0),
         )
         assert ledger.cash[a] == plan.cash[a] + moved

@@ -121,9 +121,18 @@ def _append(table: str, **cells):
 
 
 SINGLE_FAULTS = {
-    "unknown account in requests": (_set("requests", 2, account_id="Z"), "requests", 2, "account_id", ["unknown account 'Z'"]),
+    "unknown account in requests": (
+        _set("requests", 2, account_id="Z"),
+        "requests",
+        2,
+        "account_id",
+        ["unknown account 'Z'"],
+    ),
     "unknown account in positions": (
-        _append("positions", account_id="Z", instrument="IEF", quantity="5"), "positions", 3, "account_id",
+        _append("positions", account_id="Z", instrument="IEF", quantity="5"),
+        "positions",
+        3,
+        "account_id",
         ["unknown account 'Z'"],
     ),
     "duplicate request id": (_set("requests", 2, request_id="r1"), "requests", 2, "request_id", ["'r1'", "repeats"]),
@@ -136,10 +145,19 @@ SINGLE_FAULTS = {
     "negative position": (_set("positions", 2, quantity="-1"), "positions", 2, "quantity", [">= 0", "was -1"]),
     "fractional position": (_set("positions", 2, quantity="0.5"), "positions", 2, "quantity", ["no fractions"]),
     "non-numeric position": (_set("positions", 2, quantity="lots"), "positions", 2, "quantity", ["'lots'"]),
-    "sell larger than holding": (_set("requests", 0, quantity="101"), "requests", 0, "quantity", ["sells 101", "holds 100"]),
+    "sell larger than holding": (
+        _set("requests", 0, quantity="101"),
+        "requests",
+        0,
+        "quantity",
+        ["sells 101", "holds 100"],
+    ),
     "sell of something not held": (
         _append("requests", request_id="r4", account_id="B", instrument="SPY", side="SELL", quantity="1"),
-        "requests", 3, "quantity", ["SPY.SMART", "'B' holds 0"],
+        "requests",
+        3,
+        "quantity",
+        ["SPY.SMART", "'B' holds 0"],
     ),
     "negative cash": (_set("accounts", 1, cash="-0.01"), "accounts", 1, "cash", [">= 0", "-0.01"]),
     "non-numeric cash": (_set("accounts", 1, cash="lots"), "accounts", 1, "cash", ["must be a number", "'lots'"]),
@@ -148,26 +166,44 @@ SINGLE_FAULTS = {
     "infinite cash": (_set("accounts", 1, cash="Infinity"), "accounts", 1, "cash", ["must be a number"]),
     "buy and sell of one instrument": (
         _append("requests", request_id="r4", account_id="A", instrument="SPY", side="BUY", quantity="5"),
-        "requests", 3, "side", ["both buys and sells SPY.SMART"],
+        "requests",
+        3,
+        "side",
+        ["both buys and sells SPY.SMART"],
     ),
     "repeated (account, instrument, BUY)": (
         _append("requests", request_id="r4", account_id="A", instrument="QQQ.SMART", side="buy", quantity="5"),
-        "requests", 3, "side", ["repeats", label("csv", 2)],
+        "requests",
+        3,
+        "side",
+        ["repeats", label("csv", 2)],
     ),
     "repeated (account, instrument, SELL)": (
         _append("requests", request_id="r4", account_id="A", instrument="SPY", side="SELL", quantity="10"),
-        "requests", 3, "side", ["repeats"],
+        "requests",
+        3,
+        "side",
+        ["repeats"],
     ),
     "bad side": (_set("requests", 2, side="HOLD"), "requests", 2, "side", ["BUY or SELL", "'HOLD'"]),
     "empty side": (_set("requests", 2, side=""), "requests", 2, "side", ["BUY or SELL"]),
-    "duplicate account id": (_append("accounts", account_id="A", cash="5"), "accounts", 2, "account_id", ["'A'", "repeats"]),
+    "duplicate account id": (
+        _append("accounts", account_id="A", cash="5"),
+        "accounts",
+        2,
+        "account_id",
+        ["'A'", "repeats"],
+    ),
     "empty account id": (_append("accounts", account_id="", cash="5"), "accounts", 2, "account_id", ["is empty"]),
     "empty request id": (_set("requests", 2, request_id=""), "requests", 2, "request_id", ["is empty"]),
     "empty account in requests": (_set("requests", 2, account_id=""), "requests", 2, "account_id", ["is empty"]),
     "empty instrument in requests": (_set("requests", 2, instrument=""), "requests", 2, "instrument", ["is empty"]),
     "empty instrument in positions": (_set("positions", 2, instrument=""), "positions", 2, "instrument", ["is empty"]),
     "repeated position": (
-        _append("positions", account_id="A", instrument="IEF.SMART", quantity="3"), "positions", 3, "instrument",
+        _append("positions", account_id="A", instrument="IEF.SMART", quantity="3"),
+        "positions",
+        3,
+        "instrument",
         ["repeats"],
     ),
 }
@@ -226,7 +262,9 @@ def test_several_problems_are_all_reported_at_once(tmp_path, fmt):
     rows["requests"][0]["quantity"] = "500"  # sells more than A holds
     rows["requests"][1]["side"] = "HOLD"
     rows["requests"][2]["quantity"] = "1.25"
-    rows["requests"].append({"request_id": "r1", "account_id": "Q", "instrument": "SPY", "side": "BUY", "quantity": "0"})
+    rows["requests"].append(
+        {"request_id": "r1", "account_id": "Q", "instrument": "SPY", "side": "BUY", "quantity": "0"}
+    )
     error = refusal(write_rows(tmp_path, rows, fmt))
     acc, pos, req = (source(fmt, t) for t in ("accounts", "positions", "requests"))
     assert where(error) == {
@@ -334,10 +372,7 @@ def test_csv_line_numbers_survive_a_blank_line(tmp_path):
     # regression: pandas drops blank lines, which once shifted every later line number
     folder = write_rows(tmp_path, good_rows(), "csv")
     (folder / "requests.csv").write_text(
-        "request_id,account_id,instrument,side,quantity\n"
-        "r1,A,SPY,SELL,60\n"
-        "\n"
-        "r3,A,QQQ,BUY,ten\n"
+        "request_id,account_id,instrument,side,quantity\nr1,A,SPY,SELL,60\n\nr3,A,QQQ,BUY,ten\n"
     )
     error = refusal(folder)
     assert where(error) == {("requests.csv", "line 4", "quantity")}
@@ -417,8 +452,11 @@ _ids = st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", min_size=1, max_si
 @st.composite
 def good_plans(draw) -> Plan:
     accounts = draw(st.lists(_ids, min_size=1, max_size=6, unique=True))
-    symbols = draw(st.lists(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=5), min_size=1,
-                            max_size=4, unique=True))
+    symbols = draw(
+        st.lists(
+            st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=5), min_size=1, max_size=4, unique=True
+        )
+    )
     cash = [Decimal(draw(st.integers(0, 10**12))).scaleb(-draw(st.integers(0, 4))) for _ in accounts]
     positions, requests = [], []
     for a in accounts:
@@ -433,10 +471,12 @@ def good_plans(draw) -> Plan:
     # built the way load_plan builds its frames, so that dtypes compare equal as well as values
     return Plan(
         accounts=pd.DataFrame({"account_id": accounts, "cash": pd.Series(cash, dtype=object)}),
-        positions=pd.DataFrame(positions, columns=["account_id", "instrument_id", "quantity"]).astype({"quantity": "int64"}),
-        requests=pd.DataFrame(requests, columns=["request_id", "account_id", "instrument_id", "side", "quantity"]).astype(
+        positions=pd.DataFrame(positions, columns=["account_id", "instrument_id", "quantity"]).astype(
             {"quantity": "int64"}
         ),
+        requests=pd.DataFrame(
+            requests, columns=["request_id", "account_id", "instrument_id", "side", "quantity"]
+        ).astype({"quantity": "int64"}),
     )
 
 

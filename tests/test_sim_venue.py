@@ -60,7 +60,11 @@ def run_venue(orders, data, venue=SimVenueConfig(latency_ms=0), groups=None, hol
     plan = Plan(
         accounts=pd.DataFrame({"account_id": ["M"], "cash": [Decimal(cash)]}),
         positions=pd.DataFrame(
-            {"account_id": ["M"] * len(holdings or {}), "instrument_id": list(holdings or {}), "quantity": list((holdings or {}).values())}
+            {
+                "account_id": ["M"] * len(holdings or {}),
+                "instrument_id": list(holdings or {}),
+                "quantity": list((holdings or {}).values()),
+            }
         ),
         requests=pd.DataFrame(columns=["request_id", "account_id", "instrument_id", "side", "quantity"]),
     )
@@ -117,13 +121,19 @@ def test_no_seeded_holding_no_sell():
     assert strategy.rejections
 
 
-@pytest.mark.parametrize(("queue_model", "expected"), [("none", [(50, "99.99")]), ("risk_averse", [(30, "99.99"), (20, "99.99")])])
+@pytest.mark.parametrize(
+    ("queue_model", "expected"), [("none", [(50, "99.99")]), ("risk_averse", [(30, "99.99"), (20, "99.99")])]
+)
 def test_passive_order_waits_behind_the_displayed_queue(queue_model, expected):
     # BUY 50 at 99.99 joins behind 100 displayed there; sellers then print 60, 70 and 40 at 99.99
     data = [snapshot(SPY, T0, *BOOK)]
     for k, size in enumerate((60, 70, 40), start=1):
         data.append(trade(SPY, T0 + k * SEC, "99.99", size, AggressorSide.SELLER, k))
-        data.append(snapshot(SPY, T0 + k * SEC + 1, *BOOK) if queue_model == "none" else trade(SPY, T0 + k * SEC + 1, "100.01", 1, AggressorSide.BUYER, 10 + k))
+        data.append(
+            snapshot(SPY, T0 + k * SEC + 1, *BOOK)
+            if queue_model == "none"
+            else trade(SPY, T0 + k * SEC + 1, "100.01", 1, AggressorSide.BUYER, 10 + k)
+        )
     venue = SimVenueConfig(latency_ms=0, queue_model=queue_model)
     fills, _, _ = run_venue([(OrderSide.BUY, 50, "99.99")], data, venue)
     assert fills[: len(expected)] == expected
@@ -150,13 +160,23 @@ def test_block_commission_is_the_sum_of_the_accounts_and_allocations_add_up():
             (calc.charge("o", a.quantity, a.price) for a in allocations if a.account_id == account), Decimal(0)
         )
         paid = sum((a.commission for a in allocations if a.account_id == account), Decimal(0))
-        assert paid == expected == IB_TIERED.order_commission(target, sum((a.quantity * a.price for a in allocations if a.account_id == account), Decimal(0)))
+        assert (
+            paid
+            == expected
+            == IB_TIERED.order_commission(
+                target, sum((a.quantity * a.price for a in allocations if a.account_id == account), Decimal(0))
+            )
+        )
 
 
 def test_latency_delays_the_fill():
     # the order is sent at 0.5 s; with 800 ms latency it reaches the venue after the 1 s book
-    fast, _, _ = run_venue([(OrderSide.SELL, 10, "99.98")], book_each_second(), SimVenueConfig(latency_ms=0), holdings={"SPY.SMART": 100})
-    slow, strategy, _ = run_venue([(OrderSide.SELL, 10, "99.98")], book_each_second(), SimVenueConfig(latency_ms=800), holdings={"SPY.SMART": 100})
+    fast, _, _ = run_venue(
+        [(OrderSide.SELL, 10, "99.98")], book_each_second(), SimVenueConfig(latency_ms=0), holdings={"SPY.SMART": 100}
+    )
+    slow, strategy, _ = run_venue(
+        [(OrderSide.SELL, 10, "99.98")], book_each_second(), SimVenueConfig(latency_ms=800), holdings={"SPY.SMART": 100}
+    )
     assert fast == slow == [(10, "100.00")]
     assert strategy.fills[0].ts_event >= T0 + 2 * SEC
 

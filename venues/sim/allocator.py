@@ -106,7 +106,16 @@ class FAAllocationPublisher(Actor):
             publish(
                 ALLOCATION_TOPIC,
                 Allocation(
-                    coid, venue_order_id, f"{trade_id}.{account}", account, instrument_id, side, qty, price,
-                    commission, ts_event, ts_init,
+                    coid,
+                    venue_order_id,
+                    f"{trade_id}.{account}",
+                    account,
+                    instrument_id,
+                    side,
+                    qty,
+                    price,
+                    commission,
+                    ts_event,
+                    ts_init,
                 ),
             )

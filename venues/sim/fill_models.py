@@ -47,7 +47,11 @@ class BookFillModel(FillModel):
         self._consumed: dict[tuple, tuple[int, int]] = {}
 
     def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask):
-        if self.queue is not None and self._is_trade_driven(instrument, order) and not self.queue.may_fill(order.client_order_id):
+        if (
+            self.queue is not None
+            and self._is_trade_driven(instrument, order)
+            and not self.queue.may_fill(order.client_order_id)
+        ):
             return OrderBook(instrument.id, BookType.L2_MBP)  # still behind the queue: nothing fills
         if self.depth_fraction >= 1.0 or self.cache is None:
             return None  # the real book, with the engine's own consumption tracking

@@ -107,7 +107,9 @@ class QueueTracker(Actor):
             order = self.cache.order(event.client_order_id)
             if order is not None and order.has_price:
                 size = self._level(order.instrument_id, order.side, order.price)
-                self._resting[order.client_order_id] = _Resting(order.instrument_id, order.side, order.price, size, size)
+                self._resting[order.client_order_id] = _Resting(
+                    order.instrument_id, order.side, order.price, size, size
+                )
             return
         order = self.cache.order(event.client_order_id)
         if order is not None and order.is_closed:

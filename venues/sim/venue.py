@@ -151,13 +151,31 @@ def seed_positions(engine: BacktestEngine, venue: SimVenue, strategy_id: Strateg
         )
         # The opening order goes into the cache too, filled, or the cache warns about it on every event.
         order = MarketOrder(
-            engine.trader_id, strategy_id, instrument.id, fill.client_order_id, OrderSide.BUY, fill.last_qty, UUID4(), ts
+            engine.trader_id,
+            strategy_id,
+            instrument.id,
+            fill.client_order_id,
+            OrderSide.BUY,
+            fill.last_qty,
+            UUID4(),
+            ts,
         )
-        order.apply(OrderSubmitted(engine.trader_id, strategy_id, instrument.id, order.client_order_id, venue.account_id, UUID4(), ts, ts))
+        order.apply(
+            OrderSubmitted(
+                engine.trader_id, strategy_id, instrument.id, order.client_order_id, venue.account_id, UUID4(), ts, ts
+            )
+        )
         order.apply(
             OrderAccepted(
-                engine.trader_id, strategy_id, instrument.id, order.client_order_id, fill.venue_order_id,
-                venue.account_id, UUID4(), ts, ts,
+                engine.trader_id,
+                strategy_id,
+                instrument.id,
+                order.client_order_id,
+                fill.venue_order_id,
+                venue.account_id,
+                UUID4(),
+                ts,
+                ts,
             )
         )
         order.apply(fill)
