@@ -138,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         from data.synthetic import write_synthetic_catalog
 
         summary = write_synthetic_catalog(args.catalog, duration=pd.Timedelta(minutes=args.minutes), seed=args.seed)
-        print(summary)
+        span = pd.to_datetime([summary.start_ns, summary.end_ns], unit="ns", utc=True)
+        print(
+            f"wrote {summary.total_deltas:,} book deltas and {summary.total_trades:,} trades for "
+            f"{', '.join(summary.instrument_ids)} from {span[0]} to {span[1]} into {args.catalog}"
+        )
         return 0
     return 2
 

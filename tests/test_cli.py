@@ -1,0 +1,67 @@
+"""The `rebalance` command, as a user runs it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from backtests.cli import DEMO_PLAN, main
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "catalog"
+    assert main(["data", "synth", "--catalog", str(path), "--minutes", "2"]) == 0
+    return path
+
+
+def test_backtest_writes_the_run_folder_and_prints_per_account_results(catalog, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "backtest",
+            "--plan",
+            str(DEMO_PLAN),
+            "--catalog",
+            str(catalog),
+            "--out",
+            str(out),
+            "--param",
+            "phase_deadline_secs=30",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "Per-account results (25 accounts)" in printed
+    assert "no account below zero" in printed
+    requests = pd.read_csv(out / "requests.csv")
+    assert len(requests) == 98 and requests["state"].notna().all()
+    assert (pd.read_csv(out / "accounts.csv")["cash_end"] >= 0).all()
+
+
+def test_a_bad_plan_is_refused_with_the_row_and_nothing_runs(catalog, tmp_path, capsys):
+    plan = tmp_path / "plan"
+    shutil.copytree(DEMO_PLAN, plan)
+    with (plan / "requests.csv").open("a") as f:
+        f.write("R9999999,DU1000000,SPY.SMART,BUY,2.5\n")
+    code = main(["backtest", "--plan", str(plan), "--catalog", str(catalog), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "requests.csv line 100, field 'quantity': must be a whole number of shares (no fractions), was 2.5" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_or_bad_parameters_are_named(catalog, tmp_path):
+    with pytest.raises(SystemExit, match="unknown parameter 'sell_ofset_bps'"):
+        main(["backtest", "--plan", str(DEMO_PLAN), "--catalog", str(catalog), "--param", "sell_ofset_bps=10"])
+    with pytest.raises(SystemExit, match="phase_deadline_secs: must be > 0"):
+        main(["backtest", "--plan", str(DEMO_PLAN), "--catalog", str(catalog), "--param", "phase_deadline_secs=0"])
+    with pytest.raises(SystemExit, match="queue_model"):
+        main(["backtest", "--plan", str(DEMO_PLAN), "--catalog", str(catalog), "--venue-param", "queue_model=fifo"])
+
+
+def test_demo_plan_is_shipped():
+    assert {p.name for p in Path(DEMO_PLAN).iterdir()} >= {"accounts.csv", "positions.csv", "requests.csv"}
