@@ -1,0 +1,33 @@
+"""A fake IB Gateway (TWS API, server version 178) with an FA broker model, for tests and rehearsals.
+
+    gw = FakeGateway(accounts=["DF1000", "DU1001", "DU1002"], cash=100_000)
+    port = await gw.start()                       # OS-assigned port on 127.0.0.1
+    await ib.connectAsync("127.0.0.1", port, clientId=1)
+    gw.broker.set_book("SPY", bids=[(499.99, 300)], asks=[(500.01, 300)])   # resting orders may fill
+    gw.broker.print_trade("SPY", 500.0, 100)      # or fill on a print
+    gw.broker.fill(order_id, 50, 500.0)           # or because the test says so
+    gw.broker.advance_clock(seconds=600)          # GTD expiry
+    gw.faults.late_allocations()                  # see faults.FaultInjector for the other switches
+    await gw.stop()
+
+Synchronous code uses `FakeGatewayThread` and `thread.call(fn, *args)` to act on the broker.
+Layers: framing (bytes) -> codecs (fields) -> server (sessions) -> broker (no sockets).
+"""
+
+from .broker import Broker, Clock, FaGroup, fa_groups_from_xml, fa_groups_to_xml, parse_good_till_date
+from .faults import FaultInjector, FaultPlan
+from .server import DEFAULT_ACCOUNTS, FakeGateway, FakeGatewayThread
+
+__all__ = [
+    "DEFAULT_ACCOUNTS",
+    "Broker",
+    "Clock",
+    "FaGroup",
+    "FakeGateway",
+    "FakeGatewayThread",
+    "FaultInjector",
+    "FaultPlan",
+    "fa_groups_from_xml",
+    "fa_groups_to_xml",
+    "parse_good_till_date",
+]

@@ -1,0 +1,480 @@
+"""Message codecs at server version 178, matching what ib_async 2.1.0's decoder and client expect.
+
+Encoders return the field list of one server->client message (framing adds the length prefix).
+Field counts are exact where ib_async unpacks a fixed tuple: a wrong count there does not fail
+loudly, the client logs "Error handling fields" and drops the message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from .model import CommissionView, ContractSpec, ExecutionView, OrderRequest, OrderView
+
+log = logging.getLogger(__name__)
+
+UNSET_DOUBLE_STR = "1.7976931348623157E308"
+
+
+def num(x: float | int | None) -> str:
+    """Numbers as TWS writes them: integral values without a fraction, None as empty."""
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "1" if x else "0"
+    if isinstance(x, int):
+        return str(x)
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    return repr(float(x))
+
+
+def _contract_11(c: ContractSpec, exchange: str | None = None) -> list[str]:
+    """conId..tradingClass without primaryExchange, the layout of openOrder/execDetails/position."""
+    return [
+        str(c.con_id), c.symbol, c.sec_type, c.last_trade, num(c.strike), c.right, c.multiplier,
+        c.exchange if exchange is None else exchange, c.currency, c.local_symbol, c.trading_class,
+    ]
+
+
+# ---------------------------------------------------------------- server -> client
+
+def managed_accounts(accounts: list[str]) -> list[str]:
+    return ["15", "1", ",".join(accounts)]
+
+
+def next_valid_id(order_id: int) -> list[str]:
+    return ["9", "1", str(order_id)]
+
+
+def error(req_id: int, code: int, text: str, advanced_json: str = "") -> list[str]:
+    # advancedOrderRejectJson is mandatory from server version 166 on
+    return ["4", "2", str(req_id), str(code), text, advanced_json]
+
+
+def order_status(v: OrderView) -> list[str]:
+    r = v.request
+    return [
+        "3", str(r.order_id), v.status, num(v.filled), num(v.remaining), num(v.avg_fill_price),
+        str(v.perm_id), str(r.parent_id), num(v.last_fill_price), str(r.client_id), "", "",
+    ]
+
+
+def _order_core(r: OrderRequest) -> list[str]:
+    return [
+        r.action, num(r.total_quantity), r.order_type, num(r.lmt_price), num(r.aux_price), r.tif,
+        r.oca_group, r.account, r.open_close, str(r.origin), r.order_ref,
+    ]
+
+
+def open_order(v: OrderView) -> list[str]:
+    r = v.request
+    m = v.margins
+    f = ["5", str(r.order_id), *_contract_11(r.contract), *_order_core(r)]
+    f += [str(r.client_id), str(v.perm_id), num(r.outside_rth), "0", "", r.good_after_time, ""]
+    f += [r.fa_group, r.fa_method, r.fa_percentage]  # no faProfile from 177 on
+    f += [r.model_code, r.good_till_date, "", "", "", "0", "", "", "0"]
+    f += ["", "", "", "", "", "", "0", "0", "0", "", "0", "0", "0", "", "0", "0", "", "0"]
+    f += ["", ""]  # deltaNeutralOrderType empty: the 8 delta-neutral fields are then absent
+    f += ["0", "0", "", "", "", "", ""]  # continuousUpdate .. comboLegsDescrip
+    f += ["0", "0", "0"]  # combo legs, order combo legs, smart combo params
+    f += ["", "", ""]  # scale sizes and an unset increment (no 7 scale fields)
+    f += [""]  # hedgeType empty: no hedgeParam
+    f += ["0", "", "", "0", "0"]  # optOutSmartRouting, clearing, notHeld, no delta-neutral contract
+    f += [""]  # algoStrategy empty: no params
+    f += ["0", num(r.what_if), v.status]
+    for key in (
+        "initMarginBefore", "maintMarginBefore", "equityWithLoanBefore", "initMarginChange",
+        "maintMarginChange", "equityWithLoanChange", "initMarginAfter", "maintMarginAfter",
+        "equityWithLoanAfter",
+    ):
+        f.append(m.get(key, UNSET_DOUBLE_STR))
+    f += [m.get("commission", UNSET_DOUBLE_STR), UNSET_DOUBLE_STR, UNSET_DOUBLE_STR, "USD", ""]
+    f += ["0", "0"]  # randomizeSize, randomizePrice
+    f += ["0"]  # no conditions
+    f += ["None", "", "", "", "", "", "", "0", "", "", "", "", "0", "0", "", "0"]
+    f += ["", "0", "0"]  # duration, postToAts, autoCancelParent
+    f += ["", "", "", "", ""]  # minTradeQty .. midOffsetAtHalf
+    return f
+
+
+def open_order_end() -> list[str]:
+    return ["53", "1"]
+
+
+def completed_order(v: OrderView) -> list[str]:
+    r = v.request
+    f = ["101", *_contract_11(r.contract), *_order_core(r)]
+    f += [str(v.perm_id), num(r.outside_rth), "0", "", r.good_after_time]
+    f += [r.fa_group, r.fa_method, r.fa_percentage]
+    f += [r.model_code, r.good_till_date, "", "", "", "0", "", ""]
+    f += ["", "", "", "", "", "0", "0", "0", "", "0", "0", "", "0"]
+    f += ["", ""]  # deltaNeutralOrderType empty
+    f += ["0", "0", "", "", ""]  # continuousUpdate .. comboLegsDescrip
+    f += ["0", "0", "0"]
+    f += ["", "", ""]
+    f += [""]  # hedgeType
+    f += ["", "", "0", "0"]  # clearingAccount, clearingIntent, notHeld, no delta-neutral contract
+    f += [""]  # algoStrategy
+    f += ["0", v.status, "0", "0"]
+    f += ["0"]  # no conditions
+    f += ["", "", "", "0", "0", "", num(v.filled), "0", "0", "", "0", "0", "0"]
+    f += [v.completed_time, v.completed_status]
+    f += ["", "", "", "", ""]
+    return f
+
+
+def completed_orders_end() -> list[str]:
+    return ["102"]
+
+
+def exec_details(req_id: int, e: ExecutionView) -> list[str]:
+    return [
+        "11", str(req_id), str(e.order_id), *_contract_11(e.contract, exchange=e.exchange),
+        e.exec_id, e.time, e.account, e.exchange, e.side, num(e.shares), num(e.price),
+        str(e.perm_id), str(e.client_id), "0", num(e.cum_qty), num(e.avg_price), e.order_ref,
+        "", "", e.model_code, str(e.liquidity), "0",  # last one: pendingPriceRevision (178)
+    ]
+
+
+def exec_details_end(req_id: int) -> list[str]:
+    return ["55", "1", str(req_id)]
+
+
+def commission_report(c: CommissionView) -> list[str]:
+    pnl = UNSET_DOUBLE_STR if c.realized_pnl is None else num(c.realized_pnl)
+    return ["59", "1", c.exec_id, num(c.commission), c.currency, pnl, UNSET_DOUBLE_STR, ""]
+
+
+def position(account: str, c: ContractSpec, pos: float, avg_cost: float) -> list[str]:
+    return ["61", "3", account, *_contract_11(c, exchange=c.primary_exchange), num(pos), num(avg_cost)]
+
+
+def position_end() -> list[str]:
+    return ["62", "1"]
+
+
+def position_multi(
+    req_id: int, account: str, c: ContractSpec, pos: float, avg_cost: float, model_code: str = ""
+) -> list[str]:
+    return [
+        "71", "1", str(req_id), account, *_contract_11(c, exchange=c.primary_exchange),
+        num(pos), num(avg_cost), model_code,
+    ]
+
+
+def position_multi_end(req_id: int) -> list[str]:
+    return ["72", "1", str(req_id)]
+
+
+def account_summary(req_id: int, account: str, tag: str, value: str, currency: str) -> list[str]:
+    return ["63", "1", str(req_id), account, tag, value, currency]
+
+
+def account_summary_end(req_id: int) -> list[str]:
+    return ["64", "1", str(req_id)]
+
+
+def account_update_multi(
+    req_id: int, account: str, model_code: str, key: str, value: str, currency: str
+) -> list[str]:
+    return ["73", "1", str(req_id), account, model_code, key, value, currency]
+
+
+def account_update_multi_end(req_id: int) -> list[str]:
+    return ["74", "1", str(req_id)]
+
+
+def update_account_value(key: str, value: str, currency: str, account: str) -> list[str]:
+    return ["6", "2", key, value, currency, account]
+
+
+def account_download_end(account: str) -> list[str]:
+    return ["54", "1", account]
+
+
+def update_mkt_depth(req_id: int, position: int, operation: int, side: int, price: float, size: float) -> list[str]:
+    return ["12", "1", str(req_id), str(position), str(operation), str(side), num(price), num(size)]
+
+
+def update_mkt_depth_l2(
+    req_id: int, position: int, market_maker: str, operation: int, side: int, price: float,
+    size: float, is_smart: bool,
+) -> list[str]:
+    return [
+        "13", "1", str(req_id), str(position), market_maker, str(operation), str(side),
+        num(price), num(size), num(is_smart),
+    ]
+
+
+def tick_price(req_id: int, tick_type: int, price: float, size: float, attr_mask: int = 0) -> list[str]:
+    return ["1", "6", str(req_id), str(tick_type), num(price), num(size), str(attr_mask)]
+
+
+def tick_size(req_id: int, tick_type: int, size: float) -> list[str]:
+    return ["2", "6", str(req_id), str(tick_type), num(size)]
+
+
+def tick_snapshot_end(req_id: int) -> list[str]:
+    return ["57", "1", str(req_id)]
+
+
+def market_data_type(req_id: int, data_type: int) -> list[str]:
+    return ["58", "1", str(req_id), str(data_type)]
+
+
+@dataclass(frozen=True)
+class ContractDetailsView:
+    contract: ContractSpec
+    min_tick: float = 0.01
+    long_name: str = ""
+    valid_exchanges: str = "SMART,ARCA,NYSE,NASDAQ,BATS,IEX"
+    order_types: str = "ACTIVETIM,AD,ALLOC,DAY,GTC,GTD,IOC,FOK,LMT,MKT,STP,STPLMT,WHATIF"
+    time_zone_id: str = "US/Eastern"
+    stock_type: str = "ETF"
+
+
+def contract_details(req_id: int, d: ContractDetailsView) -> list[str]:
+    c = d.contract
+    # no version field and no mdSizeMultiplier from server version 164 on
+    return [
+        "10", str(req_id), c.symbol, c.sec_type, c.last_trade, num(c.strike), c.right, c.exchange,
+        c.currency, c.local_symbol or c.symbol, "NMS", c.trading_class or c.symbol, str(c.con_id),
+        num(d.min_tick), c.multiplier, d.order_types, d.valid_exchanges, "1", "0", d.long_name,
+        c.primary_exchange, "", "", "", "", d.time_zone_id, "", "", "", "",
+        "0",  # no secIds
+        "1", "", "", "26", "", d.stock_type, "1", "1", "1",
+    ]
+
+
+def contract_details_end(req_id: int) -> list[str]:
+    return ["52", "1", str(req_id)]
+
+
+def receive_fa(fa_data_type: int, xml: str) -> list[str]:
+    return ["16", "1", str(fa_data_type), xml]
+
+
+def replace_fa_end(req_id: int, text: str) -> list[str]:
+    return ["103", str(req_id), text]
+
+
+def current_time(epoch_seconds: int) -> list[str]:
+    return ["49", "1", str(epoch_seconds)]
+
+
+# ---------------------------------------------------------------- client -> server
+
+@dataclass
+class Request:
+    msg_id: int
+    name: str
+    params: dict = field(default_factory=dict)
+
+
+class _Cursor:
+    def __init__(self, fields: list[str], start: int = 1) -> None:
+        self.fields = fields
+        self.i = start
+
+    def next(self) -> str:
+        if self.i >= len(self.fields):
+            raise ValueError(f"message ended after {len(self.fields)} fields")
+        v = self.fields[self.i]
+        self.i += 1
+        return v
+
+    def skip(self, n: int) -> None:
+        for _ in range(n):
+            self.next()
+
+    def rest(self) -> list[str]:
+        return self.fields[self.i :]
+
+
+def _float(s: str) -> float | None:
+    if s in ("", UNSET_DOUBLE_STR) or s.upper().startswith("1.7976931348623157E+308"):
+        return None
+    v = float(s)
+    return None if v >= 1.7e308 else v
+
+
+def _int(s: str, default: int = 0) -> int:
+    if s == "":
+        return default
+    return int(float(s))
+
+
+def _bool(s: str) -> bool:
+    return s not in ("", "0", "False", "false")
+
+
+def _contract_12(cur: _Cursor) -> ContractSpec:
+    return ContractSpec(
+        con_id=_int(cur.next()), symbol=cur.next(), sec_type=cur.next(), last_trade=cur.next(),
+        strike=_float(cur.next()) or 0.0, right=cur.next(), multiplier=cur.next(),
+        exchange=cur.next(), primary_exchange=cur.next(), currency=cur.next(),
+        local_symbol=cur.next(), trading_class=cur.next(),
+    )
+
+
+def decode_place_order(fields: list[str]) -> OrderRequest:
+    """Walk ib_async's placeOrder layout at v178 (no faProfile), including its conditional blocks."""
+    cur = _Cursor(fields)
+    order_id = _int(cur.next())
+    contract = _contract_12(cur)
+    cur.skip(2)  # secIdType, secId
+    action, qty, order_type = cur.next(), _float(cur.next()) or 0.0, cur.next()
+    lmt, aux, tif = _float(cur.next()), _float(cur.next()), cur.next()
+    oca_group, account, open_close = cur.next(), cur.next(), cur.next()
+    origin, order_ref, transmit = _int(cur.next()), cur.next(), _bool(cur.next())
+    parent_id = _int(cur.next())
+    cur.skip(4)  # blockOrder, sweepToFill, displaySize, triggerMethod
+    outside_rth = _bool(cur.next())
+    cur.skip(1)  # hidden
+    if contract.sec_type == "BAG":
+        cur.skip(8 * _int(cur.next()))
+        cur.skip(_int(cur.next()))
+        cur.skip(2 * _int(cur.next()))
+    cur.skip(2)  # deprecated sharesAllocation, discretionaryAmt
+    good_after, good_till = cur.next(), cur.next()
+    fa_group, fa_method, fa_pct, model_code = cur.next(), cur.next(), cur.next(), cur.next()
+    cur.skip(20)  # shortSaleSlot .. volatilityType
+    dn_type = cur.next()
+    cur.skip(1)
+    if dn_type:
+        cur.skip(8)
+    cur.skip(6)  # continuousUpdate .. scaleSubsLevelSize
+    increment = _float(cur.next())
+    if increment is not None and increment > 0:
+        cur.skip(7)
+    cur.skip(3)  # scaleTable, activeStartTime, activeStopTime
+    if cur.next():  # hedgeType
+        cur.skip(1)
+    cur.skip(4)  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld
+    if _bool(cur.next()):
+        cur.skip(3)
+    if cur.next():  # algoStrategy
+        cur.skip(2 * _int(cur.next()))
+    cur.skip(1)  # algoId
+    what_if = _bool(cur.next())
+    return OrderRequest(
+        order_id=order_id, contract=contract, action=action, total_quantity=qty,
+        order_type=order_type, lmt_price=lmt, aux_price=aux, tif=tif or "DAY", oca_group=oca_group,
+        account=account, open_close=open_close, origin=origin, order_ref=order_ref,
+        transmit=transmit, parent_id=parent_id, outside_rth=outside_rth, good_after_time=good_after,
+        good_till_date=good_till, fa_group=fa_group, fa_method=fa_method, fa_percentage=fa_pct,
+        model_code=model_code, what_if=what_if,
+    )
+
+
+def _simple(name: str, *keys: str, skip_version: bool = True):
+    def dec(fields: list[str]) -> dict:
+        cur = _Cursor(fields, 2 if skip_version else 1)
+        return {k: cur.next() for k in keys}
+
+    dec.__name__ = name
+    return dec
+
+
+def _dec_mkt_data(fields: list[str]) -> dict:
+    cur = _Cursor(fields, 2)
+    req_id = _int(cur.next())
+    contract = _contract_12(cur)
+    if contract.sec_type == "BAG":
+        cur.skip(4 * _int(cur.next()))
+    if _bool(cur.next()):
+        cur.skip(3)
+    return {
+        "reqId": req_id, "contract": contract, "genericTickList": cur.next(),
+        "snapshot": _bool(cur.next()), "regulatorySnapshot": _bool(cur.next()),
+    }
+
+
+def _dec_contract_details(fields: list[str]) -> dict:
+    cur = _Cursor(fields, 2)
+    return {"reqId": _int(cur.next()), "contract": _contract_12(cur)}
+
+
+def _dec_mkt_depth(fields: list[str]) -> dict:
+    cur = _Cursor(fields, 2)
+    req_id = _int(cur.next())
+    c = _contract_12(cur)
+    return {"reqId": req_id, "contract": c, "numRows": _int(cur.next(), 5), "isSmartDepth": _bool(cur.next())}
+
+
+def _dec_exec_filter(fields: list[str]) -> dict:
+    cur = _Cursor(fields, 2)
+    keys = ("reqId", "clientId", "acctCode", "time", "symbol", "secType", "exchange", "side")
+    out = {k: cur.next() for k in keys}
+    out["reqId"] = _int(out["reqId"])
+    out["clientId"] = _int(out["clientId"])
+    return out
+
+
+def _dec_place_order(fields: list[str]) -> dict:
+    return {"order": decode_place_order(fields)}
+
+
+def _dec_completed(fields: list[str]) -> dict:
+    return {"apiOnly": _bool(fields[1]) if len(fields) > 1 else False}
+
+
+_DECODERS = {
+    1: ("reqMktData", _dec_mkt_data),
+    2: ("cancelMktData", _simple("cancelMktData", "reqId")),
+    3: ("placeOrder", _dec_place_order),
+    4: ("cancelOrder", _simple("cancelOrder", "orderId", "manualCancelOrderTime")),
+    5: ("reqOpenOrders", _simple("reqOpenOrders")),
+    6: ("reqAccountUpdates", _simple("reqAccountUpdates", "subscribe", "acctCode")),
+    7: ("reqExecutions", _dec_exec_filter),
+    8: ("reqIds", _simple("reqIds", "numIds")),
+    9: ("reqContractDetails", _dec_contract_details),
+    10: ("reqMktDepth", _dec_mkt_depth),
+    11: ("cancelMktDepth", _simple("cancelMktDepth", "reqId", "isSmartDepth")),
+    15: ("reqAutoOpenOrders", _simple("reqAutoOpenOrders", "autoBind")),
+    16: ("reqAllOpenOrders", _simple("reqAllOpenOrders")),
+    17: ("reqManagedAccts", _simple("reqManagedAccts")),
+    18: ("requestFA", _simple("requestFA", "faDataType")),
+    19: ("replaceFA", _simple("replaceFA", "faDataType", "xml", "reqId")),
+    49: ("reqCurrentTime", _simple("reqCurrentTime")),
+    58: ("reqGlobalCancel", _simple("reqGlobalCancel")),
+    59: ("reqMarketDataType", _simple("reqMarketDataType", "marketDataType")),
+    61: ("reqPositions", _simple("reqPositions")),
+    62: ("reqAccountSummary", _simple("reqAccountSummary", "reqId", "groupName", "tags")),
+    63: ("cancelAccountSummary", _simple("cancelAccountSummary", "reqId")),
+    64: ("cancelPositions", _simple("cancelPositions")),
+    71: ("startApi", _simple("startApi", "clientId", "optionalCapabilities")),
+    74: ("reqPositionsMulti", _simple("reqPositionsMulti", "reqId", "account", "modelCode")),
+    75: ("cancelPositionsMulti", _simple("cancelPositionsMulti", "reqId")),
+    76: (
+        "reqAccountUpdatesMulti",
+        _simple("reqAccountUpdatesMulti", "reqId", "account", "modelCode", "ledgerAndNLV"),
+    ),
+    77: ("cancelAccountUpdatesMulti", _simple("cancelAccountUpdatesMulti", "reqId")),
+    99: ("reqCompletedOrders", _dec_completed),
+}
+
+
+def decode_request(fields: list[str]) -> Request | None:
+    """Decode one client message; unknown or malformed messages are logged and give None."""
+    try:
+        msg_id = int(fields[0])
+    except (IndexError, ValueError):
+        log.warning("unparseable message %r", fields)
+        return None
+    entry = _DECODERS.get(msg_id)
+    if entry is None:
+        log.info("ignoring unsupported message id %s: %r", msg_id, fields)
+        return Request(msg_id, "unknown", {"fields": fields})
+    name, dec = entry
+    try:
+        params = dec(fields)
+    except (ValueError, IndexError):
+        log.warning("malformed %s message %r", name, fields, exc_info=True)
+        return None
+    for k in ("reqId", "orderId", "numIds", "faDataType", "marketDataType", "clientId"):
+        if k in params and isinstance(params[k], str):
+            params[k] = _int(params[k])
+    return Request(msg_id, name, params)

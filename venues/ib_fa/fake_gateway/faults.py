@@ -1,0 +1,126 @@
+"""Fault injection: switches the broker consults, and actions taken on live connections.
+
+`FaultPlan` is pure data so the socket-free broker can read it; `FaultInjector` is what tests
+use, it flips those switches and pushes connection-level faults through the gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .server import FakeGateway
+
+# Allocation executions relative to the master's: right after it, after the order is done,
+# or before it in reverse account order (IB does not document the order; adapters must not rely on it).
+ALLOCATIONS_PER_FILL = "per_fill"
+ALLOCATIONS_LATE = "late"
+ALLOCATIONS_REVERSED = "reversed"
+
+REJECT_TEXTS = {
+    201: "Order rejected - reason: Invalid account number",
+    321: (
+        "Error validating request.-'bW' : cause - You must specify an allocation "
+        "(either a single account, group, or profile)."
+    ),
+}
+
+INFO_TEXTS = {
+    2104: "Market data farm connection is OK:usfarm",
+    2106: "HMDS data farm connection is OK:ushmds",
+    2158: "Sec-def data farm connection is OK:secdefnj",
+    10349: "Order TIF was set to DAY based on order preset.",
+}
+
+CONNECTIVITY_TEXTS = {
+    1100: "Connectivity between IBKR and Trader Workstation has been lost.",
+    1101: "Connectivity between IBKR and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IBKR and Trader Workstation has been restored - data maintained.",
+}
+
+PACING_TEXT = "Max rate of messages per second has been exceeded:max=50 rec=51 (1)"
+
+
+@dataclass
+class FaultPlan:
+    allocation_mode: str = ALLOCATIONS_PER_FILL
+    reject_next: list[tuple[int, str, bool]] = field(default_factory=list)
+    drop_on_order_side: str | None = None  # "BUY", "SELL" or "ANY"
+    drop_after_executions: int | None = None
+    info_codes_on_next_order: list[int] = field(default_factory=list)
+
+    def take_rejection(self) -> tuple[int, str, bool] | None:
+        return self.reject_next.pop(0) if self.reject_next else None
+
+    def should_drop_on_order(self, action: str) -> bool:
+        side = self.drop_on_order_side
+        if side is None or (side != "ANY" and side != action):
+            return False
+        self.drop_on_order_side = None
+        return True
+
+    def count_execution(self) -> bool:
+        """True once the configured number of executions has been reported."""
+        if self.drop_after_executions is None:
+            return False
+        self.drop_after_executions -= 1
+        if self.drop_after_executions <= 0:
+            self.drop_after_executions = None
+            return True
+        return False
+
+
+class FaultInjector:
+    def __init__(self, gateway: FakeGateway) -> None:
+        self._gw = gateway
+
+    @property
+    def plan(self) -> FaultPlan:
+        return self._gw.broker.faults
+
+    # connection faults
+    def drop_now(self, client_id: int | None = None) -> None:
+        self._gw.drop_connections(client_id)
+
+    def drop_on_next_order(self, side: str = "ANY") -> None:
+        """Close the connection right after the next order of `side` is accepted (before any fill)."""
+        self.plan.drop_on_order_side = side.upper()
+
+    def drop_after_executions(self, n: int) -> None:
+        """Close the connection right after the n-th execDetails (master or allocation)."""
+        self.plan.drop_after_executions = n
+
+    # allocation delivery
+    def late_allocations(self) -> None:
+        self.plan.allocation_mode = ALLOCATIONS_LATE
+
+    def reversed_allocations(self) -> None:
+        self.plan.allocation_mode = ALLOCATIONS_REVERSED
+
+    def allocations_per_fill(self) -> None:
+        self.plan.allocation_mode = ALLOCATIONS_PER_FILL
+
+    # order rejection
+    def reject_next_order(self, code: int = 201, text: str | None = None, inactive: bool = False) -> None:
+        """Reject the next order with an error; `inactive` also reports it as an Inactive order,
+        as TWS does for orders it accepted and then refused (margin, permissions)."""
+        self.plan.reject_next.append((code, text or REJECT_TEXTS.get(code, "Order rejected"), inactive))
+
+    # gateway messages
+    def connectivity_lost(self) -> None:
+        self._gw.broadcast_error(-1, 1100, CONNECTIVITY_TEXTS[1100])
+
+    def connectivity_restored(self, data_maintained: bool = True) -> None:
+        code = 1102 if data_maintained else 1101
+        self._gw.broadcast_error(-1, code, CONNECTIVITY_TEXTS[code])
+
+    def pacing_violation(self, client_id: int | None = None) -> None:
+        self._gw.broadcast_error(-1, 100, PACING_TEXT, client_id=client_id)
+
+    def informational(self, code: int, req_id: int = -1, client_id: int | None = None) -> None:
+        self._gw.broadcast_error(req_id, code, INFO_TEXTS.get(code, "informational"), client_id=client_id)
+
+    def info_on_next_order(self, *codes: int) -> None:
+        """Send these codes carrying the next accepted order's id (as IB does with 10349)."""
+        self.plan.info_codes_on_next_order.extend(codes)
