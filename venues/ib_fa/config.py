@@ -1,0 +1,132 @@
+"""Configuration of the IB FA data and execution clients.
+
+IB's default API ports: IB Gateway 4001 (live) / 4002 (paper), TWS 7496 (live) / 7497 (paper).
+The default here is 4002 so that a forgotten setting can only ever reach a paper login.
+Every connection field left as None falls back to an environment variable, so one node
+configuration file can be shared between machines that differ only in where the gateway runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from nautilus_trader.config import LiveDataClientConfig, LiveExecClientConfig
+
+IB_GATEWAY_LIVE_PORT = 4001
+IB_GATEWAY_PAPER_PORT = 4002
+TWS_LIVE_PORT = 7496
+TWS_PAPER_PORT = 7497
+DEFAULT_PORT = IB_GATEWAY_PAPER_PORT
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_CLIENT_ID = 1
+DEFAULT_VENUE = "SMART"
+
+ENV_HOST = "IB_HOST"
+ENV_PORT = "IB_PORT"
+ENV_CLIENT_ID = "IB_CLIENT_ID"
+ENV_FA_MASTER = "IB_FA_MASTER"
+
+CASH_TAGS = ("TotalCashValue", "SettledCash", "AvailableFunds", "CashBalance")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    host: str
+    port: int
+    client_id: int
+    fa_master_account: str
+    connect_timeout_secs: float
+    request_timeout_secs: float
+    readonly: bool = False
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.host, self.port, self.client_id)
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, was {raw!r}") from None
+
+
+def resolve_connection(config: IBFADataClientConfig | IBFAExecClientConfig) -> ConnectionSettings:
+    """Explicit config values win, then the IB_* environment variables, then the paper defaults."""
+    host = config.host or os.environ.get(ENV_HOST) or DEFAULT_HOST
+    port = config.port if config.port is not None else _env_int(ENV_PORT)
+    client_id = config.client_id if config.client_id is not None else _env_int(ENV_CLIENT_ID)
+    master = config.fa_master_account or os.environ.get(ENV_FA_MASTER) or ""
+    if not master:
+        raise ValueError(
+            f"no FA master account: set fa_master_account in the client config or the {ENV_FA_MASTER} environment variable"
+        )
+    if config.connect_timeout_secs <= 0 or config.request_timeout_secs <= 0:
+        raise ValueError("connect_timeout_secs and request_timeout_secs must be > 0")
+    return ConnectionSettings(
+        host=host,
+        port=DEFAULT_PORT if port is None else port,
+        client_id=DEFAULT_CLIENT_ID if client_id is None else client_id,
+        fa_master_account=master,
+        connect_timeout_secs=config.connect_timeout_secs,
+        request_timeout_secs=config.request_timeout_secs,
+        readonly=getattr(config, "readonly", False),
+    )
+
+
+class IBFADataClientConfig(LiveDataClientConfig, frozen=True):
+    """Market data (L2 depth, quotes, trades, snapshots) through the FA login's session.
+
+    market_data_type: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen (IB's reqMarketDataType).
+    """
+
+    host: str | None = None
+    port: int | None = None
+    client_id: int | None = None
+    fa_master_account: str | None = None
+    venue: str = DEFAULT_VENUE
+    connect_timeout_secs: float = 10.0
+    request_timeout_secs: float = 10.0
+    primary_exchanges: dict[str, str] | None = None  # symbol -> primary listing, for ambiguous symbols
+    market_data_type: int = 1
+    depth_rows: int = 10
+    smart_depth: bool = True
+    readonly: bool = True
+
+
+class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
+    """Block orders allocated with one ContractsOrShares FA group per order.
+
+    cash_tag: which account value is an account's cash at SYNC (see
+    `IBFAExecutionClient.request_account_snapshot` for why TotalCashValue is the default).
+    account_summary_group: the FA group used for account summaries. IB refuses "All" for logins
+    with more than 50 sub-accounts; such logins must name a group that holds every client.
+    fa_group_prefix: groups this adapter writes start with it, so the advisor's own groups are
+    never touched.
+    commission_wait_secs: how long a master execution may wait for its commission report before
+    its OrderFilled is emitted with zero commission (the accounts' allocations still wait).
+    """
+
+    host: str | None = None
+    port: int | None = None
+    client_id: int | None = None
+    fa_master_account: str | None = None
+    venue: str = DEFAULT_VENUE
+    connect_timeout_secs: float = 10.0
+    request_timeout_secs: float = 10.0
+    primary_exchanges: dict[str, str] | None = None
+    cash_tag: str = "TotalCashValue"
+    account_summary_group: str = "All"
+    fa_group_prefix: str = "RB"
+    commission_wait_secs: float = 5.0
+    readonly: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cash_tag not in CASH_TAGS:
+            raise ValueError(f"IBFAExecClientConfig.cash_tag must be one of {CASH_TAGS}, was {self.cash_tag!r}")
+        if self.commission_wait_secs < 0:
+            raise ValueError("IBFAExecClientConfig.commission_wait_secs must be >= 0")

@@ -1,0 +1,873 @@
+"""IB FA execution client: one ContractsOrShares group per block order, per-account allocations.
+
+The strategy publishes an `AllocationGroup` before each block. Submitting the block writes that
+group with replaceFA, waits for replaceFAEnd, reads it back with requestFA and only then places
+the order with `faGroup` (never `account`: IB rejects orders naming both).
+
+IB reports a group order's fills as one execution for the master account plus one execution per
+sub-account allocation, each with its own execId and commission report, in no guaranteed order
+(allocations may follow the Filled status). So:
+
+- master executions (acctNumber == master) become `OrderFilled`, once per execId;
+- every sub-account execution becomes one `Allocation` on ALLOCATION_TOPIC as soon as both it and
+  its commission report are in, once per execId, so replays after a reconnect change nothing;
+- ib_async's `Trade.filled()` is never used (it adds master and allocation executions together).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+from ib_async import CommissionReport, Contract, Execution, ExecutionFilter
+from ib_async import Order as IBOrder
+from nautilus_trader.cache.cache import Cache
+from nautilus_trader.common.component import LiveClock, MessageBus
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import (
+    CancelAllOrders,
+    CancelOrder,
+    GenerateFillReports,
+    GenerateOrderStatusReport,
+    GenerateOrderStatusReports,
+    GeneratePositionStatusReports,
+    ModifyOrder,
+    SubmitOrder,
+)
+from nautilus_trader.execution.reports import FillReport, OrderStatusReport, PositionStatusReport
+from nautilus_trader.live.execution_client import LiveExecutionClient
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.enums import (
+    AccountType,
+    LiquiditySide,
+    OmsType,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    TimeInForce,
+)
+from nautilus_trader.model.identifiers import (
+    AccountId,
+    ClientId,
+    ClientOrderId,
+    InstrumentId,
+    StrategyId,
+    TradeId,
+    Venue,
+    VenueOrderId,
+)
+from nautilus_trader.model.objects import AccountBalance, Money, Price, Quantity
+
+from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
+from venues.ib_fa import fa_xml
+from venues.ib_fa.config import IBFAExecClientConfig
+from venues.ib_fa.connection import IBFAConnection
+from venues.ib_fa.parsing import (
+    ORDER_TYPES_FROM_IB,
+    TIME_IN_FORCE_FROM_IB,
+    OrderEventKind,
+    Pending,
+    event_for_error,
+    event_for_status,
+    ib_time_to_ns,
+    is_informational,
+    side_from_ib,
+    side_name,
+    to_decimal,
+    to_ib_order,
+)
+from venues.ib_fa.providers import IBFAInstrumentProvider
+
+MAX_SYNCED_SUB_ACCOUNTS = 50  # IB: no "All" account summary and no reqPositions beyond this
+EXPIRY_TOLERANCE_NS = 2_000_000_000
+ACCOUNT_ISSUER = "IB"  # IB's cancel of an expired GTD order lands a little after it
+
+
+class AllocationGroupError(RuntimeError):
+    """The FA group could not be written or did not read back as written."""
+
+
+@dataclass
+class BlockOrder:
+    client_order_id: ClientOrderId
+    strategy_id: StrategyId
+    instrument_id: InstrumentId
+    side: OrderSide
+    order_type: OrderType
+    expire_time_ns: int | None = None
+    group_name: str | None = None
+    ib_order: IBOrder | None = None
+    contract: Contract | None = None
+    venue_order_id: VenueOrderId | None = None
+    perm_id: int = 0
+    accepted: bool = False
+    closed: bool = False
+    pending: Pending = Pending.SUBMIT
+    waiting_master: set[str] = field(default_factory=set)  # master execIds waiting for a commission
+    master_qty: float = 0.0  # shares of the master executions seen
+    ib_filled: float = 0.0  # the block's filled count in IB's latest orderStatus
+    deferred_close: tuple[OrderEventKind, int] | None = None
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    """What SYNC needs of IB: every client's cash and holdings."""
+
+    cash: dict[str, Decimal]
+    positions: dict[tuple[str, str], int]  # (account, instrument id) -> shares
+
+
+def _liquidity(last_liquidity: int) -> LiquiditySide:
+    # IB lastLiquidity: 1 added liquidity, 2 removed, 3 routed out (taken elsewhere)
+    if last_liquidity == 1:
+        return LiquiditySide.MAKER
+    if last_liquidity in (2, 3):
+        return LiquiditySide.TAKER
+    return LiquiditySide.NO_LIQUIDITY_SIDE
+
+
+class IBFAExecutionClient(LiveExecutionClient):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        connection: IBFAConnection,
+        msgbus: MessageBus,
+        cache: Cache,
+        clock: LiveClock,
+        instrument_provider: IBFAInstrumentProvider,
+        config: IBFAExecClientConfig,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            loop=loop,
+            # Nautilus requires the account id's issuer to be the client id: account IB-<master>.
+            client_id=ClientId(ACCOUNT_ISSUER),
+            venue=Venue(config.venue),
+            oms_type=OmsType.NETTING,
+            account_type=AccountType.CASH,
+            base_currency=USD,
+            instrument_provider=instrument_provider,
+            msgbus=msgbus,
+            cache=cache,
+            clock=clock,
+            config=config,
+        )
+        self._fa_config = config
+        self._connection = connection
+        self._provider = instrument_provider
+        self.master = connection.master
+        self._set_account_id(AccountId(f"{ACCOUNT_ISSUER}-{self.master}"))
+
+        self._groups: dict[str, AllocationGroup] = {}
+        self._blocks: dict[str, BlockOrder] = {}
+        self._coid_by_ib_id: dict[int, str] = {}
+        self._coid_by_perm: dict[int, str] = {}
+        self._executions: dict[str, tuple[Contract, Execution]] = {}
+        self._commissions: dict[str, CommissionReport] = {}
+        self._filled: set[str] = set()  # master execIds already emitted as OrderFilled
+        self._allocated: set[str] = set()  # sub-account execIds already published
+        self._fa_lock = asyncio.Lock()  # replaceFA rewrites the whole document: one writer at a time
+        self._fa_errors: dict[int, asyncio.Future] = {}
+        self._attached = False
+        self.last_account_snapshot: AccountSnapshot | None = None  # taken at connect, for SYNC
+        self._msgbus.subscribe(ALLOCATION_GROUP_TOPIC, self._on_allocation_group)
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    @property
+    def _ib(self):
+        return self._connection.ib
+
+    def _attach(self) -> None:
+        if self._attached:
+            return
+        w = self._ib.fa_wrapper
+        w.rawExecDetailsEvent += self._on_exec_details
+        w.rawCommissionReportEvent += self._on_commission_report
+        w.rawOrderStatusEvent += self._on_order_status
+        self._ib.errorEvent += self._on_error
+        self._attached = True
+
+    def _detach(self) -> None:
+        if not self._attached:
+            return
+        w = self._ib.fa_wrapper
+        w.rawExecDetailsEvent -= self._on_exec_details
+        w.rawCommissionReportEvent -= self._on_commission_report
+        w.rawOrderStatusEvent -= self._on_order_status
+        self._ib.errorEvent -= self._on_error
+        self._attached = False
+
+    async def _connect(self) -> None:
+        self._attach()
+        ib = await self._connection.acquire()
+        self._provider.ib = ib
+        await self._provider.initialize()
+        # Executions of the day, again: fills and allocations missed while disconnected are
+        # emitted now; those already seen are dropped by execId.
+        await ib.reqExecutionsAsync(ExecutionFilter())
+        subs = list(self._connection.sub_accounts)
+        if len(subs) > MAX_SYNCED_SUB_ACCOUNTS:
+            # per-account positions are paced (see request_account_snapshot): cash only here
+            self.last_account_snapshot = AccountSnapshot(await self._request_cash(subs), {})
+        else:
+            self.last_account_snapshot = await self.request_account_snapshot(subs)
+        self._emit_account_state(self.last_account_snapshot)
+
+    async def _disconnect(self) -> None:
+        self._detach()
+        await self._connection.release()
+
+    def check_plan_accounts(self, plan_accounts: Iterable[str]) -> None:
+        """Raise `MissingAccountsError` unless every plan account is a sub-account of this login."""
+        self._connection.check_plan_accounts(plan_accounts)
+
+    def _on_allocation_group(self, group: AllocationGroup) -> None:
+        self._groups[group.client_order_id] = group
+
+    # -- account sync ----------------------------------------------------------------------------
+
+    def _emit_account_state(self, snapshot: AccountSnapshot) -> None:
+        # The Nautilus account stands for the block (the sum of the clients), as in the simulation.
+        total = Money(sum(snapshot.cash.values(), Decimal(0)), USD)
+        self.generate_account_state(
+            balances=[AccountBalance(total, Money(0, USD), total)],
+            margins=[],
+            reported=True,
+            ts_event=self._clock.timestamp_ns(),
+        )
+
+    async def request_account_snapshot(self, accounts: Iterable[str] | None = None) -> AccountSnapshot:
+        """Every client's cash and positions.
+
+        Cash is `TotalCashValue` by default: settled plus unsettled cash. A rebalance buys with
+        the proceeds of the same session's sells, which an IB cash account may do before they
+        settle; `SettledCash` would hide those proceeds and shrink every buy. `AvailableFunds`
+        is a margin figure that also nets out open orders, so while our own blocks are working
+        it would count their cost twice. Set `cash_tag` to change it.
+
+        Beyond 50 sub-accounts positions come from one positionMulti request per account, two
+        messages each under ib_async's 45 messages/s pacing: about 7 minutes for 10,000 accounts,
+        so pass only the plan's accounts.
+        """
+        accounts = list(accounts) if accounts is not None else list(self._connection.sub_accounts)
+        cash = await self._request_cash(accounts)
+        positions = await self._request_positions(accounts)
+        return AccountSnapshot(cash=cash, positions=positions)
+
+    async def _request_cash(self, accounts: list[str]) -> dict[str, Decimal]:
+        ib = self._ib
+        group = self._fa_config.account_summary_group
+        if group == "All" and len(self._connection.sub_accounts) > MAX_SYNCED_SUB_ACCOUNTS:
+            raise ValueError(
+                f"{len(self._connection.sub_accounts)} sub-accounts: IB refuses account summaries for group 'All' "
+                "beyond 50; set account_summary_group to an FA group holding every client"
+            )
+        wanted = set(accounts)
+        tag = self._fa_config.cash_tag
+        values: dict[str, Decimal] = {}
+
+        def on_value(value) -> None:
+            if value.tag == tag and value.account in wanted and value.currency in ("USD", "BASE"):
+                if value.currency == "USD" or value.account not in values:
+                    values[value.account] = Decimal(value.value)
+
+        req_id = ib.client.getReqId()
+        future = ib.wrapper.startReq(req_id)
+        ib.accountSummaryEvent += on_value
+        try:
+            ib.client.reqAccountSummary(req_id, group, tag)
+            await asyncio.wait_for(future, self._fa_config.request_timeout_secs)
+        finally:
+            ib.accountSummaryEvent -= on_value
+            ib.client.cancelAccountSummary(req_id)
+        return values
+
+    async def _request_positions(self, accounts: list[str]) -> dict[tuple[str, str], int]:
+        result: dict[tuple[str, str], int] = {}
+        for account, iid, qty, _ in await self._position_rows(accounts):
+            result[(account, iid)] = result.get((account, iid), 0) + qty
+        return result
+
+    async def _position_rows(self, accounts: list[str]) -> list[tuple[str, str, int, float]]:
+        """(account, instrument id, shares, average cost) of every stock position held."""
+        ib = self._ib
+        wanted = set(accounts)
+        if len(self._connection.sub_accounts) <= MAX_SYNCED_SUB_ACCOUNTS:
+            rows = [(p.account, p.contract, p.position, p.avgCost) for p in ib.positions() if p.account in wanted]
+        else:
+            rows = []
+            w = ib.fa_wrapper
+            for account in accounts:
+                req_id = ib.client.getReqId()
+                future = w.expect_position_multi(req_id)
+                ib.client.reqPositionsMulti(req_id, account, "")
+                try:
+                    got = await asyncio.wait_for(future, self._fa_config.request_timeout_secs)
+                finally:
+                    ib.client.cancelPositionsMulti(req_id)
+                rows.extend((r.account, r.contract, r.position, r.avg_cost) for r in got)
+        return [
+            (account, self._provider.instrument_id_for(contract).value, int(position), avg_cost)
+            for account, contract, position, avg_cost in rows
+            if position and contract.secType == "STK"
+        ]
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    async def _submit_order(self, command: SubmitOrder) -> None:
+        order = command.order
+        coid = order.client_order_id
+        ts = self._clock.timestamp_ns()
+        self.generate_order_submitted(command.strategy_id, order.instrument_id, coid, ts)
+        block = BlockOrder(
+            client_order_id=coid,
+            strategy_id=command.strategy_id,
+            instrument_id=order.instrument_id,
+            side=order.side,
+            order_type=order.order_type,
+            expire_time_ns=order.expire_time_ns or None,
+        )
+        self._blocks[coid.value] = block
+        group = self._groups.get(coid.value)
+        if group is None:
+            self._reject(block, "no AllocationGroup published for this order: an FA login needs an allocation (faGroup)")
+            return
+        if sum(group.targets.values()) != int(order.quantity):
+            self._reject(block, f"allocation targets add up to {sum(group.targets.values())}, order is for {order.quantity}")
+            return
+        unknown = sorted(set(group.targets) - set(self._connection.sub_accounts))
+        if self._connection.sub_accounts and unknown:
+            self._reject(block, f"accounts not managed by FA master {self.master}: {unknown[:10]}")
+            return
+        try:
+            contract = self._provider.contract_for(order.instrument_id)
+            name = fa_xml.group_name(coid.value, self._fa_config.fa_group_prefix)
+            ib_order = to_ib_order(order, fa_group=name)
+        except (KeyError, ValueError) as exc:
+            self._reject(block, str(exc))
+            return
+        try:
+            await self.write_group(name, group.targets)
+        except (AllocationGroupError, asyncio.TimeoutError, TimeoutError) as exc:
+            self._reject(block, f"FA group {name} not written: {exc}")
+            return
+        block.group_name, block.contract = name, contract
+        trade = self._ib.placeOrder(contract, ib_order)
+        block.ib_order = trade.order
+        block.venue_order_id = VenueOrderId(str(trade.order.orderId))
+        self._coid_by_ib_id[trade.order.orderId] = coid.value
+
+    async def write_group(self, name: str, targets: dict[str, int]) -> None:
+        """replaceFA the group, await replaceFAEnd, and check it reads back as written."""
+        ib = self._ib
+        timeout = self._fa_config.request_timeout_secs
+        async with self._fa_lock:
+            current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
+            if current is None:
+                raise AllocationGroupError("requestFA(groups) got no answer")
+            xml = fa_xml.upsert_group(current, name, targets)
+            req_id = ib.client.getReqId()
+            done = ib.fa_wrapper.expect_replace_fa_end(req_id)
+            failed = self._loop.create_future()
+            self._fa_errors[req_id] = failed
+            try:
+                ib.client.replaceFA(req_id, fa_xml.FA_GROUPS, xml)
+                finished, _ = await asyncio.wait({done, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._fa_errors.pop(req_id, None)
+            if failed in finished:
+                raise AllocationGroupError(failed.result())
+            if done not in finished:
+                raise AllocationGroupError(f"no replaceFAEnd within {timeout}s")
+            # IB answers 10230 to a read that comes before the save; one retry covers it.
+            for attempt in range(3):
+                readback = await ib.requestFAAsync(fa_xml.FA_GROUPS)
+                if readback and fa_xml.group_matches(readback, name, targets):
+                    return
+                await asyncio.sleep(0.2 * (attempt + 1))
+            raise AllocationGroupError(f"group {name} did not read back with the amounts written")
+
+    async def remove_own_groups(self) -> None:
+        """Delete the groups this adapter wrote (prefix `fa_group_prefix`); call once no block works.
+
+        Groups are not removed per order: whether IB re-reads a group while its order is still
+        working (partial fills, then cancel) is not documented, so a group outlives its order.
+        """
+        ib = self._ib
+        async with self._fa_lock:
+            current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
+            if not current:
+                return
+            xml = fa_xml.remove_groups(current, self._fa_config.fa_group_prefix)
+            req_id = ib.client.getReqId()
+            done = ib.fa_wrapper.expect_replace_fa_end(req_id)
+            ib.client.replaceFA(req_id, fa_xml.FA_GROUPS, xml)
+            await asyncio.wait_for(done, self._fa_config.request_timeout_secs)
+
+    async def _modify_order(self, command: ModifyOrder) -> None:
+        block = self._blocks.get(command.client_order_id.value)
+        if block is None or block.ib_order is None or block.closed:
+            self.generate_order_modify_rejected(
+                command.strategy_id, command.instrument_id, command.client_order_id, command.venue_order_id,
+                "order unknown to the IB FA client or already closed", self._clock.timestamp_ns(),
+            )
+            return
+        ib_order = block.ib_order
+        if command.quantity is not None and float(command.quantity) != ib_order.totalQuantity:
+            # the group's per-account shares must add up to the order; a new size needs a new group
+            self.generate_order_modify_rejected(
+                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id,
+                "an FA block's quantity cannot change: cancel it and send a new block with a new group",
+                self._clock.timestamp_ns(),
+            )
+            return
+        if command.price is not None:
+            ib_order.lmtPrice = command.price.as_double()
+        if command.trigger_price is not None:
+            ib_order.auxPrice = command.trigger_price.as_double()
+        block.pending = Pending.MODIFY
+        self._ib.placeOrder(block.contract, ib_order)
+
+    async def _cancel_order(self, command: CancelOrder) -> None:
+        block = self._blocks.get(command.client_order_id.value)
+        if block is None or block.ib_order is None:
+            self.generate_order_cancel_rejected(
+                command.strategy_id, command.instrument_id, command.client_order_id, command.venue_order_id,
+                "order unknown to the IB FA client", self._clock.timestamp_ns(),
+            )
+            return
+        if block.closed:
+            return
+        block.pending = Pending.CANCEL
+        self._ib.cancelOrder(block.ib_order)
+
+    async def _cancel_all_orders(self, command: CancelAllOrders) -> None:
+        # Per order, not reqGlobalCancel: that would also cancel the advisor's manual orders.
+        for block in list(self._blocks.values()):
+            if block.closed or block.ib_order is None or block.instrument_id != command.instrument_id:
+                continue
+            if command.order_side not in (OrderSide.NO_ORDER_SIDE, block.side):
+                continue
+            block.pending = Pending.CANCEL
+            self._ib.cancelOrder(block.ib_order)
+
+    # -- IB events -------------------------------------------------------------------------------
+
+    def _reject(self, block: BlockOrder, reason: str) -> None:
+        if block.closed:
+            return
+        block.closed = True
+        self._log.error(f"{block.client_order_id} rejected: {reason}")
+        self.generate_order_rejected(
+            block.strategy_id, block.instrument_id, block.client_order_id, reason, self._clock.timestamp_ns()
+        )
+
+    def _block_for(self, order_id: int, perm_id: int = 0, order_ref: str = "") -> BlockOrder | None:
+        coid = self._coid_by_ib_id.get(order_id) or self._coid_by_perm.get(perm_id) or order_ref
+        if not coid:
+            return None
+        block = self._blocks.get(coid)
+        if block is None:
+            block = self._block_from_cache(coid, order_id)
+        if block is not None and perm_id:
+            if block.perm_id and block.perm_id != perm_id:
+                # same orderRef, other order: an earlier run that reused the client order id
+                return None
+            block.perm_id = perm_id
+            self._coid_by_perm[perm_id] = coid
+        return block
+
+    def _block_from_cache(self, coid: str, order_id: int) -> BlockOrder | None:
+        """Resume an order of an earlier session (orderRef is the client order id)."""
+        order = self._cache.order(ClientOrderId(coid))
+        if order is None:
+            return None
+        block = BlockOrder(
+            client_order_id=order.client_order_id,
+            strategy_id=order.strategy_id,
+            instrument_id=order.instrument_id,
+            side=order.side,
+            order_type=order.order_type,
+            expire_time_ns=order.expire_time_ns or None,
+            venue_order_id=VenueOrderId(str(order_id)) if order_id else order.venue_order_id,
+            accepted=order.is_open,
+            closed=order.is_closed,
+            pending=Pending.NONE,
+        )
+        self._blocks[coid] = block
+        if order_id:
+            self._coid_by_ib_id[order_id] = coid
+        return block
+
+    def _order_ref(self, client_id: int, order_id: int, perm_id: int) -> str:
+        # orderStatus carries no orderRef; ib_async's Trade (from openOrder) does
+        w = self._ib.wrapper
+        trade = w.permId2Trade.get(perm_id) if perm_id else None
+        trade = trade or w.trades.get((client_id, order_id))
+        return trade.order.orderRef if trade is not None else ""
+
+    def _is_expiry(self, block: BlockOrder) -> bool:
+        """An IB cancel we did not ask for, at or after the order's expiry time, is its expiry."""
+        if block.expire_time_ns is None or block.pending == Pending.CANCEL:
+            return False
+        return self._clock.timestamp_ns() + EXPIRY_TOLERANCE_NS >= block.expire_time_ns
+
+    def _on_order_status(self, order_id, status, filled, remaining, avg_fill_price, perm_id, client_id) -> None:
+        block = self._block_for(order_id, perm_id) or self._block_for(
+            order_id, perm_id, self._order_ref(client_id, order_id, perm_id)
+        )
+        if block is None or block.closed:
+            return
+        if block.venue_order_id is None:
+            block.venue_order_id = VenueOrderId(str(order_id))
+        block.ib_filled = max(block.ib_filled, filled)
+        now = self._clock.timestamp_ns()
+        expired = self._is_expiry(block)
+        kind = event_for_status(status, filled, remaining, accepted=block.accepted, expired=expired)
+        if block.pending == Pending.MODIFY and status in ("PreSubmitted", "Submitted") and block.accepted:
+            self._emit_updated(block)
+        if kind in (OrderEventKind.ACCEPTED, OrderEventKind.PARTIALLY_FILLED) and not block.accepted:
+            block.accepted = True
+            self.generate_order_accepted(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now)
+        elif kind in (OrderEventKind.CANCELED, OrderEventKind.EXPIRED, OrderEventKind.REJECTED):
+            self._close(block, kind, now)
+        elif kind == OrderEventKind.FILLED:
+            block.pending = Pending.NONE
+
+    def _emit_updated(self, block: BlockOrder) -> None:
+        block.pending = Pending.NONE
+        order = self._cache.order(block.client_order_id)
+        instrument = self._cache.instrument(block.instrument_id)
+        if order is None or instrument is None:
+            return
+        ib_order = block.ib_order
+        price = Price(ib_order.lmtPrice, instrument.price_precision) if order.has_price else None
+        trigger = Price(ib_order.auxPrice, instrument.price_precision) if order.has_trigger_price else None
+        self.generate_order_updated(
+            block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id,
+            order.quantity, price, trigger, self._clock.timestamp_ns(),
+        )
+
+    def _close(self, block: BlockOrder, kind: OrderEventKind, ts: int, reason: str = "") -> None:
+        if block.closed:
+            return
+        if block.waiting_master or block.master_qty < block.ib_filled:
+            # A terminal event must follow every fill of the order; IB may report the cancel
+            # before the executions it already counts in `filled`.
+            first = block.deferred_close is None
+            block.deferred_close = (kind, ts)
+            if first and not block.waiting_master:
+                self._loop.call_later(max(self._fa_config.commission_wait_secs, 1.0), self._force_close, block)
+            return
+        self._finish(block, kind, ts, reason)
+
+    def _force_close(self, block: BlockOrder) -> None:
+        if block.closed or block.deferred_close is None or block.waiting_master:
+            return
+        self._log.warning(
+            f"{block.client_order_id}: IB reports {block.ib_filled} filled but executions for only "
+            f"{block.master_qty} arrived; closing the order anyway"
+        )
+        kind, ts = block.deferred_close
+        block.deferred_close = None
+        self._finish(block, kind, ts, "")
+
+    def _finish(self, block: BlockOrder, kind: OrderEventKind, ts: int, reason: str) -> None:
+        block.closed = True
+        block.pending = Pending.NONE
+        if kind == OrderEventKind.REJECTED and not block.accepted:
+            self.generate_order_rejected(block.strategy_id, block.instrument_id, block.client_order_id, reason or "rejected by IB", ts)
+        elif kind == OrderEventKind.EXPIRED:
+            self.generate_order_expired(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, ts)
+        else:
+            self.generate_order_canceled(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, ts)
+
+    def _on_error(self, req_id, code, text, contract=None) -> None:
+        failed = self._fa_errors.get(req_id)
+        if failed is not None and not failed.done() and not is_informational(code):
+            failed.set_result(f"IB error {code}: {text}")
+            return
+        if req_id is None or req_id < 0:
+            return
+        block = self._block_for(req_id) or self._block_for(req_id, 0, self._order_ref(self._ib.wrapper.clientId, req_id, 0))
+        if block is None or block.closed:
+            return
+        kind = event_for_error(code, block.pending, accepted=block.accepted)
+        ts = self._clock.timestamp_ns()
+        reason = f"IB error {code}: {text}"
+        if kind == OrderEventKind.NONE:
+            self._log.info(f"{block.client_order_id}: {reason}")
+        elif kind == OrderEventKind.REJECTED:
+            if block.waiting_master or block.accepted:
+                self._close(block, OrderEventKind.CANCELED, ts)
+            else:
+                self._reject(block, reason)
+        elif kind == OrderEventKind.CANCELED:
+            self._close(block, OrderEventKind.EXPIRED if self._is_expiry(block) else OrderEventKind.CANCELED, ts)
+        elif kind == OrderEventKind.MODIFY_REJECTED:
+            block.pending = Pending.NONE
+            self.generate_order_modify_rejected(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts)
+        elif kind == OrderEventKind.CANCEL_REJECTED:
+            block.pending = Pending.NONE
+            self.generate_order_cancel_rejected(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts)
+
+    def _on_exec_details(self, req_id, contract: Contract, execution: Execution) -> None:
+        exec_id = execution.execId
+        if exec_id in self._filled or exec_id in self._allocated or exec_id in self._executions:
+            return
+        self._executions[exec_id] = (contract, execution)
+        if execution.acctNumber == self.master:
+            block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
+            if block is None:
+                return
+            block.waiting_master.add(exec_id)
+            block.master_qty += execution.shares
+            if exec_id in self._commissions:
+                self._emit_master_fill(exec_id)
+            elif self._fa_config.commission_wait_secs == 0:
+                self._emit_master_fill(exec_id)
+            else:
+                self._loop.call_later(self._fa_config.commission_wait_secs, self._emit_master_fill, exec_id)
+        elif exec_id in self._commissions:
+            self._publish_allocation(exec_id)
+
+    def _on_commission_report(self, report: CommissionReport) -> None:
+        exec_id = report.execId
+        if exec_id in self._filled or exec_id in self._allocated:
+            return
+        self._commissions[exec_id] = report
+        entry = self._executions.get(exec_id)
+        if entry is None:
+            return
+        if entry[1].acctNumber == self.master:
+            self._emit_master_fill(exec_id)
+        else:
+            self._publish_allocation(exec_id)
+
+    def _emit_master_fill(self, exec_id: str) -> None:
+        if exec_id in self._filled or exec_id not in self._executions:
+            return
+        contract, execution = self._executions[exec_id]
+        block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
+        if block is None:
+            return
+        report = self._commissions.get(exec_id)
+        if report is None:
+            self._log.warning(f"no commission report for master execution {exec_id}: OrderFilled carries 0 commission")
+        self._filled.add(exec_id)
+        self._executions.pop(exec_id, None)
+        self._commissions.pop(exec_id, None)
+        block.waiting_master.discard(exec_id)
+        try:
+            self._generate_fill(block, execution, report)
+        finally:
+            if block.deferred_close is not None and not block.waiting_master and block.master_qty >= block.ib_filled:
+                kind, ts = block.deferred_close
+                block.deferred_close = None
+                self._close(block, kind, ts)
+
+    def _generate_fill(self, block: BlockOrder, execution: Execution, report: CommissionReport | None) -> None:
+        exec_id = execution.execId
+        order = self._cache.order(block.client_order_id)
+        instrument = self._cache.instrument(block.instrument_id)
+        if order is not None and TradeId(exec_id) in order.trade_ids:
+            return  # already booked by an earlier session
+        if instrument is None:
+            self._log.error(f"{block.instrument_id} not in cache: fill {exec_id} of {block.client_order_id} not emitted")
+            return
+        commission = to_decimal(report.commission) if report is not None else Decimal(0)
+        self.generate_order_filled(
+            strategy_id=block.strategy_id,
+            instrument_id=block.instrument_id,
+            client_order_id=block.client_order_id,
+            venue_order_id=block.venue_order_id or VenueOrderId(str(execution.orderId)),
+            venue_position_id=None,
+            trade_id=TradeId(exec_id),
+            order_side=side_from_ib(execution.side),
+            order_type=block.order_type,
+            last_qty=Quantity(execution.shares, instrument.size_precision),
+            last_px=Price(execution.price, instrument.price_precision),
+            quote_currency=USD,
+            commission=Money(commission, USD),
+            liquidity_side=_liquidity(execution.lastLiquidity),
+            ts_event=ib_time_to_ns(execution.time),
+        )
+
+    def _publish_allocation(self, exec_id: str) -> None:
+        if exec_id in self._allocated:
+            return
+        contract, execution = self._executions.pop(exec_id)
+        report = self._commissions.pop(exec_id)
+        block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
+        coid = block.client_order_id.value if block else execution.orderRef
+        if not coid:
+            self._log.warning(f"execution {exec_id} in {execution.acctNumber} belongs to no known block; ignored")
+            return
+        self._allocated.add(exec_id)
+        if block is not None:
+            instrument_id = block.instrument_id
+            venue_order_id = (block.venue_order_id or VenueOrderId(str(execution.orderId))).value
+        else:
+            instrument_id = self._provider.instrument_id_for(contract)
+            venue_order_id = str(execution.orderId)
+        instrument = self._cache.instrument(instrument_id)
+        precision = instrument.price_precision if instrument is not None else None
+        allocation = Allocation(
+            client_order_id=coid,
+            venue_order_id=venue_order_id,
+            execution_id=exec_id,
+            account_id=execution.acctNumber,
+            instrument_id=instrument_id.value,
+            side=side_name(execution.side),
+            quantity=int(execution.shares),
+            price=to_decimal(execution.price, precision),
+            commission=to_decimal(report.commission),
+            ts_event=ib_time_to_ns(execution.time),
+            ts_init=self._clock.timestamp_ns(),
+        )
+        self._msgbus.publish(ALLOCATION_TOPIC, allocation)
+
+    # -- reconciliation --------------------------------------------------------------------------
+
+    def _status_report(self, trade) -> OrderStatusReport | None:
+        order, status = trade.order, trade.orderStatus
+        if not order.orderRef or order.totalQuantity <= 0:
+            return None
+        try:
+            iid = self._provider.instrument_id_for(trade.contract)
+        except Exception:
+            return None
+        instrument = self._cache.instrument(iid)
+        size_prec = instrument.size_precision if instrument else 0
+        price_prec = instrument.price_precision if instrument else 2
+        now = self._clock.timestamp_ns()
+        order_type = ORDER_TYPES_FROM_IB.get(order.orderType, OrderType.LIMIT)
+        # the block's own count; Trade.filled() would add the allocations. Completed orders carry
+        # it in order.filledQuantity, their orderStatus starts empty.
+        filled = status.filled
+        if not filled and 0 < order.filledQuantity < 1e300:
+            filled = order.filledQuantity
+        nautilus_status = {
+            "Filled": OrderStatus.FILLED,
+            "Cancelled": OrderStatus.CANCELED,
+            "ApiCancelled": OrderStatus.CANCELED,
+            "Inactive": OrderStatus.REJECTED,
+            "PendingCancel": OrderStatus.PENDING_CANCEL,
+        }.get(status.status, OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.ACCEPTED)
+        expire = None
+        if order.tif == "GTD" and order.goodTillDate:
+            try:
+                expire = pd.Timestamp(ib_time_to_ns(order.goodTillDate), tz="UTC").to_pydatetime()
+            except ValueError:
+                expire = None
+        return OrderStatusReport(
+            account_id=self.account_id,
+            instrument_id=iid,
+            venue_order_id=VenueOrderId(str(order.orderId)),
+            order_side=side_from_ib(order.action),
+            order_type=order_type,
+            time_in_force=TIME_IN_FORCE_FROM_IB.get(order.tif, TimeInForce.DAY),
+            order_status=nautilus_status,
+            quantity=Quantity(order.totalQuantity, size_prec),
+            filled_qty=Quantity(filled, size_prec),
+            report_id=UUID4(),
+            ts_accepted=now,
+            ts_last=now,
+            ts_init=now,
+            client_order_id=ClientOrderId(order.orderRef),
+            price=Price(order.lmtPrice, price_prec) if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
+            trigger_price=Price(order.auxPrice, price_prec) if order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) else None,
+            expire_time=expire,
+            avg_px=Decimal(repr(status.avgFillPrice)) if filled > 0 and status.avgFillPrice > 0 else None,
+        )
+
+    async def generate_order_status_reports(self, command: GenerateOrderStatusReports) -> list[OrderStatusReport]:
+        ib = self._ib
+        trades = list(await ib.reqAllOpenOrdersAsync())
+        if not command.open_only:
+            trades += list(await ib.reqCompletedOrdersAsync(apiOnly=True))
+        reports = []
+        seen: set[tuple[int, str]] = set()
+        for trade in trades:
+            if (trade.order.permId, trade.order.orderRef) in seen:
+                continue
+            seen.add((trade.order.permId, trade.order.orderRef))
+            if trade.order.account and trade.order.account not in ("", self.master) and not trade.order.faGroup:
+                continue
+            report = self._status_report(trade)
+            if report is None or (command.instrument_id is not None and report.instrument_id != command.instrument_id):
+                continue
+            reports.append(report)
+        return reports
+
+    async def generate_order_status_report(self, command: GenerateOrderStatusReport) -> OrderStatusReport | None:
+        for report in await self.generate_order_status_reports(
+            GenerateOrderStatusReports(command.instrument_id, None, None, False, UUID4(), self._clock.timestamp_ns())
+        ):
+            if command.client_order_id is not None and report.client_order_id == command.client_order_id:
+                return report
+            if command.venue_order_id is not None and report.venue_order_id == command.venue_order_id:
+                return report
+        return None
+
+    async def generate_fill_reports(self, command: GenerateFillReports) -> list[FillReport]:
+        """The master's executions only: sub-account executions are allocations, not fills."""
+        fills = await self._ib.reqExecutionsAsync(ExecutionFilter(acctCode=self.master))
+        reports = []
+        for fill in fills:
+            execution = fill.execution
+            if execution.acctNumber != self.master:
+                continue
+            iid = self._provider.instrument_id_for(fill.contract)
+            if command.instrument_id is not None and iid != command.instrument_id:
+                continue
+            if command.venue_order_id is not None and command.venue_order_id.value != str(execution.orderId):
+                continue
+            instrument = self._cache.instrument(iid)
+            reports.append(FillReport(
+                account_id=self.account_id,
+                instrument_id=iid,
+                venue_order_id=VenueOrderId(str(execution.orderId)),
+                trade_id=TradeId(execution.execId),
+                order_side=side_from_ib(execution.side),
+                last_qty=Quantity(execution.shares, instrument.size_precision if instrument else 0),
+                last_px=Price(execution.price, instrument.price_precision if instrument else 2),
+                commission=Money(to_decimal(fill.commissionReport.commission or 0.0), USD),
+                liquidity_side=_liquidity(execution.lastLiquidity),
+                report_id=UUID4(),
+                ts_event=ib_time_to_ns(execution.time),
+                ts_init=self._clock.timestamp_ns(),
+                client_order_id=ClientOrderId(execution.orderRef) if execution.orderRef else None,
+            ))
+        return reports
+
+    async def generate_position_status_reports(self, command: GeneratePositionStatusReports) -> list[PositionStatusReport]:
+        """The block-level position per instrument: the clients' holdings added up (as simulated)."""
+        rows = await self._position_rows(list(self._connection.sub_accounts))
+        totals: dict[str, int] = {}
+        costs: dict[str, float] = {}
+        for _, iid, qty, avg_cost in rows:
+            totals[iid] = totals.get(iid, 0) + qty
+            costs[iid] = costs.get(iid, 0.0) + qty * avg_cost
+        now = self._clock.timestamp_ns()
+        reports = []
+        for iid_str, qty in totals.items():
+            iid = InstrumentId.from_str(iid_str)
+            if command.instrument_id is not None and iid != command.instrument_id:
+                continue
+            side = PositionSide.LONG if qty > 0 else PositionSide.SHORT if qty < 0 else PositionSide.FLAT
+            reports.append(PositionStatusReport(
+                account_id=self.account_id, instrument_id=iid, position_side=side,
+                quantity=Quantity.from_int(abs(qty)), report_id=UUID4(), ts_last=now, ts_init=now,
+                # without it reconciliation prices the inferred opening fill from a quote
+                avg_px_open=Decimal(repr(round(costs[iid_str] / qty, 6))) if qty else None,
+            ))
+        return reports
+
+
+__all__ = ["AccountSnapshot", "AllocationGroupError", "BlockOrder", "IBFAExecutionClient"]

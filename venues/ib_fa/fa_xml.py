@@ -1,0 +1,122 @@
+"""FA allocation-group XML (requestFA / replaceFA data type 1), as pure functions.
+
+replaceFA replaces *every* group of the login at once, so a group is written by reading the
+current XML, swapping in ours and writing the whole document back (`upsert_group`); writing only
+our group would delete the advisor's own groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import xml.etree.ElementTree as ET
+from decimal import Decimal
+
+from strategies.events import AllocationGroup
+
+FA_GROUPS = 1  # requestFA/replaceFA data type; since TWS 10.20 the only one replaceFA accepts
+CONTRACTS_OR_SHARES = "ContractsOrShares"
+# IB does not publish a hard limit for group names; short alphanumeric names are what TWS's own
+# dialog produces, so names are kept to 20 characters (confirm on a paper FA login).
+MAX_GROUP_NAME_LEN = 20
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def group_name(client_order_id: str, prefix: str = "RB") -> str:
+    """A deterministic, safe FA group name for one block order.
+
+    Deterministic so that a restarted node finds (and overwrites) the group of the order it
+    resumes; a hash suffix keeps two long client order ids from colliding after truncation.
+    """
+    clean = _UNSAFE.sub("", client_order_id)
+    prefix = _UNSAFE.sub("", prefix)
+    if clean.upper().startswith(prefix.upper()):
+        clean = clean[len(prefix):]
+    name = f"{prefix}{clean}"
+    if len(name) <= MAX_GROUP_NAME_LEN:
+        return name
+    digest = hashlib.sha1(client_order_id.encode()).hexdigest()[:8]
+    return f"{name[: MAX_GROUP_NAME_LEN - 9]}_{digest}"
+
+
+def _group_element(name: str, targets: dict[str, int]) -> ET.Element:
+    group = ET.Element("Group")
+    ET.SubElement(group, "name").text = name
+    ET.SubElement(group, "defaultMethod").text = CONTRACTS_OR_SHARES
+    accounts = ET.SubElement(group, "ListOfAccts", {"varName": "list"})
+    for account, amount in targets.items():
+        if int(amount) <= 0:
+            raise ValueError(f"group {name}: account {account} has a non-positive amount {amount}")
+        node = ET.SubElement(accounts, "Account")
+        ET.SubElement(node, "acct").text = account
+        ET.SubElement(node, "amount").text = f"{int(amount)}.0"
+    return group
+
+
+def build_groups_xml(groups: dict[str, dict[str, int]]) -> str:
+    root = ET.Element("ListOfGroups")
+    for name, targets in groups.items():
+        root.append(_group_element(name, targets))
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
+
+
+def build_group_xml(group: AllocationGroup, prefix: str = "RB") -> tuple[str, str]:
+    """(group name, replaceFA XML holding only this group)."""
+    name = group_name(group.client_order_id, prefix)
+    return name, build_groups_xml({name: dict(group.targets)})
+
+
+def _parse_root(xml: str) -> ET.Element:
+    text = (xml or "").strip()
+    if not text:
+        return ET.Element("ListOfGroups")
+    root = ET.fromstring(text.encode())
+    if root.tag != "ListOfGroups":
+        raise ValueError(f"not an FA groups document (root <{root.tag}>)")
+    return root
+
+
+def parse_groups_xml(xml: str) -> dict[str, dict[str, Decimal]]:
+    """requestFA(1) XML -> {group name: {account: amount}} (amount as IB wrote it, Decimal)."""
+    result: dict[str, dict[str, Decimal]] = {}
+    for group in _parse_root(xml).findall("Group"):
+        name = (group.findtext("name") or "").strip()
+        members: dict[str, Decimal] = {}
+        for account in group.iter("Account"):
+            acct = (account.findtext("acct") or "").strip()
+            amount = (account.findtext("amount") or "").strip()
+            if acct:
+                members[acct] = Decimal(amount) if amount else Decimal(0)
+        result[name] = members
+    return result
+
+
+def group_methods(xml: str) -> dict[str, str]:
+    return {(g.findtext("name") or "").strip(): (g.findtext("defaultMethod") or "").strip() for g in _parse_root(xml).findall("Group")}
+
+
+def upsert_group(existing_xml: str, name: str, targets: dict[str, int]) -> str:
+    """Whole-document XML for replaceFA: the login's current groups with `name` set to `targets`."""
+    root = _parse_root(existing_xml)
+    for group in root.findall("Group"):
+        if (group.findtext("name") or "").strip() == name:
+            root.remove(group)
+    root.append(_group_element(name, targets))
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
+
+
+def remove_groups(existing_xml: str, prefix: str) -> str:
+    """Drop the groups this adapter wrote (by prefix), keeping the advisor's own."""
+    root = _parse_root(existing_xml)
+    for group in root.findall("Group"):
+        if (group.findtext("name") or "").startswith(prefix):
+            root.remove(group)
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
+
+
+def group_matches(xml: str, name: str, targets: dict[str, int]) -> bool:
+    """True if the read-back XML holds `name` as ContractsOrShares with exactly these amounts."""
+    groups = parse_groups_xml(xml)
+    if name not in groups or group_methods(xml).get(name) != CONTRACTS_OR_SHARES:
+        return False
+    return groups[name] == {a: Decimal(int(q)) for a, q in targets.items()}

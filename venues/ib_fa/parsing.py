@@ -1,0 +1,214 @@
+"""Pure mappings between NautilusTrader and ib_async / IB wire values."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from ib_async import Order as IBOrder
+from nautilus_trader.model.enums import OrderSide, OrderType, TimeInForce
+
+ORDER_TYPES: dict[OrderType, str] = {
+    OrderType.LIMIT: "LMT",
+    OrderType.MARKET: "MKT",
+    OrderType.STOP_MARKET: "STP",
+    OrderType.STOP_LIMIT: "STP LMT",
+}
+ORDER_TYPES_FROM_IB = {v: k for k, v in ORDER_TYPES.items()}
+
+TIME_IN_FORCE: dict[TimeInForce, str] = {
+    TimeInForce.DAY: "DAY",
+    TimeInForce.GTC: "GTC",
+    TimeInForce.IOC: "IOC",
+    TimeInForce.FOK: "FOK",
+    TimeInForce.GTD: "GTD",
+}
+TIME_IN_FORCE_FROM_IB = {v: k for k, v in TIME_IN_FORCE.items()}
+
+# Codes that report on connectivity or annotate a live order; none of them ends an order, yet
+# ib_async 2.1.0 cancels its local Trade on some (10349, ib_async#191), so the adapter decides
+# from these sets and never from ib_async's Trade status.
+INFORMATIONAL_CODES = frozenset({
+    399,    # order message warning ("will not be placed at the exchange until ...")
+    404,    # shares for short sale not available yet: the order is held, not rejected
+    2100, 2101, 2103, 2104, 2105, 2106, 2107, 2108, 2109, 2119, 2137, 2150, 2157, 2158,
+    10167,  # delayed market data shown
+    10349,  # TIF set to DAY by a preset
+    1102,   # connectivity restored, data maintained
+})
+CONNECTIVITY_CODES = frozenset({1100, 1101, 1102, 1300, 2110})
+CANCEL_REJECT_CODES = frozenset({135, 161, 10147, 10148})
+MODIFY_REJECT_CODES = frozenset({104, 105, 329})
+REJECT_CODES = frozenset({103, 110, 200, 201, 321, 391, 434})
+CANCELED_CODE = 202
+CLIENT_ID_IN_USE = 326
+
+
+class OrderEventKind(enum.Enum):
+    NONE = "none"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    MODIFY_REJECTED = "modify_rejected"
+    CANCEL_REJECTED = "cancel_rejected"
+
+
+class Pending(enum.Enum):
+    """What the adapter last asked IB for an order, to read an error code in context."""
+
+    SUBMIT = "submit"
+    MODIFY = "modify"
+    CANCEL = "cancel"
+    NONE = "none"
+
+
+def is_informational(code: int) -> bool:
+    return code in INFORMATIONAL_CODES or 2100 <= code < 2200
+
+
+def event_for_status(
+    status: str,
+    filled: float,
+    remaining: float,
+    *,
+    accepted: bool,
+    expired: bool = False,
+) -> OrderEventKind:
+    """Which order event an IB orderStatus stands for.
+
+    Fills themselves are never emitted from here (they come from executions); FILLED and
+    PARTIALLY_FILLED only tell the caller the order is done or still working with fills.
+    `expired`: the order is GTD/DAY and its expiry has passed, so an IB cancel is an expiry.
+    """
+    if status in ("PendingSubmit", "ApiPending", "PendingCancel", "ValidationError", "ApiUpdate"):
+        return OrderEventKind.NONE
+    if status in ("PreSubmitted", "Submitted"):
+        if filled > 0 and remaining > 0:
+            return OrderEventKind.PARTIALLY_FILLED
+        return OrderEventKind.NONE if accepted else OrderEventKind.ACCEPTED
+    if status == "Filled":
+        return OrderEventKind.FILLED
+    if status in ("Cancelled", "ApiCancelled"):
+        return OrderEventKind.EXPIRED if expired else OrderEventKind.CANCELED
+    if status == "Inactive":
+        # Inactive before acceptance is IB refusing the order; after it, IB took it off the book.
+        return OrderEventKind.CANCELED if accepted else OrderEventKind.REJECTED
+    return OrderEventKind.NONE
+
+
+def event_for_error(code: int, pending: Pending, *, accepted: bool) -> OrderEventKind:
+    """Which order event an IB error code carrying an order id stands for (NONE: log only)."""
+    if is_informational(code) or code in CONNECTIVITY_CODES:
+        return OrderEventKind.NONE
+    if code == CANCELED_CODE:
+        return OrderEventKind.CANCELED
+    if code in CANCEL_REJECT_CODES:
+        return OrderEventKind.CANCEL_REJECTED if pending == Pending.CANCEL else OrderEventKind.NONE
+    if code in MODIFY_REJECT_CODES:
+        return OrderEventKind.MODIFY_REJECTED
+    if code in REJECT_CODES:
+        # a modify refused for its content leaves the original order working
+        if pending == Pending.MODIFY:
+            return OrderEventKind.MODIFY_REJECTED
+        return OrderEventKind.NONE if accepted else OrderEventKind.REJECTED
+    return OrderEventKind.NONE
+
+
+def format_good_till(ts_ns: int) -> str:
+    """IB goodTillDate with an explicit zone, so the TWS login's time zone never applies."""
+    dt = datetime.fromtimestamp(ts_ns / 1e9, tz=timezone.utc)
+    return dt.strftime("%Y%m%d %H:%M:%S UTC")
+
+
+def to_ib_order(order, *, fa_group: str, order_id: int = 0) -> IBOrder:
+    """A NautilusTrader order as an ib_async FA block order routed by `fa_group` alone.
+
+    `account` stays empty: IB rejects an order that names both an account and a group (201).
+    orderRef carries the client order id, so executions and open orders map back after a restart.
+    """
+    if not fa_group:
+        raise ValueError("an FA block order needs an allocation group")
+    ib_type = ORDER_TYPES.get(order.order_type)
+    if ib_type is None:
+        raise ValueError(f"order type {order.order_type.name} is not supported for IB FA blocks")
+    tif = TIME_IN_FORCE.get(order.time_in_force)
+    if tif is None:
+        raise ValueError(f"time in force {order.time_in_force.name} is not supported for IB FA blocks")
+    ib_order = IBOrder(
+        orderId=order_id,
+        action="BUY" if order.side == OrderSide.BUY else "SELL",
+        totalQuantity=float(order.quantity.as_double()),
+        orderType=ib_type,
+        tif=tif,
+        orderRef=order.client_order_id.value,
+        faGroup=fa_group,
+        transmit=True,
+    )
+    if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        ib_order.lmtPrice = float(order.price.as_double())
+    if order.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT):
+        ib_order.auxPrice = float(order.trigger_price.as_double())
+    if order.time_in_force == TimeInForce.GTD:
+        if not order.expire_time_ns:
+            raise ValueError("a GTD order needs an expire time")
+        ib_order.goodTillDate = format_good_till(order.expire_time_ns)
+    return ib_order
+
+
+def side_from_ib(side: str) -> OrderSide:
+    """Execution side: BOT/SLD (executions) or BUY/SELL (orders)."""
+    if side in ("BOT", "BUY"):
+        return OrderSide.BUY
+    if side in ("SLD", "SELL"):
+        return OrderSide.SELL
+    raise ValueError(f"unknown IB side {side!r}")
+
+
+def side_name(side: str) -> str:
+    return "BUY" if side_from_ib(side) == OrderSide.BUY else "SELL"
+
+
+def ib_time_to_ns(value) -> int:
+    """IB times (datetime, 'YYYYMMDD HH:MM:SS[ zone]', 'YYYYMMDD-HH:MM:SS', epoch secs) -> UTC ns.
+
+    A naive value is taken as UTC: ib_async hands out aware datetimes for executions, and IB's
+    dash form is UTC by definition.
+    """
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return int(pd.Timestamp(dt).value)
+    if isinstance(value, int | float):
+        return int(value * 1_000_000_000)
+    text = str(value).strip()
+    if text.isdigit() and len(text) > 8:
+        return int(text) * 1_000_000_000
+    if "-" in text[:9] and len(text) >= 17 and text[8] == "-":
+        dt = datetime.strptime(text[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=timezone.utc)
+        return int(pd.Timestamp(dt).value)
+    parts = text.split()
+    date_time = " ".join(parts[:2])
+    dt = datetime.strptime(date_time, "%Y%m%d %H:%M:%S")
+    zone = parts[2] if len(parts) > 2 else "UTC"
+    if zone.upper() in ("UTC", "GMT", "Z"):
+        tz = timezone.utc
+    else:
+        try:
+            tz = ZoneInfo(zone)
+        except Exception:
+            raise ValueError(f"unknown time zone {zone!r} in IB time {text!r}") from None
+    return int(pd.Timestamp(dt.replace(tzinfo=tz)).value)
+
+
+def to_decimal(value: float, precision: int | None = None) -> Decimal:
+    """A float from ib_async as the Decimal it was printed as on the wire."""
+    result = Decimal(repr(float(value)))
+    if precision is not None:
+        result = result.quantize(Decimal(1).scaleb(-precision))
+    return result

@@ -1,0 +1,114 @@
+"""ib_async state layer, extended only where the FA adapter needs more than ib_async 2.1.0 gives.
+
+- replaceFAEnd (msg 103) is decoded by ib_async but has no handler, so replaceFA cannot be
+  awaited; `FAWrapper.replaceFAEnd` resolves a future keyed by the request id.
+- positionMulti/positionMultiEnd are no-ops in ib_async 2.1.0; reqPositions is not available to
+  masters with more than 50 sub-accounts, so per-account positions need them.
+- Executions, commission reports, order statuses and errors are re-emitted raw: ib_async drops
+  executions whose Trade it does not know (orders from an earlier session), and it rewrites a
+  Trade's status on informational errors (ib_async#191). The execution client reads only these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from eventkit import Event
+from ib_async import IB, Contract
+from ib_async.wrapper import Wrapper
+
+from venues.ib_fa.parsing import is_informational
+
+
+@dataclass(frozen=True)
+class PositionRow:
+    account: str
+    model_code: str
+    contract: Contract
+    position: float
+    avg_cost: float
+
+
+class FAWrapper(Wrapper):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.rawExecDetailsEvent = Event("rawExecDetailsEvent")  # (reqId, contract, execution)
+        self.rawCommissionReportEvent = Event("rawCommissionReportEvent")  # (report)
+        self.rawOrderStatusEvent = Event("rawOrderStatusEvent")  # (orderId, status, filled, remaining, avgFillPrice, permId, clientId)
+        self.rawOpenOrderEvent = Event("rawOpenOrderEvent")  # (orderId, contract, order, orderState)
+        self._fa_futures: dict[int, asyncio.Future] = {}
+        self._position_multi: dict[int, tuple[asyncio.Future, list[PositionRow]]] = {}
+
+    # -- replaceFA -----------------------------------------------------------------------------
+
+    def expect_replace_fa_end(self, req_id: int) -> asyncio.Future:
+        future = asyncio.get_event_loop().create_future()
+        self._fa_futures[req_id] = future
+        return future
+
+    def replaceFAEnd(self, reqId: int, text: str) -> None:
+        future = self._fa_futures.pop(reqId, None)
+        if future is not None and not future.done():
+            future.set_result(text)
+
+    # -- positionMulti -------------------------------------------------------------------------
+
+    def expect_position_multi(self, req_id: int) -> asyncio.Future:
+        future = asyncio.get_event_loop().create_future()
+        self._position_multi[req_id] = (future, [])
+        return future
+
+    def positionMulti(self, reqId, account, modelCode, contract, pos, avgCost) -> None:
+        entry = self._position_multi.get(reqId)
+        if entry is not None:
+            entry[1].append(PositionRow(account, modelCode, contract, pos, avgCost))
+
+    def positionMultiEnd(self, reqId: int) -> None:
+        entry = self._position_multi.pop(reqId, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(entry[1])
+
+    # -- raw streams -----------------------------------------------------------------------------
+
+    def execDetails(self, reqId, contract, execution) -> None:
+        super().execDetails(reqId, contract, execution)
+        self.rawExecDetailsEvent.emit(reqId, contract, execution)
+
+    def commissionReport(self, commissionReport) -> None:
+        super().commissionReport(commissionReport)
+        self.rawCommissionReportEvent.emit(commissionReport)
+
+    def orderStatus(self, orderId, status, filled, remaining, avgFillPrice, permId, parentId, lastFillPrice, clientId, whyHeld, mktCapPrice=0.0) -> None:
+        super().orderStatus(orderId, status, filled, remaining, avgFillPrice, permId, parentId, lastFillPrice, clientId, whyHeld, mktCapPrice)
+        self.rawOrderStatusEvent.emit(orderId, status, filled, remaining, avgFillPrice, permId, clientId)
+
+    def openOrder(self, orderId, contract, order, orderState) -> None:
+        super().openOrder(orderId, contract, order, orderState)
+        self.rawOpenOrderEvent.emit(orderId, contract, order, orderState)
+
+    def error(self, reqId, errorCode, errorString, advancedOrderRejectJson="") -> None:
+        if reqId != -1 and is_informational(errorCode) and reqId not in self._futures:
+            # Keep ib_async from marking a live order ValidationError/Cancelled on a notice.
+            self._logger.info(f"IB notice {errorCode}, reqId {reqId}: {errorString}")
+            self.ib.errorEvent.emit(reqId, errorCode, errorString, None)
+            return
+        super().error(reqId, errorCode, errorString, advancedOrderRejectJson)
+
+
+class FAIB(IB):
+    """An `IB` whose state layer is `FAWrapper`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        wrapper = FAWrapper(self, defaults=self.wrapper.defaults)
+        self.wrapper = wrapper
+        self.client.wrapper = wrapper
+        self.client.decoder.wrapper = wrapper
+        self.client._priceSizeTick = getattr(wrapper, "priceSizeTick", None)
+        self.client._tcpDataArrived = getattr(wrapper, "tcpDataArrived", None)
+        self.client._tcpDataProcessed = getattr(wrapper, "tcpDataProcessed", None)
+
+    @property
+    def fa_wrapper(self) -> FAWrapper:
+        return self.wrapper  # type: ignore[return-value]
