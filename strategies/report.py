@@ -13,6 +13,10 @@ from strategies.ledger import Ledger
 from strategies.pricing import slippage_bps
 
 STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "NOT_SENT")
+TRANSACTION_COLUMNS = (
+    "account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission",
+    "ts_event", "client_order_id", "venue_order_id", "execution_id",
+)  # fmt: skip
 
 
 @dataclass
@@ -104,22 +108,7 @@ def _phase_stats(blocks: pd.DataFrame, requests: pd.DataFrame, phase_started_ns:
 def build_report(
     outcomes: list[RequestOutcome], ledger: Ledger, blocks: list[dict], phase_started_ns: dict[str, int]
 ) -> RunReport:
-    transactions = pd.DataFrame(
-        ledger.transactions,
-        columns=[
-            "account_id",
-            "request_id",
-            "instrument_id",
-            "side",
-            "quantity",
-            "price",
-            "commission",
-            "ts_event",
-            "client_order_id",
-            "venue_order_id",
-            "execution_id",
-        ],
-    )
+    transactions = pd.DataFrame(ledger.transactions, columns=list(TRANSACTION_COLUMNS))
     transactions.insert(7, "time", pd.to_datetime(transactions["ts_event"].astype("int64"), unit="ns", utc=True))
     requests = pd.DataFrame(
         [

@@ -12,6 +12,7 @@ from backtests.runner import run_backtest
 from strategies.commissions import IB_TIERED
 from strategies.plan import PlanError
 from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.report import TRANSACTION_COLUMNS
 from tests.books import SEC, equity, steady_session
 from venues.sim.venue import SimVenueConfig
 
@@ -188,16 +189,7 @@ def test_run_outputs_are_written(tmp_path):
         csv = pd.read_csv(out / f"{name}.csv")
         assert len(parquet) == len(csv) == len(getattr(result.report, name))
     tx = pd.read_parquet(out / "transactions.parquet")
-    assert set(tx.columns) >= {
-        "account_id",
-        "request_id",
-        "instrument_id",
-        "side",
-        "quantity",
-        "price",
-        "commission",
-        "time",
-    }
+    assert set(tx.columns) >= {*TRANSACTION_COLUMNS, "time"}
     assert (out / "summary.json").exists()
 
 
