@@ -17,6 +17,7 @@ import pandas as pd
 
 from backtests.results import print_results
 from backtests.runner import run_backtest
+from live.paper import add_paper_parser, run_paper_command
 from strategies.plan import PlanError, load_plan
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--minutes", type=float, default=30.0)
     synth.add_argument("--seed", type=int, default=7)
 
+    add_paper_parser(sub)
     args = parser.parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if args.command == "demo":
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(summary.instrument_ids)} from {span[0]} to {span[1]} into {args.catalog}"
         )
         return 0
-    return 2
+    return run_paper_command(args) if args.command == "paper" else 2
 
 
 if __name__ == "__main__":

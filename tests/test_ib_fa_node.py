@@ -1,8 +1,9 @@
-"""The whole rebalance on a live TradingNode: RebalanceExecutor + IB FA clients + fake gateway.
+"""The whole rebalance on a live TradingNode (live.node) with the IB FA adapter, against the fake gateway.
 
-The node runs in a child process: NautilusTrader's logging and kernel are process-wide, so a
-live node must not share a process with the backtests of the rest of the suite. Run this file
-directly (`python tests/test_ib_fa_node.py OUT_DIR`) to watch the node's log.
+Each session runs in a child process: NautilusTrader's logging and kernel are process-wide, so a
+live node must not share a process with the backtests of the rest of the suite. The child prints
+what it saw at the fake broker as JSON; the assertions run here. Run a scenario directly to watch
+the node's log: `python tests/test_ib_fa_node.py rebalance OUT_DIR`.
 """
 
 from __future__ import annotations
@@ -11,114 +12,347 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
+import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+CLIENT_ID = 11
+MASTER = "DF1000"
+DONE_STATUSES = ("Filled", "Cancelled", "Inactive", "ApiCancelled")
+
+# Three clients, four ETFs. SPY's bid above the sell limit is 70 of the 100 shares sold, so the
+# SPY sell ends partially filled at the deadline; AGG's ask under the buy limit is 200 of 300,
+# so that buy ends partially filled too. DU1001 and DU1003 cannot afford their buys whole from
+# their cash and allocated proceeds: RECALC cuts them.
 PLAN = {
     "accounts": [
-        {"account_id": "DU1001", "cash": "0"},
-        {"account_id": "DU1002", "cash": "100000"},
-        {"account_id": "DU1003", "cash": "5000"},
+        {"account_id": "DU1001", "cash": "1000"},
+        {"account_id": "DU1002", "cash": "20000"},
+        {"account_id": "DU1003", "cash": "0"},
     ],
-    "positions": [{"account_id": "DU1001", "instrument": "SPY", "quantity": 100}],
+    "positions": [
+        {"account_id": "DU1001", "instrument": "SPY", "quantity": 100},
+        {"account_id": "DU1002", "instrument": "SPY", "quantity": 40},
+        {"account_id": "DU1002", "instrument": "QQQ", "quantity": 50},
+        {"account_id": "DU1003", "instrument": "QQQ", "quantity": 30},
+        {"account_id": "DU1003", "instrument": "AGG", "quantity": 100},
+    ],
     "requests": [
-        {"request_id": "r1", "account_id": "DU1001", "instrument": "SPY", "side": "SELL", "quantity": 60},
-        {"request_id": "r2", "account_id": "DU1002", "instrument": "SPY", "side": "BUY", "quantity": 50},
-        {"request_id": "r3", "account_id": "DU1003", "instrument": "SPY", "side": "BUY", "quantity": 5},
+        {"request_id": "s1", "account_id": "DU1001", "instrument": "SPY", "side": "SELL", "quantity": 60},
+        {"request_id": "s2", "account_id": "DU1002", "instrument": "SPY", "side": "SELL", "quantity": 40},
+        {"request_id": "s3", "account_id": "DU1002", "instrument": "QQQ", "side": "SELL", "quantity": 50},
+        {"request_id": "s4", "account_id": "DU1003", "instrument": "QQQ", "side": "SELL", "quantity": 30},
+        {"request_id": "s5", "account_id": "DU1003", "instrument": "AGG", "side": "SELL", "quantity": 100},
+        {"request_id": "b1", "account_id": "DU1001", "instrument": "QQQ", "side": "BUY", "quantity": 60},
+        {"request_id": "b2", "account_id": "DU1002", "instrument": "AGG", "side": "BUY", "quantity": 300},
+        {"request_id": "b3", "account_id": "DU1003", "instrument": "IVV", "side": "BUY", "quantity": 50},
+        {"request_id": "b4", "account_id": "DU1002", "instrument": "IVV", "side": "BUY", "quantity": 10},
     ],
 }
+# IB's cash for DU1002 differs from the plan's: the session warns and sizes from the plan
+BROKER_CASH = {"DU1001": 1000.0, "DU1002": 20100.0, "DU1003": 0.0}
+BOOKS = {
+    "SPY": ([(499.99, 40), (499.98, 30), (490.00, 1000)], [(500.01, 1000)]),
+    "QQQ": ([(400.00, 500)], [(400.02, 20), (400.03, 500)]),
+    "AGG": ([(100.00, 60), (99.99, 500)], [(100.01, 200), (102.00, 1000)]),
+    "IVV": ([(549.99, 1000)], [(550.01, 1000)]),
+}
+ADVISOR_GROUP = "Advisors"
 
 
-def run_node(out: Path) -> dict:
-    import asyncio
+def recorder(broker):
+    """A broker listener: every order update in the order the fake emitted it, and each order's FA group."""
+    from venues.ib_fa.fake_gateway.broker import OrderUpdate
+
+    events: list[dict] = []
+    groups: dict[int, dict[str, int]] = {}
+
+    def listen(ev) -> None:
+        if not isinstance(ev, OrderUpdate):
+            return
+        req = ev.view.request
+        if req.order_id not in groups and req.fa_group in broker.fa_groups:
+            groups[req.order_id] = {a: int(q) for a, q in broker.fa_groups[req.fa_group].members}
+        events.append({
+            "order_id": req.order_id, "action": req.action, "symbol": req.contract.symbol,
+            "status": ev.view.status, "filled": ev.view.filled, "limit": req.lmt_price,
+        })
+
+    return listen, events, groups
+
+
+def strategy_config(plan_path: Path, output_dir: Path | None):
+    from strategies.rebalance_exec import RebalanceExecutorConfig
+
+    return RebalanceExecutorConfig(
+        plan_path=str(plan_path), phase_deadline_secs=2, sync_timeout_secs=5, allocation_grace_secs=2,
+        output_dir=None if output_dir is None else str(output_dir),
+    )
+
+
+def session(config, port: int, session_timeout_secs: float = 40):
+    """One session of live.node against the fake at `port`, as a paper run would do it."""
+    from live.node import IBSessionConfig, run_session
+
+    ib = IBSessionConfig(
+        port=port, client_id=CLIENT_ID, fa_master_account=MASTER, log_level="WARNING",
+        session_timeout_secs=session_timeout_secs, startup_timeout_secs=20,
+    )
+    return run_session(config, ib)
+
+
+def _session(out: Path, plan: dict, port: int):
+    plan_path = out / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    return session(strategy_config(plan_path, out / "run"), port)
+
+
+def start_gateway(books: dict = BOOKS):
+    from venues.ib_fa.fake_gateway import FaGroup, FakeGatewayThread
+
+    gw = FakeGatewayThread(cash=BROKER_CASH)
+    gw.start()
+    for row in PLAN["positions"]:
+        gw.call(gw.broker.set_position, row["account_id"], row["instrument"], row["quantity"], 90.0)
+    for symbol, (bids, asks) in books.items():
+        gw.call(gw.broker.set_book, symbol, bids=bids, asks=asks)
+    advisor = FaGroup(ADVISOR_GROUP, "NetLiq", [("DU1001", 0.0), ("DU1002", 0.0)])
+    gw.call(gw.broker.fa_groups.__setitem__, ADVISOR_GROUP, advisor)
+    return gw
+
+
+def broker_view(gw) -> dict:
     import time
 
-    from nautilus_trader.config import (
-        InstrumentProviderConfig,
-        LiveExecEngineConfig,
-        LoggingConfig,
-        TradingNodeConfig,
-    )
-    from nautilus_trader.live.node import TradingNode
-
-    from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
-    from venues.ib_fa.config import IBFADataClientConfig, IBFAExecClientConfig
-    from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory
-    from venues.ib_fa.fake_gateway import FakeGatewayThread
-
-    out.mkdir(parents=True, exist_ok=True)
-    plan_path = out / "plan.json"
-    plan_path.write_text(json.dumps(PLAN))
-    gw = FakeGatewayThread(cash={"DU1001": 0.0, "DU1002": 100_000.0, "DU1003": 5_000.0})
-    port = gw.start()
-    try:
-        gw.call(gw.broker.set_position, "DU1001", "SPY", 100, 480.0)
-        gw.call(gw.broker.set_book, "SPY", bids=[(499.99, 1000)], asks=[(500.01, 1000)])
-        providers = InstrumentProviderConfig(load_ids=frozenset(["SPY.SMART"]))
-        common = dict(port=port, client_id=11, fa_master_account="DF1000", instrument_provider=providers)
-        node = TradingNode(TradingNodeConfig(
-            trader_id="REBAL-001",
-            logging=LoggingConfig(log_level="WARNING"),
-            exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_startup_delay_secs=0.0),
-            timeout_connection=10, timeout_reconciliation=5, timeout_portfolio=5, timeout_disconnection=5,
-            timeout_post_stop=0.5,
-            data_clients={"IB": IBFADataClientConfig(**common)},
-            exec_clients={"IB": IBFAExecClientConfig(**common)},
-        ))
-        strategy = RebalanceExecutor(RebalanceExecutorConfig(
-            plan_path=str(plan_path), phase_deadline_secs=10, sync_timeout_secs=5, allocation_grace_secs=2,
-            output_dir=str(out / "run"),
-        ))
-        node.trader.add_strategy(strategy)
-        node.add_data_client_factory("IB", IBFALiveDataClientFactory)
-        node.add_exec_client_factory("IB", IBFALiveExecClientFactory)
-        node.build()
-
-        async def main():
-            task = asyncio.ensure_future(node.run_async())
-            started = time.monotonic()
-            while not strategy.is_done and time.monotonic() - started < 30:
-                await asyncio.sleep(0.05)
-            await node.stop_async()
-            await asyncio.sleep(0.2)
-            task.cancel()
-
-        node.get_event_loop().run_until_complete(main())
-        ledger = strategy.ledger
-        result = {
-            "phase": strategy.phase.value,
-            "cash": {a: str(c) for a, c in ledger.cash.items()},
-            "positions": {f"{a}|{i}": q for (a, i), q in ledger.positions.items()},
-            "broker_positions": {
-                f"{a}|{c.symbol}.SMART": int(q) for a, c, q, _ in gw.call(gw.broker.positions)
-            },
+    broker = gw.broker
+    # the fake notices a closed socket on its own loop, a moment after the node let go of it
+    waited = time.monotonic()
+    while gw.call(gw.gateway.connected_client_ids) and time.monotonic() - waited < 3:
+        time.sleep(0.02)
+    executions = [
+        {
+            "account": r.execution.account, "symbol": r.execution.contract.symbol, "side": r.execution.side,
+            "shares": r.execution.shares, "price": r.execution.price, "commission": r.commission.commission,
+            "exec_id": r.execution.exec_id, "order_id": r.execution.order_id, "client_id": r.execution.client_id,
         }
-        node.dispose()
-        return result
+        for r in gw.call(lambda: list(broker.executions))
+    ]
+    return {
+        "executions": executions,
+        "open_orders": len(gw.call(broker.open_orders)),
+        "completed_orders": len(gw.call(broker.completed_orders)),
+        "connected_client_ids": gw.call(gw.gateway.connected_client_ids),
+        "fa_groups": sorted(gw.call(lambda: list(broker.fa_groups))),
+    }
+
+
+def scenario_rebalance(out: Path) -> dict:
+    gw = start_gateway()
+    try:
+        listen, events, groups = recorder(gw.broker)
+        gw.call(gw.broker.listeners.append, listen)
+        result = _session(out, PLAN, gw.port)
+        return {
+            "phase": result.phase,
+            "timed_out": result.timed_out,
+            "cash_differences": [[a, str(p), None if i is None else str(i)] for a, p, i in result.cash_differences],
+            "events": gw.call(lambda: list(events)),
+            "groups": {str(k): v for k, v in gw.call(lambda: dict(groups)).items()},
+            **broker_view(gw),
+        }
     finally:
         gw.stop()
 
 
-def test_rebalance_on_a_trading_node_against_the_fake_gateway(tmp_path):
-    pytest.importorskip("venues.ib_fa.fake_gateway")
+def scenario_unmanaged_account(out: Path) -> dict:
+    """Through the `rebalance paper` command, as an operator would start it."""
+    import contextlib
+    import io
+
+    from backtests.cli import main
+
+    plan = json.loads(json.dumps(PLAN))
+    plan["accounts"].append({"account_id": "DU9999", "cash": "5000"})
+    plan["requests"].append(
+        {"request_id": "x1", "account_id": "DU9999", "instrument": "SPY", "side": "BUY", "quantity": 1}
+    )
+    plan_path = out / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    gw = start_gateway()
+    try:
+        stderr = io.StringIO()
+        argv = [
+            "paper", "--plan", str(plan_path), "--out", str(out / "run"), "--port", str(gw.port),
+            "--client-id", str(CLIENT_ID), "--fa-master", MASTER, "--log-level", "WARNING",
+        ]  # fmt: skip
+        with contextlib.redirect_stderr(stderr):
+            code = main(argv)
+        return {"exit_code": code, "stderr": stderr.getvalue(), **broker_view(gw)}
+    finally:
+        gw.stop()
+
+
+def scenario_timeout(out: Path) -> dict:
+    """Phase deadlines far beyond the session's: the session timeout ends it during SELL."""
+    import msgspec
+
+    plan_path = out / "plan.json"
+    plan_path.write_text(json.dumps(PLAN))
+    config = msgspec.structs.replace(strategy_config(plan_path, out / "run"), phase_deadline_secs=600)
+    gw = start_gateway()
+    try:
+        listen, events, _ = recorder(gw.broker)
+        gw.call(gw.broker.listeners.append, listen)
+        result = session(config, gw.port, session_timeout_secs=4)
+        return {
+            "phase": result.phase, "timed_out": result.timed_out, "events": gw.call(lambda: list(events)),
+            **broker_view(gw),
+        }
+    finally:
+        gw.stop()
+
+
+def run_child(scenario: str, out: Path, script: str = __file__) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, __file__, str(tmp_path)], capture_output=True, text=True, timeout=50, env=env, cwd=ROOT,
+        [sys.executable, script, scenario, str(out)], capture_output=True, text=True, timeout=80, env=env, cwd=ROOT,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["phase"] == "DONE"
-    held = {k: v for k, v in result["positions"].items() if v}
-    assert held == {"DU1001|SPY.SMART": 40, "DU1002|SPY.SMART": 50, "DU1003|SPY.SMART": 5}
-    # the strategy's ledger, fed only by the adapter's allocations, agrees with the broker's books
-    assert {k: v for k, v in result["broker_positions"].items() if v} == held
-    cash = {a: Decimal(c) for a, c in result["cash"].items()}
-    assert cash["DU1001"] > Decimal("29990") and all(c >= 0 for c in cash.values())
+    assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _plan_frame(table: str) -> pd.DataFrame:
+    return pd.DataFrame(PLAN[table])
+
+
+def test_rebalance_session_on_a_trading_node_against_the_fake_gateway(tmp_path):
+    from strategies.commissions import IB_TIERED, decimal_to_micros
+    from strategies.report import STATES
+    from strategies.sizing import size_buys
+
+    seen = run_child("rebalance", tmp_path)
+    assert seen["phase"] == "DONE" and not seen["timed_out"]
+    run = tmp_path / "run"
+    tx = pd.read_csv(run / "transactions.csv", dtype={"price": str, "commission": str})
+    requests = pd.read_csv(run / "requests.csv").set_index("request_id")
+    blocks = pd.read_csv(run / "blocks.csv")
+    events = seen["events"]
+    ours = [e for e in seen["executions"] if e["account"] != MASTER]
+    assert {e["client_id"] for e in seen["executions"]} == {CLIENT_ID}
+
+    # Sell first: the first buy reaches the broker after the last sell order closed there.
+    sell_ids = {e["order_id"] for e in events if e["action"] == "SELL"}
+    buy_ids = {e["order_id"] for e in events if e["action"] == "BUY"}
+    assert len(sell_ids) == 3 and len(buy_ids) == 3
+    closed_at = {e["order_id"]: n for n, e in enumerate(events) if e["status"] in DONE_STATUSES}
+    assert sell_ids <= closed_at.keys()
+    first_buy = min(n for n, e in enumerate(events) if e["action"] == "BUY")
+    assert max(closed_at[o] for o in sell_ids) < first_buy
+
+    # Sells fill (SPY only partly); one buy fills partly; every request and block ends final.
+    assert requests.loc[["s1", "s2"], "state"].tolist() == ["PARTIALLY_FILLED"] * 2
+    assert requests.loc[["s1", "s2"], "filled_qty"].sum() == 70
+    assert requests.loc[["s3", "s4", "s5"], "state"].tolist() == ["FILLED"] * 3
+    assert requests.loc["b2", "state"] == "PARTIALLY_FILLED" and requests.loc["b2", "filled_qty"] == 200
+    assert set(requests.index) == {r["request_id"] for r in PLAN["requests"]}
+    assert requests["state"].isin(STATES).all()
+    assert not (blocks["end"] == "open").any() and blocks["ts_closed"].notna().all()
+    assert seen["open_orders"] == 0
+
+    # RECALC from allocated proceeds: plan cash + this account's sell executions at the broker,
+    # less their commissions, priced at the buy limits the broker received.
+    cash = {r["account_id"]: Decimal(r["cash"]) for r in PLAN["accounts"]}
+    for e in ours:
+        if e["side"] == "SLD":
+            cash[e["account"]] += e["shares"] * Decimal(str(e["price"])) - Decimal(str(e["commission"]))
+    limit_of = {e["symbol"]: Decimal(str(e["limit"])) for e in events if e["action"] == "BUY"}
+    accounts = list(cash)
+    buys = _plan_frame("requests").query("side == 'BUY'").reset_index(drop=True)
+    symbols = buys["instrument"].tolist()
+    expected = size_buys(
+        np.array([accounts.index(a) for a in buys["account_id"]]),
+        buys["quantity"].to_numpy(dtype=np.int64),
+        np.array([decimal_to_micros(limit_of[s]) for s in symbols], dtype=np.int64),
+        np.array([decimal_to_micros(cash[a]) for a in accounts], dtype=np.int64),
+        IB_TIERED,
+    )
+    order_of = {e["symbol"]: str(e["order_id"]) for e in events if e["action"] == "BUY"}
+    sent = [seen["groups"][order_of[s]][a] for s, a in zip(symbols, buys["account_id"], strict=True)]
+    assert sent == expected.tolist()
+    assert sent == requests.loc[buys["request_id"], "sent_qty"].tolist()
+    cut = dict(zip(buys["request_id"], expected < buys["quantity"].to_numpy(), strict=True))
+    assert cut == {"b1": True, "b2": False, "b3": True, "b4": False}
+    # the cuts leave room for only what the proceeds pay for: without them nothing would be bought
+    assert sent[0] * limit_of["QQQ"] > Decimal(PLAN["accounts"][0]["cash"])
+    assert sent[2] > 0 and PLAN["accounts"][2]["cash"] == "0"
+
+    # Per-account transactions in the run output are the broker's per-account executions.
+    def key(account, symbol, side, qty, price, commission, exec_id):
+        return (account, symbol, side, int(qty), Decimal(str(price)), Decimal(str(commission)), exec_id)
+
+    booked = Counter(
+        key(r.account_id, r.instrument_id.split(".")[0], r.side, r.quantity, r.price, r.commission, r.execution_id)
+        for r in tx.itertuples()
+    )
+    at_broker = Counter(
+        key(e["account"], e["symbol"], {"BOT": "BUY", "SLD": "SELL"}[e["side"]], e["shares"], e["price"],
+            e["commission"], e["exec_id"])
+        for e in ours
+    )
+    assert booked == at_broker and len(booked) >= 9
+
+    # IB's cash for DU1002 differs from the plan's: warned about, not used
+    assert [d[0] for d in seen["cash_differences"]] == ["DU1002"]
+    # the session's FA groups are gone, the advisor's own group is untouched, and IB is disconnected
+    assert seen["fa_groups"] == [ADVISOR_GROUP]
+    assert seen["connected_client_ids"] == []
+
+
+def test_a_plan_account_the_login_does_not_manage_stops_the_session_before_any_order(tmp_path):
+    seen = run_child("unmanaged_account", tmp_path)
+    assert seen["exit_code"] == 2
+    assert "DU9999" in seen["stderr"] and "nothing was sent" in seen["stderr"]
+    assert seen["open_orders"] == seen["completed_orders"] == 0
+    assert seen["executions"] == []
+    assert seen["fa_groups"] == [ADVISOR_GROUP]
+    assert seen["connected_client_ids"] == []
+
+
+def test_the_session_timeout_cancels_what_is_working_and_sends_nothing_new(tmp_path):
+    seen = run_child("timeout", tmp_path)
+    assert seen["timed_out"] and seen["phase"] == "DONE"
+    # the SPY sell was cancelled at IB; the cancel did not start RECALC and the buys
+    assert {e["action"] for e in seen["events"]} == {"SELL"}
+    assert [e["status"] for e in seen["events"] if e["symbol"] == "SPY"][-1] == "Cancelled"
+    assert seen["open_orders"] == 0
+    requests = pd.read_csv(tmp_path / "run" / "requests.csv").set_index("request_id")
+    assert requests.loc[["s1", "s2"], "filled_qty"].tolist() == [42, 28]
+    assert (requests.loc[["b1", "b2", "b3", "b4"], "state"] == "NOT_SENT").all()
+    assert seen["fa_groups"] == [ADVISOR_GROUP]
+    assert seen["connected_client_ids"] == []
+
+
+def test_the_paper_command_refuses_a_live_port(tmp_path, capsys):
+    from live.paper import main
+
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(PLAN))
+    for port in ("4001", "7496"):
+        assert main(["--plan", str(plan_path), "--port", port, "--fa-master", MASTER]) == 2
+        assert f"port {port} is the API port of" in capsys.readouterr().err
 
 
 if __name__ == "__main__":
-    print(json.dumps(run_node(Path(sys.argv[1]))))
+    scenario, folder = sys.argv[1], Path(sys.argv[2])
+    folder.mkdir(parents=True, exist_ok=True)
+    scenarios = {
+        "rebalance": scenario_rebalance, "unmanaged_account": scenario_unmanaged_account, "timeout": scenario_timeout,
+    }
+    print(json.dumps(scenarios[scenario](folder)))

@@ -1,0 +1,348 @@
+"""A TradingNode that runs one rebalance session against IB through the FA adapter.
+
+The strategy configuration is the very `RebalanceExecutorConfig` a backtest takes; only the venue
+around it changes. The node lives for one session: it connects, checks the plan against the
+login, runs SYNC -> SELL -> RECALC -> BUY -> DONE, then stops and disposes itself, which closes
+the IB API connection, and hands back the strategy's run report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import msgspec
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import (
+    ActorConfig,
+    InstrumentProviderConfig,
+    LiveExecEngineConfig,
+    LoggingConfig,
+    TradingNodeConfig,
+)
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
+
+from strategies.plan import Plan, load_plan
+from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
+from strategies.report import RunReport
+from venues.ib_fa.config import ConnectionSettings, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
+from venues.ib_fa.connection import MissingAccountsError, get_connection
+from venues.ib_fa.execution import MAX_SYNCED_SUB_ACCOUNTS, IBFAExecutionClient
+from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory
+
+log = logging.getLogger(__name__)
+
+CLIENT_NAME = "IB"
+CASH_TOLERANCE = Decimal("0.01")
+SHOWN_DIFFERENCES = 20  # a 10,000-account plan must not flood the log
+
+
+@dataclass(frozen=True)
+class IBSessionConfig:
+    """Where the IB login is and how long a session may take.
+
+    host/port/client_id/fa_master_account left as None come from IB_HOST / IB_PORT /
+    IB_CLIENT_ID / IB_FA_MASTER, then from the paper defaults (127.0.0.1:4002, client id 1).
+    """
+
+    host: str | None = None
+    port: int | None = None
+    client_id: int | None = None
+    fa_master_account: str | None = None
+    cash_tag: str = "TotalCashValue"
+    account_summary_group: str = "All"
+    primary_exchanges: dict[str, str] | None = None
+    market_data_type: int = 1
+    connect_timeout_secs: float = 10.0
+    request_timeout_secs: float = 10.0
+    # Covers SYNC plus both phase deadlines and their grace periods with room to spare; past it
+    # the session cancels what is still working and ends.
+    session_timeout_secs: float = 3600.0
+    # How long the node may take to connect, reconcile and start the strategy.
+    startup_timeout_secs: float = 60.0
+    cancel_wait_secs: float = 10.0
+    remove_groups_at_end: bool = True
+    trader_id: str = "REBALANCE-001"
+    log_level: str = "INFO"
+    log_directory: str | None = None
+
+    def client_fields(self) -> dict:
+        return dict(
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            fa_master_account=self.fa_master_account,
+            connect_timeout_secs=self.connect_timeout_secs,
+            request_timeout_secs=self.request_timeout_secs,
+            primary_exchanges=self.primary_exchanges,
+        )
+
+
+@dataclass
+class SessionResult:
+    report: RunReport | None
+    phase: str
+    timed_out: bool = False
+    error: str | None = None
+    cash_differences: list[tuple[str, Decimal, Decimal | None]] = field(default_factory=list)
+    position_differences: list[tuple[str, str, int, int]] = field(default_factory=list)
+    preflight_passed: bool = False
+
+
+class SessionStartError(RuntimeError):
+    """The node never reached the point of starting the strategy (connection, reconciliation)."""
+
+
+class SessionPreflight(Actor):
+    """Runs once the IB session is up and before the strategy starts (actors start first).
+
+    A plan account the login does not manage stops the session here: raising from on_start
+    keeps the trader from starting the strategy, so not one order is sent. Cash and holdings that
+    differ from IB's only warn: the plan was approved against its own figures, and RECALC sizes
+    the buys from the plan's cash plus the proceeds IB allocates, never from IB's cash.
+    """
+
+    def __init__(self, plan: Plan, exec_clients: list[IBFAExecutionClient], settings: ConnectionSettings) -> None:
+        super().__init__(ActorConfig(component_id="RebalancePreflight"))
+        self._plan = plan
+        self._exec_clients = exec_clients
+        self._settings = settings
+        self.passed = False
+        self.error: Exception | None = None
+        self.cash_differences: list[tuple[str, Decimal, Decimal | None]] = []
+        self.position_differences: list[tuple[str, str, int, int]] = []
+
+    def on_start(self) -> None:
+        client = self._exec_clients[0]
+        accounts = self._plan.accounts["account_id"].tolist()
+        try:
+            client.check_plan_accounts(accounts)
+        except MissingAccountsError as exc:
+            self.error = exc
+            self.log.error(f"plan refused before anything was sent: {exc}")
+            raise
+        snapshot = client.last_account_snapshot
+        if snapshot is None:
+            self.log.warning("no IB account snapshot to compare the plan's cash and holdings with")
+        else:
+            # the adapter reads holdings only for logins of up to 50 sub-accounts (IB's pacing)
+            holdings_read = len(get_connection(self._settings).sub_accounts) <= MAX_SYNCED_SUB_ACCOUNTS
+            self._compare(snapshot, holdings_read)
+        self.passed = True
+
+    def on_stop(self) -> None:
+        pass  # nothing subscribed; defined so Nautilus does not warn about a missing handler
+
+    def _compare(self, snapshot, holdings_read: bool) -> None:
+        for account, plan_cash in zip(self._plan.accounts["account_id"], self._plan.accounts["cash"], strict=True):
+            ib_cash = snapshot.cash.get(account)
+            if ib_cash is None or abs(ib_cash - plan_cash) >= CASH_TOLERANCE:
+                self.cash_differences.append((account, plan_cash, ib_cash))
+        for row in self._plan.positions.itertuples(index=False):
+            ib_qty = snapshot.positions.get((row.account_id, row.instrument_id), 0)
+            if holdings_read and ib_qty != int(row.quantity):
+                self.position_differences.append((row.account_id, row.instrument_id, int(row.quantity), ib_qty))
+        for account, plan_cash, ib_cash in self.cash_differences[:SHOWN_DIFFERENCES]:
+            shown = "none reported" if ib_cash is None else f"{ib_cash} USD"
+            self.log.warning(f"cash of {account}: plan {plan_cash} USD, IB {shown}")
+        for account, iid, plan_qty, ib_qty in self.position_differences[:SHOWN_DIFFERENCES]:
+            self.log.warning(f"holding of {account} in {iid}: plan {plan_qty}, IB {ib_qty}")
+        hidden = len(self.cash_differences) + len(self.position_differences) - 2 * SHOWN_DIFFERENCES
+        if hidden > 0:
+            self.log.warning(f"... and up to {hidden} more differences between the plan and IB")
+        if self.cash_differences:
+            self.log.warning(
+                f"{len(self.cash_differences)} account(s) with cash that differs from IB's: RECALC sizes buys "
+                "from the plan's cash plus allocated proceeds, not from IB's figures"
+            )
+        else:
+            self.log.info("plan cash matches IB's for every account; RECALC sizes buys from the plan's cash")
+        if not holdings_read:
+            self.log.warning(f"more than {MAX_SYNCED_SUB_ACCOUNTS} sub-accounts: holdings not compared with IB's")
+
+
+def _capturing_exec_factory(created: list[IBFAExecutionClient]) -> type[IBFALiveExecClientFactory]:
+    """The adapter's factory, remembering the client it builds (the preflight needs its snapshot)."""
+
+    class Factory(IBFALiveExecClientFactory):
+        @staticmethod
+        def create(loop, name, config, msgbus, cache, clock) -> IBFAExecutionClient:
+            client = IBFALiveExecClientFactory.create(loop, name, config, msgbus, cache, clock)
+            created.append(client)
+            return client
+
+    return Factory
+
+
+@dataclass
+class LiveSession:
+    node: TradingNode
+    strategy: RebalanceExecutor
+    preflight: SessionPreflight
+    exec_clients: list[IBFAExecutionClient]
+    plan: Plan
+    ib: IBSessionConfig
+
+
+def node_config(strategy_config: RebalanceExecutorConfig, ib: IBSessionConfig, plan: Plan) -> TradingNodeConfig:
+    providers = InstrumentProviderConfig(load_ids=frozenset(plan.instrument_ids))
+    common = dict(ib.client_fields(), venue=strategy_config.default_venue, instrument_provider=providers)
+    exec_config = IBFAExecClientConfig(
+        **common, cash_tag=ib.cash_tag, account_summary_group=ib.account_summary_group
+    )
+    return TradingNodeConfig(
+        trader_id=ib.trader_id,
+        logging=LoggingConfig(
+            log_level=ib.log_level,
+            log_directory=ib.log_directory,
+            log_level_file=ib.log_level if ib.log_directory else None,
+        ),
+        exec_engine=LiveExecEngineConfig(reconciliation=True),
+        timeout_connection=ib.connect_timeout_secs + 5,
+        timeout_reconciliation=max(10.0, ib.request_timeout_secs),
+        timeout_portfolio=10,
+        timeout_disconnection=5,
+        timeout_post_stop=1,
+        data_clients={CLIENT_NAME: IBFADataClientConfig(**common, market_data_type=ib.market_data_type)},
+        exec_clients={CLIENT_NAME: exec_config},
+    )
+
+
+def build_session(strategy_config: RebalanceExecutorConfig, ib: IBSessionConfig) -> LiveSession:
+    """Build (not start) the node. The plan is validated here, so a bad one never reaches IB."""
+    plan = load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
+    # Reconciliation turns IB's holdings into positions owned by EXTERNAL; claiming the plan's
+    # instruments hands them to the strategy, which sells out of them.
+    config = msgspec.structs.replace(
+        strategy_config, external_order_claims=[InstrumentId.from_str(i) for i in plan.instrument_ids]
+    )
+    node_cfg = node_config(config, ib, plan)
+    # no FA master anywhere raises here, not later inside a client's connect task
+    settings = resolve_connection(node_cfg.exec_clients[CLIENT_NAME])
+    node = TradingNode(node_cfg)
+    exec_clients: list[IBFAExecutionClient] = []
+    preflight = SessionPreflight(plan, exec_clients, settings)
+    strategy = RebalanceExecutor(config)
+    node.trader.add_actor(preflight)
+    node.trader.add_strategy(strategy)
+    node.add_data_client_factory(CLIENT_NAME, IBFALiveDataClientFactory)
+    node.add_exec_client_factory(CLIENT_NAME, _capturing_exec_factory(exec_clients))
+    node.build()
+    return LiveSession(node, strategy, preflight, exec_clients, plan, ib)
+
+
+async def _drive(session: LiveSession) -> tuple[bool, str | None]:
+    """Run until DONE, a refused preflight, a failed start or the session timeout."""
+    node, strategy, preflight, ib = session.node, session.strategy, session.preflight, session.ib
+    task = asyncio.ensure_future(node.run_async())
+    started = time.monotonic()
+    timed_out, error = False, None
+    try:
+        while not strategy.is_done:
+            if preflight.error is not None:
+                break
+            if task.done():
+                exc = task.exception() if not task.cancelled() else None
+                error = f"node stopped before DONE: {exc!r}" if exc else "node stopped before DONE"
+                break
+            elapsed = time.monotonic() - started
+            if not strategy.is_running and elapsed > ib.startup_timeout_secs:
+                error = (
+                    f"the strategy did not start within {ib.startup_timeout_secs}s: the IB session did not "
+                    "connect or reconcile (see the log above for the adapter's reason)"
+                )
+                break
+            if elapsed > ib.session_timeout_secs:
+                timed_out = True
+                break
+            await asyncio.sleep(0.05)
+        if timed_out:
+            await _cancel_open_orders(session)
+        if preflight.passed and session.exec_clients and ib.remove_groups_at_end and not _open_orders(session):
+            try:
+                await asyncio.wait_for(session.exec_clients[0].remove_own_groups(), ib.request_timeout_secs)
+            except Exception as exc:  # cleanup only: the session's result stands either way
+                strategy.log.warning(f"could not remove this session's FA groups: {exc!r}")
+        await node.stop_async()
+        await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return timed_out, error
+
+
+def _open_orders(session: LiveSession) -> list:
+    return session.strategy.cache.orders_open(strategy_id=session.strategy.id)
+
+
+async def _cancel_open_orders(session: LiveSession) -> None:
+    """Stop the strategy while the IB session is still up, and wait until IB confirms the cancels.
+
+    Stopping the node would stop the clients before the strategy, so the cancels its on_stop
+    sends would never reach IB. Stopping the strategy first also keeps a cancelled sell from
+    closing the SELL phase and starting RECALC and the buys in the middle of a shutdown.
+    """
+    strategy = session.strategy
+    strategy.log.warning(f"session timeout ({session.ib.session_timeout_secs}s): stopping and cancelling open orders")
+    session.node.trader.stop_strategy(strategy.id)
+    waited = time.monotonic()
+    while _open_orders(session) and time.monotonic() - waited < session.ib.cancel_wait_secs:
+        await asyncio.sleep(0.05)
+    left = _open_orders(session)
+    if left:
+        ids = [str(o.client_order_id) for o in left]
+        strategy.log.error(f"{len(left)} order(s) still open at IB after the session: {ids}")
+    report = strategy.report
+    if report is not None and len(report.blocks):
+        # the run report was closed when the strategy stopped; IB may still have filled a little
+        for row in report.blocks.itertuples(index=False):
+            order = strategy.cache.order(ClientOrderId(row.client_order_id))
+            if order is not None and int(order.filled_qty) != row.filled_qty:
+                strategy.log.error(
+                    f"{row.client_order_id} filled {int(order.filled_qty)} at IB, the run report has "
+                    f"{row.filled_qty}: check the executions of the stop against IB's statements"
+                )
+
+
+def run_session(strategy_config: RebalanceExecutorConfig, ib: IBSessionConfig | None = None) -> SessionResult:
+    """One rebalance session on a live node; returns when the node is disposed (IB disconnected).
+
+    Raises `MissingAccountsError` (nothing sent) when a plan account is not managed by the
+    login, and `SessionStartError` when the node could not connect and start the strategy.
+    """
+    ib = ib or IBSessionConfig()
+    session = build_session(strategy_config, ib)
+    try:
+        timed_out, error = session.node.get_event_loop().run_until_complete(_drive(session))
+    finally:
+        session.node.dispose()
+    preflight, strategy = session.preflight, session.strategy
+    if preflight.error is not None:
+        raise preflight.error
+    if error is not None and not strategy.is_done:
+        raise SessionStartError(error)
+    return SessionResult(
+        report=strategy.report,
+        phase=strategy.phase.value,
+        timed_out=timed_out,
+        error=error,
+        cash_differences=preflight.cash_differences,
+        position_differences=preflight.position_differences,
+        preflight_passed=preflight.passed,
+    )
+
+
+__all__ = [
+    "IBSessionConfig",
+    "LiveSession",
+    "SessionPreflight",
+    "SessionResult",
+    "SessionStartError",
+    "build_session",
+    "node_config",
+    "run_session",
+]
