@@ -97,7 +97,7 @@ class FAAllocationPublisher(Actor):
         parts = self.allocator.pop_pending(coid)
         if parts is None:
             return
-        price = event.last_px.as_decimal()
+        price = Decimal(str(event.last_px))  # as_decimal() drops trailing zeros: 100.00 would book as 100
         side = "BUY" if event.is_buy else "SELL"
         venue_order_id, trade_id = event.venue_order_id.value, event.trade_id.value
         instrument_id, ts_event, ts_init = event.instrument_id.value, event.ts_event, event.ts_init
