@@ -126,6 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--minutes", type=float, default=30.0)
     synth.add_argument("--seed", type=int, default=7)
 
+    imp = data_sub.add_parser("import", help="load historical books into a catalog, validated and in chunks")
+    imp.add_argument("format", choices=["dbn", "tardis", "lobster"])
+    imp.add_argument("path", type=Path, help="DBN MBO file, Tardis CSV(.gz), or LOBSTER message file")
+    imp.add_argument("--catalog", type=Path, required=True)
+    imp.add_argument("--instrument", required=True, help="instrument id (ES.SMART) or symbol")
+    imp.add_argument("--date", help="trading date of a LOBSTER file (its times have no date)")
+    imp.add_argument("--price-increment", help="tick size, if the file cannot tell")
+    imp.add_argument("--overwrite", action="store_true", help="replace this instrument's data in the catalog")
+
     add_paper_parser(sub)
     args = parser.parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -146,7 +155,42 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(summary.instrument_ids)} from {span[0]} to {span[1]} into {args.catalog}"
         )
         return 0
+    if args.command == "data" and args.data_command == "import":
+        return _import(args)
     return run_paper_command(args) if args.command == "paper" else 2
+
+
+def _import(args: argparse.Namespace) -> int:
+    from data.cme import write_cme_catalog
+    from data.lobster import import_lobster
+    from data.tardis import import_tardis
+    from data.validation import BookDataError
+
+    instrument = args.instrument if "." in args.instrument else f"{args.instrument}.SMART"
+    symbol, venue = instrument.split(".", 1)
+    try:
+        if args.format == "dbn":
+            summary = write_cme_catalog(args.path, args.catalog, symbol=symbol, venue=venue, overwrite=args.overwrite)
+        elif args.format == "tardis":
+            summary = import_tardis(
+                args.path, args.catalog, instrument, price_increment=args.price_increment, overwrite=args.overwrite
+            )
+        else:
+            if not args.date:
+                print("error: a LOBSTER import needs --date (its times are seconds after midnight)", file=sys.stderr)
+                return 2
+            summary = import_lobster(
+                args.path, None, args.catalog, instrument, args.date,
+                price_increment=args.price_increment or "0.01", overwrite=args.overwrite,
+            )  # fmt: skip
+    except (BookDataError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {summary.total_deltas:,} book deltas and {summary.total_trades:,} trades for "
+        f"{', '.join(summary.instrument_ids)} into {args.catalog} ({summary.files} files, {summary.seconds:.1f}s)"
+    )
+    return 0
 
 
 if __name__ == "__main__":

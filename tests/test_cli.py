@@ -65,3 +65,34 @@ def test_unknown_or_bad_parameters_are_named(catalog, tmp_path):
 
 def test_demo_plan_is_shipped():
     assert {p.name for p in Path(DEMO_PLAN).iterdir()} >= {"accounts.csv", "positions.csv", "requests.csv"}
+
+
+def test_data_import_refuses_a_crossed_tardis_file_naming_the_line(tmp_path, capsys):
+    bad = tmp_path / "book.csv"
+    bad.write_text(
+        "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
+        "binance,ES,1000,1000,true,bid,100.0,5\n"
+        "binance,ES,1000,1000,true,ask,99.0,5\n"
+    )
+    code = main(["data", "import", "tardis", str(bad), "--catalog", str(tmp_path / "cat"), "--instrument", "ES"])
+    assert code == 2
+    assert "book.csv, line 3, field 'price'" in capsys.readouterr().err
+
+
+def test_data_import_of_the_cme_sample(tmp_path, capsys):
+    from data.cme import CME_DATA_DIR, ESH4_MBO_FILE
+
+    if not (CME_DATA_DIR / ESH4_MBO_FILE).exists():
+        pytest.skip("CME sample not found beside the repository")
+    args = [
+        "data",
+        "import",
+        "dbn",
+        str(CME_DATA_DIR / ESH4_MBO_FILE),
+        "--catalog",
+        str(tmp_path / "c"),
+        "--instrument",
+        "ES",
+    ]
+    assert main(args) == 0
+    assert "wrote 59,448 book deltas and 2,973 trades for ES.SMART" in capsys.readouterr().out
