@@ -17,6 +17,7 @@ books fills only from the `Allocation` events the venue side sends back.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -157,6 +158,7 @@ class RebalanceExecutor(Strategy):
         self._instruments: list[InstrumentId] = []
         self._grace_set = False
         self._session = config.session_id
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.wall_secs: dict[str, float] = {}  # real time spent in the heavy steps, for benchmarks
 
     # ------------------------------------------------------------------------------------------
@@ -167,6 +169,10 @@ class RebalanceExecutor(Strategy):
         return self.phase == Phase.DONE
 
     def on_start(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # a backtest: no loop, timers fire in line
+            self._loop = None
         known = {str(i.id) for i in self.cache.instruments()}
         try:
             self.plan = load_plan(self.config.plan_path, known, self.config.default_venue)
@@ -210,7 +216,23 @@ class RebalanceExecutor(Strategy):
             f"over {len(plan.traded_instrument_ids)} instruments; cash {sum(plan.accounts['cash'])} USD"
         )
         self._phase_started_ns[Phase.SYNC] = self.clock.timestamp_ns()
-        self.clock.set_timer("rebalance-sync", timedelta(milliseconds=100), callback=self._on_sync_poll)
+        self.clock.set_timer("rebalance-sync", timedelta(milliseconds=100), callback=self._on_loop(self._on_sync_poll))
+
+    def _on_loop(self, handler):
+        """Run a timer callback on the event loop that delivers order events and allocations.
+
+        A live node fires timers on another thread; handing the callback to the loop keeps every
+        change to the strategy's state on one thread. A backtest has no running loop and calls
+        timers in line, so the handler runs at once.
+        """
+        loop = self._loop
+        if loop is None:
+            return handler
+        return lambda event: loop.call_soon_threadsafe(handler, event)
+
+    def _is_closed(self, client_order_id: ClientOrderId) -> bool:
+        order = self.cache.order(client_order_id)
+        return order is not None and order.is_closed
 
     def on_stop(self) -> None:
         # Nothing of ours is left working at the venue once the session is over.
@@ -365,7 +387,7 @@ class RebalanceExecutor(Strategy):
             return
         # Every block is pending before the first is sent: a block refused at once (risk engine)
         # must not look like the end of the phase while its siblings are still unsent.
-        self.clock.set_time_alert(f"rebalance-deadline-{phase.value}", deadline, callback=self._on_deadline)
+        self.clock.set_time_alert(f"rebalance-deadline-{phase.value}", deadline, callback=self._on_loop(self._on_deadline))
         for order in orders:
             state = self._blocks[order.client_order_id]
             self.msgbus.publish(
@@ -458,7 +480,7 @@ class RebalanceExecutor(Strategy):
             self._pending.discard(client_order_id)
         if not self._pending:
             self._finish_phase()
-        elif not self._grace_set and all(self.cache.order(c).is_closed for c in self._pending):
+        elif not self._grace_set and all(self._is_closed(c) for c in self._pending):
             self._grace_set = True
             self.log.info(
                 f"{self.phase.value}: orders closed, waiting for allocations of {sorted(map(str, self._pending))}"
@@ -466,7 +488,7 @@ class RebalanceExecutor(Strategy):
             self.clock.set_time_alert(
                 f"rebalance-grace-{self.phase.value}",
                 self.clock.utc_now() + timedelta(seconds=self.config.allocation_grace_secs),
-                callback=self._on_grace,
+                callback=self._on_loop(self._on_grace),
             )
 
     def _on_grace(self, event: TimeEvent) -> None:
