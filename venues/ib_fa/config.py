@@ -39,6 +39,9 @@ class ConnectionSettings:
     connect_timeout_secs: float
     request_timeout_secs: float
     readonly: bool = False
+    reconnect_max_attempts: int = 8
+    reconnect_initial_delay_secs: float = 1.0
+    reconnect_max_delay_secs: float = 30.0
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -67,6 +70,10 @@ def resolve_connection(config: IBFADataClientConfig | IBFAExecClientConfig) -> C
         )
     if config.connect_timeout_secs <= 0 or config.request_timeout_secs <= 0:
         raise ValueError("connect_timeout_secs and request_timeout_secs must be > 0")
+    if config.reconnect_max_attempts < 0:
+        raise ValueError("reconnect_max_attempts must be >= 0 (0: never reconnect)")
+    if config.reconnect_initial_delay_secs < 0 or config.reconnect_max_delay_secs < config.reconnect_initial_delay_secs:
+        raise ValueError("reconnect delays must satisfy 0 <= reconnect_initial_delay_secs <= reconnect_max_delay_secs")
     return ConnectionSettings(
         host=host,
         port=DEFAULT_PORT if port is None else port,
@@ -75,6 +82,9 @@ def resolve_connection(config: IBFADataClientConfig | IBFAExecClientConfig) -> C
         connect_timeout_secs=config.connect_timeout_secs,
         request_timeout_secs=config.request_timeout_secs,
         readonly=getattr(config, "readonly", False),
+        reconnect_max_attempts=config.reconnect_max_attempts,
+        reconnect_initial_delay_secs=config.reconnect_initial_delay_secs,
+        reconnect_max_delay_secs=config.reconnect_max_delay_secs,
     )
 
 
@@ -82,6 +92,10 @@ class IBFADataClientConfig(LiveDataClientConfig, frozen=True):
     """Market data (L2 depth, quotes, trades, snapshots) through the FA login's session.
 
     market_data_type: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen (IB's reqMarketDataType).
+    reconnect_*: after a dropped session, up to `reconnect_max_attempts` reconnects (same client
+    id), waiting `reconnect_initial_delay_secs` doubled after each failure up to
+    `reconnect_max_delay_secs`. Both clients share one session, so the first client created
+    for it sets these.
     """
 
     host: str | None = None
@@ -96,6 +110,9 @@ class IBFADataClientConfig(LiveDataClientConfig, frozen=True):
     depth_rows: int = 10
     smart_depth: bool = True
     readonly: bool = True
+    reconnect_max_attempts: int = 8
+    reconnect_initial_delay_secs: float = 1.0
+    reconnect_max_delay_secs: float = 30.0
 
 
 class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
@@ -109,6 +126,8 @@ class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
     never touched.
     commission_wait_secs: how long a master execution may wait for its commission report before
     its OrderFilled is emitted with zero commission (the accounts' allocations still wait).
+    reconnect_*: as for the data client; after the last failed attempt the client logs an error
+    and faults.
     """
 
     host: str | None = None
@@ -124,6 +143,9 @@ class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
     fa_group_prefix: str = "RB"
     commission_wait_secs: float = 5.0
     readonly: bool = False
+    reconnect_max_attempts: int = 8
+    reconnect_initial_delay_secs: float = 1.0
+    reconnect_max_delay_secs: float = 30.0
 
     def __post_init__(self) -> None:
         if self.cash_tag not in CASH_TAGS:

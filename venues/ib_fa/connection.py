@@ -3,12 +3,19 @@
 IB allows one API connection per client id, so the two clients of a node must share it: the
 first `acquire` connects, the last `release` disconnects. Connection failures are turned into
 errors that say what to check, because ib_async reports most of them as a bare TimeoutError.
+
+A session that drops while clients still hold it is reconnected with the same client id (IB ties
+order ids and the right to cancel to it), with exponentially growing pauses. IB may refuse the id
+with 326 for a while after a crash, until it notices the dead socket, so 326 is retried like any
+other failure. ib_async forgets all orders, fills and tickers on a drop: the clients re-request
+what they need from the `reconnected` callbacks, which run after the session is ready again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from venues.ib_fa.config import ConnectionSettings
 from venues.ib_fa.parsing import CLIENT_ID_IN_USE
@@ -68,6 +75,15 @@ def check_plan_accounts(managed_accounts: list[str], plan_accounts, master: str)
         )
 
 
+class ReconnectFailedError(IBFAConnectionError):
+    """Every reconnect attempt failed; the session is gone for good."""
+
+
+def backoff_delays(attempts: int, initial: float, maximum: float) -> list[float]:
+    """The pause before each reconnect attempt: initial, doubled each time, capped at maximum."""
+    return [min(initial * 2**i, maximum) for i in range(attempts)]
+
+
 class IBFAConnection:
     def __init__(self, settings: ConnectionSettings, ib: FAIB | None = None) -> None:
         self.settings = settings
@@ -75,6 +91,18 @@ class IBFAConnection:
         self._users = 0
         self._lock = asyncio.Lock()
         self.sub_accounts: list[str] = []
+        self._ready = asyncio.Event()
+        self._released = asyncio.Event()  # wakes waiters when the last client lets go
+        self._closing = False
+        self._reconnecting = False
+        self._reconnect_task: asyncio.Task | None = None
+        self.failure: ReconnectFailedError | None = None
+        self.reconnects = 0
+        # async, called in order once a dropped session is back (resubscribe, reconcile)
+        self.on_reconnected: list[Callable[[], Awaitable[None]]] = []
+        self.on_lost: list[Callable[[], None]] = []
+        self.on_failed: list[Callable[[ReconnectFailedError], None]] = []
+        self.ib.disconnectedEvent += self._on_disconnected
 
     @property
     def master(self) -> str:
@@ -84,36 +112,157 @@ class IBFAConnection:
     def is_connected(self) -> bool:
         return self.ib.isConnected()
 
+    @property
+    def is_reconnecting(self) -> bool:
+        return self._reconnect_task is not None and not self._reconnect_task.done()
+
     async def acquire(self) -> FAIB:
         async with self._lock:
-            if not self.ib.isConnected():
+            self._closing = False
+            self._released.clear()
+            if not self.ib.isConnected() and not self.is_reconnecting:
                 await self._connect()
+                self._ready.set()
             self._users += 1
             return self.ib
 
     async def release(self) -> None:
         async with self._lock:
             self._users = max(0, self._users - 1)
-            if self._users == 0 and self.ib.isConnected():
-                self.ib.disconnect()
+            if self._users == 0:
+                self._closing = True
+                self._released.set()
+                if self._reconnect_task is not None and not self._reconnect_task.done():
+                    self._reconnect_task.cancel()
+                self._ready.clear()
+                if self.ib.isConnected():
+                    self.ib.disconnect()
+
+    def outage_budget_secs(self) -> float:
+        """The longest a reconnect loop can take before it gives up: every pause and attempt."""
+        s = self.settings
+        pauses = sum(backoff_delays(s.reconnect_max_attempts, s.reconnect_initial_delay_secs, s.reconnect_max_delay_secs))
+        # an attempt: handshake, startup requests, executions, each bounded by the connect timeout;
+        # then the clients' resync requests
+        return pauses + s.reconnect_max_attempts * 3 * s.connect_timeout_secs + 3 * s.request_timeout_secs
+
+    async def wait_ready(self, timeout: float | None = None) -> FAIB:
+        """The session once it is up; raises if reconnecting gave up, the session was released,
+        or `timeout` passed first."""
+        if self.failure is not None:
+            raise self.failure
+        if not self._ready.is_set():
+            waiters = {asyncio.ensure_future(self._ready.wait()), asyncio.ensure_future(self._released.wait())}
+            try:
+                done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            if self.failure is not None:
+                raise self.failure
+            if not self._ready.is_set():
+                if self._released.is_set():
+                    raise IBFAConnectionError("the IB session was closed")
+                raise IBFAConnectionError(f"the IB session was not back within {timeout}s")
+        return self.ib
+
+    # -- reconnection ----------------------------------------------------------------------------
+
+    def _on_disconnected(self) -> None:
+        # ib_async also fires this for our own disconnect() and for a session that broke while
+        # a reconnect attempt was synchronising; neither starts another loop.
+        self._ready.clear()
+        if self._closing or self._users == 0 or self._reconnecting:
+            return
+        s = self.settings
+        log.error(f"IB session {s.host}:{s.port} client id {s.client_id} dropped; reconnecting")
+        for handler in list(self.on_lost):
+            try:
+                handler()
+            except Exception:
+                log.exception("connection-lost handler failed")
+        if s.reconnect_max_attempts == 0:
+            self._give_up(ReconnectFailedError(f"IB session {s.host}:{s.port} dropped and reconnecting is disabled"))
+            return
+        self._reconnecting = True
+        self._reconnect_task = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        s = self.settings
+        delays = backoff_delays(s.reconnect_max_attempts, s.reconnect_initial_delay_secs, s.reconnect_max_delay_secs)
+        last: Exception | None = None
+        try:
+            for attempt, delay in enumerate(delays, start=1):
+                await asyncio.sleep(delay)
+                if self._closing:
+                    return
+                try:
+                    async with self._lock:
+                        if not self.ib.isConnected():
+                            await self._connect()
+                except (IBFAConnectionError, OSError, TimeoutError) as exc:
+                    last = exc
+                    log.warning(f"reconnect attempt {attempt}/{len(delays)} to {s.host}:{s.port} failed: {exc}")
+                    continue
+                self.reconnects += 1
+                log.warning(f"IB session {s.host}:{s.port} client id {s.client_id} back after {attempt} attempt(s)")
+                # from here a new drop starts a new loop, even while the handlers below run
+                self._reconnecting = False
+                self._ready.set()
+                for handler in list(self.on_reconnected):
+                    try:
+                        await handler()
+                    except Exception:
+                        # a drop during resync starts a new loop; other failures must not stop the rest
+                        log.exception("reconnected handler failed")
+                return
+            self._give_up(ReconnectFailedError(
+                f"IB session {s.host}:{s.port} (client id {s.client_id}) lost: {len(delays)} reconnect attempts "
+                f"failed, the last with: {last}"
+            ))
+        finally:
+            if self._reconnect_task is asyncio.current_task():
+                self._reconnecting = False
+
+    def _give_up(self, error: ReconnectFailedError) -> None:
+        self.failure = error
+        log.error(str(error))
+        self._ready.set()  # wake waiters, who then see `failure`
+        for handler in list(self.on_failed):
+            try:
+                handler(error)
+            except Exception:
+                log.exception("reconnect-failed handler failed")
 
     async def _connect(self) -> None:
         s = self.settings
         codes: list[int] = []
         texts: list[str] = []
+        refused = asyncio.get_running_loop().create_future()
 
         def on_error(req_id, code, text, contract=None) -> None:
             codes.append(code)
+            if code == CLIENT_ID_IN_USE and not refused.done():
+                refused.set_result(code)
 
         def on_api_error(msg) -> None:
             texts.append(str(msg))
+            if "already in use" in str(msg) and not refused.done():
+                refused.set_result(msg)
 
         self.ib.errorEvent += on_error
         self.ib.client.apiError += on_api_error
+        connecting = asyncio.ensure_future(self.ib.connectAsync(
+            s.host, s.port, clientId=s.client_id, timeout=s.connect_timeout_secs, readonly=s.readonly
+        ))
         try:
-            await self.ib.connectAsync(
-                s.host, s.port, clientId=s.client_id, timeout=s.connect_timeout_secs, readonly=s.readonly
-            )
+            # without this, a refused client id costs the whole connect timeout
+            await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done():
+                connecting.cancel()
+                await asyncio.gather(connecting, return_exceptions=True)
+                raise TimeoutError("the gateway refused the client id")
+            connecting.result()
         except ConnectionRefusedError as exc:
             raise IBFAConnectionError(_api_settings_hint(s)) from exc
         except (TimeoutError, ConnectionError) as exc:
@@ -131,6 +280,7 @@ class IBFAConnection:
         except OSError as exc:  # host unreachable, name not resolved
             raise IBFAConnectionError(f"{_api_settings_hint(s)} ({exc})") from exc
         finally:
+            refused.cancel()
             self.ib.errorEvent -= on_error
             self.ib.client.apiError -= on_api_error
         try:

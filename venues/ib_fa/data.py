@@ -4,6 +4,10 @@ Depth is rebuilt from ib_async's per-packet `domTicks` with IB's documented row 
 (insert shifts rows down, delete shifts them up), because ib_async's own `domBids`/`domAsks`
 overwrite on insert and pop without shifting. Each packet becomes one `OrderBookDeltas` holding
 the price-level changes, the last one flagged F_LAST.
+
+Subscriptions die with a dropped session (ib_async forgets its tickers) and with IB's 1101
+("restored, data lost"). Both re-request every depth and top-of-book subscription; each depth
+book then starts again from a clear, because IB re-sends the rows from scratch.
 """
 
 from __future__ import annotations
@@ -159,6 +163,8 @@ class IBFADataClient(LiveMarketDataClient):
         self._last_quote: dict[InstrumentId, tuple] = {}
         self._last_trade: dict[InstrumentId, tuple] = {}
         self._trade_seq = 0
+        self._handlers: dict[tuple[str, InstrumentId], tuple[Ticker, object]] = {}
+        self.resubscriptions = 0
 
     @property
     def _ib(self):
@@ -173,14 +179,22 @@ class IBFADataClient(LiveMarketDataClient):
             self._handle_data(instrument)
         ib.reqMarketDataType(self._fa_config.market_data_type)
         ib.errorEvent += self._on_error
+        if self._on_reconnected not in self._connection.on_reconnected:
+            self._connection.on_reconnected.append(self._on_reconnected)
 
     async def _disconnect(self) -> None:
         ib = self._ib
         ib.errorEvent -= self._on_error
+        if self._on_reconnected in self._connection.on_reconnected:
+            self._connection.on_reconnected.remove(self._on_reconnected)
         for iid in list(self._depth):
             self._stop_depth(iid)
         for iid in list(self._top):
-            ib.cancelMktData(self._provider.contract_for(iid))
+            handler = self._handlers.pop(("top", iid), None)
+            if handler is not None:
+                handler[0].updateEvent -= handler[1]
+            if ib.isConnected():
+                ib.cancelMktData(self._provider.contract_for(iid))
         self._top.clear()
         await self._connection.release()
 
@@ -198,18 +212,54 @@ class IBFADataClient(LiveMarketDataClient):
             return
         instrument = self._instrument(iid)
         translator = DepthTranslator(iid, instrument.price_precision, instrument.size_precision)
+        self._depth[iid] = (self._request_depth(iid), translator)
+
+    def _request_depth(self, iid: InstrumentId) -> Ticker:
         ticker = self._ib.reqMktDepth(
             self._provider.contract_for(iid), numRows=self._fa_config.depth_rows, isSmartDepth=self._fa_config.smart_depth
         )
-        ticker.updateEvent += lambda t, iid=iid: self._on_depth(iid, t)
-        self._depth[iid] = (ticker, translator)
+        self._hook(("depth", iid), ticker, lambda t, iid=iid: self._on_depth(iid, t))
+        return ticker
+
+    def _hook(self, key: tuple[str, InstrumentId], ticker: Ticker, handler) -> None:
+        # ib_async may hand back the ticker it already had for the contract: one handler per key
+        old = self._handlers.pop(key, None)
+        if old is not None:
+            old[0].updateEvent -= old[1]
+        ticker.updateEvent += handler
+        self._handlers[key] = (ticker, handler)
+
+    async def _on_reconnected(self) -> None:
+        self._resubscribe(cancel_first=False)
+
+    def _resubscribe(self, cancel_first: bool) -> None:
+        ib = self._ib
+        if not ib.isConnected():
+            return
+        self.resubscriptions += 1
+        ib.reqMarketDataType(self._fa_config.market_data_type)
+        for iid, (_, translator) in list(self._depth.items()):
+            if cancel_first:
+                ib.cancelMktDepth(self._provider.contract_for(iid), isSmartDepth=self._fa_config.smart_depth)
+            translator.reset()
+            self._depth[iid] = (self._request_depth(iid), translator)
+        for iid in list(self._top):
+            if cancel_first:
+                ib.cancelMktData(self._provider.contract_for(iid))
+            self._top[iid] = self._request_top(iid)
+        self._log.warning(
+            f"resubscribed market data after an IB session loss: {len(self._depth)} depth, {len(self._top)} top of book"
+        )
 
     async def _unsubscribe_order_book_deltas(self, command) -> None:
         self._stop_depth(command.instrument_id)
 
     def _stop_depth(self, iid: InstrumentId) -> None:
         entry = self._depth.pop(iid, None)
-        if entry is not None:
+        handler = self._handlers.pop(("depth", iid), None)
+        if handler is not None:
+            handler[0].updateEvent -= handler[1]
+        if entry is not None and self._ib.isConnected():
             self._ib.cancelMktDepth(self._provider.contract_for(iid), isSmartDepth=self._fa_config.smart_depth)
 
     def _on_depth(self, iid: InstrumentId, ticker: Ticker) -> None:
@@ -223,6 +273,9 @@ class IBFADataClient(LiveMarketDataClient):
             self._handle_data(deltas)
 
     def _on_error(self, req_id, code, text, contract=None) -> None:
+        if code == 1101:  # connectivity restored, data lost: subscriptions must be made again
+            self._resubscribe(cancel_first=True)
+            return
         if code == 317:  # depth reset
             for ticker, translator in self._depth.values():
                 if self._ib.wrapper.reqId2Ticker.get(req_id) is ticker:
@@ -233,9 +286,12 @@ class IBFADataClient(LiveMarketDataClient):
     def _ensure_top(self, iid: InstrumentId) -> None:
         if iid in self._top:
             return
+        self._top[iid] = self._request_top(iid)
+
+    def _request_top(self, iid: InstrumentId) -> Ticker:
         ticker = self._ib.reqMktData(self._provider.contract_for(iid), "", False, False)
-        ticker.updateEvent += lambda t, iid=iid: self._on_top(iid, t)
-        self._top[iid] = ticker
+        self._hook(("top", iid), ticker, lambda t, iid=iid: self._on_top(iid, t))
+        return ticker
 
     async def _subscribe_quote_ticks(self, command) -> None:
         self._want_quotes.add(command.instrument_id)
@@ -255,7 +311,11 @@ class IBFADataClient(LiveMarketDataClient):
 
     def _maybe_stop_top(self, iid: InstrumentId) -> None:
         if iid not in self._want_quotes and iid not in self._want_trades and self._top.pop(iid, None) is not None:
-            self._ib.cancelMktData(self._provider.contract_for(iid))
+            handler = self._handlers.pop(("top", iid), None)
+            if handler is not None:
+                handler[0].updateEvent -= handler[1]
+            if self._ib.isConnected():
+                self._ib.cancelMktData(self._provider.contract_for(iid))
 
     def quote_from_ticker(self, iid: InstrumentId, ticker: Ticker, ts_init: int) -> QuoteTick | None:
         if not (_valid(ticker.bid) and _valid(ticker.ask)):

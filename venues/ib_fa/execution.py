@@ -12,11 +12,25 @@ sub-account allocation, each with its own execId and commission report, in no gu
 - every sub-account execution becomes one `Allocation` on ALLOCATION_TOPIC as soon as both it and
   its commission report are in, once per execId, so replays after a reconnect change nothing;
 - ib_async's `Trade.filled()` is never used (it adds master and allocation executions together).
+
+The orderRef of every block is its client order id, and it is the key that survives a dropped
+session (ib_async forgets its trades, IB may hand out order ids it has not seen before):
+
+- before a block is placed, an IB order (open or completed, as known to the session) with the
+  same orderRef is attached to instead, so a block is never at IB twice;
+- after a reconnect, open orders, completed orders and the day's executions are requested
+  again and go through the same handlers; blocks are re-attached by orderRef and any end they
+  reached while the session was down (filled, cancelled, expired, inactive) is emitted then;
+- a block whose placeOrder went out but was never acknowledged, and which IB does not know after
+  that resync (no open or completed order, no execution with its orderRef), never reached IB: it
+  is placed once more with a new order id. Rejecting it would throw away a block IB never saw.
+- executions whose block is not known yet are kept, not dropped, and replayed when it attaches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -65,7 +79,7 @@ from nautilus_trader.model.objects import AccountBalance, Money, Price, Quantity
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
 from venues.ib_fa import fa_xml
 from venues.ib_fa.config import IBFAExecClientConfig
-from venues.ib_fa.connection import IBFAConnection
+from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError
 from venues.ib_fa.parsing import (
     ORDER_TYPES_FROM_IB,
     TIME_IN_FORCE_FROM_IB,
@@ -111,6 +125,9 @@ class BlockOrder:
     master_qty: float = 0.0  # shares of the master executions seen
     ib_filled: float = 0.0  # the block's filled count in IB's latest orderStatus
     deferred_close: tuple[OrderEventKind, int] | None = None
+    template: IBOrder | None = None  # the order as built, placed (again) from a copy
+    cancel_wanted: bool = False  # a cancel asked for while the session was down
+    session: int = 0  # the connection's reconnect count when placeOrder went out
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._fa_lock = asyncio.Lock()  # replaceFA rewrites the whole document: one writer at a time
         self._fa_errors: dict[int, asyncio.Future] = {}
         self._attached = False
+        self._refs_with_executions: set[str] = set()
+        self._unclaimed: set[str] = set()  # execIds whose block was not known when they came
+        self._resync_lock = asyncio.Lock()
         self.last_account_snapshot: AccountSnapshot | None = None  # taken at connect, for SYNC
         self._msgbus.subscribe(ALLOCATION_GROUP_TOPIC, self._on_allocation_group)
 
@@ -190,6 +210,10 @@ class IBFAExecutionClient(LiveExecutionClient):
         w.rawCommissionReportEvent += self._on_commission_report
         w.rawOrderStatusEvent += self._on_order_status
         self._ib.errorEvent += self._on_error
+        c = self._connection
+        c.on_reconnected.append(self._on_reconnected)
+        c.on_lost.append(self._on_connection_lost)
+        c.on_failed.append(self._on_reconnect_failed)
         self._attached = True
 
     def _detach(self) -> None:
@@ -200,6 +224,14 @@ class IBFAExecutionClient(LiveExecutionClient):
         w.rawCommissionReportEvent -= self._on_commission_report
         w.rawOrderStatusEvent -= self._on_order_status
         self._ib.errorEvent -= self._on_error
+        c = self._connection
+        for handlers, handler in (
+            (c.on_reconnected, self._on_reconnected),
+            (c.on_lost, self._on_connection_lost),
+            (c.on_failed, self._on_reconnect_failed),
+        ):
+            if handler in handlers:
+                handlers.remove(handler)
         self._attached = False
 
     async def _connect(self) -> None:
@@ -207,6 +239,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         ib = await self._connection.acquire()
         self._provider.ib = ib
         await self._provider.initialize()
+        # ib_async's startup fetch sees only this client id's open orders; a block placed by
+        # another client id must be found by orderRef too before it is placed again.
+        await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), self._fa_config.request_timeout_secs)
         # Executions of the day, again: fills and allocations missed while disconnected are
         # emitted now; those already seen are dropped by execId.
         await ib.reqExecutionsAsync(ExecutionFilter())
@@ -351,16 +386,60 @@ class IBFAExecutionClient(LiveExecutionClient):
         except (KeyError, ValueError) as exc:
             self._reject(block, str(exc))
             return
-        try:
-            await self.write_group(name, group.targets)
-        except (AllocationGroupError, asyncio.TimeoutError, TimeoutError) as exc:
-            self._reject(block, f"FA group {name} not written: {exc}")
+        block.group_name, block.contract, block.template = name, contract, ib_order
+        await self._place(block)
+
+    async def _place(self, block: BlockOrder) -> None:
+        """Write the block's group and place it, unless IB already has an order with its orderRef.
+
+        A drop while this runs is retried once the session is back; the orderRef check before
+        every attempt keeps it to one IB order.
+        """
+        coid = block.client_order_id.value
+        targets = self._groups[coid].targets
+        for _ in range(self._connection.settings.reconnect_max_attempts + 1):
+            if block.closed or block.ib_order is not None:
+                return
+            try:
+                await self._connection.wait_ready(self._connection.outage_budget_secs())
+            except IBFAConnectionError as exc:
+                self._reject(block, f"not placed, no IB session: {exc}")
+                return
+            existing = self._ib_trade_for_ref(coid)
+            if existing is not None:
+                self._log.warning(
+                    f"{coid}: IB already has order {existing.order.orderId} (permId {existing.order.permId}) "
+                    "with this orderRef; attaching to it instead of placing the block again"
+                )
+                self._attach_trade(block, existing)
+                return
+            if block.cancel_wanted:
+                self._close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
+                return
+            try:
+                await self.write_group(block.group_name, targets)
+                if block.closed or block.ib_order is not None or self._ib_trade_for_ref(coid) is not None:
+                    continue  # a resync during the write settled it
+                if block.cancel_wanted:
+                    self._close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
+                    return
+                ib_order = copy.copy(block.template)
+                ib_order.orderId = 0  # a fresh id: ib_async's counter restarts with each session
+                trade = self._ib.placeOrder(block.contract, ib_order)
+            except ConnectionError as exc:
+                self._log.warning(f"{coid}: IB session dropped while placing ({exc}); retrying once it is back")
+                continue
+            except (AllocationGroupError, asyncio.TimeoutError, TimeoutError) as exc:
+                if not self._ib.isConnected():
+                    continue
+                self._reject(block, f"FA group {block.group_name} not written: {exc}")
+                return
+            block.ib_order = trade.order
+            block.venue_order_id = VenueOrderId(str(trade.order.orderId))
+            block.session = self._connection.reconnects
+            self._coid_by_ib_id[trade.order.orderId] = coid
             return
-        block.group_name, block.contract = name, contract
-        trade = self._ib.placeOrder(contract, ib_order)
-        block.ib_order = trade.order
-        block.venue_order_id = VenueOrderId(str(trade.order.orderId))
-        self._coid_by_ib_id[trade.order.orderId] = coid.value
+        self._reject(block, "not placed: the IB session kept dropping")
 
     async def write_group(self, name: str, targets: dict[str, int]) -> None:
         """replaceFA the group, await replaceFAEnd, and check it reads back as written."""
@@ -384,6 +463,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 raise AllocationGroupError(failed.result())
             if done not in finished:
                 raise AllocationGroupError(f"no replaceFAEnd within {timeout}s")
+            done.result()  # raises ConnectionError if the session dropped meanwhile
             # IB answers 10230 to a read that comes before the save; one retry covers it.
             for attempt in range(3):
                 readback = await ib.requestFAAsync(fa_xml.FA_GROUPS)
@@ -431,10 +511,22 @@ class IBFAExecutionClient(LiveExecutionClient):
         if command.trigger_price is not None:
             ib_order.auxPrice = command.trigger_price.as_double()
         block.pending = Pending.MODIFY
-        self._ib.placeOrder(block.contract, ib_order)
+        try:
+            self._ib.placeOrder(block.contract, ib_order)
+        except ConnectionError as exc:
+            block.pending = Pending.NONE
+            self.generate_order_modify_rejected(
+                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id,
+                f"IB session down: {exc}", self._clock.timestamp_ns(),
+            )
 
     async def _cancel_order(self, command: CancelOrder) -> None:
         block = self._blocks.get(command.client_order_id.value)
+        if block is not None and block.ib_order is None and not block.closed:
+            # still being placed (or waiting for the session): it will not be placed now
+            block.cancel_wanted = True
+            block.pending = Pending.CANCEL
+            return
         if block is None or block.ib_order is None:
             self.generate_order_cancel_rejected(
                 command.strategy_id, command.instrument_id, command.client_order_id, command.venue_order_id,
@@ -443,8 +535,18 @@ class IBFAExecutionClient(LiveExecutionClient):
             return
         if block.closed:
             return
+        self._send_cancel(block)
+
+    def _send_cancel(self, block: BlockOrder) -> None:
         block.pending = Pending.CANCEL
-        self._ib.cancelOrder(block.ib_order)
+        block.cancel_wanted = True
+        if not self._ib.isConnected():
+            self._log.warning(f"{block.client_order_id}: cancel held until the IB session is back")
+            return
+        try:
+            self._ib.cancelOrder(block.ib_order)
+        except ConnectionError:
+            self._log.warning(f"{block.client_order_id}: cancel held until the IB session is back")
 
     async def _cancel_all_orders(self, command: CancelAllOrders) -> None:
         # Per order, not reqGlobalCancel: that would also cancel the advisor's manual orders.
@@ -453,8 +555,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 continue
             if command.order_side not in (OrderSide.NO_ORDER_SIDE, block.side):
                 continue
-            block.pending = Pending.CANCEL
-            self._ib.cancelOrder(block.ib_order)
+            self._send_cancel(block)
 
     # -- IB events -------------------------------------------------------------------------------
 
@@ -592,6 +693,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         if failed is not None and not failed.done() and not is_informational(code):
             failed.set_result(f"IB error {code}: {text}")
             return
+        if code in (1100, 1101, 1102):
+            self._on_connectivity(code, text)
+            return
         if req_id is None or req_id < 0:
             return
         block = self._block_for(req_id) or self._block_for(req_id, 0, self._order_ref(self._ib.wrapper.clientId, req_id, 0))
@@ -616,15 +720,39 @@ class IBFAExecutionClient(LiveExecutionClient):
             block.pending = Pending.NONE
             self.generate_order_cancel_rejected(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts)
 
+    def _on_connectivity(self, code: int, text: str) -> None:
+        # Between TWS and IBKR only: orders stay where they are, nothing is cancelled.
+        if code == 1100:
+            self._log.warning(f"IB 1100: {text} Orders are left as they are until it is restored")
+            return
+        self._log.warning(f"IB {code}: {text}")
+        if code == 1101:
+            # data lost: fills may have been held back too; a resync is idempotent
+            self._loop.create_task(self._resync_quietly())
+
+    async def _resync_quietly(self) -> None:
+        try:
+            await self.resync()
+        except (ConnectionError, asyncio.TimeoutError, TimeoutError) as exc:
+            self._log.warning(f"resync after IB 1101 failed: {exc!r}")
+
     def _on_exec_details(self, req_id, contract: Contract, execution: Execution) -> None:
         exec_id = execution.execId
         if exec_id in self._filled or exec_id in self._allocated or exec_id in self._executions:
             return
         self._executions[exec_id] = (contract, execution)
+        if execution.orderRef:
+            self._refs_with_executions.add(execution.orderRef)
+        self._take_execution(exec_id)
+
+    def _take_execution(self, exec_id: str) -> None:
+        contract, execution = self._executions[exec_id]
         if execution.acctNumber == self.master:
             block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
             if block is None:
+                self._unclaimed.add(exec_id)
                 return
+            self._unclaimed.discard(exec_id)
             block.waiting_master.add(exec_id)
             block.master_qty += execution.shares
             if exec_id in self._commissions:
@@ -701,20 +829,19 @@ class IBFAExecutionClient(LiveExecutionClient):
     def _publish_allocation(self, exec_id: str) -> None:
         if exec_id in self._allocated:
             return
-        contract, execution = self._executions.pop(exec_id)
-        report = self._commissions.pop(exec_id)
+        contract, execution = self._executions[exec_id]
         block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
-        coid = block.client_order_id.value if block else execution.orderRef
-        if not coid:
-            self._log.warning(f"execution {exec_id} in {execution.acctNumber} belongs to no known block; ignored")
+        if block is None:
+            # kept for the block that claims this orderRef later (a resumed or re-attached order)
+            self._unclaimed.add(exec_id)
             return
+        self._unclaimed.discard(exec_id)
+        self._executions.pop(exec_id)
+        report = self._commissions.pop(exec_id)
+        coid = block.client_order_id.value
         self._allocated.add(exec_id)
-        if block is not None:
-            instrument_id = block.instrument_id
-            venue_order_id = (block.venue_order_id or VenueOrderId(str(execution.orderId))).value
-        else:
-            instrument_id = self._provider.instrument_id_for(contract)
-            venue_order_id = str(execution.orderId)
+        instrument_id = block.instrument_id
+        venue_order_id = (block.venue_order_id or VenueOrderId(str(execution.orderId))).value
         instrument = self._cache.instrument(instrument_id)
         precision = instrument.price_precision if instrument is not None else None
         allocation = Allocation(
@@ -731,6 +858,115 @@ class IBFAExecutionClient(LiveExecutionClient):
             ts_init=self._clock.timestamp_ns(),
         )
         self._msgbus.publish(ALLOCATION_TOPIC, allocation)
+
+    # -- dropped sessions ------------------------------------------------------------------------
+
+    def _on_connection_lost(self) -> None:
+        self._log.error(
+            "IB session dropped: orders at IB keep working; reconnecting, then re-syncing orders and executions"
+        )
+
+    def _on_reconnect_failed(self, error: ReconnectFailedError) -> None:
+        self._log.error(f"{error}. Orders already at IB keep working there; reconcile them in TWS")
+        for block in self._blocks.values():
+            if not block.closed and block.ib_order is None:
+                self._reject(block, f"not placed, no IB session: {error}")
+        self._set_connected(False)
+        self.fault()
+
+    async def _on_reconnected(self) -> None:
+        await self.resync()
+
+    async def resync(self) -> None:
+        """Re-read open orders, completed orders and the day's executions, then settle every block.
+
+        The replies run through the same handlers as live messages, which drop what they have
+        already seen by execId, so calling this any number of times books nothing twice.
+        """
+        async with self._resync_lock:
+            ib = self._ib
+            timeout = self._fa_config.request_timeout_secs
+            await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), timeout)
+            await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), timeout)
+            await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), timeout)
+            self._reconcile_blocks()
+
+    def _reconcile_blocks(self) -> None:
+        for block in list(self._blocks.values()):
+            if block.closed:
+                continue
+            coid = block.client_order_id.value
+            trade = self._ib_trade_for_ref(coid, block.perm_id)
+            if trade is not None:
+                self._attach_trade(block, trade)
+                if block.cancel_wanted and not block.closed and not trade.isDone():
+                    self._send_cancel(block)
+            elif block.ib_order is not None and coid not in self._refs_with_executions:
+                if block.accepted or block.perm_id or block.session == self._connection.reconnects:
+                    # IB acknowledged it, or its session is still the current one: never place twice
+                    self._log.error(f"{coid}: not among IB's open or completed orders after a resync; left as it is")
+                    continue
+                stale = block.ib_order.orderId
+                self._coid_by_ib_id.pop(stale, None)
+                block.ib_order = None
+                block.venue_order_id = None
+                if block.cancel_wanted:
+                    self._log.warning(f"{coid}: never reached IB and a cancel was asked for; closing it")
+                    self._close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
+                    continue
+                self._log.warning(
+                    f"{coid}: placeOrder (id {stale}) was never acknowledged and IB has no order or execution "
+                    "with this orderRef after the resync; placing it once more"
+                )
+                self._loop.create_task(self._place(block))
+
+    def _ib_trade_for_ref(self, order_ref: str, perm_id: int = 0):
+        """The IB order the session knows with this orderRef: a working one first, then the newest."""
+        best = None
+        for trade in list(self._ib.wrapper.trades.values()):
+            order = trade.order
+            if order.orderRef != order_ref or (perm_id and order.permId and order.permId != perm_id):
+                continue
+            if best is None or (best.isDone(), -best.order.permId) > (trade.isDone(), -order.permId):
+                best = trade
+        return best
+
+    def _attach_trade(self, block: BlockOrder, trade) -> None:
+        order, coid = trade.order, block.client_order_id.value
+        block.ib_order = order
+        block.contract = block.contract or trade.contract
+        if order.orderId:
+            self._coid_by_ib_id[order.orderId] = coid
+            block.venue_order_id = VenueOrderId(str(order.orderId))
+        elif block.venue_order_id is None and order.permId:
+            block.venue_order_id = VenueOrderId(str(order.permId))  # completed orders come without their id
+        if block.venue_order_id is None:
+            block.venue_order_id = VenueOrderId(coid)
+        if order.permId:
+            block.perm_id = order.permId
+            self._coid_by_perm[order.permId] = coid
+        for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
+            self._take_execution(exec_id)
+        filled = trade.orderStatus.filled
+        if not filled and 0 < order.filledQuantity < 1e300:
+            filled = order.filledQuantity  # completed orders carry it here, their status starts empty
+        self._apply_ib_state(block, trade.orderStatus.status, filled)
+
+    def _apply_ib_state(self, block: BlockOrder, status: str, filled: float) -> None:
+        """Emit what a block's IB state implies and was not emitted yet (it may have been missed)."""
+        if block.closed:
+            return
+        block.ib_filled = max(block.ib_filled, filled)
+        now = self._clock.timestamp_ns()
+        if status == "Inactive" and not block.accepted:
+            self._close(block, OrderEventKind.REJECTED, now, "IB reports the order Inactive")
+            return
+        known = status in ("PreSubmitted", "Submitted", "Filled", "Cancelled", "ApiCancelled", "Inactive", "PendingCancel")
+        if known and not block.accepted:
+            block.accepted = True
+            self.generate_order_accepted(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now)
+        if status in ("Cancelled", "ApiCancelled", "Inactive"):
+            self._close(block, OrderEventKind.EXPIRED if self._is_expiry(block) else OrderEventKind.CANCELED, now)
 
     # -- reconciliation --------------------------------------------------------------------------
 

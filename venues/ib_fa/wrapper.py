@@ -69,6 +69,17 @@ class FAWrapper(Wrapper):
         if entry is not None and not entry[0].done():
             entry[0].set_result(entry[1])
 
+    def connectionClosed(self) -> None:
+        # ib_async fails only its own futures; these would otherwise wait for their timeout
+        error = ConnectionError("Socket disconnect")
+        futures = list(self._fa_futures.values()) + [f for f, _ in self._position_multi.values()]
+        self._fa_futures.clear()
+        self._position_multi.clear()
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
+        super().connectionClosed()
+
     # -- raw streams -----------------------------------------------------------------------------
 
     def execDetails(self, reqId, contract, execution) -> None:

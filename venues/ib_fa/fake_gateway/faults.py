@@ -47,6 +47,9 @@ class FaultPlan:
     allocation_mode: str = ALLOCATIONS_PER_FILL
     reject_next: list[tuple[int, str, bool]] = field(default_factory=list)
     drop_on_order_side: str | None = None  # "BUY", "SELL" or "ANY"
+    # drop as a placeOrder arrives: "unreceived" (the broker never sees it) or "unacked" (it
+    # takes the order, no reply for it leaves the gateway)
+    drop_on_receipt: tuple[str, str] | None = None
     drop_after_executions: int | None = None
     info_codes_on_next_order: list[int] = field(default_factory=list)
 
@@ -59,6 +62,15 @@ class FaultPlan:
             return False
         self.drop_on_order_side = None
         return True
+
+    def take_drop_on_receipt(self, action: str) -> str | None:
+        if self.drop_on_receipt is None:
+            return None
+        side, mode = self.drop_on_receipt
+        if side != "ANY" and side != action:
+            return None
+        self.drop_on_receipt = None
+        return mode
 
     def count_execution(self) -> bool:
         """True once the configured number of executions has been reported."""
@@ -83,9 +95,18 @@ class FaultInjector:
     def drop_now(self, client_id: int | None = None) -> None:
         self._gw.drop_connections(client_id)
 
-    def drop_on_next_order(self, side: str = "ANY") -> None:
-        """Close the connection right after the next order of `side` is accepted (before any fill)."""
-        self.plan.drop_on_order_side = side.upper()
+    def drop_on_next_order(self, side: str = "ANY", *, received: bool = True, acked: bool = True) -> None:
+        """Close the connection right after the next order of `side` is accepted (before any fill).
+
+        acked=False: the order is taken but the connection dies before its acknowledgement
+        leaves; received=False: it dies as the order arrives, so the order never reaches the broker.
+        """
+        if not received:
+            self.plan.drop_on_receipt = (side.upper(), "unreceived")
+        elif not acked:
+            self.plan.drop_on_receipt = (side.upper(), "unacked")
+        else:
+            self.plan.drop_on_order_side = side.upper()
 
     def drop_after_executions(self, n: int) -> None:
         """Close the connection right after the n-th execDetails (master or allocation)."""

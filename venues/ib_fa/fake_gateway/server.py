@@ -352,6 +352,15 @@ class Session:
 
     def on_placeOrder(self, order) -> None:
         order.client_id = self.client_id
+        mode = self.gw.broker.faults.take_drop_on_receipt(order.action)
+        if mode == "unreceived":
+            self.gw.drop_connections(self.client_id)
+            return
+        if mode == "unacked":
+            self.closed = True  # whatever the broker answers now is never written
+            self.gw.broker.place(order)
+            self.gw.drop_connections(self.client_id)
+            return
         self.gw.broker.place(order)
 
     def on_cancelOrder(self, orderId: int, manualCancelOrderTime: str = "") -> None:
