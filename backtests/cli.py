@@ -17,6 +17,7 @@ import pandas as pd
 
 from backtests.results import print_results
 from backtests.runner import run_backtest
+from backtests.sweep import add_sweep_parser, run_sweep_command
 from live.paper import add_paper_parser, run_paper_command
 from strategies.plan import PlanError, load_plan
 from strategies.rebalance_exec import RebalanceExecutorConfig
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--overwrite", action="store_true", help="replace this instrument's data in the catalog")
 
     add_paper_parser(sub)
+    add_sweep_parser(sub)
     args = parser.parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if args.command == "demo":
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "data" and args.data_command == "import":
         return _import(args)
-    return run_paper_command(args) if args.command == "paper" else 2
+    return {"paper": run_paper_command, "sweep": run_sweep_command}[args.command](args)
 
 
 def _import(args: argparse.Namespace) -> int:

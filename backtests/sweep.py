@@ -1,0 +1,702 @@
+"""Tuning sweep: the executor's and the simulated venue's parameters, over several days of books.
+
+rebalance sweep --plan PLAN --catalog DIR [--days N | --day START END ...]
+                [--grid JSON | --random N --seed S [--ranges JSON]] [--workers N] --out DIR
+rebalance sweep --demo --out DIR
+
+Every point of the sweep (one set of parameter values) runs once per day, each run a separate
+session in the simulated venue. A day is a catalog plus an optional time window:
+
+* ``--days N`` / default: the first N UTC dates a catalog holds books for, one session each. A
+  window should open where the books open with a snapshot, as imports and synthetic sessions do:
+  deltas alone do not rebuild a book that was already standing.
+* ``--day START END``: explicit windows of the catalog.
+* ``--demo``: one synthetic catalog per day (different dates and seeds). One catalog per day,
+  rather than several days in one, keeps every day's books independent of how the others were
+  written and lets a day be added or regenerated without touching the rest.
+
+Runs are spread over local worker processes. A task carries paths and parameter values only, so
+each worker streams its own day from disk and memory stays flat whatever the number of days.
+
+Outputs in ``--out``: ``runs.parquet`` (one row per point x day), ``points.parquet`` (per point:
+mean and worst day), ``recommended.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from multiprocessing import get_context
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from strategies.rebalance_exec import RebalanceExecutorConfig
+from venues.sim.venue import SimVenueConfig
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_PLAN = REPO / "data" / "demo" / "plan"
+
+# Only the executor's own fields, not NautilusTrader's StrategyConfig plumbing; and of those, not
+# the ones that say where a session runs or writes rather than how it trades.
+_FIXED_STRATEGY = {"plan_path", "output_dir", "default_venue", "session_id"}
+STRATEGY_PARAMS = tuple(sorted(n for n in RebalanceExecutorConfig.__annotations__ if n not in _FIXED_STRATEGY))
+VENUE_PARAMS = tuple(sorted(n for n in SimVenueConfig.__dataclass_fields__ if n != "venue"))
+
+DEFAULT_FILL_THRESHOLD = 0.95
+
+# At least 20 points, over the parameters a desk tunes first: how aggressive each side is, and how
+# long a phase may take. An offset of 0 rests at the touch and 50 crosses it on every demo ETF; 1 bp
+# is under a tick on the cheap ones (IEF, GLD) and over it on the dear ones, so it rests on some
+# books and crosses on others. Past the spread and the depth taken, more offset changes nothing.
+DEMO_GRID: dict[str, list] = {
+    "sell_offset_bps": [0, 1, 5, 50],
+    "buy_offset_bps": [0, 1, 5],
+    "phase_deadline_secs": [60, 240],
+}
+DEMO_DAYS = (("2024-03-04 14:30", 101), ("2024-03-05 14:30", 102), ("2024-03-06 14:30", 103))
+DEMO_MINUTES = 12.0
+
+DEFAULT_RANGES: dict[str, object] = {
+    "sell_offset_bps": [-5.0, 60.0],
+    "buy_offset_bps": [-5.0, 60.0],
+    "phase_deadline_secs": [30, 600],
+    "cash_reserve_pct": [0.0, 2.0],
+    "reference_price": {"choices": ["mid", "bid_ask"]},
+}
+
+# Direction of "worse" for each metric, so the worst day is the max or the min.
+HIGHER_IS_WORSE = {
+    "cost_bps": True,
+    "shortfall_bps": True,
+    "sell_shortfall_bps": True,
+    "buy_shortfall_bps": True,
+    "commission_usd": True,
+    "commission_bps": True,
+    "median_secs_to_fill": True,
+    "sell_median_secs_to_fill": True,
+    "buy_median_secs_to_fill": True,
+    "cash_drag_pct": True,
+    "accounts_short": True,
+    "buys_cut": True,
+    "overdrafts": True,
+    "ledger_breaches": True,
+    "sell_fill_rate": False,
+    "buy_fill_rate": False,
+    "traded_value_usd": False,
+}
+METRICS = tuple(HIGHER_IS_WORSE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Spec: points and days
+
+
+def _check_names(names: Sequence[str]) -> None:
+    unknown = [n for n in names if n not in STRATEGY_PARAMS and n not in VENUE_PARAMS]
+    if unknown:
+        raise ValueError(
+            f"unknown sweep parameter(s) {unknown}; strategy: {', '.join(STRATEGY_PARAMS)}; "
+            f"venue: {', '.join(VENUE_PARAMS)}"
+        )
+
+
+def grid_points(grid: dict[str, Sequence]) -> list[dict]:
+    """Every combination, in the order the grid lists its parameters and values."""
+    _check_names(list(grid))
+    for name, values in grid.items():
+        if not isinstance(values, list | tuple) or not values:
+            raise ValueError(f"grid parameter {name!r} needs a non-empty list of values, was {values!r}")
+    names = list(grid)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def random_points(ranges: dict[str, object], n: int, seed: int) -> list[dict]:
+    """``n`` points drawn with one seeded generator: ``[lo, hi]`` is uniform (integers if both bounds
+    are), ``{"choices": [...]}`` picks one. The same seed gives the same points on any machine."""
+    _check_names(list(ranges))
+    if n < 1:
+        raise ValueError(f"--random needs at least 1 point, was {n}")
+    rng = np.random.default_rng(seed)
+    points = []
+    for _ in range(n):
+        point = {}
+        for name, spec in ranges.items():
+            if isinstance(spec, dict) and "choices" in spec:
+                choices = list(spec["choices"])
+                point[name] = choices[int(rng.integers(len(choices)))]
+            elif isinstance(spec, list | tuple) and len(spec) == 2:
+                lo, hi = spec
+                if isinstance(lo, int) and isinstance(hi, int):
+                    point[name] = int(rng.integers(lo, hi + 1))
+                else:
+                    point[name] = round(float(rng.uniform(lo, hi)), 2)
+            else:
+                raise ValueError(f"range of {name!r} must be [lo, hi] or {{'choices': [...]}}, was {spec!r}")
+        points.append(point)
+    return points
+
+
+def split_params(params: dict) -> tuple[dict, dict]:
+    strategy = {k: v for k, v in params.items() if k in STRATEGY_PARAMS}
+    venue = {k: v for k, v in params.items() if k in VENUE_PARAMS}
+    return strategy, venue
+
+
+def build_configs(
+    plan_path: str | Path, params: dict, base_strategy: dict | None = None, base_venue: dict | None = None
+) -> tuple[RebalanceExecutorConfig, SimVenueConfig]:
+    """Configs for one point; msgspec converts the types, so a bad value fails before any run."""
+    strategy, venue = split_params(params)
+    config = msgspec.convert(
+        {**(base_strategy or {}), **strategy, "plan_path": str(plan_path)}, RebalanceExecutorConfig, strict=False
+    )
+    venue_config = msgspec.convert(
+        {**(base_venue or {}), **venue, "venue": config.default_venue}, SimVenueConfig, strict=False
+    )
+    return config, venue_config
+
+
+@dataclass(frozen=True)
+class Day:
+    name: str
+    catalog: str
+    start_ns: int | None = None
+    end_ns: int | None = None
+
+
+def catalog_days(catalog: str | Path, n: int | None = None) -> list[Day]:
+    """The UTC dates the catalog holds book deltas for, first ``n`` of them, as one window each."""
+    from nautilus_trader.model.data import OrderBookDelta
+
+    from data.catalog import catalog_instruments, open_catalog
+
+    cat = open_catalog(catalog)
+    dates: set[pd.Timestamp] = set()
+    for instrument in catalog_instruments(cat):
+        for lo, hi in cat.get_intervals(OrderBookDelta, instrument.id.value):
+            first = pd.Timestamp(lo, unit="ns", tz="UTC").normalize()
+            last = pd.Timestamp(hi, unit="ns", tz="UTC").normalize()
+            dates.update(pd.date_range(first, last, freq="D"))
+    if not dates:
+        raise ValueError(f"catalog {catalog} holds no order book deltas")
+    chosen = sorted(dates)[:n] if n else sorted(dates)
+    day_ns = pd.Timedelta(days=1).value
+    return [Day(d.strftime("%Y-%m-%d"), str(catalog), d.value, d.value + day_ns - 1) for d in chosen]
+
+
+def window_days(catalog: str | Path, windows: Sequence[Sequence[str]]) -> list[Day]:
+    from data.catalog import unix_nanos
+
+    days = []
+    for start, end in windows:
+        lo, hi = unix_nanos(start), unix_nanos(end)
+        if hi <= lo:
+            raise ValueError(f"--day {start} {end}: the end must be after the start")
+        days.append(Day(pd.Timestamp(lo, unit="ns", tz="UTC").strftime("%Y-%m-%dT%H:%M"), str(catalog), lo, hi))
+    return days
+
+
+def write_demo_days(folder: Path, minutes: float = DEMO_MINUTES, days=DEMO_DAYS) -> list[Day]:
+    """One synthetic catalog per day; a day already written is reused, so a rerun is quick."""
+    from data.synthetic import write_synthetic_catalog
+
+    out = []
+    for n, (start, seed) in enumerate(days, 1):
+        path = folder / f"day{n}"
+        if not (path / "data").exists():
+            write_synthetic_catalog(path, start=start, duration=pd.Timedelta(minutes=minutes), seed=seed)
+        out.append(Day(pd.Timestamp(start).strftime("%Y-%m-%d"), str(path)))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics of one session
+
+
+def _f(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _shortfall(blocks: pd.DataFrame) -> tuple[float, float]:
+    """Value-weighted bps against the arrival mid, positive when worse, and the traded value."""
+    from strategies.pricing import slippage_bps
+
+    cost, value = Decimal(0), Decimal(0)
+    for row in blocks.itertuples(index=False):
+        if row.filled_qty and row.avg_price is not None and row.arrival_price:
+            notional = row.avg_price * row.filled_qty
+            cost += slippage_bps(1 if row.phase == "BUY" else -1, row.arrival_price, row.avg_price) * notional
+            value += notional
+    return (float(cost / value) if value else float("nan")), float(value)
+
+
+def _arrival_nav(report, plan) -> float:
+    """Accounts' cash plus holdings at the first arrival mid of each instrument.
+
+    A holding whose instrument no block traded has no arrival mid in the session and is left out,
+    which understates NAV (and overstates cash drag) only for plans that hold untraded instruments.
+    """
+    blocks = report.blocks
+    marks: dict[str, Decimal] = {}
+    if len(blocks):
+        for row in blocks.sort_values("ts_submitted", kind="stable").itertuples(index=False):
+            if row.arrival_price is not None:
+                marks.setdefault(row.instrument_id, row.arrival_price)
+    cash = sum(plan.accounts["cash"], Decimal(0))
+    held = sum(
+        (marks[i] * int(q) for i, q in zip(plan.positions["instrument_id"], plan.positions["quantity"], strict=True)
+         if i in marks),
+        Decimal(0),
+    )  # fmt: skip
+    return float(cash + held)
+
+
+def session_metrics(report, plan) -> dict:
+    """The sweep's figures for one session, from its RunReport and the plan it ran."""
+    summary = report.summary
+    blocks, requests = report.blocks, report.requests
+    phases = summary.get("phases", {})
+    out: dict = {}
+    shortfall, traded = _shortfall(blocks) if len(blocks) else (float("nan"), 0.0)
+    out["shortfall_bps"] = shortfall
+    out["traded_value_usd"] = traded
+    for phase in ("SELL", "BUY"):
+        p = phases.get(phase, {})
+        key = phase.lower()
+        out[f"{key}_shortfall_bps"] = _f(p.get("slippage_bps_vs_arrival"))
+        rate = p.get("fill_rate")
+        if rate is None:
+            # Nothing sent: complete if nothing was asked, a failure if everything was held back.
+            rate = 1.0 if not p.get("requested_qty") else 0.0
+        out[f"{key}_fill_rate"] = float(rate)
+        out[f"{key}_median_secs_to_fill"] = _f(p.get("median_secs_to_last_fill"))
+    secs = []
+    if len(blocks) and len(requests):
+        submitted = dict(zip(blocks["client_order_id"], blocks["ts_submitted"], strict=True))
+        for coid, last in zip(requests["client_order_id"], requests["last_fill_ns"], strict=True):
+            if coid in submitted and last is not None and not pd.isna(last):
+                secs.append((int(last) - int(submitted[coid])) / 1e9)
+    out["median_secs_to_fill"] = float(np.median(secs)) if secs else float("nan")
+    commission = float(Decimal(summary.get("commissions", "0")))
+    out["commission_usd"] = commission
+    out["commission_bps"] = commission / traded * 1e4 if traded else float("nan")
+    out["cost_bps"] = out["shortfall_bps"] + out["commission_bps"]
+    nav = _arrival_nav(report, plan)
+    out["nav_usd"] = nav
+    out["cash_end_usd"] = float(Decimal(summary.get("cash_end", "0")))
+    out["cash_drag_pct"] = out["cash_end_usd"] / nav * 100 if nav else float("nan")
+    buys = requests[requests["side"] == "BUY"] if len(requests) else requests
+    out["accounts_short"] = (
+        int(buys.loc[buys["filled_qty"] < buys["requested_qty"], "account_id"].nunique()) if len(buys) else 0
+    )
+    out["buys_cut"] = int((buys["sent_qty"] < buys["requested_qty"]).sum()) if len(buys) else 0
+    out["overdrafts"] = int(summary.get("accounts_below_zero", 0))
+    out["ledger_breaches"] = len(summary.get("ledger_breaches", []))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass(frozen=True)
+class Task:
+    point_id: str
+    params: dict
+    day: Day
+    plan_path: str
+    base_strategy: dict = field(default_factory=dict)
+    base_venue: dict = field(default_factory=dict)
+
+
+def run_task(task: Task) -> dict:
+    """One point on one day, in whatever process runs it; everything it needs it reads from disk."""
+    from backtests.runner import run_backtest
+    from data.catalog import catalog_instruments, catalog_time_range, stream_catalog
+    from strategies.plan import load_plan
+
+    row = {"point_id": task.point_id, "day": task.day.name, "error": None}
+    started = time.perf_counter()
+    try:
+        config, venue = build_configs(task.plan_path, task.params, task.base_strategy, task.base_venue)
+        instruments = catalog_instruments(task.day.catalog)
+        plan = load_plan(config.plan_path, {str(i.id) for i in instruments}, config.default_venue)
+        wanted = [i for i in instruments if str(i.id) in set(plan.instrument_ids)]
+        ids = [str(i.id) for i in wanted]
+        end_ns = task.day.end_ns if task.day.end_ns is not None else catalog_time_range(task.day.catalog, ids)[1]
+        result = run_backtest(
+            config,
+            wanted,
+            stream_catalog(task.day.catalog, ids, start=task.day.start_ns, end=task.day.end_ns),
+            venue_config=venue,
+            end_ns=end_ns,
+            log_level="OFF",
+            plan=plan,
+        )
+        if result.report is None:
+            raise RuntimeError("the session ended without a report (it never reached DONE)")
+        row.update(session_metrics(result.report, plan))
+    except Exception as exc:  # one broken run must not sink the sweep; it is reported and excluded
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    row["wall_secs"] = time.perf_counter() - started
+    return row
+
+
+def run_tasks(tasks: Sequence[Task], workers: int, progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Rows in task order, whatever order the workers finish in, so results do not depend on workers."""
+    workers = min(workers, len(tasks))
+    if workers <= 1:
+        rows = []
+        for n, task in enumerate(tasks, 1):
+            rows.append(run_task(task))
+            if progress:
+                progress(n, len(tasks))
+        return rows
+    # spawn, not fork: the parent may already hold NautilusTrader's runtime threads, which a fork
+    # would copy in whatever state they were in.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        rows = []
+        for n, row in enumerate(pool.map(run_task, tasks, chunksize=1), 1):
+            rows.append(row)
+            if progress:
+                progress(n, len(tasks))
+        return rows
+
+
+@dataclass
+class SweepResult:
+    runs: pd.DataFrame
+    points: pd.DataFrame
+    recommended: dict | None
+    param_names: list[str]
+    wall_secs: float
+    workers: int
+    out_dir: Path | None = None
+
+
+def aggregate(runs: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
+    """Per point: the mean over days of every metric, its worst day, and the best day of the cost."""
+    ok = runs[runs["error"].isna()]
+    grouped = ok.groupby("point_id", sort=True)
+    frame = runs.groupby("point_id", sort=True)[list(param_names)].first()
+    frame["days"] = grouped.size().reindex(frame.index, fill_value=0)
+    frame["failed_days"] = runs.groupby("point_id")["error"].apply(lambda e: int(e.notna().sum()))
+    for metric in METRICS:
+        if metric not in ok:
+            frame[f"{metric}_mean"] = np.nan
+            frame[f"{metric}_worst"] = np.nan
+            continue
+        frame[f"{metric}_mean"] = grouped[metric].mean()
+        frame[f"{metric}_worst"] = grouped[metric].max() if HIGHER_IS_WORSE[metric] else grouped[metric].min()
+    frame["cost_bps_best"] = grouped["cost_bps"].min() if "cost_bps" in ok else np.nan
+    frame["overdrafts_total"] = grouped["overdrafts"].sum() if "overdrafts" in ok else 0
+    return frame.reset_index()
+
+
+def recommend(points: pd.DataFrame, threshold: float = DEFAULT_FILL_THRESHOLD) -> tuple[pd.Series | None, pd.Series]:
+    """The cheapest point (mean shortfall + commissions) that fills well enough and overdraws no one.
+
+    A point with a failed day does not qualify: its mean would be over fewer days than the rest.
+    Points often tie exactly (once a limit crosses the book, a wider one fills the same), so ties go
+    to the cheaper worst day, then the better fill rate, then the first point listed.
+    Returns the chosen row (or None) and the qualification mask.
+    """
+    qualified = (
+        (points["sell_fill_rate_mean"] >= threshold)
+        & (points["buy_fill_rate_mean"] >= threshold)
+        & (points["overdrafts_total"] == 0)
+        & (points["failed_days"] == 0)
+        & points["cost_bps_mean"].notna()
+    )
+    if not qualified.any():
+        return None, qualified
+    pool = points[qualified].assign(_fill=points[["sell_fill_rate_mean", "buy_fill_rate_mean"]].min(axis=1))
+    pool = pool.sort_values(
+        ["cost_bps_mean", "cost_bps_worst", "_fill", "point_id"], ascending=[True, True, False, True], kind="stable"
+    )
+    return pool.drop(columns="_fill").iloc[0], qualified
+
+
+def recommended_json(
+    row: pd.Series, plan_path: str | Path, param_names: Sequence[str], base_strategy=None, base_venue=None
+) -> dict:
+    """The chosen point's overrides, typed as the configs hold them so that msgspec takes them as is."""
+    params = {n: _native(row[n]) for n in param_names}
+    config, venue = build_configs(plan_path, params, base_strategy, base_venue)
+    strategy_names = [n for n in {**(base_strategy or {}), **params} if n in STRATEGY_PARAMS]
+    venue_names = [n for n in {**(base_venue or {}), **params} if n in VENUE_PARAMS]
+    return {
+        "strategy": {n: getattr(config, n) for n in strategy_names},
+        "venue": {n: getattr(venue, n) for n in venue_names},
+        "point_id": row["point_id"],
+        "metrics": {
+            k: _native(row[k])
+            for k in (
+                "cost_bps_mean",
+                "cost_bps_worst",
+                "shortfall_bps_mean",
+                "commission_bps_mean",
+                "sell_fill_rate_mean",
+                "buy_fill_rate_mean",
+                "cash_drag_pct_mean",
+                "accounts_short_mean",
+                "overdrafts_total",
+                "days",
+            )
+        },  # fmt: skip
+    }
+
+
+def _native(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def run_sweep(
+    plan_path: str | Path,
+    days: Sequence[Day],
+    points: Sequence[dict],
+    workers: int = 1,
+    out_dir: Path | None = None,
+    threshold: float = DEFAULT_FILL_THRESHOLD,
+    base_strategy: dict | None = None,
+    base_venue: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    if not points:
+        raise ValueError("the sweep has no points")
+    if not days:
+        raise ValueError("the sweep has no days")
+    param_names = list(dict.fromkeys(name for p in points for name in p))
+    _check_names(param_names)
+    # Every point is converted once here, so a bad value is refused before any worker starts.
+    for n, p in enumerate(points):
+        try:
+            build_configs(plan_path, p, base_strategy, base_venue)
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise ValueError(f"point {n} {p}: {exc}") from None
+    _check_plan(plan_path, days, base_strategy)
+    width = max(3, len(str(len(points) - 1)))  # so that ids sort as their points are listed
+    ids = [f"p{n:0{width}d}" for n in range(len(points))]
+    tasks = [
+        Task(pid, dict(p), day, str(plan_path), dict(base_strategy or {}), dict(base_venue or {}))
+        for pid, p in zip(ids, points, strict=True)
+        for day in days
+    ]
+    started = time.perf_counter()
+    rows = run_tasks(tasks, workers, progress)
+    wall = time.perf_counter() - started
+    params_of = dict(zip(ids, points, strict=True))
+    runs = pd.DataFrame(
+        [
+            {
+                "point_id": r["point_id"],
+                "day": r["day"],
+                **params_of[r["point_id"]],
+                **{k: v for k, v in r.items() if k not in ("point_id", "day")},
+            }
+            for r in rows
+        ]
+    )
+    for name in param_names:
+        if runs[name].isna().any():
+            raise ValueError(f"parameter {name!r} is missing from some points; give every point every parameter")
+    points_frame = aggregate(runs, param_names)
+    chosen, qualified = recommend(points_frame, threshold)
+    points_frame["qualified"] = qualified.to_numpy()
+    recommended = (
+        recommended_json(chosen, plan_path, param_names, base_strategy, base_venue) if chosen is not None else None
+    )
+    result = SweepResult(runs, points_frame, recommended, param_names, wall, workers, out_dir)
+    if out_dir is not None:
+        write_outputs(result, out_dir, threshold, plan_path, days)
+    return result
+
+
+def _check_plan(plan_path, days: Sequence[Day], base_strategy: dict | None) -> None:
+    """Refuse a bad plan once, with its rows, rather than as the same error in every session."""
+    from data.catalog import catalog_instruments
+    from strategies.plan import PlanError, load_plan
+
+    venue = (base_strategy or {}).get("default_venue", "SMART")
+    for catalog in dict.fromkeys(d.catalog for d in days):
+        try:
+            load_plan(plan_path, {str(i.id) for i in catalog_instruments(catalog)}, venue)
+        except PlanError as exc:
+            raise ValueError(f"plan refused against catalog {catalog}: {exc}") from None
+
+
+def write_outputs(result: SweepResult, out_dir: Path, threshold: float, plan_path, days: Sequence[Day]) -> None:
+    from backtests.sweep_report import write_html_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result.runs.to_parquet(out_dir / "runs.parquet", index=False)
+    result.points.to_parquet(out_dir / "points.parquet", index=False)
+    recommended = out_dir / "recommended.json"
+    if result.recommended is not None:
+        recommended.write_text(json.dumps(result.recommended, indent=2) + "\n")
+    elif recommended.exists():
+        recommended.unlink()  # a stale recommendation from an earlier sweep would be mistaken for this one's
+    write_html_report(
+        result.runs,
+        result.points,
+        result.param_names,
+        out_dir / "report.html",
+        recommended_id=result.recommended["point_id"] if result.recommended else None,
+        threshold=threshold,
+        meta={
+            "plan": str(plan_path),
+            "days": ", ".join(d.name for d in days),
+            "runs": str(len(result.runs)),
+            "workers": str(result.workers),
+            "wall time": f"{result.wall_secs:.1f} s",
+        },
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_sweep_parser(sub) -> argparse.ArgumentParser:
+    sw = sub.add_parser(
+        "sweep",
+        help="tune the executor's and the venue's parameters over several days of books",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sw.add_argument("--demo", action="store_true", help="3 synthetic demo days and the default grid")
+    sw.add_argument("--plan", type=Path, help="plan folder (CSV/Parquet) or JSON file")
+    sw.add_argument("--catalog", type=Path, help="ParquetDataCatalog with the days' books")
+    days = sw.add_mutually_exclusive_group()
+    days.add_argument("--days", type=int, help="the first N UTC dates of the catalog (default: all)")
+    days.add_argument("--day", nargs=2, action="append", metavar=("START", "END"), help="a UTC window, repeatable")
+    how = sw.add_mutually_exclusive_group()
+    how.add_argument("--grid", help='JSON (inline or a file): {"sell_offset_bps": [10, 25, 50], ...}')
+    how.add_argument("--random", type=int, metavar="N", help="N random points over --ranges")
+    sw.add_argument("--ranges", help='JSON (inline or a file): {"name": [lo, hi] or {"choices": [...]}}')
+    sw.add_argument("--seed", type=int, default=0, help="seed of --random")
+    sw.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (1 = in-process)")
+    sw.add_argument("--threshold", type=float, default=DEFAULT_FILL_THRESHOLD, help="minimum mean fill rate")
+    sw.add_argument("--param", action="append", default=[], help="fixed strategy parameter name=value")
+    sw.add_argument("--venue-param", action="append", default=[], help="fixed venue parameter name=value")
+    sw.add_argument("--out", type=Path, required=True, help="output folder")
+    return sw
+
+
+def _json_arg(text: str) -> dict:
+    path = Path(text)
+    raw = path.read_text() if not text.lstrip().startswith("{") and path.exists() else text
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _pairs(pairs: list[str], known: Sequence[str], flag: str) -> dict:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in known:
+            raise SystemExit(f"{flag} expects name=value with a known name, got {pair!r}; known: {', '.join(known)}")
+        out[name] = value
+    return out
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    if args.demo:
+        plan = DEMO_PLAN
+        days = write_demo_days(args.out / "catalogs")
+    else:
+        if not args.plan or not args.catalog:
+            raise SystemExit("rebalance sweep needs --plan and --catalog (or --demo)")
+        plan = args.plan
+        try:
+            days = window_days(args.catalog, args.day) if args.day else catalog_days(args.catalog, args.days)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        if args.random:
+            ranges = _json_arg(args.ranges) if args.ranges else DEFAULT_RANGES
+            points = random_points(ranges, args.random, args.seed)
+        else:
+            points = grid_points(_json_arg(args.grid) if args.grid else DEMO_GRID)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    base_strategy = _pairs(args.param, STRATEGY_PARAMS, "--param")
+    base_venue = _pairs(args.venue_param, VENUE_PARAMS, "--venue-param")
+    total = len(points) * len(days)
+    print(f"sweep: {len(points)} points x {len(days)} days = {total} sessions on {args.workers} worker(s)")
+
+    def progress(n: int, of: int) -> None:
+        if n == of or n % max(1, of // 10) == 0:
+            print(f"  {n}/{of} sessions", flush=True)
+
+    try:
+        result = run_sweep(
+            plan, days, points, workers=args.workers, out_dir=args.out, threshold=args.threshold,
+            base_strategy=base_strategy, base_venue=base_venue, progress=progress,
+        )  # fmt: skip
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return print_sweep(result, args.out, args.threshold)
+
+
+def print_sweep(result: SweepResult, out: Path, threshold: float) -> int:
+    runs = result.runs
+    failed = runs[runs["error"].notna()]
+    overdrawn = runs[runs.get("overdrafts", pd.Series(0, index=runs.index)).fillna(0) > 0]
+    print(f"{len(runs)} sessions in {result.wall_secs:.1f} s; outputs in {out}")
+    for row in failed.itertuples(index=False):
+        print(f"  FAILED {row.point_id} {row.day}: {row.error}", file=sys.stderr)
+    if len(overdrawn):
+        bar = "!" * 72
+        print(bar, file=sys.stderr)
+        print(f"OVERDRAFT: {len(overdrawn)} session(s) left an account below zero", file=sys.stderr)
+        for row in overdrawn.itertuples(index=False):
+            print(f"  {row.point_id} on {row.day}: {int(row.overdrafts)} account(s) below zero", file=sys.stderr)
+        print(bar, file=sys.stderr)
+    top = result.points.sort_values(["qualified", "cost_bps_mean"], ascending=[False, True]).head(5)
+    cols = [
+        "point_id",
+        *result.param_names,
+        "cost_bps_mean",
+        "cost_bps_worst",
+        "sell_fill_rate_mean",
+        "buy_fill_rate_mean",
+    ]
+    print(top[cols].round(3).to_string(index=False))
+    if result.recommended:
+        print(f"recommended ({result.recommended['point_id']}): {json.dumps(result.recommended['strategy'])} "
+              f"venue {json.dumps(result.recommended['venue'])}")  # fmt: skip
+    else:
+        print(f"no point reached a mean fill rate of {threshold} on both sides with no overdraft: nothing recommended")
+    return 1 if len(overdrawn) or len(failed) else 0
+
+
+__all__ = [
+    "DEMO_GRID", "Day", "SweepResult", "Task", "add_sweep_parser", "aggregate", "build_configs", "catalog_days",
+    "grid_points", "random_points", "recommend", "run_sweep", "run_sweep_command", "session_metrics",
+    "window_days", "write_demo_days",
+]  # fmt: skip
