@@ -22,14 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.config import LoggingConfig, StrategyConfig
-from nautilus_trader.model.currencies import USD
+from baseline import run_bare  # run as a script, benchmarks/ is on the path
 from nautilus_trader.model.data import OrderBookDeltas
-from nautilus_trader.model.enums import AccountType, BookType, OmsType
-from nautilus_trader.model.identifiers import Venue
-from nautilus_trader.model.objects import Money
-from nautilus_trader.trading.strategy import Strategy
 
 from backtests.runner import run_backtest
 from data.catalog import catalog_instruments, stream_catalog
@@ -44,46 +38,8 @@ from venues.sim.venue import SimVenueConfig
 REPO = Path(__file__).resolve().parents[1]
 
 
-class SubscribedNothing(Strategy):
-    """The baseline: subscribes to every book like the executor does, and does nothing with them."""
-
-    def __init__(self, instrument_ids, config=None):
-        super().__init__(config or StrategyConfig())
-        self._ids = instrument_ids
-
-    def on_start(self):
-        for iid in self._ids:
-            self.subscribe_order_book_deltas(iid, book_type=BookType.L2_MBP)
-
-
 def book_events(chunks: list[list]) -> int:
     return sum(len(item.deltas) if isinstance(item, OrderBookDeltas) else 1 for chunk in chunks for item in chunk)
-
-
-def run_bare(instruments, chunks, venue: SimVenueConfig | None = None) -> float:
-    """A bare engine; with `venue`, its exchange has the same matching features as the full stack's."""
-    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True), run_analysis=False))
-    engine.add_venue(
-        Venue("SMART"),
-        OmsType.NETTING,
-        AccountType.CASH,
-        [Money(1_000_000, USD)],
-        base_currency=USD,
-        book_type=BookType.L2_MBP,
-        bar_execution=False,
-        liquidity_consumption=venue is not None,
-        queue_position=venue is not None and venue.queue_model == "risk_averse",
-    )
-    for instrument in instruments:
-        engine.add_instrument(instrument)
-    engine.add_strategy(SubscribedNothing([i.id for i in instruments]))
-    engine.add_data_iterator("books", iter(chunks))
-    start = min(x.ts_init for x in chunks[0])
-    began = time.perf_counter()
-    engine.run(start=start)
-    wall = time.perf_counter() - began
-    engine.dispose()
-    return wall
 
 
 def run_full(instruments, chunks, plan_dir: Path, venue: SimVenueConfig) -> tuple[float, dict]:

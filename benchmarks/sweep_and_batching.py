@@ -24,14 +24,8 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.config import LoggingConfig, StrategyConfig
-from nautilus_trader.model.currencies import USD
+from baseline import run_bare  # run as a script, benchmarks/ is on the path
 from nautilus_trader.model.data import OrderBookDelta, OrderBookDeltas
-from nautilus_trader.model.enums import AccountType, BookType, OmsType
-from nautilus_trader.model.identifiers import Venue
-from nautilus_trader.model.objects import Money
-from nautilus_trader.trading.strategy import Strategy
 
 from backtests.sweep import DEMO_DAYS, DEMO_GRID, DEMO_MINUTES, DEMO_PLAN, grid_points, run_sweep, write_demo_days
 from data.catalog import catalog_instruments, stream_catalog
@@ -43,18 +37,6 @@ warnings.filterwarnings("ignore", category=pd.errors.Pandas4Warning)
 
 # Columns that measure the machine rather than the sessions; everything else must match exactly.
 _TIMING_COLUMNS = ["wall_secs"]
-
-
-class SubscribedNothing(Strategy):
-    """Subscribes to every book as the executor does and does nothing with it, so only the engine is timed."""
-
-    def __init__(self, instrument_ids, config=None):
-        super().__init__(config or StrategyConfig())
-        self._ids = instrument_ids
-
-    def on_start(self):
-        for iid in self._ids:
-            self.subscribe_order_book_deltas(iid, book_type=BookType.L2_MBP)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -149,29 +131,6 @@ def _count_deltas(chunks: list[list]) -> int:
         for chunk in chunks
         for item in chunk
     )
-
-
-def run_bare(instruments, chunks: list[list]) -> float:
-    engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True), run_analysis=False))
-    engine.add_venue(
-        Venue("SMART"),
-        OmsType.NETTING,
-        AccountType.CASH,
-        [Money(1_000_000, USD)],
-        base_currency=USD,
-        book_type=BookType.L2_MBP,
-        bar_execution=False,
-    )
-    for instrument in instruments:
-        engine.add_instrument(instrument)
-    engine.add_strategy(SubscribedNothing([i.id for i in instruments]))
-    engine.add_data_iterator("books", iter(chunks))
-    start = min(x.ts_init for x in chunks[0])
-    began = time.perf_counter()
-    engine.run(start=start)
-    wall = time.perf_counter() - began
-    engine.dispose()
-    return wall
 
 
 def bench_batching(minutes: float, repeat: int, folder: Path) -> None:
