@@ -185,7 +185,7 @@ def frontier_svg(points: pd.DataFrame, params: Sequence[str], recommended_id: st
 
 def effect_svg(points: pd.DataFrame, param: str, index: int) -> str:
     """Mean cost (left) and mean fill rates (right) per value of one parameter, over all other settings."""
-    width, height = 560, 260
+    width, height = 760, 260  # two panels side by side, wide enough for their titles
     panel = (width - 30) // 2
     grouped = points.groupby(param, sort=True).agg(
         cost=("cost_bps_mean", "mean"), sell=("sell_fill_rate_mean", "mean"), buy=("buy_fill_rate_mean", "mean"),
