@@ -131,7 +131,6 @@ class BlockState:
     limit: Decimal
     arrival: Decimal  # mid (or reference) when the phase started, for slippage
     ts_submitted: int
-    allocated: dict[str, int] = field(default_factory=dict)
     allocated_qty: int = 0
     request_of: dict[str, str] = field(default_factory=dict)  # account -> request id
     first_fill_ns: int | None = None
@@ -155,7 +154,6 @@ class RebalanceExecutor(Strategy):
         self._pending: set[ClientOrderId] = set()  # phase blocks not yet closed and fully allocated
         self._phase_started_ns: dict[Phase, int] = {}
         self._outcomes: dict[str, RequestOutcome] = {}
-        self._instruments: list[InstrumentId] = []
         self._grace_set = False
         self._session = config.session_id
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -199,10 +197,10 @@ class RebalanceExecutor(Strategy):
                 side=row.side,
                 requested_qty=int(row.quantity),
             )
-        self._instruments = [
+        instruments = [
             InstrumentId.from_str(i) for i in plan.instrument_ids if self.cache.instrument(InstrumentId.from_str(i))
         ]
-        for instrument_id in self._instruments:
+        for instrument_id in instruments:
             if self._book_type == BookType.L1_MBP:
                 self.subscribe_quote_ticks(instrument_id)
             else:
@@ -352,7 +350,6 @@ class RebalanceExecutor(Strategy):
                 limit=limit,
                 arrival=self._arrival(block.instrument_id, reference),
                 ts_submitted=now,
-                allocated={a: 0 for a in block.accounts.tolist()},
                 request_of=dict(zip(block.accounts.tolist(), block.request_ids.tolist(), strict=True)),
             )
             self._blocks[client_order_id] = state
@@ -387,7 +384,9 @@ class RebalanceExecutor(Strategy):
             return
         # Every block is pending before the first is sent: a block refused at once (risk engine)
         # must not look like the end of the phase while its siblings are still unsent.
-        self.clock.set_time_alert(f"rebalance-deadline-{phase.value}", deadline, callback=self._on_loop(self._on_deadline))
+        self.clock.set_time_alert(
+            f"rebalance-deadline-{phase.value}", deadline, callback=self._on_loop(self._on_deadline)
+        )
         for order in orders:
             state = self._blocks[order.client_order_id]
             self.msgbus.publish(
@@ -452,7 +451,6 @@ class RebalanceExecutor(Strategy):
             return
         for breach in self.ledger.breaches[breaches_before:]:
             self.log.error(f"LEDGER BREACH: {breach}")
-        state.allocated[allocation.account_id] = state.allocated.get(allocation.account_id, 0) + allocation.quantity
         state.allocated_qty += allocation.quantity
         state.first_fill_ns = state.first_fill_ns or allocation.ts_event
         state.last_fill_ns = allocation.ts_event

@@ -30,6 +30,20 @@ def get_instrument_provider(config: IBFADataClientConfig | IBFAExecClientConfig)
     return provider
 
 
+def _create_client(client_cls, loop, name, config, msgbus, cache, clock):
+    """Both clients of a login share one ib_async session, found by its connection settings."""
+    return client_cls(
+        loop=loop,
+        connection=get_connection(resolve_connection(config)),
+        msgbus=msgbus,
+        cache=cache,
+        clock=clock,
+        instrument_provider=get_instrument_provider(config),
+        config=config,
+        name=name,
+    )
+
+
 class IBFALiveDataClientFactory(LiveDataClientFactory):
     @staticmethod
     def create(
@@ -40,17 +54,7 @@ class IBFALiveDataClientFactory(LiveDataClientFactory):
         cache: Cache,
         clock: LiveClock,
     ) -> IBFADataClient:
-        connection = get_connection(resolve_connection(config))
-        return IBFADataClient(
-            loop=loop,
-            connection=connection,
-            msgbus=msgbus,
-            cache=cache,
-            clock=clock,
-            instrument_provider=get_instrument_provider(config),
-            config=config,
-            name=name,
-        )
+        return _create_client(IBFADataClient, loop, name, config, msgbus, cache, clock)
 
 
 class IBFALiveExecClientFactory(LiveExecClientFactory):
@@ -63,14 +67,4 @@ class IBFALiveExecClientFactory(LiveExecClientFactory):
         cache: Cache,
         clock: LiveClock,
     ) -> IBFAExecutionClient:
-        connection = get_connection(resolve_connection(config))
-        return IBFAExecutionClient(
-            loop=loop,
-            connection=connection,
-            msgbus=msgbus,
-            cache=cache,
-            clock=clock,
-            instrument_provider=get_instrument_provider(config),
-            config=config,
-            name=name,
-        )
+        return _create_client(IBFAExecutionClient, loop, name, config, msgbus, cache, clock)
