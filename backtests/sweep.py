@@ -1,7 +1,7 @@
 """Tuning sweep: the executor's and the simulated venue's parameters, over several days of books.
 
 rebalance sweep --plan PLAN --catalog DIR [--days N | --day START END ...]
-                [--grid JSON | --random N --seed S [--ranges JSON]] [--workers N] --out DIR
+                [--grid JSON | --random N --seed S [--ranges JSON]] [--workers N | --cluster ADDRESS] --out DIR
 rebalance sweep --demo --out DIR
 
 Every point of the sweep (one set of parameter values) runs once per day, each run a separate
@@ -15,8 +15,10 @@ session in the simulated venue. A day is a catalog plus an optional time window:
   rather than several days in one, keeps every day's books independent of how the others were
   written and lets a day be added or regenerated without touching the rest.
 
-Runs are spread over local worker processes. A task carries paths and parameter values only, so
-each worker streams its own day from disk and memory stays flat whatever the number of days.
+Runs are spread over local worker processes, or with ``--cluster`` over the workers of a running
+Dask scheduler (backtests/sweep_backends.py, backtests/sweep_dask.py). A task carries absolute
+paths and parameter values only, so each worker streams its own day from disk and memory stays flat
+whatever the number of days; a cluster's workers therefore need the same paths as this machine.
 
 Outputs in ``--out``: ``runs.parquet`` (one row per point x day), ``points.parquet`` (per point:
 mean and worst day), ``recommended.json`` and ``report.html``.
@@ -32,16 +34,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from multiprocessing import get_context
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pandas as pd
 
+from backtests.sweep_backends import SweepRunError, backend_for
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
 
@@ -320,6 +321,18 @@ class Task:
     base_strategy: dict = field(default_factory=dict)
     base_venue: dict = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        return f"point {self.point_id} on day {self.day.name}"
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.plan_path, self.day.catalog)
+
+    def failed_row(self, error: str) -> dict:
+        """The row of a session that never reached run_task's own error handling."""
+        return {"point_id": self.point_id, "day": self.day.name, "error": error, "wall_secs": float("nan")}
+
 
 def run_task(task: Task) -> dict:
     """One point on one day, in whatever process runs it; everything it needs it reads from disk."""
@@ -354,27 +367,6 @@ def run_task(task: Task) -> dict:
     return row
 
 
-def run_tasks(tasks: Sequence[Task], workers: int, progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """Rows in task order, whatever order the workers finish in, so results do not depend on workers."""
-    workers = min(workers, len(tasks))
-    if workers <= 1:
-        rows = []
-        for n, task in enumerate(tasks, 1):
-            rows.append(run_task(task))
-            if progress:
-                progress(n, len(tasks))
-        return rows
-    # spawn, not fork: the parent may already hold NautilusTrader's runtime threads, which a fork
-    # would copy in whatever state they were in.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        rows = []
-        for n, row in enumerate(pool.map(run_task, tasks, chunksize=1), 1):
-            rows.append(row)
-            if progress:
-                progress(n, len(tasks))
-        return rows
-
-
 @dataclass
 class SweepResult:
     runs: pd.DataFrame
@@ -384,6 +376,7 @@ class SweepResult:
     wall_secs: float
     workers: int
     out_dir: Path | None = None
+    where: str = "this machine"
 
 
 def aggregate(runs: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
@@ -471,17 +464,22 @@ def run_sweep(
     plan_path: str | Path,
     days: Sequence[Day],
     points: Sequence[dict],
-    workers: int = 1,
+    workers: int | None = None,
     out_dir: Path | None = None,
     threshold: float = DEFAULT_FILL_THRESHOLD,
     base_strategy: dict | None = None,
     base_venue: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cluster: str | None = None,
 ) -> SweepResult:
+    """Every point on every day, on ``workers`` local processes (default 1, in this process) or on
+    the Dask cluster whose scheduler is at ``cluster``. Raises ValueError for a bad spec, before
+    anything runs, and SweepRunError for a sweep that could not run to its end."""
     if not points:
         raise ValueError("the sweep has no points")
     if not days:
         raise ValueError("the sweep has no days")
+    backend = backend_for(workers, cluster)
     param_names = list(dict.fromkeys(name for p in points for name in p))
     _check_names(param_names)
     # Every point is converted once here, so a bad value is refused before any worker starts.
@@ -493,13 +491,15 @@ def run_sweep(
     _check_plan(plan_path, days, base_strategy)
     width = max(3, len(str(len(points) - 1)))  # so that ids sort as their points are listed
     ids = [f"p{n:0{width}d}" for n in range(len(points))]
+    # Absolute, so that a path means the same file to a worker whatever its working directory.
+    task_days = [replace(day, catalog=os.path.abspath(day.catalog)) for day in days]
     tasks = [
-        Task(pid, dict(p), day, str(plan_path), dict(base_strategy or {}), dict(base_venue or {}))
+        Task(pid, dict(p), day, os.path.abspath(plan_path), dict(base_strategy or {}), dict(base_venue or {}))
         for pid, p in zip(ids, points, strict=True)
-        for day in days
+        for day in task_days
     ]
     started = time.perf_counter()
-    rows = run_tasks(tasks, workers, progress)
+    rows = backend.run(run_task, tasks, progress)
     wall = time.perf_counter() - started
     params_of = dict(zip(ids, points, strict=True))
     runs = pd.DataFrame(
@@ -522,7 +522,7 @@ def run_sweep(
     recommended = (
         recommended_json(chosen, plan_path, param_names, base_strategy, base_venue) if chosen is not None else None
     )
-    result = SweepResult(runs, points_frame, recommended, param_names, wall, workers, out_dir)
+    result = SweepResult(runs, points_frame, recommended, param_names, wall, backend.workers, out_dir, backend.where)
     if out_dir is not None:
         write_outputs(result, out_dir, threshold, plan_path, days)
     return result
@@ -563,7 +563,7 @@ def write_outputs(result: SweepResult, out_dir: Path, threshold: float, plan_pat
             "plan": str(plan_path),
             "days": ", ".join(d.name for d in days),
             "runs": str(len(result.runs)),
-            "workers": str(result.workers),
+            "workers": f"{result.workers} ({result.where})",
             "wall time": f"{result.wall_secs:.1f} s",
         },
     )
@@ -591,7 +591,13 @@ def add_sweep_parser(sub) -> argparse.ArgumentParser:
     how.add_argument("--random", type=int, metavar="N", help="N random points over --ranges")
     sw.add_argument("--ranges", help='JSON (inline or a file): {"name": [lo, hi] or {"choices": [...]}}')
     sw.add_argument("--seed", type=int, default=0, help="seed of --random")
-    sw.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (1 = in-process)")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local worker processes, 1 = in this process (default: all cores)")
+    where.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on the workers of this Dask scheduler (tcp://host:8786); they must see the same paths",
+    )
     sw.add_argument("--threshold", type=float, default=DEFAULT_FILL_THRESHOLD, help="minimum mean fill rate")
     sw.add_argument("--param", action="append", default=[], help="fixed strategy parameter name=value")
     sw.add_argument("--venue-param", action="append", default=[], help="fixed venue parameter name=value")
@@ -646,7 +652,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     base_strategy = _pairs(args.param, STRATEGY_PARAMS, "--param")
     base_venue = _pairs(args.venue_param, VENUE_PARAMS, "--venue-param")
     total = len(points) * len(days)
-    print(f"sweep: {len(points)} points x {len(days)} days = {total} sessions on {args.workers} worker(s)")
+    workers = None if args.cluster else args.workers if args.workers is not None else os.cpu_count() or 1
+    where = f"the Dask cluster at {args.cluster}" if args.cluster else f"{workers} worker(s)"
+    print(f"sweep: {len(points)} points x {len(days)} days = {total} sessions on {where}")
 
     def progress(n: int, of: int) -> None:
         if n == of or n % max(1, of // 10) == 0:
@@ -654,10 +662,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     try:
         result = run_sweep(
-            plan, days, points, workers=args.workers, out_dir=args.out, threshold=args.threshold,
-            base_strategy=base_strategy, base_venue=base_venue, progress=progress,
+            plan, days, points, workers=workers, out_dir=args.out, threshold=args.threshold,
+            base_strategy=base_strategy, base_venue=base_venue, progress=progress, cluster=args.cluster,
         )  # fmt: skip
-    except ValueError as exc:
+    except (ValueError, SweepRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return print_sweep(result, args.out, args.threshold)
@@ -696,7 +704,7 @@ def print_sweep(result: SweepResult, out: Path, threshold: float) -> int:
 
 
 __all__ = [
-    "DEMO_GRID", "Day", "SweepResult", "Task", "add_sweep_parser", "aggregate", "build_configs", "catalog_days",
-    "grid_points", "random_points", "recommend", "run_sweep", "run_sweep_command", "session_metrics",
+    "DEMO_GRID", "Day", "SweepResult", "SweepRunError", "Task", "add_sweep_parser", "aggregate", "build_configs",
+    "catalog_days", "grid_points", "random_points", "recommend", "run_sweep", "run_sweep_command", "session_metrics",
     "window_days", "write_demo_days",
 ]  # fmt: skip
