@@ -1,0 +1,45 @@
+"""Shared fixtures: a real PostgreSQL for the tests that need one, and a fresh journal database.
+
+`pg_url` starts one throwaway cluster per test session (tests/pg_cluster.py) and gives its URL,
+reachable from child processes. Without PostgreSQL binaries the tests that use it are skipped, or
+fail when the CI environment variable is set, so CI can never pass by skipping them.
+`journal_url` runs a test once on SQLite (a file in the test's tmp folder) and once on PostgreSQL
+(a new database in the session's cluster).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from tests.pg_cluster import find_pg_bin, start_cluster
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        message = "PostgreSQL binaries not found (looked in /usr/lib/postgresql/*/bin and $PG_BIN)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must run the PostgreSQL tests")
+        pytest.skip(message)
+    cluster = start_cluster(bin_dir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_cluster) -> str:
+    return pg_cluster.url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    cluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database(f"journal_{os.getpid()}_{next(_database_numbers)}")
