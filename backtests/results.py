@@ -79,3 +79,95 @@ def print_results(result: BacktestResult) -> None:
     print(f"Simulated {result.data_events:,} market events in {result.wall_secs:.1f}s")
     if result.output_dir:
         print(f"Run folder: {result.output_dir}")
+
+
+# -- multi-day runs: one row per day ------------------------------------------------------------
+
+DAY_COLUMNS = (
+    "day",
+    "plan",
+    "status",
+    "requests",
+    *(s.lower() for s in STATES),
+    "sell_requested",
+    "sell_filled",
+    "sell_fill_rate",
+    "buy_requested",
+    "buy_filled",
+    "buy_fill_rate",
+    "sell_slippage_bps",
+    "buy_slippage_bps",
+    "commissions",
+    "cash_start",
+    "cash_end",
+    "min_cash_left",
+    "accounts_below_zero",
+    "data_events",
+    "wall_secs",
+    "run_folder",
+    "error",
+)
+
+
+def day_row(day: str, plan: str, result: BacktestResult) -> dict:
+    """One day's outcome from its run report; money stays the report's exact decimal text."""
+    row: dict = dict.fromkeys(DAY_COLUMNS)
+    row.update(day=day, plan=plan, data_events=result.data_events, wall_secs=round(result.wall_secs, 3))
+    row["run_folder"] = str(result.output_dir) if result.output_dir else None
+    report = result.report
+    if report is None:
+        row.update(status="no report", error="the session ended before the plan was loaded")
+        return row
+    summary = report.summary
+    row["status"] = "ok" if summary["accounts_below_zero"] == 0 and not summary["ledger_breaches"] else "overdrawn"
+    row["requests"] = summary["requests"]
+    for state in STATES:
+        row[state.lower()] = summary["request_states"].get(state, 0)
+    for phase, stats in summary["phases"].items():
+        side = phase.lower()
+        row[f"{side}_requested"] = stats["requested_qty"]
+        row[f"{side}_filled"] = stats["filled_qty"]
+        row[f"{side}_fill_rate"] = stats["fill_rate"]
+        row[f"{side}_slippage_bps"] = stats["slippage_bps_vs_arrival"]
+    for key in ("commissions", "cash_start", "cash_end", "min_cash_left", "accounts_below_zero"):
+        row[key] = summary[key]
+    return row
+
+
+def skipped_day_row(day: str, plan: str, status: str, error: str) -> dict:
+    row: dict = dict.fromkeys(DAY_COLUMNS)
+    row.update(day=day, plan=plan, status=status, error=error)
+    return row
+
+
+def days_table(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(DAY_COLUMNS))
+
+
+def print_days(table: pd.DataFrame) -> None:
+    def pct(v) -> str:
+        return "-" if v is None or pd.isna(v) else f"{v:.1%}"
+
+    def num(v, fmt: str) -> str:
+        return "-" if v is None or pd.isna(v) else format(float(v), fmt)
+
+    shown = pd.DataFrame(
+        {
+            "status": table["status"],
+            "sell fill": table["sell_fill_rate"].map(pct),
+            "buy fill": table["buy_fill_rate"].map(pct),
+            "sell slip bps": table["sell_slippage_bps"].map(lambda v: num(v, ".2f")),
+            "buy slip bps": table["buy_slippage_bps"].map(lambda v: num(v, ".2f")),
+            "commissions": table["commissions"].map(lambda v: num(v, ",.2f")),
+            "cash left": table["cash_end"].map(lambda v: num(v, ",.2f")),
+            "min cash left": table["min_cash_left"].map(lambda v: num(v, ",.2f")),
+            "events": table["data_events"].map(lambda v: "-" if v is None or pd.isna(v) else f"{int(v):,}"),
+        }
+    )
+    shown.index = table["day"]
+    print()
+    print(f"Per-day results ({len(table)} days)")
+    print(shown.to_string())
+    for row in table.itertuples(index=False):
+        if row.error:
+            print(f"{row.day}: {row.error}")

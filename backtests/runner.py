@@ -59,6 +59,12 @@ def run_backtest(
     known = {str(i.id) for i in instruments}
     plan = plan or load_plan(strategy_config.plan_path, known, strategy_config.default_venue)
 
+    # Checked before the engine exists, so an empty day leaves no engine behind to dispose.
+    chunks = iter(data)
+    first = next(chunks, None)
+    if first is None:
+        raise ValueError("no market data to run the session over")
+
     engine = BacktestEngine(
         BacktestEngineConfig(
             trader_id=TraderId("REBALANCE-001"),
@@ -73,10 +79,6 @@ def run_backtest(
     engine.add_strategy(strategy)
     seed_positions(engine, venue, strategy.id, plan)
 
-    chunks = iter(data)
-    first = next(chunks, None)
-    if first is None:
-        raise ValueError("no market data to run the session over")
     # Without an explicit start the engine clock begins at 1970 and every timer fires from then.
     start_ns = min(item.ts_init for item in first)
     counter = {"events": 0}

@@ -1,11 +1,14 @@
 """Market data for backtests: synthetic ETF books, real CME samples, and catalog streaming."""
 
 from data.catalog import (
+    CatalogOverlapError,
     CatalogWriteSummary,
     DeltaBatcher,
     batched_deltas,
+    catalog_days,
     catalog_instruments,
     catalog_time_range,
+    day_bounds,
     stream_catalog,
     unix_nanos,
     write_data_chunked,
@@ -19,6 +22,7 @@ from data.synthetic import (
     generate_l2_session,
     make_equity,
     write_synthetic_catalog,
+    write_synthetic_days,
 )
 
 __all__ = [
@@ -26,13 +30,16 @@ __all__ = [
     "DEFAULT_START",
     "DEMO_ETFS",
     "ESH4_MBO_FILE",
+    "CatalogOverlapError",
     "CatalogWriteSummary",
     "DeltaBatcher",
     "SyntheticCatalogSummary",
     "SyntheticInstrumentSpec",
     "batched_deltas",
+    "catalog_days",
     "catalog_instruments",
     "catalog_time_range",
+    "day_bounds",
     "generate_l2_session",
     "load_cme_mbo_as_equity",
     "make_equity",
@@ -41,4 +48,5 @@ __all__ = [
     "write_cme_catalog",
     "write_data_chunked",
     "write_synthetic_catalog",
+    "write_synthetic_days",
 ]

@@ -2,14 +2,18 @@
 
 The catalog stores single ``OrderBookDelta`` rows; the engine pays a fixed cost per event, so it
 runs faster on ``OrderBookDeltas`` batches (one per venue event, closed by ``F_LAST``) and reads
-re-batch them. The gain grows with the deltas per event: about 1.5x at the synthetic books' 1.7,
-about 3x at 10 (benchmarks/sweep_and_batching.py).
+re-batch them. The gain grows with the deltas per event (benchmarks/sweep_and_batching.py, CPU time):
+about 1.6x at the synthetic books' 1.7, 1.4x on the real ES MBO day (1.26 per event after the opening
+snapshot, since most MBO packets carry one order), 5.6x on depth-10 snapshots (21 per event).
 Large catalogs are streamed in time windows sized from parquet row-group statistics, so memory is
-bounded by ``chunk_size`` rows rather than by the catalog.
+bounded by ``chunk_size`` rows rather than by the catalog. A catalog may hold several days of an
+instrument (importers append a day as long as it does not overlap what is there); ``catalog_days`` and
+``day_bounds`` cut it into the days a multi-day backtest streams one after the other.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -70,24 +74,88 @@ def open_catalog(catalog: CatalogLike) -> ParquetDataCatalog:
     return ParquetDataCatalog(str(catalog))
 
 
-def prepare_instrument_slots(catalog: ParquetDataCatalog, instruments: Sequence[Instrument], overwrite: bool) -> None:
-    """Write ``instruments`` to a catalog that holds nothing yet for them.
+class CatalogOverlapError(FileExistsError):
+    """New rows of an instrument would overlap in time what the catalog already holds for it."""
 
-    Appending a second session for the same instrument would either overlap file intervals (the catalog
-    refuses) or silently mix two generations of data, so existing data is an error unless ``overwrite``.
+
+def format_ns(ns: int) -> str:
+    return pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
+
+
+def overlap_error(
+    catalog: ParquetDataCatalog, cls: type, key: str, held: Sequence[tuple[int, int]], lo: int, hi: int
+) -> CatalogOverlapError | None:
+    """The error to raise if ``[lo, hi]`` meets any of the ``held`` file intervals (inclusive), else None.
+
+    Files that merely touch count as overlapping too: the catalog refuses touching intervals.
+    """
+    hits = [(a, b) for a, b in held if a <= hi and lo <= b]
+    if not hits:
+        return None
+    held_lo, held_hi = min(a for a, _ in hits), max(b for _, b in hits)
+    return CatalogOverlapError(
+        f"{key}: the new {cls.__name__} rows from {format_ns(lo)} to {format_ns(hi)} overlap what catalog "
+        f"{catalog.path} already holds for {key} from {format_ns(max(lo, held_lo))} to "
+        f"{format_ns(min(hi, held_hi))} (in files spanning {format_ns(held_lo)} to {format_ns(held_hi)}). "
+        "Import a day the catalog does not hold yet, or pass overwrite=True (--overwrite) to replace "
+        "this instrument's data"
+    )
+
+
+def ensure_instrument(catalog: ParquetDataCatalog, instrument: Instrument) -> None:
+    """Write ``instrument`` unless the catalog defines it already, with the same precisions.
+
+    Days appended later reuse the first definition; one with other precisions would make earlier days' rows
+    mean other prices, so it is refused.
+    """
+    key = instrument.id.value
+    existing = catalog.instruments(instrument_ids=[key])
+    if not existing:
+        catalog.write_data([instrument])
+        return
+    old = existing[0]
+    if (old.price_precision, old.size_precision) != (instrument.price_precision, instrument.size_precision):
+        raise ValueError(
+            f"catalog {catalog.path} defines {key} with price/size precision "
+            f"{old.price_precision}/{old.size_precision}, this import has "
+            f"{instrument.price_precision}/{instrument.size_precision}"
+        )
+
+
+def prepare_instrument_slots(
+    catalog: ParquetDataCatalog,
+    instruments: Sequence[Instrument],
+    overwrite: bool,
+    span: tuple[int, int] | None = None,
+) -> None:
+    """Make room for ``instruments`` before their rows are written.
+
+    With ``span`` (the inclusive ``ts_init`` range about to be written) data the catalog already holds is
+    kept as long as it lies outside the span, so another day can be appended; an overlap raises
+    ``CatalogOverlapError`` naming the instrument and the range. Without ``span`` any existing book data is
+    an error. ``overwrite`` deletes the instruments' book data first, every day of it.
     """
     for instrument in instruments:
         key = instrument.id.value
-        classes = (*_BOOK_CLASSES, type(instrument))
-        held = [cls for cls in classes if catalog.get_intervals(cls, key)]
-        if held and not overwrite:
-            raise FileExistsError(
-                f"catalog {catalog.path} already holds {', '.join(c.__name__ for c in held)} for {key}; "
-                "use a fresh path or pass overwrite=True"
-            )
-        for cls in held:
-            catalog.delete_data_range(cls, key)
-    catalog.write_data(list(instruments))
+        held = {cls: catalog.get_intervals(cls, key) for cls in _BOOK_CLASSES}
+        if overwrite:
+            for cls, intervals in held.items():
+                if intervals:
+                    catalog.delete_data_range(cls, key)
+            continue
+        for cls, intervals in held.items():
+            if not intervals:
+                continue
+            if span is None:
+                raise FileExistsError(
+                    f"catalog {catalog.path} already holds {cls.__name__} for {key}; "
+                    "use a fresh path or pass overwrite=True"
+                )
+            error = overlap_error(catalog, cls, key, intervals, *span)
+            if error is not None:
+                raise error
+    for instrument in instruments:
+        ensure_instrument(catalog, instrument)
 
 
 def write_data_chunked(catalog: ParquetDataCatalog, items: Sequence[Data], chunk_size: int) -> int:
@@ -156,37 +224,42 @@ def catalog_instruments(catalog_path: CatalogLike) -> list[Instrument]:
     return open_catalog(catalog_path).instruments()
 
 
-def catalog_time_range(catalog_path: CatalogLike, instrument_ids: Sequence[InstrumentId | str]) -> tuple[int, int]:
+def catalog_time_range(
+    catalog_path: CatalogLike,
+    instrument_ids: Sequence[InstrumentId | str],
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+) -> tuple[int, int]:
     """First and last ``ts_init`` (ns) of the book deltas and trades of ``instrument_ids``.
 
-    Read from file names, which the catalog derives from the first and last row of each file.
+    Without bounds it is read from file names, which the catalog derives from the first and last row of
+    each file. With ``start``/``end`` (inclusive) it comes from row-group statistics clipped to the bounds,
+    so it may be wider than the rows, never narrower. Raises ``ValueError`` if nothing lies in range.
     """
     catalog = open_catalog(catalog_path)
-    intervals = [
-        interval for cls in _BOOK_CLASSES for iid in instrument_ids for interval in catalog.get_intervals(cls, str(iid))
-    ]
+    ids = list(map(str, instrument_ids))
+    if start is None and end is None:
+        intervals = [interval for cls in _BOOK_CLASSES for iid in ids for interval in catalog.get_intervals(cls, iid)]
+    else:
+        lo_ns = None if start is None else unix_nanos(start)
+        hi_ns = None if end is None else unix_nanos(end)
+        intervals = [(lo, hi) for lo, hi, _ in _row_groups(catalog, ids, _BOOK_CLASSES, lo_ns, hi_ns)]
+        intervals = [
+            (lo if lo_ns is None else max(lo, lo_ns), hi if hi_ns is None else min(hi, hi_ns)) for lo, hi in intervals
+        ]
     if not intervals:
-        raise ValueError(
-            f"catalog {catalog.path} has no order book deltas or trades for {list(map(str, instrument_ids))}"
-        )
+        span = "" if start is None and end is None else f" between {start} and {end}"
+        raise ValueError(f"catalog {catalog.path} has no order book deltas or trades for {ids}{span}")
     return min(lo for lo, _ in intervals), max(hi for _, hi in intervals)
 
 
-def _plan_windows(
-    catalog: ParquetDataCatalog,
-    identifiers: list[str],
-    classes: Sequence[type],
-    start: int | None,
-    end: int | None,
-    chunk_size: int,
-) -> list[tuple[int, int]]:
-    """Inclusive ``ts_init`` windows holding about ``chunk_size`` rows each.
+def _row_groups(
+    catalog: ParquetDataCatalog, identifiers: list[str], classes: Sequence[type], start: int | None, end: int | None
+) -> Iterator[tuple[int, int, int]]:
+    """``(min ts_init, max ts_init, rows)`` of every parquet row group that may hold rows in ``[start, end]``.
 
-    Row counts come from parquet row-group statistics, so planning reads metadata only. A row group
-    is counted at its last timestamp: windows can be off by a row group per file, never unbounded.
+    Read from row-group statistics, so only file metadata is touched.
     """
-    groups: list[tuple[int, int]] = []
-    first: int | None = None
     for cls in classes:
         files = catalog.filter_files(cls, catalog.get_file_list_from_data_cls(cls), identifiers, start, end)
         for file in files:
@@ -200,8 +273,26 @@ def _plan_windows(
                 lo, hi = stats.min, stats.max
                 if (start is not None and hi < start) or (end is not None and lo > end):
                     continue
-                groups.append((hi, row_group.num_rows))
-                first = lo if first is None else min(first, lo)
+                yield lo, hi, row_group.num_rows
+
+
+def _plan_windows(
+    catalog: ParquetDataCatalog,
+    identifiers: list[str],
+    classes: Sequence[type],
+    start: int | None,
+    end: int | None,
+    chunk_size: int,
+) -> list[tuple[int, int]]:
+    """Inclusive ``ts_init`` windows holding about ``chunk_size`` rows each.
+
+    A row group is counted at its last timestamp: windows can be off by a row group per file, never unbounded.
+    """
+    groups: list[tuple[int, int]] = []
+    first: int | None = None
+    for lo, hi, rows in _row_groups(catalog, identifiers, classes, start, end):
+        groups.append((hi, rows))
+        first = lo if first is None else min(first, lo)
     if not groups:
         return []
     groups.sort()
@@ -215,6 +306,28 @@ def _plan_windows(
             lo, rows = hi + 1, 0
     windows.append((lo, last))
     return windows
+
+
+def day_bounds(day: dt.date, tz: str = "UTC") -> tuple[int, int]:
+    """First and last nanosecond of calendar day ``day`` in time zone ``tz``, as UTC epoch nanoseconds."""
+    start = pd.Timestamp(day).tz_localize(tz)
+    return start.value, (start + pd.Timedelta(days=1)).value - 1
+
+
+def catalog_days(
+    catalog_path: CatalogLike, instrument_ids: Sequence[InstrumentId | str], tz: str = "UTC"
+) -> list[dt.date]:
+    """Calendar days (in ``tz``) on which the catalog holds book deltas of any of ``instrument_ids``.
+
+    From row-group statistics: a row group that spans midnight lists both days, even if one of them
+    turns out to hold no rows when read.
+    """
+    catalog = open_catalog(catalog_path)
+    days: set[dt.date] = set()
+    for lo, hi, _ in _row_groups(catalog, [str(i) for i in instrument_ids], (OrderBookDelta,), None, None):
+        first, last = (pd.Timestamp(t, unit="ns", tz="UTC").tz_convert(tz).date() for t in (lo, hi))
+        days.update(pd.date_range(first, last, freq="D").date)
+    return sorted(days)
 
 
 def stream_catalog(

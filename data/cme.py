@@ -7,7 +7,6 @@ sizes, order ids, flags, sequence numbers, timestamps) and only the instrument i
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from nautilus_trader.adapters.databento.loaders import DatabentoDataLoader
@@ -15,8 +14,9 @@ from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import OrderBookDelta, TradeTick
 from nautilus_trader.model.instruments import Equity
 
-from data.catalog import CatalogLike, CatalogWriteSummary, open_catalog, prepare_instrument_slots, write_data_chunked
+from data.catalog import CatalogLike, CatalogWriteSummary
 from data.synthetic import make_equity
+from data.validation import CatalogImport
 
 # ../shared/data/cme beside the repository, see its README for what each file holds.
 CME_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cme"
@@ -69,25 +69,21 @@ def write_cme_catalog(
     chunk_size: int = 250_000,
     overwrite: bool = False,
 ) -> CatalogWriteSummary:
-    """Write an MBO file to the catalog as ``{symbol}.{venue}``, in files of about ``chunk_size`` rows."""
-    t0 = time.perf_counter()
+    """Write an MBO file to the catalog as ``{symbol}.{venue}``, in files of about ``chunk_size`` rows.
+
+    A file of another day is appended to what the catalog holds for the instrument; one that overlaps it
+    in time raises ``CatalogOverlapError`` (a ``FileExistsError``) and writes nothing, unless ``overwrite``
+    replaces the instrument's data.
+    """
     instrument, data = load_cme_mbo_as_equity(path, symbol, venue, price_precision, include_trades)
     deltas = [d for d in data if isinstance(d, OrderBookDelta)]
     trades = [d for d in data if isinstance(d, TradeTick)]
     del data
     if not deltas:
         raise ValueError(f"{Path(path).name} holds no order book deltas")
-    catalog = open_catalog(catalog_path)
-    prepare_instrument_slots(catalog, [instrument], overwrite=overwrite)
-    files = sum(write_data_chunked(catalog, rows, chunk_size) for rows in (deltas, trades) if rows)
-    key = instrument.id.value
-    return CatalogWriteSummary(
-        catalog_path=Path(catalog.path),
-        instrument_ids=(key,),
-        deltas={key: len(deltas)},
-        trades={key: len(trades)},
-        start_ns=min(rows[0].ts_init for rows in (deltas, trades) if rows),
-        end_ns=max(rows[-1].ts_init for rows in (deltas, trades) if rows),
-        files=files,
-        seconds=time.perf_counter() - t0,
-    )
+    with CatalogImport(catalog_path, instrument, (OrderBookDelta, TradeTick), chunk_size, overwrite) as sink:
+        for cls, rows in ((OrderBookDelta, deltas), (TradeTick, trades)):
+            if rows:  # the whole file's span is known, so an overlap is named in full before anything is written
+                sink.expect(cls, rows[0].ts_init, rows[-1].ts_init)
+        sink.add(deltas=deltas, trades=trades)
+    return sink.summary()

@@ -101,8 +101,9 @@ class _Lobster:
             whole = cols[c] == np.rint(cols[c])
             if not whole.all():
                 i = int(np.flatnonzero(~whole)[0])
-                raise BookDataError(f"{c} must be a whole number", source=src, line=int(lines[i]), field=c,
-                                    value=frame[c].iloc[i])
+                raise BookDataError(
+                    f"{c} must be a whole number", source=src, line=int(lines[i]), field=c, value=frame[c].iloc[i]
+                )
         etype = cols["event_type"].astype(np.int64)
         size = cols["size"].astype(np.int64)
         price = cols["price"].astype(np.int64)
@@ -120,8 +121,7 @@ class _Lobster:
         fail(
             real & (price % self.grid != 0),
             "price",
-            f"price is off the grid of price precision {self.p_prec} (pass a finer "
-            "price_increment, e.g. 0.0001)",
+            f"price is off the grid of price precision {self.p_prec} (pass a finer price_increment, e.g. 0.0001)",
         )
         fail(real & (price <= 0), "price", "price must be positive")
         ts = np.rint(cols["time"] * 1e9).astype(np.int64) + self.midnight_ns
@@ -130,8 +130,11 @@ class _Lobster:
         if (ts < earlier).any():
             i = int(np.flatnonzero(ts < earlier)[0])
             raise BookDataError(
-                f"time goes backwards: {cols['time'][i]} s is before the previous message's", source=src,
-                line=int(lines[i]), field="time", value=frame["time"].iloc[i],
+                f"time goes backwards: {cols['time'][i]} s is before the previous message's",
+                source=src,
+                line=int(lines[i]),
+                field="time",
+                value=frame["time"].iloc[i],
             )
         self.last_ts = int(ts[-1])
         return (
@@ -148,7 +151,10 @@ class _Lobster:
         if frame.shape[1] % 4 or frame.shape[1] == 0:
             raise BookDataError(
                 f"an orderbook file has 4 columns per level, this one {frame.shape[1]}",
-                source=src, line=int(lines[0]), field=None, value=None,
+                source=src,
+                line=int(lines[0]),
+                field=None,
+                value=None,
             )
         values = np.column_stack(
             [numeric_column(frame[c], lines, src, _level_name(c)) for c in range(frame.shape[1])]
@@ -158,8 +164,13 @@ class _Lobster:
         off = ~empty & (prices % self.grid != 0)
         if off.any():
             r, c = map(int, np.argwhere(off)[0])
-            raise BookDataError(f"price is off the grid of price precision {self.p_prec}", source=src,
-                                line=int(lines[r]), field=_level_name(2 * c), value=int(prices[r, c]))
+            raise BookDataError(
+                f"price is off the grid of price precision {self.p_prec}",
+                source=src,
+                line=int(lines[r]),
+                field=_level_name(2 * c),
+                value=int(prices[r, c]),
+            )
         values[:, 0::2] = np.where(empty, 0, prices // self.grid)
         values[:, 1::2] = np.where(empty, 0, values[:, 1::2])
         return values.tolist()
@@ -203,7 +214,9 @@ class _Lobster:
             if left < 0:
                 raise BookDataError(
                     "the first orderbook row does not hold the order the first message submits",
-                    source=self.ob_src, line=line, field="Ask Size 1" if side == _SELL else "Bid Size 1",
+                    source=self.ob_src,
+                    line=line,
+                    field="Ask Size 1" if side == _SELL else "Bid Size 1",
                     value=levels.get((side, price), 0),
                 )
             levels[(side, price)] = left
@@ -229,8 +242,13 @@ class _Lobster:
         orders = self.book.orders
         if etype == 1:
             if oid in orders:
-                raise BookDataError("order id submitted while it is still in the book", source=self.msg_src,
-                                    line=line, field="order_id", value=oid)
+                raise BookDataError(
+                    "order id submitted while it is still in the book",
+                    source=self.msg_src,
+                    line=line,
+                    field="order_id",
+                    value=oid,
+                )
             self._delta(_ADD, side, price, size, oid, ts, line)
         elif etype in (2, 3, 4):
             held = orders.get(oid)
@@ -238,13 +256,19 @@ class _Lobster:
                 if held[1] != price or held[0] != side:
                     raise BookDataError(
                         f"order {oid} rests at {held[1] / 10**self.p_prec} on the other side or another price",
-                        source=self.msg_src, line=line, field="price", value=price * self.grid,
+                        source=self.msg_src,
+                        line=line,
+                        field="price",
+                        value=price * self.grid,
                     )
                 remaining = 0 if etype == 3 else held[2] - size
                 if remaining < 0:
                     raise BookDataError(
                         f"removes {size} shares from order {oid}, which has {held[2]} left",
-                        source=self.msg_src, line=line, field="size", value=size,
+                        source=self.msg_src,
+                        line=line,
+                        field="size",
+                        value=size,
                     )
                 if remaining:
                     self._delta(_UPDATE, side, price, remaining, oid, ts, line)
@@ -259,7 +283,10 @@ class _Lobster:
                     raise BookDataError(
                         f"order {oid} was never submitted and the {available} shares that predate the file at "
                         "this price cannot cover it",
-                        source=self.msg_src, line=line, field="size", value=size,
+                        source=self.msg_src,
+                        line=line,
+                        field="size",
+                        value=size,
                     )
         if etype in _TRADE_TYPES:
             aggressor = 0 if etype == 6 else (2 if side == _BUY else 1)
@@ -277,7 +304,10 @@ class _Lobster:
                 raise BookDataError(
                     f"the messages leave the best {'ask' if offset == 0 else 'bid'} at {best / 10**self.p_prec}, "
                     "the orderbook file shows " + (f"{shown_price / 10**self.p_prec}" if shown else "no level"),
-                    source=self.ob_src, line=line, field=name, value=shown_price * self.grid if shown else None,
+                    source=self.ob_src,
+                    line=line,
+                    field=name,
+                    value=shown_price * self.grid if shown else None,
                 )
         self.prev_row = row
 
@@ -295,7 +325,10 @@ class _Lobster:
                     raise BookDataError(
                         f"the messages leave {held} shares at {price / 10**self.p_prec}, the orderbook file shows "
                         f"{shown}",
-                        source=self.ob_src, line=line, field=_level_name(4 * lv + offset + 1), value=shown,
+                        source=self.ob_src,
+                        line=line,
+                        field=_level_name(4 * lv + offset + 1),
+                        value=shown,
                     )
 
     def chunk(self, msgs: tuple[list, ...], rows: list[list[int]], lines: list[int], reconcile: bool) -> None:
@@ -317,8 +350,9 @@ class _Lobster:
         self.out, self.trades = [], []
         if out:
             action, side, price, size, oid, flags, ts, lines = (list(c) for c in zip(*out, strict=True))
-            self.validator.check_columns(action, side, price, size, oid, flags, ts, ts, lines,
-                                         price_unit=10**self.p_prec)
+            self.validator.check_columns(
+                action, side, price, size, oid, flags, ts, ts, lines, price_unit=10**self.p_prec
+            )
         if trades:
             t_price, t_size, _, _, t_ts, t_lines = (list(c) for c in zip(*trades, strict=True))
             self.validator.check_trade_columns(t_price, t_size, t_ts, t_ts, t_lines)
@@ -394,24 +428,42 @@ def import_lobster(
             for frame in messages:
                 lines = frame.index.to_numpy(dtype=np.int64) + 1
                 if frame.shape[1] != len(MESSAGE_COLUMNS) or frame["direction"].isna().all():
-                    raise BookDataError("a LOBSTER message file has 6 columns", source=str(message_path),
-                                        line=int(lines[0]), field="direction", value=None)
+                    raise BookDataError(
+                        "a LOBSTER message file has 6 columns",
+                        source=str(message_path),
+                        line=int(lines[0]),
+                        field="direction",
+                        value=None,
+                    )
                 book = next(book_chunks, None)
                 if book is None or len(book) < len(frame):
                     have = 0 if book is None else len(book)
                     raise BookDataError(
                         f"the orderbook file ends before the message file (line {int(lines[0]) + have} has no row)",
-                        source=str(orderbook_path), line=int(lines[0]) + have, field=None, value=None,
+                        source=str(orderbook_path),
+                        line=int(lines[0]) + have,
+                        field=None,
+                        value=None,
                     )
                 if len(book) > len(frame):
-                    raise BookDataError("the orderbook file has more rows than the message file",
-                                        source=str(orderbook_path), line=int(lines[-1]) + 1, field=None, value=None)
+                    raise BookDataError(
+                        "the orderbook file has more rows than the message file",
+                        source=str(orderbook_path),
+                        line=int(lines[-1]) + 1,
+                        field=None,
+                        value=None,
+                    )
                 state.chunk(state.messages(frame, lines), state.book_rows(book, lines), lines.tolist(), reconcile)
                 state.drain(sink)
             extra = next(book_chunks, None)
             if extra is not None and len(extra):
-                raise BookDataError("the orderbook file has more rows than the message file",
-                                    source=str(orderbook_path), line=int(extra.index[0]) + 1, field=None, value=None)
+                raise BookDataError(
+                    "the orderbook file has more rows than the message file",
+                    source=str(orderbook_path),
+                    line=int(extra.index[0]) + 1,
+                    field=None,
+                    value=None,
+                )
         if not state.seeded:
             raise BookDataError("no messages", source=str(message_path), line=None, field=None, value=None)
     return sink.summary()

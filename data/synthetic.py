@@ -454,8 +454,10 @@ def write_synthetic_catalog(
     """Generate a session and write instruments, ``OrderBookDelta`` rows and ``TradeTick``s to the catalog.
 
     Files are written every ``chunk_rows`` deltas (always on a venue-event boundary), so memory stays
-    bounded by one chunk. Raises ``FileExistsError`` if the catalog already holds book or trade data
-    for one of the instruments, unless ``overwrite`` is set, which deletes that data first.
+    bounded by one chunk. Another session of the same instruments is appended, so one catalog can hold
+    several days; a session that overlaps what the catalog holds raises ``CatalogOverlapError`` (a
+    ``FileExistsError``) before anything is written, unless ``overwrite`` is set, which deletes the
+    instruments' data first.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, was {chunk_rows}")
@@ -464,7 +466,7 @@ def write_synthetic_catalog(
     end_ns = start_ns + pd.Timedelta(duration).value
     catalog = open_catalog(catalog_path)
     instruments = [make_equity(s.symbol, venue, str(s.price_increment), ts_init=start_ns) for s in specs]
-    prepare_instrument_slots(catalog, instruments, overwrite=overwrite)
+    prepare_instrument_slots(catalog, instruments, overwrite=overwrite, span=(start_ns, end_ns))
 
     delta_counts: dict[str, int] = {}
     trade_counts: dict[str, int] = {}
@@ -501,3 +503,25 @@ def write_synthetic_catalog(
         files=files,
         seconds=time.perf_counter() - t0,
     )
+
+
+def write_synthetic_days(
+    catalog_path: str | Path,
+    days: int,
+    start: pd.Timestamp | str | int = DEFAULT_START,
+    seed: int = 7,
+    **session: object,
+) -> list[SyntheticCatalogSummary]:
+    """``days`` sessions on consecutive business days from ``start`` (same time of day), all in one catalog.
+
+    Day n is seeded with ``seed + n``, so days differ and each is reproducible alone; ``session`` goes to
+    ``write_synthetic_catalog``.
+    """
+    if days < 1:
+        raise ValueError(f"days must be >= 1, was {days}")
+    first = pd.Timestamp(unix_nanos(start), unit="ns", tz="UTC")
+    starts = pd.bdate_range(first.normalize(), periods=days) + (first - first.normalize())
+    return [
+        write_synthetic_catalog(catalog_path, start=day, seed=seed + n, **session)  # type: ignore[arg-type]
+        for n, day in enumerate(starts)
+    ]

@@ -151,8 +151,9 @@ class _Reader:
                 if self.symbol is None:
                     first = symbols[0]
                     if not isinstance(first, str):
-                        raise BookDataError("symbol is empty", source=self.source, line=int(lines[0]),
-                                            field="symbol", value=None)
+                        raise BookDataError(
+                            "symbol is empty", source=self.source, line=int(lines[0]), field="symbol", value=None
+                        )
                     self.symbol = first
                 keep = symbols == self.symbol
                 if not keep.all():
@@ -228,8 +229,13 @@ def import_tardis(
     chunks = reader.chunks()
     first = next(chunks, None)
     if first is None:
-        raise BookDataError("no data rows" + (f" for symbol {symbol!r}" if symbol else ""), source=source,
-                            line=None, field=None, value=None)
+        raise BookDataError(
+            "no data rows" + (f" for symbol {symbol!r}" if symbol else ""),
+            source=source,
+            line=None,
+            field=None,
+            value=None,
+        )
 
     if kind == "book_snapshot":
         price_cols = [f"{s}[{i}].price" for i in range(depth) for s in ("bids", "asks")]
@@ -237,8 +243,15 @@ def import_tardis(
     else:
         price_cols, amount_cols = ["price"], ["amount"]
     # Precision comes from a fixed-size head, not the first read chunk, so it does not depend on read_chunk_rows.
-    head = pd.read_csv(path, nrows=infer_rows, usecols=[*price_cols, *amount_cols, "symbol"],
-                       dtype={"symbol": str}, keep_default_na=False, na_values=[""], skip_blank_lines=False)
+    head = pd.read_csv(
+        path,
+        nrows=infer_rows,
+        usecols=[*price_cols, *amount_cols, "symbol"],
+        dtype={"symbol": str},
+        keep_default_na=False,
+        na_values=[""],
+        skip_blank_lines=False,
+    )
     head = head[head["symbol"] == reader.symbol]
     head_lines = head.index.to_numpy(dtype=np.int64) + 2
     prices = np.concatenate([numeric_column(head[c], head_lines, source, c, True) for c in price_cols])
@@ -248,8 +261,11 @@ def import_tardis(
     instrument = make_instrument(iid, increment, s_prec)
 
     validator = BookValidator(source, BookType.L2_MBP, _FIELDS, check_crossed=check_crossed)
-    convert = {"incremental_book_L2": _IncrementalConverter, "book_snapshot": _SnapshotConverter,
-               "trades": _TradesConverter}[kind](instrument, reader, validator, p_prec, s_prec, depth)
+    convert = {
+        "incremental_book_L2": _IncrementalConverter,
+        "book_snapshot": _SnapshotConverter,
+        "trades": _TradesConverter,
+    }[kind](instrument, reader, validator, p_prec, s_prec, depth)
     classes = (TradeTick,) if kind == "trades" else (OrderBookDelta,)
 
     def all_chunks():
@@ -264,8 +280,9 @@ def import_tardis(
 
 
 class _Converter:
-    def __init__(self, instrument: Instrument, reader: _Reader, validator: BookValidator, p_prec: int, s_prec: int,
-                 depth: int) -> None:
+    def __init__(
+        self, instrument: Instrument, reader: _Reader, validator: BookValidator, p_prec: int, s_prec: int, depth: int
+    ) -> None:
         self.iid = instrument.id
         self.reader = reader
         self.source = reader.source
@@ -283,11 +300,25 @@ class _Converter:
         cols = [np.asarray(c).tolist() for c in (action, side, price, size, flags, ts_event, ts_init, lines)]
         action, side, price, size, flags, ts_event, ts_init, lines = cols
         self.validator.check_columns(
-            action, side, price, size, [0] * len(action), flags, ts_event, ts_init, lines,
-            price_unit=10**self.p_prec, size_unit=10**self.s_prec,
+            action,
+            side,
+            price,
+            size,
+            [0] * len(action),
+            flags,
+            ts_event,
+            ts_init,
+            lines,
+            price_unit=10**self.p_prec,
+            size_unit=10**self.s_prec,
         )
         from_raw, iid, p_raw, s_raw, p_prec, s_prec = (
-            OrderBookDelta.from_raw, self.iid, self.p_raw, self.s_raw, self.p_prec, self.s_prec
+            OrderBookDelta.from_raw,
+            self.iid,
+            self.p_raw,
+            self.s_raw,
+            self.p_prec,
+            self.s_prec,
         )
         sink.add(
             deltas=[
@@ -322,15 +353,21 @@ class _IncrementalConverter(_Converter):
         bad = ~snap & (flag_text != "false")
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise BookDataError("is_snapshot must be true or false", source=src, line=int(lines[i]),
-                                field="is_snapshot", value=frame["is_snapshot"].iloc[i])
+            raise BookDataError(
+                "is_snapshot must be true or false",
+                source=src,
+                line=int(lines[i]),
+                field="is_snapshot",
+                value=frame["is_snapshot"].iloc[i],
+            )
         side_text = frame["side"].astype(str).str.strip().str.lower()
         side = side_text.map(_BOOK_SIDES).to_numpy()
         bad = pd.isna(side)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise BookDataError("side must be bid or ask", source=src, line=int(lines[i]), field="side",
-                                value=frame["side"].iloc[i])
+            raise BookDataError(
+                "side must be bid or ask", source=src, line=int(lines[i]), field="side", value=frame["side"].iloc[i]
+            )
         side = side.astype(np.int64)
         price = to_units(numeric_column(frame["price"], lines, src, "price"), self.p_prec, lines, src, "price")
         size = to_units(numeric_column(frame["amount"], lines, src, "amount"), self.s_prec, lines, src, "amount")
@@ -394,8 +431,9 @@ class _SnapshotConverter(_Converter):
         if half.any():
             r, c = map(int, np.argwhere(half)[0])
             field = f"{order[c][0]}[{order[c][1]}].{'amount' if present[r, c] else 'price'}"
-            raise BookDataError("a level needs both a price and an amount", source=src, line=int(lines[r]),
-                                field=field, value=None)
+            raise BookDataError(
+                "a level needs both a price and an amount", source=src, line=int(lines[r]), field=field, value=None
+            )
         n = len(frame)
         names = [f"{s}[{i}]" for s, i in order]
         price_u = np.column_stack(
@@ -416,8 +454,15 @@ class _SnapshotConverter(_Converter):
         full_price = np.column_stack([np.zeros(n, dtype=np.int64), price_u])
         full_size = np.column_stack([np.zeros(n, dtype=np.int64), size_u])
         self._emit_deltas(
-            sink, action[cols], sides[cols], full_price[rows, cols], full_size[rows, cols], flags[rows, cols],
-            ts_event[rows], ts_init[rows], lines[rows],
+            sink,
+            action[cols],
+            sides[cols],
+            full_price[rows, cols],
+            full_size[rows, cols],
+            flags[rows, cols],
+            ts_event[rows],
+            ts_init[rows],
+            lines[rows],
         )
 
 
@@ -429,8 +474,13 @@ class _TradesConverter(_Converter):
         bad = pd.isna(aggressor)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise BookDataError("side must be buy, sell or unknown", source=src, line=int(lines[i]), field="side",
-                                value=frame["side"].iloc[i])
+            raise BookDataError(
+                "side must be buy, sell or unknown",
+                source=src,
+                line=int(lines[i]),
+                field="side",
+                value=frame["side"].iloc[i],
+            )
         price = to_units(numeric_column(frame["price"], lines, src, "price"), self.p_prec, lines, src, "price")
         size = to_units(numeric_column(frame["amount"], lines, src, "amount"), self.s_prec, lines, src, "amount")
         ts_event, ts_init = self.reader.timestamps(frame, lines)
@@ -438,8 +488,9 @@ class _TradesConverter(_Converter):
         too_long = np.array([len(x) > 36 for x in ids])
         if too_long.any():
             i = int(np.flatnonzero(too_long)[0])
-            raise BookDataError("trade id is longer than 36 characters", source=src, line=int(lines[i]),
-                                field="id", value=ids[i])
+            raise BookDataError(
+                "trade id is longer than 36 characters", source=src, line=int(lines[i]), field="id", value=ids[i]
+            )
         lines_l = lines.tolist()
         price_l, size_l, te_l, ti_l = price.tolist(), size.tolist(), ts_event.tolist(), ts_init.tolist()
         self.validator.check_trade_columns(price_l, size_l, te_l, ti_l, lines_l, size_unit=10**self.s_prec)
@@ -448,7 +499,13 @@ class _TradesConverter(_Converter):
             trades=[
                 TradeTick.from_raw(iid, p * p_raw, p_prec, q * s_raw, s_prec, a, TradeId(t or f"L{ln}"), te, ti)
                 for p, q, a, t, te, ti, ln in zip(
-                    price_l, size_l, aggressor.astype(np.int64).tolist(), ids.tolist(), te_l, ti_l, lines_l,
+                    price_l,
+                    size_l,
+                    aggressor.astype(np.int64).tolist(),
+                    ids.tolist(),
+                    te_l,
+                    ti_l,
+                    lines_l,
                     strict=True,
                 )
             ]

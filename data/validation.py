@@ -26,7 +26,14 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import FIXED_PRECISION
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from data.catalog import CatalogLike, CatalogWriteSummary, open_catalog, write_data_chunked
+from data.catalog import (
+    CatalogLike,
+    CatalogWriteSummary,
+    ensure_instrument,
+    open_catalog,
+    overlap_error,
+    write_data_chunked,
+)
 
 _F_LAST = int(RecordFlag.F_LAST)
 _ADD, _UPDATE, _DELETE, _CLEAR = 1, 2, 3, 4  # BookAction
@@ -343,10 +350,10 @@ def validate_stream(
         yield chunk
 
 
-def _safe_cut(items: list, is_deltas: bool) -> int:
-    """How many leading items may be written now: up to the last point where ``ts_init`` strictly increases
-    (catalog files must not touch) and, for deltas, an event has just closed."""
-    for k in range(len(items) - 1, 0, -1):
+def _safe_cut(items: list, is_deltas: bool, upto: int) -> int:
+    """How many leading items, at most ``upto``, may be written now: up to the last point where ``ts_init``
+    strictly increases (catalog files must not touch) and, for deltas, an event has just closed."""
+    for k in range(min(upto, len(items) - 1), 0, -1):
         prev = items[k - 1]
         if prev.ts_init < items[k].ts_init and (not is_deltas or prev.flags & _F_LAST):
             return k
@@ -356,10 +363,13 @@ def _safe_cut(items: list, is_deltas: bool) -> int:
 class CatalogImport:
     """Validated rows of one instrument, written in files of about ``chunk_size`` rows, or not at all.
 
-    Only the classes being imported must be free in the catalog (so a book file and a trades file of the
-    same instrument can be imported one after the other). If the import fails, every file it wrote is
-    deleted again, so a catalog never holds half of a source file; this is safe because the slots were
-    empty (or emptied under ``overwrite``) when it started.
+    The catalog may already hold other days of the instrument: rows are appended as long as they do not
+    overlap, in time, what it held for the same class when the import began (so a book file and a trades
+    file of the same day can be imported one after the other, too). Before each file is written, the span
+    imported so far is checked, and an overlap raises ``CatalogOverlapError`` naming the instrument and both
+    ranges. If the import fails, exactly the files it wrote are deleted again, so a catalog never holds
+    part of a source file and keeps everything it held before. ``overwrite`` deletes the instrument's rows
+    of the imported classes first, every day of them.
     """
 
     def __init__(
@@ -382,43 +392,44 @@ class CatalogImport:
         self.deltas: list[OrderBookDelta] = []
         self.trades: list[TradeTick] = []
         self.counts = {OrderBookDelta: 0, TradeTick: 0}
+        self.held: dict[type, list[tuple[int, int]]] = {}
+        self.first_ns: dict[type, int] = {}
         self.files = 0
         self.start_ns: int | None = None
         self.end_ns: int | None = None
 
     def __enter__(self) -> CatalogImport:
         catalog, key = self.catalog, self.key
-        held = [cls for cls in self.classes if catalog.get_intervals(cls, key)]
-        if held and not self.overwrite:
-            raise FileExistsError(
-                f"catalog {catalog.path} already holds {', '.join(c.__name__ for c in held)} for {key}; "
-                "use a fresh path or pass overwrite=True"
-            )
-        for cls in held:
-            catalog.delete_data_range(cls, key)
-        existing = catalog.instruments(instrument_ids=[key])
-        if not existing:
-            catalog.write_data([self.instrument])
-        else:
-            old = existing[0]
-            if (old.price_precision, old.size_precision) != (
-                self.instrument.price_precision,
-                self.instrument.size_precision,
-            ):
-                raise ValueError(
-                    f"catalog {catalog.path} defines {key} with price/size precision "
-                    f"{old.price_precision}/{old.size_precision}, this import has "
-                    f"{self.instrument.price_precision}/{self.instrument.size_precision}"
-                )
+        ensure_instrument(catalog, self.instrument)
+        for cls in self.classes:
+            if self.overwrite and catalog.get_intervals(cls, key):
+                catalog.delete_data_range(cls, key)
+            self.held[cls] = catalog.get_intervals(cls, key)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self._write(final=True)
+            try:
+                self._write(final=True)
+            except BaseException:
+                self._roll_back()
+                raise
             return
+        self._roll_back()
+
+    def _roll_back(self) -> None:
+        # Files never overlap, so deleting the exact interval of a file this import wrote removes that file only.
         for cls in self.classes:
-            if self.catalog.get_intervals(cls, self.key):
-                self.catalog.delete_data_range(cls, self.key)
+            held = set(self.held.get(cls, ()))
+            for lo, hi in self.catalog.get_intervals(cls, self.key):
+                if (lo, hi) not in held:
+                    self.catalog.delete_data_range(cls, self.key, lo, hi)
+
+    def expect(self, cls: type, start_ns: int, end_ns: int) -> None:
+        """Refuse now, before any row is read, if rows of ``cls`` from ``start_ns`` to ``end_ns`` would overlap."""
+        error = overlap_error(self.catalog, cls, self.key, self.held.get(cls, ()), start_ns, end_ns)
+        if error is not None:
+            raise error
 
     def add(self, deltas: Sequence[OrderBookDelta] = (), trades: Sequence[TradeTick] = ()) -> None:
         """Queue rows that already passed validation; full buffers are written on event boundaries."""
@@ -431,10 +442,15 @@ class CatalogImport:
         for rows, is_deltas, cls in ((self.deltas, True, OrderBookDelta), (self.trades, False, TradeTick)):
             if not rows or (not final and len(rows) < self.chunk_size):
                 continue
-            cut = len(rows) if final else _safe_cut(rows, is_deltas)
+            # Whole chunks only, so a file never ends in a sliver that a later chunk could have carried.
+            cut = len(rows) if final else _safe_cut(rows, is_deltas, len(rows) // self.chunk_size * self.chunk_size)
             if cut == 0:
                 continue
             head = rows[:cut]
+            first = self.first_ns.setdefault(cls, head[0].ts_init)
+            error = overlap_error(self.catalog, cls, self.key, self.held.get(cls, ()), first, head[-1].ts_init)
+            if error is not None:
+                raise error
             self.files += write_data_chunked(self.catalog, head, self.chunk_size)
             self.counts[cls] += cut
             lo, hi = head[0].ts_init, head[-1].ts_init

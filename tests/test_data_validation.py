@@ -93,8 +93,15 @@ def test_time_is_per_instrument():
     other = equity("QQQ")
     v = BookValidator()
     v.check_deltas([delta(BookAction.ADD, OrderSide.BUY, "1.00", 1, T0 + 10)])
-    qqq = OrderBookDelta(other.id, BookAction.ADD, BookOrder(OrderSide.BUY, Price.from_str("2.00"),
-                                                              Quantity.from_int(1), 0), F_LAST, 0, T0, T0)
+    qqq = OrderBookDelta(
+        other.id,
+        BookAction.ADD,
+        BookOrder(OrderSide.BUY, Price.from_str("2.00"), Quantity.from_int(1), 0),
+        F_LAST,
+        0,
+        T0,
+        T0,
+    )
     v.check_deltas([qqq])  # earlier than SPY's last, but a different instrument
 
 
@@ -110,8 +117,9 @@ def test_unknown_action_and_missing_side():
 def test_l3_tracks_orders_by_id():
     v = BookValidator(book_type=BookType.L3_MBO)
     # two orders at one price; deleting one leaves the level, moving the other across the spread crosses
-    v.check_columns([1, 1, 1], [1, 1, 2], [100, 100, 101], [5, 5, 5], [1, 2, 3], [0, 0, F_LAST], [1] * 3, [1] * 3,
-                    [1, 2, 3])
+    v.check_columns(
+        [1, 1, 1], [1, 1, 2], [100, 100, 101], [5, 5, 5], [1, 2, 3], [0, 0, F_LAST], [1] * 3, [1] * 3, [1, 2, 3]
+    )
     v.check_columns([3], [1], [100], [0], [1], [F_LAST], [2], [2], [4])
     assert v.best_prices() == (100, 101)
     with pytest.raises(BookDataError, match="crossed"):
@@ -172,5 +180,8 @@ def test_catalog_import_rolls_back_everything_it_wrote(tmp_path):
     assert summary.files >= 3 and (summary.start_ns, summary.end_ns) == (T0, T0 + 4)
     streamed = [x for chunk in stream_catalog(catalog, [SPY.id]) for x in chunk]
     assert sum(len(x.deltas) for x in streamed if not isinstance(x, TradeTick)) == 15
-    with pytest.raises(FileExistsError):
-        CatalogImport(catalog, SPY, (TradeTick,)).__enter__()
+    before = sorted(p.name for p in (catalog / "data").rglob("*.parquet"))
+    with pytest.raises(FileExistsError, match="SPY.SMART"):  # the same rows again overlap what is there
+        with CatalogImport(catalog, SPY, (OrderBookDelta,), chunk_size=3) as sink:
+            sink.add(deltas=deltas)
+    assert sorted(p.name for p in (catalog / "data").rglob("*.parquet")) == before
