@@ -2,7 +2,9 @@
 
 rebalance demo
 rebalance backtest --plan PLAN --catalog DIR [--param name=value ...] [--venue-param name=value ...]
-rebalance data synth --catalog DIR [--minutes N] [--seed N]
+rebalance backtest --plan PLAN_OR_PER_DAY_PLANS --catalog DIR [--days D1,D2 | --start D --end D | --all-days]
+rebalance data synth --catalog DIR [--minutes N] [--seed N] [--days N] [--start TIME]
+rebalance data import {dbn,tardis,lobster} FILE --catalog DIR --instrument ID [--overwrite]
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import pandas as pd
 from backtests.results import print_results
 from backtests.runner import run_backtest
 from backtests.sweep import add_sweep_parser, run_sweep_command
-from live.paper import add_paper_parser, run_paper_command
+from live.cli import DEFAULT_STATE_DIR, add_session_parsers
+from live.journal.cli import add_journal_parser, run_journal_command
+from live.killswitch import add_kill_parser
+from live.status import add_status_parser
 from strategies.plan import PlanError, load_plan
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
@@ -91,6 +96,62 @@ def _run(plan: Path, catalog: Path, out: Path, params: list[str], venue_params: 
     return 0 if result.report and result.report.summary["accounts_below_zero"] == 0 else 1
 
 
+def _backtest(args: argparse.Namespace, out: Path) -> int:
+    """One session over the whole catalog, or one per day when days are asked for, the plan is a folder of
+    per-day plans, or the catalog holds more than one day."""
+    from backtests.days import DaySelectionError, is_single_plan, parse_days
+    from data.catalog import catalog_days, catalog_instruments
+
+    try:
+        pd.Timestamp("2024-01-02").tz_localize(args.tz)
+        asked = parse_days(args.days, args.start, args.end)
+    except (DaySelectionError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.chunk_size < 1:
+        print(f"error: --chunk-size must be >= 1, was {args.chunk_size}", file=sys.stderr)
+        return 2
+    single = is_single_plan(args.plan)
+    if asked is None and not args.all_days and single:
+        ids = [str(i.id) for i in catalog_instruments(args.catalog)]
+        if len(catalog_days(args.catalog, ids, args.tz)) <= 1:
+            return _run(args.plan, args.catalog, out, args.param, args.venue_param, args.log_level)
+    return _run_days(args, asked, out)
+
+
+def _run_days(args: argparse.Namespace, asked: list | None, out: Path) -> int:
+    from backtests.days import DaySelectionError, day_sessions, load_day_plans, run_days
+    from backtests.results import print_days
+    from data.catalog import catalog_days, catalog_instruments
+
+    config = _strategy_config(args.plan, out, args.param)
+    venue = _venue_config(args.venue_param, config.default_venue)
+    instruments = catalog_instruments(args.catalog)
+    if not instruments:
+        print(f"error: no instruments in catalog {args.catalog}", file=sys.stderr)
+        return 2
+    held = catalog_days(args.catalog, [str(i.id) for i in instruments], args.tz)
+    try:
+        if args.all_days:
+            if asked is not None:
+                raise DaySelectionError("--all-days cannot be combined with --days or --start/--end")
+            asked = held
+        sessions = day_sessions(args.plan, asked, held, range_asked=bool(args.start))
+        if not sessions:
+            raise DaySelectionError(f"no day to run: the catalog holds {', '.join(map(str, held)) or 'no days'}")
+        plans = load_day_plans(sessions, instruments, config.default_venue)
+    except (DaySelectionError, PlanError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = run_days(
+        sessions, plans, args.catalog, instruments, config, venue, out,
+        tz=args.tz, chunk_size=args.chunk_size, log_level=args.log_level,
+    )  # fmt: skip
+    print_days(table)
+    print(f"Run folders and days.csv / days.parquet: {out}")
+    return 0 if (table["status"] == "ok").all() else 1
+
+
 def _ensure_demo_catalog() -> Path:
     from data.synthetic import write_synthetic_catalog
 
@@ -119,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
     bt.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
     bt.add_argument("--log-level", default="WARNING")
+    bt.add_argument("--days", help="comma-separated trading days (YYYY-MM-DD), one session each")
+    bt.add_argument("--start", help="first day of an inclusive range of days (with --end)")
+    bt.add_argument("--end", help="last day of the range")
+    bt.add_argument("--all-days", action="store_true", help="one session on every day the catalog holds")
+    bt.add_argument("--tz", default="UTC", help="time zone whose calendar days split the catalog (default UTC)")
+    bt.add_argument("--chunk-size", type=int, default=100_000, help="rows streamed per chunk")
 
     data = sub.add_parser("data", help="market data utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -126,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--catalog", type=Path, required=True)
     synth.add_argument("--minutes", type=float, default=30.0)
     synth.add_argument("--seed", type=int, default=7)
+    synth.add_argument("--days", type=int, default=1, help="sessions on consecutive business days (seed + n)")
+    synth.add_argument("--start", default=None, help="first session's start time, UTC (default 2024-03-04 14:30)")
 
     imp = data_sub.add_parser("import", help="load historical books into a catalog, validated and in chunks")
     imp.add_argument("format", choices=["dbn", "tardis", "lobster"])
@@ -134,9 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--instrument", required=True, help="instrument id (ES.SMART) or symbol")
     imp.add_argument("--date", help="trading date of a LOBSTER file (its times have no date)")
     imp.add_argument("--price-increment", help="tick size, if the file cannot tell")
-    imp.add_argument("--overwrite", action="store_true", help="replace this instrument's data in the catalog")
+    imp.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace all of this instrument's data (by default another day is appended; an overlap is refused)",
+    )
 
-    add_paper_parser(sub)
+    add_session_parsers(sub)
+    add_status_parser(sub, DEFAULT_STATE_DIR)
+    add_kill_parser(sub, DEFAULT_STATE_DIR)
+    add_journal_parser(sub)
     add_sweep_parser(sub)
     args = parser.parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -146,20 +222,32 @@ def main(argv: list[str] | None = None) -> int:
         return _run(DEMO_PLAN, catalog, out, args.param, args.venue_param, args.log_level)
     if args.command == "backtest":
         out = args.out or Path("runs") / stamp
-        return _run(args.plan, args.catalog, out, args.param, args.venue_param, args.log_level)
+        return _backtest(args, out)
     if args.command == "data" and args.data_command == "synth":
-        from data.synthetic import write_synthetic_catalog
+        from data.synthetic import DEFAULT_START, write_synthetic_days
 
-        summary = write_synthetic_catalog(args.catalog, duration=pd.Timedelta(minutes=args.minutes), seed=args.seed)
-        span = pd.to_datetime([summary.start_ns, summary.end_ns], unit="ns", utc=True)
-        print(
-            f"wrote {summary.total_deltas:,} book deltas and {summary.total_trades:,} trades for "
-            f"{', '.join(summary.instrument_ids)} from {span[0]} to {span[1]} into {args.catalog}"
-        )
+        try:
+            summaries = write_synthetic_days(
+                args.catalog, args.days, start=args.start or DEFAULT_START, seed=args.seed,
+                duration=pd.Timedelta(minutes=args.minutes),
+            )  # fmt: skip
+        except (FileExistsError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for summary in summaries:
+            span = pd.to_datetime([summary.start_ns, summary.end_ns], unit="ns", utc=True)
+            print(
+                f"wrote {summary.total_deltas:,} book deltas and {summary.total_trades:,} trades for "
+                f"{', '.join(summary.instrument_ids)} from {span[0]} to {span[1]} into {args.catalog}"
+            )
         return 0
     if args.command == "data" and args.data_command == "import":
         return _import(args)
-    return {"paper": run_paper_command, "sweep": run_sweep_command}[args.command](args)
+    if args.command == "journal":
+        return run_journal_command(args)
+    if args.command == "sweep":
+        return run_sweep_command(args)
+    return args.func(args)
 
 
 def _import(args: argparse.Namespace) -> int:

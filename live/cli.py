@@ -1,0 +1,260 @@
+"""The daily session from the command line: `rebalance paper`, `rebalance live`, and `--what-if`.
+
+    rebalance paper --plan PLAN [--what-if] [--journal URL] [--rail name=value ...]
+    rebalance live  --plan PLAN --confirm-live [--journal URL] [--rails rails.json ...]
+
+Both run the same session (live.node.run_session); they differ in what they guard against.
+`paper` refuses IB's live API ports unless told otherwise. `live` prints what it will send and
+refuses to go on without `--confirm-live`, and never skips the market-hours check. `--what-if`
+connects, syncs, sizes and prints the orders, and sends nothing.
+
+Running the same command again resumes the run: the run id is derived from the mode and the
+session date, and the journal holds what the earlier process did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+PAPER_PORTS = {4002: "IB Gateway paper", 7497: "TWS paper"}
+LIVE_PORTS = {4001: "IB Gateway (live)", 7496: "TWS (live)"}
+RUNS = Path("runs")
+DEFAULT_JOURNAL = f"sqlite:///{RUNS / 'journal.db'}"
+DEFAULT_STATE_DIR = RUNS / "state"
+# A fat-finger band is on unless the adviser configures otherwise: with the default 50 bps
+# offsets a limit is never more than 50 bps from its reference, so 200 bps only catches mistakes.
+DEFAULT_RAILS = {"price_band_bps": 200.0}
+USD_RAILS = ("max_order_notional", "max_session_notional", "daily_traded_value_cap")
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_REFUSED, EXIT_KILLED = 0, 1, 2, 3
+
+log = logging.getLogger(__name__)
+
+
+class PortRefused(ValueError):
+    """A session was pointed at an API port of the other kind of login."""
+
+
+def _port(port: int | None) -> int:
+    from venues.ib_fa.config import DEFAULT_PORT, ENV_PORT
+
+    return port if port is not None else int(os.environ.get(ENV_PORT) or DEFAULT_PORT)
+
+
+def check_port(mode: str, port: int | None, allow_live_port: bool = False) -> None:
+    effective = _port(port)
+    if mode == "paper" and effective in LIVE_PORTS and not allow_live_port:
+        raise PortRefused(
+            f"port {effective} is the API port of {LIVE_PORTS[effective]}: a paper session uses 4002 (IB Gateway) "
+            "or 7497 (TWS). Pass --allow-live-port only once the paper run has been checked."
+        )
+    if mode == "live" and effective in PAPER_PORTS:
+        log.warning(f"a live session on port {effective}, the API port of {PAPER_PORTS[effective]}")
+
+
+def session_config(args: argparse.Namespace, mode: str):
+    """The IBSessionConfig of a session from its command-line arguments."""
+    from live.node import IBSessionConfig
+
+    check_port(mode, args.port, getattr(args, "allow_live_port", False))
+    master = args.fa_master or os.environ.get("IB_FA_MASTER") or ""
+    if mode == "paper" and master and not master.upper().startswith("D"):
+        # IB's paper accounts are the D-prefixed twins of the live ones (DF... for an FA master)
+        log.warning(f"FA master {master} does not look like a paper account (paper accounts start with D)")
+    return IBSessionConfig(
+        host=args.host, port=args.port, client_id=args.client_id, fa_master_account=args.fa_master,
+        cash_tag=args.cash_tag, market_data_type=args.market_data_type,
+        session_timeout_secs=args.session_timeout, log_level=args.log_level,
+        log_directory=str(args.log_dir) if args.log_dir else None,
+    )  # fmt: skip
+
+
+def rails_config(rails_file: Path | None, pairs: list[str]):
+    """Rails from the defaults, then a JSON file, then `--rail name=value` pairs, each overriding the last."""
+    from strategies.rails import RailsConfig
+
+    values: dict = dict(DEFAULT_RAILS)
+    if rails_file is not None:
+        try:
+            # numbers parsed as Decimal and handed on as text: USD amounts stay exact
+            loaded = json.loads(rails_file.read_text(), parse_float=Decimal)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SystemExit(f"--rails {rails_file}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"--rails {rails_file}: expected a JSON object of rail name -> value")
+        for name, value in loaded.items():
+            exact = isinstance(value, Decimal) or (name in USD_RAILS and isinstance(value, int))
+            values[name] = str(value) if exact else value
+    fields = set(RailsConfig.__struct_fields__)
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(f"--rail expects name=value with name one of {', '.join(sorted(fields))}; got {pair!r}")
+        values[name] = None if value.lower() in ("", "none", "off") else value
+    try:
+        return msgspec.convert(values, RailsConfig, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise SystemExit(f"bad rails: {exc}") from None
+
+
+def plan_summary(plan, strategy_config, rails, where: str, run_id: str, journal: str) -> str:
+    """What a session will send, readable before anything is sent.
+
+    Limits are not known yet: they come from the book at the start of each phase. The buys shown
+    are the plan's; RECALC may cut them to what each account can afford after the sells.
+    """
+    from strategies.sizing import build_blocks
+
+    lines = [f"Session {run_id} on {where}; journal {journal}", ""]
+    lines.append(f"{'phase':<5} {'instrument':<16} {'shares':>10} {'accounts':>9} {'requests':>9}")
+    for side, offset, word in (
+        ("SELL", strategy_config.sell_offset_bps, "under"),
+        ("BUY", strategy_config.buy_offset_bps, "over"),
+    ):
+        blocks = build_blocks(plan.requests, side)
+        for block in blocks:
+            lines.append(
+                f"{side:<5} {block.instrument_id:<16} {block.quantity:>10,} {len(block.accounts):>9,} "
+                f"{len(block.request_ids):>9,}"
+            )
+        if blocks:
+            lines.append(f"      limit {offset:g} bps {word} the reference price at the start of the phase")
+    cash = sum(plan.accounts["cash"], Decimal(0))
+    lines += [
+        "",
+        f"{len(plan.accounts):,} accounts, {len(plan.requests):,} requests, cash {cash:,.2f} USD; "
+        f"each phase ends after {strategy_config.phase_deadline_secs:g} s",
+        "buys are recomputed after the sells (RECALC) and cut to what each account can afford",
+        "rails: "
+        + (", ".join(f"{k}={v}" for k, v in msgspec.structs.asdict(rails).items() if v is not None) or "none"),
+    ]
+    return "\n".join(lines)
+
+
+def add_session_parsers(subparsers) -> None:
+    paper = subparsers.add_parser("paper", help="run today's plan against an IB paper FA login")
+    _add_arguments(paper)
+    paper.add_argument("--allow-live-port", action="store_true", help="let the session use 4001/7496 (a live login)")
+    paper.add_argument(
+        "--ignore-market-hours",
+        action="store_true",
+        help="rehearse outside NYSE hours (paper only; live never skips it)",
+    )
+    paper.set_defaults(func=lambda args: run_session_command(args, "paper"))
+    live = subparsers.add_parser("live", help="run today's plan against the live FA login (needs --confirm-live)")
+    _add_arguments(live)
+    live.add_argument("--confirm-live", action="store_true", help="send real orders; without it, only the summary")
+    live.set_defaults(func=lambda args: run_session_command(args, "live"))
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plan", type=Path, required=True, help="plan folder (CSV/Parquet) or JSON file")
+    p.add_argument("--what-if", action="store_true", help="connect, sync and size, print the orders, send nothing")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<run id>)")
+    p.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
+    p.add_argument(
+        "--journal", default=DEFAULT_JOURNAL, help=f"journal: SQLite path/URL or postgresql:// URL ({DEFAULT_JOURNAL})"
+    )
+    p.add_argument("--run-id", default=None, help="journal run id (default <mode>-<session date>; same id resumes)")
+    p.add_argument("--rails", type=Path, default=None, help="JSON file of rails (RailsConfig fields)")
+    p.add_argument("--rail", action="append", default=[], help="one rail name=value (off/none disables), repeatable")
+    p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="status file and pid file folder")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument("--host", default=None, help="gateway host (env IB_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="API port (env IB_PORT, default 4002; TWS paper 7497)")
+    p.add_argument("--client-id", type=int, default=None, help="API client id (env IB_CLIENT_ID, default 1)")
+    p.add_argument("--fa-master", default=None, help="FA master account, e.g. DF1234567 (env IB_FA_MASTER)")
+    p.add_argument("--cash-tag", default="TotalCashValue", help="account value compared with the plan's cash")
+    p.add_argument("--market-data-type", type=int, default=1, help="1 live, 2 frozen, 3 delayed, 4 delayed-frozen")
+    p.add_argument("--session-timeout", type=float, default=3600.0, help="seconds before open orders are cancelled")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-dir", type=Path, default=None, help="also write the session's log as JSON lines here")
+
+
+def run_session_command(args: argparse.Namespace, mode: str) -> int:
+    from backtests.cli import _strategy_config
+    from live.journal import JournalError
+    from live.killswitch import SessionAlreadyRunning
+    from live.node import SessionStartError, run_session
+    from live.rails_check import RailsRefusal
+    from strategies.plan import PlanError, load_plan
+    from venues.ib_fa.connection import IBFAConnectionError, MissingAccountsError
+
+    refused = (PlanError, MissingAccountsError, PortRefused, RailsRefusal, JournalError, SessionAlreadyRunning)
+    try:
+        ib = session_config(args, mode)
+        plan = load_plan(args.plan, None, "SMART")
+        rails = rails_config(args.rails, args.rail)
+    except refused as exc:
+        return _refused(exc)
+    # live.node derives the same id when none is given: running the command again resumes the run
+    run_id = args.run_id or f"{mode}-{datetime.now(UTC).strftime('%Y%m%d')}"
+    out = args.out or RUNS / (f"{run_id}-what-if" if args.what_if else run_id)
+    params = list(args.param) + (["what_if=true"] if args.what_if else [])
+    config = msgspec.structs.replace(_strategy_config(args.plan, out, params), rails=rails)
+    where = f"{ib.host or os.environ.get('IB_HOST') or '127.0.0.1'}:{_port(args.port)}"
+    print(plan_summary(plan, config, rails, where, run_id, "none (what-if)" if args.what_if else args.journal))
+    if mode == "live" and not args.what_if and not args.confirm_live:
+        print("\nnot sent: a live session needs --confirm-live (or --what-if to see the sized orders)", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        result = run_session(
+            # a what-if sends nothing, so it leaves no run in the journal to resume or to count as sent
+            config, ib, journal_url=None if args.what_if else args.journal, run_id=run_id, mode=mode, rails=rails,
+            state_dir=str(args.state_dir), metrics_port=args.metrics_port,
+            check_market_hours=not getattr(args, "ignore_market_hours", False),
+        )  # fmt: skip
+    except refused as exc:
+        return _refused(exc)
+    except (SessionStartError, IBFAConnectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    return _print_result(result, out, args.what_if)
+
+
+def _refused(exc: Exception) -> int:
+    print(f"error: {exc}\nnothing was sent to IB", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def _print_result(result, out: Path, what_if: bool) -> int:
+    from backtests.results import account_table, phase_table
+
+    report = result.report
+    if report is None:
+        print(f"no report: the session ended in {result.phase} before the plan was loaded", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if what_if:
+        print("\nWhat-if: nothing was sent. The orders the session would send now:")
+        print(report.blocks[["phase", "instrument_id", "side", "quantity", "limit_price", "accounts"]].to_string())
+        return EXIT_OK
+    print()
+    print(account_table(result).to_string())
+    print()
+    print(phase_table(result).to_string())
+    summary = report.summary
+    states = ", ".join(f"{k.lower().replace('_', ' ')} {v}" for k, v in summary["request_states"].items())
+    print(f"\nRequests: {summary['requests']} ({states})")
+    print(f"Commissions: {summary['commissions']} USD   Cash: {summary['cash_start']} -> {summary['cash_end']} USD")
+    if result.cash_differences:
+        print(f"{len(result.cash_differences)} account(s) had IB cash different from the plan's (see the log)")
+    if result.timed_out:
+        print("the session timed out; open orders were cancelled")
+    print(f"Run folder: {out}")
+    if getattr(result, "killed", False):
+        print("the session was stopped by the kill switch; open orders were cancelled")
+        return EXIT_KILLED
+    clean = summary["accounts_below_zero"] == 0 and not summary["ledger_breaches"] and not result.timed_out
+    return EXIT_OK if clean else EXIT_INCOMPLETE
+
+
+__all__ = ["add_session_parsers", "check_port", "plan_summary", "rails_config", "run_session_command"]
