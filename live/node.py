@@ -4,29 +4,45 @@ The strategy configuration is the very `RebalanceExecutorConfig` a backtest take
 around it changes. The node lives for one session: it connects, checks the plan against the
 login, runs SYNC -> SELL -> RECALC -> BUY -> DONE, then stops and disposes itself, which closes
 the IB API connection, and hands back the strategy's run report.
+
+With a journal the session is one run of it, keyed by run id: the same command run again after a
+crash resumes that run (the strategy reads what was recorded), and the run ends DONE, FAILED,
+KILLED or REFUSED. Every check that can refuse a session (the plan, the rails' session checks, the
+login's accounts) runs before the strategy starts, so a refusal sends nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import msgspec
+import pandas as pd
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import (
     ActorConfig,
     InstrumentProviderConfig,
     LiveExecEngineConfig,
+    LiveRiskEngineConfig,
     LoggingConfig,
+    RiskEngineConfig,
     TradingNodeConfig,
 )
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 
+from live.killswitch import install_kill_handlers, pid_file
+from live.metrics import SessionMetrics
+from live.rails_check import check_session, risk_engine_config, session_rails
+from live.status import SessionStatus
+from strategies.journal_port import ExecutionJournal
 from strategies.plan import Plan, load_plan
+from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
 from strategies.report import RunReport
 from venues.ib_fa.config import ConnectionSettings, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
@@ -39,6 +55,7 @@ log = logging.getLogger(__name__)
 CLIENT_NAME = "IB"
 CASH_TOLERANCE = Decimal("0.01")
 SHOWN_DIFFERENCES = 20  # a 10,000-account plan must not flood the log
+ENDED_STATUSES = ("DONE", "FAILED", "KILLED", "REFUSED")
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,13 @@ class SessionResult:
     cash_differences: list[tuple[str, Decimal, Decimal | None]] = field(default_factory=list)
     position_differences: list[tuple[str, str, int, int]] = field(default_factory=list)
     preflight_passed: bool = False
+    run_id: str | None = None
+    status: str = "DONE"  # how the run ended: DONE, FAILED, KILLED or REFUSED
+    resumed_blocks: dict[str, str] = field(default_factory=dict)  # what a resumed run did with each block
+
+    @property
+    def killed(self) -> bool:
+        return self.status == "KILLED"
 
 
 class SessionStartError(RuntimeError):
@@ -188,12 +212,15 @@ class LiveSession:
     ib: IBSessionConfig
 
 
-def node_config(strategy_config: RebalanceExecutorConfig, ib: IBSessionConfig, plan: Plan) -> TradingNodeConfig:
+def node_config(
+    strategy_config: RebalanceExecutorConfig,
+    ib: IBSessionConfig,
+    plan: Plan,
+    risk_engine: RiskEngineConfig | None = None,
+) -> TradingNodeConfig:
     providers = InstrumentProviderConfig(load_ids=frozenset(plan.instrument_ids))
     common = dict(ib.client_fields(), venue=strategy_config.default_venue, instrument_provider=providers)
-    exec_config = IBFAExecClientConfig(
-        **common, cash_tag=ib.cash_tag, account_summary_group=ib.account_summary_group
-    )
+    exec_config = IBFAExecClientConfig(**common, cash_tag=ib.cash_tag, account_summary_group=ib.account_summary_group)
     return TradingNodeConfig(
         trader_id=ib.trader_id,
         logging=LoggingConfig(
@@ -202,6 +229,8 @@ def node_config(strategy_config: RebalanceExecutorConfig, ib: IBSessionConfig, p
             log_level_file=ib.log_level if ib.log_directory else None,
         ),
         exec_engine=LiveExecEngineConfig(reconciliation=True),
+        # a live kernel takes only the live flavour of the same settings
+        risk_engine=LiveRiskEngineConfig(**msgspec.structs.asdict(risk_engine or RiskEngineConfig())),
         timeout_connection=ib.connect_timeout_secs + 5,
         timeout_reconciliation=max(10.0, ib.request_timeout_secs),
         timeout_portfolio=10,
@@ -212,21 +241,44 @@ def node_config(strategy_config: RebalanceExecutorConfig, ib: IBSessionConfig, p
     )
 
 
-def build_session(strategy_config: RebalanceExecutorConfig, ib: IBSessionConfig) -> LiveSession:
-    """Build (not start) the node. The plan is validated here, so a bad one never reaches IB."""
-    plan = load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
-    # Reconciliation turns IB's holdings into positions owned by EXTERNAL; claiming the plan's
-    # instruments hands them to the strategy, which sells out of them.
+def build_session(
+    strategy_config: RebalanceExecutorConfig,
+    ib: IBSessionConfig,
+    journal: ExecutionJournal | None = None,
+    plan: Plan | None = None,
+    *,
+    run_id: str = "",
+    mode: str = "paper",
+    state_dir: str | None = None,
+    metrics_port: int | None = None,
+) -> LiveSession:
+    """Build (not start) the node. The plan is validated here, so a bad one never reaches IB.
+
+    With `state_dir` the node writes its status file there; with `metrics_port` it serves
+    Prometheus metrics on that port.
+    """
+    plan = plan or load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
+    # Reconciliation turns IB's holdings into positions, and the orders of an earlier process of
+    # the run into orders, owned by EXTERNAL; claiming the plan's instruments hands both to the
+    # strategy, which sells out of the holdings and adopts the orders when it resumes.
     config = msgspec.structs.replace(
         strategy_config, external_order_claims=[InstrumentId.from_str(i) for i in plan.instrument_ids]
     )
-    node_cfg = node_config(config, ib, plan)
+    node_cfg = node_config(config, ib, plan, risk_engine_config(config.rails, plan.instrument_ids))
     # no FA master anywhere raises here, not later inside a client's connect task
     settings = resolve_connection(node_cfg.exec_clients[CLIENT_NAME])
     node = TradingNode(node_cfg)
     exec_clients: list[IBFAExecutionClient] = []
     preflight = SessionPreflight(plan, exec_clients, settings)
-    strategy = RebalanceExecutor(config)
+    strategy = RebalanceExecutor(config, journal)
+    phase = lambda: strategy.phase.value  # noqa: E731 - read at each status write
+    if state_dir is not None:
+        status = SessionStatus(
+            state_dir, run_id=run_id, mode=mode, phase=phase, exec_clients=exec_clients, strategy=strategy
+        )
+        node.trader.add_actor(status)
+    if metrics_port is not None:
+        node.trader.add_actor(SessionMetrics(phase, port=metrics_port))
     node.trader.add_actor(preflight)
     node.trader.add_strategy(strategy)
     node.add_data_client_factory(CLIENT_NAME, IBFALiveDataClientFactory)
@@ -308,32 +360,111 @@ async def _cancel_open_orders(session: LiveSession) -> None:
                 )
 
 
-def run_session(strategy_config: RebalanceExecutorConfig, ib: IBSessionConfig | None = None) -> SessionResult:
+def run_session(
+    strategy_config: RebalanceExecutorConfig,
+    ib: IBSessionConfig | None = None,
+    *,
+    journal_url: str | None = None,
+    run_id: str | None = None,
+    mode: str = "paper",
+    rails: RailsConfig | None = None,
+    state_dir: str | None = None,
+    metrics_port: int | None = None,
+    check_market_hours: bool = True,
+    now: pd.Timestamp | None = None,
+) -> SessionResult:
     """One rebalance session on a live node; returns when the node is disposed (IB disconnected).
 
-    Raises `MissingAccountsError` (nothing sent) when a plan account is not managed by the
-    login, and `SessionStartError` when the node could not connect and start the strategy.
+    Refusals, all before anything is sent: `PlanError` for a bad plan, `RailsRefusal` from the
+    rails' session checks (market closed, requests already sent by another run, daily cap),
+    `JournalError` for a run id recorded with another plan, `MissingAccountsError` when a plan
+    account is not managed by the login. `SessionStartError` when the node could not connect and
+    start the strategy. With `journal_url`, an existing `run_id` is resumed.
     """
     ib = ib or IBSessionConfig()
-    session = build_session(strategy_config, ib)
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    plan = load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
+    # One session id for the run id and the client order ids, so a rerun finds both again.
+    session_id = strategy_config.session_id or now.strftime("%Y%m%d")
+    rails = rails if rails is not None else strategy_config.rails
+    run_id = run_id or f"{mode}-{session_id}"
+    journal = run = None
+    if journal_url is not None:
+        from live.journal import Journal
+
+        journal = Journal.open(journal_url)
+    # the state directory is claimed first: a second session on it is refused before it records a run
+    holding = pid_file(state_dir, run_id) if state_dir is not None else contextlib.nullcontext()
     try:
-        timed_out, error = session.node.get_event_loop().run_until_complete(_drive(session))
+        with holding:
+            check_session(plan, rails, journal, now, mode, run_id, calendar="XNYS" if check_market_hours else None)
+            if rails is not None and rails.daily_cap is not None and journal is not None:
+                rails = session_rails(rails, journal.traded_value(now.tz_convert("UTC").date(), mode))
+            config = msgspec.structs.replace(strategy_config, session_id=session_id, rails=rails)
+            if journal is not None:
+                run = journal.start_run(
+                    run_id, session_id=session_id, mode=mode, plan=plan, config_json=config.json().decode(),
+                    ts_ns=now.value,
+                )  # fmt: skip
+            try:
+                session = build_session(
+                    config, ib, run, plan, run_id=run_id, mode=mode, state_dir=state_dir, metrics_port=metrics_port
+                )
+            except Exception as exc:  # a configuration the node refuses: nothing was sent
+                if run is not None:
+                    run.finish("REFUSED", f"the node could not be built: {exc}")
+                raise
+            return _run_node(session, run)
     finally:
-        session.node.dispose()
-    preflight, strategy = session.preflight, session.strategy
-    if preflight.error is not None:
-        raise preflight.error
-    if error is not None and not strategy.is_done:
-        raise SessionStartError(error)
-    return SessionResult(
-        report=strategy.report,
-        phase=strategy.phase.value,
-        timed_out=timed_out,
-        error=error,
-        cash_differences=preflight.cash_differences,
-        position_differences=preflight.position_differences,
-        preflight_passed=preflight.passed,
-    )
+        if journal is not None:
+            journal.close()
+
+
+def _run_node(session: LiveSession, run) -> SessionResult:
+    ib = session.ib
+    status, reason = "FAILED", "the node stopped before the strategy finished"
+    try:
+        loop = session.node.get_event_loop()
+        if threading.current_thread() is threading.main_thread():
+            # SIGINT/SIGTERM: cancel the open blocks, book what still arrives, end the run KILLED
+            install_kill_handlers(loop, lambda sig: session.strategy.halt(sig.name))
+        try:
+            timed_out, error = loop.run_until_complete(_drive(session))
+        finally:
+            session.node.dispose()
+        preflight, strategy = session.preflight, session.strategy
+        if preflight.error is not None:
+            status, reason = "REFUSED", str(preflight.error)
+            raise preflight.error
+        if error is not None and not strategy.is_done:
+            reason = error
+            raise SessionStartError(error)
+        if strategy.already_ended and run is not None and run.previous_status in ENDED_STATUSES:
+            # run again after it had ended: nothing was sent, and how it ended stays its status
+            status, reason = run.previous_status, "run again after it had ended; nothing was sent"
+        elif strategy.halt_reason is not None:
+            status, reason = "KILLED", strategy.halt_reason
+        elif timed_out:
+            reason = f"session timeout ({ib.session_timeout_secs}s)"
+        elif strategy.plan_error is not None:
+            status, reason = "REFUSED", str(strategy.plan_error)
+        elif strategy.is_done:
+            status, reason = "DONE", error or ""
+        return SessionResult(
+            report=strategy.report,
+            phase=strategy.phase.value,
+            timed_out=timed_out,
+            error=error,
+            cash_differences=preflight.cash_differences,
+            position_differences=preflight.position_differences,
+            preflight_passed=preflight.passed,
+            run_id=run.run_id if run is not None else None,
+            status=status,
+            resumed_blocks=dict(strategy.resumed),
+        )
+    finally:
+        if run is not None:
+            run.finish(status, reason)
 
 
 __all__ = [

@@ -9,6 +9,11 @@ run; a backtest hands it nothing. Two promises make crash recovery possible:
 - Everything else may be buffered and written in batches (`flush` forces it). What a crash loses
   of it is rebuilt from the broker: allocations are replayed from IB's executions and de-duplicated
   by execution id, and order states come back through reconciliation.
+
+A resumed strategy asks the venue side for that replay with an `AllocationReplayRequest` once it
+listens for allocations: a fresh process sees the day's executions when it connects, before any
+strategy runs, and must not publish them into the void. A venue with nothing to replay (the
+simulated exchange) simply has no subscriber.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from decimal import Decimal
 from typing import Protocol
 
 from strategies.events import Allocation
+
+ALLOCATION_REPLAY_TOPIC = "rebalance.fa.replay"
 
 # A request's life: APPROVED when the run starts, SENT with its block, then one of the ends.
 REQUEST_STATES = ("APPROVED", "SENT", "PARTIALLY_FILLED", "FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
@@ -67,6 +74,13 @@ class RequestState:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class AllocationReplayRequest:
+    """Publish again every sub-account execution known for these block orders (by client order id)."""
+
+    client_order_ids: tuple[str, ...]
+
+
 @dataclass
 class RecoveredRun:
     """What an earlier process of the same run had recorded when it stopped."""
@@ -97,8 +111,10 @@ class ExecutionJournal(Protocol):
 
 
 __all__ = [
+    "ALLOCATION_REPLAY_TOPIC",
     "ORDER_EVENTS",
     "REQUEST_STATES",
+    "AllocationReplayRequest",
     "BlockIntent",
     "ExecutionJournal",
     "OrderEvent",

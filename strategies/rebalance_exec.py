@@ -13,6 +13,13 @@ Phases: SYNC -> SELL -> RECALC -> BUY -> DONE.
 
 The strategy knows nothing of the venue: it publishes an `AllocationGroup` before each block and
 books fills only from the `Allocation` events the venue side sends back.
+
+Given a journal (strategies.journal_port), every block is written there before it is submitted,
+and order events, allocations and request states follow. Run again after a crash, the strategy
+rebuilds its books from the recorded allocations and its blocks from the recorded intents (never
+recomputed: the recorded buy limits are what RECALC sized the cash against), adopts the orders
+reconciliation put back in the cache, sends the recorded blocks the broker never got while their
+deadline lasts, and carries on from the last phase that had blocks.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.enums import BookType, OrderSide, TimeInForce, book_type_from_str
 from nautilus_trader.model.events import (
+    OrderAccepted,
     OrderCanceled,
     OrderDenied,
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderSubmitted,
 )
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
@@ -44,12 +53,29 @@ from nautilus_trader.trading.strategy import Strategy
 from strategies import pricing
 from strategies.commissions import decimal_to_micros, schedule_by_name
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
+from strategies.journal_port import (
+    ALLOCATION_REPLAY_TOPIC,
+    AllocationReplayRequest,
+    BlockIntent,
+    ExecutionJournal,
+    OrderEvent,
+    RecoveredRun,
+    RequestState,
+)
 from strategies.ledger import Ledger
 from strategies.plan import Plan, PlanError, load_plan
+from strategies.rails import ProposedBlock, RailsConfig, check_blocks, halts_session
 from strategies.report import RequestOutcome, RunReport, build_report, write_report
 from strategies.sizing import Block, build_blocks, reserve_micros, size_buys
 
 REFERENCE_SOURCES = ("mid", "last", "bid_ask")
+# what a reconciled order's history tells the journal (fills are recorded with their execution)
+ADOPTED_EVENTS = {
+    OrderAccepted: "ACCEPTED",
+    OrderCanceled: "CANCELED",
+    OrderExpired: "EXPIRED",
+    OrderRejected: "REJECTED",
+}
 MICRO = Decimal("0.000001")
 
 
@@ -75,6 +101,9 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
     allocation_grace_secs: float = 30.0
     session_id: str | None = None  # prefixes client order ids; defaults to the session's UTC date
     output_dir: str | None = None
+    rails: RailsConfig | None = None  # pre-trade limits checked on every block before it is sent
+    what_if: bool = False  # size and log the blocks, send nothing
+    halt_wait_secs: float = 10.0  # after a kill, how long to wait for the cancels and late allocations
 
     def __post_init__(self) -> None:
         def refuse(name: str, why: str) -> None:
@@ -90,6 +119,8 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
             refuse("sync_timeout_secs", "must be > 0")
         if self.allocation_grace_secs < 0:
             refuse("allocation_grace_secs", "must be >= 0")
+        if self.halt_wait_secs < 0:
+            refuse("halt_wait_secs", "must be >= 0")
         if self.min_order_qty < 1:
             refuse("min_order_qty", "must be at least 1 share")
         if not 0 <= self.cash_reserve_pct < 100:
@@ -131,6 +162,7 @@ class BlockState:
     limit: Decimal
     arrival: Decimal  # mid (or reference) when the phase started, for slippage
     ts_submitted: int
+    expire_ns: int = 0
     allocated_qty: int = 0
     request_of: dict[str, str] = field(default_factory=dict)  # account -> request id
     first_fill_ns: int | None = None
@@ -140,7 +172,7 @@ class BlockState:
 
 
 class RebalanceExecutor(Strategy):
-    def __init__(self, config: RebalanceExecutorConfig) -> None:
+    def __init__(self, config: RebalanceExecutorConfig, journal: ExecutionJournal | None = None) -> None:
         super().__init__(config)
         self.schedule = schedule_by_name(config.commission_schedule)
         self._book_type = book_type_from_str(config.book_type)
@@ -158,6 +190,15 @@ class RebalanceExecutor(Strategy):
         self._session = config.session_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self.wall_secs: dict[str, float] = {}  # real time spent in the heavy steps, for benchmarks
+        self._journal = journal
+        self._request_states: dict[str, str] = {}  # last state told to the journal, per request
+        self._resume_phase: Phase | None = None
+        self.resumed: dict[str, str] = {}  # client order id -> what a restart did with the recorded block
+        self._session_notional = Decimal(0)  # limit value of every block sent, for the session rail
+        self.what_if_blocks: list[dict] = []
+        self.halt_reason: str | None = None
+        self.already_ended = False  # resumed a run that had reached DONE: nothing was sent
+        self._session_cap_hit = False  # the rails' session cap refused a block: nothing more is sent
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -197,6 +238,9 @@ class RebalanceExecutor(Strategy):
                 side=row.side,
                 requested_qty=int(row.quantity),
             )
+        recovered = self._journal.recovered() if self._journal is not None else None
+        if recovered is not None and (recovered.blocks or recovered.allocations or "DONE" in recovered.phases):
+            self._restore(recovered)
         instruments = [
             InstrumentId.from_str(i) for i in plan.instrument_ids if self.cache.instrument(InstrumentId.from_str(i))
         ]
@@ -208,12 +252,19 @@ class RebalanceExecutor(Strategy):
             if self.config.reference_price == "last":
                 self.subscribe_trade_ticks(instrument_id)
         self.msgbus.subscribe(ALLOCATION_TOPIC, self._on_allocation)
+        if self._blocks:
+            # A fresh process saw the day's executions when it connected, before anything listened.
+            replay = AllocationReplayRequest(tuple(c.value for c in self._blocks))
+            self.msgbus.publish(ALLOCATION_REPLAY_TOPIC, replay)
         self.log.info(
             f"SYNC: plan of {len(plan.accounts)} accounts, {len(plan.requests)} requests "
             f"({(plan.requests['side'] == 'SELL').sum()} sells, {(plan.requests['side'] == 'BUY').sum()} buys) "
             f"over {len(plan.traded_instrument_ids)} instruments; cash {sum(plan.accounts['cash'])} USD"
         )
-        self._phase_started_ns[Phase.SYNC] = self.clock.timestamp_ns()
+        if self._resume_phase is None:
+            self._enter_phase(Phase.SYNC)
+        else:
+            self._phase_started_ns[Phase.SYNC] = self.clock.timestamp_ns()
         self.clock.set_timer("rebalance-sync", timedelta(milliseconds=100), callback=self._on_loop(self._on_sync_poll))
 
     def _on_loop(self, handler):
@@ -244,6 +295,233 @@ class RebalanceExecutor(Strategy):
         if self.plan is not None:
             self.msgbus.unsubscribe(ALLOCATION_TOPIC, self._on_allocation)
 
+    def halt(self, reason: str = "killed") -> None:
+        """Stop trading at once: cancel the open blocks, keep booking what still arrives, then end.
+
+        The run ends when every block is closed and allocated, or after `halt_wait_secs`; requests
+        whose block was cancelled end CANCELLED (or with what was filled), unsent ones NOT_SENT.
+        """
+        if self.phase == Phase.DONE or self.halt_reason is not None:
+            return
+        self.halt_reason = reason
+        self.log.warning(f"halt during {self.phase.value} ({reason}): cancelling open blocks, sending nothing new")
+        for name in list(self.clock.timer_names):
+            if name.startswith("rebalance-"):
+                self.clock.cancel_timer(name)
+        for state in self._blocks.values():
+            order = self.cache.order(state.client_order_id)
+            if order is not None and not order.is_closed:
+                self.cancel_order(order)
+        if self._halt_settled():
+            self._enter_done(f"halted ({reason})")
+            return
+        self.clock.set_time_alert(
+            "rebalance-halt",
+            self.clock.utc_now() + timedelta(seconds=self.config.halt_wait_secs),
+            callback=self._on_loop(self._on_halt_wait),
+        )
+
+    def _halt_settled(self) -> bool:
+        for state in self._blocks.values():
+            order = self.cache.order(state.client_order_id)
+            if order is None:
+                continue
+            if not order.is_closed or state.allocated_qty < int(order.filled_qty):
+                return False
+        return True
+
+    def _on_halt_wait(self, event: TimeEvent) -> None:
+        if self.phase != Phase.DONE:
+            self.log.error(f"halt: blocks still open or unallocated after {self.config.halt_wait_secs}s")
+            self._enter_done(f"halted ({self.halt_reason}); not every cancel was confirmed")
+
+    # ------------------------------------------------------------------------------------------
+    # Journal
+
+    def _enter_phase(self, phase: Phase) -> None:
+        self.phase = phase
+        now = self.clock.timestamp_ns()
+        self._phase_started_ns[phase] = now
+        if self._journal is not None:
+            self._journal.record_phase(phase.value, now)
+            self._journal.flush()
+
+    def _set_request_states(self, changes: list[tuple[str, str, str]], record: bool = True) -> None:
+        """(request id, state, reason) changes; only real changes reach the journal."""
+        now = self.clock.timestamp_ns()
+        states = []
+        for request_id, state, reason in changes:
+            if self._request_states.get(request_id) == state:
+                continue
+            self._request_states[request_id] = state
+            states.append(RequestState(request_id, state, self._outcomes[request_id].filled_qty, now, reason))
+        if record and states and self._journal is not None:
+            self._journal.record_request_states(states)
+
+    def _record_order_event(self, event, kind: str, **fields) -> None:
+        if self._journal is None or event.client_order_id not in self._blocks:
+            return
+        venue_order_id = getattr(event, "venue_order_id", None)
+        self._journal.record_order_event(
+            OrderEvent(
+                client_order_id=event.client_order_id.value,
+                event=kind,
+                ts_ns=event.ts_event,
+                venue_order_id=venue_order_id.value if venue_order_id is not None else None,
+                **fields,
+            )
+        )
+
+    def _record_fill(self, event: OrderFilled) -> None:
+        self._record_order_event(
+            event,
+            "FILLED",
+            execution_id=event.trade_id.value,
+            last_qty=int(event.last_qty),
+            last_px=event.last_px.as_decimal(),
+            commission=event.commission.as_decimal(),
+        )
+
+    def _record_adopted(self, order) -> None:
+        """Journal what reconciliation found of an order: its events came before this strategy ran."""
+        for event in order.events:
+            if isinstance(event, OrderFilled):
+                self._record_fill(event)
+            elif (kind := ADOPTED_EVENTS.get(type(event))) is not None:
+                self._record_order_event(event, kind)
+
+    def _intent(self, state: BlockState) -> BlockIntent:
+        block = state.block
+        return BlockIntent(
+            client_order_id=state.client_order_id.value,
+            phase=state.phase.value,
+            instrument_id=block.instrument_id,
+            side=block.side,
+            quantity=block.quantity,
+            limit_price=state.limit,
+            expire_time_ns=state.expire_ns,
+            arrival_price=state.arrival,
+            request_ids=tuple(block.request_ids.tolist()),
+            accounts=tuple(block.accounts.tolist()),
+            targets=tuple(int(t) for t in block.targets.tolist()),
+            ts_ns=state.ts_submitted,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # Resume
+
+    def _restore(self, recovered: RecoveredRun) -> None:
+        """Rebuild blocks, books and outcomes from what an earlier process of this run recorded."""
+        for intent in recovered.blocks:
+            unknown = [r for r in intent.request_ids if r not in self._outcomes]
+            if unknown:
+                raise RuntimeError(
+                    f"journal block {intent.client_order_id} names requests {unknown[:5]} that are not in the plan"
+                )
+            block = Block(
+                instrument_id=intent.instrument_id,
+                side=intent.side,
+                accounts=np.array(intent.accounts, dtype=object),
+                request_ids=np.array(intent.request_ids, dtype=object),
+                targets=np.array(intent.targets, dtype=np.int64),
+            )
+            state = BlockState(
+                block=block,
+                client_order_id=ClientOrderId(intent.client_order_id),
+                phase=Phase(intent.phase),
+                limit=intent.limit_price,
+                arrival=intent.arrival_price,
+                ts_submitted=intent.ts_ns,
+                expire_ns=intent.expire_time_ns,
+                request_of=dict(zip(intent.accounts, intent.request_ids, strict=True)),
+            )
+            self._blocks[state.client_order_id] = state
+            self._mark_sent(state)
+            self._session_notional += block.quantity * intent.limit_price
+        self._set_request_states([(r, "SENT", "") for s in self._blocks.values() for r in s.block.request_ids], False)
+        for allocation in recovered.allocations:
+            self._book(allocation, record=False)
+        phases = {s.phase for s in self._blocks.values()}
+        if "DONE" in recovered.phases:
+            self._resume_phase = Phase.DONE
+        elif Phase.BUY in phases:
+            self._resume_phase = Phase.BUY
+            self._explain_unsent(("SELL", "BUY"))
+        elif Phase.SELL in phases:
+            self._resume_phase = Phase.SELL
+            self._explain_unsent(("SELL",))
+        self.log.warning(
+            f"resuming a recorded run: phases {recovered.phases}, {len(recovered.blocks)} blocks, "
+            f"{len(recovered.allocations)} allocations; carrying on in "
+            f"{self._resume_phase.value if self._resume_phase else 'SYNC'}"
+        )
+
+    def _explain_unsent(self, sides: tuple[str, ...]) -> None:
+        """Reasons for the requests of phases an earlier process ran that its blocks left out.
+
+        The earlier process's reasons were not recorded, only its blocks: a request of such a
+        phase without a block was not sent (no price, below the minimum, a rail, cut to 0), and a
+        buy sent short was cut by RECALC.
+        """
+        for outcome in self._outcomes.values():
+            if outcome.side not in sides:
+                continue
+            if outcome.sent_qty == 0:
+                outcome.not_sent_reason = f"not sent by the {outcome.side} phase of the earlier process of this run"
+            elif outcome.side == "BUY" and outcome.sent_qty < outcome.requested_qty:
+                outcome.cut_reason = (
+                    f"cut by RECALC from {outcome.requested_qty} to {outcome.sent_qty}: not enough cash"
+                )
+
+    def _resume(self) -> None:
+        phase = self._resume_phase
+        self._resume_phase = None
+        if phase == Phase.DONE:
+            self.already_ended = True
+            self._journal = None  # the ended run's record stands; this process only reports it
+            self._enter_done("the run had already ended; nothing sent")
+            return
+        states = [s for s in self._blocks.values() if s.phase == phase]
+        self.phase = phase
+        self._phase_started_ns[phase] = min(s.ts_submitted for s in states)
+        self._phase_orders, self._pending, self._grace_set = [], set(), False
+        now = self.clock.timestamp_ns()
+        to_send = []
+        for state in states:
+            coid = state.client_order_id
+            order = self.cache.order(coid)
+            if order is not None:
+                owner = "" if order.strategy_id == self.id else f" (owned by {order.strategy_id}, not this strategy)"
+                self.resumed[coid.value] = "adopted" + owner
+                self._record_adopted(order)
+                if owner:
+                    self.log.error(f"{coid}: reconciled order is{owner}; its events will not reach this strategy")
+            elif state.expire_ns > now:
+                self.resumed[coid.value] = "sent again"
+                to_send.append(state)
+            else:
+                self.resumed[coid.value] = "not sent: its deadline had passed"
+                del self._blocks[coid]
+                self._unmark_sent(state, "its deadline passed before it could be sent after a restart")
+                continue
+            self._phase_orders.append(coid)
+            self._pending.add(coid)
+        self.log.warning(f"{phase.value} resumed: {self.resumed}")
+        if not self._phase_orders:
+            self._finish_phase()
+            return
+        deadline = pd.Timestamp(max(s.expire_ns for s in states), tz="UTC").to_pydatetime(warn=False)
+        self.clock.set_time_alert(
+            f"rebalance-deadline-{phase.value}", deadline, callback=self._on_loop(self._on_deadline)
+        )
+        for state in to_send:
+            self.log.info(f"{phase.value}: sending recorded block {state.client_order_id} the broker never got")
+            self._submit(state, self._make_order(state, deadline))
+        for coid in list(self._phase_orders):
+            if self.phase != phase:
+                break
+            self._check_phase_complete(coid)
+
     # ------------------------------------------------------------------------------------------
     # SYNC
 
@@ -262,8 +540,14 @@ class RebalanceExecutor(Strategy):
         if missing:
             self.log.warning(f"SYNC: no reference price for {missing} after {self.config.sync_timeout_secs}s")
         self.log.info(f"SYNC done: reference prices for {len(traded) - len(missing)}/{len(traded)} instruments")
+        if self._resume_phase is not None:
+            self._resume()
+            return
         blocks = build_blocks(self.plan.requests, "SELL")
         prices = self._limit_prices(Phase.SELL, [b.instrument_id for b in blocks])
+        if self.config.what_if:
+            self._what_if(blocks, prices)
+            return
         self._start_trading_phase(Phase.SELL, blocks, prices)
 
     # ------------------------------------------------------------------------------------------
@@ -317,83 +601,132 @@ class RebalanceExecutor(Strategy):
     def _start_trading_phase(
         self, phase: Phase, blocks: list[Block], prices: dict[str, tuple[Decimal, Decimal]]
     ) -> None:
-        self.phase = phase
+        self._enter_phase(phase)
         now = self.clock.timestamp_ns()
-        self._phase_started_ns[phase] = now
         self._phase_orders = []
         self._pending = set()
         self._grace_set = False
         deadline = self.clock.utc_now() + timedelta(seconds=self.config.phase_deadline_secs)
-        side = phase.value
-        to_send = []
-        for block in blocks:
-            if block.instrument_id not in prices:
-                self._mark_not_sent(block, "no reference price")
-                continue
-            if block.quantity < self.config.min_order_qty:
-                self._mark_not_sent(
-                    block, f"block of {block.quantity} is below the minimum of {self.config.min_order_qty}"
-                )
-                continue
-            reference, limit = prices[block.instrument_id]
-            instrument = self.cache.instrument(InstrumentId.from_str(block.instrument_id))
-            to_send.append((block, instrument, reference, limit))
-
-        orders = []
-        for block, instrument, reference, limit in to_send:
-            symbol = instrument.id.symbol.value.replace(".", "_")
-            client_order_id = ClientOrderId(f"RB-{self._session}-{side[0]}-{symbol}")
+        states = []
+        for block, reference, limit in self._sendable(phase, blocks, prices):
             state = BlockState(
                 block=block,
-                client_order_id=client_order_id,
+                client_order_id=self._client_order_id(phase, block),
                 phase=phase,
                 limit=limit,
                 arrival=self._arrival(block.instrument_id, reference),
                 ts_submitted=now,
+                expire_ns=pd.Timestamp(deadline).value,
                 request_of=dict(zip(block.accounts.tolist(), block.request_ids.tolist(), strict=True)),
             )
-            self._blocks[client_order_id] = state
-            self._phase_orders.append(client_order_id)
-            self._pending.add(client_order_id)
-            for request_id, target in zip(block.request_ids.tolist(), block.targets.tolist(), strict=True):
-                outcome = self._outcomes[request_id]
-                outcome.sent_qty = int(target)
-                outcome.client_order_id = client_order_id.value
-                outcome.limit_price = limit
-                outcome.arrival_price = state.arrival
-            orders.append(
-                self.order_factory.limit(
-                    instrument_id=instrument.id,
-                    order_side=OrderSide.SELL if phase == Phase.SELL else OrderSide.BUY,
-                    quantity=Quantity.from_int(block.quantity),
-                    price=Price(limit, instrument.price_precision),
-                    time_in_force=TimeInForce.GTD,
-                    expire_time=deadline,
-                    tags=[f"rebalance:{phase.value}"],
-                    client_order_id=client_order_id,
-                )
-            )
             self.log.info(
-                f"{phase.value}: {side} {block.quantity} {block.instrument_id} LMT {limit} "
-                f"(reference {reference}, {len(block.accounts)} accounts) as {client_order_id}"
+                f"{phase.value}: {block.side} {block.quantity} {block.instrument_id} LMT {limit} "
+                f"(reference {reference}, {len(block.accounts)} accounts) as {state.client_order_id}"
             )
+            states.append(state)
 
-        if not orders:
+        if not states:
             self.log.info(f"{phase.value}: nothing to send")
             self._finish_phase()
             return
+        for state in states:
+            self._blocks[state.client_order_id] = state
+            self._phase_orders.append(state.client_order_id)
+            self._pending.add(state.client_order_id)
+            self._mark_sent(state)
+            self._session_notional += state.block.quantity * state.limit
+        if self._journal is not None:
+            # durable before the first block can reach the venue: a restart finds every block sent
+            self._journal.record_blocks([self._intent(s) for s in states])
+        self._set_request_states([(r, "SENT", "") for s in states for r in s.block.request_ids.tolist()])
         # Every block is pending before the first is sent: a block refused at once (risk engine)
         # must not look like the end of the phase while its siblings are still unsent.
         self.clock.set_time_alert(
             f"rebalance-deadline-{phase.value}", deadline, callback=self._on_loop(self._on_deadline)
         )
-        for order in orders:
-            state = self._blocks[order.client_order_id]
-            self.msgbus.publish(
-                ALLOCATION_GROUP_TOPIC,
-                AllocationGroup(order.client_order_id.value, state.block.instrument_id, side, state.block.target_map()),
+        for state in states:
+            self._submit(state, self._make_order(state, deadline))
+
+    def _sendable(
+        self, phase: Phase, blocks: list[Block], prices: dict[str, tuple[Decimal, Decimal]]
+    ) -> list[tuple[Block, Decimal, Decimal]]:
+        """(block, reference, limit) of the blocks that may be sent; the others are marked NOT_SENT."""
+        candidates = []
+        for block in blocks:
+            if block.instrument_id not in prices:
+                self._mark_not_sent(block, "no reference price")
+            elif block.quantity < self.config.min_order_qty:
+                self._mark_not_sent(
+                    block, f"block of {block.quantity} is below the minimum of {self.config.min_order_qty}"
+                )
+            else:
+                candidates.append((block, *prices[block.instrument_id]))
+        if self.config.rails is None or not candidates:
+            return candidates
+        proposed = [
+            ProposedBlock(
+                client_order_id=self._client_order_id(phase, block).value,
+                instrument_id=block.instrument_id,
+                side=block.side,
+                quantity=block.quantity,
+                limit_price=limit,
+                reference_price=reference,
             )
-            self.submit_order(order)
+            for block, reference, limit in candidates
+        ]
+        breaches: dict[str, list[str]] = {}
+        found = check_blocks(proposed, self.config.rails, self._session_notional)
+        for breach in found:
+            breaches.setdefault(breach.client_order_id, []).append(breach.message)
+        if halts_session(found):
+            self._session_cap_hit = True
+        sendable = []
+        for (block, reference, limit), proposal in zip(candidates, proposed, strict=True):
+            if proposal.client_order_id in breaches:
+                self._mark_not_sent(block, "refused by the rails: " + "; ".join(breaches[proposal.client_order_id]))
+            else:
+                sendable.append((block, reference, limit))
+        return sendable
+
+    def _client_order_id(self, phase: Phase, block: Block) -> ClientOrderId:
+        instrument_id = InstrumentId.from_str(block.instrument_id)
+        return ClientOrderId(f"RB-{self._session}-{phase.value[0]}-{instrument_id.symbol.value.replace('.', '_')}")
+
+    def _make_order(self, state: BlockState, expire_time):
+        instrument = self.cache.instrument(InstrumentId.from_str(state.block.instrument_id))
+        return self.order_factory.limit(
+            instrument_id=instrument.id,
+            order_side=OrderSide.SELL if state.phase == Phase.SELL else OrderSide.BUY,
+            quantity=Quantity.from_int(state.block.quantity),
+            price=Price(state.limit, instrument.price_precision),
+            time_in_force=TimeInForce.GTD,
+            expire_time=expire_time,
+            tags=[f"rebalance:{state.phase.value}"],
+            client_order_id=state.client_order_id,
+        )
+
+    def _submit(self, state: BlockState, order) -> None:
+        group = AllocationGroup(
+            state.client_order_id.value, state.block.instrument_id, state.block.side, state.block.target_map()
+        )
+        self.msgbus.publish(ALLOCATION_GROUP_TOPIC, group)
+        self.submit_order(order)
+
+    def _mark_sent(self, state: BlockState) -> None:
+        for request_id, target in zip(state.block.request_ids.tolist(), state.block.targets.tolist(), strict=True):
+            outcome = self._outcomes[request_id]
+            outcome.sent_qty = int(target)
+            outcome.client_order_id = state.client_order_id.value
+            outcome.limit_price = state.limit
+            outcome.arrival_price = state.arrival
+
+    def _unmark_sent(self, state: BlockState, reason: str) -> None:
+        self._mark_not_sent(state.block, reason)
+        for request_id in state.block.request_ids.tolist():
+            outcome = self._outcomes[request_id]
+            outcome.sent_qty = 0
+            outcome.client_order_id = None
+            outcome.limit_price = None
 
     def _mark_not_sent(self, block: Block, reason: str) -> None:
         self.log.warning(f"{block.side} {block.instrument_id} not sent: {reason}")
@@ -413,14 +746,23 @@ class RebalanceExecutor(Strategy):
     # ------------------------------------------------------------------------------------------
     # Order events and allocations
 
+    def on_order_submitted(self, event: OrderSubmitted) -> None:
+        self._record_order_event(event, "SUBMITTED")
+
+    def on_order_accepted(self, event: OrderAccepted) -> None:
+        self._record_order_event(event, "ACCEPTED")
+
     def on_order_filled(self, event: OrderFilled) -> None:
+        self._record_fill(event)
         # The venue's allocations may come before or after this event; whichever is last closes the phase.
         self._check_phase_complete(event.client_order_id)
 
     def on_order_rejected(self, event: OrderRejected) -> None:
+        self._record_order_event(event, "REJECTED", reason=str(event.reason))
         self._on_refused(event.client_order_id, f"rejected by venue: {event.reason}")
 
     def on_order_denied(self, event: OrderDenied) -> None:
+        self._record_order_event(event, "DENIED", reason=str(event.reason))
         self._on_refused(event.client_order_id, f"denied by risk engine: {event.reason}")
 
     def _on_refused(self, client_order_id: ClientOrderId, reason: str) -> None:
@@ -432,25 +774,34 @@ class RebalanceExecutor(Strategy):
         self._check_phase_complete(client_order_id)
 
     def on_order_canceled(self, event: OrderCanceled) -> None:
+        self._record_order_event(event, "CANCELED")
         self._check_phase_complete(event.client_order_id)
 
     def on_order_expired(self, event: OrderExpired) -> None:
+        self._record_order_event(event, "EXPIRED")
         state = self._blocks.get(event.client_order_id)
         if state is not None and state.end_reason is None:
             state.end_reason = "expired"
         self._check_phase_complete(event.client_order_id)
 
     def _on_allocation(self, allocation: Allocation) -> None:
+        if self._book(allocation, record=True):
+            self._check_phase_complete(ClientOrderId(allocation.client_order_id))
+
+    def _book(self, allocation: Allocation, record: bool) -> bool:
+        """Book one allocation once (by execution id); False when unknown or already booked."""
         state = self._blocks.get(ClientOrderId(allocation.client_order_id))
         if state is None:
             self.log.warning(f"allocation {allocation.execution_id} for unknown order {allocation.client_order_id}")
-            return
+            return False
         request_id = state.request_of.get(allocation.account_id, "")
         breaches_before = len(self.ledger.breaches)
         if not self.ledger.apply(allocation, request_id):
-            return
+            return False
         for breach in self.ledger.breaches[breaches_before:]:
             self.log.error(f"LEDGER BREACH: {breach}")
+        if record and self._journal is not None:
+            self._journal.record_allocation(allocation, request_id)
         state.allocated_qty += allocation.quantity
         state.first_fill_ns = state.first_fill_ns or allocation.ts_event
         state.last_fill_ns = allocation.ts_event
@@ -460,7 +811,9 @@ class RebalanceExecutor(Strategy):
             outcome.filled_value += allocation.quantity * allocation.price
             outcome.commission += allocation.commission
             outcome.last_fill_ns = allocation.ts_event
-        self._check_phase_complete(state.client_order_id)
+            filled = "FILLED" if outcome.filled_qty >= outcome.requested_qty else "PARTIALLY_FILLED"
+            self._set_request_states([(request_id, filled, "")], record)
+        return True
 
     def _check_phase_complete(self, client_order_id: ClientOrderId) -> None:
         """Re-examine one block after an event on it; the phase ends when no block is pending.
@@ -469,6 +822,10 @@ class RebalanceExecutor(Strategy):
         Only the block concerned is looked at, so a fill shared by 10,000 accounts costs 10,000
         constant-time checks, not 10,000 sweeps over every block of the phase.
         """
+        if self.halt_reason is not None:
+            if self.phase != Phase.DONE and self._halt_settled():
+                self._enter_done(f"halted ({self.halt_reason})")
+            return
         if self.phase not in (Phase.SELL, Phase.BUY) or client_order_id not in self._pending:
             return
         order = self.cache.order(client_order_id)
@@ -513,6 +870,8 @@ class RebalanceExecutor(Strategy):
             f"{phase.value} done: {len(orders)} blocks, {filled}/{sent} shares filled "
             f"({(filled / sent if sent else 0):.1%}), value {value:,.2f} USD"
         )
+        if self._journal is not None:
+            self._journal.flush()
         if phase == Phase.SELL:
             self._recalc()
         elif phase == Phase.BUY:
@@ -523,22 +882,31 @@ class RebalanceExecutor(Strategy):
 
     def _recalc(self) -> None:
         started = time.perf_counter()
-        self._size_and_send_buys()
-        self.wall_secs["recalc_and_buy_blocks"] = time.perf_counter() - started
-
-    def _size_and_send_buys(self) -> None:
-        self.phase = Phase.RECALC
-        self._phase_started_ns[Phase.RECALC] = self.clock.timestamp_ns()
-        plan = self.plan
-        buys = plan.requests[plan.requests["side"] == "BUY"].reset_index(drop=True)
+        self._enter_phase(Phase.RECALC)
+        if self._session_cap_hit:
+            for outcome in self._outcomes.values():
+                if outcome.side == "BUY":
+                    outcome.not_sent_reason = "not sent: the session's notional cap was reached during SELL"
+            self._enter_done("session notional cap reached")
+            return
+        buys, blocks, prices = self._size_buys(self.ledger)
         if buys.empty:
             self.log.info("RECALC: no buys in the plan")
             self._enter_done("completed")
-            return
+        else:
+            self._start_trading_phase(Phase.BUY, blocks, prices)
+        self.wall_secs["recalc_and_buy_blocks"] = time.perf_counter() - started
+
+    def _size_buys(self, ledger: Ledger) -> tuple[pd.DataFrame, list[Block], dict[str, tuple[Decimal, Decimal]]]:
+        """The plan's buys cut to what each account of `ledger` can afford, as blocks, with their prices."""
+        plan = self.plan
+        buys = plan.requests[plan.requests["side"] == "BUY"].reset_index(drop=True)
+        if buys.empty:
+            return buys, [], {}
         accounts = plan.accounts["account_id"].tolist()
         code_of = {a: i for i, a in enumerate(accounts)}
         cash_micros = np.array(
-            [decimal_to_micros(self.ledger.cash[a].quantize(MICRO, rounding=ROUND_FLOOR)) for a in accounts],
+            [decimal_to_micros(ledger.cash[a].quantize(MICRO, rounding=ROUND_FLOOR)) for a in accounts],
             dtype=np.int64,
         )
 
@@ -549,7 +917,7 @@ class RebalanceExecutor(Strategy):
         limit_by_instrument = {i: decimal_to_micros(limit) for i, (_, limit) in prices.items() if i in bought}
 
         nav_micros = cash_micros.copy()
-        for (account, instrument_id), qty in self.ledger.positions.items():
+        for (account, instrument_id), qty in ledger.positions.items():
             if qty and instrument_id in mark_by_instrument and account in code_of:
                 nav_micros[code_of[account]] += int(qty * mark_by_instrument[instrument_id] * 1_000_000)
         reserve = reserve_micros(
@@ -580,14 +948,80 @@ class RebalanceExecutor(Strategy):
             f"{int(buys['quantity'].sum())} shares requested, {int(sized.sum())} affordable; "
             f"{len(cut)} requests cut; spendable cash {spendable:,.2f} USD after reserves"
         )
-        self._start_trading_phase(Phase.BUY, build_blocks(buys, "BUY", quantity_column="sized"), prices)
+        return buys, build_blocks(buys, "BUY", quantity_column="sized"), prices
+
+    # ------------------------------------------------------------------------------------------
+    # What-if
+
+    def _what_if(self, sell_blocks: list[Block], sell_prices: dict[str, tuple[Decimal, Decimal]]) -> None:
+        """Log the blocks a session would send now, sells filled at their limits for RECALC; send nothing."""
+        now = self.clock.timestamp_ns()
+        sells = self._sendable(Phase.SELL, sell_blocks, sell_prices)
+        assumed = Ledger(cash=dict(self.ledger.cash), positions=dict(self.ledger.positions))
+        for block, reference, limit in sells:
+            self._what_if_row(Phase.SELL, block, reference, limit)
+            for account, qty in block.target_map().items():
+                value = qty * limit
+                assumed.apply(
+                    Allocation(
+                        client_order_id="what-if",
+                        venue_order_id="what-if",
+                        execution_id=f"what-if-{block.instrument_id}-{account}",
+                        account_id=account,
+                        instrument_id=block.instrument_id,
+                        side="SELL",
+                        quantity=qty,
+                        price=limit,
+                        commission=self.schedule.order_commission(qty, value),
+                        ts_event=now,
+                        ts_init=now,
+                    ),
+                    "",
+                )
+        self._session_notional += sum((b.quantity * limit for b, _, limit in sells), Decimal(0))
+        _, buy_blocks, buy_prices = self._size_buys(assumed)
+        for block, reference, limit in self._sendable(Phase.BUY, buy_blocks, buy_prices):
+            self._what_if_row(Phase.BUY, block, reference, limit)
+        for outcome in self._outcomes.values():
+            if outcome.not_sent_reason is None:
+                outcome.not_sent_reason = "what-if session: nothing sent"
+        self._enter_done(f"what-if: {len(self.what_if_blocks)} blocks would be sent, nothing sent")
+
+    def _what_if_row(self, phase: Phase, block: Block, reference: Decimal, limit: Decimal) -> None:
+        coid = self._client_order_id(phase, block)
+        self.log.info(
+            f"WHAT-IF {phase.value}: would {block.side} {block.quantity} {block.instrument_id} LMT {limit} "
+            f"(reference {reference}, {len(block.accounts)} accounts) as {coid}"
+        )
+        for request_id, target in zip(block.request_ids.tolist(), block.targets.tolist(), strict=True):
+            self._outcomes[request_id].not_sent_reason = f"what-if session: would send {target} at {limit}"
+            self._outcomes[request_id].limit_price = limit
+        self.what_if_blocks.append(
+            {
+                "client_order_id": coid.value,
+                "phase": phase.value,
+                "instrument_id": block.instrument_id,
+                "side": block.side,
+                "accounts": len(block.accounts),
+                "quantity": block.quantity,
+                "limit_price": limit,
+                "arrival_price": self._arrival(block.instrument_id, reference),
+                "filled_qty": 0,
+                "allocated_qty": 0,
+                "avg_price": None,
+                "ts_submitted": None,
+                "ts_closed": None,
+                "first_fill_ns": None,
+                "last_fill_ns": None,
+                "end": "what-if: not sent",
+            }
+        )
 
     # ------------------------------------------------------------------------------------------
     # DONE
 
     def _enter_done(self, reason: str) -> None:
-        self.phase = Phase.DONE
-        self._phase_started_ns[Phase.DONE] = self.clock.timestamp_ns()
+        self._enter_phase(Phase.DONE)
         for name in list(self.clock.timer_names):
             if name.startswith("rebalance-"):
                 self.clock.cancel_timer(name)
@@ -601,13 +1035,26 @@ class RebalanceExecutor(Strategy):
                 outcome.end_reason = state.end_reason or (
                     "session ended with the order open" if order is not None and not order.is_closed else None
                 )
+                if self.halt_reason is not None and state.rejected_reason is None:
+                    outcome.cancelled_reason = f"cancelled by a halt ({self.halt_reason})"
+        if self.halt_reason is not None:
+            for outcome in self._outcomes.values():
+                if outcome.sent_qty == 0 and outcome.not_sent_reason is None:
+                    outcome.not_sent_reason = f"session halted ({self.halt_reason}) before it was sent"
+        self._set_request_states([(o.request_id, o.state, o.reason) for o in self._outcomes.values()])
+        if self._journal is not None:
+            self._journal.flush()
         self.report = build_report(
             outcomes=list(self._outcomes.values()),
             ledger=self.ledger,
-            blocks=[self._block_row(s) for s in self._blocks.values()],
+            blocks=[self._block_row(s) for s in self._blocks.values()] + self.what_if_blocks,
             phase_started_ns={p.value: t for p, t in self._phase_started_ns.items()},
         )
         self.report.summary["wall_secs"] = {k: round(v, 4) for k, v in self.wall_secs.items()}
+        if self.resumed:
+            self.report.summary["resumed_blocks"] = dict(self.resumed)
+        if self.halt_reason is not None:
+            self.report.summary["halted"] = self.halt_reason
         totals = self.report.summary
         self.log.info(
             f"DONE ({reason}): "

@@ -12,7 +12,7 @@ import pandas as pd
 from strategies.ledger import Ledger
 from strategies.pricing import slippage_bps
 
-STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "NOT_SENT")
+STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
 TRANSACTION_COLUMNS = (
     "account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission",
     "ts_event", "client_order_id", "venue_order_id", "execution_id",
@@ -38,6 +38,7 @@ class RequestOutcome:
     cut_reason: str | None = None
     rejected_reason: str | None = None
     end_reason: str | None = None
+    cancelled_reason: str | None = None  # the session was halted while the block worked
 
     @property
     def state(self) -> str:
@@ -49,6 +50,8 @@ class RequestOutcome:
             return "PARTIALLY_FILLED"
         if self.rejected_reason:
             return "REJECTED"
+        if self.cancelled_reason:
+            return "CANCELLED"
         return "EXPIRED"
 
     @property
@@ -62,7 +65,8 @@ class RequestOutcome:
     def reason(self) -> str:
         parts = [self.not_sent_reason if self.sent_qty == 0 else None, self.cut_reason, self.rejected_reason]
         if self.sent_qty and self.filled_qty < self.sent_qty and not self.rejected_reason:
-            parts.append(f"{self.end_reason or 'closed'} with {self.filled_qty} of {self.sent_qty} filled")
+            end = self.cancelled_reason or self.end_reason or "closed"
+            parts.append(f"{end} with {self.filled_qty} of {self.sent_qty} filled")
         return "; ".join(p for p in parts if p)
 
 

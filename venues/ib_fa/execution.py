@@ -25,6 +25,12 @@ session (ib_async forgets its trades, IB may hand out order ids it has not seen 
   that resync (no open or completed order, no execution with its orderRef), never reached IB: it
   is placed once more with a new order id. Rejecting it would throw away a block IB never saw.
 - executions whose block is not known yet are kept, not dropped, and replayed when it attaches.
+
+A strategy that resumes a run in a new process asks for its blocks' allocations again
+(`AllocationReplayRequest`): the day's executions came in at connect time, before it listened.
+The client then attaches each named block to the order reconciliation put in the cache and to
+IB's order with that orderRef, and publishes every sub-account execution of it, including those
+it had already published; the strategy books each execution id once.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ from nautilus_trader.model.identifiers import (
 from nautilus_trader.model.objects import AccountBalance, Money, Price, Quantity
 
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
+from strategies.journal_port import ALLOCATION_REPLAY_TOPIC, AllocationReplayRequest
 from venues.ib_fa import fa_xml
 from venues.ib_fa.config import IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError
@@ -187,6 +194,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._commissions: dict[str, CommissionReport] = {}
         self._filled: set[str] = set()  # master execIds already emitted as OrderFilled
         self._allocated: set[str] = set()  # sub-account execIds already published
+        self._published: dict[str, list[Allocation]] = {}  # client order id -> its allocations, for replays
         self._fa_lock = asyncio.Lock()  # replaceFA rewrites the whole document: one writer at a time
         self._fa_errors: dict[int, asyncio.Future] = {}
         self._attached = False
@@ -195,6 +203,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._resync_lock = asyncio.Lock()
         self.last_account_snapshot: AccountSnapshot | None = None  # taken at connect, for SYNC
         self._msgbus.subscribe(ALLOCATION_GROUP_TOPIC, self._on_allocation_group)
+        self._msgbus.subscribe(ALLOCATION_REPLAY_TOPIC, self._on_allocation_replay)
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -242,6 +251,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         # ib_async's startup fetch sees only this client id's open orders; a block placed by
         # another client id must be found by orderRef too before it is placed again.
         await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), self._fa_config.request_timeout_secs)
+        # The day's finished orders as well: a block an earlier process placed and IB has already
+        # filled or cancelled must be found by its orderRef, not placed a second time.
+        await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), self._fa_config.request_timeout_secs)
         # Executions of the day, again: fills and allocations missed while disconnected are
         # emitted now; those already seen are dropped by execId.
         await ib.reqExecutionsAsync(ExecutionFilter())
@@ -263,6 +275,23 @@ class IBFAExecutionClient(LiveExecutionClient):
 
     def _on_allocation_group(self, group: AllocationGroup) -> None:
         self._groups[group.client_order_id] = group
+
+    def _on_allocation_replay(self, request: AllocationReplayRequest) -> None:
+        for coid in request.client_order_ids:
+            for allocation in list(self._published.get(coid, [])):
+                self._msgbus.publish(ALLOCATION_TOPIC, allocation)
+            if coid not in self._blocks:
+                self._adopt_block(coid)  # publishes the executions kept for it
+            for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
+                self._take_execution(exec_id)
+
+    def _adopt_block(self, coid: str) -> BlockOrder | None:
+        """Take over an order of an earlier process: the cache's order (reconciled) and IB's by orderRef."""
+        trade = self._ib_trade_for_ref(coid)
+        block = self._block_from_cache(coid, trade.order.orderId if trade is not None else 0)
+        if block is not None and trade is not None:
+            self._attach_trade(block, trade)
+        return block
 
     # -- account sync ----------------------------------------------------------------------------
 
@@ -521,7 +550,8 @@ class IBFAExecutionClient(LiveExecutionClient):
             )
 
     async def _cancel_order(self, command: CancelOrder) -> None:
-        block = self._blocks.get(command.client_order_id.value)
+        coid = command.client_order_id.value
+        block = self._blocks.get(coid) or self._adopt_block(coid)
         if block is not None and block.ib_order is None and not block.closed:
             # still being placed (or waiting for the session): it will not be placed now
             block.cancel_wanted = True
@@ -857,6 +887,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             ts_event=ib_time_to_ns(execution.time),
             ts_init=self._clock.timestamp_ns(),
         )
+        self._published.setdefault(coid, []).append(allocation)
         self._msgbus.publish(ALLOCATION_TOPIC, allocation)
 
     # -- dropped sessions ------------------------------------------------------------------------
@@ -935,22 +966,42 @@ class IBFAExecutionClient(LiveExecutionClient):
         order, coid = trade.order, block.client_order_id.value
         block.ib_order = order
         block.contract = block.contract or trade.contract
-        if order.orderId:
-            self._coid_by_ib_id[order.orderId] = coid
-            block.venue_order_id = VenueOrderId(str(order.orderId))
+        order_id = self._ib_order_id(order)
+        if order_id:
+            self._coid_by_ib_id[order_id] = coid
+            block.venue_order_id = VenueOrderId(str(order_id))
         elif block.venue_order_id is None and order.permId:
-            block.venue_order_id = VenueOrderId(str(order.permId))  # completed orders come without their id
+            block.venue_order_id = VenueOrderId(str(order.permId))
         if block.venue_order_id is None:
             block.venue_order_id = VenueOrderId(coid)
         if order.permId:
             block.perm_id = order.permId
             self._coid_by_perm[order.permId] = coid
-        for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
-            self._take_execution(exec_id)
         filled = trade.orderStatus.filled
         if not filled and 0 < order.filledQuantity < 1e300:
             filled = order.filledQuantity  # completed orders carry it here, their status starts empty
+        # the order's state first (accepted), then its fills; a close waits for the fills it counts
         self._apply_ib_state(block, trade.orderStatus.status, filled)
+        for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
+            self._take_execution(exec_id)
+
+    def _ib_order_id(self, order) -> int:
+        """IB's order id. Completed orders come without it; their executions carry it."""
+        if order.orderId:
+            return order.orderId
+        for fill in self._ib.fills():
+            if order.permId and fill.execution.permId == order.permId and fill.execution.orderId:
+                return fill.execution.orderId
+        return 0
+
+    def _master_avg_px(self, perm_id: int) -> Decimal | None:
+        """Average price of the block's master executions (a completed order's status has none)."""
+        executions = [f.execution for f in self._ib.fills() if f.execution.permId == perm_id]
+        executions = [e for e in executions if e.acctNumber == self.master]
+        shares = sum(Decimal(repr(e.shares)) for e in executions)
+        if not perm_id or not shares:
+            return None
+        return sum((Decimal(repr(e.shares)) * Decimal(repr(e.price)) for e in executions), Decimal(0)) / shares
 
     def _apply_ib_state(self, block: BlockOrder, status: str, filled: float) -> None:
         """Emit what a block's IB state implies and was not emitted yet (it may have been missed)."""
@@ -1001,10 +1052,15 @@ class IBFAExecutionClient(LiveExecutionClient):
                 expire = pd.Timestamp(ib_time_to_ns(order.goodTillDate), tz="UTC").to_pydatetime()
             except ValueError:
                 expire = None
+        # the id the fill reports carry too (a completed order's own id is 0), else its permId
+        order_id = self._ib_order_id(order) or order.permId
+        avg_px = Decimal(repr(status.avgFillPrice)) if filled > 0 and status.avgFillPrice > 0 else None
+        if filled > 0 and avg_px is None:
+            avg_px = self._master_avg_px(order.permId)
         return OrderStatusReport(
             account_id=self.account_id,
             instrument_id=iid,
-            venue_order_id=VenueOrderId(str(order.orderId)),
+            venue_order_id=VenueOrderId(str(order_id)),
             order_side=side_from_ib(order.action),
             order_type=order_type,
             time_in_force=TIME_IN_FORCE_FROM_IB.get(order.tif, TimeInForce.DAY),
@@ -1019,7 +1075,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             price=Price(order.lmtPrice, price_prec) if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
             trigger_price=Price(order.auxPrice, price_prec) if order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) else None,
             expire_time=expire,
-            avg_px=Decimal(repr(status.avgFillPrice)) if filled > 0 and status.avgFillPrice > 0 else None,
+            avg_px=avg_px,
         )
 
     async def generate_order_status_reports(self, command: GenerateOrderStatusReports) -> list[OrderStatusReport]:

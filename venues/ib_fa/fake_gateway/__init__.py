@@ -8,6 +8,9 @@
     gw.broker.fill(order_id, 50, 500.0)           # or because the test says so
     gw.broker.advance_clock(seconds=600)          # GTD expiry
     gw.faults.late_allocations()                  # see faults.FaultInjector for the other switches
+    gw.faults.hold_order_acks("SELL")             # orders rest at the broker, unacknowledged, until
+    gw.faults.release_order_acks()                #   released: a client can be stopped before the ack
+    gw.faults.hold_fa_writes()                    # replaceFA waits unapplied until release_fa_writes()
     await gw.stop()
 
 Synchronous code uses `FakeGatewayThread` and `thread.call(fn, *args)` to act on the broker.

@@ -393,6 +393,8 @@ class Broker:
             self._what_if(req, inst)
             return
         o = _Order(req, next(self._perm_ids), inst, next(self._order_seq))
+        if self.faults.holds_ack(req.action):
+            self.faults.held_acks.add(key)
         if req.tif == "GTD":
             o.expires_at = parse_good_till_date(req.good_till_date)
         if req.fa_group:
@@ -546,8 +548,18 @@ class Broker:
     # ------------------------------------------------------------ internals
 
     def _emit(self, event: object) -> None:
+        if isinstance(event, OrderUpdate) and (event.client_id, event.view.request.order_id) in self.faults.held_acks:
+            return
         for listener in list(self.listeners):
             listener(event)
+
+    def release_acks(self) -> None:
+        """Send the latest state of every order whose acknowledgement was held."""
+        held, self.faults.held_acks = self.faults.held_acks, set()
+        for key in sorted(held):
+            o = self._orders.get(key)
+            if o is not None:
+                self._emit(OrderUpdate(o.request.client_id, o.view(), open_order=o.status != "Filled"))
 
     def _find(self, order_id: int, client_id: int | None) -> _Order:
         if client_id is not None:

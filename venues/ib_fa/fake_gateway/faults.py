@@ -52,6 +52,15 @@ class FaultPlan:
     drop_on_receipt: tuple[str, str] | None = None
     drop_after_executions: int | None = None
     info_codes_on_next_order: list[int] = field(default_factory=list)
+    # orders of this side ("BUY", "SELL" or "ANY") are taken but not acknowledged until released
+    hold_acks_side: str | None = None
+    held_acks: set[tuple[int, int]] = field(default_factory=set)  # (client id, order id)
+    hold_fa_writes: bool = False  # replaceFA requests wait, unapplied and unanswered, until released
+    held_fa_writes: list = field(default_factory=list)  # (release callable) per held request
+
+    def holds_ack(self, action: str) -> bool:
+        side = self.hold_acks_side
+        return side is not None and side in ("ANY", action)
 
     def take_rejection(self) -> tuple[int, str, bool] | None:
         return self.reject_next.pop(0) if self.reject_next else None
@@ -111,6 +120,29 @@ class FaultInjector:
     def drop_after_executions(self, n: int) -> None:
         """Close the connection right after the n-th execDetails (master or allocation)."""
         self.plan.drop_after_executions = n
+
+    # held replies: a process can be stopped at a known point of the order flow
+    def hold_order_acks(self, side: str = "ANY") -> None:
+        """Orders of `side` reach the broker (they rest and can fill) but no openOrder or
+        orderStatus for them leaves the gateway until `release_order_acks`; queries such as
+        reqAllOpenOrders still see them."""
+        self.plan.hold_acks_side = side.upper()
+
+    def release_order_acks(self) -> None:
+        self.plan.hold_acks_side = None
+        self._gw.broker.release_acks()
+
+    def hold_fa_writes(self) -> None:
+        """replaceFA requests are neither applied nor answered until `release_fa_writes`."""
+        self.plan.hold_fa_writes = True
+
+    def release_fa_writes(self) -> int:
+        """Apply the held replaceFA requests in order (answered if their connection is still open)."""
+        self.plan.hold_fa_writes = False
+        held, self.plan.held_fa_writes = self.plan.held_fa_writes, []
+        for release in held:
+            release()
+        return len(held)
 
     # allocation delivery
     def late_allocations(self) -> None:

@@ -343,6 +343,10 @@ class Session:
         self.send(codecs.receive_fa(faDataType, b.request_fa(faDataType)))
 
     def on_replaceFA(self, faDataType: int, xml: str, reqId: int = -1) -> None:
+        faults = self.gw.broker.faults
+        if faults.hold_fa_writes:
+            faults.held_fa_writes.append(lambda: self.on_replaceFA(faDataType, xml, reqId))
+            return
         req_id = reqId
         problem = self.gw.broker.replace_fa(faDataType, xml)
         if problem is not None:
