@@ -249,11 +249,20 @@ def _print_result(result, out: Path, what_if: bool) -> int:
         print(f"{len(result.cash_differences)} account(s) had IB cash different from the plan's (see the log)")
     if result.timed_out:
         print("the session timed out; open orders were cancelled")
+    reasons = report.requests["reason"].fillna("")
+    refused_by_rails = int(reasons.str.startswith("refused by the rails").sum())
+    if refused_by_rails:
+        print(f"{refused_by_rails} request(s) refused by the rails, not sent; the reasons are in requests.csv")
     print(f"Run folder: {out}")
     if getattr(result, "killed", False):
         print("the session was stopped by the kill switch; open orders were cancelled")
         return EXIT_KILLED
-    clean = summary["accounts_below_zero"] == 0 and not summary["ledger_breaches"] and not result.timed_out
+    clean = (
+        summary["accounts_below_zero"] == 0
+        and not summary["ledger_breaches"]
+        and not result.timed_out
+        and not refused_by_rails
+    )
     return EXIT_OK if clean else EXIT_INCOMPLETE
 
 

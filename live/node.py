@@ -227,6 +227,8 @@ def node_config(
             log_level=ib.log_level,
             log_directory=ib.log_directory,
             log_level_file=ib.log_level if ib.log_directory else None,
+            # one JSON object per line: a session's log is searched and parsed, not only read
+            log_file_format="json" if ib.log_directory else None,
         ),
         exec_engine=LiveExecEngineConfig(reconciliation=True),
         # a live kernel takes only the live flavour of the same settings

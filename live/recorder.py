@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ib_async import Ticker
@@ -425,7 +425,7 @@ def record(
     if duration_secs is not None and until is not None:
         raise ValueError("give duration_secs or until, not both")
     if duration_secs is not None:
-        until = datetime.now(timezone.utc) + timedelta(seconds=duration_secs)
+        until = datetime.now(UTC) + timedelta(seconds=duration_secs)
     recorder = Recorder(
         symbols, catalog, host, port, client_id, flush_rows=flush_rows, flush_secs=flush_secs, **options
     )

@@ -4,6 +4,11 @@ The strategy publishes an `AllocationGroup` for every block order just before su
 IB equivalent is writing a ContractsOrShares FA group with replaceFA). The venue side, be it the
 simulated exchange's FA allocator or the IB FA adapter, answers every block fill with one
 `Allocation` per account that received shares. The strategy books fills only from these.
+
+A strategy resumed after a crash publishes an `AllocationReplayRequest` once it listens for
+allocations: a fresh process sees the day's executions when it connects, before any strategy
+runs, so the venue side publishes them again then. A venue with nothing to replay (the simulated
+exchange) has no subscriber.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from decimal import Decimal
 
 ALLOCATION_GROUP_TOPIC = "rebalance.fa.groups"
 ALLOCATION_TOPIC = "rebalance.fa.allocations"
+ALLOCATION_REPLAY_TOPIC = "rebalance.fa.replay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +49,10 @@ class Allocation:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationReplayRequest:
+    """Publish again every per-account execution known for these block orders (by client order id)."""
+
+    client_order_ids: tuple[str, ...]

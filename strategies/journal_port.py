@@ -10,10 +10,7 @@ run; a backtest hands it nothing. Two promises make crash recovery possible:
   of it is rebuilt from the broker: allocations are replayed from IB's executions and de-duplicated
   by execution id, and order states come back through reconciliation.
 
-A resumed strategy asks the venue side for that replay with an `AllocationReplayRequest` once it
-listens for allocations: a fresh process sees the day's executions when it connects, before any
-strategy runs, and must not publish them into the void. A venue with nothing to replay (the
-simulated exchange) simply has no subscriber.
+A resumed strategy asks the venue side for that replay (`strategies.events.AllocationReplayRequest`).
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from decimal import Decimal
 from typing import Protocol
 
 from strategies.events import Allocation
-
-ALLOCATION_REPLAY_TOPIC = "rebalance.fa.replay"
 
 # A request's life: APPROVED when the run starts, SENT with its block, then one of the ends.
 REQUEST_STATES = ("APPROVED", "SENT", "PARTIALLY_FILLED", "FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
@@ -74,13 +69,6 @@ class RequestState:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class AllocationReplayRequest:
-    """Publish again every sub-account execution known for these block orders (by client order id)."""
-
-    client_order_ids: tuple[str, ...]
-
-
 @dataclass
 class RecoveredRun:
     """What an earlier process of the same run had recorded when it stopped."""
@@ -111,10 +99,8 @@ class ExecutionJournal(Protocol):
 
 
 __all__ = [
-    "ALLOCATION_REPLAY_TOPIC",
     "ORDER_EVENTS",
     "REQUEST_STATES",
-    "AllocationReplayRequest",
     "BlockIntent",
     "ExecutionJournal",
     "OrderEvent",

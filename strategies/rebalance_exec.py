@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from nautilus_trader.common.component import LiveClock
 from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.enums import BookType, OrderSide, TimeInForce, book_type_from_str
@@ -52,10 +53,15 @@ from nautilus_trader.trading.strategy import Strategy
 
 from strategies import pricing
 from strategies.commissions import decimal_to_micros, schedule_by_name
-from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
-from strategies.journal_port import (
+from strategies.events import (
+    ALLOCATION_GROUP_TOPIC,
     ALLOCATION_REPLAY_TOPIC,
+    ALLOCATION_TOPIC,
+    Allocation,
+    AllocationGroup,
     AllocationReplayRequest,
+)
+from strategies.journal_port import (
     BlockIntent,
     ExecutionJournal,
     OrderEvent,
@@ -208,10 +214,10 @@ class RebalanceExecutor(Strategy):
         return self.phase == Phase.DONE
 
     def on_start(self) -> None:
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # a backtest: no loop, timers fire in line
-            self._loop = None
+        # A backtest's test clock fires timers in line. Ask the clock, not asyncio: a backtest run
+        # from a notebook or beside another library's loop would otherwise hand its timers to a
+        # loop that never runs while the engine does, and trade nothing.
+        self._loop = asyncio.get_running_loop() if isinstance(self.clock, LiveClock) else None
         known = {str(i.id) for i in self.cache.instruments()}
         try:
             self.plan = load_plan(self.config.plan_path, known, self.config.default_venue)

@@ -188,7 +188,7 @@ def _for_files(frame: pd.DataFrame) -> pd.DataFrame:
     """Decimals as text: exact in CSV and Parquet alike, whatever their scale."""
     out = frame.copy()
     for column in out.columns:
-        if out[column].map(lambda v: isinstance(v, Decimal)).any():
+        if out[column].dtype == object and out[column].map(lambda v: isinstance(v, Decimal)).any():
             out[column] = out[column].map(lambda v: None if v is None else str(v))
     return out
 

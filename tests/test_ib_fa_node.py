@@ -341,16 +341,6 @@ def test_the_session_timeout_cancels_what_is_working_and_sends_nothing_new(tmp_p
     assert seen["connected_client_ids"] == []
 
 
-def test_the_paper_command_refuses_a_live_port(tmp_path, capsys):
-    from live.paper import main
-
-    plan_path = tmp_path / "plan.json"
-    plan_path.write_text(json.dumps(PLAN))
-    for port in ("4001", "7496"):
-        assert main(["--plan", str(plan_path), "--port", port, "--fa-master", MASTER]) == 2
-        assert f"port {port} is the API port of" in capsys.readouterr().err
-
-
 if __name__ == "__main__":
     scenario, folder = sys.argv[1], Path(sys.argv[2])
     folder.mkdir(parents=True, exist_ok=True)

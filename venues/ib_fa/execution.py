@@ -82,8 +82,14 @@ from nautilus_trader.model.identifiers import (
 )
 from nautilus_trader.model.objects import AccountBalance, Money, Price, Quantity
 
-from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
-from strategies.journal_port import ALLOCATION_REPLAY_TOPIC, AllocationReplayRequest
+from strategies.events import (
+    ALLOCATION_GROUP_TOPIC,
+    ALLOCATION_REPLAY_TOPIC,
+    ALLOCATION_TOPIC,
+    Allocation,
+    AllocationGroup,
+    AllocationReplayRequest,
+)
 from venues.ib_fa import fa_xml
 from venues.ib_fa.config import IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError
@@ -510,9 +516,11 @@ class IBFAExecutionClient(LiveExecutionClient):
         ib = self._ib
         async with self._fa_lock:
             current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-            if not current:
+            prefix = self._fa_config.fa_group_prefix
+            # nothing of ours to remove: writing the advisor's groups back unchanged is a needless FA write
+            if not current or not any(name.startswith(prefix) for name in fa_xml.parse_groups_xml(current)):
                 return
-            xml = fa_xml.remove_groups(current, self._fa_config.fa_group_prefix)
+            xml = fa_xml.remove_groups(current, prefix)
             req_id = ib.client.getReqId()
             done = ib.fa_wrapper.expect_replace_fa_end(req_id)
             ib.client.replaceFA(req_id, fa_xml.FA_GROUPS, xml)

@@ -123,6 +123,7 @@ class Session:
         req = codecs.decode_request(fields)
         if req is None or req.name == "unknown":
             return
+        self.gw.request_log.append((self.client_id, req.name))
         if self.client_id is None and req.name != "startApi":
             log.warning("%s before startApi ignored", req.name)
             return
@@ -396,6 +397,9 @@ class FakeGateway:
         self.broker.listeners.append(self._on_broker_event)
         self.faults = FaultInjector(self)
         self.taps: list[Tap] = []
+        # (client id, request name) of every request received, in order: the gateway's log that
+        # tests read to prove a refused session sent nothing (no placeOrder, no replaceFA)
+        self.request_log: list[tuple[int | None, str]] = []
         self.host = host
         self.port = port
         self.sessions: list[Session] = []
