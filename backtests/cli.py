@@ -10,6 +10,7 @@ rebalance data import {dbn,tardis,lobster} FILE --catalog DIR --instrument ID [-
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +34,15 @@ DEMO_PLAN = REPO / "data" / "demo" / "plan"
 DEMO_CATALOG = REPO / ".demo" / "catalog"
 
 
+def _field_names(target: type) -> set[str]:
+    if issubclass(target, msgspec.Struct):
+        return {f.name for f in msgspec.structs.fields(target)}
+    return set(target.__dataclass_fields__)
+
+
 def _parse_params(pairs: list[str], target: type, base: dict) -> dict:
     """name=value pairs into a config's fields; msgspec then converts the types, so typos fail loudly."""
-    if issubclass(target, msgspec.Struct):
-        fields = {f.name for f in msgspec.structs.fields(target)}
-    else:
-        fields = set(target.__dataclass_fields__)
+    fields = _field_names(target)
     out = dict(base)
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -50,27 +54,54 @@ def _parse_params(pairs: list[str], target: type, base: dict) -> dict:
     return out
 
 
-def _strategy_config(plan: Path, out: Path, params: list[str]) -> RebalanceExecutorConfig:
-    values = _parse_params(params, RebalanceExecutorConfig, {"plan_path": str(plan), "output_dir": str(out)})
+def load_config_file(path: Path | None) -> tuple[dict, dict]:
+    """(strategy, venue) settings from `--config`: a sweep's recommended.json as it is written, or
+    any JSON object with a "strategy" and an optional "venue" object. `--param` flags override it."""
+    if path is None:
+        return {}, {}
+    try:
+        loaded = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"--config {path}: {exc}") from None
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("strategy"), dict):
+        raise SystemExit(
+            f'--config {path}: expected a JSON object with a "strategy" object (a sweep\'s recommended.json)'
+        )
+    sections = (loaded["strategy"], loaded.get("venue") or {})
+    for section, target in zip(sections, (RebalanceExecutorConfig, SimVenueConfig), strict=True):
+        unknown = sorted(set(section) - _field_names(target))
+        if unknown:
+            raise SystemExit(f"--config {path}: unknown {target.__name__} field(s) {unknown}")
+    return sections
+
+
+def _strategy_config(plan: Path, out: Path, params: list[str], base: dict | None = None) -> RebalanceExecutorConfig:
+    values = _parse_params(
+        params, RebalanceExecutorConfig, {**(base or {}), "plan_path": str(plan), "output_dir": str(out)}
+    )
     try:
         return msgspec.convert(values, RebalanceExecutorConfig, strict=False)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, ValueError) as exc:
         raise SystemExit(f"bad --param: {exc}") from None
 
 
-def _venue_config(params: list[str], venue: str) -> SimVenueConfig:
-    values = _parse_params(params, SimVenueConfig, {"venue": venue})
+def _venue_config(params: list[str], venue: str, base: dict | None = None) -> SimVenueConfig:
+    values = _parse_params(params, SimVenueConfig, {**(base or {}), "venue": venue})
     try:
         return msgspec.convert(values, SimVenueConfig, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
         raise SystemExit(f"bad --venue-param: {exc}") from None
 
 
-def _run(plan: Path, catalog: Path, out: Path, params: list[str], venue_params: list[str], log_level: str) -> int:
+def _run(
+    plan: Path, catalog: Path, out: Path, params: list[str], venue_params: list[str], log_level: str,
+    config_file: Path | None = None,
+) -> int:  # fmt: skip
     from data.catalog import catalog_instruments, catalog_time_range, stream_catalog
 
-    config = _strategy_config(plan, out, params)
-    venue = _venue_config(venue_params, config.default_venue)
+    strategy_base, venue_base = load_config_file(config_file)
+    config = _strategy_config(plan, out, params, strategy_base)
+    venue = _venue_config(venue_params, config.default_venue, venue_base)
     instruments = catalog_instruments(catalog)
     if not instruments:
         print(f"error: no instruments in catalog {catalog}", file=sys.stderr)
@@ -115,7 +146,7 @@ def _backtest(args: argparse.Namespace, out: Path) -> int:
     if asked is None and not args.all_days and single:
         ids = [str(i.id) for i in catalog_instruments(args.catalog)]
         if len(catalog_days(args.catalog, ids, args.tz)) <= 1:
-            return _run(args.plan, args.catalog, out, args.param, args.venue_param, args.log_level)
+            return _run(args.plan, args.catalog, out, args.param, args.venue_param, args.log_level, args.config)
     return _run_days(args, asked, out)
 
 
@@ -124,8 +155,9 @@ def _run_days(args: argparse.Namespace, asked: list | None, out: Path) -> int:
     from backtests.results import print_days
     from data.catalog import catalog_days, catalog_instruments
 
-    config = _strategy_config(args.plan, out, args.param)
-    venue = _venue_config(args.venue_param, config.default_venue)
+    strategy_base, venue_base = load_config_file(args.config)
+    config = _strategy_config(args.plan, out, args.param, strategy_base)
+    venue = _venue_config(args.venue_param, config.default_venue, venue_base)
     instruments = catalog_instruments(args.catalog)
     if not instruments:
         print(f"error: no instruments in catalog {args.catalog}", file=sys.stderr)
@@ -177,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--plan", type=Path, required=True, help="plan folder (CSV/Parquet) or JSON file")
     bt.add_argument("--catalog", type=Path, required=True)
     bt.add_argument("--out", type=Path, default=None, help="run folder (default runs/<time>)")
+    bt.add_argument("--config", type=Path, default=None, help="settings JSON, e.g. a sweep's recommended.json")
     bt.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
     bt.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
     bt.add_argument("--log-level", default="WARNING")

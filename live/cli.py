@@ -160,6 +160,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plan", type=Path, required=True, help="plan folder (CSV/Parquet) or JSON file")
     p.add_argument("--what-if", action="store_true", help="connect, sync and size, print the orders, send nothing")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<run id>)")
+    p.add_argument("--config", type=Path, default=None, help="strategy settings JSON, e.g. a sweep's recommended.json")
     p.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
     p.add_argument(
         "--journal", default=DEFAULT_JOURNAL, help=f"journal: SQLite path/URL or postgresql:// URL ({DEFAULT_JOURNAL})"
@@ -181,7 +182,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_session_command(args: argparse.Namespace, mode: str) -> int:
-    from backtests.cli import _strategy_config
+    from backtests.cli import _strategy_config, load_config_file
     from live.journal import JournalError
     from live.killswitch import SessionAlreadyRunning
     from live.node import SessionStartError, run_session
@@ -200,7 +201,8 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
     run_id = args.run_id or f"{mode}-{datetime.now(UTC).strftime('%Y%m%d')}"
     out = args.out or RUNS / (f"{run_id}-what-if" if args.what_if else run_id)
     params = list(args.param) + (["what_if=true"] if args.what_if else [])
-    config = msgspec.structs.replace(_strategy_config(args.plan, out, params), rails=rails)
+    strategy_base, _ = load_config_file(args.config)  # a sweep's venue settings describe the simulation only
+    config = msgspec.structs.replace(_strategy_config(args.plan, out, params, strategy_base), rails=rails)
     where = f"{ib.host or os.environ.get('IB_HOST') or '127.0.0.1'}:{_port(args.port)}"
     print(plan_summary(plan, config, rails, where, run_id, "none (what-if)" if args.what_if else args.journal))
     if mode == "live" and not args.what_if and not args.confirm_live:

@@ -29,25 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MASTER = "DF1000"
-ACCOUNTS = [MASTER, "DU1001", "DU1002", "DU1003", "DU1004"]
-CASH = {"DU1001": 0.0, "DU1002": 1_000.0, "DU1003": 50_000.0, "DU1004": 20_000.0}
-HOLDINGS = [("DU1001", "SPY", 100, 480.0), ("DU1002", "SPY", 50, 470.0), ("DU1002", "IVV", 40, 520.0),
-            ("DU1004", "IVV", 30, 530.0)]
-PLAN = {
-    "accounts": [{"account_id": a, "cash": str(int(c))} for a, c in CASH.items()],
-    "positions": [{"account_id": a, "instrument": s, "quantity": q} for a, s, q, _ in HOLDINGS],
-    "requests": [
-        {"request_id": "s1", "account_id": "DU1001", "instrument": "SPY", "side": "SELL", "quantity": 60},
-        {"request_id": "s2", "account_id": "DU1002", "instrument": "SPY", "side": "SELL", "quantity": 50},
-        {"request_id": "s3", "account_id": "DU1002", "instrument": "IVV", "side": "SELL", "quantity": 40},
-        {"request_id": "s4", "account_id": "DU1004", "instrument": "IVV", "side": "SELL", "quantity": 30},
-        # DU1001 starts without cash: this buy fits only with the allocated proceeds of s1
-        {"request_id": "b1", "account_id": "DU1001", "instrument": "IVV", "side": "BUY", "quantity": 50},
-        {"request_id": "b2", "account_id": "DU1003", "instrument": "SPY", "side": "BUY", "quantity": 40},
-        {"request_id": "b3", "account_id": "DU1004", "instrument": "SPY", "side": "BUY", "quantity": 10},
-    ],
-}
+from tests.ib_fixtures import ACCOUNTS, CASH, HOLDINGS, MASTER, PLAN  # noqa: E402  (the path above)
+
 SPY_BOOK = dict(bids=[(499.99, 1000)], asks=[(500.01, 1000)])
 IVV_BOOK = dict(bids=[(549.99, 1000)], asks=[(550.01, 1000)])
 # Same mids (the sells' limits are 497.50 and 547.25), but nothing for the sells to fill against

@@ -156,3 +156,29 @@ def test_a_price_outside_the_band_is_not_sent(gateway, tmp_path):
     assert requests["filled_qty"].sum() == 0
     assert "request(s) refused by the rails" in done.stdout
     assert not SENDING & set(_received(gateway))
+
+
+def test_a_sweeps_recommendation_loads_as_the_sessions_settings(tmp_path):
+    from backtests.cli import _strategy_config, _venue_config, load_config_file
+
+    recommended = tmp_path / "recommended.json"
+    recommended.write_text(
+        json.dumps({
+            "strategy": {"sell_offset_bps": 5.0, "buy_offset_bps": 0.0, "phase_deadline_secs": 60.0},
+            "venue": {"depth_fraction": 0.5, "queue_model": "risk_averse"},
+            "point_id": "p003",
+            "metrics": {"cost_bps_mean": 1.2},
+        })
+    )  # fmt: skip
+    strategy, venue = load_config_file(recommended)
+    config = _strategy_config(write_plan(tmp_path), tmp_path / "run", ["buy_offset_bps=7"], strategy)
+    assert (config.sell_offset_bps, config.buy_offset_bps, config.phase_deadline_secs) == (5.0, 7.0, 60.0)
+    sim = _venue_config([], "SMART", venue)
+    assert (sim.depth_fraction, sim.queue_model) == (0.5, "risk_averse")
+
+    recommended.write_text(json.dumps({"strategy": {"sell_ofset_bps": 5.0}}))
+    with pytest.raises(SystemExit, match="sell_ofset_bps"):
+        load_config_file(recommended)
+    recommended.write_text(json.dumps({"sell_offset_bps": 5.0}))
+    with pytest.raises(SystemExit, match='"strategy" object'):
+        load_config_file(recommended)
