@@ -213,7 +213,8 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
             # a what-if sends nothing, so it leaves no run in the journal to resume or to count as sent
             config, ib, journal_url=None if args.what_if else args.journal, run_id=run_id, mode=mode, rails=rails,
             state_dir=str(args.state_dir), metrics_port=args.metrics_port,
-            check_market_hours=not getattr(args, "ignore_market_hours", False),
+            # a what-if sends nothing: it may size tomorrow's plan tonight
+            check_market_hours=not (args.what_if or getattr(args, "ignore_market_hours", False)),
         )  # fmt: skip
     except refused as exc:
         return _refused(exc)

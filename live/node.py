@@ -362,6 +362,11 @@ async def _cancel_open_orders(session: LiveSession) -> None:
                 )
 
 
+def session_trading_secs(config: RebalanceExecutorConfig) -> float:
+    """The longest a session may trade: SYNC, then each phase's deadline and allocation grace."""
+    return config.sync_timeout_secs + 2 * (config.phase_deadline_secs + config.allocation_grace_secs)
+
+
 def run_session(
     strategy_config: RebalanceExecutorConfig,
     ib: IBSessionConfig | None = None,
@@ -399,7 +404,20 @@ def run_session(
     holding = pid_file(state_dir, run_id) if state_dir is not None else contextlib.nullcontext()
     try:
         with holding:
-            check_session(plan, rails, journal, now, mode, run_id, calendar="XNYS" if check_market_hours else None)
+            # Resuming sends only what the run had already decided, and books what IB did while it was
+            # down: after the close that is exactly what is needed, so only a new run is held to the hours.
+            resuming = journal is not None and run_id in set(journal.runs()["run_id"])
+            hours = "XNYS" if check_market_hours and not resuming else None
+            check_session(
+                plan,
+                rails,
+                journal,
+                now,
+                mode,
+                run_id,
+                calendar=hours,
+                needs_open_secs=session_trading_secs(strategy_config),
+            )
             if rails is not None and rails.daily_cap is not None and journal is not None:
                 rails = session_rails(rails, journal.traded_value(now.tz_convert("UTC").date(), mode))
             config = msgspec.structs.replace(strategy_config, session_id=session_id, rails=rails)

@@ -88,6 +88,12 @@ def market_closed_reason(now: pd.Timestamp, calendar: str = "XNYS") -> str | Non
     return f"{at}: today's session closed at {_local(session_close, tz)}{early}; {opens}"
 
 
+def closing_time(now: pd.Timestamp, calendar: str = "XNYS") -> pd.Timestamp:
+    """The close of the regular session open at `now` (early closes included)."""
+    cal = _calendar(calendar, now.tz_convert("UTC").date())
+    return cal.session_close(cal.minute_to_session(now, direction="none"))
+
+
 def check_session(
     plan: Plan,
     rails: RailsConfig | None,
@@ -96,12 +102,27 @@ def check_session(
     mode: str,
     run_id: str,
     calendar: str | None = "XNYS",
+    needs_open_secs: float = 0.0,
 ) -> None:
-    """Raise RailsRefusal when the session must not start. `calendar=None` skips the market-hours check."""
+    """Raise RailsRefusal when the session must not start. `calendar=None` skips the market-hours check.
+
+    `needs_open_secs` is how long the session may trade: starting later than that before the close
+    would leave blocks working into the closing auction or past it, unfilled and unwatched.
+    """
     if calendar is not None:
         closed = market_closed_reason(now, calendar)
         if closed is not None:
             raise RailsRefusal(f"the market is closed, nothing was sent: {closed}")
+        close = closing_time(now, calendar)
+        left = (close - now).total_seconds()
+        if left < needs_open_secs:
+            tz = _calendar(calendar, now.tz_convert("UTC").date()).tz
+            raise RailsRefusal(
+                f"the market closes at {_local(close, tz)}, in {left / 60:.0f} min, and the session may trade for "
+                f"up to {needs_open_secs / 60:.0f} min "
+                "(SYNC plus both phase deadlines and their allocation grace); nothing was sent. Start earlier, or "
+                "shorten phase_deadline_secs."
+            )
     if journal is not None:
         request_ids = plan.requests["request_id"].tolist()
         already = sorted(journal.requests_already_sent(request_ids, exclude_run_id=run_id))
@@ -168,6 +189,7 @@ __all__ = [
     "RailsRefusal",
     "SentRequests",
     "check_session",
+    "closing_time",
     "market_closed_reason",
     "risk_engine_config",
     "session_rails",

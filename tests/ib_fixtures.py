@@ -21,6 +21,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -191,7 +193,9 @@ def run_session_child(args: dict) -> dict:
     )  # fmt: skip
     result = run_session(
         config, ib, journal_url=args["journal_url"], run_id=args.get("run_id", RUN_ID), state_dir=args.get("state_dir"),
-        check_market_hours=False,
+        # the fake's clock is a Monday at the open, the machine's may be a Sunday night
+        check_market_hours=args.get("check_market_hours", False),
+        now=pd.Timestamp(args["now"]) if args.get("now") else None,
     )  # fmt: skip
     report = result.report
     block_columns = ["phase", "instrument_id", "quantity", "limit_price"]

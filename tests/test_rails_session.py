@@ -124,6 +124,19 @@ def test_open_market_passes(now):
     check_session(plan(), None, None, utc(now), "paper", "paper-1")
 
 
+@pytest.mark.parametrize(
+    ("now", "minutes_left"),
+    [("2026-11-23 20:39", 21), ("2026-11-27 17:45", 15)],  # a normal close; the early close after Thanksgiving
+)
+def test_a_session_that_could_trade_past_the_close_is_refused(now, minutes_left):
+    needs = 22 * 60.0  # SYNC 60 s + 2 x (600 s deadline + 30 s grace)
+    with pytest.raises(RailsRefusal, match=f"in {minutes_left} min, and the session may trade for up to 22 min"):
+        check_session(plan(), None, None, utc(now), "live", "live-1", needs_open_secs=needs)
+    # two minutes earlier, a session that needs one minute more than was left passes
+    earlier = utc(now) - pd.Timedelta(minutes=2)
+    check_session(plan(), None, None, earlier, "live", "live-1", needs_open_secs=(minutes_left + 1) * 60.0)
+
+
 def test_summer_time_is_the_exchanges_not_utcs():
     # 09:30 New York is 13:30 UTC in July (EDT)
     assert market_closed_reason(utc("2026-07-06 13:29")).endswith(

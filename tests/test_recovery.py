@@ -118,7 +118,7 @@ def _while_dead(gw, kill_at: str, steps_done: list[str]) -> None:
         steps_done.append("buys_filled")
 
 
-def run_scenario(tmp_path, journal_url: str, kill_at: str | None) -> dict:
+def run_scenario(tmp_path, journal_url: str, kill_at: str | None, restart_overrides: dict | None = None) -> dict:
     gw = fx.start_gateway()
     try:
         plan_path = fx.write_plan(tmp_path)
@@ -129,7 +129,9 @@ def run_scenario(tmp_path, journal_url: str, kill_at: str | None) -> dict:
         state_dir = tmp_path / "state"
         proc = fx.spawn_session(gw.port, plan_path, journal_url, state_dir=str(state_dir))
         # the same command again, imported while the first process runs and released after the kill
-        restart = fx.spawn_session(gw.port, plan_path, journal_url, held=True, state_dir=str(state_dir))
+        restart = fx.spawn_session(
+            gw.port, plan_path, journal_url, held=True, state_dir=str(state_dir), **(restart_overrides or {})
+        )
         killed = _market(gw, proc, journal_url, kill_at, steps)
         if killed is None:
             restart.kill()
@@ -236,6 +238,16 @@ def test_a_session_killed_mid_run_resumes_and_ends_as_if_never_killed(tmp_path, 
     assert set(orders["last_event"]) == {"FILLED"} and (orders["filled_qty"] == orders["quantity"]).all()
     runs = run["runs"]
     assert runs.loc[runs["run_id"] == fx.RUN_ID, "status"].tolist() == ["DONE"]
+
+
+def test_a_run_killed_before_the_close_is_resumed_after_it(tmp_path, baseline):
+    # a new run is refused once the market has closed; resuming one only finishes what it had sent
+    # and books what IB did meanwhile, which is what the evening after a crash needs
+    after_close = {"now": "2024-03-04 21:30:00+00:00", "check_market_hours": True}
+    run = run_scenario(tmp_path, f"sqlite:///{tmp_path / 'journal.db'}", "mid_sell", restart_overrides=after_close)
+    assert run["result"]["status"] == "DONE", run["result"]
+    assert _tx_set(run["transactions"]) == _tx_set(baseline["transactions"])
+    assert _cash(run["cash"]) == _cash(baseline["cash"])
 
 
 def test_sigterm_cancels_the_open_blocks_books_what_filled_and_ends_the_run_killed(tmp_path):
