@@ -14,6 +14,7 @@ from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.instruments import Instrument
 from tqdm import tqdm
 
+from live.rails_check import risk_engine_config
 from strategies.plan import Plan, load_plan
 from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
 from strategies.report import RunReport
@@ -65,11 +66,16 @@ def run_backtest(
     if first is None:
         raise ValueError("no market data to run the session over")
 
+    # the rails NautilusTrader's RiskEngine enforces live are enforced here too, so a simulated
+    # session denies exactly the orders a live one would
+    rails = strategy_config.rails
+    risk = {} if rails is None else {"risk_engine": risk_engine_config(rails, plan.instrument_ids)}
     engine = BacktestEngine(
         BacktestEngineConfig(
             trader_id=TraderId("REBALANCE-001"),
             logging=LoggingConfig(log_level=log_level, bypass_logging=log_level == "OFF"),
             run_analysis=False,
+            **risk,
         )
     )
     venue = add_sim_venue(engine, venue_config, plan)
