@@ -34,7 +34,7 @@ from nautilus_trader.config import (
     TradingNodeConfig,
 )
 from nautilus_trader.live.node import TradingNode
-from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
+from nautilus_trader.model.identifiers import InstrumentId
 
 from live.killswitch import install_kill_handlers, pid_file
 from live.metrics import SessionMetrics
@@ -315,7 +315,7 @@ async def _drive(session: LiveSession) -> tuple[bool, str | None]:
                 break
             await asyncio.sleep(0.05)
         if timed_out:
-            await _cancel_open_orders(session)
+            await _halt_on_timeout(session)
         if preflight.passed and session.exec_clients and ib.remove_groups_at_end and not _open_orders(session):
             try:
                 await asyncio.wait_for(session.exec_clients[0].remove_own_groups(), ib.request_timeout_secs)
@@ -333,33 +333,25 @@ def _open_orders(session: LiveSession) -> list:
     return session.strategy.cache.orders_open(strategy_id=session.strategy.id)
 
 
-async def _cancel_open_orders(session: LiveSession) -> None:
-    """Stop the strategy while the IB session is still up, and wait until IB confirms the cancels.
+async def _halt_on_timeout(session: LiveSession) -> None:
+    """Halt the strategy while the IB session is still up, and wait until it has settled.
 
-    Stopping the node would stop the clients before the strategy, so the cancels its on_stop
-    sends would never reach IB. Stopping the strategy first also keeps a cancelled sell from
-    closing the SELL phase and starting RECALC and the buys in the middle of a shutdown.
+    Stopping the node would stop the clients before the strategy, so the cancels would never
+    reach IB. A halt cancels the open blocks, sends nothing new (a cancelled sell must not start
+    RECALC and the buys in the middle of a shutdown) and keeps booking the fills IB confirms
+    until the blocks are closed, so the run report holds everything IB executed.
     """
-    strategy = session.strategy
-    strategy.log.warning(f"session timeout ({session.ib.session_timeout_secs}s): stopping and cancelling open orders")
-    session.node.trader.stop_strategy(strategy.id)
+    strategy, ib = session.strategy, session.ib
+    strategy.log.warning(f"session timeout ({ib.session_timeout_secs}s): halting and cancelling open orders")
+    strategy.halt(f"session timeout ({ib.session_timeout_secs}s)")
     waited = time.monotonic()
-    while _open_orders(session) and time.monotonic() - waited < session.ib.cancel_wait_secs:
+    limit = max(ib.cancel_wait_secs, strategy.config.halt_wait_secs + 1)
+    while not strategy.is_done and time.monotonic() - waited < limit:
         await asyncio.sleep(0.05)
     left = _open_orders(session)
     if left:
         ids = [str(o.client_order_id) for o in left]
         strategy.log.error(f"{len(left)} order(s) still open at IB after the session: {ids}")
-    report = strategy.report
-    if report is not None and len(report.blocks):
-        # the run report was closed when the strategy stopped; IB may still have filled a little
-        for row in report.blocks.itertuples(index=False):
-            order = strategy.cache.order(ClientOrderId(row.client_order_id))
-            if order is not None and int(order.filled_qty) != row.filled_qty:
-                strategy.log.error(
-                    f"{row.client_order_id} filled {int(order.filled_qty)} at IB, the run report has "
-                    f"{row.filled_qty}: check the executions of the stop against IB's statements"
-                )
 
 
 def session_trading_secs(config: RebalanceExecutorConfig) -> float:
@@ -462,10 +454,10 @@ def _run_node(session: LiveSession, run) -> SessionResult:
         if strategy.already_ended and run is not None and run.previous_status in ENDED_STATUSES:
             # run again after it had ended: nothing was sent, and how it ended stays its status
             status, reason = run.previous_status, "run again after it had ended; nothing was sent"
-        elif strategy.halt_reason is not None:
-            status, reason = "KILLED", strategy.halt_reason
         elif timed_out:
             reason = f"session timeout ({ib.session_timeout_secs}s)"
+        elif strategy.halt_reason is not None:
+            status, reason = "KILLED", strategy.halt_reason
         elif strategy.plan_error is not None:
             status, reason = "REFUSED", str(strategy.plan_error)
         elif strategy.is_done:
