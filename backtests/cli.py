@@ -1,10 +1,13 @@
-"""`rebalance`: run the executor over historical books, or the self-contained demo.
+"""`rebalance`: the executor over historical books, the tuning sweep, and the daily IB session.
 
 rebalance demo
 rebalance backtest --plan PLAN --catalog DIR [--param name=value ...] [--venue-param name=value ...]
 rebalance backtest --plan PLAN_OR_PER_DAY_PLANS --catalog DIR [--days D1,D2 | --start D --end D | --all-days]
 rebalance data synth --catalog DIR [--minutes N] [--seed N] [--days N] [--start TIME]
 rebalance data import {dbn,tardis,lobster} FILE --catalog DIR --instrument ID [--overwrite]
+rebalance sweep --plan PLAN --catalog DIR [--random N] [--workers N | --cluster ADDRESS]
+rebalance paper|live --plan PLAN [--what-if] [--confirm-live] [--journal URL] [--rail name=value ...]
+rebalance status | kill | journal {migrate,runs,requests,cash,export,import-plan}
 """
 
 from __future__ import annotations

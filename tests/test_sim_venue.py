@@ -39,6 +39,9 @@ class Submitter(Strategy):
         self.msgbus.subscribe(ALLOCATION_TOPIC, self.allocations.append)
         self.clock.set_time_alert("go", self.clock.utc_now() + timedelta(milliseconds=500), self.go)
 
+    def on_stop(self):
+        pass  # nothing to undo; defined so the engine does not warn on every run
+
     def go(self, _):
         for n, (side, qty, price) in enumerate(self.scripted):
             order = self.order_factory.limit(SPY.id, side, Quantity.from_int(qty), Price.from_str(price))
