@@ -22,7 +22,7 @@ import msgspec
 import pandas as pd
 
 from backtests.results import print_results
-from backtests.runner import run_backtest
+from backtests.runner import run_catalog_session
 from backtests.sweep import add_sweep_parser, run_sweep_command
 from live.cli import DEFAULT_STATE_DIR, add_session_parsers
 from live.journal.cli import add_journal_parser, run_journal_command
@@ -100,7 +100,7 @@ def _run(
     plan: Path, catalog: Path, out: Path, params: list[str], venue_params: list[str], log_level: str,
     config_file: Path | None = None,
 ) -> int:  # fmt: skip
-    from data.catalog import catalog_instruments, catalog_time_range, stream_catalog
+    from data.catalog import catalog_instruments
 
     strategy_base, venue_base = load_config_file(config_file)
     config = _strategy_config(plan, out, params, strategy_base)
@@ -114,18 +114,7 @@ def _run(
     except PlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    wanted = [i for i in instruments if str(i.id) in set(plan_obj.instrument_ids)]
-    ids = [str(i.id) for i in wanted]
-    _, end_ns = catalog_time_range(catalog, ids)
-    result = run_backtest(
-        config,
-        wanted,
-        stream_catalog(catalog, ids),
-        venue_config=venue,
-        end_ns=end_ns,
-        log_level=log_level,
-        plan=plan_obj,
-    )
+    result = run_catalog_session(config, plan_obj, catalog, instruments, venue_config=venue, log_level=log_level)
     print_results(result)
     return 0 if result.report and result.report.summary["accounts_below_zero"] == 0 else 1
 

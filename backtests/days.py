@@ -26,8 +26,8 @@ from nautilus_trader.model.instruments import Instrument
 from tqdm import tqdm
 
 from backtests.results import day_row, days_table, skipped_day_row
-from backtests.runner import run_backtest
-from data.catalog import CatalogLike, catalog_time_range, day_bounds, stream_catalog
+from backtests.runner import NoDataInWindow, run_catalog_session
+from data.catalog import CatalogLike, day_bounds
 from strategies.plan import Plan, load_plan
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
@@ -154,25 +154,16 @@ def run_days(
     rows = []
     for session in tqdm(sessions, unit="day", desc="days", disable=None):
         day = session.day.isoformat()
-        plan = plans[session.plan_path]
-        wanted = [i for i in instruments if str(i.id) in set(plan.instrument_ids)]
-        ids = [str(i.id) for i in wanted]
         start_ns, end_ns = day_bounds(session.day, tz)
+        day_config = msgspec.structs.replace(config, plan_path=str(session.plan_path), output_dir=str(out / day))
         try:
-            _, last_ns = catalog_time_range(catalog, ids, start_ns, end_ns)
-        except ValueError as exc:
+            result = run_catalog_session(
+                day_config, plans[session.plan_path], catalog, instruments, venue_config=venue_config,
+                start_ns=start_ns, end_ns=end_ns, chunk_size=chunk_size, log_level=log_level,
+            )  # fmt: skip
+        except NoDataInWindow as exc:
             rows.append(skipped_day_row(day, str(session.plan_path), "no data", str(exc)))
             continue
-        day_config = msgspec.structs.replace(config, plan_path=str(session.plan_path), output_dir=str(out / day))
-        result = run_backtest(
-            day_config,
-            wanted,
-            stream_catalog(catalog, ids, start_ns, end_ns, chunk_size=chunk_size),
-            venue_config=venue_config,
-            end_ns=last_ns,
-            log_level=log_level,
-            plan=plan,
-        )
         rows.append(day_row(day, str(session.plan_path), result))
         del result  # holds the day's strategy and venue; nothing of a finished day should outlive it
     table = days_table(rows)

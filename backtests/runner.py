@@ -115,3 +115,46 @@ def run_backtest(
     )
     engine.dispose()
     return result
+
+
+class NoDataInWindow(ValueError):
+    """The catalog holds no book data or trades for the plan's instruments in the window asked for."""
+
+
+def run_catalog_session(
+    strategy_config: RebalanceExecutorConfig,
+    plan: Plan,
+    catalog,
+    instruments: Iterable[Instrument],
+    *,
+    venue_config: SimVenueConfig | None = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    run_until_ns: int | None = None,
+    chunk_size: int = 100_000,
+    log_level: str = "WARNING",
+) -> BacktestResult:
+    """The plan's session over the catalog's data for the plan's instruments, streamed in chunks.
+
+    `start_ns`/`end_ns` bound the data (inclusive, None = open). The engine runs until the last
+    data in that window unless `run_until_ns` says otherwise.
+    """
+    from data.catalog import catalog_time_range, stream_catalog
+
+    traded = set(plan.instrument_ids)
+    wanted = [i for i in instruments if str(i.id) in traded]
+    ids = [str(i.id) for i in wanted]
+    if run_until_ns is None:
+        try:
+            _, run_until_ns = catalog_time_range(catalog, ids, start_ns, end_ns)
+        except ValueError as exc:
+            raise NoDataInWindow(str(exc)) from None
+    return run_backtest(
+        strategy_config,
+        wanted,
+        stream_catalog(catalog, ids, start_ns, end_ns, chunk_size=chunk_size),
+        venue_config=venue_config,
+        end_ns=run_until_ns,
+        log_level=log_level,
+        plan=plan,
+    )

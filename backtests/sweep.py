@@ -179,22 +179,14 @@ class Day:
 
 def catalog_days(catalog: str | Path, n: int | None = None) -> list[Day]:
     """The UTC dates the catalog holds book deltas for, first ``n`` of them, as one window each."""
-    from nautilus_trader.model.data import OrderBookDelta
+    from data.catalog import catalog_days as book_days
+    from data.catalog import catalog_instruments, day_bounds
 
-    from data.catalog import catalog_instruments, open_catalog
-
-    cat = open_catalog(catalog)
-    dates: set[pd.Timestamp] = set()
-    for instrument in catalog_instruments(cat):
-        for lo, hi in cat.get_intervals(OrderBookDelta, instrument.id.value):
-            first = pd.Timestamp(lo, unit="ns", tz="UTC").normalize()
-            last = pd.Timestamp(hi, unit="ns", tz="UTC").normalize()
-            dates.update(pd.date_range(first, last, freq="D"))
+    dates = book_days(catalog, [str(i.id) for i in catalog_instruments(catalog)])
     if not dates:
         raise ValueError(f"catalog {catalog} holds no order book deltas")
-    chosen = sorted(dates)[:n] if n else sorted(dates)
-    day_ns = pd.Timedelta(days=1).value
-    return [Day(d.strftime("%Y-%m-%d"), str(catalog), d.value, d.value + day_ns - 1) for d in chosen]
+    chosen = dates[:n] if n else dates
+    return [Day(d.isoformat(), str(catalog), *day_bounds(d)) for d in chosen]
 
 
 def window_days(catalog: str | Path, windows: Sequence[Sequence[str]]) -> list[Day]:
@@ -336,8 +328,8 @@ class Task:
 
 def run_task(task: Task) -> dict:
     """One point on one day, in whatever process runs it; everything it needs it reads from disk."""
-    from backtests.runner import run_backtest
-    from data.catalog import catalog_instruments, catalog_time_range, stream_catalog
+    from backtests.runner import run_catalog_session
+    from data.catalog import catalog_instruments
     from strategies.plan import load_plan
 
     row = {"point_id": task.point_id, "day": task.day.name, "error": None}
@@ -346,18 +338,11 @@ def run_task(task: Task) -> dict:
         config, venue = build_configs(task.plan_path, task.params, task.base_strategy, task.base_venue)
         instruments = catalog_instruments(task.day.catalog)
         plan = load_plan(config.plan_path, {str(i.id) for i in instruments}, config.default_venue)
-        wanted = [i for i in instruments if str(i.id) in set(plan.instrument_ids)]
-        ids = [str(i.id) for i in wanted]
-        end_ns = task.day.end_ns if task.day.end_ns is not None else catalog_time_range(task.day.catalog, ids)[1]
-        result = run_backtest(
-            config,
-            wanted,
-            stream_catalog(task.day.catalog, ids, start=task.day.start_ns, end=task.day.end_ns),
-            venue_config=venue,
-            end_ns=end_ns,
-            log_level="OFF",
-            plan=plan,
-        )
+        # a day's window runs to its end (its timers may fire after the last book update)
+        result = run_catalog_session(
+            config, plan, task.day.catalog, instruments, venue_config=venue, start_ns=task.day.start_ns,
+            end_ns=task.day.end_ns, run_until_ns=task.day.end_ns, log_level="OFF",
+        )  # fmt: skip
         if result.report is None:
             raise RuntimeError("the session ended without a report (it never reached DONE)")
         row.update(session_metrics(result.report, plan))

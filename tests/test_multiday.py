@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import backtests.days as days_module
+import data.catalog as catalog_module
 from backtests.cli import main as cli
 from backtests.days import DaySelectionError, parse_days
 from data.catalog import day_bounds
@@ -117,7 +117,7 @@ def test_days_stream_one_after_the_other_in_chunks(catalog, tmp_path, monkeypatc
     up, and no chunk holds more than a fraction of the day. (Peak RSS is measured by
     benchmarks/multiday_memory.py.)"""
     log: list[tuple[str, str, int]] = []
-    real = days_module.stream_catalog
+    real = catalog_module.stream_catalog
 
     def recording(catalog_path, ids, start, end, chunk_size):
         day = pd.Timestamp(start, unit="ns", tz="UTC").date().isoformat()
@@ -128,7 +128,8 @@ def test_days_stream_one_after_the_other_in_chunks(catalog, tmp_path, monkeypatc
             yield chunk
         log.append(("done", day, 0))
 
-    monkeypatch.setattr(days_module, "stream_catalog", recording)
+    # the session runner looks the streamer up when it runs, so the catalog module is where to patch it
+    monkeypatch.setattr(catalog_module, "stream_catalog", recording)
     plan = write_plan_folder(tmp_path / "plan")
     assert backtest(plan, catalog, tmp_path / "out", "--all-days", "--chunk-size", "2000") == 0
     opened = [day for kind, day, _ in log if kind == "open"]
