@@ -288,8 +288,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 self._msgbus.publish(ALLOCATION_TOPIC, allocation)
             if coid not in self._blocks:
                 self._adopt_block(coid)  # publishes the executions kept for it
-            for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
-                self._take_execution(exec_id)
+            self._take_kept_executions(coid)
 
     def _adopt_block(self, coid: str) -> BlockOrder | None:
         """Take over an order of an earlier process: the cache's order (reconciled) and IB's by orderRef."""
@@ -783,19 +782,29 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._refs_with_executions.add(execution.orderRef)
         self._take_execution(exec_id)
 
-    def _take_execution(self, exec_id: str) -> None:
-        contract, execution = self._executions[exec_id]
-        if execution.acctNumber == self.master:
-            block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
-            if block is None:
-                self._unclaimed.add(exec_id)
-                return
+    def _claim(self, exec_id: str) -> BlockOrder | None:
+        """The block of an execution; one whose block is not known yet is kept until a block claims its orderRef."""
+        execution = self._executions[exec_id][1]
+        block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
+        if block is None:
+            self._unclaimed.add(exec_id)
+        else:
             self._unclaimed.discard(exec_id)
+        return block
+
+    def _take_kept_executions(self, coid: str) -> None:
+        for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
+            self._take_execution(exec_id)
+
+    def _take_execution(self, exec_id: str) -> None:
+        execution = self._executions[exec_id][1]
+        if execution.acctNumber == self.master:
+            block = self._claim(exec_id)
+            if block is None:
+                return
             block.waiting_master.add(exec_id)
             block.master_qty += execution.shares
-            if exec_id in self._commissions:
-                self._emit_master_fill(exec_id)
-            elif self._fa_config.commission_wait_secs == 0:
+            if exec_id in self._commissions or self._fa_config.commission_wait_secs == 0:
                 self._emit_master_fill(exec_id)
             else:
                 self._loop.call_later(self._fa_config.commission_wait_secs, self._emit_master_fill, exec_id)
@@ -867,14 +876,10 @@ class IBFAExecutionClient(LiveExecutionClient):
     def _publish_allocation(self, exec_id: str) -> None:
         if exec_id in self._allocated:
             return
-        contract, execution = self._executions[exec_id]
-        block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
+        block = self._claim(exec_id)
         if block is None:
-            # kept for the block that claims this orderRef later (a resumed or re-attached order)
-            self._unclaimed.add(exec_id)
             return
-        self._unclaimed.discard(exec_id)
-        self._executions.pop(exec_id)
+        execution = self._executions.pop(exec_id)[1]
         report = self._commissions.pop(exec_id)
         coid = block.client_order_id.value
         self._allocated.add(exec_id)
@@ -990,8 +995,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             filled = order.filledQuantity  # completed orders carry it here, their status starts empty
         # the order's state first (accepted), then its fills; a close waits for the fills it counts
         self._apply_ib_state(block, trade.orderStatus.status, filled)
-        for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
-            self._take_execution(exec_id)
+        self._take_kept_executions(coid)
 
     def _ib_order_id(self, order) -> int:
         """IB's order id. Completed orders come without it; their executions carry it."""
