@@ -191,18 +191,19 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
     from venues.ib_fa.connection import IBFAConnectionError, MissingAccountsError
 
     refused = (PlanError, MissingAccountsError, PortRefused, RailsRefusal, JournalError, SessionAlreadyRunning)
-    try:
-        ib = session_config(args, mode)
-        plan = load_plan(args.plan, None, "SMART")
-        rails = rails_config(args.rails, args.rail)
-    except refused as exc:
-        return _refused(exc)
     # live.node derives the same id when none is given: running the command again resumes the run
     run_id = args.run_id or f"{mode}-{datetime.now(UTC).strftime('%Y%m%d')}"
     out = args.out or RUNS / (f"{run_id}-what-if" if args.what_if else run_id)
     params = list(args.param) + (["what_if=true"] if args.what_if else [])
     strategy_base, _ = load_config_file(args.config)  # a sweep's venue settings describe the simulation only
-    config = msgspec.structs.replace(_strategy_config(args.plan, out, params, strategy_base), rails=rails)
+    try:
+        ib = session_config(args, mode)
+        rails = rails_config(args.rails, args.rail)
+        config = msgspec.structs.replace(_strategy_config(args.plan, out, params, strategy_base), rails=rails)
+        # loaded once here for the summary, then handed to the session
+        plan = load_plan(args.plan, None, config.default_venue)
+    except refused as exc:
+        return _refused(exc)
     where = f"{ib.host or os.environ.get('IB_HOST') or '127.0.0.1'}:{_port(args.port)}"
     print(plan_summary(plan, config, rails, where, run_id, "none (what-if)" if args.what_if else args.journal))
     if mode == "live" and not args.what_if and not args.confirm_live:
@@ -215,6 +216,7 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
             state_dir=str(args.state_dir), metrics_port=args.metrics_port,
             # a what-if sends nothing: it may size tomorrow's plan tonight
             check_market_hours=not (args.what_if or getattr(args, "ignore_market_hours", False)),
+            plan=plan,
         )  # fmt: skip
     except refused as exc:
         return _refused(exc)

@@ -371,6 +371,7 @@ def run_session(
     metrics_port: int | None = None,
     check_market_hours: bool = True,
     now: pd.Timestamp | None = None,
+    plan: Plan | None = None,
 ) -> SessionResult:
     """One rebalance session on a live node; returns when the node is disposed (IB disconnected).
 
@@ -378,11 +379,12 @@ def run_session(
     rails' session checks (market closed, requests already sent by another run, daily cap),
     `JournalError` for a run id recorded with another plan, `MissingAccountsError` when a plan
     account is not managed by the login. `SessionStartError` when the node could not connect and
-    start the strategy. With `journal_url`, an existing `run_id` is resumed.
+    start the strategy. With `journal_url`, an existing `run_id` is resumed. `plan`, when given, is
+    the plan at `strategy_config.plan_path` already loaded and validated.
     """
     ib = ib or IBSessionConfig()
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
-    plan = load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
+    plan = plan or load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
     # One session id for the run id and the client order ids, so a rerun finds both again.
     session_id = strategy_config.session_id or now.strftime("%Y%m%d")
     rails = rails if rails is not None else strategy_config.rails
