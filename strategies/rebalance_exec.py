@@ -277,8 +277,8 @@ class RebalanceExecutor(Strategy):
         """Run a timer callback on the event loop that delivers order events and allocations.
 
         A live node fires timers on another thread; handing the callback to the loop keeps every
-        change to the strategy's state on one thread. A backtest has no running loop and calls
-        timers in line, so the handler runs at once.
+        change to the strategy's state on one thread. A backtest's clock calls timers in line, so
+        there the handler runs at once.
         """
         loop = self._loop
         if loop is None:

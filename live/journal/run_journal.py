@@ -12,8 +12,7 @@ A batch that fails stays in the buffer and is tried again; nothing is dropped.
 block must be on disk before it is submitted (write-ahead), and a phase boundary is a point a
 resumed run restarts from. Both are rare (a few per session) and small; on SQLite, which takes one
 writer at a time, one may wait for a batch being committed (tens of milliseconds at the default
-batch size). What a crash can lose is
-the unflushed buffer, which the broker gives back (executions are replayed and de-duplicated by
+batch size). What a crash can lose is the unflushed buffer, which the broker gives back (executions are replayed and de-duplicated by
 execution id, order states come from reconciliation).
 """
 
