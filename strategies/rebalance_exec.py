@@ -70,7 +70,7 @@ from strategies.journal_port import (
 )
 from strategies.ledger import Ledger
 from strategies.plan import Plan, PlanError, load_plan
-from strategies.rails import ProposedBlock, RailsConfig, check_blocks, halts_session
+from strategies.rails import ProposedBlock, RailsConfig, check_blocks, halts_session, notional_sent
 from strategies.report import RequestOutcome, RunReport, build_report, write_report
 from strategies.sizing import Block, build_blocks, reserve_micros, size_buys
 
@@ -445,7 +445,7 @@ class RebalanceExecutor(Strategy):
             )
             self._blocks[state.client_order_id] = state
             self._mark_sent(state)
-            self._session_notional += block.quantity * intent.limit_price
+        self._session_notional += notional_sent(recovered.blocks)
         self._set_request_states([(r, "SENT", "") for s in self._blocks.values() for r in s.block.request_ids], False)
         for allocation in recovered.allocations:
             self._book(allocation, record=False)
