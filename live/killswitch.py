@@ -85,7 +85,8 @@ def process_alive(pid: int, started: str | None = None) -> bool:
     return True
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write by renaming a finished temporary file over `path`: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -115,7 +116,7 @@ def write_pid_file(state_dir: str | Path, run_id: str) -> Path:
     pid = os.getpid()
     info = PidInfo(pid, process_start_token(pid), run_id, datetime.now(UTC).isoformat(timespec="seconds"))
     path = folder / PID_FILE
-    _atomic_write(path, json.dumps(asdict(info)))
+    atomic_write(path, json.dumps(asdict(info)))
     return path
 
 

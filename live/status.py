@@ -22,7 +22,7 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.trading.strategy import Strategy
 
-from live.killswitch import process_alive, process_start_token
+from live.killswitch import atomic_write, process_alive, process_start_token
 
 STATUS_FILE = "status.json"
 POLL_SECS = 0.2  # how soon a phase change shows
@@ -115,9 +115,7 @@ class SessionStatus(Actor):
 
     def write(self, ended: bool = False) -> None:
         status = self.snapshot(ended)
-        tmp = self.path.with_name(f".{STATUS_FILE}.{self._pid}.tmp")
-        tmp.write_text(json.dumps(status, indent=1))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(status, indent=1))
         self._last_phase = status["phase"]
         self._last_write_ns = self.clock.timestamp_ns()
 
