@@ -9,6 +9,12 @@ A strategy resumed after a crash publishes an `AllocationReplayRequest` once it 
 allocations: a fresh process sees the day's executions when it connects, before any strategy
 runs, so the venue side publishes them again then. A venue with nothing to replay (the simulated
 exchange) has no subscriber.
+
+IB corrects an execution by sending it again under an id that differs from the original only
+after the last '.' ("0000e0d5.6578e9a1.01.01" is corrected by "0000e0d5.6578e9a1.01.02"): the
+newer version replaces the earlier one, its quantity and price may differ, and its commission
+report comes under the new id. `execution_base` and `is_newer_version` state that rule once for
+the ledger, the journal's queries and the IB adapter.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ class Allocation:
 
     client_order_id: str  # the block order
     venue_order_id: str
-    execution_id: str  # unique per (block execution, account)
+    execution_id: str  # unique per (block execution, account); "<base>.<version>" (see execution_base)
     account_id: str
     instrument_id: str
     side: str
@@ -56,3 +62,37 @@ class AllocationReplayRequest:
     """Publish again every per-account execution known for these block orders (by client order id)."""
 
     client_order_ids: tuple[str, ...]
+
+
+def execution_base(execution_id: str) -> str:
+    """The execution an id names whatever its version: everything before the last '.'.
+
+    An id without a '.' has no version and is its own base.
+    """
+    base, dot, _ = execution_id.rpartition(".")
+    return base if dot else execution_id
+
+
+def execution_version(execution_id: str) -> str:
+    """The version part of an execution id: what follows the last '.', "" when there is none."""
+    _, dot, version = execution_id.rpartition(".")
+    return version if dot else ""
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as version `a` is older than, the same as or newer than `b`.
+
+    Numerically when both are decimal digits, so "10" is newer than "9" and "1" is "01"; as
+    strings otherwise.
+    """
+    if a.isascii() and a.isdigit() and b.isascii() and b.isdigit():
+        x, y = int(a), int(b)
+        return (x > y) - (x < y)
+    return (a > b) - (a < b)
+
+
+def is_newer_version(execution_id: str, than: str) -> bool:
+    """Whether `execution_id` is a later version of the execution `than` names (same base)."""
+    if execution_base(execution_id) != execution_base(than):
+        return False
+    return compare_versions(execution_version(execution_id), execution_version(than)) > 0

@@ -8,7 +8,8 @@ run; a backtest hands it nothing. Two promises make crash recovery possible:
   quantity, limit and per-account targets it was sent with.
 - Everything else may be buffered and written in batches (`flush` forces it). What a crash loses
   of it is rebuilt from the broker: allocations are replayed from IB's executions and de-duplicated
-  by execution id, and order states come back through reconciliation.
+  by execution id (an IB correction, a newer version of an id, replaces the booking of the older
+  one), and order states come back through reconciliation.
 
 A resumed strategy asks the venue side for that replay (`strategies.events.AllocationReplayRequest`).
 """
@@ -75,6 +76,7 @@ class RecoveredRun:
 
     phases: list[str] = field(default_factory=list)  # in the order they were entered
     blocks: list[BlockIntent] = field(default_factory=list)
+    # in force: of an execution IB corrected, only its newest version (see strategies.events)
     allocations: list[Allocation] = field(default_factory=list)
 
     @property

@@ -797,27 +797,42 @@ class RebalanceExecutor(Strategy):
             self._check_phase_complete(ClientOrderId(allocation.client_order_id))
 
     def _book(self, allocation: Allocation, record: bool) -> bool:
-        """Book one allocation once (by execution id); False when unknown or already booked."""
+        """Book one allocation once per execution version; False when unknown or already booked.
+
+        An IB correction (a newer version of a booked execution) replaces that booking in the
+        ledger, so the block's and the request's counters move by the difference only.
+        """
         state = self._blocks.get(ClientOrderId(allocation.client_order_id))
         if state is None:
             self.log.warning(f"allocation {allocation.execution_id} for unknown order {allocation.client_order_id}")
             return False
         request_id = state.request_of.get(allocation.account_id, "")
         breaches_before = len(self.ledger.breaches)
+        replaced = self.ledger.in_force(allocation)
         if not self.ledger.apply(allocation, request_id):
             return False
         for breach in self.ledger.breaches[breaches_before:]:
             self.log.error(f"LEDGER BREACH: {breach}")
+        if replaced is not None:
+            self.log.warning(
+                f"execution {replaced.execution_id} corrected by {allocation.execution_id}: "
+                f"{replaced.quantity} @ {replaced.price} -> {allocation.quantity} @ {allocation.price}"
+            )
         if record and self._journal is not None:
             self._journal.record_allocation(allocation, request_id)
-        state.allocated_qty += allocation.quantity
+        quantity, value, commission = allocation.quantity, allocation.quantity * allocation.price, allocation.commission
+        if replaced is not None:
+            quantity -= replaced.quantity
+            value -= replaced.quantity * replaced.price
+            commission -= replaced.commission
+        state.allocated_qty += quantity
         state.first_fill_ns = state.first_fill_ns or allocation.ts_event
         state.last_fill_ns = allocation.ts_event
         if request_id:
             outcome = self._outcomes[request_id]
-            outcome.filled_qty += allocation.quantity
-            outcome.filled_value += allocation.quantity * allocation.price
-            outcome.commission += allocation.commission
+            outcome.filled_qty += quantity
+            outcome.filled_value += value
+            outcome.commission += commission
             outcome.last_fill_ns = allocation.ts_event
             filled = "FILLED" if outcome.filled_qty >= outcome.requested_qty else "PARTIALLY_FILLED"
             self._set_request_states([(request_id, filled, "")], record)

@@ -125,14 +125,16 @@ class Journal:
         return self._frame(queries.latest_request_states(run_id))
 
     def cash_after(self, run_id: str) -> pd.DataFrame:
-        """Per account (one query): starting_cash, sells, buys, commissions and cash, all Decimal."""
+        """Per account (one query): starting_cash, sells, buys, commissions and cash, all Decimal,
+        from the allocations in force (a corrected execution counts once, in its newest version)."""
         frame = self._frame(queries.cash_after(run_id))
         for column in ("starting_cash", "sells", "buys", "commissions", "cash"):
             frame[column] = _money(frame[column])
         return frame
 
     def transactions(self, run_id: str) -> pd.DataFrame:
-        """The run's allocations in recording order, as strategies.report.TRANSACTION_COLUMNS."""
+        """The run's allocations in force (a corrected execution's newest version) in recording order,
+        as strategies.report.TRANSACTION_COLUMNS."""
         frame = self._frame(queries.transactions(run_id))
         frame["price"] = _money(frame.pop("price_nanos"))
         frame["commission"] = _money(frame.pop("commission_nanos").fillna(0))

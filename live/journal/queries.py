@@ -3,6 +3,13 @@
 Latest state is the row with the highest `seq` per key (ROW_NUMBER() OVER a window, which SQLite
 and PostgreSQL both run); cash is a sum over the money movements of the run. Statements are built
 here and run by `Journal`, which turns rows into frames.
+
+An IB execution correction is an allocation row of its own (a newer version of the execution id,
+strategies.events.execution_base), so the history keeps both. Cash, transactions, the traded
+value and what a restarted process books count only the allocations in force: per account and
+execution base, the row recorded last. The strategy records an allocation only once its ledger
+has booked it, which for a correction means it was newer than the version in force, so within a
+run the last row recorded is the newest version.
 """
 
 from __future__ import annotations
@@ -23,6 +30,30 @@ def _latest(table: sa.Table, key: str, run_id: str, *columns: str) -> sa.Subquer
     """The newest row per `key` of one run, as a subquery with an `rn` column (1 = newest)."""
     rank = sa.func.row_number().over(partition_by=table.c[key], order_by=table.c.seq.desc()).label("rn")
     return sa.select(table.c[key], *(table.c[c] for c in columns), rank).where(table.c.run_id == run_id).subquery()
+
+
+def _execution_base(execution_id: sa.ColumnElement) -> sa.ColumnElement:
+    """An execution id's base for grouping, on SQLite and PostgreSQL alike.
+
+    rtrim strips the trailing characters that are not dots, leaving the id up to and including
+    its last '.'; the dot kept changes no grouping. An id without a '.' is its own base.
+    """
+    without_version = sa.func.rtrim(execution_id, sa.func.replace(execution_id, ".", ""))
+    return sa.case((execution_id.like("%.%"), without_version), else_=execution_id)
+
+
+def _allocations_in_force(*where: sa.ColumnElement) -> sa.Subquery:
+    """The allocations of `where` with `in_force` = 1 on the newest version of each account's execution."""
+    alloc = schema.allocations
+    newest = (
+        sa.func.row_number()
+        .over(
+            partition_by=(alloc.c.run_id, alloc.c.account_id, _execution_base(alloc.c.execution_id)),
+            order_by=alloc.c.seq.desc(),
+        )
+        .label("in_force")
+    )
+    return sa.select(*alloc.c, newest).where(*where).subquery()
 
 
 def latest_request_states(run_id: str) -> sa.Select:
@@ -52,7 +83,8 @@ def cash_after(run_id: str) -> sa.Select:
     Every money movement of the run is one row of a UNION ALL, summed per account, so an account
     that received an allocation without being in the plan still shows (from zero cash).
     """
-    a, alloc, fee = schema.run_accounts, schema.allocations, schema.commissions
+    a, fee = schema.run_accounts, schema.commissions
+    alloc = _allocations_in_force(schema.allocations.c.run_id == run_id)
     zero = sa.literal(0, sa.BigInteger)
     value = alloc.c.quantity * alloc.c.price_nanos
     sold = sa.case((alloc.c.side == "SELL", value), else_=zero)
@@ -65,8 +97,11 @@ def cash_after(run_id: str) -> sa.Select:
             zero.label("bought"),
             zero.label("fees"),
         ).where(a.c.run_id == run_id),
-        sa.select(alloc.c.account_id, zero, sold, bought, zero).where(alloc.c.run_id == run_id),
-        sa.select(fee.c.account_id, zero, zero, zero, fee.c.amount_nanos).where(fee.c.run_id == run_id),
+        sa.select(alloc.c.account_id, zero, sold, bought, zero).where(alloc.c.in_force == 1),
+        # a commission counts with its allocation: a corrected execution's report comes under the new id
+        sa.select(fee.c.account_id, zero, zero, zero, fee.c.amount_nanos)
+        .join(alloc, sa.and_(alloc.c.execution_id == fee.c.execution_id, alloc.c.in_force == 1))
+        .where(fee.c.run_id == run_id),
     ).subquery()
     start, sells, buys, fees = (sa.func.sum(moves.c[c]) for c in ("start", "sold", "bought", "fees"))
     return (
@@ -84,7 +119,9 @@ def cash_after(run_id: str) -> sa.Select:
 
 
 def transactions(run_id: str) -> sa.Select:
-    alloc, fee = schema.allocations, schema.commissions
+    """The allocations in force (of a corrected execution, its newest version), in recording order."""
+    fee = schema.commissions
+    alloc = _allocations_in_force(schema.allocations.c.run_id == run_id)
     return (
         sa.select(
             alloc.c.account_id,
@@ -100,7 +137,7 @@ def transactions(run_id: str) -> sa.Select:
             alloc.c.execution_id,
         )
         .outerjoin(fee, sa.and_(fee.c.run_id == alloc.c.run_id, fee.c.execution_id == alloc.c.execution_id))
-        .where(alloc.c.run_id == run_id)
+        .where(alloc.c.in_force == 1)
         .order_by(alloc.c.seq)
     )
 
@@ -154,14 +191,13 @@ def requests_sent_elsewhere(request_ids: list[str], exclude_run_id: str) -> sa.C
 
 
 def traded_value(day: date, mode: str) -> sa.Select:
-    alloc, r = schema.allocations, schema.runs
+    r = schema.runs
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     start_ns = int(start.timestamp()) * 10**9
     end_ns = int((start + timedelta(days=1)).timestamp()) * 10**9
-    return (
-        sa.select(sa.func.coalesce(sa.func.sum(sa.func.abs(alloc.c.quantity * alloc.c.price_nanos)), 0))
-        .join(r, r.c.run_id == alloc.c.run_id)
-        .where(r.c.mode == mode, alloc.c.ts_event >= start_ns, alloc.c.ts_event < end_ns)
+    alloc = _allocations_in_force(schema.allocations.c.run_id.in_(sa.select(r.c.run_id).where(r.c.mode == mode)))
+    return sa.select(sa.func.coalesce(sa.func.sum(sa.func.abs(alloc.c.quantity * alloc.c.price_nanos)), 0)).where(
+        alloc.c.in_force == 1, alloc.c.ts_event >= start_ns, alloc.c.ts_event < end_ns
     )
 
 
@@ -222,13 +258,14 @@ def recovered_run(conn: Connection, run_id: str) -> RecoveredRun:
         rows.block_from_rows(row, request_ids.get(row["client_order_id"], []), targets.get(row["client_order_id"], []))
         for row in conn.execute(sa.select(b).where(b.c.run_id == run_id).order_by(b.c.seq)).mappings()
     ]
-    alloc, fee = schema.allocations, schema.commissions
+    fee = schema.commissions
+    alloc = _allocations_in_force(schema.allocations.c.run_id == run_id)
     allocations = [
         rows.allocation_from_row(row)
         for row in conn.execute(
             sa.select(alloc, sa.func.coalesce(fee.c.amount_nanos, 0).label("amount_nanos"))
             .outerjoin(fee, sa.and_(fee.c.run_id == alloc.c.run_id, fee.c.execution_id == alloc.c.execution_id))
-            .where(alloc.c.run_id == run_id)
+            .where(alloc.c.in_force == 1)
             .order_by(alloc.c.seq)
         ).mappings()
     ]

@@ -13,6 +13,22 @@ sub-account allocation, each with its own execId and commission report, in no gu
   its commission report are in, once per execId, so replays after a reconnect change nothing;
 - ib_async's `Trade.filled()` is never used (it adds master and allocation executions together).
 
+IB corrects an execution by re-sending it with a newer version of its execId (the part after the
+last '.', strategies.events.execution_base), possibly with another quantity, price and commission:
+
+- a corrected sub-account execution is published as a new `Allocation` (its own execution id,
+  the corrected execId's commission report); the strategy's ledger books it as a replacement.
+  A version older than one already published for that account is dropped;
+- a corrected master execution never becomes a second OrderFilled for the same shares, which
+  would overfill NautilusTrader's order: it adds a fill only for the shares by which it exceeds
+  what the order holds for that execution, and only if the order is open and has room for them.
+  Otherwise it is logged and the order keeps its fills; the accounts' money and positions follow
+  the corrected allocations either way. Fill reports for reconciliation apply the same rule.
+
+Prices are IB's execution prices as sent on the wire, never rounded to the tick: an allocation
+(what the ledger books) keeps a sub-penny price exactly; only the block's OrderFilled carries a
+Price at the instrument's precision, as NautilusTrader requires.
+
 The orderRef of every block is its client order id, and it is the key that survives a dropped
 session (ib_async forgets its trades, IB may hand out order ids it has not seen before):
 
@@ -70,6 +86,7 @@ from nautilus_trader.model.enums import (
     PositionSide,
     TimeInForce,
 )
+from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import (
     AccountId,
     ClientId,
@@ -89,6 +106,8 @@ from strategies.events import (
     Allocation,
     AllocationGroup,
     AllocationReplayRequest,
+    execution_base,
+    is_newer_version,
 )
 from venues.ib_fa import fa_xml
 from venues.ib_fa.config import IBFAExecClientConfig
@@ -102,6 +121,8 @@ from venues.ib_fa.parsing import (
     event_for_status,
     ib_time_to_ns,
     is_informational,
+    master_fill_quantities,
+    newest_versions,
     side_from_ib,
     side_name,
     to_decimal,
@@ -136,6 +157,7 @@ class BlockOrder:
     pending: Pending = Pending.SUBMIT
     waiting_master: set[str] = field(default_factory=set)  # master execIds waiting for a commission
     master_qty: float = 0.0  # shares of the master executions seen
+    emitted: dict[str, float] = field(default_factory=dict)  # trade id -> shares of each OrderFilled sent
     ib_filled: float = 0.0  # the block's filled count in IB's latest orderStatus
     deferred_close: tuple[OrderEventKind, int] | None = None
     template: IBOrder | None = None  # the order as built, placed (again) from a copy
@@ -200,6 +222,10 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._commissions: dict[str, CommissionReport] = {}
         self._filled: set[str] = set()  # master execIds already emitted as OrderFilled
         self._allocated: set[str] = set()  # sub-account execIds already published
+        # execution base -> (newest master execId, shares the order holds for it); IB corrections
+        self._master_booked: dict[str, tuple[str, float]] = {}
+        # (account, execution base) -> newest sub-account execId published
+        self._alloc_versions: dict[tuple[str, str], str] = {}
         self._published: dict[str, list[Allocation]] = {}  # client order id -> its allocations, for replays
         self._fa_lock = asyncio.Lock()  # replaceFA rewrites the whole document: one writer at a time
         self._fa_errors: dict[int, asyncio.Future] = {}
@@ -802,6 +828,11 @@ class IBFAExecutionClient(LiveExecutionClient):
             block = self._claim(exec_id)
             if block is None:
                 return
+            booked = self._master_booked_for(block, exec_id)
+            if booked is not None:
+                self._take_master_correction(block, exec_id, booked)
+                return
+            self._master_booked[execution_base(exec_id)] = (exec_id, execution.shares)
             block.waiting_master.add(exec_id)
             block.master_qty += execution.shares
             if exec_id in self._commissions or self._fa_config.commission_wait_secs == 0:
@@ -810,6 +841,67 @@ class IBFAExecutionClient(LiveExecutionClient):
                 self._loop.call_later(self._fa_config.commission_wait_secs, self._emit_master_fill, exec_id)
         elif exec_id in self._commissions:
             self._publish_allocation(exec_id)
+
+    def _master_booked_for(self, block: BlockOrder, exec_id: str) -> tuple[str, float] | None:
+        """(newest execId, shares the order holds) of the execution `exec_id` is a version of, if booked.
+
+        Known to this process, or else found among the order's fills, where an earlier process
+        booked it (reconciliation rebuilds them from the fill reports, trade id = execId).
+        """
+        base = execution_base(exec_id)
+        if base in self._master_booked:
+            return self._master_booked[base]
+        order = self._cache.order(block.client_order_id)
+        if order is None:
+            return None
+        fills = [e for e in order.events if isinstance(e, OrderFilled) and execution_base(e.trade_id.value) == base]
+        if not fills:
+            return None
+        newest = newest_versions(e.trade_id.value for e in fills)[base]
+        booked = (newest, float(sum(float(e.last_qty) for e in fills)))
+        self._master_booked[base] = booked
+        block.master_qty += booked[1]  # seen once, whichever of its versions IB replays first
+        return booked
+
+    def _take_master_correction(self, block: BlockOrder, exec_id: str, booked: tuple[str, float]) -> None:
+        """A version of a master execution whose shares the order already holds: newer (IB's correction), or a replay."""
+        execution = self._executions.pop(exec_id)[1]
+        self._commissions.pop(exec_id, None)
+        self._filled.add(exec_id)  # its replays and its commission report are dropped by execId
+        booked_id, held = booked
+        if not is_newer_version(exec_id, booked_id):
+            if exec_id != booked_id:
+                self._log.info(f"master execution {exec_id} is not newer than {booked_id}, already booked: ignored")
+            self._close_if_settled(block)
+            return
+        extra = execution.shares - held
+        order = self._cache.order(block.client_order_id)
+        room = self._room(block, order) if order is not None and not order.is_closed and not block.closed else 0.0
+        coid = block.client_order_id
+        if 0 < extra <= room:
+            self._log.warning(
+                f"{coid}: IB corrected master execution {booked_id} by {exec_id} ({held:g} -> {execution.shares:g} "
+                f"shares at {execution.price}); the order is filled with the {extra:g} more shares"
+            )
+            self._master_booked[execution_base(exec_id)] = (exec_id, held + extra)
+            block.master_qty += extra
+            self._generate_fill(block, execution, None, quantity=extra)
+        else:
+            self._master_booked[execution_base(exec_id)] = (exec_id, held)
+            self._log.warning(
+                f"{coid}: IB corrected master execution {booked_id} by {exec_id} ({held:g} -> {execution.shares:g} "
+                f"shares at {execution.price}); NautilusTrader's order keeps its {held:g} shares of it (fills cannot "
+                f"be taken back, and the order has room for {max(room, 0):g} more). The accounts' corrected "
+                "allocations are booked"
+            )
+        self._close_if_settled(block)
+
+    def _room(self, block: BlockOrder, order) -> float:
+        """Shares the order can still be filled with: not yet applied fills and fills waiting for a commission count."""
+        applied = set(order.trade_ids)
+        in_flight = sum(q for t, q in block.emitted.items() if TradeId(t) not in applied)
+        waiting = sum(self._executions[e][1].shares for e in block.waiting_master if e in self._executions)
+        return float(order.quantity) - float(order.filled_qty) - in_flight - waiting
 
     def _on_commission_report(self, report: CommissionReport) -> None:
         exec_id = report.execId
@@ -841,12 +933,19 @@ class IBFAExecutionClient(LiveExecutionClient):
         try:
             self._generate_fill(block, execution, report)
         finally:
-            if block.deferred_close is not None and not block.waiting_master and block.master_qty >= block.ib_filled:
-                kind, ts = block.deferred_close
-                block.deferred_close = None
-                self._close(block, kind, ts)
+            self._close_if_settled(block)
 
-    def _generate_fill(self, block: BlockOrder, execution: Execution, report: CommissionReport | None) -> None:
+    def _close_if_settled(self, block: BlockOrder) -> None:
+        """Send a held terminal event once every execution IB counts in `filled` has been emitted."""
+        if block.deferred_close is not None and not block.waiting_master and block.master_qty >= block.ib_filled:
+            kind, ts = block.deferred_close
+            block.deferred_close = None
+            self._close(block, kind, ts)
+
+    def _generate_fill(
+        self, block: BlockOrder, execution: Execution, report: CommissionReport | None, quantity: float | None = None
+    ) -> None:
+        """One OrderFilled for a master execution; `quantity` instead of its shares for a correction's extra shares."""
         exec_id = execution.execId
         order = self._cache.order(block.client_order_id)
         instrument = self._cache.instrument(block.instrument_id)
@@ -856,6 +955,8 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._log.error(f"{block.instrument_id} not in cache: fill {exec_id} of {block.client_order_id} not emitted")
             return
         commission = to_decimal(report.commission) if report is not None else Decimal(0)
+        shares = execution.shares if quantity is None else quantity
+        block.emitted[exec_id] = shares
         self.generate_order_filled(
             strategy_id=block.strategy_id,
             instrument_id=block.instrument_id,
@@ -865,7 +966,8 @@ class IBFAExecutionClient(LiveExecutionClient):
             trade_id=TradeId(exec_id),
             order_side=side_from_ib(execution.side),
             order_type=block.order_type,
-            last_qty=Quantity(execution.shares, instrument.size_precision),
+            last_qty=Quantity(shares, instrument.size_precision),
+            # NautilusTrader's Price has the instrument's precision; the allocations keep IB's exact price
             last_px=Price(execution.price, instrument.price_precision),
             quote_currency=USD,
             commission=Money(commission, USD),
@@ -883,10 +985,16 @@ class IBFAExecutionClient(LiveExecutionClient):
         report = self._commissions.pop(exec_id)
         coid = block.client_order_id.value
         self._allocated.add(exec_id)
+        version_key = (execution.acctNumber, execution_base(exec_id))
+        newest = self._alloc_versions.get(version_key)
+        if newest is not None and not is_newer_version(exec_id, newest):
+            self._log.info(f"allocation {exec_id} is older than {newest}, already published: dropped")
+            return
+        if newest is not None:
+            self._log.warning(f"{coid}: IB corrected allocation {newest} of {execution.acctNumber} by {exec_id}")
+        self._alloc_versions[version_key] = exec_id
         instrument_id = block.instrument_id
         venue_order_id = (block.venue_order_id or VenueOrderId(str(execution.orderId))).value
-        instrument = self._cache.instrument(instrument_id)
-        precision = instrument.price_precision if instrument is not None else None
         allocation = Allocation(
             client_order_id=coid,
             venue_order_id=venue_order_id,
@@ -895,7 +1003,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             instrument_id=instrument_id.value,
             side=side_name(execution.side),
             quantity=int(execution.shares),
-            price=to_decimal(execution.price, precision),
+            price=to_decimal(execution.price),  # as IB sent it: sub-penny prices stay exact
             commission=to_decimal(report.commission),
             ts_event=ib_time_to_ns(execution.time),
             ts_init=self._clock.timestamp_ns(),
@@ -1010,6 +1118,8 @@ class IBFAExecutionClient(LiveExecutionClient):
         """Average price of the block's master executions (a completed order's status has none)."""
         executions = [f.execution for f in self._ib.fills() if f.execution.permId == perm_id]
         executions = [e for e in executions if e.acctNumber == self.master]
+        newest = set(newest_versions(e.execId for e in executions).values())  # a correction replaces its original
+        executions = [e for e in executions if e.execId in newest]
         shares = sum(Decimal(repr(e.shares)) for e in executions)
         if not perm_id or not shares:
             return None
@@ -1122,6 +1232,7 @@ class IBFAExecutionClient(LiveExecutionClient):
     async def generate_fill_reports(self, command: GenerateFillReports) -> list[FillReport]:
         """The master's executions only: sub-account executions are allocations, not fills."""
         fills = await self._ib.reqExecutionsAsync(ExecutionFilter(acctCode=self.master))
+        quantities = self._master_fill_quantities([f.execution for f in fills if f.execution.acctNumber == self.master])
         reports = []
         for fill in fills:
             execution = fill.execution
@@ -1132,6 +1243,8 @@ class IBFAExecutionClient(LiveExecutionClient):
                 continue
             if command.venue_order_id is not None and command.venue_order_id.value != str(execution.orderId):
                 continue
+            if execution.execId not in quantities:
+                continue  # a correction that adds no shares to the order (see master_fill_quantities)
             instrument = self._cache.instrument(iid)
             reports.append(FillReport(
                 account_id=self.account_id,
@@ -1139,7 +1252,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 venue_order_id=VenueOrderId(str(execution.orderId)),
                 trade_id=TradeId(execution.execId),
                 order_side=side_from_ib(execution.side),
-                last_qty=Quantity(execution.shares, instrument.size_precision if instrument else 0),
+                last_qty=Quantity(quantities[execution.execId], instrument.size_precision if instrument else 0),
                 last_px=Price(execution.price, instrument.price_precision if instrument else 2),
                 commission=Money(to_decimal(fill.commissionReport.commission or 0.0), USD),
                 liquidity_side=_liquidity(execution.lastLiquidity),
@@ -1149,6 +1262,18 @@ class IBFAExecutionClient(LiveExecutionClient):
                 client_order_id=ClientOrderId(execution.orderRef) if execution.orderRef else None,
             ))
         return reports
+
+    def _master_fill_quantities(self, executions: list[Execution]) -> dict[str, float]:
+        """execId -> shares it adds to its order, per order (by permId), corrections included."""
+        by_order: dict[int, list[Execution]] = {}
+        for execution in executions:
+            by_order.setdefault(execution.permId, []).append(execution)
+        result: dict[str, float] = {}
+        for perm_id, found in by_order.items():
+            trade = self._ib.wrapper.permId2Trade.get(perm_id) if perm_id else None
+            total = trade.order.totalQuantity if trade is not None and 0 < trade.order.totalQuantity < 1e300 else None
+            result.update(master_fill_quantities([(e.execId, e.shares) for e in found], total))
+        return result
 
     async def generate_position_status_reports(self, command: GeneratePositionStatusReports) -> list[PositionStatusReport]:
         """The block-level position per instrument: the clients' holdings added up (as simulated)."""

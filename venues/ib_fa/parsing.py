@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import cmp_to_key
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from ib_async import Order as IBOrder
 from nautilus_trader.model.enums import OrderSide, OrderType, TimeInForce
+
+from strategies.events import compare_versions, execution_base, execution_version, is_newer_version
 
 ORDER_TYPES: dict[OrderType, str] = {
     OrderType.LIMIT: "LMT",
@@ -206,9 +210,51 @@ def ib_time_to_ns(value) -> int:
     return int(pd.Timestamp(dt.replace(tzinfo=tz)).value)
 
 
-def to_decimal(value: float, precision: int | None = None) -> Decimal:
-    """A float from ib_async as the Decimal it was printed as on the wire."""
-    result = Decimal(repr(float(value)))
-    if precision is not None:
-        result = result.quantize(Decimal(1).scaleb(-precision))
+def to_decimal(value: float) -> Decimal:
+    """A float from ib_async as the Decimal it was printed as on the wire.
+
+    ib_async parses IB's decimal text with float(); the shortest repr gives that text back. Never
+    quantized to the tick: SMART midpoint and price-improved fills come at sub-penny prices such
+    as 500.005, and rounding a sell up would overstate the client's proceeds.
+    """
+    return Decimal(repr(float(value)))
+
+
+def newest_versions(execution_ids: Iterable[str]) -> dict[str, str]:
+    """Execution base -> its newest version among `execution_ids` (IB corrections, see strategies.events)."""
+    newest: dict[str, str] = {}
+    for exec_id in execution_ids:
+        base = execution_base(exec_id)
+        if base not in newest or is_newer_version(exec_id, newest[base]):
+            newest[base] = exec_id
+    return newest
+
+
+def master_fill_quantities(executions: Sequence[tuple[str, float]], order_quantity: float | None = None) -> dict[str, float]:
+    """The shares each of one order's master executions adds to the NautilusTrader order.
+
+    `executions` are (execId, shares), in any order and with any versions. The oldest version of
+    an execution is a fill of its shares. A correction (a newer version) replaces it at IB, but
+    the order's fills cannot be taken back: a correction adds a fill only for the shares by
+    which it exceeds what the order holds for that execution, and only while the order is not
+    full (`order_quantity`, None when unknown). Corrections that add nothing are left out.
+    """
+    versions: dict[str, list[tuple[str, float]]] = {}
+    for exec_id, shares in executions:
+        versions.setdefault(execution_base(exec_id), []).append((exec_id, shares))
+    by_version = cmp_to_key(lambda a, b: compare_versions(execution_version(a[0]), execution_version(b[0])))
+    result: dict[str, float] = {}
+    held: dict[str, float] = {}
+    for base, found in versions.items():
+        found.sort(key=by_version)
+        exec_id, shares = found[0]
+        result[exec_id] = held[base] = shares
+    total = sum(result.values())
+    for base, found in versions.items():
+        for exec_id, shares in found[1:]:
+            extra = shares - held[base]
+            if extra > 0 and (order_quantity is None or total + extra <= order_quantity):
+                result[exec_id] = extra
+                held[base] += extra
+                total += extra
     return result

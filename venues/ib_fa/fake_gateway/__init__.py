@@ -11,6 +11,9 @@
     gw.faults.hold_order_acks("SELL")             # orders rest at the broker, unacknowledged, until
     gw.faults.release_order_acks()                #   released: a client can be stopped before the ack
     gw.faults.hold_fa_writes()                    # replaceFA waits unapplied until release_fa_writes()
+    gw.faults.price_improvement(0.005)            # executions at sub-penny prices (500.01 buy -> 500.005)
+    gw.faults.correct_next_allocation("SELL", account="DU1002", price_delta=-0.01)  # IB execution corrections
+    gw.broker.correct_execution(exec_id, shares=40)  #   or one now: execId ….01 -> ….02, accounts moved
     await gw.stop()
 
 Synchronous code uses `FakeGatewayThread` and `thread.call(fn, *args)` to act on the broker.
@@ -18,13 +21,14 @@ Layers: framing (bytes) -> codecs (fields) -> server (sessions) -> broker (no so
 """
 
 from .broker import Broker, Clock, FaGroup, fa_groups_from_xml, fa_groups_to_xml, parse_good_till_date
-from .faults import FaultInjector, FaultPlan
+from .faults import CorrectionRule, FaultInjector, FaultPlan
 from .server import DEFAULT_ACCOUNTS, FakeGateway, FakeGatewayThread
 
 __all__ = [
     "DEFAULT_ACCOUNTS",
     "Broker",
     "Clock",
+    "CorrectionRule",
     "FaGroup",
     "FakeGateway",
     "FakeGatewayThread",

@@ -2,10 +2,19 @@
 
 It knows nothing about sockets. Everything it wants the outside world to see is an event
 handed to its listeners, in the order IB would send it; the server turns events into messages.
+
+Execution corrections: `correct_execution` re-sends an execution under its execId with the last
+'.'-part bumped ("….01.01" -> "….01.02"), with another quantity and/or price and its own
+commission report, as IB does. The account's cash and position move from the old version to
+the new one here, so the accounts stay the truth a test compares against. Correcting an
+allocation can correct its fill's master execution too (by the same shares and value). The
+order's own filled count and the block's pre-trade allocation are left as they were. Both
+versions stay in the day's executions that reqExecutions replays.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import xml.etree.ElementTree as ET
@@ -148,6 +157,37 @@ class Account:
         self.positions[con_id] = [float(new_pos), avg]
         return realized
 
+    def reverse_fill(
+        self, con_id: int, side: str, qty: int, price: float, commission: Decimal, realized: Decimal | None,
+        avg_before: float,
+    ) -> None:
+        """Take back a fill IB corrected: its cash, shares and realized P&L."""
+        value = Decimal(str(price)) * qty
+        self.cash += value + commission if side == "BUY" else -value + commission
+        if realized is not None:
+            self.realized -= realized
+        pos, avg = self.positions.get(con_id, [0.0, 0.0])
+        new_pos = pos - (qty if side == "BUY" else -qty)
+        if new_pos == 0:
+            avg = 0.0
+        elif pos == 0 or (pos > 0) != (new_pos > 0):
+            avg = avg_before  # the fill had closed or flipped the position
+        elif abs(new_pos) < abs(pos):
+            avg = (abs(pos) * avg - qty * price) / abs(new_pos)  # the fill had added to it
+        self.positions[con_id] = [float(new_pos), avg]
+
+
+@dataclass
+class _FillRecord:
+    """What a correction needs to take an execution back: who got it, at what, and what it moved."""
+
+    report: ExecutionReport
+    order_key: tuple[int, int]
+    fee: Decimal
+    realized: Decimal | None = None
+    avg_before: float = 0.0
+    master_exec_id: str | None = None  # an allocation's master execution (the same block fill)
+
 
 @dataclass
 class FaGroup:
@@ -266,6 +306,8 @@ class Broker:
         self._exec_seq = itertools.count(1)
         self._order_seq = itertools.count()
         self.executions: list[ExecutionReport] = []
+        self._fills: dict[str, _FillRecord] = {}  # execId -> its record, for corrections
+        self.superseded: dict[str, str] = {}  # execId -> the execId that corrected it
 
     # ------------------------------------------------------------ set-up
 
@@ -747,6 +789,7 @@ class Broker:
         if qty <= 0:
             return
         req = o.request
+        price = self._improved(req.action, price)
         o.filled += qty
         o.value += qty * price
         o.last_price = price
@@ -765,17 +808,130 @@ class Broker:
             master_fee = sum((Decimal(str(r.commission.commission)) for r in alloc_reports), Decimal(0))
             master = self._report(o, self.master or "", qty, price, o.filled, o.value / o.filled, side, when,
                                   exchange, master_fee, None, exec_id=master_exec_id)
+            key = (req.client_id, req.order_id)
+            self._fills[master_exec_id] = _FillRecord(master, key, master_fee)
+            for r in alloc_reports:
+                self._fills[r.execution.exec_id].master_exec_id = master_exec_id
             self._publish_fill(o, master, alloc_reports)
         else:
             self._publish_fill(o, self._account_fill(o, o.accounts[0], qty, price, dec_price, side, when, exchange), [])
 
     def _account_fill(self, o, acct, q, price, dec_price, side, when, exchange) -> ExecutionReport:
         fee = self.commissions.charge((o.request.order_id, acct), q, dec_price)
-        realized = self.accounts[acct].apply_fill(o.instrument.contract.con_id, o.request.action, q, price, fee)
+        con_id = o.instrument.contract.con_id
+        avg_before = self.accounts[acct].positions.get(con_id, [0.0, 0.0])[1]
+        realized = self.accounts[acct].apply_fill(con_id, o.request.action, q, price, fee)
         cum, value = o.acct_filled.get(acct, (0, 0.0))
         cum, value = cum + q, value + q * price
         o.acct_filled[acct] = (cum, value)
-        return self._report(o, acct, q, price, cum, value / cum, side, when, exchange, fee, realized)
+        report = self._report(o, acct, q, price, cum, value / cum, side, when, exchange, fee, realized)
+        key = (o.request.client_id, o.request.order_id)
+        self._fills[report.execution.exec_id] = _FillRecord(report, key, fee, realized, avg_before)
+        return report
+
+    def _improved(self, action: str, price: float) -> float:
+        """The price after the plan's price improvement: lower for a buy, higher for a sell (sub-penny)."""
+        improvement = self.faults.price_improvement
+        if not improvement:
+            return price
+        step = Decimal(repr(float(improvement)))
+        return float(Decimal(repr(price)) - step if action == "BUY" else Decimal(repr(price)) + step)
+
+    # ------------------------------------------------------------ corrections
+
+    def correct_execution(
+        self, exec_id: str, shares: int | None = None, price: float | None = None,
+        commission: Decimal | float | None = None, correct_master: bool = True,
+    ) -> str:
+        """Send a correction of a sub-account execution; returns the correcting execId.
+
+        The account's cash, position and realized P&L move from the old version to the new one.
+        `commission` defaults to the old one when the shares do not change, else to the schedule's
+        commission for the new shares. With `correct_master` the fill's master execution is
+        corrected too, by the same change of shares and value, and is sent first, as IB does.
+        """
+        if exec_id in self.superseded:
+            raise ValueError(f"execution {exec_id} was already corrected by {self.superseded[exec_id]}")
+        record = self._fills.get(exec_id)
+        if record is None or record.report.execution.account == self.master:
+            raise KeyError(f"no sub-account execution {exec_id}")
+        old = record.report.execution
+        o = self._orders[record.order_key]
+        new_shares = int(old.shares if shares is None else shares)
+        new_price = float(old.price if price is None else price)
+        if new_shares < 0:
+            raise ValueError("a correction cannot have fewer than 0 shares")
+        if commission is None:
+            value = Decimal(repr(new_price)) * new_shares
+            fee = record.fee if new_shares == old.shares else self.commissions.schedule.order_commission(new_shares, value)
+        else:
+            fee = Decimal(str(commission))
+        con_id = o.instrument.contract.con_id
+        acct = self.accounts[old.account]
+        acct.reverse_fill(con_id, o.request.action, int(old.shares), old.price, record.fee, record.realized,
+                          record.avg_before)
+        avg_before = acct.positions.get(con_id, [0.0, 0.0])[1]
+        realized = acct.apply_fill(con_id, o.request.action, new_shares, new_price, fee)
+        cum, value = o.acct_filled.get(old.account, (0, 0.0))
+        cum, value = cum - int(old.shares) + new_shares, value - old.shares * old.price + new_shares * new_price
+        o.acct_filled[old.account] = (cum, value)
+        corrected = self._corrected_report(record.report, new_shares, new_price, fee, realized, cum, value)
+        reports = [corrected]
+        new_master = None
+        if correct_master and record.master_exec_id is not None:
+            master_id = self._newest(record.master_exec_id)
+            master = self._fills[master_id]
+            m = master.report.execution
+            m_shares = int(m.shares) - int(old.shares) + new_shares
+            m_value = m.shares * m.price - old.shares * old.price + new_shares * new_price
+            m_price = round(m_value / m_shares, 6) if m_shares else m.price
+            m_fee = master.fee - record.fee + fee
+            m_cum = m.cum_qty + m_shares - m.shares
+            m_cum_value = m.avg_price * m.cum_qty + m_value - m.shares * m.price
+            m_report = self._corrected_report(master.report, m_shares, m_price, m_fee, None, m_cum, m_cum_value)
+            new_master = m_report.execution.exec_id
+            self._fills[new_master] = _FillRecord(m_report, master.order_key, m_fee)
+            self.superseded[master_id] = new_master
+            reports.insert(0, m_report)
+        new_id = corrected.execution.exec_id
+        self._fills[new_id] = _FillRecord(corrected, record.order_key, fee, realized, avg_before, new_master or
+                                          record.master_exec_id)
+        self.superseded[exec_id] = new_id
+        self.executions.extend(reports)
+        for r in reports:
+            self._emit_execution(r)
+        self._emit(PositionChanged(old.account, con_id))
+        self._emit(AccountChanged(old.account))
+        return new_id
+
+    def _newest(self, exec_id: str) -> str:
+        while exec_id in self.superseded:
+            exec_id = self.superseded[exec_id]
+        return exec_id
+
+    def _corrected_report(
+        self, report: ExecutionReport, shares: int, price: float, fee: Decimal, realized: Decimal | None,
+        cum: float, value: float,
+    ) -> ExecutionReport:
+        old = report.execution
+        base, _, version = old.exec_id.rpartition(".")
+        exec_id = f"{base}.{int(version) + 1:02d}"
+        e = dataclasses.replace(old, exec_id=exec_id, shares=shares, price=price, cum_qty=cum,
+                                avg_price=round(value / cum, 6) if cum else 0.0)
+        c = CommissionView(exec_id, float(fee), realized_pnl=None if realized is None else float(realized))
+        return ExecutionReport(report.client_id, e, c)
+
+    def _apply_correction_rule(self, o: _Order, allocations: list[ExecutionReport]) -> None:
+        rule = self.faults.take_correction(
+            o.request.action, o.instrument.contract.symbol, [r.execution.account for r in allocations]
+        )
+        if rule is None:
+            return
+        r = next(r for r in allocations if rule.account in (None, r.execution.account))
+        e = r.execution
+        price = float(Decimal(repr(e.price)) + Decimal(repr(float(rule.price_delta)))) if rule.price_delta else None
+        self.correct_execution(e.exec_id, shares=int(e.shares) + rule.shares_delta, price=price,
+                               correct_master=rule.correct_master)
 
     def _report(
         self, o, acct, q, price, cum, avg, side, when, exchange, fee, realized, exec_id=None
@@ -806,6 +962,8 @@ class Broker:
         for acct in {r.execution.account for r in allocations} or {first.execution.account}:
             self._emit(PositionChanged(acct, o.instrument.contract.con_id))
             self._emit(AccountChanged(acct))
+        if allocations:
+            self._apply_correction_rule(o, allocations)
         if o.remaining == 0:
             self._finish(o, "Filled")
         else:

@@ -42,6 +42,18 @@ CONNECTIVITY_TEXTS = {
 PACING_TEXT = "Max rate of messages per second has been exceeded:max=50 rec=51 (1)"
 
 
+@dataclass(frozen=True)
+class CorrectionRule:
+    """Correct one allocation of the next block fill that matches: shares and/or price changed."""
+
+    side: str = "ANY"  # "BUY", "SELL" or "ANY"
+    symbol: str | None = None
+    account: str | None = None  # None: the fill's first allocation
+    shares_delta: int = 0
+    price_delta: float = 0.0
+    correct_master: bool = True  # correct the fill's master execution too
+
+
 @dataclass
 class FaultPlan:
     allocation_mode: str = ALLOCATIONS_PER_FILL
@@ -57,6 +69,20 @@ class FaultPlan:
     held_acks: set[tuple[int, int]] = field(default_factory=set)  # (client id, order id)
     hold_fa_writes: bool = False  # replaceFA requests wait, unapplied and unanswered, until released
     held_fa_writes: list = field(default_factory=list)  # (release callable) per held request
+    # every execution prints this much better than the level or trade it fills against, as SMART
+    # price improvement does: 0.005 turns a 500.01 buy into 500.005
+    price_improvement: float = 0.0
+    corrections: list[CorrectionRule] = field(default_factory=list)  # used once each, in order
+
+    def take_correction(self, action: str, symbol: str, accounts: list[str]) -> CorrectionRule | None:
+        """The first correction rule a block fill of `symbol` to these accounts matches (removed)."""
+        for n, rule in enumerate(self.corrections):
+            if rule.side not in ("ANY", action) or rule.symbol not in (None, symbol):
+                continue
+            if rule.account is not None and rule.account not in accounts:
+                continue
+            return self.corrections.pop(n)
+        return None
 
     def holds_ack(self, action: str) -> bool:
         side = self.hold_acks_side
@@ -153,6 +179,26 @@ class FaultInjector:
 
     def allocations_per_fill(self) -> None:
         self.plan.allocation_mode = ALLOCATIONS_PER_FILL
+
+    # executions
+    def price_improvement(self, amount: float = 0.005) -> None:
+        """Every execution from now on prints `amount` better than it would (sub-penny prices)."""
+        self.plan.price_improvement = amount
+
+    def correct_next_allocation(
+        self, side: str = "ANY", *, symbol: str | None = None, account: str | None = None, shares_delta: int = 0,
+        price_delta: float = 0.0, correct_master: bool = True,
+    ) -> None:
+        """Right after the next matching block fill, send a correction of one of its allocations
+        (execId suffix bumped, shares and/or price changed, its own commission report)."""
+        self.plan.corrections.append(
+            CorrectionRule(side.upper(), symbol, account, shares_delta, price_delta, correct_master)
+        )
+
+    def correct_allocation(self, exec_id: str, shares: int | None = None, price: float | None = None,
+                           correct_master: bool = True) -> str:
+        """Correct a sub-account execution now; returns the correcting execId."""
+        return self._gw.broker.correct_execution(exec_id, shares=shares, price=price, correct_master=correct_master)
 
     # order rejection
     def reject_next_order(self, code: int = 201, text: str | None = None, inactive: bool = False) -> None:
