@@ -88,8 +88,12 @@ def _strategy_config(plan: Path, out: Path, params: list[str], base: dict | None
         raise SystemExit(f"bad --param: {exc}") from None
 
 
-def _venue_config(params: list[str], venue: str, base: dict | None = None) -> SimVenueConfig:
-    values = _parse_params(params, SimVenueConfig, {**(base or {}), "venue": venue})
+def _venue_config(
+    params: list[str], venue: str, base: dict | None = None, pricing_plan: str | None = None
+) -> SimVenueConfig:
+    # the venue charges the strategy's pricing plan unless told otherwise (and then the run is refused)
+    plan = {} if pricing_plan is None else {"commission_schedule": pricing_plan}
+    values = _parse_params(params, SimVenueConfig, {**plan, **(base or {}), "venue": venue})
     try:
         return msgspec.convert(values, SimVenueConfig, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
@@ -104,7 +108,7 @@ def _run(
 
     strategy_base, venue_base = load_config_file(config_file)
     config = _strategy_config(plan, out, params, strategy_base)
-    venue = _venue_config(venue_params, config.default_venue, venue_base)
+    venue = _venue_config(venue_params, config.default_venue, venue_base, config.commission_schedule)
     instruments = catalog_instruments(catalog)
     if not instruments:
         print(f"error: no instruments in catalog {catalog}", file=sys.stderr)
@@ -149,7 +153,7 @@ def _run_days(args: argparse.Namespace, asked: list | None, out: Path) -> int:
 
     strategy_base, venue_base = load_config_file(args.config)
     config = _strategy_config(args.plan, out, args.param, strategy_base)
-    venue = _venue_config(args.venue_param, config.default_venue, venue_base)
+    venue = _venue_config(args.venue_param, config.default_venue, venue_base, config.commission_schedule)
     instruments = catalog_instruments(args.catalog)
     if not instruments:
         print(f"error: no instruments in catalog {args.catalog}", file=sys.stderr)

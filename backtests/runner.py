@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.model.identifiers import TraderId
@@ -56,7 +58,16 @@ def run_backtest(
     long sessions stream with bounded memory. The plan is validated against `instruments` before
     the engine is built: a bad plan raises PlanError and nothing reaches the simulated venue.
     """
-    venue_config = venue_config or SimVenueConfig(venue=strategy_config.default_venue)
+    venue_config = venue_config or SimVenueConfig(
+        venue=strategy_config.default_venue, commission_schedule=strategy_config.commission_schedule
+    )
+    if venue_config.commission_schedule != strategy_config.commission_schedule:
+        # RECALC's bound would then cover another plan than the one charged: an overdraft waiting to happen
+        raise ValueError(
+            f"the simulated venue charges IB pricing plan {venue_config.commission_schedule!r} but the strategy's "
+            f"commission_schedule (what RECALC bounds fees with) is {strategy_config.commission_schedule!r}; "
+            "set both to the plan of the login"
+        )
     known = {str(i.id) for i in instruments}
     plan = plan or load_plan(strategy_config.plan_path, known, strategy_config.default_venue)
 
@@ -65,6 +76,13 @@ def run_backtest(
     first = next(chunks, None)
     if first is None:
         raise ValueError("no market data to run the session over")
+    # Without an explicit start the engine clock begins at 1970 and every timer fires from then.
+    start_ns = min(item.ts_init for item in first)
+    if strategy_config.run_id is None:
+        # The client order ids carry a run id. A backtest has no journal run: its run is the
+        # session's day, so the same inputs give the same ids (and the same run folder).
+        session = strategy_config.session_id or pd.Timestamp(start_ns, tz="UTC").strftime("%Y%m%d")
+        strategy_config = msgspec.structs.replace(strategy_config, run_id=f"backtest-{session}")
 
     # the rails NautilusTrader's RiskEngine enforces live are enforced here too, so a simulated
     # session denies exactly the orders a live one would
@@ -78,15 +96,13 @@ def run_backtest(
             **risk,
         )
     )
-    venue = add_sim_venue(engine, venue_config, plan)
+    venue = add_sim_venue(engine, venue_config, plan, pd.Timestamp(start_ns, tz="UTC").date())
     for instrument in instruments:
         engine.add_instrument(instrument)
     strategy = RebalanceExecutor(strategy_config)
     engine.add_strategy(strategy)
     seed_positions(engine, venue, strategy.id, plan)
 
-    # Without an explicit start the engine clock begins at 1970 and every timer fires from then.
-    start_ns = min(item.ts_init for item in first)
     counter = {"events": 0}
 
     def feed() -> Iterator[list]:

@@ -51,7 +51,7 @@ DEMO_PLAN = REPO / "data" / "demo" / "plan"
 
 # Only the executor's own fields, not NautilusTrader's StrategyConfig plumbing; and of those, not
 # the ones that say where a session runs or writes rather than how it trades.
-_FIXED_STRATEGY = {"plan_path", "output_dir", "default_venue", "session_id"}
+_FIXED_STRATEGY = {"plan_path", "output_dir", "default_venue", "session_id", "run_id"}
 STRATEGY_PARAMS = tuple(sorted(n for n in RebalanceExecutorConfig.__annotations__ if n not in _FIXED_STRATEGY))
 VENUE_PARAMS = tuple(sorted(n for n in SimVenueConfig.__dataclass_fields__ if n != "venue"))
 
@@ -164,7 +164,9 @@ def build_configs(
         {**(base_strategy or {}), **strategy, "plan_path": str(plan_path)}, RebalanceExecutorConfig, strict=False
     )
     venue_config = msgspec.convert(
-        {**(base_venue or {}), **venue, "venue": config.default_venue}, SimVenueConfig, strict=False
+        {"commission_schedule": config.commission_schedule, **(base_venue or {}), **venue, "venue": config.default_venue},
+        SimVenueConfig,
+        strict=False,
     )
     return config, venue_config
 

@@ -29,7 +29,7 @@ from backtests.runner import run_backtest
 from data.catalog import catalog_instruments, stream_catalog
 from data.plans import random_plan
 from data.synthetic import SyntheticInstrumentSpec, write_synthetic_catalog
-from strategies.commissions import IB_TIERED
+from strategies.fee_table import load_pricing
 from strategies.plan import write_plan
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from strategies.sizing import build_blocks, size_buys
@@ -89,16 +89,16 @@ def bench_recalc(n_accounts: int, n_instruments: int, repeat: int) -> None:
     requests = plan.requests
     accounts = plan.accounts["account_id"].tolist()
     code_of = {a: i for i, a in enumerate(accounts)}
-    budget = np.array([int(c * 1_000_000) for c in plan.accounts["cash"]], dtype=np.int64) + rng.integers(
-        0, 50_000_000_000, n_accounts
+    budget = np.array([int(c * 10**9) for c in plan.accounts["cash"]], dtype=np.int64) + rng.integers(
+        0, 50_000_000_000_000, n_accounts
     )
 
     def pure() -> None:
         build_blocks(requests, "SELL")
         buys = requests[requests["side"] == "BUY"].reset_index(drop=True)
-        limits = (buys["instrument_id"].map(prices).to_numpy() * 1.005 * 100).astype(np.int64) * 10_000
+        limits = (buys["instrument_id"].map(prices).to_numpy() * 1.005 * 100).astype(np.int64) * 10_000_000
         codes = buys["account_id"].map(code_of).to_numpy()
-        sized = size_buys(codes, buys["quantity"].to_numpy(), limits, budget, IB_TIERED)
+        sized = size_buys(codes, buys["quantity"].to_numpy(), limits, budget, load_pricing("ib_tiered"))
         build_blocks(buys.assign(sized=sized), "BUY", quantity_column="sized")
 
     def baseline() -> None:

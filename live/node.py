@@ -40,6 +40,7 @@ from live.killswitch import install_kill_handlers, pid_file
 from live.metrics import SessionMetrics
 from live.rails_check import check_session, risk_engine_config, session_rails
 from live.status import SessionStatus
+from strategies import order_ids
 from strategies.journal_port import ExecutionJournal
 from strategies.plan import Plan, load_plan
 from strategies.rails import RailsConfig
@@ -220,7 +221,14 @@ def node_config(
 ) -> TradingNodeConfig:
     providers = InstrumentProviderConfig(load_ids=frozenset(plan.instrument_ids))
     common = dict(ib.client_fields(), venue=strategy_config.default_venue, instrument_provider=providers)
-    exec_config = IBFAExecClientConfig(**common, cash_tag=ib.cash_tag, account_summary_group=ib.account_summary_group)
+    # the adapter adopts and books only IB orders and executions whose orderRef is of this run
+    run_id = strategy_config.run_id
+    exec_config = IBFAExecClientConfig(
+        **common,
+        cash_tag=ib.cash_tag,
+        account_summary_group=ib.account_summary_group,
+        order_ref_prefix=order_ids.run_prefix(run_id) if run_id else None,
+    )
     return TradingNodeConfig(
         trader_id=ib.trader_id,
         logging=LoggingConfig(
@@ -260,11 +268,17 @@ def build_session(
     Prometheus metrics on that port.
     """
     plan = plan or load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
+    # The strategy's client order ids and the adapter's orderRef filter both come from the run id.
+    session_id = strategy_config.session_id or pd.Timestamp.now(tz="UTC").strftime("%Y%m%d")
+    run_id = strategy_config.run_id or run_id or f"{mode}-{session_id}"
     # Reconciliation turns IB's holdings into positions, and the orders of an earlier process of
     # the run into orders, owned by EXTERNAL; claiming the plan's instruments hands both to the
     # strategy, which sells out of the holdings and adopts the orders when it resumes.
     config = msgspec.structs.replace(
-        strategy_config, external_order_claims=[InstrumentId.from_str(i) for i in plan.instrument_ids]
+        strategy_config,
+        session_id=session_id,
+        run_id=run_id,
+        external_order_claims=[InstrumentId.from_str(i) for i in plan.instrument_ids],
     )
     node_cfg = node_config(config, ib, plan, risk_engine_config(config.rails, plan.instrument_ids))
     # no FA master anywhere raises here, not later inside a client's connect task
@@ -385,10 +399,10 @@ def run_session(
     ib = ib or IBSessionConfig()
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     plan = plan or load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
-    # One session id for the run id and the client order ids, so a rerun finds both again.
+    # One session id and one run id for the journal and the client order ids, so a rerun finds both again.
     session_id = strategy_config.session_id or now.strftime("%Y%m%d")
     rails = rails if rails is not None else strategy_config.rails
-    run_id = run_id or f"{mode}-{session_id}"
+    run_id = run_id or strategy_config.run_id or f"{mode}-{session_id}"
     journal = run = None
     if journal_url is not None:
         from live.journal import Journal
@@ -414,7 +428,8 @@ def run_session(
             )
             if rails is not None and rails.daily_cap is not None and journal is not None:
                 rails = session_rails(rails, journal.traded_value(now.tz_convert("UTC").date(), mode))
-            config = msgspec.structs.replace(strategy_config, session_id=session_id, rails=rails)
+            # the run id is in every client order id (IB orderRef): another run's orders are never this one's
+            config = msgspec.structs.replace(strategy_config, session_id=session_id, run_id=run_id, rails=rails)
             if journal is not None:
                 run = journal.start_run(
                     run_id, session_id=session_id, mode=mode, plan=plan, config_json=config.json().decode(),

@@ -51,8 +51,9 @@ from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from strategies import pricing
-from strategies.commissions import decimal_to_micros, schedule_by_name
+from strategies import order_ids, pricing
+from strategies.fee_table import load_pricing, plan_names
+from strategies.fees import FAFeeCharger
 from strategies.events import (
     ALLOCATION_GROUP_TOPIC,
     ALLOCATION_REPLAY_TOPIC,
@@ -69,10 +70,11 @@ from strategies.journal_port import (
     RequestState,
 )
 from strategies.ledger import Ledger
-from strategies.plan import Plan, PlanError, load_plan
+from strategies.plan import Plan, PlanError, PlanIssue, load_plan
 from strategies.rails import ProposedBlock, RailsConfig, check_blocks, halts_session, notional_sent
 from strategies.report import RequestOutcome, RunReport, build_report, write_report
-from strategies.sizing import Block, build_blocks, reserve_micros, size_buys
+from strategies.money import floor_nanos, from_nanos, has_nanos_precision, to_nanos
+from strategies.sizing import Block, build_blocks, reserve_nanos, size_buys, unsafe_sells
 
 REFERENCE_SOURCES = ("mid", "last", "bid_ask")
 # what a reconciled order's history tells the journal (fills are recorded with their execution)
@@ -82,7 +84,6 @@ ADOPTED_EVENTS = {
     OrderExpired: "EXPIRED",
     OrderRejected: "REJECTED",
 }
-MICRO = Decimal("0.000001")
 
 
 class RebalanceExecutorConfig(StrategyConfig, frozen=True):
@@ -100,12 +101,16 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
     cash_reserve_pct: float = 0.0  # percent of the account's net liquidation value at RECALC
     reference_price: str = "mid"  # mid | last | bid_ask (sells from the best bid, buys from the best ask)
     min_order_qty: int = 1
-    commission_schedule: str = "ib_tiered"
+    commission_schedule: str = "ib_tiered"  # the login's IB pricing plan: ib_tiered | ib_fixed
+    top_up: bool = True  # after RECALC's common factor, spend what still fits (see strategies/sizing.py)
     book_type: str = "L2_MBP"
     start_time: str | None = None  # earliest UTC time the SELL phase may begin (ISO 8601)
     sync_timeout_secs: float = 60.0
     allocation_grace_secs: float = 30.0
-    session_id: str | None = None  # prefixes client order ids; defaults to the session's UTC date
+    session_id: str | None = None  # the session's day; defaults to its UTC date
+    # the run the client order ids (IB orderRefs) belong to: a live session sets its journal run id,
+    # a backtest "backtest-<session>"; defaults to the session id (strategies.order_ids)
+    run_id: str | None = None
     output_dir: str | None = None
     rails: RailsConfig | None = None  # pre-trade limits checked on every block before it is sent
     what_if: bool = False  # size and log the blocks, send nothing
@@ -137,12 +142,12 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
             refuse("cash_reserve_abs", "must be a decimal amount of USD")
         if not reserve.is_finite() or reserve < 0:
             refuse("cash_reserve_abs", "must be a finite amount >= 0")
+        if not has_nanos_precision(reserve):
+            refuse("cash_reserve_abs", "must have at most 9 decimal places")
         if self.reference_price not in REFERENCE_SOURCES:
             refuse("reference_price", f"must be one of {REFERENCE_SOURCES}")
-        try:
-            schedule_by_name(self.commission_schedule)
-        except ValueError as exc:
-            refuse("commission_schedule", str(exc))
+        if self.commission_schedule not in plan_names():
+            refuse("commission_schedule", f"must be one of IB's pricing plans {plan_names()}")
         if self.book_type not in ("L1_MBP", "L2_MBP", "L3_MBO"):
             refuse("book_type", "must be L1_MBP, L2_MBP or L3_MBO")
         if self.start_time is not None:
@@ -180,7 +185,7 @@ class BlockState:
 class RebalanceExecutor(Strategy):
     def __init__(self, config: RebalanceExecutorConfig, journal: ExecutionJournal | None = None) -> None:
         super().__init__(config)
-        self.schedule = schedule_by_name(config.commission_schedule)
+        self.pricing = load_pricing(config.commission_schedule)
         self._book_type = book_type_from_str(config.book_type)
         self.phase = Phase.SYNC
         self.plan: Plan | None = None
@@ -194,6 +199,7 @@ class RebalanceExecutor(Strategy):
         self._outcomes: dict[str, RequestOutcome] = {}
         self._grace_set = False
         self._session = config.session_id
+        self._run_id = config.run_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self.wall_secs: dict[str, float] = {}  # real time spent in the heavy steps, for benchmarks
         self._journal = journal
@@ -205,6 +211,7 @@ class RebalanceExecutor(Strategy):
         self.halt_reason: str | None = None
         self.already_ended = False  # resumed a run that had reached DONE: nothing was sent
         self._session_cap_hit = False  # the rails' session cap refused a block: nothing more is sent
+        self.failure: str | None = None  # what stopped the session short of its plan, for the report
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -220,7 +227,9 @@ class RebalanceExecutor(Strategy):
         self._loop = asyncio.get_running_loop() if isinstance(self.clock, LiveClock) else None
         known = {str(i.id) for i in self.cache.instruments()}
         try:
-            self.plan = load_plan(self.config.plan_path, known, self.config.default_venue)
+            plan = load_plan(self.config.plan_path, known, self.config.default_venue)
+            self._check_tick_precision(plan)
+            self.plan = plan
         except PlanError as exc:
             self.plan_error = exc
             self.log.error(str(exc))
@@ -228,6 +237,8 @@ class RebalanceExecutor(Strategy):
             return
         if self._session is None:
             self._session = self.clock.utc_now().strftime("%Y%m%d")
+        if self._run_id is None:
+            self._run_id = self._session
         plan = self.plan
         self.ledger = Ledger(
             cash=dict(zip(plan.accounts["account_id"], plan.accounts["cash"], strict=True)),
@@ -272,6 +283,21 @@ class RebalanceExecutor(Strategy):
         else:
             self._phase_started_ns[Phase.SYNC] = self.clock.timestamp_ns()
         self.clock.set_timer("rebalance-sync", timedelta(milliseconds=100), callback=self._on_loop(self._on_sync_poll))
+
+    def _check_tick_precision(self, plan: Plan) -> None:
+        """Refuse, before anything is sent, an instrument whose prices the money math cannot hold."""
+        issues = []
+        for instrument_id in plan.instrument_ids:
+            instrument = self.cache.instrument(InstrumentId.from_str(instrument_id))
+            if instrument is not None and not has_nanos_precision(instrument.price_increment.as_decimal()):
+                issues.append(
+                    PlanIssue(
+                        "instruments", instrument_id, "price_increment",
+                        f"tick {instrument.price_increment} has more than 9 decimal places",
+                    )
+                )
+        if issues:
+            raise PlanError(issues)
 
     def _on_loop(self, handler):
         """Run a timer callback on the event loop that delivers order events and allocations.
@@ -551,12 +577,36 @@ class RebalanceExecutor(Strategy):
         if self._resume_phase is not None:
             self._resume()
             return
-        blocks = build_blocks(self.plan.requests, "SELL")
-        prices = self._limit_prices(Phase.SELL, [b.instrument_id for b in blocks])
+        prices = self._limit_prices(Phase.SELL, self.plan.traded_instrument_ids)
+        blocks = build_blocks(self._affordable_sells(prices), "SELL")
         if self.config.what_if:
             self._what_if(blocks, prices)
             return
         self._start_trading_phase(Phase.SELL, blocks, prices)
+
+    def _affordable_sells(self, prices: dict[str, tuple[Decimal, Decimal]]) -> pd.DataFrame:
+        """The plan's sells less those whose fees could overdraw their account (see `unsafe_sells`)."""
+        sells = self.plan.requests[self.plan.requests["side"] == "SELL"]
+        priced = sells[sells["instrument_id"].isin(prices.keys())]
+        if priced.empty:
+            return sells
+        accounts = self.plan.accounts["account_id"].tolist()
+        code_of = {a: i for i, a in enumerate(accounts)}
+        limits = priced["instrument_id"].map({i: to_nanos(limit, f"sell limit of {i}") for i, (_, limit) in prices.items()})
+        held_back = unsafe_sells(
+            priced["account_id"].map(code_of).to_numpy(dtype=np.int64),
+            priced["quantity"].to_numpy(dtype=np.int64),
+            limits.to_numpy(dtype=np.int64),
+            [floor_nanos(self.ledger.cash[a]) for a in accounts],
+            self.pricing,
+        )
+        for row in priced[held_back].itertuples(index=False):
+            self._outcomes[row.request_id].not_sent_reason = (
+                f"not sent: at the sell limit {prices[row.instrument_id][1]} IB's fees on {row.quantity} shares "
+                f"could exceed the proceeds, and account {row.account_id!r} has too little cash to carry that"
+            )
+            self.log.warning(f"SELL {row.request_id}: {self._outcomes[row.request_id].not_sent_reason}")
+        return sells.drop(index=priced.index[held_back])
 
     # ------------------------------------------------------------------------------------------
     # Prices
@@ -697,8 +747,8 @@ class RebalanceExecutor(Strategy):
         return sendable
 
     def _client_order_id(self, phase: Phase, block: Block) -> ClientOrderId:
-        instrument_id = InstrumentId.from_str(block.instrument_id)
-        return ClientOrderId(f"RB-{self._session}-{phase.value[0]}-{instrument_id.symbol.value.replace('.', '_')}")
+        # the run's, the phase's and the whole instrument id's: a rerun of the run builds it again
+        return ClientOrderId(order_ids.client_order_id(self._run_id, phase.value, block.instrument_id))
 
     def _make_order(self, state: BlockState, expire_time):
         instrument = self.cache.instrument(InstrumentId.from_str(state.block.instrument_id))
@@ -912,7 +962,16 @@ class RebalanceExecutor(Strategy):
                     outcome.not_sent_reason = "not sent: the session's notional cap was reached during SELL"
             self._enter_done("session notional cap reached")
             return
-        buys, blocks, prices = self._size_buys(self.ledger)
+        try:
+            buys, blocks, prices = self._size_buys(self.ledger)
+        except Exception as exc:  # noqa: BLE001 - the sells have traded: every request must still end
+            self.failure = f"RECALC failed after the SELL phase traded: {exc}"
+            self.log.error(self.failure)
+            for outcome in self._outcomes.values():
+                if outcome.side == "BUY" and outcome.sent_qty == 0:
+                    outcome.not_sent_reason = f"not sent: {self.failure}"
+            self._enter_done("RECALC failed")
+            return
         if buys.empty:
             self.log.info("RECALC: no buys in the plan")
             self._enter_done("completed")
@@ -928,31 +987,30 @@ class RebalanceExecutor(Strategy):
             return buys, [], {}
         accounts = plan.accounts["account_id"].tolist()
         code_of = {a: i for i, a in enumerate(accounts)}
-        cash_micros = np.array(
-            [decimal_to_micros(ledger.cash[a].quantize(MICRO, rounding=ROUND_FLOOR)) for a in accounts],
-            dtype=np.int64,
-        )
+        cash = [floor_nanos(ledger.cash[a]) for a in accounts]  # fractions of a nano are never spent
 
         # The limits sized here are the limits sent: both come from this one snapshot of the books.
         prices = self._limit_prices(Phase.BUY, plan.instrument_ids)
         mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
         bought = set(buys["instrument_id"].unique())
-        limit_by_instrument = {i: decimal_to_micros(limit) for i, (_, limit) in prices.items() if i in bought}
+        limit_by_instrument = {i: to_nanos(limit, f"buy limit of {i}") for i, (_, limit) in prices.items() if i in bought}
 
-        nav_micros = cash_micros.copy()
+        nav = list(cash)
         for (account, instrument_id), qty in ledger.positions.items():
             if qty and instrument_id in mark_by_instrument and account in code_of:
-                nav_micros[code_of[account]] += int(qty * mark_by_instrument[instrument_id] * 1_000_000)
-        reserve = reserve_micros(
-            nav_micros, Decimal(self.config.cash_reserve_abs), Decimal(str(self.config.cash_reserve_pct))
+                nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
+        reserve = reserve_nanos(
+            nav, to_nanos(Decimal(self.config.cash_reserve_abs), "cash_reserve_abs"),
+            Decimal(str(self.config.cash_reserve_pct)),
         )
-        budget = cash_micros - reserve
+        # a budget beyond int64 is clipped: no buy of any plan comes near USD 9 billion
+        budget = np.array([min(c - r, 2**62) for c, r in zip(cash, reserve, strict=True)], dtype=np.int64)
 
         priced = buys["instrument_id"].isin(limit_by_instrument.keys()).to_numpy()
         requested = np.where(priced, buys["quantity"].to_numpy(dtype=np.int64), 0)
         limits = buys["instrument_id"].map(limit_by_instrument).fillna(0).to_numpy(dtype=np.int64)
         codes = buys["account_id"].map(code_of).to_numpy(dtype=np.int64)
-        sized = size_buys(codes, requested, limits, budget, self.schedule)
+        sized = size_buys(codes, requested, limits, budget, self.pricing, top_up=self.config.top_up)
         buys["sized"] = sized
 
         was_cut = sized < buys["quantity"].to_numpy()
@@ -965,7 +1023,7 @@ class RebalanceExecutor(Strategy):
                 outcome.not_sent_reason = "cut to 0 by RECALC: not enough cash"
             else:
                 outcome.cut_reason = f"cut by RECALC from {row.quantity} to {row.sized}: not enough cash"
-        spendable = budget.clip(min=0).sum() / 1e6
+        spendable = from_nanos(sum(max(0, int(b)) for b in budget))
         self.log.info(
             f"RECALC: {len(buys)} buys over {buys['account_id'].nunique()} accounts, "
             f"{int(buys['quantity'].sum())} shares requested, {int(sized.sum())} affordable; "
@@ -981,21 +1039,21 @@ class RebalanceExecutor(Strategy):
         now = self.clock.timestamp_ns()
         sells = self._sendable(Phase.SELL, sell_blocks, sell_prices)
         assumed = Ledger(cash=dict(self.ledger.cash), positions=dict(self.ledger.positions))
+        fees = FAFeeCharger(self.pricing)
         for block, reference, limit in sells:
             self._what_if_row(Phase.SELL, block, reference, limit)
-            for account, qty in block.target_map().items():
-                value = qty * limit
+            for charge in fees.charge(block.instrument_id, "SELL", limit, list(block.target_map().items())):
                 assumed.apply(
                     Allocation(
                         client_order_id="what-if",
                         venue_order_id="what-if",
-                        execution_id=f"what-if-{block.instrument_id}-{account}",
-                        account_id=account,
+                        execution_id=f"what-if-{block.instrument_id}-{charge.account_id}",
+                        account_id=charge.account_id,
                         instrument_id=block.instrument_id,
                         side="SELL",
-                        quantity=qty,
+                        quantity=charge.quantity,
                         price=limit,
-                        commission=self.schedule.order_commission(qty, value),
+                        commission=charge.commission,
                         ts_event=now,
                         ts_init=now,
                     ),
@@ -1078,6 +1136,8 @@ class RebalanceExecutor(Strategy):
             self.report.summary["resumed_blocks"] = dict(self.resumed)
         if self.halt_reason is not None:
             self.report.summary["halted"] = self.halt_reason
+        if self.failure is not None:
+            self.report.summary["failure"] = self.failure
         totals = self.report.summary
         self.log.info(
             f"DONE ({reason}): "

@@ -3,8 +3,10 @@
 Pure functions over numpy arrays and pandas frames; no NautilusTrader objects, so a plan of
 10,000 accounts x 20 instruments sizes in well under a second and is property-tested.
 
-Money is carried as int64 micro-dollars (1e-6 USD). Prices have at most 4 decimals and cash 2, so
-every amount is exact; int64 holds 9.2e12 USD, far above any single account.
+Money is carried as whole nano-dollars (strategies/money.py). Per-account amounts (cash, net
+liquidation value, reserves) are Python ints, which cannot overflow; the per-row cost arrays are
+int64, kept exact by strategies/fee_bound.py and by treating any account whose costs would leave
+the exact range as unable to afford them (no account holds USD 4 billion of cash).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from strategies.commissions import CommissionSchedule, decimal_to_micros, worst_case_commission_micros
+from strategies.fee_bound import buy_fee_bound, sell_net_floor
+from strategies.fee_table import PricingPlan
+from strategies.money import INT64_SAFE, ceil_div, fits_int64, ratio
 
 SCALE_BITS = 20
 FULL_SCALE = 1 << SCALE_BITS
-# q x price x cap numerator must stay inside int64 in the worst-case commission
-MAX_ROW_NOTIONAL_MICROS = 9 * 10**16 // 100
 
 
 @dataclass(frozen=True)
@@ -62,63 +64,139 @@ def build_blocks(requests: pd.DataFrame, side: str, quantity_column: str = "quan
     return blocks
 
 
-def reserve_micros(nav_micros: np.ndarray, reserve_abs: Decimal, reserve_pct: Decimal) -> np.ndarray:
-    """Cash each account keeps back: a fixed amount plus a percentage of its net liquidation value."""
-    num, den = (reserve_pct / 100).as_integer_ratio()
-    pct_part = -((-np.maximum(nav_micros, 0) * num) // den)  # round the reserve up: keeps more cash
-    return decimal_to_micros(reserve_abs) + pct_part
+def reserve_nanos(nav_nanos: list[int], reserve_abs_nanos: int, reserve_pct: Decimal) -> list[int]:
+    """Cash each account keeps back: a fixed amount plus a percentage of its net liquidation value.
+
+    Exact for any NAV and any number of decimals in the percentage (Python ints), rounded up so
+    that the account keeps at least that much.
+    """
+    num, den = ratio(reserve_pct / 100)
+    return [reserve_abs_nanos + ceil_div(max(nav, 0) * num, den) for nav in nav_nanos]
 
 
-def worst_case_cost_micros(quantity: np.ndarray, limit_micros: np.ndarray, schedule: CommissionSchedule) -> np.ndarray:
-    """What a buy of `quantity` can cost at most: every share at the limit plus the worst commission."""
-    notional = quantity * limit_micros
-    if notional.size and int(notional.max()) > MAX_ROW_NOTIONAL_MICROS:
-        raise ValueError("a single buy is larger than this sizing can hold exactly (USD 900 billion)")
-    return notional + worst_case_commission_micros(quantity, limit_micros, schedule)
+def worst_case_cost_nanos(
+    quantity: np.ndarray, limit_nanos: np.ndarray, plan: PricingPlan
+) -> tuple[np.ndarray, np.ndarray]:
+    """(what a buy of `quantity` can cost at most: every share at the limit plus every fee IB can
+    charge, exact) per row. A row outside the exact range costs INT64_SAFE: more than any budget."""
+    quantity = np.asarray(quantity, dtype=np.int64)
+    limit_nanos = np.asarray(limit_nanos, dtype=np.int64)
+    fees, exact = buy_fee_bound(quantity, limit_nanos, plan)
+    notional = np.where(exact, quantity, 0) * limit_nanos
+    exact &= fits_int64(notional + fees.astype(np.float64))
+    return np.where(exact, notional + fees, INT64_SAFE), exact
+
+
+class _AccountCosts:
+    """Per-account totals of row costs, exact where they matter: a total that float64 puts at or
+    above INT64_SAFE is reported as INT64_SAFE (it is above every budget), never as a wrapped sum."""
+
+    def __init__(self, account_codes: np.ndarray, n_accounts: int, limit_nanos: np.ndarray, plan: PricingPlan):
+        self.codes = account_codes
+        self.n = n_accounts
+        self.limit = limit_nanos
+        self.plan = plan
+
+    def rows(self, qty: np.ndarray) -> np.ndarray:
+        return worst_case_cost_nanos(qty, self.limit, self.plan)[0]
+
+    def total(self, row_costs: np.ndarray) -> np.ndarray:
+        exact = np.bincount(self.codes, weights=row_costs.astype(np.float64), minlength=self.n) < INT64_SAFE
+        total = np.zeros(self.n, dtype=np.int64)
+        np.add.at(total, self.codes, row_costs)  # may wrap where `exact` is False; replaced below
+        return np.where(exact, total, INT64_SAFE)
 
 
 def size_buys(
     account_codes: np.ndarray,
     requested: np.ndarray,
-    limit_micros: np.ndarray,
-    budget_micros: np.ndarray,
-    schedule: CommissionSchedule,
+    limit_nanos: np.ndarray,
+    budget_nanos: np.ndarray,
+    plan: PricingPlan,
+    top_up: bool = True,
 ) -> np.ndarray:
     """Cut each account's buys so that their worst-case cost fits its budget.
 
-    account_codes: int array, one per buy row, indexing `budget_micros` (need not be sorted).
-    requested, limit_micros: int64 per row. budget_micros: int64 per account (may be negative).
+    account_codes: int array, one per buy row, indexing `budget_nanos` (need not be sorted).
+    requested, limit_nanos: int64 per row. budget_nanos: int64 per account (may be negative).
 
     Rule (deterministic): every buy of an account is scaled by one common factor f = k / 2**20, the
     largest such factor whose worst-case cost fits the budget, and floored to whole shares. An
     account that can afford all its buys keeps them whole; one with no budget buys nothing. Cost is
-    monotone in f, so bisection finds the exact largest k. Accounts never share cash.
+    monotone in f, so bisection finds the exact largest k. Then, with `top_up`, what the factor
+    and the flooring left over is spent (see `top_up_buys`). Accounts never share cash.
     """
     account_codes = np.asarray(account_codes, dtype=np.int64)
     requested = np.asarray(requested, dtype=np.int64)
-    limit_micros = np.asarray(limit_micros, dtype=np.int64)
-    budget_micros = np.asarray(budget_micros, dtype=np.int64)
+    limit_nanos = np.asarray(limit_nanos, dtype=np.int64)
+    budget_nanos = np.asarray(budget_nanos, dtype=np.int64)
     if (requested < 0).any():
         raise ValueError("requested quantities must be >= 0")
     if requested.size == 0:
         return requested.copy()
 
-    n_accounts = budget_micros.size
-
-    def cost_per_account(qty: np.ndarray) -> np.ndarray:
-        total = np.zeros(n_accounts, dtype=np.int64)
-        np.add.at(total, account_codes, worst_case_cost_micros(qty, limit_micros, schedule))
-        return total
-
-    fits_whole = cost_per_account(requested) <= budget_micros
+    costs = _AccountCosts(account_codes, budget_nanos.size, limit_nanos, plan)
+    fits_whole = costs.total(costs.rows(requested)) <= budget_nanos
     lo = np.where(fits_whole, FULL_SCALE, 0).astype(np.int64)
     hi = lo.copy()
     hi[~fits_whole] = FULL_SCALE - 1
     while (open_ := lo < hi).any():
         mid = np.where(open_, (lo + hi + 1) // 2, lo)
         qty = (requested * mid[account_codes]) >> SCALE_BITS
-        ok = cost_per_account(qty) <= budget_micros
+        ok = costs.total(costs.rows(qty)) <= budget_nanos
         lo = np.where(open_ & ok, mid, lo)
         hi = np.where(open_ & ~ok, mid - 1, hi)
     sized = (requested * lo[account_codes]) >> SCALE_BITS
+    return top_up_buys(costs, requested, sized, budget_nanos) if top_up else sized
+
+
+def top_up_buys(costs: _AccountCosts, requested: np.ndarray, sized: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """Spend what the common factor left: each cut buy of an account, in plan order, takes as many
+    more shares (up to what was requested) as still fit under the bound, then the next one.
+
+    Vectorised over accounts: pass r looks at every account's r-th cut row and bisects the shares
+    it can add given the cost of all the account's other rows as they stand.
+    """
+    sized = sized.copy()
+    cut = np.flatnonzero(sized < requested)
+    if cut.size == 0:
+        return sized
+    codes = costs.codes
+    # rank of each cut row among its account's cut rows, in plan order
+    order = np.lexsort((cut, codes[cut]))
+    cut = cut[order]
+    first = np.r_[True, codes[cut][1:] != codes[cut][:-1]]
+    starts = np.flatnonzero(first)
+    rank = np.arange(cut.size) - np.repeat(starts, np.diff(np.r_[starts, cut.size]))
+    for r in range(int(rank.max()) + 1):
+        rows = cut[rank == r]
+        accounts = codes[rows]
+        row_costs = costs.rows(sized)
+        others = costs.total(row_costs)[accounts] - row_costs[rows]
+        room = budget[accounts] - others
+        lo = np.zeros(rows.size, dtype=np.int64)
+        hi = requested[rows] - sized[rows]
+        limit = costs.limit[rows]
+        while (open_ := lo < hi).any():
+            mid = np.where(open_, (lo + hi + 1) // 2, lo)
+            ok = worst_case_cost_nanos(sized[rows] + mid, limit, costs.plan)[0] <= room
+            lo = np.where(open_ & ok, mid, lo)
+            hi = np.where(open_ & ~ok, mid - 1, hi)
+        sized[rows] += lo
     return sized
+
+
+def unsafe_sells(
+    account_codes: np.ndarray, quantity: np.ndarray, limit_nanos: np.ndarray, cash_nanos: list[int], plan: PricingPlan
+) -> np.ndarray:
+    """Sell rows to hold back: those whose fees could exceed their proceeds, of accounts whose cash
+    could not carry that loss (sub-penny stocks, where fees per share can pass the price)."""
+    floor = sell_net_floor(quantity, limit_nanos, plan)
+    losing = floor < 0
+    if not losing.any():
+        return losing
+    worst = [int(c) for c in cash_nanos]
+    for code, loss in zip(np.asarray(account_codes)[losing].tolist(), floor[losing].tolist(), strict=True):
+        worst[code] += loss
+    short = np.array([w < 0 for w in worst], dtype=bool)
+    return losing & short[np.asarray(account_codes, dtype=np.int64)]

@@ -8,19 +8,18 @@ thousands of fill sequences run in seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 import pandas as pd
 from hypothesis import strategies as st
 
-from strategies.commissions import decimal_to_micros
+from strategies.money import floor_nanos
 from strategies.events import Allocation, AllocationGroup
 from strategies.ledger import Ledger
 from strategies.sizing import Block
 from venues.sim.allocator import FAAllocator
 
-TICKS = (Decimal("0.01"), Decimal("0.0001"), Decimal("0.25"), Decimal("0.05"))
-MICRO = Decimal("0.000001")
+TICKS = (Decimal("0.01"), Decimal("0.0001"), Decimal("0.25"), Decimal("0.05"), Decimal("0.0000001"))
 
 
 @dataclass(frozen=True)
@@ -89,9 +88,9 @@ def random_plans(draw, max_accounts: int = 12, max_instruments: int = 4, max_qty
     return RandomPlan(accounts, cash, positions, market, requests)
 
 
-def cash_micros(cash: Decimal) -> int:
-    """What RECALC counts as spendable: the ledger's cash floored to the micro-dollar."""
-    return decimal_to_micros(cash.quantize(MICRO, rounding=ROUND_FLOOR))
+def cash_nanos(cash: Decimal) -> int:
+    """What RECALC counts as spendable: the ledger's cash floored to the nano-dollar."""
+    return floor_nanos(cash)
 
 
 @dataclass

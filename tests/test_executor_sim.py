@@ -5,14 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from backtests.runner import run_backtest
-from strategies.commissions import IB_TIERED
+from strategies.fee_table import load_pricing
+from strategies.money import floor_nanos, to_nanos
 from strategies.plan import PlanError
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from strategies.report import TRANSACTION_COLUMNS
+from strategies.sizing import worst_case_cost_nanos
 from tests.books import SEC, equity, steady_session
 from venues.sim.venue import SimVenueConfig
 
@@ -120,7 +123,12 @@ def test_sells_fill_partially_and_buys_are_cut(tmp_path):
     assert {requests.loc["r1", "filled_qty"], requests.loc["r2", "filled_qty"]} == {22, 18}
     a_cash = Decimal(1000) + requests.loc["r1", "filled_qty"] * Decimal("100.00") - requests.loc["r1", "commission"]
     limit = requests.loc["r4", "limit_price"]
-    affordable = max(q for q in range(21) if q * limit + IB_TIERED.order_commission(q, q * limit) <= a_cash)
+    tiered = load_pricing("ib_tiered")
+
+    def cost(q: int) -> int:
+        return int(worst_case_cost_nanos(np.array([q]), np.array([to_nanos(limit, "limit")]), tiered)[0][0])
+
+    affordable = max(q for q in range(21) if cost(q) <= floor_nanos(a_cash))
     assert requests.loc["r4", "sent_qty"] == affordable < 20
     assert_money_adds_up(result)
     assert_buys_after_sells(result)

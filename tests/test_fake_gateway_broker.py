@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from datetime import date
 from decimal import Decimal
 
 import numpy as np
@@ -143,10 +144,17 @@ def test_commissions_and_cash_for_a_single_account_sell():
     b.set_book("SPY", bids=[(500.0, 100)])
     b.place(order(1, action="SELL", qty=100, lmt=500.0, account="DU1002"))
     [r] = [e for e in ev if isinstance(e, ExecutionReport)]
-    assert r.commission.commission == 0.35
-    assert r.commission.realized_pnl == pytest.approx(100 * 100 - 0.35)
+    # IB Tiered on 100 shares sold at 500: commission 0.35 (the minimum), exchange 0.30, clearing
+    # 0.02, FINRA CAT 0.0072, FINRA TAF 0.0166, SEC 27.80 per million on 50,000 = 1.39 (the
+    # fake's clock is in 2024), NYSE and FINRA pass-through (0.000175 + 0.000565) x 0.35
+    fees = Decimal("0.35") + Decimal("0.30") + Decimal("0.02") + Decimal("0.0072") + Decimal("0.0166") + Decimal("1.39")
+    fees += Decimal("0.35") * (Decimal("0.000175") + Decimal("0.000565"))
+    if b.clock.now().date() >= date(2025, 5, 14):  # the SEC fee rate is 0 from then on
+        fees -= Decimal("1.39")
+    assert Decimal(repr(r.commission.commission)) == fees
+    assert r.commission.realized_pnl == pytest.approx(100 * 100 - float(fees))
     acct = b.accounts["DU1002"]
-    assert acct.cash == Decimal("100000") + Decimal("50000") - Decimal("0.35")
+    assert acct.cash == Decimal("100000") + Decimal("50000") - fees
     assert acct.positions[756733] == [0.0, 0.0]
 
 

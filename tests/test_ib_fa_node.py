@@ -235,7 +235,8 @@ def _plan_frame(table: str) -> pd.DataFrame:
 
 
 def test_rebalance_session_on_a_trading_node_against_the_fake_gateway(tmp_path):
-    from strategies.commissions import IB_TIERED, decimal_to_micros
+    from strategies.fee_table import load_pricing
+    from strategies.money import floor_nanos, to_nanos
     from strategies.report import STATES
     from strategies.sizing import size_buys
 
@@ -281,9 +282,9 @@ def test_rebalance_session_on_a_trading_node_against_the_fake_gateway(tmp_path):
     expected = size_buys(
         np.array([accounts.index(a) for a in buys["account_id"]]),
         buys["quantity"].to_numpy(dtype=np.int64),
-        np.array([decimal_to_micros(limit_of[s]) for s in symbols], dtype=np.int64),
-        np.array([decimal_to_micros(cash[a]) for a in accounts], dtype=np.int64),
-        IB_TIERED,
+        np.array([to_nanos(limit_of[s], "limit") for s in symbols], dtype=np.int64),
+        np.array([floor_nanos(cash[a]) for a in accounts], dtype=np.int64),
+        load_pricing("ib_tiered"),
     )
     order_of = {e["symbol"]: str(e["order_id"]) for e in events if e["action"] == "BUY"}
     sent = [seen["groups"][order_of[s]][a] for s, a in zip(symbols, buys["account_id"], strict=True)]

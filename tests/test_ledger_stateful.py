@@ -7,6 +7,7 @@ so each new buy is sized against the cash that open buy blocks could still spend
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 from decimal import Decimal
 
 import numpy as np
@@ -17,21 +18,25 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from strategies import pricing
-from strategies.commissions import IB_FIXED, IB_TIERED, decimal_to_micros, worst_case_commission_micros
+from strategies.fee_bound import buy_fee_bound
+from strategies.fee_table import load_pricing
+from strategies.money import floor_nanos, to_nanos
 from strategies.events import Allocation, AllocationGroup
 from strategies.ledger import Ledger
 from strategies.sizing import build_blocks, size_buys
-from tests.plan_factory import BlockRun, HandVenue, RandomPlan, cash_micros, random_plans
+from tests.plan_factory import BlockRun, HandVenue, RandomPlan, cash_nanos, random_plans
 from venues.sim.allocator import FAAllocator
 
 OFFSET_BPS = st.integers(0, 500).map(Decimal)
 BETTER_TICKS = st.one_of(st.just(0), st.integers(0, 30))
 
+DAY = date(2024, 3, 4)
+
 
 class FAMoneyMachine(RuleBasedStateMachine):
     @initialize(
         plan=random_plans(max_accounts=6, max_instruments=3, max_qty=500),
-        schedule=st.sampled_from([IB_FIXED, IB_TIERED]),
+        schedule=st.sampled_from([load_pricing("ib_fixed", DAY), load_pricing("ib_tiered", DAY)]),
     )
     def setup(self, plan: RandomPlan, schedule) -> None:
         self.plan = plan
@@ -62,17 +67,17 @@ class FAMoneyMachine(RuleBasedStateMachine):
         )
         return self.ledger.positions.get((account, instrument_id), 0) - pending
 
-    def committed_micros(self, account: str) -> int:
+    def committed_nanos(self, account: str) -> int:
         """The most that open buy blocks can still take from the account, commissions included."""
         total = 0
         for run in self.open_runs("BUY"):
             target = run.block.target_map().get(account, 0)
             if not target:
                 continue
-            limit = decimal_to_micros(run.limit)
+            limit = to_nanos(run.limit, "limit")
             left = target - self.allocated(run)[account]
-            worst = int(worst_case_commission_micros(np.array([target]), np.array([limit]), self.schedule)[0])
-            charged = decimal_to_micros(self.venue.allocator.commissions.charged((run.coid, account)))
+            worst = int(buy_fee_bound(np.array([target]), np.array([limit]), self.schedule)[0][0])
+            charged = floor_nanos(self.venue.allocator.fees.charged(run.coid, account))
             total += left * limit + worst - charged
         return total
 
@@ -129,11 +134,11 @@ class FAMoneyMachine(RuleBasedStateMachine):
         accounts = self.plan.accounts
         requested = np.array([data.draw(st.integers(0, 500), label=f"buy {a}") for a in accounts], dtype=np.int64)
         budget = np.array(
-            [cash_micros(self.ledger.cash[a]) - self.committed_micros(a) for a in accounts], dtype=np.int64
+            [cash_nanos(self.ledger.cash[a]) - self.committed_nanos(a) for a in accounts], dtype=np.int64
         )
         assert (budget >= 0).all(), "open buy blocks are no longer covered by cash"
         sized = size_buys(
-            np.arange(len(accounts)), requested, np.full(len(accounts), decimal_to_micros(limit)), budget, self.schedule
+            np.arange(len(accounts)), requested, np.full(len(accounts), to_nanos(limit, "limit")), budget, self.schedule
         )
         rows = [(a, instrument_id, "BUY", int(q)) for a, q in zip(accounts, sized, strict=True)]
         blocks = build_blocks(self.requests(rows), "BUY")
@@ -208,7 +213,7 @@ class FAMoneyMachine(RuleBasedStateMachine):
         if not hasattr(self, "ledger"):
             return
         for account in self.plan.accounts:
-            assert cash_micros(self.ledger.cash[account]) >= self.committed_micros(account)
+            assert cash_nanos(self.ledger.cash[account]) >= self.committed_nanos(account)
 
 
 FAMoneyMachine.TestCase.settings = settings(
@@ -243,14 +248,15 @@ def test_rule_breaking_allocations_are_booked_and_reported():
 
 
 def test_fa_allocator_refuses_what_ib_would_refuse():
-    allocator = FAAllocator(IB_FIXED)
+    allocator = FAAllocator(load_pricing("ib_fixed", DAY))
     with pytest.raises(ValueError, match="non-positive target"):
         allocator.register(AllocationGroup("O-1", "SPY.SMART", "BUY", {"A": 3, "B": 0}))
     allocator.register(AllocationGroup("O-2", "SPY.SMART", "BUY", {"A": 3, "B": 1}))
     assert allocator.has_group("O-2") and not allocator.has_group("O-1")
     assert allocator.pop_pending("O-2") is None
-    assert allocator.allocate("O-2", 2, Decimal("10")) == Decimal("0.20")  # 1 % cap on 20 USD, for A only
-    assert allocator.pop_pending("O-2") == [("A", 2, Decimal("0.20"))]
+    # Fixed: the 1 % cap on 20 USD, plus the FINRA CAT fee of 0.000072 a share, for A only
+    assert allocator.allocate("O-2", 2, Decimal("10")) == Decimal("0.200144")
+    assert allocator.pop_pending("O-2") == [("A", 2, Decimal("0.200144"))]
     with pytest.raises(ValueError, match="exceeds"):
         allocator.allocate("O-2", 3, Decimal("10"))
     assert allocator.allocated("O-2") == {"A": 2, "B": 0}

@@ -88,10 +88,10 @@ def _simulate(config):
 
 
 def _block_fills_sim(tx: pd.DataFrame) -> list[tuple]:
-    """The simulated block fills in order: an allocation's execution id is '<trade id>.<account>'."""
+    """The simulated block fills in order: an allocation's execution id is '<trade id>.<account>.<version>'."""
     fills: dict[str, list] = {}
     for row in tx.itertuples(index=False):
-        trade = row.execution_id.rsplit(".", 1)[0]
+        trade = row.execution_id.rsplit(".", 2)[0]
         entry = fills.setdefault(trade, [row.instrument_id.split(".")[0], row.side, 0, Decimal(row.price)])
         entry[2] += int(row.quantity)
     return [tuple(v) for v in fills.values()]

@@ -28,6 +28,7 @@ from live.rails_check import (
     session_rails,
 )
 from live.status import read_status
+from strategies.order_ids import client_order_id
 from strategies.plan import Plan
 from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutorConfig
@@ -331,8 +332,10 @@ def test_a_limit_outside_the_band_is_never_sent_to_the_gateway(tmp_path):
     assert (result["status"], result["phase"]) == ("DONE", "DONE")
     states = {r["request_id"]: (r["state"], r["reason"]) for r in result["requests"]}
     assert {s for s, _ in states.values()} == {"NOT_SENT"}
+    # the block's id is the run's (paper-20240304) SELL of SPY.SMART
+    spy_sell = client_order_id("paper-20240304", "SELL", "SPY.SMART")
     assert (
-        "refused by the rails: RB-20240304-S-SPY (SELL SPY.SMART): limit 497.50 is 50.0 bps below the reference "
+        f"refused by the rails: {spy_sell} (SELL SPY.SMART): limit 497.50 is 50.0 bps below the reference "
         in (states["s1"][1])
     )
     assert states["s1"][1].endswith("the band is 10 bps")

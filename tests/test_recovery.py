@@ -24,6 +24,7 @@ from decimal import Decimal
 
 import pytest
 
+from strategies.order_ids import client_order_id, run_prefix
 from tests import ib_fixtures as fx
 
 FINAL_STATES = {"FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT"}
@@ -217,12 +218,13 @@ def test_a_session_killed_mid_run_resumes_and_ends_as_if_never_killed(tmp_path, 
     assert result["status"] == "DONE" and result["phase"] == "DONE", result
     assert result["breaches"] == []
     # the restarted process took over the blocks the first one had sent, each its own way
-    phase = "B" if kill_at in ("during_recalc", "mid_buy") else "S"
+    phase = "BUY" if kill_at in ("during_recalc", "mid_buy") else "SELL"
     how = "sent again" if kill_at == "during_recalc" else "adopted"
-    assert result["resumed"] == {f"RB-{fx.SESSION_ID}-{phase}-{symbol}": how for symbol in ("IVV", "SPY")}
+    assert result["resumed"] == {client_order_id(fx.RUN_ID, phase, f"{symbol}.SMART"): how for symbol in ("IVV", "SPY")}
     # one IB order per block over both processes, and every one of them done
     refs = Counter(o["ref"] for o in run["orders"])
     assert len(refs) == 4 and set(refs.values()) == {1}, refs
+    assert all(ref.startswith(run_prefix(fx.RUN_ID)) for ref in refs)
     assert {o["status"] for o in run["orders"]} == {"Filled"}
     # the same transactions as the uninterrupted run: execution ids, prices, commissions
     assert _tx_set(run["transactions"]) == _tx_set(baseline["transactions"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import pandas as pd
 import pytest
@@ -14,7 +14,7 @@ from nautilus_trader.model.events import OrderFilled, OrderRejected
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from strategies.commissions import IB_TIERED, CommissionCalculator
+from venues.ib_fa.fake_gateway.pricing import GatewayPricing
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationGroup
 from strategies.plan import Plan
 from tests.books import SEC, T0, equity, snapshot, trade
@@ -72,7 +72,7 @@ def run_venue(orders, data, venue=SimVenueConfig(latency_ms=0), groups=None, hol
         requests=pd.DataFrame(columns=["request_id", "account_id", "instrument_id", "side", "quantity"]),
     )
     engine = BacktestEngine(BacktestEngineConfig(logging=LoggingConfig(bypass_logging=True), run_analysis=False))
-    sim = add_sim_venue(engine, venue, plan)
+    sim = add_sim_venue(engine, venue, plan, pd.Timestamp(T0, tz="UTC").date())
     engine.add_instrument(SPY)
     strategy = Submitter(orders, groups)
     engine.add_strategy(strategy)
@@ -154,22 +154,22 @@ def test_block_commission_is_the_sum_of_the_accounts_and_allocations_add_up():
     for fill in strategy.fills:
         mine = [a for a in allocations if a.execution_id.startswith(fill.trade_id.value)]
         assert sum(a.quantity for a in mine) == int(fill.last_qty)
-        assert sum((a.commission for a in mine), Decimal(0)) == fill.commission.as_decimal()
+        # the master pays the accounts' charges, rounded up to the cent NautilusTrader's USD holds
+        block = sum((a.commission for a in mine), Decimal(0))
+        assert fill.commission.as_decimal() == block.quantize(Decimal("0.01"), rounding=ROUND_CEILING)
         assert all(a.price == fill.last_px.as_decimal() for a in mine)
-    # each account pays IB's per-order commission on its own allocation, minimum included
-    for account, target in groups[0].items():
-        calc = CommissionCalculator(IB_TIERED)
-        expected = sum(
-            (calc.charge("o", a.quantity, a.price) for a in allocations if a.account_id == account), Decimal(0)
-        )
-        paid = sum((a.commission for a in allocations if a.account_id == account), Decimal(0))
-        assert (
-            paid
-            == expected
-            == IB_TIERED.order_commission(
-                target, sum((a.quantity * a.price for a in allocations if a.account_id == account), Decimal(0))
-            )
-        )
+    # each account pays what IB charges its FA allocations, by the gateway's own model of the table
+    model = GatewayPricing("ib_tiered", pd.Timestamp(allocations[0].ts_event, tz="UTC").date())
+    expected: dict[str, Decimal] = {}
+    for fill in strategy.fills:
+        mine = [a for a in allocations if a.execution_id.startswith(fill.trade_id.value)]
+        parts = [(a.account_id, a.quantity) for a in mine]
+        side = "BUY" if fill.is_buy else "SELL"
+        charged = model.charge_fill(fill.client_order_id.value, side, fill.last_px.as_decimal(), parts, taker=True)
+        for a in mine:
+            assert a.commission == charged[a.account_id]
+            expected[a.account_id] = expected.get(a.account_id, Decimal(0)) + a.commission
+    assert set(expected) == set(groups[0])
 
 
 def test_latency_delays_the_fill():

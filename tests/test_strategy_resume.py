@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig
@@ -94,7 +95,7 @@ def run(tmp_path: Path, books: dict, journal=None, seconds: int = 120, strategy_
         )
     )
     plan = load_plan(str(plan_dir), {str(i.id) for i in books}, "SMART")
-    venue = add_sim_venue(engine, SimVenueConfig(latency_ms=5), plan)
+    venue = add_sim_venue(engine, SimVenueConfig(latency_ms=5), plan, pd.Timestamp(T0, tz="UTC").date())
     for instrument in books:
         engine.add_instrument(instrument)
     strategy = strategy_class(config, journal)

@@ -128,6 +128,10 @@ class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
     its OrderFilled is emitted with zero commission (the accounts' allocations still wait).
     reconnect_*: as for the data client; after the last failed attempt the client logs an error
     and faults.
+    order_ref_prefix: the orderRef prefix of the session's run (strategies.order_ids.run_prefix).
+    The client adopts, books and reports to reconciliation only the IB orders and executions whose
+    orderRef starts with it. Another run's orders and executions are logged and left alone. None
+    takes every orderRef, for a client used without a run.
     """
 
     host: str | None = None
@@ -146,9 +150,12 @@ class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
     reconnect_max_attempts: int = 8
     reconnect_initial_delay_secs: float = 1.0
     reconnect_max_delay_secs: float = 30.0
+    order_ref_prefix: str | None = None
 
     def __post_init__(self) -> None:
         if self.cash_tag not in CASH_TAGS:
             raise ValueError(f"IBFAExecClientConfig.cash_tag must be one of {CASH_TAGS}, was {self.cash_tag!r}")
         if self.commission_wait_secs < 0:
             raise ValueError("IBFAExecClientConfig.commission_wait_secs must be >= 0")
+        if self.order_ref_prefix is not None and not self.order_ref_prefix:
+            raise ValueError("IBFAExecClientConfig.order_ref_prefix must be None or a non-empty prefix")

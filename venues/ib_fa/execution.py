@@ -42,6 +42,12 @@ session (ib_async forgets its trades, IB may hand out order ids it has not seen 
   is placed once more with a new order id. Rejecting it would throw away a block IB never saw.
 - executions whose block is not known yet are kept, not dropped, and replayed when it attaches.
 
+Client order ids carry the run (strategies.order_ids). With `order_ref_prefix` set, only orders
+and executions whose orderRef starts with it are adopted from the cache or IB, claimed, or
+reported to reconciliation. Another run's orders and executions seen at connect, after a resync,
+or live are logged once and left alone. A second run of the day therefore never books the
+first run's fills, and never sends it a cancel.
+
 A strategy that resumes a run in a new process asks for its blocks' allocations again
 (`AllocationReplayRequest`): the day's executions came in at connect time, before it listened.
 The client then attaches each named block to the order reconciliation put in the cache and to
@@ -55,7 +61,7 @@ import asyncio
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import pandas as pd
 from ib_async import CommissionReport, Contract, Execution, ExecutionFilter
@@ -99,6 +105,7 @@ from nautilus_trader.model.identifiers import (
 )
 from nautilus_trader.model.objects import AccountBalance, Money, Price, Quantity
 
+from strategies import order_ids
 from strategies.events import (
     ALLOCATION_GROUP_TOPIC,
     ALLOCATION_REPLAY_TOPIC,
@@ -232,6 +239,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._attached = False
         self._refs_with_executions: set[str] = set()
         self._unclaimed: set[str] = set()  # execIds whose block was not known when they came
+        self._foreign_refs: set[str] = set()  # orderRefs of other runs already logged as left alone
         self._resync_lock = asyncio.Lock()
         self.last_account_snapshot: AccountSnapshot | None = None  # taken at connect, for SYNC
         self._msgbus.subscribe(ALLOCATION_GROUP_TOPIC, self._on_allocation_group)
@@ -286,6 +294,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         # The day's finished orders as well: a block an earlier process placed and IB has already
         # filled or cancelled must be found by its orderRef, not placed a second time.
         await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), self._fa_config.request_timeout_secs)
+        self._leave_foreign_orders()
         # Executions of the day, again: fills and allocations missed while disconnected are
         # emitted now; those already seen are dropped by execId.
         await ib.reqExecutionsAsync(ExecutionFilter())
@@ -308,8 +317,33 @@ class IBFAExecutionClient(LiveExecutionClient):
     def _on_allocation_group(self, group: AllocationGroup) -> None:
         self._groups[group.client_order_id] = group
 
+    def _is_ours(self, order_ref: str) -> bool:
+        """Whether an IB orderRef is of this session's run (any orderRef when no run prefix is set)."""
+        prefix = self._fa_config.order_ref_prefix
+        return prefix is None or order_ids.is_of_run(order_ref, prefix)
+
+    def _leave_foreign(self, order_ref: str, what: str) -> None:
+        """Log, once per orderRef, an order or execution of another run that this client leaves alone."""
+        if order_ref in self._foreign_refs:
+            return
+        self._foreign_refs.add(order_ref)
+        self._log.warning(
+            f"{what} with orderRef {order_ref!r} is not of this run (orderRefs {self._fa_config.order_ref_prefix}...): "
+            "left alone, neither adopted nor booked"
+        )
+
+    def _leave_foreign_orders(self) -> None:
+        """Log the IB orders the session knows that belong to another run (after connect and resyncs)."""
+        for trade in list(self._ib.wrapper.trades.values()):
+            order = trade.order
+            if not self._is_ours(order.orderRef):
+                self._leave_foreign(order.orderRef, f"IB order {order.orderId} (permId {order.permId})")
+
     def _on_allocation_replay(self, request: AllocationReplayRequest) -> None:
         for coid in request.client_order_ids:
+            if not self._is_ours(coid):
+                self._leave_foreign(coid, "a replay asked for a block")
+                continue
             for allocation in list(self._published.get(coid, [])):
                 self._msgbus.publish(ALLOCATION_TOPIC, allocation)
             if coid not in self._blocks:
@@ -428,6 +462,8 @@ class IBFAExecutionClient(LiveExecutionClient):
             expire_time_ns=order.expire_time_ns or None,
         )
         self._blocks[coid.value] = block
+        if not self._is_ours(coid.value):
+            self._log.warning(f"{coid} is not of this run's orderRefs: a restarted process will not re-attach to it")
         group = self._groups.get(coid.value)
         if group is None:
             self._reject(block, "no AllocationGroup published for this order: an FA login needs an allocation (faGroup)")
@@ -633,6 +669,9 @@ class IBFAExecutionClient(LiveExecutionClient):
 
     def _block_for(self, order_id: int, perm_id: int = 0, order_ref: str = "") -> BlockOrder | None:
         coid = self._coid_by_ib_id.get(order_id) or self._coid_by_perm.get(perm_id) or order_ref
+        if order_ref and coid != order_ref:
+            # the message names its order: an order id alone may be another client id's or session's
+            coid = order_ref
         if not coid:
             return None
         block = self._blocks.get(coid)
@@ -647,7 +686,10 @@ class IBFAExecutionClient(LiveExecutionClient):
         return block
 
     def _block_from_cache(self, coid: str, order_id: int) -> BlockOrder | None:
-        """Resume an order of an earlier session (orderRef is the client order id)."""
+        """Resume an order of an earlier process of this run (orderRef is the client order id)."""
+        if not self._is_ours(coid):
+            self._leave_foreign(coid, "order")
+            return None
         order = self._cache.order(ClientOrderId(coid))
         if order is None:
             return None
@@ -682,9 +724,8 @@ class IBFAExecutionClient(LiveExecutionClient):
         return self._clock.timestamp_ns() + EXPIRY_TOLERANCE_NS >= block.expire_time_ns
 
     def _on_order_status(self, order_id, status, filled, remaining, avg_fill_price, perm_id, client_id) -> None:
-        block = self._block_for(order_id, perm_id) or self._block_for(
-            order_id, perm_id, self._order_ref(client_id, order_id, perm_id)
-        )
+        # by the order's orderRef when the session knows it: an order id alone may be another run's order
+        block = self._block_for(order_id, perm_id, self._order_ref(client_id, order_id, perm_id))
         if block is None or block.closed:
             return
         if block.venue_order_id is None:
@@ -812,7 +853,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         """The block of an execution; one whose block is not known yet is kept until a block claims its orderRef."""
         execution = self._executions[exec_id][1]
         block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
-        if block is None:
+        if block is None and not self._is_ours(execution.orderRef):
+            self._leave_foreign(execution.orderRef, f"execution {exec_id}")  # not kept: no block of ours claims it
+        elif block is None:
             self._unclaimed.add(exec_id)
         else:
             self._unclaimed.discard(exec_id)
@@ -970,7 +1013,8 @@ class IBFAExecutionClient(LiveExecutionClient):
             # NautilusTrader's Price has the instrument's precision; the allocations keep IB's exact price
             last_px=Price(execution.price, instrument.price_precision),
             quote_currency=USD,
-            commission=Money(commission, USD),
+            # NautilusTrader's USD holds cents: round up, so the master never looks richer than IB says
+            commission=Money(commission.quantize(Decimal("0.01"), rounding=ROUND_CEILING), USD),
             liquidity_side=_liquidity(execution.lastLiquidity),
             ts_event=ib_time_to_ns(execution.time),
         )
@@ -1041,6 +1085,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), timeout)
             await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), timeout)
             await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), timeout)
+            self._leave_foreign_orders()
             self._reconcile_blocks()
 
     def _reconcile_blocks(self) -> None:
@@ -1213,6 +1258,11 @@ class IBFAExecutionClient(LiveExecutionClient):
             seen.add((trade.order.permId, trade.order.orderRef))
             if trade.order.account and trade.order.account not in ("", self.master) and not trade.order.faGroup:
                 continue
+            if not self._is_ours(trade.order.orderRef):
+                # another run's order must not become an order of this run's strategy
+                order = trade.order
+                self._leave_foreign(order.orderRef, f"IB order {order.orderId} (permId {order.permId})")
+                continue
             report = self._status_report(trade)
             if report is None or (command.instrument_id is not None and report.instrument_id != command.instrument_id):
                 continue
@@ -1237,6 +1287,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         for fill in fills:
             execution = fill.execution
             if execution.acctNumber != self.master:
+                continue
+            if not self._is_ours(execution.orderRef):
+                self._leave_foreign(execution.orderRef, f"execution {execution.execId}")
                 continue
             iid = self._provider.instrument_id_for(fill.contract)
             if command.instrument_id is not None and iid != command.instrument_id:

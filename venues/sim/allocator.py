@@ -4,9 +4,10 @@ Two halves, because NautilusTrader prices a fill (FeeModel) before it publishes 
 
 - `FAAllocator` shares each block fill out to the accounts of its `AllocationGroup`
   (ContractsOrShares: pro rata to the targets, whole shares, never above a target) and charges each
-  account its own commission on its part, like IB charges every allocation. The fee model calls it
-  and books the block's commission as the sum of the accounts' commissions, so the simulated master
-  account and the client ledgers always agree.
+  account what IB charges an FA allocation (strategies/fees.py: the pro-rata commission with IB's
+  allocation minimum, third-party and regulatory fees, from IB's published table). The fee model
+  calls it and books the block's commission as the sum of the accounts' charges, so the simulated
+  master account and the client ledgers always agree.
 - `FAAllocationPublisher`, an Actor, turns those pending allocations into `Allocation` events when
   the matching OrderFilled is published, carrying the fill's trade id and timestamps.
 """
@@ -23,7 +24,8 @@ from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.events import OrderFilled
 
 from strategies.allocation import allocate_fill
-from strategies.commissions import CommissionCalculator, CommissionSchedule
+from strategies.fee_table import PricingPlan
+from strategies.fees import FAFeeCharger
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
 
 
@@ -36,8 +38,8 @@ class _GroupState:
 
 
 class FAAllocator:
-    def __init__(self, schedule: CommissionSchedule) -> None:
-        self.commissions = CommissionCalculator(schedule)
+    def __init__(self, pricing: PricingPlan) -> None:
+        self.fees = FAFeeCharger(pricing)
         self._groups: dict[str, _GroupState] = {}
         self._pending: dict[str, deque[list[tuple[str, int, Decimal]]]] = defaultdict(deque)
 
@@ -51,21 +53,16 @@ class FAAllocator:
     def has_group(self, client_order_id: str) -> bool:
         return client_order_id in self._groups
 
-    def allocate(self, client_order_id: str, quantity: int, price: Decimal) -> Decimal:
-        """Share out one fill; returns the block commission (the sum of the accounts' commissions)."""
+    def allocate(self, client_order_id: str, quantity: int, price: Decimal, taker: bool = True) -> Decimal:
+        """Share out one fill; returns the block commission (the sum of the accounts' charges)."""
         state = self._groups[client_order_id]
         shares = allocate_fill(quantity, state.targets - state.allocated)
         state.allocated += shares
-        parts = []
-        total = Decimal(0)
-        for index in np.flatnonzero(shares):
-            account = state.accounts[index]
-            qty = int(shares[index])
-            commission = self.commissions.charge((client_order_id, account), qty, price)
-            parts.append((account, qty, commission))
-            total += commission
+        given = [(state.accounts[i], int(shares[i])) for i in np.flatnonzero(shares)]
+        charges = self.fees.charge(client_order_id, state.group.side, price, given, taker=taker)
+        parts = [(c.account_id, c.quantity, c.commission) for c in charges]
         self._pending[client_order_id].append(parts)
-        return total
+        return sum((c.commission for c in charges), Decimal(0))
 
     def pop_pending(self, client_order_id: str) -> list[tuple[str, int, Decimal]] | None:
         queue = self._pending.get(client_order_id)
@@ -108,7 +105,8 @@ class FAAllocationPublisher(Actor):
                 Allocation(
                     coid,
                     venue_order_id,
-                    f"{trade_id}.{account}",
+                    # IB's form: what follows the last '.' is the version a correction would bump
+                    f"{trade_id}.{account}.01",
                     account,
                     instrument_id,
                     side,

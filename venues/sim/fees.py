@@ -1,34 +1,45 @@
-"""IB commissions as a NautilusTrader FeeModel for the simulated exchange."""
+"""IB's charges as a NautilusTrader FeeModel for the simulated exchange."""
 
 from __future__ import annotations
 
+from decimal import ROUND_CEILING, Decimal
+
 from nautilus_trader.backtest.models import FeeModel
+from nautilus_trader.model.enums import LiquiditySide
 from nautilus_trader.model.objects import Money
 
-from strategies.commissions import CommissionCalculator, schedule_by_name
+from strategies.fee_table import PricingPlan
 from venues.sim.allocator import FAAllocator
+
+CENT = Decimal("0.01")
 
 
 class IBFeeModel(FeeModel):
-    """IB fixed or tiered per-share commission, per order (minimum and cap on the order's totals).
+    """Charges a block fill what IB charges its FA allocations, from IB's published table.
 
-    With an `FAAllocator` attached, a block order's commission is the sum of what its accounts are
-    charged for their allocations, so the master account and the client ledgers reconcile.
+    The block's commission is the sum of what its accounts are charged (FAAllocator), rounded up
+    to the cent because NautilusTrader's USD holds two places: the simulated master account then
+    never holds more than its clients together. The clients' own books carry IB's exact charges.
+    Exchange fees apply to fills that removed liquidity: the matching engine has set the order's
+    liquidity side when it asks for the fee.
     """
 
-    def __init__(self, schedule: str = "ib_tiered", allocator: FAAllocator | None = None, config=None) -> None:
+    def __init__(self, allocator: FAAllocator, config=None) -> None:
         super().__init__()
-        if config is not None:
-            schedule = config.get("schedule", schedule) if isinstance(config, dict) else config.schedule
-        self.calculator = CommissionCalculator(schedule_by_name(schedule))
         self.allocator = allocator
+
+    @property
+    def pricing(self) -> PricingPlan:
+        return self.allocator.fees.plan
 
     def get_commission(self, order, fill_qty, fill_px, instrument) -> Money:
         coid = order.client_order_id.value
-        price = fill_px.as_decimal()
-        qty = int(fill_qty)
-        if self.allocator is not None and self.allocator.has_group(coid):
-            fee = self.allocator.allocate(coid, qty, price)
+        taker = order.liquidity_side != LiquiditySide.MAKER
+        if self.allocator.has_group(coid):
+            fee = self.allocator.allocate(coid, int(fill_qty), Decimal(str(fill_px)), taker=taker)
         else:
-            fee = self.calculator.charge(coid, qty, price)
-        return Money(fee, instrument.quote_currency)
+            # an order outside the FA groups (none in a rebalance) pays as one allocation of itself
+            side = "BUY" if order.is_buy else "SELL"
+            charge = self.allocator.fees.charge(coid, side, Decimal(str(fill_px)), [(coid, int(fill_qty))], taker)
+            fee = charge[0].commission
+        return Money(fee.quantize(CENT, rounding=ROUND_CEILING), instrument.quote_currency)

@@ -9,6 +9,7 @@ added up, so the simulated exchange refuses exactly what IB would refuse the mas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from nautilus_trader.backtest.engine import BacktestEngine
@@ -38,7 +39,7 @@ from nautilus_trader.model.objects import Money, Quantity
 from nautilus_trader.model.orders import MarketOrder
 from nautilus_trader.model.position import Position
 
-from strategies.commissions import schedule_by_name
+from strategies.fee_table import load_pricing, plan_names
 from strategies.plan import Plan
 from venues.sim.allocator import FAAllocationPublisher, FAAllocator
 from venues.sim.fees import IBFeeModel
@@ -52,7 +53,7 @@ QUEUE_MODELS = ("none", "risk_averse", "prob_power", "prob_log")
 class SimVenueConfig:
     venue: str = "SMART"
     book_type: str = "L2_MBP"  # L3_MBO for order-by-order data
-    commission_schedule: str = "ib_tiered"
+    commission_schedule: str = "ib_tiered"  # the IB pricing plan charged; must be the strategy's
     latency_ms: float = 20.0  # order entry and cancel, one way
     queue_model: str = "risk_averse"
     queue_power: float = 2.0  # n in f(x) = x**n, for prob_power
@@ -65,6 +66,10 @@ class SimVenueConfig:
             raise ValueError(f"queue_model must be one of {QUEUE_MODELS}, was {self.queue_model!r}")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, was {self.latency_ms}")
+        if self.commission_schedule not in plan_names():
+            raise ValueError(
+                f"commission_schedule must be one of IB's pricing plans {plan_names()}, was {self.commission_schedule!r}"
+            )
 
 
 @dataclass
@@ -81,9 +86,10 @@ class SimVenue:
         return AccountId(f"{self.config.venue}-001")
 
 
-def add_sim_venue(engine: BacktestEngine, config: SimVenueConfig, plan: Plan) -> SimVenue:
-    allocator = FAAllocator(schedule_by_name(config.commission_schedule))
-    fee_model = IBFeeModel(config.commission_schedule, allocator=allocator)
+def add_sim_venue(engine: BacktestEngine, config: SimVenueConfig, plan: Plan, trade_date: date) -> SimVenue:
+    """The venue charges IB's rates in force on `trade_date`, the day of the session's books."""
+    allocator = FAAllocator(load_pricing(config.commission_schedule, trade_date))
+    fee_model = IBFeeModel(allocator)
     fill_model = BookFillModel(config.depth_fraction, config.prob_fill_on_limit, config.seed)
     latency_ns = int(config.latency_ms * 1_000_000)
     total_cash = sum(plan.accounts["cash"], Decimal(0))

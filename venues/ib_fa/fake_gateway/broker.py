@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from strategies.allocation import allocate_fill
-from strategies.commissions import IB_TIERED, CommissionCalculator
+from .pricing import GatewayPricing
 
 from .codecs import ContractDetailsView
 from .faults import ALLOCATIONS_LATE, ALLOCATIONS_REVERSED, INFO_TEXTS, FaultPlan
@@ -286,6 +286,7 @@ class Broker:
         accounts: Iterable[str],
         cash: dict[str, float] | float = 100_000.0,
         clock: Clock | None = None,
+        pricing_plan: str = "ib_tiered",
     ) -> None:
         self.master = master
         self.sub_accounts = [a for a in accounts if a != master]
@@ -298,7 +299,7 @@ class Broker:
         self.instruments: dict[int, Instrument] = {}
         self.fa_groups: dict[str, FaGroup] = {}
         self.faults = FaultPlan()
-        self.commissions = CommissionCalculator(IB_TIERED)
+        self.pricing = GatewayPricing(pricing_plan, self.clock.now().date())
         self.listeners: list[Callable[[object], None]] = []
         self._orders: dict[tuple[int, int], _Order] = {}
         self._max_order_id: dict[int, int] = {}
@@ -684,7 +685,7 @@ class Broker:
             "initMarginChange": f"{init:.2f}", "maintMarginChange": f"{init:.2f}",
             "equityWithLoanChange": "0.0", "initMarginAfter": f"{init:.2f}",
             "maintMarginAfter": f"{init:.2f}", "equityWithLoanAfter": "0.0",
-            "commission": str(float(IB_TIERED.order_commission(int(req.total_quantity), Decimal(str(notional))))),
+            "commission": str(float(self.pricing.standalone(req.action, int(req.total_quantity), Decimal(str(notional))))),
         }
         self._emit(OrderUpdate(req.client_id, view, open_order=True, status=False))
 
@@ -802,9 +803,10 @@ class Broker:
             master_exec_id = self._exec_id(o.perm_id)
             alloc = allocate_fill(qty, o.targets - o.allocated)
             o.allocated += alloc
-            for acct, q in zip(o.accounts, alloc):
-                if q > 0:
-                    alloc_reports.append(self._account_fill(o, acct, int(q), price, dec_price, side, when, exchange))
+            parts = [(acct, int(q)) for acct, q in zip(o.accounts, alloc, strict=True) if q > 0]
+            fees = self.pricing.charge_fill((req.client_id, req.order_id), req.action, dec_price, parts)
+            for acct, q in parts:
+                alloc_reports.append(self._account_fill(o, acct, q, price, side, when, exchange, fees[acct]))
             master_fee = sum((Decimal(str(r.commission.commission)) for r in alloc_reports), Decimal(0))
             master = self._report(o, self.master or "", qty, price, o.filled, o.value / o.filled, side, when,
                                   exchange, master_fee, None, exec_id=master_exec_id)
@@ -814,10 +816,11 @@ class Broker:
                 self._fills[r.execution.exec_id].master_exec_id = master_exec_id
             self._publish_fill(o, master, alloc_reports)
         else:
-            self._publish_fill(o, self._account_fill(o, o.accounts[0], qty, price, dec_price, side, when, exchange), [])
+            acct = o.accounts[0]
+            fee = self.pricing.charge_fill((req.client_id, req.order_id), req.action, dec_price, [(acct, qty)])[acct]
+            self._publish_fill(o, self._account_fill(o, acct, qty, price, side, when, exchange, fee), [])
 
-    def _account_fill(self, o, acct, q, price, dec_price, side, when, exchange) -> ExecutionReport:
-        fee = self.commissions.charge((o.request.order_id, acct), q, dec_price)
+    def _account_fill(self, o, acct, q, price, side, when, exchange, fee: Decimal) -> ExecutionReport:
         con_id = o.instrument.contract.con_id
         avg_before = self.accounts[acct].positions.get(con_id, [0.0, 0.0])[1]
         realized = self.accounts[acct].apply_fill(con_id, o.request.action, q, price, fee)
@@ -863,7 +866,7 @@ class Broker:
             raise ValueError("a correction cannot have fewer than 0 shares")
         if commission is None:
             value = Decimal(repr(new_price)) * new_shares
-            fee = record.fee if new_shares == old.shares else self.commissions.schedule.order_commission(new_shares, value)
+            fee = record.fee if new_shares == old.shares else self.pricing.standalone(o.request.action, new_shares, value)
         else:
             fee = Decimal(str(commission))
         con_id = o.instrument.contract.con_id

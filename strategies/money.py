@@ -1,0 +1,74 @@
+"""USD amounts as whole nano-dollars (1e-9), the one exact scale of the money math.
+
+Nine places hold every price IB reports (sub-penny midpoint fills, 1e-7 ticks) and every fee
+(pass-through fees are a fraction of a fraction of a cent). An amount with more places is refused
+where it enters, naming its field, rather than rounded somewhere in the middle of a session.
+
+Python ints never overflow; the vectorised sizing works in int64 and uses `ceil_ratio` and
+`fits_int64` to stay exact (see strategies/sizing.py).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import numpy as np
+
+PLACES = 9
+NANOS_PER_USD = 10**PLACES
+NANO = Decimal(1).scaleb(-PLACES)
+# Above this a float64 estimate can no longer tell an int64 sum that wrapped from one that did not.
+INT64_SAFE = 4 * 10**18
+
+
+def has_nanos_precision(value: Decimal) -> bool:
+    return value.is_finite() and (value * NANOS_PER_USD) == (value * NANOS_PER_USD).to_integral_value()
+
+
+def to_nanos(value: Decimal | int, what: str) -> int:
+    """`value` exactly in nano-dollars; `what` names the field in the error."""
+    value = Decimal(value)
+    if not has_nanos_precision(value):
+        raise ValueError(f"{what} {value} has more than {PLACES} decimal places or is not finite")
+    return int(value * NANOS_PER_USD)
+
+
+def floor_nanos(value: Decimal) -> int:
+    return int((value * NANOS_PER_USD).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def ceil_nanos(value: Decimal) -> int:
+    return int((value * NANOS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_nanos(nanos: int) -> Decimal:
+    """The exact Decimal, without trailing zeros (a whole amount stays whole: 100, not 1E+2)."""
+    value = Decimal(int(nanos)).scaleb(-PLACES).normalize()
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value
+
+
+def ratio(rate: Decimal) -> tuple[int, int]:
+    """A decimal rate as an exact (numerator, denominator) pair of ints."""
+    return Decimal(rate).as_integer_ratio()
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def ceil_ratio(values: np.ndarray, num: int, den: int) -> np.ndarray:
+    """ceil(values x num / den) for int64 values >= 0, without forming values x num.
+
+    Split values = q x den + r: the product of the quotient stays below values when num < den,
+    and r x num is below den x num, so nothing overflows for any values a fee rate applies to.
+    """
+    q, r = np.divmod(values, den)
+    return q * num + -((-r * num) // den)
+
+
+def fits_int64(*factors: np.ndarray) -> np.ndarray:
+    """Rows whose product of non-negative factors stays below INT64_SAFE, judged in float64."""
+    product = np.ones(np.broadcast(*factors).shape, dtype=np.float64)
+    for factor in factors:
+        product = product * np.asarray(factor, dtype=np.float64)
+    return product < INT64_SAFE
