@@ -164,7 +164,12 @@ def build_configs(
         {**(base_strategy or {}), **strategy, "plan_path": str(plan_path)}, RebalanceExecutorConfig, strict=False
     )
     venue_config = msgspec.convert(
-        {"commission_schedule": config.commission_schedule, **(base_venue or {}), **venue, "venue": config.default_venue},
+        {
+            "commission_schedule": config.commission_schedule,
+            **(base_venue or {}),
+            **venue,
+            "venue": config.default_venue,
+        },
         SimVenueConfig,
         strict=False,
     )

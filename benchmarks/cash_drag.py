@@ -44,7 +44,13 @@ def drag(out: Path) -> dict:
     buys = requests[requests["side"] == "BUY"]
     plan = load_pricing("ib_tiered")
     blocks = pd.read_csv(out / "blocks.csv", dtype=str)
-    limit_of = dict(zip(blocks.loc[blocks["phase"] == "BUY", "instrument_id"], blocks.loc[blocks["phase"] == "BUY", "limit_price"], strict=True))
+    limit_of = dict(
+        zip(
+            blocks.loc[blocks["phase"] == "BUY", "instrument_id"],
+            blocks.loc[blocks["phase"] == "BUY", "limit_price"],
+            strict=True,
+        )
+    )
     priced = buys[buys["instrument_id"].isin(limit_of.keys())]
     limits = np.array([to_nanos(Decimal(limit_of[i]), "limit") for i in priced["instrument_id"]], dtype=np.int64)
     wanted = worst_case_cost_nanos(priced["requested_qty"].astype(int).to_numpy(), limits, plan)[0]
@@ -56,7 +62,10 @@ def drag(out: Path) -> dict:
     for account in wants:
         mine = tx[(tx["account_id"] == account) & (tx["side"] == "SELL")]
         flows = sum(
-            (int(q) * Decimal(p) - Decimal(c) for q, p, c in zip(mine["quantity"], mine["price"], mine["commission"], strict=True)),
+            (
+                int(q) * Decimal(p) - Decimal(c)
+                for q, p, c in zip(mine["quantity"], mine["price"], mine["commission"], strict=True)
+            ),
             Decimal(0),
         )
         spendable[account] = floor_nanos(Decimal(accounts.loc[account, "cash_start"]) + flows)

@@ -28,7 +28,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 
@@ -52,8 +52,6 @@ from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies import order_ids, pricing
-from strategies.fee_table import load_pricing, plan_names
-from strategies.fees import FAFeeCharger
 from strategies.events import (
     ALLOCATION_GROUP_TOPIC,
     ALLOCATION_REPLAY_TOPIC,
@@ -62,6 +60,8 @@ from strategies.events import (
     AllocationGroup,
     AllocationReplayRequest,
 )
+from strategies.fee_table import load_pricing, plan_names
+from strategies.fees import FAFeeCharger
 from strategies.journal_port import (
     BlockIntent,
     ExecutionJournal,
@@ -70,10 +70,10 @@ from strategies.journal_port import (
     RequestState,
 )
 from strategies.ledger import Ledger
+from strategies.money import floor_nanos, from_nanos, has_nanos_precision, to_nanos
 from strategies.plan import Plan, PlanError, PlanIssue, load_plan
 from strategies.rails import ProposedBlock, RailsConfig, check_blocks, halts_session, notional_sent
 from strategies.report import RequestOutcome, RunReport, build_report, write_report
-from strategies.money import floor_nanos, from_nanos, has_nanos_precision, to_nanos
 from strategies.sizing import Block, build_blocks, reserve_nanos, size_buys, unsafe_sells
 
 REFERENCE_SOURCES = ("mid", "last", "bid_ask")
@@ -592,7 +592,8 @@ class RebalanceExecutor(Strategy):
             return sells
         accounts = self.plan.accounts["account_id"].tolist()
         code_of = {a: i for i, a in enumerate(accounts)}
-        limits = priced["instrument_id"].map({i: to_nanos(limit, f"sell limit of {i}") for i, (_, limit) in prices.items()})
+        limit_of = {i: to_nanos(limit, f"sell limit of {i}") for i, (_, limit) in prices.items()}
+        limits = priced["instrument_id"].map(limit_of)
         held_back = unsafe_sells(
             priced["account_id"].map(code_of).to_numpy(dtype=np.int64),
             priced["quantity"].to_numpy(dtype=np.int64),
@@ -993,7 +994,9 @@ class RebalanceExecutor(Strategy):
         prices = self._limit_prices(Phase.BUY, plan.instrument_ids)
         mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
         bought = set(buys["instrument_id"].unique())
-        limit_by_instrument = {i: to_nanos(limit, f"buy limit of {i}") for i, (_, limit) in prices.items() if i in bought}
+        limit_by_instrument = {
+            i: to_nanos(limit, f"buy limit of {i}") for i, (_, limit) in prices.items() if i in bought
+        }
 
         nav = list(cash)
         for (account, instrument_id), qty in ledger.positions.items():

@@ -67,7 +67,9 @@ def test_sec_fee_follows_its_effective_dates_and_the_bound_takes_the_highest():
 
 def test_one_share_below_a_cent_pays_fractions_of_a_cent():
     """Defect 3: a USD 0.005 share used to pay a commission rounded up to 0.01, twice its price."""
-    charge = FAFeeCharger(load_pricing("ib_tiered", date(2026, 12, 2))).charge("O", "SELL", Decimal("0.005"), [("A", 1)])
+    charge = FAFeeCharger(load_pricing("ib_tiered", date(2026, 12, 2))).charge(
+        "O", "SELL", Decimal("0.005"), [("A", 1)]
+    )
     assert charge[0].commission < Decimal("0.005")
     assert charge[0].parts["commission"] == Decimal("0.00005")  # 1 % of the value: IB's cap
 
@@ -174,8 +176,6 @@ def test_a_sell_that_cannot_pay_its_fees_has_a_negative_floor():
 
 @pytest.mark.parametrize("plan", ["ib_tiered", "ib_fixed"])
 def test_bound_of_rows_too_large_for_int64_is_never_a_wrapped_number(plan):
-    fees, exact = buy_fee_bound(
-        np.array([10**9, 1]), np.array([10**15, 10**9]), load_pricing(plan, date(2026, 12, 2))
-    )
+    fees, exact = buy_fee_bound(np.array([10**9, 1]), np.array([10**15, 10**9]), load_pricing(plan, date(2026, 12, 2)))
     assert exact.tolist() == [False, True]
     assert fees[0] >= 4 * 10**18 and 0 < fees[1] < 10**10

@@ -137,7 +137,10 @@ def test_fa_block_end_to_end():
                 booked[a.account_id] = booked.get(a.account_id, 0) + a.quantity
                 assert a.client_order_id == order.client_order_id.value and a.side == "BUY"
             assert booked == targets
-            assert sum(f.commission.as_decimal() for f in fills) == sum(a.commission for a in node.allocations)
+            # each master fill carries its allocations' charges, rounded up to NautilusTrader's cent
+            master = sum((f.commission.as_decimal() for f in fills), Decimal(0))
+            allocated = sum((a.commission for a in node.allocations), Decimal(0))
+            assert 0 <= master - allocated < Decimal("0.01") * len(fills)
 
             # a reconnect replays the day's executions; nothing is booked twice
             n_fills, n_allocs = len(fills), len(node.allocations)

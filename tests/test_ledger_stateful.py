@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from strategies import pricing
+from strategies.events import Allocation, AllocationGroup
 from strategies.fee_bound import buy_fee_bound
 from strategies.fee_table import load_pricing
-from strategies.money import floor_nanos, to_nanos
-from strategies.events import Allocation, AllocationGroup
 from strategies.ledger import Ledger
+from strategies.money import floor_nanos, to_nanos
 from strategies.sizing import build_blocks, size_buys
 from tests.plan_factory import BlockRun, HandVenue, RandomPlan, cash_nanos, random_plans
 from venues.sim.allocator import FAAllocator
@@ -133,9 +133,7 @@ class FAMoneyMachine(RuleBasedStateMachine):
         limit = pricing.buy_limit(market.reference, data.draw(OFFSET_BPS, label="offset"), market.tick)
         accounts = self.plan.accounts
         requested = np.array([data.draw(st.integers(0, 500), label=f"buy {a}") for a in accounts], dtype=np.int64)
-        budget = np.array(
-            [cash_nanos(self.ledger.cash[a]) - self.committed_nanos(a) for a in accounts], dtype=np.int64
-        )
+        budget = np.array([cash_nanos(self.ledger.cash[a]) - self.committed_nanos(a) for a in accounts], dtype=np.int64)
         assert (budget >= 0).all(), "open buy blocks are no longer covered by cash"
         sized = size_buys(
             np.arange(len(accounts)), requested, np.full(len(accounts), to_nanos(limit, "limit")), budget, self.schedule

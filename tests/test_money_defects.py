@@ -122,10 +122,17 @@ def test_seven_decimal_ticks_trade_through_recalc_and_write_the_run_folder(tmp_p
     fine, etf = equity("FIN", tick="0.0000001"), equity("ETF", tick="0.0000001")
     result, cash, requests = run(
         tmp_path,
-        {fine: ([("0.1234567", 50_000)], [("0.1234569", 50_000)]), etf: ([("12.3456789", 5000)], [("12.3456791", 5000)])},
+        {
+            fine: ([("0.1234567", 50_000)], [("0.1234569", 50_000)]),
+            etf: ([("12.3456789", 5000)], [("12.3456791", 5000)]),
+        },
         accounts=[("A", "0.000000001"), ("B", "100")],
         positions=[("A", "FIN.SMART", 40_000)],
-        requests=[("r1", "A", "FIN.SMART", "SELL", 40_000), ("r2", "A", "ETF.SMART", "BUY", 300), ("r3", "B", "ETF.SMART", "BUY", 7)],
+        requests=[
+            ("r1", "A", "FIN.SMART", "SELL", 40_000),
+            ("r2", "A", "ETF.SMART", "BUY", 300),
+            ("r3", "B", "ETF.SMART", "BUY", 7),
+        ],
         cash_reserve_abs="0.000000001",
     )  # fmt: skip
     assert result.report.summary.get("failure") is None

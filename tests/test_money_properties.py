@@ -19,7 +19,7 @@ from strategies.allocation import allocate_fill, allocate_fills
 from strategies.fee_table import load_pricing
 from strategies.fees import FAFeeCharger
 from strategies.ledger import Ledger
-from strategies.money import from_nanos, to_nanos
+from strategies.money import to_nanos
 from strategies.sizing import (
     FULL_SCALE,
     SCALE_BITS,
@@ -259,7 +259,7 @@ def buy_plans(draw):
         if kind == "fraction":
             budgets.append(int(full[a]) * draw(st.integers(0, 1200)) // 1000)
         elif kind == "exact":  # at the bound, a nano or a cent either side
-            budgets.append(int(full[a]) + draw(st.sampled_from([-10**7, -1, 0, 1, 10**7])))
+            budgets.append(int(full[a]) + draw(st.sampled_from([-(10**7), -1, 0, 1, 10**7])))
         elif kind == "zero":
             budgets.append(0)
         elif kind == "negative":
@@ -291,7 +291,9 @@ def largest_factor(requested, limit, budget, plan) -> int:
     """The documented rule, by plain bisection over k in 0 .. 2**20 for one account."""
 
     def fits(k: int) -> bool:
-        return sum(exact_cost((q * k) >> SCALE_BITS, lim, plan) for q, lim in zip(requested, limit, strict=True)) <= budget
+        return (
+            sum(exact_cost((q * k) >> SCALE_BITS, lim, plan) for q, lim in zip(requested, limit, strict=True)) <= budget
+        )
 
     if budget < 0:
         return -1
@@ -330,7 +332,10 @@ def test_common_factor_never_overdraws_and_cuts_as_little_as_the_rule_allows(cas
         assert np.array_equal(sized[rows], (requested[rows] * k) >> SCALE_BITS)
         # one more step of the common factor would not fit
         more = (requested[rows] * (k + 1)) >> SCALE_BITS
-        assert sum(exact_cost(q, lim, plan) for q, lim in zip(more.tolist(), limit[rows].tolist(), strict=True)) > budget[a]
+        assert (
+            sum(exact_cost(q, lim, plan) for q, lim in zip(more.tolist(), limit[rows].tolist(), strict=True))
+            > budget[a]
+        )
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -352,8 +357,10 @@ def test_top_up_spends_what_fits_and_never_overdraws(case):
             event("the top-up bought more")
         # nothing is left that one more share of any still-cut buy would fit in
         for row in rows[sized[rows] < requested[rows]]:
-            more = cost[a] - exact_cost(int(sized[row]), int(limit[row]), plan) + exact_cost(
-                int(sized[row]) + 1, int(limit[row]), plan
+            more = (
+                cost[a]
+                - exact_cost(int(sized[row]), int(limit[row]), plan)
+                + exact_cost(int(sized[row]) + 1, int(limit[row]), plan)
             )
             assert more > budget[a]
 
@@ -377,7 +384,9 @@ def test_size_buys_of_nothing_is_nothing():
 
 def test_a_buy_too_large_for_int64_is_unaffordable_not_wrapped():
     # 10 billion shares at USD 1,000: more than any budget, never a negative cost
-    sized = size_buys(np.array([0, 1]), np.array([10**10, 10]), np.array([10**12, 10**12]), np.array([10**18, 10**18]), IB_FIXED)
+    sized = size_buys(
+        np.array([0, 1]), np.array([10**10, 10]), np.array([10**12, 10**12]), np.array([10**18, 10**18]), IB_FIXED
+    )
     assert sized[0] < 10**10 and sized[1] == 10
     assert exact_cost(int(sized[0]), 10**12, IB_FIXED) <= 10**18
 

@@ -117,7 +117,7 @@ def sessions(draw, max_accounts: int, min_accounts: int = 1):
                     mid, tick = mid_of[iid]
                     limit = pricing.buy_limit(mid, Decimal(OFFSET_BPS), tick)
                     cost += int(worst_case_cost_nanos(np.array([qty]), np.array([to_nanos(limit, "l")]), plan)[0][0])
-                cash = max(from_nanos(cost + draw(st.sampled_from([-10**7, -1, 0, 1, 10**7]))), Decimal(0))
+                cash = max(from_nanos(cost + draw(st.sampled_from([-(10**7), -1, 0, 1, 10**7]))), Decimal(0))
             else:
                 cash = draw(st.integers(0, 10**15).map(lambda n: Decimal(n).scaleb(-9)))
         accounts.append((account, cash))

@@ -14,10 +14,10 @@ from nautilus_trader.model.events import OrderFilled, OrderRejected
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from venues.ib_fa.fake_gateway.pricing import GatewayPricing
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationGroup
 from strategies.plan import Plan
 from tests.books import SEC, T0, equity, snapshot, trade
+from venues.ib_fa.fake_gateway.pricing import GatewayPricing
 from venues.sim.venue import SimVenueConfig, add_sim_venue, seed_positions
 
 SPY = equity("SPY")

@@ -24,9 +24,9 @@ from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.events import OrderFilled
 
 from strategies.allocation import allocate_fill
+from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
 from strategies.fee_table import PricingPlan
 from strategies.fees import FAFeeCharger
-from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
 
 
 @dataclass

@@ -68,7 +68,8 @@ class SimVenueConfig:
             raise ValueError(f"latency_ms must be >= 0, was {self.latency_ms}")
         if self.commission_schedule not in plan_names():
             raise ValueError(
-                f"commission_schedule must be one of IB's pricing plans {plan_names()}, was {self.commission_schedule!r}"
+                f"commission_schedule must be one of IB's pricing plans {plan_names()}, "
+                f"was {self.commission_schedule!r}"
             )
 
 
