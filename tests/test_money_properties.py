@@ -274,10 +274,10 @@ def buy_plans(draw):
 
 
 def exact_cost(qty: int, limit: int, plan) -> int:
-    """One row's worst case in Python ints, no int64 anywhere."""
+    """One row's worst case as a Python int, so that summing an account's rows cannot wrap."""
     cost, exact = worst_case_cost_nanos(np.array([qty]), np.array([limit]), plan)
     assert exact[0]
-    return qty * limit + (int(cost[0]) - qty * limit)
+    return int(cost[0])
 
 
 def account_cost(codes, qty, limit, plan, n_accounts) -> list[int]:
