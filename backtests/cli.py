@@ -21,13 +21,14 @@ from pathlib import Path
 import msgspec
 import pandas as pd
 
-from backtests.results import print_results
+from backtests.results import print_results, print_verdict
 from backtests.runner import run_catalog_session
 from backtests.sweep import add_sweep_parser, run_sweep_command
 from live.cli import DEFAULT_STATE_DIR, add_session_parsers
 from live.journal.cli import add_journal_parser, run_journal_command
 from live.killswitch import add_kill_parser
 from live.status import add_status_parser
+from strategies.outcome import ExitCode, judge_report
 from strategies.plan import PlanError, load_plan
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
@@ -120,7 +121,9 @@ def _run(
         return 2
     result = run_catalog_session(config, plan_obj, catalog, instruments, venue_config=venue, log_level=log_level)
     print_results(result)
-    return 0 if result.report and result.report.summary["accounts_below_zero"] == 0 else 1
+    verdict = judge_report(result.report)
+    print_verdict(verdict)
+    return int(verdict.code)
 
 
 def _backtest(args: argparse.Namespace, out: Path) -> int:
@@ -177,7 +180,10 @@ def _run_days(args: argparse.Namespace, asked: list | None, out: Path) -> int:
     )  # fmt: skip
     print_days(table)
     print(f"Run folders and days.csv / days.parquet: {out}")
-    return 0 if (table["status"] == "ok").all() else 1
+    if (table["status"] == "ok").all():
+        return int(ExitCode.OK)
+    print(f"\nexit {int(ExitCode.INCOMPLETE)} (INCOMPLETE): not every day ended ok (see above and days.csv)")
+    return int(ExitCode.INCOMPLETE)
 
 
 def _ensure_demo_catalog() -> Path:

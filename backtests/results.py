@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from backtests.runner import BacktestResult
+from strategies.outcome import Verdict, judge_report
 from strategies.report import STATES
 
 MAX_ACCOUNT_ROWS = 30
@@ -81,6 +82,14 @@ def print_results(result: BacktestResult) -> None:
         print(f"Run folder: {result.output_dir}")
 
 
+def print_verdict(verdict: Verdict) -> None:
+    """Why a run's exit code is not 0, with the number of requests per reason; nothing when it is 0."""
+    lines = verdict.explanation()
+    if lines:
+        print()
+        print("\n".join(lines))
+
+
 # -- multi-day runs: one row per day ------------------------------------------------------------
 
 DAY_COLUMNS = (
@@ -119,7 +128,14 @@ def day_row(day: str, plan: str, result: BacktestResult) -> dict:
         row.update(status="no report", error="the session ended before the plan was loaded")
         return row
     summary = report.summary
-    row["status"] = "ok" if summary["accounts_below_zero"] == 0 and not summary["ledger_breaches"] else "overdrawn"
+    verdict = judge_report(report)
+    if summary["accounts_below_zero"] or summary["ledger_breaches"]:
+        row["status"] = "overdrawn"
+    else:
+        row["status"] = "ok" if verdict.code == 0 else "incomplete"
+    if verdict.code != 0:
+        reasons = verdict.problems + [f"{n} x {reason}" for reason, n in verdict.reason_counts()[:3]]
+        row["error"] = "; ".join(reasons)
     row["requests"] = summary["requests"]
     for state in STATES:
         row[state.lower()] = summary["request_states"].get(state, 0)

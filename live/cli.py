@@ -25,6 +25,8 @@ from pathlib import Path
 
 import msgspec
 
+from strategies.outcome import ExitCode, judge_report
+
 PAPER_PORTS = {4002: "IB Gateway paper", 7497: "TWS paper"}
 LIVE_PORTS = {4001: "IB Gateway (live)", 7496: "TWS (live)"}
 RUNS = Path("runs")
@@ -34,8 +36,6 @@ DEFAULT_STATE_DIR = RUNS / "state"
 # offsets a limit is never more than 50 bps from its reference, so 200 bps only catches mistakes.
 DEFAULT_RAILS = {"price_band_bps": 200.0}
 USD_RAILS = ("max_order_notional", "max_session_notional", "daily_traded_value_cap")
-
-EXIT_OK, EXIT_INCOMPLETE, EXIT_REFUSED, EXIT_KILLED = 0, 1, 2, 3
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
     print(plan_summary(plan, config, rails, where, run_id, "none (what-if)" if args.what_if else args.journal))
     if mode == "live" and not args.what_if and not args.confirm_live:
         print("\nnot sent: a live session needs --confirm-live (or --what-if to see the sized orders)", file=sys.stderr)
-        return EXIT_REFUSED
+        return int(ExitCode.REFUSED)
     try:
         result = run_session(
             # a what-if sends nothing, so it leaves no run in the journal to resume or to count as sent
@@ -221,27 +221,27 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
     except refused as exc:
         return _refused(exc)
     except (SessionStartError, IBFAConnectionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        print(f"error: the session could not start: {exc}\nnothing was sent to IB", file=sys.stderr)
+        return int(ExitCode.START_FAILED)
     return _print_result(result, out, args.what_if)
 
 
 def _refused(exc: Exception) -> int:
     print(f"error: {exc}\nnothing was sent to IB", file=sys.stderr)
-    return EXIT_REFUSED
+    return int(ExitCode.REFUSED)
 
 
 def _print_result(result, out: Path, what_if: bool) -> int:
-    from backtests.results import account_table, phase_table
+    from backtests.results import account_table, phase_table, print_verdict
 
     report = result.report
     if report is None:
         print(f"no report: the session ended in {result.phase} before the plan was loaded", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        return int(ExitCode.INCOMPLETE)
     if what_if:
         print("\nWhat-if: nothing was sent. The orders the session would send now:")
         print(report.blocks[["phase", "instrument_id", "side", "quantity", "limit_price", "accounts"]].to_string())
-        return EXIT_OK
+        return int(ExitCode.OK)
     print()
     print(account_table(result).to_string())
     print()
@@ -252,23 +252,21 @@ def _print_result(result, out: Path, what_if: bool) -> int:
     print(f"Commissions: {summary['commissions']} USD   Cash: {summary['cash_start']} -> {summary['cash_end']} USD")
     if result.cash_differences:
         print(f"{len(result.cash_differences)} account(s) had IB cash different from the plan's (see the log)")
-    if result.timed_out:
-        print("the session timed out; open orders were cancelled")
     reasons = report.requests["reason"].fillna("")
     refused_by_rails = int(reasons.str.startswith("refused by the rails").sum())
     if refused_by_rails:
         print(f"{refused_by_rails} request(s) refused by the rails, not sent; the reasons are in requests.csv")
     print(f"Run folder: {out}")
-    if getattr(result, "killed", False):
-        print("the session was stopped by the kill switch; open orders were cancelled")
-        return EXIT_KILLED
-    clean = (
-        summary["accounts_below_zero"] == 0
-        and not summary["ledger_breaches"]
-        and not result.timed_out
-        and not refused_by_rails
-    )
-    return EXIT_OK if clean else EXIT_INCOMPLETE
+    already_ended = getattr(result, "already_ended", False)
+    if already_ended:
+        # this process sent nothing: the earlier one's ending is not news, and not this run's doing
+        print(
+            f"run {result.run_id} had already ended ({result.status}); nothing was sent now. Its final request "
+            f"states are in the journal: rebalance journal requests {result.run_id}"
+        )
+    verdict = judge_report(report, killed=result.killed and not already_ended, timed_out=result.timed_out)
+    print_verdict(verdict)
+    return int(verdict.code)
 
 
 __all__ = ["add_session_parsers", "check_port", "plan_summary", "rails_config", "run_session_command"]

@@ -47,7 +47,7 @@ from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
 from strategies.report import RunReport
 from venues.ib_fa.config import ConnectionSettings, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
-from venues.ib_fa.connection import MissingAccountsError, get_connection
+from venues.ib_fa.connection import IBFAConnection, MissingAccountsError, get_connection
 from venues.ib_fa.execution import MAX_SYNCED_SUB_ACCOUNTS, IBFAExecutionClient
 from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory
 
@@ -112,6 +112,7 @@ class SessionResult:
     run_id: str | None = None
     status: str = "DONE"  # how the run ended: DONE, FAILED, KILLED or REFUSED
     resumed_blocks: dict[str, str] = field(default_factory=dict)  # what a resumed run did with each block
+    already_ended: bool = False  # the run had ended in an earlier process; this one sent nothing
 
     @property
     def killed(self) -> bool:
@@ -211,6 +212,7 @@ class LiveSession:
     exec_clients: list[IBFAExecutionClient]
     plan: Plan
     ib: IBSessionConfig
+    connection: IBFAConnection | None = None  # the IB session both clients share; it says why it failed
 
 
 def node_config(
@@ -283,6 +285,8 @@ def build_session(
     node_cfg = node_config(config, ib, plan, risk_engine_config(config.rails, plan.instrument_ids))
     # no FA master anywhere raises here, not later inside a client's connect task
     settings = resolve_connection(node_cfg.exec_clients[CLIENT_NAME])
+    connection = get_connection(settings)
+    connection.reset_failure()  # an earlier session of this process on the same login failed its own way
     node = TradingNode(node_cfg)
     exec_clients: list[IBFAExecutionClient] = []
     preflight = SessionPreflight(plan, exec_clients, settings)
@@ -300,11 +304,11 @@ def build_session(
     node.add_data_client_factory(CLIENT_NAME, IBFALiveDataClientFactory)
     node.add_exec_client_factory(CLIENT_NAME, _capturing_exec_factory(exec_clients))
     node.build()
-    return LiveSession(node, strategy, preflight, exec_clients, plan, ib)
+    return LiveSession(node, strategy, preflight, exec_clients, plan, ib, connection)
 
 
 async def _drive(session: LiveSession) -> tuple[bool, str | None]:
-    """Run until DONE, a refused preflight, a failed start or the session timeout."""
+    """Run until DONE, a refused preflight, a failed start, a session IB cannot trade on, or the timeout."""
     node, strategy, preflight, ib = session.node, session.strategy, session.preflight, session.ib
     task = asyncio.ensure_future(node.run_async())
     started = time.monotonic()
@@ -312,6 +316,12 @@ async def _drive(session: LiveSession) -> tuple[bool, str | None]:
     try:
         while not strategy.is_done:
             if preflight.error is not None:
+                break
+            fatal = session.connection.fatal if session.connection is not None else None
+            if fatal is not None:
+                error = fatal
+                if strategy.is_running:
+                    await _halt(session, fatal)
                 break
             if task.done():
                 exc = task.exception() if not task.cancelled() else None
@@ -357,7 +367,13 @@ async def _halt_on_timeout(session: LiveSession) -> None:
     """
     strategy, ib = session.strategy, session.ib
     strategy.log.warning(f"session timeout ({ib.session_timeout_secs}s): halting and cancelling open orders")
-    strategy.halt(f"session timeout ({ib.session_timeout_secs}s)")
+    await _halt(session, f"session timeout ({ib.session_timeout_secs}s)")
+
+
+async def _halt(session: LiveSession, reason: str) -> None:
+    """Halt the strategy and wait, a bounded time, until its blocks are closed and booked."""
+    strategy, ib = session.strategy, session.ib
+    strategy.halt(reason)
     waited = time.monotonic()
     limit = max(ib.cancel_wait_secs, strategy.config.halt_wait_secs + 1)
     while not strategy.is_done and time.monotonic() - waited < limit:
@@ -465,6 +481,10 @@ def _run_node(session: LiveSession, run) -> SessionResult:
         if preflight.error is not None:
             status, reason = "REFUSED", str(preflight.error)
             raise preflight.error
+        fatal = session.connection.fatal if session.connection is not None else None
+        if fatal is not None:
+            reason = fatal
+            raise SessionStartError(fatal)
         if error is not None and not strategy.is_done:
             reason = error
             raise SessionStartError(error)
@@ -490,6 +510,7 @@ def _run_node(session: LiveSession, run) -> SessionResult:
             run_id=run.run_id if run is not None else None,
             status=status,
             resumed_blocks=dict(strategy.resumed),
+            already_ended=strategy.already_ended,
         )
     finally:
         if run is not None:

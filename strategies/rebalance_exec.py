@@ -180,6 +180,7 @@ class BlockState:
     last_fill_ns: int | None = None
     rejected_reason: str | None = None
     end_reason: str | None = None
+    open_at_halt: bool = False  # still working when the session was halted: the halt cancelled it
 
 
 class RebalanceExecutor(Strategy):
@@ -258,6 +259,10 @@ class RebalanceExecutor(Strategy):
         recovered = self._journal.recovered() if self._journal is not None else None
         if recovered is not None and (recovered.blocks or recovered.allocations or "DONE" in recovered.phases):
             self._restore(recovered)
+        if self._resume_phase == Phase.DONE:
+            # the run had ended: there is nothing to price, so there is nothing to wait for
+            self._resume()
+            return
         instruments = [
             InstrumentId.from_str(i) for i in plan.instrument_ids if self.cache.instrument(InstrumentId.from_str(i))
         ]
@@ -343,6 +348,7 @@ class RebalanceExecutor(Strategy):
         for state in self._blocks.values():
             order = self.cache.order(state.client_order_id)
             if order is not None and not order.is_closed:
+                state.open_at_halt = True
                 self.cancel_order(order)
         if self._halt_settled():
             self._enter_done(f"halted ({reason})")
@@ -885,6 +891,7 @@ class RebalanceExecutor(Strategy):
             outcome.filled_value += value
             outcome.commission += commission
             outcome.last_fill_ns = allocation.ts_event
+            outcome.last_booked_ns = self.clock.timestamp_ns()
             filled = "FILLED" if outcome.filled_qty >= outcome.requested_qty else "PARTIALLY_FILLED"
             self._set_request_states([(request_id, filled, "")], record)
         return True
@@ -1105,6 +1112,7 @@ class RebalanceExecutor(Strategy):
     # DONE
 
     def _enter_done(self, reason: str) -> None:
+        ended_in = self.phase
         self._enter_phase(Phase.DONE)
         for name in list(self.clock.timer_names):
             if name.startswith("rebalance-"):
@@ -1119,12 +1127,11 @@ class RebalanceExecutor(Strategy):
                 outcome.end_reason = state.end_reason or (
                     "session ended with the order open" if order is not None and not order.is_closed else None
                 )
-                if self.halt_reason is not None and state.rejected_reason is None:
+                if state.open_at_halt and state.rejected_reason is None:
                     outcome.cancelled_reason = f"cancelled by a halt ({self.halt_reason})"
-        if self.halt_reason is not None:
-            for outcome in self._outcomes.values():
-                if outcome.sent_qty == 0 and outcome.not_sent_reason is None:
-                    outcome.not_sent_reason = f"session halted ({self.halt_reason}) before it was sent"
+        for outcome in self._outcomes.values():
+            if outcome.sent_qty == 0 and outcome.not_sent_reason is None:
+                outcome.not_sent_reason = self._unsent_reason(outcome.side, ended_in, reason)
         self._set_request_states([(o.request_id, o.state, o.reason) for o in self._outcomes.values()])
         if self._journal is not None:
             self._journal.flush()
@@ -1152,6 +1159,24 @@ class RebalanceExecutor(Strategy):
         if self.config.output_dir:
             folder = write_report(self.report, Path(self.config.output_dir))
             self.log.info(f"run outputs written to {folder}")
+
+    def _unsent_reason(self, side: str, ended_in: Phase, reason: str) -> str:
+        """Why a request the session never sent was not sent, when nothing more precise said so."""
+        if self.halt_reason is not None:
+            return f"session halted ({self.halt_reason}) before it was sent"
+        if ended_in in (Phase.SYNC, Phase.SELL, Phase.RECALC) and (ended_in == Phase.SYNC or side == "BUY"):
+            now = self.clock.timestamp_ns()
+            when = pd.Timestamp(now, tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+            start = self.config.start_time
+            # read as _on_sync_poll reads it: a time without a zone is UTC
+            waited = f", before start_time {start}" if start is not None and pd.Timestamp(start).value > now else ""
+            if self._loop is None:  # a backtest's clock is its data: it stopped because the data ended
+                return (
+                    f"not sent: the market data ended before the {side} phase could start "
+                    f"(last data {when} UTC{waited})"
+                )
+            return f"not sent: the session stopped ({reason}) before the {side} phase could start ({when} UTC{waited})"
+        return f"not sent: the session ended ({reason}) during {ended_in.value}"
 
     def _block_row(self, s: BlockState) -> dict:
         order = self.cache.order(s.client_order_id)

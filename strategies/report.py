@@ -12,6 +12,8 @@ import pandas as pd
 from strategies.ledger import Ledger
 from strategies.pricing import slippage_bps
 
+# the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
+DEADLINE_ENDS = ("deadline", "expired")
 STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
 TRANSACTION_COLUMNS = (
     "account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission",
@@ -33,7 +35,8 @@ class RequestOutcome:
     client_order_id: str | None = None
     limit_price: Decimal | None = None
     arrival_price: Decimal | None = None
-    last_fill_ns: int | None = None
+    last_fill_ns: int | None = None  # the execution's time at the broker
+    last_booked_ns: int | None = None  # when the session booked it, on the clock that started the phase
     not_sent_reason: str | None = None
     cut_reason: str | None = None
     rejected_reason: str | None = None
@@ -46,13 +49,30 @@ class RequestOutcome:
             return "NOT_SENT"
         if self.filled_qty >= self.requested_qty:
             return "FILLED"
+        # a halted block ends CANCELLED whatever it had filled: the reason says how much
+        if self.cancelled_reason:
+            return "CANCELLED"
         if self.filled_qty > 0:
             return "PARTIALLY_FILLED"
         if self.rejected_reason:
             return "REJECTED"
-        if self.cancelled_reason:
-            return "CANCELLED"
         return "EXPIRED"
+
+    @property
+    def ended_by(self) -> str:
+        """What ended the request: filled, deadline, cut (RECALC sent less and all of it filled),
+        not_sent, rejected, cancelled, or closed (its order ended some other way)."""
+        if self.filled_qty >= self.requested_qty:
+            return "filled"
+        if self.sent_qty == 0 and self.filled_qty == 0:
+            return "not_sent"
+        if self.cancelled_reason:
+            return "cancelled"
+        if self.rejected_reason:
+            return "rejected"
+        if self.filled_qty >= self.sent_qty:
+            return "cut" if self.cut_reason else "closed"
+        return "deadline" if self.end_reason in DEADLINE_ENDS else "closed"
 
     @property
     def slippage_bps(self) -> Decimal | None:
@@ -79,7 +99,9 @@ class RunReport:
     summary: dict = field(default_factory=dict)
 
 
-def _phase_stats(blocks: pd.DataFrame, requests: pd.DataFrame, phase_started_ns: dict[str, int]) -> dict:
+def _phase_stats(
+    blocks: pd.DataFrame, requests: pd.DataFrame, phase_started_ns: dict[str, int], booked_ns: dict[str, list[int]]
+) -> dict:
     stats = {}
     for phase in ("SELL", "BUY"):
         b = blocks[blocks["phase"] == phase] if len(blocks) else blocks
@@ -94,7 +116,9 @@ def _phase_stats(blocks: pd.DataFrame, requests: pd.DataFrame, phase_started_ns:
                 slip_num += slippage_bps(sign, row.arrival_price, row.avg_price) * notional
                 value += notional
         start = phase_started_ns.get(phase)
-        fill_secs = [(t - start) / 1e9 for t in r["last_fill_ns"].dropna().tolist()] if start is not None else []
+        # booked times, not the broker's execution times: those are on another clock (a fake
+        # gateway's is fixed in 2024), and only the session's own clock started the phase
+        fill_secs = [(t - start) / 1e9 for t in booked_ns.get(phase, [])] if start is not None else []
         stats[phase] = {
             "blocks": len(b),
             "requested_qty": int(r["requested_qty"].sum()),
@@ -133,6 +157,7 @@ def build_report(
                 "client_order_id": o.client_order_id,
                 "last_fill_ns": o.last_fill_ns,
                 "reason": o.reason,
+                "ended_by": o.ended_by,
             }
             for o in outcomes
         ]
@@ -167,6 +192,10 @@ def build_report(
         accounts = accounts.merge(counts, left_on="account_id", right_index=True, how="left").fillna(
             {s: 0 for s in STATES}
         )
+    booked: dict[str, list[int]] = {}
+    for o in outcomes:
+        if o.last_booked_ns is not None:
+            booked.setdefault(o.side, []).append(o.last_booked_ns)
     state_counts = requests["state"].value_counts().reindex(list(STATES), fill_value=0) if len(requests) else None
     summary = {
         "accounts": len(accounts),
@@ -179,7 +208,7 @@ def build_report(
         "min_cash_left": str(min(ledger.cash.values(), default=Decimal(0))),
         "accounts_below_zero": int(sum(1 for c in ledger.cash.values() if c < 0)),
         "ledger_breaches": list(ledger.breaches),
-        "phases": _phase_stats(blocks_frame, requests, phase_started_ns) if len(requests) else {},
+        "phases": _phase_stats(blocks_frame, requests, phase_started_ns, booked) if len(requests) else {},
     }
     return RunReport(transactions, requests, blocks_frame, accounts, summary)
 

@@ -49,6 +49,35 @@ def _api_settings_hint(settings: ConnectionSettings) -> str:
     )
 
 
+READ_ONLY_HINT = (
+    "the API is in Read-Only mode, which refuses every order: untick 'Read-Only API' in the gateway's API "
+    "settings (IB Gateway: Configure > Settings > API > Settings; TWS: Edit > Global Configuration > API > "
+    "Settings) and run the session again"
+)
+# IB's own codes for "no session to the gateway": no order can be sent through it
+NOT_CONNECTED_CODES = (502, 504)
+
+
+def fatal_ib_error(code: int, text: str, settings: ConnectionSettings, started: bool) -> str | None:
+    """What a session must stop with for an IB error that no session can trade through, else None.
+
+    `started`: the session had been up; a 504 then belongs to a drop, which reconnecting handles.
+    """
+    if code == 321 and "read-only" in text.lower():
+        return f"IB error 321: {text} -- {READ_ONLY_HINT}"
+    if code in NOT_CONNECTED_CODES and not started:
+        return f"IB error {code}: {text} -- {_api_settings_hint(settings)}"
+    return None
+
+
+def start_failure_reason(exc: BaseException) -> str:
+    """A client's start-up exception as one line a person can act on."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "IB did not answer the session's start-up requests in time (is the login finished?)"
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, IBFAConnectionError | ValueError) else f"{type(exc).__name__}: {text}"
+
+
 def check_fa_master(managed_accounts: list[str], master: str) -> list[str]:
     """The login's sub-accounts; raises unless it is the FA master `master` with clients."""
     if master not in managed_accounts:
@@ -102,7 +131,12 @@ class IBFAConnection:
         self.on_reconnected: list[Callable[[], Awaitable[None]]] = []
         self.on_lost: list[Callable[[], None]] = []
         self.on_failed: list[Callable[[ReconnectFailedError], None]] = []
+        # why this session can never trade (could not start, Read-Only API): the node polls it and
+        # ends the session with it at once instead of waiting out its start-up timeout
+        self.fatal: str | None = None
+        self._started = False
         self.ib.disconnectedEvent += self._on_disconnected
+        self.ib.errorEvent += self._on_ib_error
 
     @property
     def master(self) -> str:
@@ -116,6 +150,22 @@ class IBFAConnection:
     def is_reconnecting(self) -> bool:
         return self._reconnect_task is not None and not self._reconnect_task.done()
 
+    def fail(self, reason: str) -> None:
+        """Record why the session cannot go on; the first reason stands (later ones follow from it)."""
+        if self.fatal is None:
+            self.fatal = reason
+            log.error(f"IB session {self.settings.host}:{self.settings.port} cannot be used: {reason}")
+
+    def reset_failure(self) -> None:
+        """A new session on this connection starts without the last one's failure (call before it connects)."""
+        self.fatal = None
+        self._started = False
+
+    def _on_ib_error(self, req_id, code, text, contract=None) -> None:
+        reason = fatal_ib_error(code, text, self.settings, self._started)
+        if reason is not None:
+            self.fail(reason)
+
     async def acquire(self) -> FAIB:
         async with self._lock:
             self._closing = False
@@ -123,6 +173,7 @@ class IBFAConnection:
             if not self.ib.isConnected() and not self.is_reconnecting:
                 await self._connect()
                 self._ready.set()
+            self._started = True
             self._users += 1
             return self.ib
 

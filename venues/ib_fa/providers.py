@@ -13,6 +13,8 @@ from nautilus_trader.model.identifiers import InstrumentId, Symbol, Venue
 from nautilus_trader.model.instruments import Equity
 from nautilus_trader.model.objects import Price, Quantity
 
+NO_SECURITY_DEFINITION = 200  # IB's "No security definition has been found for the request"
+
 
 def equity_from_details(instrument_id: InstrumentId, min_tick: float, ts_ns: int) -> Equity:
     """The Equity for a contract whose minimum tick is `min_tick` (lot size 1: ETFs trade in shares)."""
@@ -84,9 +86,24 @@ class IBFAInstrumentProvider(InstrumentProvider):
                 continue
             symbol = iid.symbol.value.replace(".", " ")
             stock = Stock(symbol, "SMART", "USD", primaryExchange=self.primary_exchanges.get(symbol, ""))
-            details = await self.ib.reqContractDetailsAsync(stock)
+            said: list[str] = []
+
+            def on_error(req_id, code, text, contract=None, said=said) -> None:
+                if code == NO_SECURITY_DEFINITION:
+                    said.append(text)
+
+            # ib_async answers an unknown contract with an empty list; IB's words are only in its error
+            self.ib.errorEvent += on_error
+            try:
+                details = await self.ib.reqContractDetailsAsync(stock)
+            finally:
+                self.ib.errorEvent -= on_error
             if not details:
-                raise ValueError(f"IB knows no SMART USD stock/ETF {symbol} (error 200)")
+                text = said[-1] if said else "no contract details"
+                raise ValueError(
+                    f"IB error {NO_SECURITY_DEFINITION} for {iid}: {text} -- IB knows no SMART USD stock/ETF "
+                    f"{symbol!r}; check the plan's instrument (or give its primary exchange in primary_exchanges)"
+                )
             if len(details) > 1:
                 raise ValueError(
                     f"{symbol} is ambiguous on SMART ({[d.contract.primaryExchange for d in details]}); "

@@ -26,6 +26,9 @@ REJECT_TEXTS = {
     ),
 }
 
+# what a gateway with "Read-Only API" ticked answers every order and FA write with
+READ_ONLY_TEXT = "Error validating request.-'bN' : cause - The API interface is currently in Read-Only mode."
+
 INFO_TEXTS = {
     2104: "Market data farm connection is OK:usfarm",
     2106: "HMDS data farm connection is OK:ushmds",
@@ -73,6 +76,7 @@ class FaultPlan:
     # price improvement does: 0.005 turns a 500.01 buy into 500.005
     price_improvement: float = 0.0
     corrections: list[CorrectionRule] = field(default_factory=list)  # used once each, in order
+    read_only: bool = False  # the login's API settings have "Read-Only API" ticked
 
     def take_correction(self, action: str, symbol: str, accounts: list[str]) -> CorrectionRule | None:
         """The first correction rule a block fill of `symbol` to these accounts matches (removed)."""
@@ -199,6 +203,11 @@ class FaultInjector:
                            correct_master: bool = True) -> str:
         """Correct a sub-account execution now; returns the correcting execId."""
         return self._gw.broker.correct_execution(exec_id, shares=shares, price=price, correct_master=correct_master)
+
+    def read_only_api(self) -> None:
+        """From now on every placeOrder and replaceFA is refused with IB's error 321, as a gateway whose
+        API settings have "Read-Only API" ticked refuses them; reads still work."""
+        self.plan.read_only = True
 
     # order rejection
     def reject_next_order(self, code: int = 201, text: str | None = None, inactive: bool = False) -> None:

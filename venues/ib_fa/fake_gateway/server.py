@@ -28,7 +28,7 @@ from .broker import (
     OrderUpdate,
     PositionChanged,
 )
-from .faults import INFO_TEXTS, FaultInjector
+from .faults import INFO_TEXTS, READ_ONLY_TEXT, FaultInjector
 from .framing import SERVER_VERSION, FrameReader, ProtocolError, encode_fields, handshake_reply
 
 log = logging.getLogger(__name__)
@@ -349,6 +349,9 @@ class Session:
             faults.held_fa_writes.append(lambda: self.on_replaceFA(faDataType, xml, reqId))
             return
         req_id = reqId
+        if faults.read_only:
+            self.send(codecs.error(req_id, 321, READ_ONLY_TEXT))
+            return
         problem = self.gw.broker.replace_fa(faDataType, xml)
         if problem is not None:
             self.send(codecs.error(req_id, *problem))
@@ -357,6 +360,9 @@ class Session:
 
     def on_placeOrder(self, order) -> None:
         order.client_id = self.client_id
+        if self.gw.broker.faults.read_only:
+            self.send(codecs.error(order.order_id, 321, READ_ONLY_TEXT))
+            return
         mode = self.gw.broker.faults.take_drop_on_receipt(order.action)
         if mode == "unreceived":
             self.gw.drop_connections(self.client_id)
