@@ -102,14 +102,6 @@ def test_a_start_time_after_the_data_exits_1_and_every_request_says_why(catalog,
     assert "exit 1 (INCOMPLETE)" in out and f"{len(requests)} request(s) did not end FILLED" in out
 
 
-def test_no_request_ends_short_of_filled_without_a_reason(catalog, tmp_path):
-    # a deadline too short to fill everything, and a reserve that cuts the buys
-    _backtest(catalog, tmp_path / "run", "phase_deadline_secs=1", "sell_offset_bps=-20", "cash_reserve_pct=50")
-    requests = pd.read_csv(tmp_path / "run" / "requests.csv", keep_default_na=False)
-    short = requests[requests["state"] != "FILLED"]
-    assert len(short) and (short["reason"] != "").all(), short[["request_id", "state", "reason"]]
-
-
 # ------------------------------------------------------------------------------ paper, against the fake gateway
 
 
