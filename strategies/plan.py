@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -38,6 +39,14 @@ DEFAULT_VENUE = "SMART"
 # the sells' proceeds: a trillion leaves 16 trillion for proceeds, far more than a day's US equity volume.
 MAX_ACCOUNT_CASH = Decimal(10**11)
 MAX_PLAN_CASH = Decimal(10**12)
+# IB's exchange codes (SMART, ARCA, ISLAND): NautilusTrader panics on a non-ASCII venue, and a dot
+# would split an instrument id in the wrong place.
+_VENUE_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
+_INSTRUMENT_ID = re.compile(r"[!-~]+\.[A-Z0-9][A-Z0-9_-]*")  # printable ASCII, no spaces, then the venue
+
+
+def is_venue_code(text: object) -> bool:
+    return isinstance(text, str) and _VENUE_CODE.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -144,8 +153,12 @@ def _instrument_ids(table: RawTable, issues: _Issues, known: set[str] | None, de
     ids = text.where(text.str.contains(".", regex=False), text + "." + default_venue)
     for i in np.flatnonzero((text == "").to_numpy()):
         issues.add(table, int(i), "instrument", "is empty")
+    malformed = (~ids.str.fullmatch(_INSTRUMENT_ID)) & (text != "")
+    for i in np.flatnonzero(malformed.to_numpy()):
+        why = "must be SYMBOL.VENUE such as SPY.SMART (or a bare symbol), in ASCII without spaces"
+        issues.add(table, int(i), "instrument", f"{why}, was {table.frame['instrument'].iloc[i]!r}")
     if known is not None:
-        unknown = (~ids.isin(known)) & (text != "")
+        unknown = (~ids.isin(known)) & (text != "") & ~malformed
         for i in np.flatnonzero(unknown.to_numpy()):
             issues.add(table, int(i), "instrument", f"unknown instrument {ids.iloc[i]}")
     return ids
@@ -281,5 +294,6 @@ def validate_plan(
 
 __all__ = [
     "COLUMNS", "DEFAULT_VENUE", "MAX_ACCOUNT_CASH", "MAX_PLAN_CASH", "MAX_SHARES", "SIDES", "TABLES", "Plan",
+    "is_venue_code",
     "PlanError", "PlanIssue", "RawTable", "load_plan", "read_plan_tables", "validate_plan", "write_plan",
 ]  # fmt: skip
