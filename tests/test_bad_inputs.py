@@ -241,10 +241,6 @@ PARAM_CASES = {
         lambda t: backtest(DEMO_PLAN, "--venue-param", "commission_schedule=ib_fixed"),
         "--venue-param commission_schedule: the simulated venue would charge IB pricing plan 'ib_fixed'",
     ),
-    "a non-ASCII venue name": Case(
-        lambda t: backtest(DEMO_PLAN, "--param", "default_venue=SM\u00c4RT"),
-        "--param default_venue: must be an upper-case venue code such as SMART or ARCA, was 'SM\u00c4RT'",
-    ),
     "the venue set as a venue parameter": Case(
         lambda t: backtest(DEMO_PLAN, "--venue-param", "venue=ARCA"),
         "--venue-param venue: is set by the command; use --param default_venue",
@@ -358,17 +354,25 @@ def test_demo_refuses_a_bad_parameter_before_writing_its_books(tmp_path, capsys,
     )  # fmt: skip
 
 
-def test_a_venue_book_type_nautilus_would_panic_on_is_refused(catalog, tmp_path):
-    # before the check NautilusTrader panicked here (exit 134), which would abort an in-process test
+PANIC_CASES = {
+    "venue book_type=L9": (["--venue-param", "book_type=L9"], "--venue-param book_type: must be one of"),
+    "a non-ASCII venue name": (
+        ["--param", "default_venue=SM\u00c4RT"],
+        "--param default_venue: must be an upper-case venue code such as SMART or ARCA, was 'SM\u00c4RT'",
+    ),
+}
+
+
+@pytest.mark.parametrize("flags, expect", list(PANIC_CASES.values()), ids=list(PANIC_CASES))
+def test_an_input_nautilus_would_panic_on_is_refused(flags, expect, catalog, tmp_path):
+    # before the checks NautilusTrader panicked on these (exit 134), which would abort an in-process test
     out = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "backtests.cli", "backtest", "--plan", str(DEMO_PLAN), "--catalog", str(catalog),
-         "--out", str(out), "--venue-param", "book_type=L9"],
+         "--out", str(out), *flags],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300,
     )  # fmt: skip
-    _assert_refused(
-        done.returncode, done.stdout, done.stderr, Case(lambda t: [], "--venue-param book_type: must be one of"), [out]
-    )
+    _assert_refused(done.returncode, done.stdout, done.stderr, Case(lambda t: [], expect), [out])
 
 
 # ---------------------------------------------------------------------------------------------
