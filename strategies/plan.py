@@ -4,7 +4,7 @@ A plan is three tables. On disk it is either a folder holding `accounts`, `posit
 `requests` as CSV or Parquet files (`accounts.csv`, ...), or one JSON file with those three keys,
 each a list of row objects.
 
-accounts   account_id (text), cash (USD, decimal, >= 0)
+accounts   account_id (text), cash (USD, decimal, >= 0, see MAX_ACCOUNT_CASH and MAX_PLAN_CASH)
 positions  account_id, instrument, quantity (whole shares, >= 0)
 requests   request_id (text, unique), account_id, instrument, side (BUY or SELL),
            quantity (whole shares, > 0)
