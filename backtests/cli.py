@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from backtests.params import ParamError, load_config_file, strategy_config, venue_config
+from backtests.params import LOG_LEVELS, ParamError, load_config_file, strategy_config, venue_config
 from backtests.results import print_results
 from backtests.runner import run_catalog_session
 from backtests.sweep import add_sweep_parser, run_sweep_command
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-<time>)")
     demo.add_argument("--param", action="append", default=[], help="strategy parameter name=value")
     demo.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
-    demo.add_argument("--log-level", default="WARNING")
+    demo.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS)
 
     bt = sub.add_parser("backtest", help="run a plan over a ParquetDataCatalog")
     bt.add_argument("--plan", type=Path, required=True, help="plan folder (CSV/Parquet) or JSON file")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--config", type=Path, default=None, help="settings JSON, e.g. a sweep's recommended.json")
     bt.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
     bt.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
-    bt.add_argument("--log-level", default="WARNING")
+    bt.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS)
     bt.add_argument("--days", help="comma-separated trading days (YYYY-MM-DD), one session each")
     bt.add_argument("--start", help="first day of an inclusive range of days (with --end)")
     bt.add_argument("--end", help="last day of the range")

@@ -62,6 +62,9 @@ RISK_PARAMS = (
     "top_up",
 )
 
+# NautilusTrader's log levels; it panics on any other name
+LOG_LEVELS = ("OFF", "TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
+
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _REFUSAL = re.compile(r"^(?:RebalanceExecutorConfig|SimVenueConfig)\.(\w+): (.*)$", re.DOTALL)
 
@@ -269,7 +272,7 @@ def _same(value: object, default: object) -> bool:
 
 
 __all__ = [
-    "BACKTEST_RESERVED", "RISK_PARAMS", "SESSION_RESERVED", "VENUE_PARAMS", "VENUE_RESERVED",
+    "BACKTEST_RESERVED", "LOG_LEVELS", "RISK_PARAMS", "SESSION_RESERVED", "VENUE_PARAMS", "VENUE_RESERVED",
     "ParamError", "changes_from_defaults", "load_config_file", "parse_pairs", "strategy_config", "typed",
     "venue_config",
 ]  # fmt: skip

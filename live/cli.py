@@ -26,12 +26,23 @@ from pathlib import Path
 import msgspec
 
 from backtests.params import (
+    LOG_LEVELS,
     RISK_PARAMS,
     SESSION_RESERVED,
     ParamError,
     changes_from_defaults,
     load_config_file,
     strategy_config,
+)
+from venues.ib_fa.config import (
+    CASH_TAGS,
+    CLIENT_ID_RANGE,
+    DEFAULT_PORT,
+    ENV_CLIENT_ID,
+    ENV_PORT,
+    PORT_RANGE,
+    env_int,
+    fa_master,
 )
 
 PAPER_PORTS = {4002: "IB Gateway paper", 7497: "TWS paper"}
@@ -44,6 +55,7 @@ DEFAULT_STATE_DIR = RUNS / "state"
 DEFAULT_RAILS = {"price_band_bps": 200.0}
 USD_RAILS = ("max_order_notional", "max_session_notional", "daily_traded_value_cap")
 
+MARKET_DATA_TYPES = (1, 2, 3, 4)  # IB's reqMarketDataType
 EXIT_OK, EXIT_INCOMPLETE, EXIT_REFUSED, EXIT_KILLED = 0, 1, 2, 3
 
 log = logging.getLogger(__name__)
@@ -58,8 +70,6 @@ class ConnectionSettingRefused(ValueError):
 
 
 def _port(port: int | None) -> int:
-    from venues.ib_fa.config import DEFAULT_PORT, ENV_PORT, PORT_RANGE, env_int
-
     if port is not None:
         if not PORT_RANGE[0] <= port <= PORT_RANGE[1]:
             raise ConnectionSettingRefused(f"--port must be between {PORT_RANGE[0]} and {PORT_RANGE[1]}, was {port}")
@@ -85,7 +95,6 @@ def check_port(mode: str, port: int | None, allow_live_port: bool = False) -> No
 def session_config(args: argparse.Namespace, mode: str):
     """The IBSessionConfig of a session from its command-line arguments."""
     from live.node import IBSessionConfig
-    from venues.ib_fa.config import CLIENT_ID_RANGE, ENV_CLIENT_ID, env_int, fa_master
 
     check_port(mode, args.port, getattr(args, "allow_live_port", False))
     # refused here, before the node is built, rather than as a traceback from inside it
@@ -97,6 +106,20 @@ def session_config(args: argparse.Namespace, mode: str):
             raise ValueError(f"--client-id must be between {CLIENT_ID_RANGE[0]} and {CLIENT_ID_RANGE[1]}")
     except ValueError as exc:
         raise ConnectionSettingRefused(str(exc)) from None
+    # written so that nan fails too
+    if not 0 < args.session_timeout <= 86_400:
+        raise ConnectionSettingRefused(
+            f"--session-timeout must be > 0 and at most 86400 seconds, was {args.session_timeout}"
+        )
+    if args.market_data_type not in MARKET_DATA_TYPES:
+        raise ConnectionSettingRefused(
+            "--market-data-type must be 1 (live), 2 (frozen), 3 (delayed) or 4 (delayed-frozen), "
+            f"was {args.market_data_type}"
+        )
+    if args.cash_tag not in CASH_TAGS:
+        raise ConnectionSettingRefused(f"--cash-tag must be one of {', '.join(CASH_TAGS)}, was {args.cash_tag!r}")
+    if args.metrics_port is not None and not PORT_RANGE[0] <= args.metrics_port <= PORT_RANGE[1]:
+        raise ConnectionSettingRefused(f"--metrics-port must be between 1 and 65535, was {args.metrics_port}")
     if mode == "paper" and master and not master.upper().startswith("D"):
         # IB's paper accounts are the D-prefixed twins of the live ones (DF... for an FA master)
         log.warning(f"FA master {master} does not look like a paper account (paper accounts start with D)")
@@ -212,7 +235,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cash-tag", default="TotalCashValue", help="account value compared with the plan's cash")
     p.add_argument("--market-data-type", type=int, default=1, help="1 live, 2 frozen, 3 delayed, 4 delayed-frozen")
     p.add_argument("--session-timeout", type=float, default=3600.0, help="seconds before open orders are cancelled")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS)
     p.add_argument("--log-dir", type=Path, default=None, help="also write the session's log as JSON lines here")
 
 
@@ -223,12 +246,14 @@ def config_file_settings(path: Path | None, accept_risk: bool) -> dict:
     spend or own (a cash reserve, the pricing plan RECALC bounds fees with) is refused unless the
     adviser accepts it explicitly.
     """
-    strategy_base, _ = load_config_file(path, SESSION_RESERVED)  # its venue settings describe the simulation only
+    strategy_base, venue = load_config_file(path, SESSION_RESERVED)
     changes = changes_from_defaults(strategy_base)
     if changes:
         print(f"--config {path} changes from the defaults:")
         for name, default, value in changes:
             print(f"  {name}: {default!r} -> {value!r}{'  (client-facing)' if name in RISK_PARAMS else ''}")
+    if venue:
+        print(f"--config {path}: its venue settings ({', '.join(venue)}) describe the simulation, not IB: not used")
     risky = [f"{name}: {default!r} -> {value!r}" for name, default, value in changes if name in RISK_PARAMS]
     if risky and not accept_risk:
         raise ParamError(

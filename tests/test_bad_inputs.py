@@ -360,6 +360,7 @@ PANIC_CASES = {
         ["--param", "default_venue=SM\u00c4RT"],
         "--param default_venue: must be an upper-case venue code such as SMART or ARCA, was 'SM\u00c4RT'",
     ),
+    "an unknown log level": (["--log-level", "LOUD"], "argument --log-level: invalid choice: 'LOUD'"),
 }
 
 
@@ -373,6 +374,16 @@ def test_an_input_nautilus_would_panic_on_is_refused(flags, expect, catalog, tmp
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300,
     )  # fmt: skip
     _assert_refused(done.returncode, done.stdout, done.stderr, Case(lambda t: [], expect), [out])
+
+
+def test_a_session_refuses_an_unknown_log_level_before_connecting(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "backtests.cli", "paper", *session_args(tmp_path, "--fa-master", "DF1000"),
+         "--log-level", "LOUD", "--port", "9", "--ignore-market-hours"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300,
+    )  # fmt: skip
+    nothing = [tmp_path / "run", tmp_path / "journal.db", tmp_path / "state", tmp_path / "runs"]
+    _assert_refused(done.returncode, done.stdout, done.stderr, Case(lambda t: [], "invalid choice: 'LOUD'"), nothing)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,6 +498,22 @@ SESSION_CASES = {
         lambda t: session_args(t, "--fa-master", "DF1000", plan=_touch(demo_plan_copy(t) / "requests.csv").parent),
         "requests.csv: is empty",
     ),
+    "a NaN session timeout": Case(
+        lambda t: session_args(t, "--fa-master", "DF1000", "--session-timeout", "nan"),
+        "--session-timeout must be > 0 and at most 86400 seconds, was nan",
+    ),
+    "an unknown market data type": Case(
+        lambda t: session_args(t, "--fa-master", "DF1000", "--market-data-type", "7"),
+        "--market-data-type must be 1 (live), 2 (frozen), 3 (delayed) or 4 (delayed-frozen), was 7",
+    ),
+    "an unknown cash tag": Case(
+        lambda t: session_args(t, "--fa-master", "DF1000", "--cash-tag", "Cash"),
+        "--cash-tag must be one of TotalCashValue, SettledCash, AvailableFunds, CashBalance, was 'Cash'",
+    ),
+    "a metrics port out of range": Case(
+        lambda t: session_args(t, "--fa-master", "DF1000", "--metrics-port", "70000"),
+        "--metrics-port must be between 1 and 65535, was 70000",
+    ),
     "a recommendation that changes a cash reserve": Case(
         lambda t: session_args(t, "--fa-master", "DF1000", "--config", str(config_file(t, RECOMMENDED_WITH_RESERVE))),
         "changes what clients can spend or own: cash_reserve_pct: 0.0 -> 2.5. Pass --accept-config-reserves",
@@ -529,6 +556,7 @@ def test_a_recommendation_prints_what_it_changes_and_reserves_need_the_flag(tmp_
     assert "recommended.json changes from the defaults:" in out
     assert "sell_offset_bps: 50.0 -> 5.0" in out and "phase_deadline_secs: 600.0 -> 60.0" in out
     assert "cash_reserve_pct: 0.0 -> 2.5  (client-facing)" in out
+    assert "its venue settings (depth_fraction) describe the simulation, not IB: not used" in out
     assert "each phase ends after 60 s" in out  # the file's settings are the session's
     assert "--confirm-live" in err and "--accept-config-reserves" not in err
     assert not (tmp_path / "journal.db").exists()
