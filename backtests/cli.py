@@ -13,14 +13,13 @@ rebalance status | kill | journal {migrate,runs,requests,cash,export,import-plan
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
 import pandas as pd
 
+from backtests.params import LOG_LEVELS, ParamError, load_config_file, strategy_config, venue_config
 from backtests.results import print_results, print_verdict
 from backtests.runner import run_catalog_session
 from backtests.sweep import add_sweep_parser, run_sweep_command
@@ -38,78 +37,22 @@ DEMO_PLAN = REPO / "data" / "demo" / "plan"
 DEMO_CATALOG = REPO / ".demo" / "catalog"
 
 
-def _field_names(target: type) -> set[str]:
-    if issubclass(target, msgspec.Struct):
-        return {f.name for f in msgspec.structs.fields(target)}
-    return set(target.__dataclass_fields__)
+def _configs(
+    plan: Path, out: Path, params: list[str], venue_params: list[str], config_file: Path | None = None
+) -> tuple[RebalanceExecutorConfig, SimVenueConfig]:
+    strategy_base, venue_base = load_config_file(config_file)
+    config = strategy_config(plan, out, params, strategy_base, config_path=config_file)
+    return config, venue_config(venue_params, config, venue_base, config_path=config_file)
 
 
-def _parse_params(pairs: list[str], target: type, base: dict) -> dict:
-    """name=value pairs into a config's fields; msgspec then converts the types, so typos fail loudly."""
-    fields = _field_names(target)
-    out = dict(base)
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--param expects name=value, got {pair!r}")
-        if name not in fields:
-            raise SystemExit(f"unknown parameter {name!r}; known: {', '.join(sorted(fields))}")
-        out[name] = value
-    return out
+def _refused(exc: Exception) -> int:
+    print(f"error: {exc}\nnothing was run or written", file=sys.stderr)
+    return 2
 
 
-def load_config_file(path: Path | None) -> tuple[dict, dict]:
-    """(strategy, venue) settings from `--config`: a sweep's recommended.json as it is written, or
-    any JSON object with a "strategy" and an optional "venue" object. `--param` flags override it."""
-    if path is None:
-        return {}, {}
-    try:
-        loaded = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"--config {path}: {exc}") from None
-    if not isinstance(loaded, dict) or not isinstance(loaded.get("strategy"), dict):
-        raise SystemExit(
-            f'--config {path}: expected a JSON object with a "strategy" object (a sweep\'s recommended.json)'
-        )
-    sections = (loaded["strategy"], loaded.get("venue") or {})
-    for section, target in zip(sections, (RebalanceExecutorConfig, SimVenueConfig), strict=True):
-        unknown = sorted(set(section) - _field_names(target))
-        if unknown:
-            raise SystemExit(f"--config {path}: unknown {target.__name__} field(s) {unknown}")
-    return sections
-
-
-def _strategy_config(plan: Path, out: Path, params: list[str], base: dict | None = None) -> RebalanceExecutorConfig:
-    values = _parse_params(
-        params, RebalanceExecutorConfig, {**(base or {}), "plan_path": str(plan), "output_dir": str(out)}
-    )
-    try:
-        return msgspec.convert(values, RebalanceExecutorConfig, strict=False)
-    except (msgspec.ValidationError, ValueError) as exc:
-        raise SystemExit(f"bad --param: {exc}") from None
-
-
-def _venue_config(
-    params: list[str], venue: str, base: dict | None = None, pricing_plan: str | None = None
-) -> SimVenueConfig:
-    # the venue charges the strategy's pricing plan unless told otherwise (and then the run is refused)
-    plan = {} if pricing_plan is None else {"commission_schedule": pricing_plan}
-    values = _parse_params(params, SimVenueConfig, {**plan, **(base or {}), "venue": venue})
-    try:
-        return msgspec.convert(values, SimVenueConfig, strict=False)
-    except (msgspec.ValidationError, ValueError) as exc:
-        raise SystemExit(f"bad --venue-param: {exc}") from None
-
-
-def _run(
-    plan: Path, catalog: Path, out: Path, params: list[str], venue_params: list[str], log_level: str,
-    config_file: Path | None = None,
-) -> int:  # fmt: skip
+def _run(plan: Path, catalog: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig, log_level: str) -> int:
     from data.catalog import catalog_instruments
 
-    strategy_base, venue_base = load_config_file(config_file)
-    config = _strategy_config(plan, out, params, strategy_base)
-    venue = _venue_config(venue_params, config.default_venue, venue_base, config.commission_schedule)
     instruments = catalog_instruments(catalog)
     if not instruments:
         print(f"error: no instruments in catalog {catalog}", file=sys.stderr)
@@ -141,22 +84,25 @@ def _backtest(args: argparse.Namespace, out: Path) -> int:
     if args.chunk_size < 1:
         print(f"error: --chunk-size must be >= 1, was {args.chunk_size}", file=sys.stderr)
         return 2
+    try:
+        config, venue = _configs(args.plan, out, args.param, args.venue_param, args.config)
+    except ParamError as exc:
+        return _refused(exc)
     single = is_single_plan(args.plan)
     if asked is None and not args.all_days and single:
         ids = [str(i.id) for i in catalog_instruments(args.catalog)]
         if len(catalog_days(args.catalog, ids, args.tz)) <= 1:
-            return _run(args.plan, args.catalog, out, args.param, args.venue_param, args.log_level, args.config)
-    return _run_days(args, asked, out)
+            return _run(args.plan, args.catalog, config, venue, args.log_level)
+    return _run_days(args, asked, out, config, venue)
 
 
-def _run_days(args: argparse.Namespace, asked: list | None, out: Path) -> int:
+def _run_days(
+    args: argparse.Namespace, asked: list | None, out: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig
+) -> int:
     from backtests.days import DaySelectionError, day_sessions, load_day_plans, run_days
     from backtests.results import print_days
     from data.catalog import catalog_days, catalog_instruments
 
-    strategy_base, venue_base = load_config_file(args.config)
-    config = _strategy_config(args.plan, out, args.param, strategy_base)
-    venue = _venue_config(args.venue_param, config.default_venue, venue_base, config.commission_schedule)
     instruments = catalog_instruments(args.catalog)
     if not instruments:
         print(f"error: no instruments in catalog {args.catalog}", file=sys.stderr)
@@ -205,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-<time>)")
     demo.add_argument("--param", action="append", default=[], help="strategy parameter name=value")
     demo.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
-    demo.add_argument("--log-level", default="WARNING")
+    demo.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS)
 
     bt = sub.add_parser("backtest", help="run a plan over a ParquetDataCatalog")
     bt.add_argument("--plan", type=Path, required=True, help="plan folder (CSV/Parquet) or JSON file")
@@ -214,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--config", type=Path, default=None, help="settings JSON, e.g. a sweep's recommended.json")
     bt.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
     bt.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
-    bt.add_argument("--log-level", default="WARNING")
+    bt.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS)
     bt.add_argument("--days", help="comma-separated trading days (YYYY-MM-DD), one session each")
     bt.add_argument("--start", help="first day of an inclusive range of days (with --end)")
     bt.add_argument("--end", help="last day of the range")
@@ -252,9 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if args.command == "demo":
-        catalog = _ensure_demo_catalog()
         out = args.out or REPO / "runs" / f"demo-{stamp}"
-        return _run(DEMO_PLAN, catalog, out, args.param, args.venue_param, args.log_level)
+        try:
+            config, venue = _configs(DEMO_PLAN, out, args.param, args.venue_param)
+        except ParamError as exc:
+            return _refused(exc)
+        return _run(DEMO_PLAN, _ensure_demo_catalog(), config, venue, args.log_level)
     if args.command == "backtest":
         out = args.out or Path("runs") / stamp
         return _backtest(args, out)

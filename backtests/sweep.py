@@ -27,12 +27,14 @@ mean and worst day), ``recommended.json`` and ``report.html``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import itertools
 import json
 import math
 import os
 import sys
 import time
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -42,6 +44,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from backtests.params import ParamError, parse_pairs, typed
 from backtests.sweep_backends import SweepRunError, backend_for
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
@@ -51,9 +54,18 @@ DEMO_PLAN = REPO / "data" / "demo" / "plan"
 
 # Only the executor's own fields, not NautilusTrader's StrategyConfig plumbing; and of those, not
 # the ones that say where a session runs or writes rather than how it trades.
-_FIXED_STRATEGY = {"plan_path", "output_dir", "default_venue", "session_id", "run_id"}
+_FIXED_STRATEGY = {
+    "plan_path": "--plan",
+    "output_dir": "--out",
+    "default_venue": "nothing: the sweep trades on the plan's default venue",
+    "session_id": "nothing: it is the day of the books",
+    "run_id": "nothing: a backtest's run is backtest-<session day>",
+}
+_FIXED_VENUE = {"venue": "nothing: the venue trades where the strategy does"}
 STRATEGY_PARAMS = tuple(sorted(n for n in RebalanceExecutorConfig.__annotations__ if n not in _FIXED_STRATEGY))
-VENUE_PARAMS = tuple(sorted(n for n in SimVenueConfig.__dataclass_fields__ if n != "venue"))
+VENUE_PARAMS = tuple(sorted(n for n in SimVenueConfig.__dataclass_fields__ if n not in _FIXED_VENUE))
+_STRATEGY_TYPES = {f.name: f.type for f in msgspec.structs.fields(RebalanceExecutorConfig)}
+_VENUE_TYPES = typing.get_type_hints(SimVenueConfig)
 
 DEFAULT_FILL_THRESHOLD = 0.95
 
@@ -105,12 +117,33 @@ METRICS = tuple(HIGHER_IS_WORSE)
 
 
 def _check_names(names: Sequence[str]) -> None:
+    for name in names:
+        fixed = {**_FIXED_STRATEGY, **_FIXED_VENUE}.get(name)
+        if fixed:
+            raise ValueError(f"sweep parameter {name!r} is set by the command; use {fixed}")
     unknown = [n for n in names if n not in STRATEGY_PARAMS and n not in VENUE_PARAMS]
     if unknown:
+        close = difflib.get_close_matches(unknown[0], STRATEGY_PARAMS + VENUE_PARAMS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise ValueError(
-            f"unknown sweep parameter(s) {unknown}; strategy: {', '.join(STRATEGY_PARAMS)}; "
+            f"unknown sweep parameter(s) {unknown}{hint}; strategy: {', '.join(STRATEGY_PARAMS)}; "
             f"venue: {', '.join(VENUE_PARAMS)}"
         )
+
+
+def _check_range(name: str, spec: object) -> None:
+    """A range the generator can draw from, refused with its name before any point is drawn."""
+    if isinstance(spec, dict) and "choices" in spec:
+        if not isinstance(spec["choices"], list) or not spec["choices"]:
+            raise ValueError(f"range of {name!r}: choices must be a non-empty list, was {spec['choices']!r}")
+        return
+    if not isinstance(spec, list | tuple) or len(spec) != 2:
+        raise ValueError(f"range of {name!r} must be [lo, hi] or {{'choices': [...]}}, was {spec!r}")
+    lo, hi = spec
+    if not all(isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in spec):
+        raise ValueError(f"range of {name!r}: lo and hi must be finite numbers, was {spec!r}")
+    if lo > hi:
+        raise ValueError(f"range of {name!r}: lo must not exceed hi, was {spec!r}")
 
 
 def grid_points(grid: dict[str, Sequence]) -> list[dict]:
@@ -129,6 +162,8 @@ def random_points(ranges: dict[str, object], n: int, seed: int) -> list[dict]:
     _check_names(list(ranges))
     if n < 1:
         raise ValueError(f"--random needs at least 1 point, was {n}")
+    for name, spec in ranges.items():
+        _check_range(name, spec)
     rng = np.random.default_rng(seed)
     points = []
     for _ in range(n):
@@ -160,20 +195,28 @@ def build_configs(
 ) -> tuple[RebalanceExecutorConfig, SimVenueConfig]:
     """Configs for one point; msgspec converts the types, so a bad value fails before any run."""
     strategy, venue = split_params(params)
-    config = msgspec.convert(
-        {**(base_strategy or {}), **strategy, "plan_path": str(plan_path)}, RebalanceExecutorConfig, strict=False
-    )
+    # each value typed first, so that a wrong one names its parameter and the type it needs
+    strategy = typed({**(base_strategy or {}), **strategy}, _STRATEGY_TYPES, "sweep parameter")
+    venue = typed({**(base_venue or {}), **venue}, _VENUE_TYPES, "sweep venue parameter")
+    config = msgspec.convert({**strategy, "plan_path": str(plan_path)}, RebalanceExecutorConfig, strict=False)
     venue_config = msgspec.convert(
-        {
-            "commission_schedule": config.commission_schedule,
-            **(base_venue or {}),
-            **venue,
-            "venue": config.default_venue,
-        },
+        {"commission_schedule": config.commission_schedule, **venue, "venue": config.default_venue},
         SimVenueConfig,
         strict=False,
     )
     return config, venue_config
+
+
+def check_points(
+    plan_path: str | Path, points: Sequence[dict], base_strategy: dict | None, base_venue: dict | None
+) -> None:
+    """Every point converted once, so that a bad value is refused before any worker starts."""
+    _check_names(list(dict.fromkeys(name for p in points for name in p)))
+    for n, p in enumerate(points):
+        try:
+            build_configs(plan_path, p, base_strategy, base_venue)
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise ValueError(f"point {n} {p}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -474,12 +517,7 @@ def run_sweep(
     backend = backend_for(workers, cluster)
     param_names = list(dict.fromkeys(name for p in points for name in p))
     _check_names(param_names)
-    # Every point is converted once here, so a bad value is refused before any worker starts.
-    for n, p in enumerate(points):
-        try:
-            build_configs(plan_path, p, base_strategy, base_venue)
-        except (msgspec.ValidationError, ValueError) as exc:
-            raise ValueError(f"point {n} {p}: {exc}") from None
+    check_points(plan_path, points, base_strategy, base_venue)
     _check_plan(plan_path, days, base_strategy)
     width = max(3, len(str(len(points) - 1)))  # so that ids sort as their points are listed
     ids = [f"p{n:0{width}d}" for n in range(len(points))]
@@ -597,52 +635,54 @@ def add_sweep_parser(sub) -> argparse.ArgumentParser:
     return sw
 
 
-def _json_arg(text: str) -> dict:
+def _json_arg(text: str, flag: str) -> dict:
     path = Path(text)
-    raw = path.read_text() if not text.lstrip().startswith("{") and path.exists() else text
+    inline = text.lstrip().startswith("{")
+    if not inline and not path.is_file():
+        raise ParamError(f"{flag}: {text!r} is neither a JSON object nor a file")
     try:
-        value = json.loads(raw)
+        value = json.loads(text if inline else path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamError(f"{flag} {text}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"not valid JSON ({exc}): {text!r}") from None
+        raise ParamError(f"{flag} {text}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     if not isinstance(value, dict):
-        raise SystemExit(f"expected a JSON object, got {text!r}")
+        raise ParamError(f"{flag}: expected a JSON object, got {text!r}")
     return value
 
 
-def _pairs(pairs: list[str], known: Sequence[str], flag: str) -> dict:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or name not in known:
-            raise SystemExit(f"{flag} expects name=value with a known name, got {pair!r}; known: {', '.join(known)}")
-        out[name] = value
-    return out
-
-
 def run_sweep_command(args: argparse.Namespace) -> int:
+    try:
+        base_strategy = parse_pairs(args.param, "--param", STRATEGY_PARAMS, _FIXED_STRATEGY)
+        base_venue = parse_pairs(args.venue_param, "--venue-param", VENUE_PARAMS, _FIXED_VENUE)
+        if args.threshold != args.threshold or not 0 <= args.threshold <= 1:
+            raise ParamError(f"--threshold is a fill rate in [0, 1], was {args.threshold}")
+    except ParamError as exc:
+        print(f"error: {exc}\nnothing was run or written", file=sys.stderr)
+        return 2
+    if not args.demo and (not args.plan or not args.catalog):
+        print("error: rebalance sweep needs --plan and --catalog (or --demo)", file=sys.stderr)
+        return 2
+    plan = DEMO_PLAN if args.demo else args.plan
+    # the points are checked before the demo's books are written: a bad value leaves nothing behind
+    try:
+        if args.random:
+            ranges = _json_arg(args.ranges, "--ranges") if args.ranges else DEFAULT_RANGES
+            points = random_points(ranges, args.random, args.seed)
+        else:
+            points = grid_points(_json_arg(args.grid, "--grid") if args.grid else DEMO_GRID)
+        check_points(plan, points, base_strategy, base_venue)
+    except ValueError as exc:
+        print(f"error: {exc}\nnothing was run or written", file=sys.stderr)
+        return 2
     if args.demo:
-        plan = DEMO_PLAN
         days = write_demo_days(args.out / "catalogs")
     else:
-        if not args.plan or not args.catalog:
-            raise SystemExit("rebalance sweep needs --plan and --catalog (or --demo)")
-        plan = args.plan
         try:
             days = window_days(args.catalog, args.day) if args.day else catalog_days(args.catalog, args.days)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    try:
-        if args.random:
-            ranges = _json_arg(args.ranges) if args.ranges else DEFAULT_RANGES
-            points = random_points(ranges, args.random, args.seed)
-        else:
-            points = grid_points(_json_arg(args.grid) if args.grid else DEMO_GRID)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    base_strategy = _pairs(args.param, STRATEGY_PARAMS, "--param")
-    base_venue = _pairs(args.venue_param, VENUE_PARAMS, "--venue-param")
     total = len(points) * len(days)
     workers = None if args.cluster else args.workers if args.workers is not None else os.cpu_count() or 1
     where = f"the Dask cluster at {args.cluster}" if args.cluster else f"{workers} worker(s)"

@@ -25,7 +25,26 @@ from pathlib import Path
 
 import msgspec
 
+from backtests.params import (
+    LOG_LEVELS,
+    RISK_PARAMS,
+    SESSION_RESERVED,
+    ParamError,
+    changes_from_defaults,
+    load_config_file,
+    strategy_config,
+)
 from strategies.outcome import ExitCode, judge_report
+from venues.ib_fa.config import (
+    CASH_TAGS,
+    CLIENT_ID_RANGE,
+    DEFAULT_PORT,
+    ENV_CLIENT_ID,
+    ENV_PORT,
+    PORT_RANGE,
+    env_int,
+    fa_master,
+)
 
 PAPER_PORTS = {4002: "IB Gateway paper", 7497: "TWS paper"}
 LIVE_PORTS = {4001: "IB Gateway (live)", 7496: "TWS (live)"}
@@ -37,6 +56,8 @@ DEFAULT_STATE_DIR = RUNS / "state"
 DEFAULT_RAILS = {"price_band_bps": 200.0}
 USD_RAILS = ("max_order_notional", "max_session_notional", "daily_traded_value_cap")
 
+MARKET_DATA_TYPES = (1, 2, 3, 4)  # IB's reqMarketDataType
+
 log = logging.getLogger(__name__)
 
 
@@ -44,10 +65,20 @@ class PortRefused(ValueError):
     """A session was pointed at an API port of the other kind of login."""
 
 
-def _port(port: int | None) -> int:
-    from venues.ib_fa.config import DEFAULT_PORT, ENV_PORT
+class ConnectionSettingRefused(ValueError):
+    """A connection option or IB_* environment variable the session cannot use."""
 
-    return port if port is not None else int(os.environ.get(ENV_PORT) or DEFAULT_PORT)
+
+def _port(port: int | None) -> int:
+    if port is not None:
+        if not PORT_RANGE[0] <= port <= PORT_RANGE[1]:
+            raise ConnectionSettingRefused(f"--port must be between {PORT_RANGE[0]} and {PORT_RANGE[1]}, was {port}")
+        return port
+    try:
+        from_env = env_int(ENV_PORT, PORT_RANGE)
+    except ValueError as exc:
+        raise ConnectionSettingRefused(str(exc)) from None
+    return DEFAULT_PORT if from_env is None else from_env
 
 
 def check_port(mode: str, port: int | None, allow_live_port: bool = False) -> None:
@@ -66,7 +97,29 @@ def session_config(args: argparse.Namespace, mode: str):
     from live.node import IBSessionConfig
 
     check_port(mode, args.port, getattr(args, "allow_live_port", False))
-    master = args.fa_master or os.environ.get("IB_FA_MASTER") or ""
+    # refused here, before the node is built, rather than as a traceback from inside it
+    try:
+        master = fa_master(args.fa_master)
+        if args.client_id is None:
+            env_int(ENV_CLIENT_ID, CLIENT_ID_RANGE)
+        elif not CLIENT_ID_RANGE[0] <= args.client_id <= CLIENT_ID_RANGE[1]:
+            raise ValueError(f"--client-id must be between {CLIENT_ID_RANGE[0]} and {CLIENT_ID_RANGE[1]}")
+    except ValueError as exc:
+        raise ConnectionSettingRefused(str(exc)) from None
+    # written so that nan fails too
+    if not 0 < args.session_timeout <= 86_400:
+        raise ConnectionSettingRefused(
+            f"--session-timeout must be > 0 and at most 86400 seconds, was {args.session_timeout}"
+        )
+    if args.market_data_type not in MARKET_DATA_TYPES:
+        raise ConnectionSettingRefused(
+            "--market-data-type must be 1 (live), 2 (frozen), 3 (delayed) or 4 (delayed-frozen), "
+            f"was {args.market_data_type}"
+        )
+    if args.cash_tag not in CASH_TAGS:
+        raise ConnectionSettingRefused(f"--cash-tag must be one of {', '.join(CASH_TAGS)}, was {args.cash_tag!r}")
+    if args.metrics_port is not None and not PORT_RANGE[0] <= args.metrics_port <= PORT_RANGE[1]:
+        raise ConnectionSettingRefused(f"--metrics-port must be between 1 and 65535, was {args.metrics_port}")
     if mode == "paper" and master and not master.upper().startswith("D"):
         # IB's paper accounts are the D-prefixed twins of the live ones (DF... for an FA master)
         log.warning(f"FA master {master} does not look like a paper account (paper accounts start with D)")
@@ -88,9 +141,9 @@ def rails_config(rails_file: Path | None, pairs: list[str]):
             # numbers parsed as Decimal and handed on as text: USD amounts stay exact
             loaded = json.loads(rails_file.read_text(), parse_float=Decimal)
         except (OSError, json.JSONDecodeError) as exc:
-            raise SystemExit(f"--rails {rails_file}: {exc}") from None
+            raise ParamError(f"--rails {rails_file}: {exc}") from None
         if not isinstance(loaded, dict):
-            raise SystemExit(f"--rails {rails_file}: expected a JSON object of rail name -> value")
+            raise ParamError(f"--rails {rails_file}: expected a JSON object of rail name -> value")
         for name, value in loaded.items():
             exact = isinstance(value, Decimal) or (name in USD_RAILS and isinstance(value, int))
             values[name] = str(value) if exact else value
@@ -98,12 +151,12 @@ def rails_config(rails_file: Path | None, pairs: list[str]):
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or name not in fields:
-            raise SystemExit(f"--rail expects name=value with name one of {', '.join(sorted(fields))}; got {pair!r}")
+            raise ParamError(f"--rail expects name=value with name one of {', '.join(sorted(fields))}; got {pair!r}")
         values[name] = None if value.lower() in ("", "none", "off") else value
     try:
         return msgspec.convert(values, RailsConfig, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
-        raise SystemExit(f"bad rails: {exc}") from None
+        raise ParamError(f"bad rails: {exc}") from None
 
 
 def plan_summary(plan, strategy_config, rails, where: str, run_id: str, journal: str) -> str:
@@ -161,6 +214,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--what-if", action="store_true", help="connect, sync and size, print the orders, send nothing")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<run id>)")
     p.add_argument("--config", type=Path, default=None, help="strategy settings JSON, e.g. a sweep's recommended.json")
+    p.add_argument(
+        "--accept-config-reserves",
+        action="store_true",
+        help=f"let --config change what clients can spend or own ({', '.join(RISK_PARAMS)})",
+    )
     p.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
     p.add_argument(
         "--journal", default=DEFAULT_JOURNAL, help=f"journal: SQLite path/URL or postgresql:// URL ({DEFAULT_JOURNAL})"
@@ -177,12 +235,35 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cash-tag", default="TotalCashValue", help="account value compared with the plan's cash")
     p.add_argument("--market-data-type", type=int, default=1, help="1 live, 2 frozen, 3 delayed, 4 delayed-frozen")
     p.add_argument("--session-timeout", type=float, default=3600.0, help="seconds before open orders are cancelled")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS)
     p.add_argument("--log-dir", type=Path, default=None, help="also write the session's log as JSON lines here")
 
 
+def config_file_settings(path: Path | None, accept_risk: bool) -> dict:
+    """The strategy settings of `--config`, after printing each one it changes from the defaults.
+
+    A sweep's recommendation is tuned on history; a setting in it that changes what a client can
+    spend or own (a cash reserve, the pricing plan RECALC bounds fees with) is refused unless the
+    adviser accepts it explicitly.
+    """
+    strategy_base, venue = load_config_file(path, SESSION_RESERVED)
+    changes = changes_from_defaults(strategy_base)
+    if changes:
+        print(f"--config {path} changes from the defaults:")
+        for name, default, value in changes:
+            print(f"  {name}: {default!r} -> {value!r}{'  (client-facing)' if name in RISK_PARAMS else ''}")
+    if venue:
+        print(f"--config {path}: its venue settings ({', '.join(venue)}) describe the simulation, not IB: not used")
+    risky = [f"{name}: {default!r} -> {value!r}" for name, default, value in changes if name in RISK_PARAMS]
+    if risky and not accept_risk:
+        raise ParamError(
+            f"--config {path} changes what clients can spend or own: {'; '.join(risky)}. Pass "
+            "--accept-config-reserves to use them, or remove them from the file"
+        )
+    return strategy_base
+
+
 def run_session_command(args: argparse.Namespace, mode: str) -> int:
-    from backtests.cli import _strategy_config, load_config_file
     from live.journal import JournalError
     from live.killswitch import SessionAlreadyRunning
     from live.node import SessionStartError, run_session
@@ -190,16 +271,22 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
     from strategies.plan import PlanError, load_plan
     from venues.ib_fa.connection import IBFAConnectionError, MissingAccountsError
 
-    refused = (PlanError, MissingAccountsError, PortRefused, RailsRefusal, JournalError, SessionAlreadyRunning)
+    refused = (
+        PlanError, MissingAccountsError, PortRefused, RailsRefusal, JournalError, SessionAlreadyRunning, ParamError,
+        ConnectionSettingRefused,
+    )  # fmt: skip
     # live.node derives the same id when none is given: running the command again resumes the run
     run_id = args.run_id or f"{mode}-{datetime.now(UTC).strftime('%Y%m%d')}"
     out = args.out or RUNS / (f"{run_id}-what-if" if args.what_if else run_id)
-    params = list(args.param) + (["what_if=true"] if args.what_if else [])
-    strategy_base, _ = load_config_file(args.config)  # a sweep's venue settings describe the simulation only
     try:
+        strategy_base = config_file_settings(args.config, args.accept_config_reserves)
+        fixed = {"what_if": True} if args.what_if else {}
+        config = strategy_config(
+            args.plan, out, args.param, strategy_base, config_path=args.config, reserved=SESSION_RESERVED, fixed=fixed
+        )
         ib = session_config(args, mode)
         rails = rails_config(args.rails, args.rail)
-        config = msgspec.structs.replace(_strategy_config(args.plan, out, params, strategy_base), rails=rails)
+        config = msgspec.structs.replace(config, rails=rails)
         # loaded once here for the summary, then handed to the session
         plan = load_plan(args.plan, None, config.default_venue)
     except refused as exc:

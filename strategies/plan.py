@@ -4,7 +4,7 @@ A plan is three tables. On disk it is either a folder holding `accounts`, `posit
 `requests` as CSV or Parquet files (`accounts.csv`, ...), or one JSON file with those three keys,
 each a list of row objects.
 
-accounts   account_id (text), cash (USD, decimal, >= 0)
+accounts   account_id (text), cash (USD, decimal, >= 0, see MAX_ACCOUNT_CASH and MAX_PLAN_CASH)
 positions  account_id, instrument, quantity (whole shares, >= 0)
 requests   request_id (text, unique), account_id, instrument, side (BUY or SELL),
            quantity (whole shares, > 0)
@@ -16,7 +16,9 @@ field, before anything can reach a venue.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -25,46 +27,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TABLES = ("accounts", "positions", "requests")
-COLUMNS = {
-    "accounts": ("account_id", "cash"),
-    "positions": ("account_id", "instrument", "quantity"),
-    "requests": ("request_id", "account_id", "instrument", "side", "quantity"),
-}
+from strategies.money import PLACES, has_nanos_precision
+from strategies.plan_files import COLUMNS, TABLES, PlanError, PlanIssue, RawTable, read_plan_tables
+
 SIDES = ("BUY", "SELL")
 # Far above any real order; below it float64 parsing is exact, so no quantity is silently changed.
 MAX_SHARES = 10**9
 DEFAULT_VENUE = "SMART"
+# Beyond the largest FA client account, so only a slip of the keyboard reaches them. NautilusTrader's
+# Money holds at most about USD 17 trillion and the simulated master's balance is the plan's cash plus
+# the sells' proceeds: a trillion leaves 16 trillion for proceeds, far more than a day's US equity volume.
+MAX_ACCOUNT_CASH = Decimal(10**11)
+MAX_PLAN_CASH = Decimal(10**12)
+# IB's exchange codes (SMART, ARCA, ISLAND): NautilusTrader panics on a non-ASCII venue, and a dot
+# would split an instrument id in the wrong place.
+_VENUE_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]*")
+_INSTRUMENT_ID = re.compile(r"[!-~]+\.[A-Z0-9][A-Z0-9_-]*")  # printable ASCII, no spaces, then the venue
 
 
-@dataclass(frozen=True)
-class PlanIssue:
-    source: str  # e.g. "requests.csv"
-    row: str  # human row label, e.g. "line 5" or "row 3"
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.source} {self.row}, field '{self.field}': {self.message}"
-
-
-class PlanError(ValueError):
-    """A plan that must not be executed. `issues` lists every problem found."""
-
-    def __init__(self, issues: list[PlanIssue]) -> None:
-        self.issues = issues
-        shown = "\n  ".join(str(i) for i in issues[:50])
-        more = f"\n  ... and {len(issues) - 50} more" if len(issues) > 50 else ""
-        super().__init__(f"the plan was refused ({len(issues)} problem(s)); nothing was sent:\n  {shown}{more}")
-
-
-@dataclass(frozen=True)
-class RawTable:
-    """A table as read, all cells as text, with a label for each row that names it in its file."""
-
-    source: str
-    frame: pd.DataFrame
-    row_labels: list[str]
+def is_venue_code(text: object) -> bool:
+    return isinstance(text, str) and _VENUE_CODE.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -89,72 +71,7 @@ class Plan:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading
-
-
-def _cells_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as text, as a CSV would give it: validation then treats all formats alike."""
-
-    def column_text(column: pd.Series) -> pd.Series:
-        if pd.api.types.is_float_dtype(column):
-            # 10.0 from Parquet or JSON is the whole number 10; 10.5 stays 10.5 and is refused later
-            return column.map(lambda v: "" if np.isnan(v) else str(int(v)) if float(v).is_integer() else repr(v))
-        if pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column):
-            return column.astype(str)
-        return column.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip())
-
-    return pd.DataFrame({name: column_text(frame[name]) for name in frame.columns}, index=frame.index)
-
-
-def read_plan_tables(path: str | Path) -> dict[str, RawTable]:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"plan not found: {path}")
-    if path.is_file():
-        if path.suffix.lower() != ".json":
-            raise ValueError(f"a plan file must be JSON ({path}); CSV and Parquet plans are folders")
-        doc = json.loads(path.read_text())
-        if not isinstance(doc, dict):
-            raise PlanError(
-                [PlanIssue(path.name, "document", "-", "must be an object with accounts, positions, requests")]
-            )
-        tables = {}
-        for name in TABLES:
-            rows = doc.get(name, [])
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise PlanError([PlanIssue(path.name, name, "-", "must be a list of row objects")])
-            frame = (
-                _cells_as_text(pd.DataFrame(rows, dtype=object)) if rows else pd.DataFrame(columns=list(COLUMNS[name]))
-            )
-            tables[name] = RawTable(f"{path.name}:{name}", frame, [f"row {i}" for i in range(len(rows))])
-        return tables
-
-    tables = {}
-    for name in TABLES:
-        found = [p for p in (path / f"{name}.csv", path / f"{name}.parquet") if p.exists()]
-        if len(found) > 1:
-            raise ValueError(f"plan folder {path} has both {found[0].name} and {found[1].name}")
-        if not found:
-            if name == "positions":  # a plan of buys only needs no positions
-                tables[name] = RawTable(f"{name}.csv", pd.DataFrame(columns=list(COLUMNS[name])), [])
-                continue
-            raise FileNotFoundError(f"plan folder {path} has no {name}.csv or {name}.parquet")
-        file = found[0]
-        if file.suffix == ".csv":
-            # Blank lines are read, then dropped, so that every row keeps its true line number.
-            frame = pd.read_csv(file, dtype=str, keep_default_na=False, skip_blank_lines=False, skipinitialspace=True)
-            frame = frame.apply(lambda column: column.str.strip())
-            lines = pd.RangeIndex(2, len(frame) + 2)  # header is line 1
-            filled = (frame != "").any(axis=1).to_numpy()
-            frame = frame[filled].reset_index(drop=True)
-            labels = [f"line {n}" for n in lines[filled]]
-        else:
-            frame = pd.read_parquet(file)
-            labels = [f"row {i}" for i in range(len(frame))]
-        if file.suffix != ".csv":
-            frame = _cells_as_text(frame)
-        tables[name] = RawTable(file.name, frame, labels)
-    return tables
+# Reading (strategies.plan_files) and writing
 
 
 def load_plan(path: str | Path, known_instruments: set[str] | None = None, default_venue: str = DEFAULT_VENUE) -> Plan:
@@ -200,8 +117,11 @@ class _Issues:
 
 def _require_columns(table: RawTable, name: str, issues: _Issues) -> bool:
     missing = [c for c in COLUMNS[name] if c not in table.frame.columns]
+    extra = [str(c) for c in table.frame.columns if c not in COLUMNS[name]]
     for column in missing:
-        issues.items.append(PlanIssue(table.source, "header", column, "required column is missing"))
+        close = difflib.get_close_matches(column, extra, n=1)
+        hint = f" (the file has '{close[0]}': a typo?)" if close else ""
+        issues.items.append(PlanIssue(table.source, "header", column, f"required column is missing{hint}"))
     return not missing
 
 
@@ -233,8 +153,12 @@ def _instrument_ids(table: RawTable, issues: _Issues, known: set[str] | None, de
     ids = text.where(text.str.contains(".", regex=False), text + "." + default_venue)
     for i in np.flatnonzero((text == "").to_numpy()):
         issues.add(table, int(i), "instrument", "is empty")
+    malformed = (~ids.str.fullmatch(_INSTRUMENT_ID)) & (text != "")
+    for i in np.flatnonzero(malformed.to_numpy()):
+        why = "must be SYMBOL.VENUE such as SPY.SMART (or a bare symbol), in ASCII without spaces"
+        issues.add(table, int(i), "instrument", f"{why}, was {table.frame['instrument'].iloc[i]!r}")
     if known is not None:
-        unknown = (~ids.isin(known)) & (text != "")
+        unknown = (~ids.isin(known)) & (text != "") & ~malformed
         for i in np.flatnonzero(unknown.to_numpy()):
             issues.add(table, int(i), "instrument", f"unknown instrument {ids.iloc[i]}")
     return ids
@@ -282,7 +206,18 @@ def validate_plan(
             value = Decimal(0)
         if value < 0:
             issues.add(acc, i, "cash", f"must be >= 0, was {text}")
+        elif value > MAX_ACCOUNT_CASH:
+            issues.add(acc, i, "cash", f"must be at most {MAX_ACCOUNT_CASH:,} USD per account, was {text}")
+        elif not has_nanos_precision(value):
+            issues.add(acc, i, "cash", f"must have at most {PLACES} decimal places, was {text}")
         cash.append(value)
+    total_cash = sum((c for c in cash if 0 <= c <= MAX_ACCOUNT_CASH), Decimal(0))
+    if total_cash > MAX_PLAN_CASH:
+        issues.items.append(
+            PlanIssue(
+                acc.source, "all rows", "cash", f"adds up to {total_cash:,} USD, above the plan's {MAX_PLAN_CASH:,}"
+            )
+        )
     known_accounts = set(account_ids)
 
     # positions
@@ -355,3 +290,10 @@ def validate_plan(
             }
         ),
     )
+
+
+__all__ = [
+    "COLUMNS", "DEFAULT_VENUE", "MAX_ACCOUNT_CASH", "MAX_PLAN_CASH", "MAX_SHARES", "SIDES", "TABLES", "Plan",
+    "is_venue_code",
+    "PlanError", "PlanIssue", "RawTable", "load_plan", "read_plan_tables", "validate_plan", "write_plan",
+]  # fmt: skip

@@ -71,12 +71,15 @@ from strategies.journal_port import (
 )
 from strategies.ledger import Ledger
 from strategies.money import floor_nanos, from_nanos, has_nanos_precision, to_nanos
-from strategies.plan import Plan, PlanError, PlanIssue, load_plan
+from strategies.plan import Plan, PlanError, PlanIssue, is_venue_code, load_plan
 from strategies.rails import ProposedBlock, RailsConfig, check_blocks, halts_session, notional_sent
 from strategies.report import RequestOutcome, RunReport, build_report, write_report
 from strategies.sizing import Block, build_blocks, reserve_nanos, size_buys, unsafe_sells
 
 REFERENCE_SOURCES = ("mid", "last", "bid_ask")
+BOOK_TYPES = ("L1_MBP", "L2_MBP", "L3_MBO")
+# A session runs within one trading day; a longer wait is a typo, and would overflow the nanosecond timers.
+MAX_WAIT_SECS = 86_400.0
 # what a reconciled order's history tells the journal (fills are recorded with their execution)
 ADOPTED_EVENTS = {
     OrderAccepted: "ACCEPTED",
@@ -124,14 +127,18 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
             # negative offsets price passively (inside the spread), which tuning may want
             if not -10_000 < getattr(self, name) < 10_000:
                 refuse(name, "must be between -10000 and 10000 basis points")
-        if self.phase_deadline_secs <= 0:
-            refuse("phase_deadline_secs", "must be > 0")
-        if self.sync_timeout_secs <= 0:
-            refuse("sync_timeout_secs", "must be > 0")
-        if self.allocation_grace_secs < 0:
-            refuse("allocation_grace_secs", "must be >= 0")
-        if self.halt_wait_secs < 0:
-            refuse("halt_wait_secs", "must be >= 0")
+        # written so that nan fails too: every comparison with nan is false
+        for name, least, strict in (
+            ("phase_deadline_secs", 0.0, True),
+            ("sync_timeout_secs", 0.0, True),
+            ("allocation_grace_secs", 0.0, False),
+            ("halt_wait_secs", 0.0, False),
+        ):
+            value = getattr(self, name)
+            if not ((value > least if strict else value >= least) and value <= MAX_WAIT_SECS):
+                refuse(name, f"must be {'>' if strict else '>='} {least:g} and at most {MAX_WAIT_SECS:g} seconds")
+        if not is_venue_code(self.default_venue):
+            refuse("default_venue", "must be an upper-case venue code such as SMART or ARCA")
         if self.min_order_qty < 1:
             refuse("min_order_qty", "must be at least 1 share")
         if not 0 <= self.cash_reserve_pct < 100:
@@ -148,12 +155,14 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
             refuse("reference_price", f"must be one of {REFERENCE_SOURCES}")
         if self.commission_schedule not in plan_names():
             refuse("commission_schedule", f"must be one of IB's pricing plans {plan_names()}")
-        if self.book_type not in ("L1_MBP", "L2_MBP", "L3_MBO"):
-            refuse("book_type", "must be L1_MBP, L2_MBP or L3_MBO")
+        if self.book_type not in BOOK_TYPES:
+            refuse("book_type", f"must be one of {BOOK_TYPES}")
         if self.start_time is not None:
             try:
-                pd.Timestamp(self.start_time)
+                start = pd.Timestamp(self.start_time)
             except ValueError:
+                start = pd.NaT
+            if start is pd.NaT:
                 refuse("start_time", "must be an ISO 8601 time")
 
 
@@ -297,7 +306,9 @@ class RebalanceExecutor(Strategy):
             if instrument is not None and not has_nanos_precision(instrument.price_increment.as_decimal()):
                 issues.append(
                     PlanIssue(
-                        "instruments", instrument_id, "price_increment",
+                        "instruments",
+                        instrument_id,
+                        "price_increment",
                         f"tick {instrument.price_increment} has more than 9 decimal places",
                     )
                 )
@@ -1010,7 +1021,8 @@ class RebalanceExecutor(Strategy):
             if qty and instrument_id in mark_by_instrument and account in code_of:
                 nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
         reserve = reserve_nanos(
-            nav, to_nanos(Decimal(self.config.cash_reserve_abs), "cash_reserve_abs"),
+            nav,
+            to_nanos(Decimal(self.config.cash_reserve_abs), "cash_reserve_abs"),
             Decimal(str(self.config.cash_reserve_pct)),
         )
         # a budget beyond int64 is clipped: no buy of any plan comes near USD 9 billion

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from backtests.params import ParamError
 from tests.ib_fixtures import CLIENT_ID, MASTER, PLAN, ROOT, start_gateway, write_plan
 
 SATURDAY = pd.Timestamp("2026-11-21 15:00", tz="UTC")
@@ -61,9 +62,9 @@ def test_rails_come_from_defaults_then_the_file_then_the_flags(tmp_path):
     assert rails.max_order_notional == "250000.10"  # exact: never through a float
     assert rails.max_session_notional == "1000000"
     assert rails.max_order_shares == 100
-    with pytest.raises(SystemExit, match="max_order_sharez"):
+    with pytest.raises(ParamError, match="max_order_sharez"):
         rails_config(None, ["max_order_sharez=1"])
-    with pytest.raises(SystemExit, match="max_order_shares"):
+    with pytest.raises(ParamError, match="max_order_shares"):
         rails_config(None, ["max_order_shares=0"])
 
 
@@ -159,7 +160,7 @@ def test_a_price_outside_the_band_is_not_sent(gateway, tmp_path):
 
 
 def test_a_sweeps_recommendation_loads_as_the_sessions_settings(tmp_path):
-    from backtests.cli import _strategy_config, _venue_config, load_config_file
+    from backtests.params import load_config_file, strategy_config, venue_config
 
     recommended = tmp_path / "recommended.json"
     recommended.write_text(
@@ -171,14 +172,14 @@ def test_a_sweeps_recommendation_loads_as_the_sessions_settings(tmp_path):
         })
     )  # fmt: skip
     strategy, venue = load_config_file(recommended)
-    config = _strategy_config(write_plan(tmp_path), tmp_path / "run", ["buy_offset_bps=7"], strategy)
+    config = strategy_config(write_plan(tmp_path), tmp_path / "run", ["buy_offset_bps=7"], strategy)
     assert (config.sell_offset_bps, config.buy_offset_bps, config.phase_deadline_secs) == (5.0, 7.0, 60.0)
-    sim = _venue_config([], "SMART", venue)
+    sim = venue_config([], config, venue)
     assert (sim.depth_fraction, sim.queue_model) == (0.5, "risk_averse")
 
     recommended.write_text(json.dumps({"strategy": {"sell_ofset_bps": 5.0}}))
-    with pytest.raises(SystemExit, match="sell_ofset_bps"):
+    with pytest.raises(ParamError, match="sell_ofset_bps"):
         load_config_file(recommended)
     recommended.write_text(json.dumps({"sell_offset_bps": 5.0}))
-    with pytest.raises(SystemExit, match='"strategy" object'):
+    with pytest.raises(ParamError, match='"strategy" object'):
         load_config_file(recommended)

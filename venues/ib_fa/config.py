@@ -48,26 +48,42 @@ class ConnectionSettings:
         return (self.host, self.port, self.client_id)
 
 
-def _env_int(name: str) -> int | None:
+# The widest values the API takes: a TCP port, and the signed 32-bit client id of IB's handshake.
+PORT_RANGE = (1, 65_535)
+CLIENT_ID_RANGE = (-(2**31), 2**31 - 1)
+
+
+def env_int(name: str, bounds: tuple[int, int]) -> int | None:
+    """The integer an IB_* environment variable holds, None when it is unset or blank."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, was {raw!r}") from None
+        raise ValueError(f"environment variable {name} must be a whole number, was {raw!r}") from None
+    if not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"environment variable {name} must be between {bounds[0]} and {bounds[1]}, was {raw!r}")
+    return value
+
+
+def fa_master(explicit: str | None) -> str:
+    """The FA master account: the explicit setting, else IB_FA_MASTER; refused when neither is set."""
+    master = (explicit or os.environ.get(ENV_FA_MASTER) or "").strip()
+    if not master:
+        raise ValueError(
+            f"no FA master account: set fa_master_account in the client config (--fa-master) or the "
+            f"{ENV_FA_MASTER} environment variable"
+        )
+    return master
 
 
 def resolve_connection(config: IBFADataClientConfig | IBFAExecClientConfig) -> ConnectionSettings:
     """Explicit config values win, then the IB_* environment variables, then the paper defaults."""
     host = config.host or os.environ.get(ENV_HOST) or DEFAULT_HOST
-    port = config.port if config.port is not None else _env_int(ENV_PORT)
-    client_id = config.client_id if config.client_id is not None else _env_int(ENV_CLIENT_ID)
-    master = config.fa_master_account or os.environ.get(ENV_FA_MASTER) or ""
-    if not master:
-        raise ValueError(
-            f"no FA master account: set fa_master_account in the client config or the {ENV_FA_MASTER} environment variable"
-        )
+    port = config.port if config.port is not None else env_int(ENV_PORT, PORT_RANGE)
+    client_id = config.client_id if config.client_id is not None else env_int(ENV_CLIENT_ID, CLIENT_ID_RANGE)
+    master = fa_master(config.fa_master_account)
     if config.connect_timeout_secs <= 0 or config.request_timeout_secs <= 0:
         raise ValueError("connect_timeout_secs and request_timeout_secs must be > 0")
     if config.reconnect_max_attempts < 0:

@@ -40,13 +40,16 @@ from nautilus_trader.model.orders import MarketOrder
 from nautilus_trader.model.position import Position
 
 from strategies.fee_table import load_pricing, plan_names
-from strategies.plan import Plan
+from strategies.plan import Plan, is_venue_code
 from venues.sim.allocator import FAAllocationPublisher, FAAllocator
 from venues.sim.fees import IBFeeModel
 from venues.sim.fill_models import BookFillModel
 from venues.sim.queue import QueueTracker
 
 QUEUE_MODELS = ("none", "risk_averse", "prob_power", "prob_log")
+BOOK_TYPES = ("L1_MBP", "L2_MBP", "L3_MBO")
+# A minute each way is far beyond any real order entry; more is a typo that would freeze the session.
+MAX_LATENCY_MS = 60_000.0
 
 
 @dataclass(frozen=True)
@@ -62,15 +65,27 @@ class SimVenueConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        # Checked here because NautilusTrader would panic (a non-ASCII venue, an unknown book type) or
+        # fail in the middle of the session (a nan latency); the comparisons are written so nan fails.
+        def refuse(name: str, why: str) -> None:
+            raise ValueError(f"SimVenueConfig.{name}: {why}, was {getattr(self, name)!r}")
+
+        if not is_venue_code(self.venue):
+            refuse("venue", "must be an upper-case venue code such as SMART or ARCA")
+        if self.book_type not in BOOK_TYPES:
+            refuse("book_type", f"must be one of {BOOK_TYPES}")
         if self.queue_model not in QUEUE_MODELS:
-            raise ValueError(f"queue_model must be one of {QUEUE_MODELS}, was {self.queue_model!r}")
-        if self.latency_ms < 0:
-            raise ValueError(f"latency_ms must be >= 0, was {self.latency_ms}")
+            refuse("queue_model", f"must be one of {QUEUE_MODELS}")
+        if not 0 <= self.latency_ms <= MAX_LATENCY_MS:
+            refuse("latency_ms", f"must be >= 0 and at most {MAX_LATENCY_MS:g} milliseconds")
+        if not 0 < self.queue_power <= 100:
+            refuse("queue_power", "must be > 0 and at most 100")
+        if not 0 < self.depth_fraction <= 1:
+            refuse("depth_fraction", "must be a share of the displayed depth in (0, 1]")
+        if not 0 <= self.prob_fill_on_limit <= 1:
+            refuse("prob_fill_on_limit", "must be a probability in [0, 1]")
         if self.commission_schedule not in plan_names():
-            raise ValueError(
-                f"commission_schedule must be one of IB's pricing plans {plan_names()}, "
-                f"was {self.commission_schedule!r}"
-            )
+            refuse("commission_schedule", f"must be one of IB's pricing plans {plan_names()}")
 
 
 @dataclass
