@@ -102,6 +102,12 @@ def _venue_config(
         raise SystemExit(f"bad --venue-param: {exc}") from None
 
 
+def _refused(exc: Exception) -> int:
+    # a refused plan says itself that nothing was sent
+    print(f"error: {exc}" if isinstance(exc, PlanError) else f"error: {exc}; nothing was run", file=sys.stderr)
+    return 2
+
+
 def _run(
     plan: Path, catalog: Path, out: Path, params: list[str], venue_params: list[str], log_level: str,
     config_file: Path | None = None,
@@ -119,8 +125,7 @@ def _run(
         plan_obj = load_plan(plan, {str(i.id) for i in instruments}, config.default_venue)
         result = run_catalog_session(config, plan_obj, catalog, instruments, venue_config=venue, log_level=log_level)
     except (PlanError, CatalogError) as exc:
-        print(f"error: {exc}; nothing was run", file=sys.stderr)
-        return 2
+        return _refused(exc)
     print_results(result)
     return 0 if result.report and result.report.summary["accounts_below_zero"] == 0 else 1
 
@@ -145,8 +150,7 @@ def _backtest(args: argparse.Namespace, out: Path) -> int:
             if len(catalog_days(args.catalog, ids, args.tz)) <= 1:
                 return _run(args.plan, args.catalog, out, args.param, args.venue_param, args.log_level, args.config)
     except (DaySelectionError, CatalogError, ValueError, KeyError) as exc:
-        print(f"error: {exc}; nothing was run", file=sys.stderr)
-        return 2
+        return _refused(exc)
     return _run_days(args, spec, out)
 
 
@@ -169,8 +173,7 @@ def _run_days(args: argparse.Namespace, spec, out: Path) -> int:
             tz=args.tz, chunk_size=args.chunk_size, log_level=args.log_level,
         )  # fmt: skip
     except (DaySelectionError, PlanError, CatalogError, FileNotFoundError) as exc:
-        print(f"error: {exc}; nothing was run", file=sys.stderr)
-        return 2
+        return _refused(exc)
     print_days(table)
     print(f"Run folders and days.csv / days.parquet: {out}")
     return 0 if (table["status"] == "ok").all() else 1

@@ -641,12 +641,15 @@ def _pairs(pairs: list[str], known: Sequence[str], flag: str) -> dict:
 def _chosen_days(args: argparse.Namespace) -> list[Day]:
     """``--days`` over the days that hold every instrument the plan streams."""
     from data.catalog import catalog_instruments
-    from strategies.plan import load_plan
+    from strategies.plan import PlanError, load_plan
 
     spec = parse_day_spec(args.days)
     instruments = catalog_instruments(args.catalog)
     known = {str(i.id) for i in instruments}
-    plan = load_plan(args.plan, known, "SMART")  # default_venue is not a sweep parameter (see _check_plan)
+    try:
+        plan = load_plan(args.plan, known, "SMART")  # default_venue is not a sweep parameter (see _check_plan)
+    except PlanError as exc:
+        raise ValueError(f"plan refused against catalog {args.catalog}: {exc}") from None
     return catalog_days(args.catalog, spec, [i for i in plan.instrument_ids if i in known])
 
 
