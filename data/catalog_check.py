@@ -82,7 +82,9 @@ def _check_metadata(file: str, table: pa.Table) -> None:
     if missing:
         raise CatalogError(f"catalog file {file} lacks schema metadata {missing}; {_fix_hint(file)}")
     try:
-        meta[b"instrument_id"].decode("utf-8")
+        # the Rust reader requires every key and value to be UTF-8 (ARROW:schema too) and fails mid-query otherwise
+        for key, value in meta.items():
+            key.decode("utf-8"), value.decode("utf-8")
         precisions = [int(meta[k].decode("ascii")) for k in (b"price_precision", b"size_precision")]
     except (UnicodeDecodeError, ValueError):
         raise CatalogError(f"catalog file {file} has damaged schema metadata; {_fix_hint(file)}") from None
