@@ -142,7 +142,7 @@ def parse_day_spec(days: str | None, start: str | None = None, end: str | None =
             raise DaySelectionError(f"--end {hi} is before --start {lo}")
         ranges.append((lo, hi))
     if not (dates or ranges or first or last or every):
-        if days is not None and days.strip() == "" and not (start or end):
+        if days is not None:  # only commas and spaces: not a silent "every day"
             raise DaySelectionError("--days is empty; " + DAYS_HELP)
         return None
     return DaySpec(tuple(sorted(set(dates))), tuple(ranges), first, last, every)
