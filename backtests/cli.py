@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from backtests.days import DAYS_HELP
 from backtests.params import LOG_LEVELS, ParamError, load_config_file, strategy_config, venue_config
 from backtests.results import print_results, print_verdict
 from backtests.runner import run_catalog_session
 from backtests.sweep import add_sweep_parser, run_sweep_command
+from data.catalog_check import CatalogError
 from live.cli import DEFAULT_STATE_DIR, add_session_parsers
 from live.journal.cli import add_journal_parser, run_journal_command
 from live.killswitch import add_kill_parser
@@ -46,23 +48,24 @@ def _configs(
 
 
 def _refused(exc: Exception) -> int:
-    print(f"error: {exc}\nnothing was run or written", file=sys.stderr)
+    # a refused plan says itself that nothing was sent
+    shown = f"error: {exc}" if isinstance(exc, PlanError) else f"error: {exc}\nnothing was run or written"
+    print(shown, file=sys.stderr)
     return 2
 
 
 def _run(plan: Path, catalog: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig, log_level: str) -> int:
     from data.catalog import catalog_instruments
 
-    instruments = catalog_instruments(catalog)
-    if not instruments:
-        print(f"error: no instruments in catalog {catalog}", file=sys.stderr)
-        return 2
     try:
+        instruments = catalog_instruments(catalog)
+        if not instruments:
+            print(f"error: no instruments in catalog {catalog}; nothing was run", file=sys.stderr)
+            return 2
         plan_obj = load_plan(plan, {str(i.id) for i in instruments}, config.default_venue)
-    except PlanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    result = run_catalog_session(config, plan_obj, catalog, instruments, venue_config=venue, log_level=log_level)
+        result = run_catalog_session(config, plan_obj, catalog, instruments, venue_config=venue, log_level=log_level)
+    except (PlanError, CatalogError) as exc:
+        return _refused(exc)
     print_results(result)
     verdict = judge_report(result.report)
     print_verdict(verdict)
@@ -72,58 +75,45 @@ def _run(plan: Path, catalog: Path, config: RebalanceExecutorConfig, venue: SimV
 def _backtest(args: argparse.Namespace, out: Path) -> int:
     """One session over the whole catalog, or one per day when days are asked for, the plan is a folder of
     per-day plans, or the catalog holds more than one day."""
-    from backtests.days import DaySelectionError, is_single_plan, parse_days
+    from backtests.days import DaySelectionError, DaySpec, is_single_plan, parse_day_spec
     from data.catalog import catalog_days, catalog_instruments
 
     try:
         pd.Timestamp("2024-01-02").tz_localize(args.tz)
-        asked = parse_days(args.days, args.start, args.end)
-    except (DaySelectionError, ValueError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.chunk_size < 1:
-        print(f"error: --chunk-size must be >= 1, was {args.chunk_size}", file=sys.stderr)
-        return 2
-    try:
-        config, venue = _configs(args.plan, out, args.param, args.venue_param, args.config)
-    except ParamError as exc:
-        return _refused(exc)
-    single = is_single_plan(args.plan)
-    if asked is None and not args.all_days and single:
-        ids = [str(i.id) for i in catalog_instruments(args.catalog)]
-        if len(catalog_days(args.catalog, ids, args.tz)) <= 1:
-            return _run(args.plan, args.catalog, config, venue, args.log_level)
-    return _run_days(args, asked, out, config, venue)
-
-
-def _run_days(
-    args: argparse.Namespace, asked: list | None, out: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig
-) -> int:
-    from backtests.days import DaySelectionError, day_sessions, load_day_plans, run_days
-    from backtests.results import print_days
-    from data.catalog import catalog_days, catalog_instruments
-
-    instruments = catalog_instruments(args.catalog)
-    if not instruments:
-        print(f"error: no instruments in catalog {args.catalog}", file=sys.stderr)
-        return 2
-    held = catalog_days(args.catalog, [str(i.id) for i in instruments], args.tz)
-    try:
+        spec = parse_day_spec(args.days, args.start, args.end)
         if args.all_days:
-            if asked is not None:
+            if spec is not None:
                 raise DaySelectionError("--all-days cannot be combined with --days or --start/--end")
-            asked = held
-        sessions = day_sessions(args.plan, asked, held, range_asked=bool(args.start))
-        if not sessions:
-            raise DaySelectionError(f"no day to run: the catalog holds {', '.join(map(str, held)) or 'no days'}")
-        plans = load_day_plans(sessions, instruments, config.default_venue)
-    except (DaySelectionError, PlanError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    table = run_days(
-        sessions, plans, args.catalog, instruments, config, venue, out,
-        tz=args.tz, chunk_size=args.chunk_size, log_level=args.log_level,
-    )  # fmt: skip
+            spec = DaySpec(every=True)
+        if args.chunk_size < 1:
+            raise DaySelectionError(f"--chunk-size must be >= 1, was {args.chunk_size}")
+        config, venue = _configs(args.plan, out, args.param, args.venue_param, args.config)
+        if spec is None and is_single_plan(args.plan):
+            ids = [str(i.id) for i in catalog_instruments(args.catalog)]
+            if len(catalog_days(args.catalog, ids, args.tz)) <= 1:
+                return _run(args.plan, args.catalog, config, venue, args.log_level)
+    except (DaySelectionError, ParamError, CatalogError, ValueError, KeyError) as exc:
+        return _refused(exc)
+    return _run_days(args, spec, out, config, venue)
+
+
+def _run_days(args: argparse.Namespace, spec, out: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig) -> int:
+    from backtests.days import DaySelectionError, choose_sessions, run_days
+    from backtests.results import print_days
+    from data.catalog import catalog_days_by_instrument, catalog_instruments
+
+    try:
+        instruments = catalog_instruments(args.catalog)
+        if not instruments:
+            raise DaySelectionError(f"no instruments in catalog {args.catalog}")
+        held = catalog_days_by_instrument(args.catalog, [str(i.id) for i in instruments], args.tz)
+        sessions, plans = choose_sessions(args.plan, spec, held, instruments, config.default_venue)
+        table = run_days(
+            sessions, plans, args.catalog, instruments, config, venue, out,
+            tz=args.tz, chunk_size=args.chunk_size, log_level=args.log_level,
+        )  # fmt: skip
+    except (DaySelectionError, PlanError, CatalogError, FileNotFoundError) as exc:
+        return _refused(exc)
     print_days(table)
     print(f"Run folders and days.csv / days.parquet: {out}")
     if (table["status"] == "ok").all():
@@ -161,10 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--param", action="append", default=[], help="strategy parameter name=value, repeatable")
     bt.add_argument("--venue-param", action="append", default=[], help="simulated venue parameter name=value")
     bt.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS)
-    bt.add_argument("--days", help="comma-separated trading days (YYYY-MM-DD), one session each")
-    bt.add_argument("--start", help="first day of an inclusive range of days (with --end)")
+    bt.add_argument("--days", help=DAYS_HELP + "; one session each")
+    bt.add_argument("--start", help="first day of an inclusive range of days (with --end), like --days START..END")
     bt.add_argument("--end", help="last day of the range")
-    bt.add_argument("--all-days", action="store_true", help="one session on every day the catalog holds")
+    bt.add_argument("--all-days", action="store_true", help="like --days all")
     bt.add_argument("--tz", default="UTC", help="time zone whose calendar days split the catalog (default UTC)")
     bt.add_argument("--chunk-size", type=int, default=100_000, help="rows streamed per chunk")
 
@@ -258,7 +248,7 @@ def _import(args: argparse.Namespace) -> int:
                 price_increment=args.price_increment or "0.01", overwrite=args.overwrite,
             )  # fmt: skip
     except (BookDataError, FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}; nothing was written to {args.catalog}", file=sys.stderr)
         return 2
     print(
         f"wrote {summary.total_deltas:,} book deltas and {summary.total_trades:,} trades for "

@@ -185,5 +185,5 @@ def print_days(table: pd.DataFrame) -> None:
     print(f"Per-day results ({len(table)} days)")
     print(shown.to_string())
     for row in table.itertuples(index=False):
-        if row.error:
+        if isinstance(row.error, str) and row.error:  # a day without an error reads back as NaN, not None
             print(f"{row.day}: {row.error}")

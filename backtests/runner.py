@@ -16,6 +16,8 @@ from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.instruments import Instrument
 from tqdm import tqdm
 
+from data.catalog import open_catalog
+from data.catalog_check import check_book_files, require_book_type
 from live.rails_check import risk_engine_config
 from strategies.plan import Plan, load_plan
 from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
@@ -133,6 +135,20 @@ def run_backtest(
     return result
 
 
+def check_session_files(
+    catalog,
+    ids: list[str],
+    windows: list[tuple[int | None, int | None]],
+    venue_config: SimVenueConfig | None,
+    strategy_config: RebalanceExecutorConfig,
+) -> None:
+    """Raise ``CatalogError`` before any engine exists if a file the windows read is unreadable, or if
+    order-by-order data would meet a price-level book."""
+    found = check_book_files(open_catalog(catalog), ids, windows)
+    venue_book = venue_config.book_type if venue_config is not None else "L2_MBP"
+    require_book_type(found, venue_book, strategy_config.book_type)
+
+
 class NoDataInWindow(ValueError):
     """The catalog holds no book data or trades for the plan's instruments in the window asked for."""
 
@@ -149,17 +165,21 @@ def run_catalog_session(
     run_until_ns: int | None = None,
     chunk_size: int = 100_000,
     log_level: str = "WARNING",
+    check_files: bool = True,
 ) -> BacktestResult:
     """The plan's session over the catalog's data for the plan's instruments, streamed in chunks.
 
     `start_ns`/`end_ns` bound the data (inclusive, None = open). The engine runs until the last
-    data in that window unless `run_until_ns` says otherwise.
+    data in that window unless `run_until_ns` says otherwise. The files the session will read are
+    checked first (``check_session_files``) unless the caller already did, with ``check_files=False``.
     """
     from data.catalog import catalog_time_range, stream_catalog
 
     traded = set(plan.instrument_ids)
     wanted = [i for i in instruments if str(i.id) in traded]
     ids = [str(i.id) for i in wanted]
+    if check_files:
+        check_session_files(catalog, ids, [(start_ns, end_ns)], venue_config, strategy_config)
     if run_until_ns is None:
         try:
             _, run_until_ns = catalog_time_range(catalog, ids, start_ns, end_ns)

@@ -1,15 +1,17 @@
 """Tuning sweep: the executor's and the simulated venue's parameters, over several days of books.
 
-rebalance sweep --plan PLAN --catalog DIR [--days N | --day START END ...]
+rebalance sweep --plan PLAN --catalog DIR [--days DAYS | --day START END ...]
                 [--grid JSON | --random N --seed S [--ranges JSON]] [--workers N | --cluster ADDRESS] --out DIR
 rebalance sweep --demo --out DIR
 
 Every point of the sweep (one set of parameter values) runs once per day, each run a separate
 session in the simulated venue. A day is a catalog plus an optional time window:
 
-* ``--days N`` / default: the first N UTC dates a catalog holds books for, one session each. A
-  window should open where the books open with a snapshot, as imports and synthetic sessions do:
-  deltas alone do not rebuild a book that was already standing.
+* ``--days DAYS`` / default: UTC dates, one session each, chosen as a backtest's ``--days`` chooses
+  them (dates, ``A..B`` ranges, ``first:N``, ``last:N``, ``all``; default all), so only days on which
+  the catalog holds books for every instrument of the plan. A window should open where the books
+  open with a snapshot, as imports and synthetic sessions do: deltas alone do not rebuild a book
+  that was already standing.
 * ``--day START END``: explicit windows of the catalog.
 * ``--demo``: one synthetic catalog per day (different dates and seeds). One catalog per day,
   rather than several days in one, keeps every day's books independent of how the others were
@@ -44,8 +46,10 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from backtests.days import DAYS_HELP, DaySpec, missing_on, no_day_message, parse_day_spec, select_days
 from backtests.params import ParamError, parse_pairs, typed
 from backtests.sweep_backends import SweepRunError, backend_for
+from strategies.plan import PlanError
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
 
@@ -225,18 +229,29 @@ class Day:
     catalog: str
     start_ns: int | None = None
     end_ns: int | None = None
+    missing: tuple[str, ...] = ()  # instruments of the plan the catalog holds no book data for that day
 
 
-def catalog_days(catalog: str | Path, n: int | None = None) -> list[Day]:
-    """The UTC dates the catalog holds book deltas for, first ``n`` of them, as one window each."""
-    from data.catalog import catalog_days as book_days
-    from data.catalog import catalog_instruments, day_bounds
+def catalog_days(
+    catalog: str | Path, spec: DaySpec | None = None, instrument_ids: Sequence[str] | None = None
+) -> list[Day]:
+    """The UTC dates ``spec`` picks (as ``--days`` does in a backtest), one window each.
 
-    dates = book_days(catalog, [str(i.id) for i in catalog_instruments(catalog)])
-    if not dates:
-        raise ValueError(f"catalog {catalog} holds no order book deltas")
-    chosen = dates[:n] if n else dates
-    return [Day(d.isoformat(), str(catalog), *day_bounds(d)) for d in chosen]
+    Ranges, ``first:N``, ``last:N``, ``all`` and no spec choose among the dates holding book deltas of
+    every one of ``instrument_ids`` (default: every instrument of the catalog); a date named outright is
+    kept even without them, and its sessions then fail, naming it and what it lacks.
+    """
+    from data.catalog import catalog_days_by_instrument, catalog_instruments, day_bounds
+
+    ids = list(instrument_ids) if instrument_ids is not None else [str(i.id) for i in catalog_instruments(catalog)]
+    held = catalog_days_by_instrument(catalog, ids)
+    if not any(held.values()):
+        raise ValueError(f"catalog {catalog} holds no order book deltas for {', '.join(ids) or 'any instrument'}")
+    held_any = sorted(set().union(*map(set, held.values())))
+    chosen = select_days(spec, [d for d in held_any if not missing_on(d, held, ids)])
+    if not chosen:
+        raise ValueError(no_day_message(held, ids))
+    return [Day(d.isoformat(), str(catalog), *day_bounds(d), missing=missing_on(d, held, ids)) for d in chosen]
 
 
 def window_days(catalog: str | Path, windows: Sequence[Sequence[str]]) -> list[Day]:
@@ -384,6 +399,10 @@ def run_task(task: Task) -> dict:
 
     row = {"point_id": task.point_id, "day": task.day.name, "error": None}
     started = time.perf_counter()
+    if task.day.missing:
+        row["error"] = f"no book data for {', '.join(task.day.missing)} on {task.day.name} (UTC day)"
+        row["wall_secs"] = 0.0
+        return row
     try:
         config, venue = build_configs(task.plan_path, task.params, task.base_strategy, task.base_venue)
         instruments = catalog_instruments(task.day.catalog)
@@ -614,7 +633,7 @@ def add_sweep_parser(sub) -> argparse.ArgumentParser:
     sw.add_argument("--plan", type=Path, help="plan folder (CSV/Parquet) or JSON file")
     sw.add_argument("--catalog", type=Path, help="ParquetDataCatalog with the days' books")
     days = sw.add_mutually_exclusive_group()
-    days.add_argument("--days", type=int, help="the first N UTC dates of the catalog (default: all)")
+    days.add_argument("--days", help=DAYS_HELP + " (UTC dates; default: all)")
     days.add_argument("--day", nargs=2, action="append", metavar=("START", "END"), help="a UTC window, repeatable")
     how = sw.add_mutually_exclusive_group()
     how.add_argument("--grid", help='JSON (inline or a file): {"sell_offset_bps": [10, 25, 50], ...}')
@@ -651,6 +670,21 @@ def _json_arg(text: str, flag: str) -> dict:
     return value
 
 
+def _chosen_days(args: argparse.Namespace) -> list[Day]:
+    """``--days`` over the days that hold every instrument the plan streams."""
+    from data.catalog import catalog_instruments
+    from strategies.plan import PlanError, load_plan
+
+    spec = parse_day_spec(args.days)
+    instruments = catalog_instruments(args.catalog)
+    known = {str(i.id) for i in instruments}
+    try:
+        plan = load_plan(args.plan, known, "SMART")  # default_venue is not a sweep parameter (see _check_plan)
+    except PlanError as exc:
+        raise ValueError(f"plan refused against catalog {args.catalog}: {exc}") from None
+    return catalog_days(args.catalog, spec, [i for i in plan.instrument_ids if i in known])
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
     try:
         base_strategy = parse_pairs(args.param, "--param", STRATEGY_PARAMS, _FIXED_STRATEGY)
@@ -679,9 +713,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         days = write_demo_days(args.out / "catalogs")
     else:
         try:
-            days = window_days(args.catalog, args.day) if args.day else catalog_days(args.catalog, args.days)
-        except ValueError as exc:
+            days = window_days(args.catalog, args.day) if args.day else _chosen_days(args)
+        except PlanError as exc:
             print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except ValueError as exc:  # DaySelectionError and CatalogError among them
+            print(f"error: {exc}; nothing was run", file=sys.stderr)
             return 2
     total = len(points) * len(days)
     workers = None if args.cluster else args.workers if args.workers is not None else os.cpu_count() or 1

@@ -20,6 +20,7 @@ from operator import attrgetter
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import OrderBookDelta, OrderBookDeltas, TradeTick
@@ -27,6 +28,8 @@ from nautilus_trader.model.enums import RecordFlag
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from data.catalog_check import CatalogError, check_instrument_files, require_catalog_folder
 
 _F_LAST = int(RecordFlag.F_LAST)
 _BOOK_CLASSES = (OrderBookDelta, TradeTick)
@@ -221,7 +224,15 @@ def batched_deltas(deltas: Iterable[OrderBookDelta]) -> Iterator[OrderBookDeltas
 
 
 def catalog_instruments(catalog_path: CatalogLike) -> list[Instrument]:
-    return open_catalog(catalog_path).instruments()
+    """The catalog's instrument definitions; a missing folder or an unreadable definition file is a
+    ``CatalogError`` naming it, never an empty list or a pyarrow traceback."""
+    require_catalog_folder(catalog_path)
+    catalog = open_catalog(catalog_path)
+    try:
+        return catalog.instruments()
+    except (OSError, pa.ArrowException, ValueError):
+        check_instrument_files(catalog)  # names the file that cannot be read
+        raise CatalogError(f"the instrument definitions of catalog {catalog.path} cannot be read") from None
 
 
 def catalog_time_range(
@@ -263,7 +274,13 @@ def _row_groups(
     for cls in classes:
         files = catalog.filter_files(cls, catalog.get_file_list_from_data_cls(cls), identifiers, start, end)
         for file in files:
-            meta = pq.read_metadata(file, filesystem=catalog.fs)
+            try:
+                meta = pq.read_metadata(file, filesystem=catalog.fs)
+            except (OSError, pa.ArrowException) as exc:
+                raise CatalogError(
+                    f"catalog file {file} cannot be read: it is empty, cut short or not parquet ({exc}); "
+                    "re-import its day with `rebalance data import ... --overwrite`"
+                ) from None
             column = meta.schema.to_arrow_schema().get_field_index("ts_init")
             for r in range(meta.num_row_groups):
                 row_group = meta.row_group(r)
@@ -314,20 +331,42 @@ def day_bounds(day: dt.date, tz: str = "UTC") -> tuple[int, int]:
     return start.value, (start + pd.Timedelta(days=1)).value - 1
 
 
+def catalog_days_by_instrument(
+    catalog_path: CatalogLike, instrument_ids: Sequence[InstrumentId | str], tz: str = "UTC"
+) -> dict[str, list[dt.date]]:
+    """Per instrument id, the calendar days (in ``tz``) on which the catalog holds its book deltas.
+
+    From row-group statistics: a row group that spans midnight lists both days, even if one of them
+    turns out to hold no rows when read. An instrument without deltas maps to an empty list.
+    """
+    require_catalog_folder(catalog_path)
+    catalog = open_catalog(catalog_path)
+    out: dict[str, list[dt.date]] = {}
+    for iid in map(str, instrument_ids):
+        days: set[dt.date] = set()
+        for lo, hi, _ in _row_groups(catalog, [iid], (OrderBookDelta,), None, None):
+            first, last = (pd.Timestamp(t, unit="ns", tz="UTC").tz_convert(tz).date() for t in (lo, hi))
+            days.update(pd.date_range(first, last, freq="D").date)
+        out[iid] = sorted(days)
+    return out
+
+
 def catalog_days(
     catalog_path: CatalogLike, instrument_ids: Sequence[InstrumentId | str], tz: str = "UTC"
 ) -> list[dt.date]:
-    """Calendar days (in ``tz``) on which the catalog holds book deltas of any of ``instrument_ids``.
+    """Calendar days (in ``tz``) on which the catalog holds book deltas of any of ``instrument_ids``."""
+    by_instrument = catalog_days_by_instrument(catalog_path, instrument_ids, tz)
+    return sorted(set().union(*by_instrument.values()))
 
-    From row-group statistics: a row group that spans midnight lists both days, even if one of them
-    turns out to hold no rows when read.
-    """
-    catalog = open_catalog(catalog_path)
-    days: set[dt.date] = set()
-    for lo, hi, _ in _row_groups(catalog, [str(i) for i in instrument_ids], (OrderBookDelta,), None, None):
-        first, last = (pd.Timestamp(t, unit="ns", tz="UTC").tz_convert(tz).date() for t in (lo, hi))
-        days.update(pd.date_range(first, last, freq="D").date)
-    return sorted(days)
+
+def days_with_all(
+    catalog_path: CatalogLike, instrument_ids: Sequence[InstrumentId | str], tz: str = "UTC"
+) -> list[dt.date]:
+    """Calendar days (in ``tz``) on which the catalog holds book deltas of every one of ``instrument_ids``."""
+    by_instrument = catalog_days_by_instrument(catalog_path, instrument_ids, tz)
+    if not by_instrument:
+        return []
+    return sorted(set.intersection(*(set(days) for days in by_instrument.values())))
 
 
 def stream_catalog(

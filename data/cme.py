@@ -15,8 +15,9 @@ from nautilus_trader.model.data import OrderBookDelta, TradeTick
 from nautilus_trader.model.instruments import Equity
 
 from data.catalog import CatalogLike, CatalogWriteSummary
+from data.sources import MBO_SCHEMA, check_dbn_file, sniff
 from data.synthetic import make_equity
-from data.validation import CatalogImport
+from data.validation import BookDataError, CatalogImport
 
 # ../shared/data/cme beside the repository, see its README for what each file holds.
 CME_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cme"
@@ -39,6 +40,18 @@ def load_cme_mbo_as_equity(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no DBN file at {path}")
+    # The loader reads a cut file as far as it goes and says nothing, so the framing is checked first.
+    framing = check_dbn_file(path)
+    if framing.schema != MBO_SCHEMA:
+        raise BookDataError(
+            f"not an MBO file: it is a DBN {framing.schema_name} file, and the dbn importer reads order-by-order MBO",
+            source=str(path), line=None, field=None, value=None,
+        )  # fmt: skip
+    if sniff(path) == "dbn":
+        raise BookDataError(
+            "an uncompressed DBN file; the loader reads zstd-compressed DBN (.dbn.zst): compress it with zstd",
+            source=str(path), line=None, field=None, value=None,
+        )  # fmt: skip
     instrument = make_equity(symbol, venue, price_increment)
     if instrument.price_precision != price_precision:
         raise ValueError(
@@ -46,13 +59,18 @@ def load_cme_mbo_as_equity(
             f"but price_precision={price_precision} was asked for"
         )
     # The loader stamps the given id on every record, so nothing is rebuilt after loading.
-    data = DatabentoDataLoader().from_dbn_file(
-        path,
-        instrument_id=instrument.id,
-        price_precision=price_precision,
-        as_legacy_cython=True,
-        include_trades=include_trades,
-    )
+    try:
+        data = DatabentoDataLoader().from_dbn_file(
+            path,
+            instrument_id=instrument.id,
+            price_precision=price_precision,
+            as_legacy_cython=True,
+            include_trades=include_trades,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise BookDataError(
+            f"the DBN loader could not read it: {exc}", source=str(path), line=None, field=None, value=None
+        ) from None
     unexpected = {type(d).__name__ for d in data if not isinstance(d, (OrderBookDelta, TradeTick))}
     if unexpected:
         raise ValueError(f"{path.name} is not an MBO file: it loads as {sorted(unexpected)}")

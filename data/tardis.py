@@ -22,6 +22,7 @@ instrument. The price is about 2N+1 rows per snapshot instead of one.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +37,7 @@ from nautilus_trader.model.instruments import Commodity, Instrument
 from nautilus_trader.model.objects import FIXED_PRECISION, Price, Quantity
 
 from data.catalog import CatalogLike, CatalogWriteSummary
+from data.sources import sniff, zstd_holds_dbn
 from data.synthetic import make_equity
 from data.validation import (
     BookDataError,
@@ -52,6 +54,9 @@ _BASE = ["exchange", "symbol", "timestamp", "local_timestamp"]
 _INCREMENTAL = [*_BASE, "is_snapshot", "side", "price", "amount"]
 _TRADES = [*_BASE, "id", "side", "price", "amount"]
 _FIELDS = {"ts_event": "timestamp", "ts_init": "local_timestamp", "size": "amount"}
+
+# What a damaged, cut or non-text file raises from inside pandas' reader (gzip, zlib, codecs, the parser).
+_READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
 
 _F_LAST = int(RecordFlag.F_LAST)
 _F_SNAPSHOT = int(RecordFlag.F_SNAPSHOT)
@@ -94,6 +99,41 @@ def make_instrument(instrument_id: InstrumentId, price_increment: str, size_prec
     )
 
 
+def _file_error(source: str, message: str, line: int | None = None) -> BookDataError:
+    return BookDataError(message, source=source, line=line, field=None, value=None)
+
+
+def csv_compression(path: Path) -> str | None:
+    """The compression to read ``path`` with, from its first bytes rather than its name; refuses what is
+    not CSV text, naming what it is instead."""
+    source, kind = str(path), sniff(path)
+    if kind == "empty":
+        raise _file_error(source, "the file is empty (0 bytes)")
+    if kind == "dbn" or (kind == "zstd" and zstd_holds_dbn(path)):
+        raise _file_error(source, "a Databento DBN file, not a Tardis CSV: import it with `rebalance data import dbn`")
+    if kind == "zstd":
+        raise _file_error(source, "zstd-compressed; the Tardis importer reads CSV or gzip-compressed CSV")
+    if kind in ("parquet", "zip", "binary"):
+        raise _file_error(source, f"not a CSV file: it looks like a {kind} file")
+    return "gzip" if kind == "gzip" else None
+
+
+def read_failure(source: str, exc: BaseException, after_line: int | None) -> BookDataError:
+    """A reader's exception as a refusal that says what is wrong and how far the file could be read."""
+    if isinstance(exc, EOFError):
+        why = "it is cut short: the gzip stream ends before its end marker"
+    elif isinstance(exc, (zlib.error, OSError)):
+        why = f"its gzip data is corrupt ({exc})"
+    elif isinstance(exc, UnicodeDecodeError):
+        why = "it is not UTF-8 text"
+    elif isinstance(exc, pd.errors.EmptyDataError):
+        why = "it holds no header line"
+    else:
+        why = f"it is not well-formed CSV ({str(exc).strip()})"
+    where = "to its end" if not after_line else f"past line {after_line:,}"
+    return _file_error(source, f"cannot be read {where}: {why}")
+
+
 def detect_kind(columns: list[str]) -> str:
     if "is_snapshot" in columns:
         return "incremental_book_L2"
@@ -126,8 +166,12 @@ def _snapshot_depth(columns: list[str], source: str) -> int:
 class _Reader:
     """Chunks of one symbol with their line numbers; owns the checks every Tardis kind shares."""
 
-    def __init__(self, path: Path, symbol: str | None, chunk_rows: int, columns: list[str]) -> None:
+    def __init__(
+        self, path: Path, symbol: str | None, chunk_rows: int, columns: list[str], compression: str | None
+    ) -> None:
         self.path = path
+        self.compression = compression
+        self.last_line = 1  # the header
         self.source = str(path)
         self.symbol = symbol
         self.filtering = symbol is not None
@@ -135,9 +179,16 @@ class _Reader:
         self.columns = columns
 
     def chunks(self) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+        try:
+            yield from self._chunks()
+        except _READ_ERRORS as exc:
+            raise read_failure(self.source, exc, self.last_line) from None
+
+    def _chunks(self) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
         text = {c: str for c in ("exchange", "symbol", "side", "id", "is_snapshot") if c in self.columns}
         reader = pd.read_csv(
             self.path,
+            compression=self.compression,
             chunksize=self.chunk_rows,
             dtype=text,
             keep_default_na=False,
@@ -147,6 +198,8 @@ class _Reader:
         with reader:
             for frame in reader:
                 lines = frame.index.to_numpy(dtype=np.int64) + 2  # line 1 is the header
+                if len(lines):
+                    self.last_line = int(lines[-1])
                 symbols = frame["symbol"].to_numpy()
                 if self.symbol is None:
                     first = symbols[0]
@@ -213,7 +266,11 @@ def import_tardis(
     if read_chunk_rows < 1:
         raise ValueError(f"read_chunk_rows must be >= 1, was {read_chunk_rows}")
     source = str(path)
-    columns = list(pd.read_csv(path, nrows=0).columns)
+    compression = csv_compression(path)
+    try:
+        columns = list(pd.read_csv(path, nrows=0, compression=compression).columns)
+    except _READ_ERRORS as exc:
+        raise read_failure(source, exc, None) from None
     kind = _normalise_kind(kind, columns)
     depth = 0
     if kind == "incremental_book_L2":
@@ -225,7 +282,7 @@ def import_tardis(
         if depth == 0:
             raise BookDataError("no asks[0]/bids[0] columns", source=source, line=1, field="asks[0].price", value=None)
     iid = parse_instrument_id(instrument_id, venue)
-    reader = _Reader(path, symbol, read_chunk_rows, columns)
+    reader = _Reader(path, symbol, read_chunk_rows, columns, compression)
     chunks = reader.chunks()
     first = next(chunks, None)
     if first is None:
@@ -243,15 +300,19 @@ def import_tardis(
     else:
         price_cols, amount_cols = ["price"], ["amount"]
     # Precision comes from a fixed-size head, not the first read chunk, so it does not depend on read_chunk_rows.
-    head = pd.read_csv(
-        path,
-        nrows=infer_rows,
-        usecols=[*price_cols, *amount_cols, "symbol"],
-        dtype={"symbol": str},
-        keep_default_na=False,
-        na_values=[""],
-        skip_blank_lines=False,
-    )
+    try:
+        head = pd.read_csv(
+            path,
+            compression=compression,
+            nrows=infer_rows,
+            usecols=[*price_cols, *amount_cols, "symbol"],
+            dtype={"symbol": str},
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+        )
+    except _READ_ERRORS as exc:
+        raise read_failure(source, exc, None) from None
     head = head[head["symbol"] == reader.symbol]
     head_lines = head.index.to_numpy(dtype=np.int64) + 2
     prices = np.concatenate([numeric_column(head[c], head_lines, source, c, True) for c in price_cols])

@@ -395,11 +395,13 @@ class CatalogImport:
         self.held: dict[type, list[tuple[int, int]]] = {}
         self.first_ns: dict[type, int] = {}
         self.files = 0
+        self.new_instrument = False
         self.start_ns: int | None = None
         self.end_ns: int | None = None
 
     def __enter__(self) -> CatalogImport:
         catalog, key = self.catalog, self.key
+        self.new_instrument = not catalog.instruments(instrument_ids=[key])
         ensure_instrument(catalog, self.instrument)
         for cls in self.classes:
             if self.overwrite and catalog.get_intervals(cls, key):
@@ -424,6 +426,8 @@ class CatalogImport:
             for lo, hi in self.catalog.get_intervals(cls, self.key):
                 if (lo, hi) not in held:
                     self.catalog.delete_data_range(cls, self.key, lo, hi)
+        if self.new_instrument:  # a definition with no data would read as an instrument the catalog holds
+            self.catalog.delete_data_range(type(self.instrument), self.key)
 
     def expect(self, cls: type, start_ns: int, end_ns: int) -> None:
         """Refuse now, before any row is read, if rows of ``cls`` from ``start_ns`` to ``end_ns`` would overlap."""

@@ -12,7 +12,7 @@ import pytest
 
 import data.catalog as catalog_module
 from backtests.cli import main as cli
-from backtests.days import DaySelectionError, parse_days
+from backtests.days import DaySelectionError, DaySpec, parse_day_spec, select_days
 from data.catalog import day_bounds
 from data.synthetic import DEMO_ETFS, write_synthetic_catalog, write_synthetic_days
 
@@ -146,28 +146,45 @@ def test_days_stream_one_after_the_other_in_chunks(catalog, tmp_path, monkeypatc
         assert all(d == day for _, d, _ in log[first : last + 1])
 
 
+HELD = [dt.date(2024, 1, d) for d in (2, 3, 4, 8, 9)]
+
+
 @pytest.mark.parametrize(
     ("days", "start", "end", "expected"),
     [
         ("2024-01-03,2024-01-02", None, None, ["2024-01-02", "2024-01-03"]),
-        (None, "2024-01-30", "2024-02-02", ["2024-01-30", "2024-01-31", "2024-02-01", "2024-02-02"]),
-        ("2024-01-31", "2024-01-30", "2024-01-31", ["2024-01-30", "2024-01-31"]),
-        (None, None, None, None),
+        # ranges take only the days that hold the instruments, named dates always run
+        (None, "2024-01-03", "2024-01-08", ["2024-01-03", "2024-01-04", "2024-01-08"]),
+        ("2024-01-03..2024-01-08", None, None, ["2024-01-03", "2024-01-04", "2024-01-08"]),
+        ("2024-01-06,2024-01-08..2024-01-31", None, None, ["2024-01-06", "2024-01-08", "2024-01-09"]),
+        ("last:2", None, None, ["2024-01-08", "2024-01-09"]),
+        ("first:2, last:1", None, None, ["2024-01-02", "2024-01-03", "2024-01-09"]),
+        ("last:50", None, None, [d.isoformat() for d in HELD]),
+        ("all", None, None, [d.isoformat() for d in HELD]),
+        (None, None, None, [d.isoformat() for d in HELD]),
     ],
 )
-def test_parse_days(days, start, end, expected):
-    parsed = parse_days(days, start, end)
-    assert (None if parsed is None else [d.isoformat() for d in parsed]) == expected
+def test_days_spec(days, start, end, expected):
+    assert [d.isoformat() for d in select_days(parse_day_spec(days, start, end), HELD)] == expected
+
+
+def test_no_spec_is_none_and_all_is_every_day():
+    assert parse_day_spec(None, None, None) is None
+    assert parse_day_spec("all") == DaySpec(every=True)
 
 
 @pytest.mark.parametrize(
     ("days", "start", "end", "message"),
     [
         ("2024-13-01", None, None, "YYYY-MM-DD"),
+        ("5", None, None, "last:5"),
+        ("last:0", None, None, ">= 1"),
+        ("last:x", None, None, "whole number"),
+        ("2024-01-05..2024-01-02", None, None, "before"),
         (None, "2024-01-02", None, "go together"),
         (None, "2024-01-05", "2024-01-02", "before"),
     ],
 )
-def test_parse_days_refuses(days, start, end, message):
+def test_days_spec_refuses(days, start, end, message):
     with pytest.raises(DaySelectionError, match=message):
-        parse_days(days, start, end)
+        parse_day_spec(days, start, end)

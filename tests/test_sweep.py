@@ -171,7 +171,7 @@ def test_cli_sweep_over_a_catalog(days, tmp_path, capsys):
     out = tmp_path / "cli"
     grid = json.dumps({"sell_offset_bps": [50], "buy_offset_bps": [50]})
     code = main(
-        ["sweep", "--plan", str(DEMO_PLAN), "--catalog", days[1].catalog, "--days", "1", "--grid", grid,
+        ["sweep", "--plan", str(DEMO_PLAN), "--catalog", days[1].catalog, "--days", "last:1", "--grid", grid,
          "--workers", "1", "--param", "phase_deadline_secs=45", "--out", str(out)]
     )  # fmt: skip
     printed = capsys.readouterr().out
@@ -199,5 +199,6 @@ def test_a_bad_plan_is_refused_once_before_any_session(days, tmp_path, capsys):
         ["sweep", "--plan", str(plan), "--catalog", days[0].catalog, "--workers", "1", "--out", str(tmp_path / "o")]
     )
     assert code == 2
-    assert "plan refused" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the plan was refused" in err and "unknown instrument XYZ.SMART" in err
     assert not (tmp_path / "o" / "runs.parquet").exists()
