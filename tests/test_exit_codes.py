@@ -184,6 +184,9 @@ def test_sigint_exits_3_with_cancelled_requests_and_a_rerun_says_the_run_had_end
     assert requests.loc[["s1", "s2"], "filled_qty"].sum() == 60
     assert requests.loc["s1", "reason"].startswith("cancelled by a halt (SIGINT) with ")
     assert (requests.loc[["b1", "b2", "b3"], "state"] == "NOT_SENT").all()
+    # the fake's executions are dated 2024-03-04: time to fill is on the session's clock, never negative
+    secs_to_fill = json.loads((tmp_path / "run" / "summary.json").read_text())["phases"]["SELL"]
+    assert 0 <= secs_to_fill["median_secs_to_last_fill"] < 60, secs_to_fill
 
     # the same command again: the run had ended, so it says so at once and claims no kill of its own
     code, out, err, secs = _run(_args(gateway.port, plan, tmp_path))

@@ -285,13 +285,13 @@ class IBFAExecutionClient(LiveExecutionClient):
 
     async def _connect(self) -> None:
         try:
-            await self._start()
+            await self._open_session()
         except Exception as exc:
             # NautilusTrader only logs a failed connect and waits out its timeouts: the node polls this
             self._connection.fail(start_failure_reason(exc))
             raise
 
-    async def _start(self) -> None:
+    async def _open_session(self) -> None:
         self._attach()
         ib = await self._connection.acquire()
         self._provider.ib = ib
