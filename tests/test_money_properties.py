@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -403,7 +404,8 @@ def test_a_buy_too_large_for_int64_is_unaffordable_not_wrapped():
 def test_reserve_is_the_fixed_amount_plus_the_percentage_rounded_up(nav, reserve_abs, pct):
     got = reserve_nanos(nav, reserve_abs, pct)
     for value, reserve in zip(nav, got, strict=True):
-        exact = reserve_abs + Decimal(max(value, 0)) * pct / 100
+        # exact rational arithmetic: Decimal's 28 digits would round a 19-digit NAV's share
+        exact = reserve_abs + Fraction(max(value, 0)) * Fraction(pct) / 100
         assert exact <= reserve < exact + 1
 
 
