@@ -22,7 +22,9 @@ stays free for a corrected plan. While it runs the writer renews the run lock's 
 
 A request state that contradicts the run's executions is never written: when the allocations in
 force of a request add up to N shares, a state with filled_qty < N, or APPROVED / NOT_SENT, is
-dropped (with an error naming the request), inside the transaction that would have written it.
+dropped with an error naming the request. It is checked when recorded, against what this process
+recorded before it, and again inside the transaction that writes it, against what the journal
+holds (an earlier process of the run, or another writer).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from live.journal import queries, rows, schema
 from live.journal.engine import insert_rows, write_transaction
 from live.journal.errors import JournalError
-from strategies.events import Allocation
+from strategies.events import Allocation, execution_base
 from strategies.journal_port import BlockIntent, OrderEvent, RecoveredRun, RequestState
 
 if TYPE_CHECKING:
@@ -83,6 +85,26 @@ def contradicting(state: dict, allocated: int) -> str | None:
     return None
 
 
+class AllocatedShares:
+    """Shares allocated per request, counting of each account's execution only its newest version."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._in_force: dict[tuple[str, str], tuple[str, int]] = {}  # (account, execution base) -> (request, qty)
+        self.by_request: dict[str, int] = {}
+
+    def record(self, execution_id: str, account_id: str, request_id: str, quantity: int) -> None:
+        if execution_id in self._seen:  # a replay, which the journal ignores too
+            return
+        self._seen.add(execution_id)
+        key = (account_id, execution_base(execution_id))
+        old = self._in_force.get(key)
+        if old is not None:
+            self.by_request[old[0]] -= old[1]
+        self._in_force[key] = (request_id, int(quantity))
+        self.by_request[request_id] = self.by_request.get(request_id, 0) + int(quantity)
+
+
 class RunJournal:
     """Implements strategies.journal_port.ExecutionJournal for one run."""
 
@@ -114,6 +136,7 @@ class RunJournal:
         self._claim = claim  # None once the run is claimed
         self._held_phases: list[dict] = []
         self._lock = lock
+        self._allocated = AllocatedShares()
         self._writer = threading.Thread(target=self._write_loop, name=f"journal-writer-{run_id}", daemon=True)
         self._writer.start()
 
@@ -156,10 +179,15 @@ class RunJournal:
 
     def record_allocation(self, allocation: Allocation, request_id: str) -> None:
         row, commission = rows.allocation_rows(self.run_id, allocation, request_id)
+        with self._wakeup:
+            self._allocated.record(allocation.execution_id, allocation.account_id, request_id, allocation.quantity)
         self._append({"allocations": [row], "commissions": [commission]})
 
     def record_request_states(self, states: Sequence[RequestState]) -> None:
-        self._append({"request_states": [rows.request_state_row(self.run_id, s) for s in states]})
+        state_rows = [rows.request_state_row(self.run_id, s) for s in states]
+        with self._wakeup:
+            state_rows = self._drop_contradicting(state_rows, self._allocated.by_request)
+        self._append({"request_states": state_rows})
 
     def flush(self) -> None:
         """Write everything recorded so far, on the caller's thread; raises if the database refuses."""
@@ -255,19 +283,17 @@ class RunJournal:
                 return
             try:
                 with write_transaction(self._engine) as conn:
+                    if taken["request_states"]:
+                        # what another writer of the run may have booked; this one's were checked when recorded
+                        written = dict(conn.execute(queries.allocated_by_request(self.run_id)).all())
+                        taken["request_states"] = self._drop_contradicting(taken["request_states"], written)
                     for table, ignore in _BUFFERED:
-                        if table is schema.request_states:
-                            taken[table.name] = self._consistent_states(conn, taken[table.name])
                         insert_rows(conn, table, taken[table.name], ignore_duplicates=ignore)
             except BaseException:
                 self._put_back(taken, count)
                 raise
 
-    def _consistent_states(self, conn: Connection, states: list[dict]) -> list[dict]:
-        """`states` less those that contradict the allocations in force, written or in this batch."""
-        if not states:
-            return states
-        allocated = dict(conn.execute(queries.allocated_by_request(self.run_id)).all())
+    def _drop_contradicting(self, states: list[dict], allocated: dict[str, int]) -> list[dict]:
         kept = []
         for state in states:
             why = contradicting(state, int(allocated.get(state["request_id"], 0)))
