@@ -225,7 +225,11 @@ def test_a_second_driver_while_the_first_sells_is_refused_and_the_journal_agrees
         booked = journal.transactions(fx.RUN_ID).groupby("request_id")["quantity"].sum()
         runs = journal.runs()
     assert set(states["state"]) == {"FILLED"}
-    assert states["filled_qty"].to_dict() == booked.to_dict() == {r["request_id"]: r["quantity"] for r in fx.PLAN["requests"]}
+    assert (
+        states["filled_qty"].to_dict()
+        == booked.to_dict()
+        == {r["request_id"]: r["quantity"] for r in fx.PLAN["requests"]}
+    )
     assert runs["status"].tolist() == ["DONE"]
 
 

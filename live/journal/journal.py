@@ -63,7 +63,9 @@ class Journal:
             migrate(engine)
         except (sa.exc.DBAPIError, OSError) as exc:  # read-only, not a database, truncated, unreachable
             engine.dispose()
-            raise JournalError(f"cannot open the journal at {where_of(engine)}: {_reason(exc)}; nothing was sent") from None
+            raise JournalError(
+                f"cannot open the journal at {where_of(engine)}: {_reason(exc)}; nothing was sent"
+            ) from None
         except BaseException:
             engine.dispose()
             raise

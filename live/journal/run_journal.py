@@ -12,8 +12,8 @@ A batch that fails stays in the buffer and is tried again; nothing is dropped.
 block must be on disk before it is submitted (write-ahead), and a phase boundary is a point a
 resumed run restarts from. Both are rare (a few per session) and small; on SQLite, which takes one
 writer at a time, one may wait for a batch being committed (tens of milliseconds at the default
-batch size). What a crash can lose is the unflushed buffer, which the broker gives back (executions are replayed and de-duplicated by
-execution id, order states come from reconciliation).
+batch size). What a crash can lose is the unflushed buffer, which the broker gives back
+(executions are replayed and de-duplicated by execution id, order states come from reconciliation).
 
 A run is claimed (its `runs` row, plan and APPROVED states written) in the transaction that writes
 its first block ahead: until then it has sent nothing, its phases are held in memory and its
@@ -32,9 +32,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -272,7 +272,9 @@ class RunJournal:
             return
         taken, count = self._take()
         if count:
-            log.info("journal run %s sent nothing: %d recorded event(s) not kept, the run id stays free", self.run_id, count)
+            log.info(
+                "journal run %s sent nothing: %d recorded event(s) not kept, the run id stays free", self.run_id, count
+            )
 
     def _write_pending(self) -> None:
         with self._flush_lock:
