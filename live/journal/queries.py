@@ -153,9 +153,9 @@ def allocated_by_request(run_id: str) -> sa.Select:
 
 
 def run_sent_anything(run_id: str) -> sa.Select:
-    """Whether the run wrote a block ahead of sending: what makes it resumable."""
-    b = schema.blocks
-    return sa.select(sa.exists().where(b.c.run_id == run_id))
+    """Whether the run wrote a block ahead of sending, or booked an allocation: what makes it resumable."""
+    b, a = schema.blocks, schema.allocations
+    return sa.select(sa.or_(sa.exists().where(b.c.run_id == run_id), sa.exists().where(a.c.run_id == run_id)))
 
 
 def attempts() -> sa.Select:
