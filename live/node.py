@@ -5,10 +5,12 @@ around it changes. The node lives for one session: it connects, checks the plan 
 login, runs SYNC -> SELL -> RECALC -> BUY -> DONE, then stops and disposes itself, which closes
 the IB API connection, and hands back the strategy's run report.
 
-With a journal the session is one run of it, keyed by run id: the same command run again after a
-crash resumes that run (the strategy reads what was recorded), and the run ends DONE, FAILED,
-KILLED or REFUSED. Every check that can refuse a session (the plan, the rails' session checks, the
-login's accounts) runs before the strategy starts, so a refusal sends nothing.
+With a journal the session is one run of it, keyed by run id, driven by one process at a time (the
+journal's run lock): the same command run again after a crash resumes that run if it had sent
+something (the strategy reads what was recorded), and the run ends DONE, FAILED, KILLED or
+REFUSED. A start that sent nothing leaves only an attempt in the journal, not a run to resume.
+Every check that can refuse a session (the plan, the rails' session checks, the login's accounts)
+runs before the strategy starts, so a refusal sends nothing.
 """
 
 from __future__ import annotations
@@ -407,8 +409,9 @@ def run_session(
 
     Refusals, all before anything is sent: `PlanError` for a bad plan, `RailsRefusal` from the
     rails' session checks (market closed, requests already sent by another run, daily cap),
-    `JournalError` for a run id recorded with another plan, `MissingAccountsError` when a plan
-    account is not managed by the login. `SessionStartError` when the node could not connect and
+    `JournalError` for a run id recorded with another plan or a journal that cannot be written,
+    `RunLockHeld` (a JournalError) when another process drives the run, `MissingAccountsError` when
+    a plan account is not managed by the login. `SessionStartError` when the node could not connect and
     start the strategy. With `journal_url`, an existing `run_id` is resumed. `plan`, when given, is
     the plan at `strategy_config.plan_path` already loaded and validated.
     """
@@ -426,11 +429,16 @@ def run_session(
         journal = Journal.open(journal_url)
     # the state directory is claimed first: a second session on it is refused before it records a run
     holding = pid_file(state_dir, run_id) if state_dir is not None else contextlib.nullcontext()
+    lock = None
     try:
         with holding:
+            # One driver per run, whatever machine or state folder it starts from: taken before the
+            # run is read, so what this process decides from the journal is not changing under it.
+            lock = journal.lock_run(run_id) if journal is not None else None
             # Resuming sends only what the run had already decided, and books what IB did while it was
-            # down: after the close that is exactly what is needed, so only a new run is held to the hours.
-            resuming = journal is not None and run_id in set(journal.runs()["run_id"])
+            # down: after the close that is exactly what is needed, so only a run that sent something is
+            # let past the hours; a start that sent nothing is a fresh start.
+            resuming = journal is not None and journal.run_sent_anything(run_id)
             hours = "XNYS" if check_market_hours and not resuming else None
             check_session(
                 plan,
@@ -447,9 +455,9 @@ def run_session(
             # the run id is in every client order id (IB orderRef): another run's orders are never this one's
             config = msgspec.structs.replace(strategy_config, session_id=session_id, run_id=run_id, rails=rails)
             if journal is not None:
-                run = journal.start_run(
+                run = journal.prepare_run(
                     run_id, session_id=session_id, mode=mode, plan=plan, config_json=config.json().decode(),
-                    ts_ns=now.value,
+                    ts_ns=now.value, lock=lock,
                 )  # fmt: skip
             try:
                 session = build_session(
@@ -461,8 +469,14 @@ def run_session(
                 raise
             return _run_node(session, run)
     finally:
-        if journal is not None:
-            journal.close()
+        try:
+            if lock is not None:
+                lock.release()
+        except Exception as exc:  # a lease left behind by a gone process is taken over by the next start
+            log.warning(f"could not record the release of run {run_id}'s lock: {exc}")
+        finally:
+            if journal is not None:
+                journal.close()
 
 
 def _run_node(session: LiveSession, run) -> SessionResult:

@@ -104,12 +104,19 @@ def _migrate(args) -> int:
 def _runs(args) -> int:
     with Journal.open(args.journal) as journal:
         _print(journal.runs().drop(columns=["created_ns", "plan_fingerprint"]))
+        attempts = journal.attempts()
+        if len(attempts):
+            print("\nStarts that sent nothing (they claimed no run id: the same id starts fresh):")
+            _print(attempts.drop(columns=["started_ns", "plan_fingerprint"]))
     return 0
 
 
 def _known_run(journal: Journal, run_id: str) -> None:
-    if run_id not in set(journal.runs()["run_id"]):
-        raise JournalError(f"no run {run_id!r} in the journal")
+    if run_id in set(journal.runs()["run_id"]):
+        return
+    if run_id in set(journal.attempts()["run_id"]):
+        raise JournalError(f"run {run_id!r} never sent anything: it has no requests or transactions (see journal runs)")
+    raise JournalError(f"no run {run_id!r} in the journal")
 
 
 def _requests(args) -> int:

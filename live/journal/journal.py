@@ -15,12 +15,25 @@ from live.journal.engine import create_journal_engine, insert_rows, write_transa
 from live.journal.errors import JournalError
 from live.journal.migrations import migrate
 from live.journal.money import from_nanos
-from live.journal.run_journal import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS, RunJournal
+from live.journal.run_journal import DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_INTERVAL_MS, Claim, RunJournal
+from live.journal.run_lock import RunLock, acquire_run_lock
 from strategies.plan import Plan
 from strategies.report import TRANSACTION_COLUMNS
 
 # An IN list this long stays under every driver's bind-parameter limit.
 _IN_CHUNK = 1_000
+
+
+def where_of(engine: Engine) -> str:
+    """The journal as a user names it: the SQLite file, or the URL without its password."""
+    if engine.dialect.name == "sqlite":
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return f"{orig}".strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
 def _money(values: Iterable) -> pd.Series:
@@ -42,17 +55,34 @@ class Journal:
         flush_interval_ms: int = DEFAULT_FLUSH_INTERVAL_MS,
     ) -> Journal:
         """Open (creating if needed) the journal at `url` and bring its schema up to date."""
-        engine = create_journal_engine(url)
+        try:
+            engine = create_journal_engine(url)
+        except OSError as exc:  # the SQLite file's folder cannot be made
+            raise JournalError(f"cannot open the journal at {url}: {exc}; nothing was sent") from None
         try:
             migrate(engine)
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.DBAPIError, OSError) as exc:  # read-only, not a database, truncated, unreachable
             engine.dispose()
-            where = engine.url.render_as_string(hide_password=True)
-            raise JournalError(f"cannot open the journal at {where}: {exc.orig}") from exc
+            raise JournalError(
+                f"cannot open the journal at {where_of(engine)}: {_reason(exc)}; nothing was sent"
+            ) from None
         except BaseException:
             engine.dispose()
             raise
         return cls(engine, batch_size=batch_size, flush_interval_ms=flush_interval_ms)
+
+    @property
+    def where(self) -> str:
+        return where_of(self.engine)
+
+    def lock_run(self, run_id: str) -> RunLock:
+        """Take the run's lock (RunLockHeld when another process drives it); release it when the run ends."""
+        try:
+            return acquire_run_lock(self.engine, run_id, self.where)
+        except sa.exc.DBAPIError as exc:
+            raise JournalError(
+                f"cannot take the lock of run {run_id} in the journal at {self.where}: {_reason(exc)}; nothing was sent"
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -66,10 +96,41 @@ class Journal:
     # ------------------------------------------------------------------ runs
 
     def start_run(
-        self, run_id: str, *, session_id: str, mode: str, plan: Plan, config_json: str, ts_ns: int
+        self,
+        run_id: str,
+        *,
+        session_id: str,
+        mode: str,
+        plan: Plan,
+        config_json: str,
+        ts_ns: int,
+        lock: RunLock | None = None,
     ) -> RunJournal:
         """Record a new run, durably, or resume the run of that id if it was recorded with the same plan."""
+        run = self.prepare_run(
+            run_id, session_id=session_id, mode=mode, plan=plan, config_json=config_json, ts_ns=ts_ns, lock=lock
+        )
+        if not run.claimed:
+            with write_transaction(self.engine) as conn:
+                run._write_claim(conn)
+            run._claim = None
+        return run
+
+    def prepare_run(
+        self,
+        run_id: str,
+        *,
+        session_id: str,
+        mode: str,
+        plan: Plan,
+        config_json: str,
+        ts_ns: int,
+        lock: RunLock | None = None,
+    ) -> RunJournal:
+        """The run of that id: resumed if it was recorded with the same plan, else a new one that claims
+        the run id only with its first block (a start that sends nothing leaves the id free)."""
         fingerprint = rows.plan_fingerprint(plan)
+        claim = None
         with write_transaction(self.engine) as conn:
             recorded = conn.execute(
                 sa.select(schema.runs.c.plan_fingerprint, schema.runs.c.mode).where(schema.runs.c.run_id == run_id)
@@ -84,8 +145,11 @@ class Journal:
                 if recorded.mode != mode:
                     raise JournalError(f"run {run_id} was recorded in mode {recorded.mode!r}, not {mode!r}")
                 previous = queries.latest_run_status(conn, run_id)
-                recovered = queries.recovered_run(conn, run_id)
-                status = {"run_id": run_id, "status": "RUNNING", "reason": f"resumed after {previous}", "ts_ns": ts_ns}
+                if conn.scalar(queries.run_sent_anything(run_id)):
+                    recovered, why = queries.recovered_run(conn, run_id), f"resumed after {previous}"
+                else:  # claimed by older code without a block: nothing to resume, a fresh start
+                    recovered, why, previous = None, f"started again after {previous}; nothing had been sent", None
+                status = {"run_id": run_id, "status": "RUNNING", "reason": why, "ts_ns": ts_ns}
                 insert_rows(conn, schema.run_status, [status])
             else:
                 previous, recovered = None, None
@@ -97,12 +161,16 @@ class Journal:
                     "config_json": config_json,
                     "created_ns": ts_ns,
                 }
-                insert_rows(conn, schema.runs, [run])
-                insert_rows(
-                    conn, schema.run_status, [{"run_id": run_id, "status": "RUNNING", "reason": "", "ts_ns": ts_ns}]
+                claim = Claim(
+                    {
+                        "runs": [run],
+                        "run_status": [{"run_id": run_id, "status": "RUNNING", "reason": "", "ts_ns": ts_ns}],
+                        **rows.plan_rows(run_id, plan, ts_ns),
+                    },
+                    mode=mode,
+                    plan_fingerprint=fingerprint,
+                    started_ns=ts_ns,
                 )
-                for table, table_rows in rows.plan_rows(run_id, plan, ts_ns).items():
-                    insert_rows(conn, schema.metadata.tables[table], table_rows)
         return RunJournal(
             self.engine,
             run_id,
@@ -110,7 +178,20 @@ class Journal:
             previous_status=previous,
             batch_size=self._batch_size,
             flush_interval_ms=self._flush_interval_ms,
+            claim=claim,
+            lock=lock,
         )
+
+    def run_sent_anything(self, run_id: str) -> bool:
+        """Whether the run wrote a block ahead of sending, so that running it again resumes it."""
+        with self.engine.connect() as conn:
+            return bool(conn.scalar(queries.run_sent_anything(run_id)))
+
+    def attempts(self) -> pd.DataFrame:
+        """Every start that sent nothing (so claimed no run id), with how it ended."""
+        frame = self._frame(queries.attempts())
+        frame.insert(3, "started", pd.to_datetime(frame["started_ns"].astype("int64"), unit="ns", utc=True))
+        return frame
 
     def runs(self) -> pd.DataFrame:
         frame = self._frame(queries.runs())

@@ -33,13 +33,14 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
-def _append_only_triggers(conn: Connection, tables: Sequence[sa.Table]) -> None:
+def _append_only_triggers(conn: Connection, tables: Sequence[sa.Table], *, create_function: bool = True) -> None:
     """The database itself refuses to change history, whatever client writes to it."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            "CREATE FUNCTION journal_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "RAISE EXCEPTION 'journal table %% is append-only (%% refused)', TG_TABLE_NAME, TG_OP; END $$"
-        )
+        if create_function:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION journal_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'journal table %% is append-only (%% refused)', TG_TABLE_NAME, TG_OP; END $$"
+            )
         for t in tables:
             conn.exec_driver_sql(
                 f"CREATE TRIGGER {t.name}_append_only BEFORE UPDATE OR DELETE ON {t.name} "
@@ -59,11 +60,19 @@ def _append_only_triggers(conn: Connection, tables: Sequence[sa.Table]) -> None:
 
 
 def _initial(conn: Connection) -> None:
-    schema.metadata.create_all(conn, tables=list(schema.JOURNAL_TABLES))
-    _append_only_triggers(conn, (*schema.JOURNAL_TABLES, schema.schema_version))
+    schema.metadata.create_all(conn, tables=list(schema.INITIAL_TABLES))
+    _append_only_triggers(conn, (*schema.INITIAL_TABLES, schema.schema_version))
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial journal tables, append-only triggers", _initial),)
+def _run_locks_and_attempts(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=list(schema.MIGRATION_2_TABLES))
+    _append_only_triggers(conn, schema.MIGRATION_2_TABLES, create_function=False)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial journal tables, append-only triggers", _initial),
+    Migration(2, "run locks and starts that sent nothing, append-only", _run_locks_and_attempts),
+)
 
 
 def current_version(conn: Connection) -> int:

@@ -142,6 +142,30 @@ def transactions(run_id: str) -> sa.Select:
     )
 
 
+def allocated_by_request(run_id: str) -> sa.Select:
+    """Per request of the run, the shares of its allocations in force (request_id, quantity)."""
+    alloc = _allocations_in_force(schema.allocations.c.run_id == run_id)
+    return (
+        sa.select(alloc.c.request_id, sa.func.sum(alloc.c.quantity))
+        .where(alloc.c.in_force == 1)
+        .group_by(alloc.c.request_id)
+    )
+
+
+def run_sent_anything(run_id: str) -> sa.Select:
+    """Whether the run wrote a block ahead of sending, or booked an allocation: what makes it resumable."""
+    b, a = schema.blocks, schema.allocations
+    return sa.select(sa.or_(sa.exists().where(b.c.run_id == run_id), sa.exists().where(a.c.run_id == run_id)))
+
+
+def attempts() -> sa.Select:
+    """Starts that sent nothing and so claimed no run id, oldest first."""
+    t = schema.run_attempts
+    return sa.select(
+        t.c.run_id, t.c.mode, t.c.started_ns, t.c.status, t.c.reason, t.c.ts_ns.label("status_ns"), t.c.plan_fingerprint
+    ).order_by(t.c.seq)
+
+
 def latest_order_states(run_id: str) -> sa.Select:
     b, x = schema.blocks, schema.executions
     latest = _latest(schema.order_events, "client_order_id", run_id, "event", "venue_order_id", "reason", "ts_ns")

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from strategies.journal_port import ORDER_EVENTS, REQUEST_STATES
 
 RUN_STATUSES = ("RUNNING", "DONE", "FAILED", "KILLED", "REFUSED")
+# A lock row: taken (ACQUIRED, or TAKEN_OVER from a holder proven gone), its heartbeat, its release.
+LOCK_EVENTS = ("ACQUIRED", "TAKEN_OVER", "HEARTBEAT", "RELEASED")
 
 metadata = sa.MetaData()
 
@@ -231,4 +233,41 @@ commissions = sa.Table(
     sa.UniqueConstraint("run_id", "execution_id", name="uq_commissions_execution"),
 )
 
+# Migration 2. Neither refers to `runs`: a lock is taken, and a start that sends nothing is recorded,
+# without claiming the run id (a run is claimed only with its first block written ahead).
+run_locks = sa.Table(
+    "run_locks",
+    metadata,
+    _seq(),
+    sa.Column("run_id", Text, nullable=False),
+    sa.Column("event", Text, nullable=False),
+    sa.Column("holder", Text, nullable=False),  # one token per lock taken
+    sa.Column("host", Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("process_token", Text),  # the process's start time (live.killswitch), None off Linux
+    sa.Column("acquired_ns", sa.BigInteger, nullable=False),
+    sa.Column("ts_ns", sa.BigInteger, nullable=False),
+    sa.Column("reason", Text, nullable=False),
+    _one_of("event", LOCK_EVENTS, "run_locks_event"),
+    sa.Index("ix_run_locks_run", "run_id", "seq"),
+)
+
+run_attempts = sa.Table(
+    "run_attempts",
+    metadata,
+    _seq(),
+    sa.Column("run_id", Text, nullable=False),
+    sa.Column("mode", Text, nullable=False),
+    sa.Column("plan_fingerprint", Text, nullable=False),
+    sa.Column("status", Text, nullable=False),
+    sa.Column("reason", Text, nullable=False),
+    sa.Column("started_ns", sa.BigInteger, nullable=False),
+    sa.Column("ts_ns", sa.BigInteger, nullable=False),
+    _one_of("status", RUN_STATUSES, "run_attempts_status"),
+    sa.Index("ix_run_attempts_run", "run_id", "seq"),
+)
+
+MIGRATION_2_TABLES = (run_locks, run_attempts)
+# What migration 1 created; later tables are their own migration's.
+INITIAL_TABLES = tuple(t for t in metadata.sorted_tables if t is not schema_version and t not in MIGRATION_2_TABLES)
 JOURNAL_TABLES = tuple(t for t in metadata.sorted_tables if t is not schema_version)
