@@ -102,6 +102,19 @@ def test_a_start_time_after_the_data_exits_1_and_every_request_says_why(catalog,
     assert "exit 1 (INCOMPLETE)" in out and f"{len(requests)} request(s) did not end FILLED" in out
 
 
+def test_a_day_that_holds_little_more_than_its_opening_snapshot_exits_1_and_every_request_says_why(tmp_path, capsys):
+    # 6 ms of books: the opening snapshot and perhaps one event, so no phase gets to run
+    snapshot_only = tmp_path / "snapshot"
+    assert main(["data", "synth", "--catalog", str(snapshot_only), "--minutes", "0.0001"]) == 0
+    code = _backtest(snapshot_only, tmp_path / "run")
+    out = capsys.readouterr().out
+    assert code == ExitCode.INCOMPLETE
+    requests = pd.read_csv(tmp_path / "run" / "requests.csv", keep_default_na=False)
+    assert (requests["state"] == "NOT_SENT").all() and (requests["reason"] != "").all()
+    assert requests["reason"].str.contains("the market data ended before the (SELL|BUY) phase").all()
+    assert "exit 1 (INCOMPLETE)" in out
+
+
 # ------------------------------------------------------------------------------ paper, against the fake gateway
 
 
