@@ -1,4 +1,5 @@
-"""Shared fixtures: a real PostgreSQL for the tests that need one, and a fresh journal database.
+"""Shared fixtures: a real PostgreSQL for the tests that need one, a fresh journal database, and
+ib_async decoder errors turned into test failures (`decoder_errors`).
 
 `pg_url` starts one throwaway cluster per test session (tests/pg_cluster.py) and gives its URL,
 reachable from child processes. Without PostgreSQL binaries the tests that use it are skipped, or
@@ -10,10 +11,12 @@ fail when the CI environment variable is set, so CI can never pass by skipping t
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 
 import pytest
 
+from tests.ib_decoder import DecoderErrors
 from tests.pg_cluster import find_pg_bin, start_cluster
 
 _database_numbers = itertools.count(1)
@@ -43,3 +46,13 @@ def journal_url(request, tmp_path) -> str:
         return f"sqlite:///{tmp_path / 'journal.db'}"
     cluster = request.getfixturevalue("pg_cluster")
     return cluster.create_database(f"journal_{os.getpid()}_{next(_database_numbers)}")
+
+
+@pytest.fixture
+def decoder_errors():
+    handler = DecoderErrors()
+    logger = logging.getLogger("ib_async.Decoder")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    assert handler.messages() == []

@@ -13,9 +13,9 @@ from decimal import Decimal
 import pandas as pd
 from hypothesis import strategies as st
 
-from strategies.money import floor_nanos
 from strategies.events import Allocation, AllocationGroup
 from strategies.ledger import Ledger
+from strategies.money import floor_nanos
 from strategies.sizing import Block
 from venues.sim.allocator import FAAllocator
 

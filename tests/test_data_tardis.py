@@ -106,8 +106,11 @@ def test_chunking_does_not_change_the_data(tmp_path):
     import_tardis(path, tmp_path / "b", ES, read_chunk_rows=10_000)
 
     def keys(catalog):
-        return [(d.action, d.order.side, str(d.order.price), str(d.order.size), d.flags, d.ts_event, d.ts_init)
-                for b in replay(catalog)[0] for d in b.deltas]
+        return [
+            (d.action, d.order.side, str(d.order.price), str(d.order.size), d.flags, d.ts_event, d.ts_init)
+            for b in replay(catalog)[0]
+            for d in b.deltas
+        ]
 
     assert keys(tmp_path / "a") == keys(tmp_path / "b")
 
@@ -125,8 +128,10 @@ def test_book_snapshot_rows_become_clear_and_adds(tmp_path):
     assert summary.deltas == {"ES.SMART": 7 + 5}
     batches, _, states = replay(tmp_path / "cat")
     assert [len(b.deltas) for b in batches] == [7, 5]
-    assert states[0] == ([("4500.00", 5), ("4499.75", 2), ("4499.50", 9)], [("4500.25", 3), ("4500.50", 7),
-                                                                              ("4500.75", 1)])
+    assert states[0] == (
+        [("4500.00", 5), ("4499.75", 2), ("4499.50", 9)],
+        [("4500.25", 3), ("4500.50", 7), ("4500.75", 1)],
+    )
     assert states[1] == ([("4500.25", 6), ("4500.00", 1)], [("4500.50", 4), ("4500.75", 8)])
     assert catalog_instruments(tmp_path / "cat")[0].price_increment.as_double() == 0.25
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import defaultdict
 
 import pytest
@@ -23,30 +22,6 @@ GROUP_XML = (
     "</ListOfAccts></Group></ListOfGroups>"
 )
 TARGETS = {"DU1001": 100, "DU1002": 250, "DU1003": 50}
-
-
-class DecoderErrors(logging.Handler):
-    """ib_async swallows decoding failures and only logs them; this turns them into test failures."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def messages(self) -> list[str]:
-        return [r.getMessage()[:300] for r in self.records]
-
-
-@pytest.fixture
-def decoder_errors():
-    handler = DecoderErrors()
-    logger = logging.getLogger("ib_async.Decoder")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    assert handler.messages() == []
 
 
 def run(coro, timeout: float = 20.0):
@@ -122,7 +97,12 @@ def test_connect_startup_accounts_positions_summary_contract(decoder_errors):
 
             c = await spy(ib)
             assert (c.conId, c.secType, c.exchange, c.primaryExchange, c.currency) == (
-                756733, "STK", "SMART", "ARCA", "USD")
+                756733,
+                "STK",
+                "SMART",
+                "ARCA",
+                "USD",
+            )
             [details] = await ib.reqContractDetailsAsync(c)
             assert details.minTick == 0.01
             assert details.contract.primaryExchange == "ARCA"
@@ -170,7 +150,10 @@ def test_fa_block_order_master_and_allocation_executions(decoder_errors):
             xml = await ib.requestFAAsync(1)
             assert "<name>Rebal</name>" in xml and "ContractsOrShares" in xml
             assert [(a, amt) for a, amt in gw.broker.fa_groups["Rebal"].members] == [
-                ("DU1001", 100.0), ("DU1002", 250.0), ("DU1003", 50.0)]
+                ("DU1001", 100.0),
+                ("DU1002", 250.0),
+                ("DU1003", 50.0),
+            ]
 
             order = LimitOrder("BUY", 400, 500.05, faGroup="Rebal", orderRef="rebal-1")
             trade = ib.placeOrder(c, order)
@@ -208,24 +191,38 @@ def test_fa_block_order_master_and_allocation_executions(decoder_errors):
                 m, *its_allocs = trade.fills[i : i + 4]
                 assert m.execution.acctNumber == MASTER
                 assert m.commissionReport.commission == pytest.approx(
-                    sum(f.commissionReport.commission for f in its_allocs))
+                    sum(f.commissionReport.commission for f in its_allocs)
+                )
             assert sum(f.commissionReport.commission for f in master) == pytest.approx(
-                sum(f.commissionReport.commission for f in allocs))
+                sum(f.commissionReport.commission for f in allocs)
+            )
 
             # the ib_async pitfall: Trade.filled() adds master and allocation executions
             assert trade.filled() == 800
             assert trade.orderStatus.filled == 400
 
-            await until(lambda: {(p.account, p.position) for p in ib.positions()} == {
-                ("DU1001", 100), ("DU1002", 250), ("DU1003", 50)}, what="positions")
+            await until(
+                lambda: {(p.account, p.position) for p in ib.positions()}
+                == {("DU1001", 100), ("DU1002", 250), ("DU1003", 50)},
+                what="positions",
+            )
             cash = {a: float(gw.broker.accounts[a].cash) for a in SUBS}
-            for acct, qty in TARGETS.items():
-                spent = sum(f.execution.shares * f.execution.price + f.commissionReport.commission
-                            for f in allocs if f.execution.acctNumber == acct)
+            for acct in TARGETS:
+                spent = sum(
+                    f.execution.shares * f.execution.price + f.commissionReport.commission
+                    for f in allocs
+                    if f.execution.acctNumber == acct
+                )
                 assert cash[acct] == pytest.approx(100_000 - spent)
-            await until(lambda: any(v.account == "DU1002" and v.tag == "TotalCashValue"
-                                    and float(v.value) == pytest.approx(cash["DU1002"], abs=0.01)
-                                    for v in ib.accountValues()), what="account update")
+            await until(
+                lambda: any(
+                    v.account == "DU1002"
+                    and v.tag == "TotalCashValue"
+                    and float(v.value) == pytest.approx(cash["DU1002"], abs=0.01)
+                    for v in ib.accountValues()
+                ),
+                what="account update",
+            )
 
     run(scenario())
 
@@ -242,7 +239,8 @@ def test_single_sub_account_order_and_modify_and_cancel(decoder_errors):
             ib.placeOrder(c, order)
             await until(lambda: trade.orderStatus.status == "Filled")
             assert [(f.execution.acctNumber, f.execution.shares, f.execution.price) for f in trade.fills] == [
-                ("DU1002", 30, 501.0)]
+                ("DU1002", 30, 501.0)
+            ]
             assert trade.filled() == 30  # no double count without an FA group
 
             resting = ib.placeOrder(c, LimitOrder("SELL", 5, 510.0, account="DU1002"))
@@ -379,7 +377,7 @@ def test_late_allocations_arrive_after_filled(decoder_errors):
             await until(lambda: len(trade.fills) == 2 + 6, what="late allocations")
             filled_at = seen.index(("Filled", ""))
             assert [a for kind, a in seen[:filled_at]] == [MASTER, MASTER]
-            assert {a for kind, a in seen[filled_at + 1:]} == set(SUBS)
+            assert {a for kind, a in seen[filled_at + 1 :]} == set(SUBS)
             assert by_account(f for f in trade.fills if f.execution.acctNumber != MASTER) == TARGETS
 
             gw.faults.reversed_allocations()
@@ -424,10 +422,13 @@ def test_gtd_expiry_on_the_controlled_clock(decoder_errors):
             c = await spy(ib)
             await install_group(ib, gw)
             # the clock starts at 2024-03-04 09:30 US/Eastern
-            a = ib.placeOrder(c, LimitOrder("BUY", 400, 490.0, faGroup="Rebal", tif="GTD",
-                                            goodTillDate="20240304 09:40:00 US/Eastern"))
-            b = ib.placeOrder(c, LimitOrder("BUY", 5, 490.0, account="DU1001", tif="GTD",
-                                            goodTillDate="20240304-14:45:00"))
+            a = ib.placeOrder(
+                c,
+                LimitOrder("BUY", 400, 490.0, faGroup="Rebal", tif="GTD", goodTillDate="20240304 09:40:00 US/Eastern"),
+            )
+            b = ib.placeOrder(
+                c, LimitOrder("BUY", 5, 490.0, account="DU1001", tif="GTD", goodTillDate="20240304-14:45:00")
+            )
             await until(lambda: a.orderStatus.status == b.orderStatus.status == "Submitted")
             gw.broker.set_book("SPY", asks=[(490.0, 100)])
             await until(lambda: a.orderStatus.filled + b.orderStatus.filled == 100)
@@ -501,9 +502,17 @@ def test_command_line_gateway_for_rehearsals():
 
     async def scenario():
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "venues.ib_fa.fake_gateway", "--port", "0", "--accounts", "DF1000,DU1001,DU1002",
-            "--book", "SPY:499.99:500.01:1000",
-            cwd=Path(__file__).resolve().parents[1], stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "venues.ib_fa.fake_gateway",
+            "--port",
+            "0",
+            "--accounts",
+            "DF1000,DU1001,DU1002",
+            "--book",
+            "SPY:499.99:500.01:1000",
+            cwd=Path(__file__).resolve().parents[1],
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             line = (await asyncio.wait_for(proc.stderr.readline(), 15)).decode()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -30,8 +29,17 @@ def make(group: dict[str, int] | None = None):
 
 
 def order(order_id: int, action="BUY", qty=100, order_type="LMT", lmt=500.0, aux=None, client_id=1, **kw):
-    return OrderRequest(order_id, ContractSpec(symbol="SPY", sec_type="STK", exchange="SMART", currency="USD"),
-                        action, qty, order_type, lmt, aux, client_id=client_id, **kw)
+    return OrderRequest(
+        order_id,
+        ContractSpec(symbol="SPY", sec_type="STK", exchange="SMART", currency="USD"),
+        action,
+        qty,
+        order_type,
+        lmt,
+        aux,
+        client_id=client_id,
+        **kw,
+    )
 
 
 def statuses(events, order_id):
@@ -134,8 +142,14 @@ def test_fa_validation():
     b.place(order(5, qty=1, account="DU9999"))
     assert [c for _, c in errors(ev)] == [201, 321, 201, 201, 201]
     assert b.replace_fa(2, "<ListOfGroups/>")[0] == 585
-    assert b.replace_fa(1, "<ListOfGroups><Group><name>X</name><ListOfAccts><Account><acct>DU7</acct>"
-                           "</Account></ListOfAccts></Group></ListOfGroups>")[0] == 321
+    assert (
+        b.replace_fa(
+            1,
+            "<ListOfGroups><Group><name>X</name><ListOfAccts><Account><acct>DU7</acct>"
+            "</Account></ListOfAccts></Group></ListOfGroups>",
+        )[0]
+        == 321
+    )
 
 
 def test_commissions_and_cash_for_a_single_account_sell():
@@ -170,7 +184,9 @@ def test_block_allocations_match_allocate_fill(targets, cuts, cancel_early):
     b = gw.broker
     events: list[object] = []
     b.listeners.append(events.append)
-    b.fa_groups["G"] = FaGroup("G", "ContractsOrShares", [(a, float(q)) for a, q in zip(accounts, targets)])
+    b.fa_groups["G"] = FaGroup(
+        "G", "ContractsOrShares", [(a, float(q)) for a, q in zip(accounts, targets, strict=True)]
+    )
     total = sum(targets)
     b.place(order(1, qty=total, lmt=501.0, fa_group="G"))
     fills = []
@@ -193,7 +209,7 @@ def test_block_allocations_match_allocate_fill(targets, cuts, cancel_early):
     expected = allocate_fills(fills, np.array(targets, dtype=np.int64))
     got = b.allocations(1)
     assert [got[a] for a in accounts] == list(expected)
-    assert all(got[a] <= t for a, t in zip(accounts, targets))
+    assert all(got[a] <= t for a, t in zip(accounts, targets, strict=True))
     if b.order(1).status == "Filled":
         assert [got[a] for a in accounts] == targets
 
@@ -206,12 +222,12 @@ def test_block_allocations_match_allocate_fill(targets, cuts, cancel_early):
     for r in reports:
         if r.execution.account == MASTER:
             fill_allocs = []
-            for nxt in reports[reports.index(r) + 1:]:
+            for nxt in reports[reports.index(r) + 1 :]:
                 if nxt.execution.account == MASTER:
                     break
                 fill_allocs.append(nxt)
             assert r.commission.commission == pytest.approx(sum(a.commission.commission for a in fill_allocs))
-    for a, t in zip(accounts, targets):
+    for a in accounts:
         pos = b.accounts[a].positions.get(756733, [0.0, 0.0])[0]
         assert pos == got[a]
         paid = sum(

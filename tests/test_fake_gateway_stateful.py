@@ -41,15 +41,31 @@ class BrokerLifecycle(RuleBasedStateMachine):
     def _live(self) -> list[int]:
         return [i for i in self.order_ids if self.broker.order(i, 1).status not in DONE]
 
-    @rule(qty=st.integers(1, 400), side=st.sampled_from(["BUY", "SELL"]), lmt=prices,
-          kind=st.sampled_from(["LMT", "MKT"]), tif=st.sampled_from(["DAY", "GTC", "IOC", "GTD"]))
+    @rule(
+        qty=st.integers(1, 400),
+        side=st.sampled_from(["BUY", "SELL"]),
+        lmt=prices,
+        kind=st.sampled_from(["LMT", "MKT"]),
+        tif=st.sampled_from(["DAY", "GTC", "IOC", "GTD"]),
+    )
     def place_block(self, qty, side, lmt, kind, tif):
         gtd = "20240304 09:45:00 US/Eastern" if tif == "GTD" else ""
-        self._place(action=side, total_quantity=qty, order_type=kind, lmt_price=lmt if kind == "LMT" else None,
-                    tif=tif, good_till_date=gtd, fa_group="G")
+        self._place(
+            action=side,
+            total_quantity=qty,
+            order_type=kind,
+            lmt_price=lmt if kind == "LMT" else None,
+            tif=tif,
+            good_till_date=gtd,
+            fa_group="G",
+        )
 
-    @rule(account=st.sampled_from(sorted(AMOUNTS)), qty=st.integers(1, 200), side=st.sampled_from(["BUY", "SELL"]),
-          lmt=prices)
+    @rule(
+        account=st.sampled_from(sorted(AMOUNTS)),
+        qty=st.integers(1, 200),
+        side=st.sampled_from(["BUY", "SELL"]),
+        lmt=prices,
+    )
     def place_single(self, account, qty, side, lmt):
         self._place(action=side, total_quantity=qty, order_type="LMT", lmt_price=lmt, account=account)
 
@@ -97,14 +113,17 @@ class BrokerLifecycle(RuleBasedStateMachine):
 
     @rule(mode=st.sampled_from(["allocations_per_fill", "late_allocations", "reversed_allocations"]))
     def allocation_mode(self, mode):
-        self.broker.faults.allocation_mode = {"allocations_per_fill": "per_fill", "late_allocations": "late",
-                                              "reversed_allocations": "reversed"}[mode]
+        self.broker.faults.allocation_mode = {
+            "allocations_per_fill": "per_fill",
+            "late_allocations": "late",
+            "reversed_allocations": "reversed",
+        }[mode]
 
     # ------------------------------------------------------------------ invariants
 
     @invariant()
     def open_order_before_any_status(self):
-        for e in self.events[self.checked:]:
+        for e in self.events[self.checked :]:
             if isinstance(e, OrderUpdate) and not e.view.request.what_if:
                 oid = e.view.request.order_id
                 if oid not in self.seen_open:

@@ -16,9 +16,8 @@ from ib_async.client import Client
 from ib_async.decoder import Decoder
 from ib_async.wrapper import Wrapper
 
-from tests.test_fake_gateway import (  # noqa: F401 (decoder_errors is a fixture)
-    DecoderErrors,
-    decoder_errors,
+from tests.ib_decoder import DecoderErrors
+from tests.test_fake_gateway import (
     install_group,
     run,
     session,
@@ -28,8 +27,16 @@ from venues.ib_fa.fake_gateway import FakeGateway, codecs
 from venues.ib_fa.fake_gateway.framing import FrameReader, ProtocolError, encode_fields, parse_version_range
 from venues.ib_fa.fake_gateway.model import CommissionView, ContractSpec, ExecutionView, OrderRequest, OrderView
 
-SPY = ContractSpec(756733, "SPY", "STK", exchange="SMART", primary_exchange="ARCA", currency="USD",
-                   local_symbol="SPY", trading_class="SPY")
+SPY = ContractSpec(
+    756733,
+    "SPY",
+    "STK",
+    exchange="SMART",
+    primary_exchange="ARCA",
+    currency="USD",
+    local_symbol="SPY",
+    trading_class="SPY",
+)
 
 
 # ------------------------------------------------------------------ framing
@@ -71,6 +78,7 @@ def _encoded_by_ib_async(send) -> list[list[str]]:
     client.connState = Client.CONNECTED
     sent: list[bytes] = []
     client.conn.sendMsg = sent.append
+
     async def in_loop():
         send(client)  # ib_async's throttle reads the running loop's clock
 
@@ -85,15 +93,31 @@ def _encoded_by_ib_async(send) -> list[list[str]]:
 def test_place_order_fields_decode_as_ib_async_encodes_them():
     contract = Stock("SPY", "SMART", "USD", conId=756733, primaryExchange="ARCA")
     orders = [
-        LimitOrder("BUY", 700, 500.05, faGroup="Clients", faMethod="ContractsOrShares", tif="GTD",
-                   goodTillDate="20240304 09:40:00 US/Eastern", orderRef="reb-1"),
+        LimitOrder(
+            "BUY",
+            700,
+            500.05,
+            faGroup="Clients",
+            faMethod="ContractsOrShares",
+            tif="GTD",
+            goodTillDate="20240304 09:40:00 US/Eastern",
+            orderRef="reb-1",
+        ),
         MarketOrder("SELL", 12, account="DU1001", tif="IOC"),
         StopOrder("SELL", 3, 480.5, account="DU1002", modelCode="M1", outsideRth=True),
-        Order(orderType="STP LMT", action="BUY", totalQuantity=5, lmtPrice=501.0, auxPrice=500.5,
-              faGroup="G", faPercentage="-100", whatIf=True, tif="FOK"),
+        Order(
+            orderType="STP LMT",
+            action="BUY",
+            totalQuantity=5,
+            lmtPrice=501.0,
+            auxPrice=500.5,
+            faGroup="G",
+            faPercentage="-100",
+            whatIf=True,
+            tif="FOK",
+        ),
     ]
-    [f1, f2, f3, f4] = _encoded_by_ib_async(
-        lambda c: [c.placeOrder(10 + i, contract, o) for i, o in enumerate(orders)])
+    [f1, f2, f3, f4] = _encoded_by_ib_async(lambda c: [c.placeOrder(10 + i, contract, o) for i, o in enumerate(orders)])
     assert len(f1) == 114  # the reference layout for a plain STK LMT order
     r = codecs.decode_request(f1).params["order"]
     assert (r.order_id, r.contract.con_id, r.contract.symbol) == (10, 756733, "SPY")
@@ -108,32 +132,74 @@ def test_place_order_fields_decode_as_ib_async_encodes_them():
     assert (r.order_type, r.aux_price, r.model_code, r.outside_rth) == ("STP", 480.5, "M1", True)
     r = codecs.decode_place_order(f4)
     assert (r.order_type, r.lmt_price, r.aux_price, r.fa_percentage, r.what_if, r.tif) == (
-        "STP LMT", 501.0, 500.5, "-100", True, "FOK")
+        "STP LMT",
+        501.0,
+        500.5,
+        "-100",
+        True,
+        "FOK",
+    )
 
 
 def test_other_requests_decode_as_ib_async_encodes_them():
     contract = Stock("SPY", "SMART", "USD", conId=756733)
-    sent = _encoded_by_ib_async(lambda c: (
-        c.cancelOrder(10, ""), c.reqGlobalCancel(),
-        c.reqExecutions(5, ExecutionFilter(clientId=3, acctCode="DU1002", time="20240304 09:00:00", side="BUY")),
-        c.reqPositions(), c.reqPositionsMulti(6, "DU1001", ""),
-        c.reqAccountSummary(7, "All", "NetLiquidation,SettledCash"),
-        c.reqAccountUpdatesMulti(8, "DU1003", "", False), c.reqOpenOrders(), c.reqAllOpenOrders(),
-        c.reqCompletedOrders(True), c.reqContractDetails(9, contract), c.reqMktDepth(11, contract, 7, True, []),
-        c.cancelMktDepth(11, True), c.reqMktData(12, contract, "", True, False, []), c.requestFA(1),
-        c.replaceFA(13, 1, "<ListOfGroups/>"), c.reqIds(1), c.reqCurrentTime(), c.reqMarketDataType(3),
-    ))
+    sent = _encoded_by_ib_async(
+        lambda c: (
+            c.cancelOrder(10, ""),
+            c.reqGlobalCancel(),
+            c.reqExecutions(5, ExecutionFilter(clientId=3, acctCode="DU1002", time="20240304 09:00:00", side="BUY")),
+            c.reqPositions(),
+            c.reqPositionsMulti(6, "DU1001", ""),
+            c.reqAccountSummary(7, "All", "NetLiquidation,SettledCash"),
+            c.reqAccountUpdatesMulti(8, "DU1003", "", False),
+            c.reqOpenOrders(),
+            c.reqAllOpenOrders(),
+            c.reqCompletedOrders(True),
+            c.reqContractDetails(9, contract),
+            c.reqMktDepth(11, contract, 7, True, []),
+            c.cancelMktDepth(11, True),
+            c.reqMktData(12, contract, "", True, False, []),
+            c.requestFA(1),
+            c.replaceFA(13, 1, "<ListOfGroups/>"),
+            c.reqIds(1),
+            c.reqCurrentTime(),
+            c.reqMarketDataType(3),
+        )
+    )
     decoded = [codecs.decode_request(f) for f in sent]
     assert [d.name for d in decoded] == [
-        "cancelOrder", "reqGlobalCancel", "reqExecutions", "reqPositions", "reqPositionsMulti",
-        "reqAccountSummary", "reqAccountUpdatesMulti", "reqOpenOrders", "reqAllOpenOrders",
-        "reqCompletedOrders", "reqContractDetails", "reqMktDepth", "cancelMktDepth", "reqMktData",
-        "requestFA", "replaceFA", "reqIds", "reqCurrentTime", "reqMarketDataType",
+        "cancelOrder",
+        "reqGlobalCancel",
+        "reqExecutions",
+        "reqPositions",
+        "reqPositionsMulti",
+        "reqAccountSummary",
+        "reqAccountUpdatesMulti",
+        "reqOpenOrders",
+        "reqAllOpenOrders",
+        "reqCompletedOrders",
+        "reqContractDetails",
+        "reqMktDepth",
+        "cancelMktDepth",
+        "reqMktData",
+        "requestFA",
+        "replaceFA",
+        "reqIds",
+        "reqCurrentTime",
+        "reqMarketDataType",
     ]
     p = {d.name: d.params for d in decoded}
     assert p["cancelOrder"]["orderId"] == 10
-    assert p["reqExecutions"] == {"reqId": 5, "clientId": 3, "acctCode": "DU1002", "time": "20240304 09:00:00",
-                                  "symbol": "", "secType": "", "exchange": "", "side": "BUY"}
+    assert p["reqExecutions"] == {
+        "reqId": 5,
+        "clientId": 3,
+        "acctCode": "DU1002",
+        "time": "20240304 09:00:00",
+        "symbol": "",
+        "secType": "",
+        "exchange": "",
+        "side": "BUY",
+    }
     assert (p["reqPositionsMulti"]["reqId"], p["reqPositionsMulti"]["account"]) == (6, "DU1001")
     assert p["reqAccountSummary"] == {"reqId": 7, "groupName": "All", "tags": "NetLiquidation,SettledCash"}
     assert p["reqAccountUpdatesMulti"]["account"] == "DU1003"
@@ -198,31 +264,95 @@ def test_exact_field_counts():
 
 
 def test_decoded_values_line_up():
-    req = OrderRequest(4, SPY, "SELL", 25, "LMT", 501.25, tif="GTD", order_ref="r1",
-                       good_till_date="20240304 10:00:00 US/Eastern", fa_group="Rebal", fa_method="ContractsOrShares",
-                       model_code="", client_id=8, outside_rth=True)
-    view = OrderView(req, 1000123, "Submitted", filled=5, remaining=20, avg_fill_price=501.3,
-                     completed_time="20240304 09:45:00 US/Eastern", completed_status="Cancelled by Trader")
-    what_if = OrderView(OrderRequest(5, SPY, "BUY", 1, "LMT", 500.0, what_if=True), 0, "PreSubmitted",
-                        margins={"initMarginChange": "125.00"})
-    e = ExecutionView(4, 8, 1000123, SPY, "000f4240.00000001.01.01", "20240304 09:31:00 US/Eastern", "DU1002",
-                      "ARCA", "SLD", 5, 501.3, 5, 501.3, order_ref="r1")
-    wrapper, errors = decode_all([
-        codecs.open_order(view), codecs.open_order(what_if), codecs.completed_order(view),
-        codecs.exec_details(-1, e), codecs.order_status(view),
-    ])
+    req = OrderRequest(
+        4,
+        SPY,
+        "SELL",
+        25,
+        "LMT",
+        501.25,
+        tif="GTD",
+        order_ref="r1",
+        good_till_date="20240304 10:00:00 US/Eastern",
+        fa_group="Rebal",
+        fa_method="ContractsOrShares",
+        model_code="",
+        client_id=8,
+        outside_rth=True,
+    )
+    view = OrderView(
+        req,
+        1000123,
+        "Submitted",
+        filled=5,
+        remaining=20,
+        avg_fill_price=501.3,
+        completed_time="20240304 09:45:00 US/Eastern",
+        completed_status="Cancelled by Trader",
+    )
+    what_if = OrderView(
+        OrderRequest(5, SPY, "BUY", 1, "LMT", 500.0, what_if=True),
+        0,
+        "PreSubmitted",
+        margins={"initMarginChange": "125.00"},
+    )
+    e = ExecutionView(
+        4,
+        8,
+        1000123,
+        SPY,
+        "000f4240.00000001.01.01",
+        "20240304 09:31:00 US/Eastern",
+        "DU1002",
+        "ARCA",
+        "SLD",
+        5,
+        501.3,
+        5,
+        501.3,
+        order_ref="r1",
+    )
+    wrapper, errors = decode_all(
+        [
+            codecs.open_order(view),
+            codecs.open_order(what_if),
+            codecs.completed_order(view),
+            codecs.exec_details(-1, e),
+            codecs.order_status(view),
+        ]
+    )
     assert errors.messages() == []
     (_, (oid, c, o, st)), (_, (_, _, wo, wst)), (_, (cc, co, cst)), (_, (req_id, ec, ex)), (_, status) = wrapper.calls
     assert (oid, c.conId, c.symbol, c.exchange) == (4, 756733, "SPY", "SMART")
     assert (o.action, o.totalQuantity, o.lmtPrice) == ("SELL", 25, 501.25)
     assert (o.tif, o.orderRef, o.clientId, o.permId, o.outsideRth) == ("GTD", "r1", 8, 1000123, True)
     assert (o.faGroup, o.faMethod, o.goodTillDate, o.whatIf, st.status) == (
-        "Rebal", "ContractsOrShares", "20240304 10:00:00 US/Eastern", False, "Submitted")
+        "Rebal",
+        "ContractsOrShares",
+        "20240304 10:00:00 US/Eastern",
+        False,
+        "Submitted",
+    )
     assert (wo.whatIf, wst.initMarginChange) == (True, "125.00")
     assert (co.permId, co.faGroup, co.goodTillDate, cst.status, cst.completedStatus, co.filledQuantity) == (
-        1000123, "Rebal", "20240304 10:00:00 US/Eastern", "Submitted", "Cancelled by Trader", 5)
+        1000123,
+        "Rebal",
+        "20240304 10:00:00 US/Eastern",
+        "Submitted",
+        "Cancelled by Trader",
+        5,
+    )
     assert (req_id, ex.execId, ex.acctNumber, ex.side, ex.shares, ex.price, ex.permId, ex.clientId, ex.orderRef) == (
-        -1, "000f4240.00000001.01.01", "DU1002", "SLD", 5, 501.3, 1000123, 8, "r1")
+        -1,
+        "000f4240.00000001.01.01",
+        "DU1002",
+        "SLD",
+        5,
+        501.3,
+        1000123,
+        8,
+        "r1",
+    )
     assert ex.time.year == 2024 and ex.time.utcoffset().total_seconds() == 0
     assert status == (4, "Submitted", 5.0, 20.0, 501.3, 1000123, 0, 0.0, 8, "", 0.0)
 
@@ -249,8 +379,10 @@ def test_every_message_of_a_full_scenario_decodes(decoder_errors):
             ticker = ib.reqMktDepth(c, numRows=3)
             smart = ib.reqMktDepth(c, numRows=3, isSmartDepth=True)
             gw.broker.set_book("SPY", bids=[(499.9, 100), (499.8, 100)], asks=[(500.2, 100)])
-            block = ib.placeOrder(c, LimitOrder("BUY", 400, 500.05, faGroup="Rebal", tif="GTD",
-                                                goodTillDate="20240304 09:45:00 US/Eastern"))
+            block = ib.placeOrder(
+                c,
+                LimitOrder("BUY", 400, 500.05, faGroup="Rebal", tif="GTD", goodTillDate="20240304 09:45:00 US/Eastern"),
+            )
             await until(lambda: block.orderStatus.status == "Submitted")
             gw.broker.set_book("SPY", bids=[(499.9, 100)], asks=[(500.0, 120), (500.05, 80)])
             await until(lambda: block.orderStatus.filled == 200)
@@ -281,15 +413,64 @@ def test_every_message_of_a_full_scenario_decodes(decoder_errors):
 
     run(scenario())
     ids = {int(f[0]) for f in captured}
-    required = {1, 3, 4, 5, 6, 9, 10, 11, 12, 13, 15, 16, 49, 52, 53, 54, 55, 57, 58, 59, 61, 62, 63, 64,
-                71, 72, 73, 74, 101, 102, 103}
+    required = {
+        1,
+        3,
+        4,
+        5,
+        6,
+        9,
+        10,
+        11,
+        12,
+        13,
+        15,
+        16,
+        49,
+        52,
+        53,
+        54,
+        55,
+        57,
+        58,
+        59,
+        61,
+        62,
+        63,
+        64,
+        71,
+        72,
+        73,
+        74,
+        101,
+        102,
+        103,
+    }
     assert required <= ids, f"not exercised: {sorted(required - ids)}"
     codes = {int(f[3]) for f in captured if f[0] == "4"}
     assert {110, 200, 201, 202, 321, 1100, 1102, 2104, 2106, 2158, 10147} <= codes
     wrapper, errors = decode_all(captured)
     assert errors.messages() == []
     decoded = {name for name, _ in wrapper.calls}
-    assert {"openOrder", "completedOrder", "execDetails", "commissionReport", "position", "positionMulti",
-            "accountSummary", "accountUpdateMulti", "updateMktDepth", "updateMktDepthL2", "priceSizeTick",
-            "contractDetails", "receiveFA", "replaceFAEnd", "currentTime", "marketDataType", "error",
-            "orderStatus", "tickSnapshotEnd", "updateAccountValue"} <= decoded
+    assert {
+        "openOrder",
+        "completedOrder",
+        "execDetails",
+        "commissionReport",
+        "position",
+        "positionMulti",
+        "accountSummary",
+        "accountUpdateMulti",
+        "updateMktDepth",
+        "updateMktDepthL2",
+        "priceSizeTick",
+        "contractDetails",
+        "receiveFA",
+        "replaceFAEnd",
+        "currentTime",
+        "marketDataType",
+        "error",
+        "orderStatus",
+        "tickSnapshotEnd",
+        "updateAccountValue",
+    } <= decoded

@@ -8,7 +8,7 @@ venue's FA allocator publishes for the same block fills.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 import pandas as pd
@@ -32,8 +32,8 @@ from nautilus_trader.model.identifiers import StrategyId, TraderId
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.portfolio.portfolio import Portfolio
 
-from strategies.fee_table import load_pricing
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationGroup
+from strategies.fee_table import load_pricing
 from tests.books import equity
 from venues.ib_fa.config import ConnectionSettings, IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection
@@ -44,7 +44,7 @@ from venues.sim.allocator import FAAllocationPublisher, FAAllocator
 
 MASTER = "DF1000"
 ACCOUNTS = ["DU1001", "DU1002", "DU1003"]
-T0 = datetime(2025, 1, 2, 15, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 2, 15, 0, tzinfo=UTC)
 SPY_CONTRACT = Stock("SPY", "SMART", "USD", conId=756733, primaryExchange="ARCA")
 
 
@@ -81,22 +81,38 @@ class Harness:
     def close(self) -> None:
         self.loop.close()
 
-    def block(self, side: OrderSide, targets: dict[str, int], limit: str = "500.00", expire: pd.Timestamp | None = None):
+    def block(
+        self, side: OrderSide, targets: dict[str, int], limit: str = "500.00", expire: pd.Timestamp | None = None
+    ):
         qty = sum(targets.values())
         order = self.factory.limit(
-            self.instrument.id, side, Quantity.from_int(qty), Price.from_str(limit),
-            time_in_force=TimeInForce.GTD if expire is not None else TimeInForce.DAY, expire_time=expire,
+            self.instrument.id,
+            side,
+            Quantity.from_int(qty),
+            Price.from_str(limit),
+            time_in_force=TimeInForce.GTD if expire is not None else TimeInForce.DAY,
+            expire_time=expire,
         )
         self.cache.add_order(order)
         group = AllocationGroup(order.client_order_id.value, self.instrument.id.value, side.name, targets)
         self.msgbus.publish(ALLOCATION_GROUP_TOPIC, group)
         return order, group
 
-    def execution(self, order, account: str, shares: int, price: float, exec_id: str, order_id: int = 7, seconds: int = 0):
+    def execution(
+        self, order, account: str, shares: int, price: float, exec_id: str, order_id: int = 7, seconds: int = 0
+    ):
         return Execution(
-            execId=exec_id, time=T0 + timedelta(seconds=seconds), acctNumber=account, exchange="ARCA",
-            side="BOT" if order.side == OrderSide.BUY else "SLD", shares=float(shares), price=price,
-            permId=900 + order_id, clientId=1, orderId=order_id, orderRef=order.client_order_id.value,
+            execId=exec_id,
+            time=T0 + timedelta(seconds=seconds),
+            acctNumber=account,
+            exchange="ARCA",
+            side="BOT" if order.side == OrderSide.BUY else "SLD",
+            shares=float(shares),
+            price=price,
+            permId=900 + order_id,
+            clientId=1,
+            orderId=order_id,
+            orderRef=order.client_order_id.value,
             lastLiquidity=2,
         )
 
@@ -106,7 +122,9 @@ class Harness:
         self.client._on_exec_details(-1, fill.contract, fill.execution)
 
     def feed_commission(self, exec_id: str, commission: Decimal) -> None:
-        self.client._on_commission_report(CommissionReport(execId=exec_id, commission=float(commission), currency="USD"))
+        self.client._on_commission_report(
+            CommissionReport(execId=exec_id, commission=float(commission), currency="USD")
+        )
 
     def feed_status(self, trade: Trade) -> None:
         # ib_async knows the Trade from the order's openOrder; orderStatus alone has no orderRef
@@ -114,7 +132,9 @@ class Harness:
         w.trades[(1, trade.order.orderId)] = trade
         w.permId2Trade[trade.order.permId] = trade
         s = trade.orderStatus
-        self.client._on_order_status(trade.order.orderId, s.status, s.filled, s.remaining, s.avgFillPrice, s.permId, s.clientId)
+        self.client._on_order_status(
+            trade.order.orderId, s.status, s.filled, s.remaining, s.avgFillPrice, s.permId, s.clientId
+        )
 
     def of(self, kind):
         return [e for e in self.events if isinstance(e, kind)]
@@ -129,7 +149,13 @@ def h():
 
 def trade(order, status: str, filled: float, remaining: float, order_id: int = 7) -> Trade:
     ib_order = IBOrder(orderId=order_id, clientId=1, permId=900 + order_id, orderRef=order.client_order_id.value)
-    return Trade(SPY_CONTRACT, ib_order, OrderStatus(orderId=order_id, status=status, filled=filled, remaining=remaining, permId=900 + order_id, clientId=1))
+    return Trade(
+        SPY_CONTRACT,
+        ib_order,
+        OrderStatus(
+            orderId=order_id, status=status, filled=filled, remaining=remaining, permId=900 + order_id, clientId=1
+        ),
+    )
 
 
 def sim_allocations(order, group, fills: list[OrderFilled]) -> list:
@@ -150,8 +176,18 @@ def sim_allocations(order, group, fills: list[OrderFilled]) -> list:
 
 
 def key(a):
-    return (a.client_order_id, a.venue_order_id, a.execution_id, a.account_id, a.instrument_id, a.side,
-            a.quantity, a.price, a.commission, a.ts_event)
+    return (
+        a.client_order_id,
+        a.venue_order_id,
+        a.execution_id,
+        a.account_id,
+        a.instrument_id,
+        a.side,
+        a.quantity,
+        a.price,
+        a.commission,
+        a.ts_event,
+    )
 
 
 def feed_block_fill(h: Harness, order, group, fills: list[tuple[int, float]], late_allocations: bool = False):
@@ -179,7 +215,10 @@ def test_master_fill_becomes_order_filled_and_accounts_get_allocations(h):
     assert len(h.of(OrderAccepted)) == 1
     feed_block_fill(h, order, group, [(250, 500.01), (251, 500.02)])
     fills = h.of(OrderFilled)
-    assert [(int(f.last_qty), f.last_px) for f in fills] == [(250, Price.from_str("500.01")), (251, Price.from_str("500.02"))]
+    assert [(int(f.last_qty), f.last_px) for f in fills] == [
+        (250, Price.from_str("500.01")),
+        (251, Price.from_str("500.02")),
+    ]
     assert all(f.client_order_id == order.client_order_id for f in fills)
     assert sum(a.quantity for a in h.allocations) == 501
     assert {a.account_id: 0 for a in h.allocations}.keys() == set(ACCOUNTS)
@@ -319,6 +358,7 @@ def test_wrapper_keeps_live_trades_live_on_notices():
 def test_wrapper_replace_fa_end_and_position_multi():
     loop = asyncio.new_event_loop()
     try:
+
         async def run():
             w = FAIB().fa_wrapper
             done = w.expect_replace_fa_end(42)
@@ -329,6 +369,7 @@ def test_wrapper_replace_fa_end_and_position_multi():
             w.positionMultiEnd(43)
             got = await rows
             assert [(r.account, r.position) for r in got] == [("DU1001", 12.0)]
+
         loop.run_until_complete(run())
     finally:
         loop.close()
@@ -386,7 +427,11 @@ def test_any_arrival_order_gives_the_same_events(rnd, replay):
         fills, cancels = h.of(OrderFilled), h.of(OrderCanceled)
         assert [int(f.last_qty) for f in fills] == [100] and len(cancels) == 1
         assert h.events.index(fills[0]) < h.events.index(cancels[0])  # terminal event last
-        assert sorted((a.account_id, a.quantity) for a in h.allocations) == [("DU1001", 47), ("DU1002", 33), ("DU1003", 20)]
+        assert sorted((a.account_id, a.quantity) for a in h.allocations) == [
+            ("DU1001", 47),
+            ("DU1002", 33),
+            ("DU1003", 20),
+        ]
         assert len({a.execution_id for a in h.allocations}) == 3
     finally:
         h.close()

@@ -42,12 +42,20 @@ IVV_WIDE = dict(bids=[(547.00, 1000)], asks=[(553.00, 1000)])
 DROPS = ("drop_after_ack", "drop_unacked", "drop_unreceived")
 REJECT_TEXT = "Order rejected - reason: The account is restricted from trading"
 SCENARIOS = (
-    "baseline", "drop_after_ack", "drop_unacked", "drop_unreceived", "drop_after_executions",
-    "late_allocations", "reversed_allocations", "reject", "notices",
+    "baseline",
+    "drop_after_ack",
+    "drop_unacked",
+    "drop_unreceived",
+    "drop_after_executions",
+    "late_allocations",
+    "reversed_allocations",
+    "reject",
+    "notices",
 )
 
 
 # ------------------------------------------------------------------------------------ child side
+
 
 def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
     import time
@@ -96,24 +104,40 @@ def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
 
         providers = InstrumentProviderConfig(load_ids=frozenset(["SPY.SMART", "IVV.SMART"]))
         common = dict(
-            port=port, client_id=21, fa_master_account=MASTER, instrument_provider=providers,
-            connect_timeout_secs=3.0, request_timeout_secs=3.0,
-            reconnect_max_attempts=6, reconnect_initial_delay_secs=0.2, reconnect_max_delay_secs=1.0,
+            port=port,
+            client_id=21,
+            fa_master_account=MASTER,
+            instrument_provider=providers,
+            connect_timeout_secs=3.0,
+            request_timeout_secs=3.0,
+            reconnect_max_attempts=6,
+            reconnect_initial_delay_secs=0.2,
+            reconnect_max_delay_secs=1.0,
         )
         exec_config = IBFAExecClientConfig(**common)
-        node = TradingNode(TradingNodeConfig(
-            trader_id="REBAL-001",
-            logging=LoggingConfig(log_level=log_level),
-            exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_startup_delay_secs=0.0),
-            timeout_connection=10, timeout_reconciliation=5, timeout_portfolio=5, timeout_disconnection=5,
-            timeout_post_stop=0.5,
-            data_clients={"IB": IBFADataClientConfig(**common)},
-            exec_clients={"IB": exec_config},
-        ))
-        strategy = RebalanceExecutor(RebalanceExecutorConfig(
-            plan_path=str(plan_path), phase_deadline_secs=20, sync_timeout_secs=5, allocation_grace_secs=3,
-            output_dir=str(out / "run"),
-        ))
+        node = TradingNode(
+            TradingNodeConfig(
+                trader_id="REBAL-001",
+                logging=LoggingConfig(log_level=log_level),
+                exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_startup_delay_secs=0.0),
+                timeout_connection=10,
+                timeout_reconciliation=5,
+                timeout_portfolio=5,
+                timeout_disconnection=5,
+                timeout_post_stop=0.5,
+                data_clients={"IB": IBFADataClientConfig(**common)},
+                exec_clients={"IB": exec_config},
+            )
+        )
+        strategy = RebalanceExecutor(
+            RebalanceExecutorConfig(
+                plan_path=str(plan_path),
+                phase_deadline_secs=20,
+                sync_timeout_secs=5,
+                allocation_grace_secs=3,
+                output_dir=str(out / "run"),
+            )
+        )
         node.trader.add_strategy(strategy)
         node.add_data_client_factory("IB", DataFactory)
         node.add_exec_client_factory("IB", IBFALiveExecClientFactory)
@@ -181,20 +205,29 @@ def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
             views = b.open_orders() + b.completed_orders()
             return {
                 "orders": [
-                    {"ref": v.request.order_ref, "id": v.request.order_id, "status": v.status, "filled": v.filled,
-                     "action": v.request.action, "qty": v.request.total_quantity}
+                    {
+                        "ref": v.request.order_ref,
+                        "id": v.request.order_id,
+                        "status": v.status,
+                        "filled": v.filled,
+                        "action": v.request.action,
+                        "qty": v.request.total_quantity,
+                    }
                     for v in views
                 ],
                 "executions": [
-                    {"exec_id": r.execution.exec_id, "account": r.execution.account, "ref": r.execution.order_ref,
-                     "qty": int(r.execution.shares), "price": str(Decimal(str(r.execution.price))),
-                     "commission": str(Decimal(str(r.commission.commission)))}
+                    {
+                        "exec_id": r.execution.exec_id,
+                        "account": r.execution.account,
+                        "ref": r.execution.order_ref,
+                        "qty": int(r.execution.shares),
+                        "price": str(Decimal(str(r.execution.price))),
+                        "commission": str(Decimal(str(r.commission.commission))),
+                    }
                     for r in b.executions
                 ],
                 "cash": {a: str(acct.cash) for a, acct in b.accounts.items()},
-                "positions": {
-                    f"{a}|{c.symbol}.SMART": int(q) for a, c, q, _ in b.positions()
-                },
+                "positions": {f"{a}|{c.symbol}.SMART": int(q) for a, c, q, _ in b.positions()},
             }
 
         broker = gw.call(broker_state)
@@ -210,15 +243,23 @@ def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
             "positions": {f"{a}|{i}": q for (a, i), q in ledger.positions.items()},
             "breaches": list(ledger.breaches),
             "transactions": [
-                {"exec_id": t["execution_id"], "account": t["account_id"], "ref": t["client_order_id"],
-                 "qty": int(t["quantity"]), "price": str(t["price"]), "commission": str(t["commission"]),
-                 "request": t["request_id"]}
+                {
+                    "exec_id": t["execution_id"],
+                    "account": t["account_id"],
+                    "ref": t["client_order_id"],
+                    "qty": int(t["quantity"]),
+                    "price": str(t["price"]),
+                    "commission": str(t["commission"]),
+                    "request": t["request_id"],
+                }
                 for t in ledger.transactions
             ],
             "requests": {
                 r["request_id"]: {"state": r["state"], "filled": int(r["filled_qty"]), "reason": r["reason"] or ""}
                 for r in report.requests.to_dict("records")
-            } if report is not None else {},
+            }
+            if report is not None
+            else {},
             **{f"broker_{k}": v for k, v in broker.items()},
         }
         node.dispose()
@@ -238,7 +279,12 @@ def scenario_result(name: str, tmp_path_factory) -> dict:
         out = tmp_path_factory.mktemp(name)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.run(
-            [sys.executable, __file__, name, str(out)], capture_output=True, text=True, timeout=80, env=env, cwd=ROOT,
+            [sys.executable, __file__, name, str(out)],
+            capture_output=True,
+            text=True,
+            timeout=80,
+            env=env,
+            cwd=ROOT,
         )
         assert proc.returncode == 0, proc.stderr[-4000:]
         _RESULTS[name] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -362,6 +408,7 @@ def test_notices_and_connectivity_codes_cancel_nothing(runs):
 
 # ------------------------------------------------------------------------------------ reconnects
 
+
 def _run(coro, timeout: float = 20):
     loop = asyncio.new_event_loop()
     try:
@@ -389,8 +436,11 @@ def test_reconnect_config_is_checked():
     with pytest.raises(ValueError, match="reconnect_max_attempts"):
         resolve_connection(IBFAExecClientConfig(fa_master_account=MASTER, reconnect_max_attempts=-1))
     with pytest.raises(ValueError, match="reconnect delays"):
-        resolve_connection(IBFAExecClientConfig(
-            fa_master_account=MASTER, reconnect_initial_delay_secs=5.0, reconnect_max_delay_secs=1.0))
+        resolve_connection(
+            IBFAExecClientConfig(
+                fa_master_account=MASTER, reconnect_initial_delay_secs=5.0, reconnect_max_delay_secs=1.0
+            )
+        )
 
 
 def test_reconnect_retries_a_client_id_still_in_use(caplog):
@@ -474,14 +524,16 @@ def test_own_release_does_not_reconnect():
     _run(scenario())
 
 
-
 # ------------------------------------------------------------------------ the execution client
+
 
 def _fast_reconnects(node, attempts: int = 5) -> None:
     import dataclasses
 
     node.connection.settings = dataclasses.replace(
-        node.connection.settings, reconnect_max_attempts=attempts, reconnect_initial_delay_secs=0.1,
+        node.connection.settings,
+        reconnect_max_attempts=attempts,
+        reconnect_initial_delay_secs=0.1,
         reconnect_max_delay_secs=0.2,
     )
 
@@ -514,11 +566,17 @@ def test_a_restarted_client_attaches_to_the_block_ib_already_has():
             await second.connect()
             # a restarted strategy builds the same client order id (the orderRef) for the same block
             again = second.factory.limit(
-                SPY, OrderSide.BUY, Quantity.from_int(15), Price.from_str("500.05"),
-                time_in_force=TimeInForce.DAY, client_order_id=order.client_order_id,
+                SPY,
+                OrderSide.BUY,
+                Quantity.from_int(15),
+                Price.from_str("500.05"),
+                time_in_force=TimeInForce.DAY,
+                client_order_id=order.client_order_id,
             )
             second.cache.add_order(again)
-            second.msgbus.publish(ALLOCATION_GROUP_TOPIC, AllocationGroup(again.client_order_id.value, SPY.value, "BUY", targets))
+            second.msgbus.publish(
+                ALLOCATION_GROUP_TOPIC, AllocationGroup(again.client_order_id.value, SPY.value, "BUY", targets)
+            )
             await second.client._submit_order(
                 SubmitOrder(second.trader_id, again.strategy_id, again, UUID4(), second.clock.timestamp_ns())
             )
@@ -555,9 +613,17 @@ def test_a_cancel_asked_for_while_the_session_is_down_is_sent_once_it_is_back():
             gw.drop_connections(42)
             await until(lambda: not node.connection.is_connected, what="dropped")
             venue_order_id = node.client._blocks[order.client_order_id.value].venue_order_id
-            await node.client._cancel_order(CancelOrder(
-                node.trader_id, order.strategy_id, SPY, order.client_order_id, venue_order_id, UUID4(),
-                node.clock.timestamp_ns()))
+            await node.client._cancel_order(
+                CancelOrder(
+                    node.trader_id,
+                    order.strategy_id,
+                    SPY,
+                    order.client_order_id,
+                    venue_order_id,
+                    UUID4(),
+                    node.clock.timestamp_ns(),
+                )
+            )
             await until(lambda: node.of(OrderCanceled), what="canceled after the reconnect")
             assert node.connection.reconnects == 1
             [view] = gw.broker.completed_orders()
@@ -596,6 +662,7 @@ def test_the_execution_client_faults_when_reconnecting_gives_up():
             await node.client._disconnect()
 
     _run(scenario())
+
 
 if __name__ == "__main__":
     result = run_node(sys.argv[1], Path(sys.argv[2]), *(sys.argv[3:4] or ["ERROR"]))

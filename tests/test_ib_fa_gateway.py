@@ -74,8 +74,12 @@ class Node:
         self.connection = IBFAConnection(ConnectionSettings("127.0.0.1", port, client_id, master, 5.0, 5.0))
         self.provider = IBFAInstrumentProvider(venue="SMART", primary_exchanges={"SPY": "ARCA"})
         self.client = IBFAExecutionClient(
-            loop=asyncio.get_running_loop(), connection=self.connection, msgbus=self.msgbus, cache=self.cache,
-            clock=self.clock, instrument_provider=self.provider,
+            loop=asyncio.get_running_loop(),
+            connection=self.connection,
+            msgbus=self.msgbus,
+            cache=self.cache,
+            clock=self.clock,
+            instrument_provider=self.provider,
             config=IBFAExecClientConfig(fa_master_account=master, commission_wait_secs=1.0, **config),
         )
         self.factory = OrderFactory(self.trader_id, StrategyId("RebalanceExecutor-000"), TestClock())
@@ -87,11 +91,19 @@ class Node:
 
     async def submit(self, side: OrderSide, targets: dict[str, int], limit: str):
         order = self.factory.limit(
-            SPY, side, Quantity.from_int(sum(targets.values())), Price.from_str(limit), time_in_force=TimeInForce.DAY,
+            SPY,
+            side,
+            Quantity.from_int(sum(targets.values())),
+            Price.from_str(limit),
+            time_in_force=TimeInForce.DAY,
         )
         self.cache.add_order(order)
-        self.msgbus.publish(ALLOCATION_GROUP_TOPIC, AllocationGroup(order.client_order_id.value, SPY.value, side.name, targets))
-        await self.client._submit_order(SubmitOrder(self.trader_id, order.strategy_id, order, UUID4(), self.clock.timestamp_ns()))
+        self.msgbus.publish(
+            ALLOCATION_GROUP_TOPIC, AllocationGroup(order.client_order_id.value, SPY.value, side.name, targets)
+        )
+        await self.client._submit_order(
+            SubmitOrder(self.trader_id, order.strategy_id, order, UUID4(), self.clock.timestamp_ns())
+        )
         return order
 
     def of(self, kind):
@@ -148,15 +160,18 @@ def test_fa_block_end_to_end():
             assert (len(node.of(OrderFilled)), len(node.allocations)) == (n_fills, n_allocs)
 
             reports = await node.client.generate_fill_reports(
-                GenerateFillReports(None, None, None, None, UUID4(), node.clock.timestamp_ns()))
+                GenerateFillReports(None, None, None, None, UUID4(), node.clock.timestamp_ns())
+            )
             assert sorted(int(r.last_qty) for r in reports) == [150, 250]
             assert {r.client_order_id for r in reports} == {order.client_order_id}
             status = await node.client.generate_order_status_reports(
-                GenerateOrderStatusReports(None, None, None, False, UUID4(), node.clock.timestamp_ns()))
+                GenerateOrderStatusReports(None, None, None, False, UUID4(), node.clock.timestamp_ns())
+            )
             mine = [r for r in status if r.client_order_id == order.client_order_id]
             assert len(mine) == 1 and int(mine[0].filled_qty) == 400  # not Trade.filled()'s 800
             positions = await node.client.generate_position_status_reports(
-                GeneratePositionStatusReports(None, None, None, UUID4(), node.clock.timestamp_ns()))
+                GeneratePositionStatusReports(None, None, None, UUID4(), node.clock.timestamp_ns())
+            )
             assert [(r.instrument_id, int(r.quantity)) for r in positions] == [(SPY, 400)]
             node.client.check_plan_accounts(["DU1001", "DU1003"])
         finally:
@@ -176,17 +191,48 @@ def test_cancel_of_a_working_block():
             order = await node.submit(OrderSide.SELL, {"DU1001": 10, "DU1002": 5}, "900.00")
             await until(lambda: node.of(OrderAccepted), what="accepted")
             venue_order_id = node.client._blocks[order.client_order_id.value].venue_order_id
-            await node.client._modify_order(ModifyOrder(
-                node.trader_id, order.strategy_id, SPY, order.client_order_id, venue_order_id,
-                None, Price.from_str("899.50"), None, UUID4(), node.clock.timestamp_ns()))
+            await node.client._modify_order(
+                ModifyOrder(
+                    node.trader_id,
+                    order.strategy_id,
+                    SPY,
+                    order.client_order_id,
+                    venue_order_id,
+                    None,
+                    Price.from_str("899.50"),
+                    None,
+                    UUID4(),
+                    node.clock.timestamp_ns(),
+                )
+            )
             await until(lambda: node.of(OrderUpdated), what="modified")
             assert node.of(OrderUpdated)[0].price == Price.from_str("899.50")
-            await node.client._modify_order(ModifyOrder(
-                node.trader_id, order.strategy_id, SPY, order.client_order_id, venue_order_id,
-                Quantity.from_int(20), None, None, UUID4(), node.clock.timestamp_ns()))
+            await node.client._modify_order(
+                ModifyOrder(
+                    node.trader_id,
+                    order.strategy_id,
+                    SPY,
+                    order.client_order_id,
+                    venue_order_id,
+                    Quantity.from_int(20),
+                    None,
+                    None,
+                    UUID4(),
+                    node.clock.timestamp_ns(),
+                )
+            )
             assert "quantity" in node.of(OrderModifyRejected)[0].reason
-            await node.client._cancel_order(CancelOrder(
-                node.trader_id, order.strategy_id, SPY, order.client_order_id, venue_order_id, UUID4(), node.clock.timestamp_ns()))
+            await node.client._cancel_order(
+                CancelOrder(
+                    node.trader_id,
+                    order.strategy_id,
+                    SPY,
+                    order.client_order_id,
+                    venue_order_id,
+                    UUID4(),
+                    node.clock.timestamp_ns(),
+                )
+            )
             await until(lambda: node.of(OrderCanceled), what="canceled")
             assert len(node.of(OrderCanceled)) == 1 and node.allocations == []
         finally:
@@ -231,8 +277,12 @@ def test_data_client_shares_the_session_and_streams_depth_and_quotes():
         data: list = []
         node.msgbus.register("DataEngine.process", data.append)
         data_client = IBFADataClient(
-            loop=asyncio.get_running_loop(), connection=node.connection, msgbus=node.msgbus, cache=node.cache,
-            clock=node.clock, instrument_provider=node.provider,
+            loop=asyncio.get_running_loop(),
+            connection=node.connection,
+            msgbus=node.msgbus,
+            cache=node.cache,
+            clock=node.clock,
+            instrument_provider=node.provider,
             config=IBFADataClientConfig(fa_master_account=MASTER),
         )
         try:
@@ -255,7 +305,9 @@ def test_data_client_shares_the_session_and_streams_depth_and_quotes():
                         book.apply_deltas(d)
                 return book
 
-            await until(lambda: rebuilt().asks() and len(rebuilt().asks()) == 2 and len(rebuilt().bids()) == 1, what="update")
+            await until(
+                lambda: rebuilt().asks() and len(rebuilt().asks()) == 2 and len(rebuilt().bids()) == 1, what="update"
+            )
             book = rebuilt()
             assert book.best_bid_size().as_double() == 50
             quote = await data_client.request_reference_quote(SPY)

@@ -80,10 +80,16 @@ def recorder(broker):
         req = ev.view.request
         if req.order_id not in groups and req.fa_group in broker.fa_groups:
             groups[req.order_id] = {a: int(q) for a, q in broker.fa_groups[req.fa_group].members}
-        events.append({
-            "order_id": req.order_id, "action": req.action, "symbol": req.contract.symbol,
-            "status": ev.view.status, "filled": ev.view.filled, "limit": req.lmt_price,
-        })
+        events.append(
+            {
+                "order_id": req.order_id,
+                "action": req.action,
+                "symbol": req.contract.symbol,
+                "status": ev.view.status,
+                "filled": ev.view.filled,
+                "limit": req.lmt_price,
+            }
+        )
 
     return listen, events, groups
 
@@ -92,7 +98,10 @@ def strategy_config(plan_path: Path, output_dir: Path | None):
     from strategies.rebalance_exec import RebalanceExecutorConfig
 
     return RebalanceExecutorConfig(
-        plan_path=str(plan_path), phase_deadline_secs=2, sync_timeout_secs=5, allocation_grace_secs=2,
+        plan_path=str(plan_path),
+        phase_deadline_secs=2,
+        sync_timeout_secs=5,
+        allocation_grace_secs=2,
         output_dir=None if output_dir is None else str(output_dir),
     )
 
@@ -102,8 +111,12 @@ def session(config, port: int, session_timeout_secs: float = 40):
     from live.node import IBSessionConfig, run_session
 
     ib = IBSessionConfig(
-        port=port, client_id=CLIENT_ID, fa_master_account=MASTER, log_level="WARNING",
-        session_timeout_secs=session_timeout_secs, startup_timeout_secs=20,
+        port=port,
+        client_id=CLIENT_ID,
+        fa_master_account=MASTER,
+        log_level="WARNING",
+        session_timeout_secs=session_timeout_secs,
+        startup_timeout_secs=20,
     )
     # the fake's clock is a Monday at the open, the machine's may be a Sunday night
     return run_session(config, ib, check_market_hours=False)
@@ -139,9 +152,15 @@ def broker_view(gw) -> dict:
         time.sleep(0.02)
     executions = [
         {
-            "account": r.execution.account, "symbol": r.execution.contract.symbol, "side": r.execution.side,
-            "shares": r.execution.shares, "price": r.execution.price, "commission": r.commission.commission,
-            "exec_id": r.execution.exec_id, "order_id": r.execution.order_id, "client_id": r.execution.client_id,
+            "account": r.execution.account,
+            "symbol": r.execution.contract.symbol,
+            "side": r.execution.side,
+            "shares": r.execution.shares,
+            "price": r.execution.price,
+            "commission": r.commission.commission,
+            "exec_id": r.execution.exec_id,
+            "order_id": r.execution.order_id,
+            "client_id": r.execution.client_id,
         }
         for r in gw.call(lambda: list(broker.executions))
     ]
@@ -214,7 +233,9 @@ def scenario_timeout(out: Path) -> dict:
         gw.call(gw.broker.listeners.append, listen)
         result = session(config, gw.port, session_timeout_secs=4)
         return {
-            "phase": result.phase, "timed_out": result.timed_out, "events": gw.call(lambda: list(events)),
+            "phase": result.phase,
+            "timed_out": result.timed_out,
+            "events": gw.call(lambda: list(events)),
             **broker_view(gw),
         }
     finally:
@@ -224,7 +245,12 @@ def scenario_timeout(out: Path) -> dict:
 def run_child(scenario: str, out: Path, script: str = __file__) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, script, scenario, str(out)], capture_output=True, text=True, timeout=80, env=env, cwd=ROOT,
+        [sys.executable, script, scenario, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=80,
+        env=env,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -305,8 +331,15 @@ def test_rebalance_session_on_a_trading_node_against_the_fake_gateway(tmp_path):
         for r in tx.itertuples()
     )
     at_broker = Counter(
-        key(e["account"], e["symbol"], {"BOT": "BUY", "SLD": "SELL"}[e["side"]], e["shares"], e["price"],
-            e["commission"], e["exec_id"])
+        key(
+            e["account"],
+            e["symbol"],
+            {"BOT": "BUY", "SLD": "SELL"}[e["side"]],
+            e["shares"],
+            e["price"],
+            e["commission"],
+            e["exec_id"],
+        )
         for e in ours
     )
     assert booked == at_broker and len(booked) >= 9
@@ -346,6 +379,8 @@ if __name__ == "__main__":
     scenario, folder = sys.argv[1], Path(sys.argv[2])
     folder.mkdir(parents=True, exist_ok=True)
     scenarios = {
-        "rebalance": scenario_rebalance, "unmanaged_account": scenario_unmanaged_account, "timeout": scenario_timeout,
+        "rebalance": scenario_rebalance,
+        "unmanaged_account": scenario_unmanaged_account,
+        "timeout": scenario_timeout,
     }
     print(json.dumps(scenarios[scenario](folder)))

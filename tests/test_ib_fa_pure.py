@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pandas as pd
 import pytest
 from nautilus_trader.common.component import TestClock
+from nautilus_trader.common.factories import OrderFactory
 from nautilus_trader.model.enums import OrderSide, TimeInForce
 from nautilus_trader.model.identifiers import InstrumentId, StrategyId, TraderId
 from nautilus_trader.model.objects import Price, Quantity
-from nautilus_trader.common.factories import OrderFactory
 
 from strategies.events import AllocationGroup
 from venues.ib_fa import fa_xml
@@ -24,6 +24,8 @@ from venues.ib_fa.config import (
 from venues.ib_fa.connection import MissingAccountsError, NotFAMasterError, check_fa_master, check_plan_accounts
 from venues.ib_fa.parsing import (
     OrderEventKind as K,
+)
+from venues.ib_fa.parsing import (
     Pending,
     event_for_error,
     event_for_status,
@@ -39,11 +41,14 @@ SPY = InstrumentId.from_str("SPY.SMART")
 
 # -- FA XML -----------------------------------------------------------------------------------------
 
+
 def test_group_xml_round_trip():
     group = AllocationGroup("RB-20250102-S-SPY", "SPY.SMART", "SELL", {"DU1001": 300, "DU1002": 150, "DU1003": 1})
     name, xml = fa_xml.build_group_xml(group)
     assert name == "RB20250102SSPY"
-    assert fa_xml.parse_groups_xml(xml) == {name: {"DU1001": Decimal(300), "DU1002": Decimal(150), "DU1003": Decimal(1)}}
+    assert fa_xml.parse_groups_xml(xml) == {
+        name: {"DU1001": Decimal(300), "DU1002": Decimal(150), "DU1003": Decimal(1)}
+    }
     assert fa_xml.group_methods(xml) == {name: "ContractsOrShares"}
     assert fa_xml.group_matches(xml, name, group.targets)
     assert not fa_xml.group_matches(xml, name, {**group.targets, "DU1003": 2})
@@ -88,6 +93,7 @@ def test_parse_ib_written_xml_with_decimal_amounts():
 
 # -- orders -----------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def factory():
     return OrderFactory(TraderId("TESTER-001"), StrategyId("S-001"), TestClock())
@@ -101,10 +107,19 @@ EXPIRE = pd.Timestamp("2025-01-02 20:59:00", tz="UTC")
     [
         (lambda f: f.limit(SPY, OrderSide.BUY, Quantity.from_int(10), Price.from_str("500.05")), "LMT", 500.05, None),
         (lambda f: f.market(SPY, OrderSide.SELL, Quantity.from_int(10)), "MKT", None, None),
-        (lambda f: f.stop_market(SPY, OrderSide.SELL, Quantity.from_int(10), Price.from_str("490.00")), "STP", None, 490.0),
         (
-            lambda f: f.stop_limit(SPY, OrderSide.BUY, Quantity.from_int(10), Price.from_str("501.00"), Price.from_str("500.50")),
-            "STP LMT", 501.0, 500.5,
+            lambda f: f.stop_market(SPY, OrderSide.SELL, Quantity.from_int(10), Price.from_str("490.00")),
+            "STP",
+            None,
+            490.0,
+        ),
+        (
+            lambda f: f.stop_limit(
+                SPY, OrderSide.BUY, Quantity.from_int(10), Price.from_str("501.00"), Price.from_str("500.50")
+            ),
+            "STP LMT",
+            501.0,
+            500.5,
         ),
     ],
 )
@@ -122,9 +137,15 @@ def test_order_types(factory, make, ib_type, lmt, aux):
         assert ib.auxPrice == aux
 
 
-@pytest.mark.parametrize("tif, ib_tif", [
-    (TimeInForce.DAY, "DAY"), (TimeInForce.GTC, "GTC"), (TimeInForce.IOC, "IOC"), (TimeInForce.FOK, "FOK"),
-])
+@pytest.mark.parametrize(
+    "tif, ib_tif",
+    [
+        (TimeInForce.DAY, "DAY"),
+        (TimeInForce.GTC, "GTC"),
+        (TimeInForce.IOC, "IOC"),
+        (TimeInForce.FOK, "FOK"),
+    ],
+)
 def test_time_in_force(factory, tif, ib_tif):
     order = factory.limit(SPY, OrderSide.BUY, Quantity.from_int(1), Price.from_str("1.00"), time_in_force=tif)
     assert to_ib_order(order, fa_group="G").tif == ib_tif
@@ -132,8 +153,12 @@ def test_time_in_force(factory, tif, ib_tif):
 
 def test_gtd_has_an_explicit_zone(factory):
     order = factory.limit(
-        SPY, OrderSide.BUY, Quantity.from_int(1), Price.from_str("1.00"),
-        time_in_force=TimeInForce.GTD, expire_time=EXPIRE,
+        SPY,
+        OrderSide.BUY,
+        Quantity.from_int(1),
+        Price.from_str("1.00"),
+        time_in_force=TimeInForce.GTD,
+        expire_time=EXPIRE,
     )
     ib = to_ib_order(order, fa_group="G")
     assert ib.tif == "GTD"
@@ -146,51 +171,60 @@ def test_order_without_group_or_with_unsupported_tif_is_refused(factory):
     order = factory.limit(SPY, OrderSide.BUY, Quantity.from_int(1), Price.from_str("1.00"))
     with pytest.raises(ValueError, match="allocation group"):
         to_ib_order(order, fa_group="")
-    order = factory.limit(SPY, OrderSide.BUY, Quantity.from_int(1), Price.from_str("1.00"), time_in_force=TimeInForce.AT_THE_CLOSE)
+    order = factory.limit(
+        SPY, OrderSide.BUY, Quantity.from_int(1), Price.from_str("1.00"), time_in_force=TimeInForce.AT_THE_CLOSE
+    )
     with pytest.raises(ValueError, match="time in force"):
         to_ib_order(order, fa_group="G")
 
 
 # -- statuses and errors -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("status, filled, remaining, accepted, expired, expected", [
-    ("PendingSubmit", 0, 10, False, False, K.NONE),
-    ("ApiPending", 0, 10, False, False, K.NONE),
-    ("PreSubmitted", 0, 10, False, False, K.ACCEPTED),
-    ("Submitted", 0, 10, False, False, K.ACCEPTED),
-    ("Submitted", 0, 10, True, False, K.NONE),
-    ("Submitted", 4, 6, True, False, K.PARTIALLY_FILLED),
-    ("Filled", 10, 0, True, False, K.FILLED),
-    ("PendingCancel", 0, 10, True, False, K.NONE),
-    ("Cancelled", 4, 6, True, False, K.CANCELED),
-    ("ApiCancelled", 0, 10, False, False, K.CANCELED),
-    ("Cancelled", 0, 10, True, True, K.EXPIRED),
-    ("Inactive", 0, 10, False, False, K.REJECTED),
-    ("Inactive", 0, 10, True, False, K.CANCELED),
-    ("ValidationError", 0, 10, True, False, K.NONE),
-])
+
+@pytest.mark.parametrize(
+    "status, filled, remaining, accepted, expired, expected",
+    [
+        ("PendingSubmit", 0, 10, False, False, K.NONE),
+        ("ApiPending", 0, 10, False, False, K.NONE),
+        ("PreSubmitted", 0, 10, False, False, K.ACCEPTED),
+        ("Submitted", 0, 10, False, False, K.ACCEPTED),
+        ("Submitted", 0, 10, True, False, K.NONE),
+        ("Submitted", 4, 6, True, False, K.PARTIALLY_FILLED),
+        ("Filled", 10, 0, True, False, K.FILLED),
+        ("PendingCancel", 0, 10, True, False, K.NONE),
+        ("Cancelled", 4, 6, True, False, K.CANCELED),
+        ("ApiCancelled", 0, 10, False, False, K.CANCELED),
+        ("Cancelled", 0, 10, True, True, K.EXPIRED),
+        ("Inactive", 0, 10, False, False, K.REJECTED),
+        ("Inactive", 0, 10, True, False, K.CANCELED),
+        ("ValidationError", 0, 10, True, False, K.NONE),
+    ],
+)
 def test_status_mapping(status, filled, remaining, accepted, expired, expected):
     assert event_for_status(status, filled, remaining, accepted=accepted, expired=expired) == expected
 
 
-@pytest.mark.parametrize("code, pending, accepted, expected", [
-    (201, Pending.SUBMIT, False, K.REJECTED),
-    (103, Pending.SUBMIT, False, K.REJECTED),
-    (321, Pending.SUBMIT, False, K.REJECTED),
-    (391, Pending.SUBMIT, False, K.REJECTED),
-    (110, Pending.SUBMIT, False, K.REJECTED),
-    (201, Pending.MODIFY, True, K.MODIFY_REJECTED),
-    (321, Pending.MODIFY, True, K.MODIFY_REJECTED),
-    (104, Pending.MODIFY, True, K.MODIFY_REJECTED),
-    (105, Pending.MODIFY, True, K.MODIFY_REJECTED),
-    (202, Pending.CANCEL, True, K.CANCELED),
-    (202, Pending.NONE, True, K.CANCELED),
-    (10147, Pending.CANCEL, True, K.CANCEL_REJECTED),
-    (161, Pending.CANCEL, True, K.CANCEL_REJECTED),
-    (10148, Pending.NONE, True, K.NONE),
-    (1100, Pending.NONE, True, K.NONE),
-    (9999, Pending.NONE, True, K.NONE),
-])
+@pytest.mark.parametrize(
+    "code, pending, accepted, expected",
+    [
+        (201, Pending.SUBMIT, False, K.REJECTED),
+        (103, Pending.SUBMIT, False, K.REJECTED),
+        (321, Pending.SUBMIT, False, K.REJECTED),
+        (391, Pending.SUBMIT, False, K.REJECTED),
+        (110, Pending.SUBMIT, False, K.REJECTED),
+        (201, Pending.MODIFY, True, K.MODIFY_REJECTED),
+        (321, Pending.MODIFY, True, K.MODIFY_REJECTED),
+        (104, Pending.MODIFY, True, K.MODIFY_REJECTED),
+        (105, Pending.MODIFY, True, K.MODIFY_REJECTED),
+        (202, Pending.CANCEL, True, K.CANCELED),
+        (202, Pending.NONE, True, K.CANCELED),
+        (10147, Pending.CANCEL, True, K.CANCEL_REJECTED),
+        (161, Pending.CANCEL, True, K.CANCEL_REJECTED),
+        (10148, Pending.NONE, True, K.NONE),
+        (1100, Pending.NONE, True, K.NONE),
+        (9999, Pending.NONE, True, K.NONE),
+    ],
+)
 def test_error_mapping(code, pending, accepted, expected):
     assert event_for_error(code, pending, accepted=accepted) == expected
 
@@ -213,11 +247,12 @@ def test_sides_and_times():
     assert ib_time_to_ns("20250102 15:59:00 America/New_York") == utc
     assert ib_time_to_ns("20250102-20:59:00") == utc
     assert ib_time_to_ns("20250102 20:59:00 UTC") == utc
-    assert ib_time_to_ns(datetime(2025, 1, 2, 20, 59, tzinfo=timezone.utc)) == utc
+    assert ib_time_to_ns(datetime(2025, 1, 2, 20, 59, tzinfo=UTC)) == utc
     assert ib_time_to_ns("1735851540") == utc
 
 
 # -- config and connection checks -------------------------------------------------------------------------
+
 
 def test_env_fallbacks(monkeypatch):
     for var in ("IB_HOST", "IB_PORT", "IB_CLIENT_ID", "IB_FA_MASTER"):

@@ -310,7 +310,6 @@ print(json.dumps({"status": result.status, "phase": result.phase, "requests": re
 
 
 def test_a_limit_outside_the_band_is_never_sent_to_the_gateway(tmp_path):
-
     gw = start_gateway()
     try:
         plan_path = write_plan(tmp_path / "plan")
@@ -345,7 +344,6 @@ def test_a_limit_outside_the_band_is_never_sent_to_the_gateway(tmp_path):
 
 
 def test_a_closed_market_refuses_the_session_before_it_connects(tmp_path):
-
     gw = start_gateway()
     try:
         config = RebalanceExecutorConfig(plan_path=str(write_plan(tmp_path / "plan")), session_id="20261122")

@@ -141,8 +141,15 @@ def sorted_levels(levels: tuple[dict[float, float], dict[float, float]]):
 
 def recorder_for(gw, catalog: Path, symbols=("SPY", "QQQ"), **kw) -> Recorder:
     return Recorder(
-        symbols, catalog, port=gw.port, client_id=CLIENT_ID, fa_master=MASTER, flush_rows=kw.pop("flush_rows", 8),
-        flush_secs=kw.pop("flush_secs", 0.2), connect_timeout_secs=5, **kw,
+        symbols,
+        catalog,
+        port=gw.port,
+        client_id=CLIENT_ID,
+        fa_master=MASTER,
+        flush_rows=kw.pop("flush_rows", 8),
+        flush_secs=kw.pop("flush_secs", 0.2),
+        connect_timeout_secs=5,
+        **kw,
     )
 
 
@@ -231,7 +238,7 @@ def test_a_reconnect_restarts_the_book_from_a_clear(gateway, tmp_path):
     batches = [b for chunk in stream_catalog(catalog, [SPY]) for b in chunk if isinstance(b, OrderBookDeltas)]
     starts = [n for n, b in enumerate(batches) if b.deltas[0].action == BookAction.CLEAR]
     book = OrderBook(SPY, BookType.L2_MBP)
-    for batch in batches[starts[1]:]:
+    for batch in batches[starts[1] :]:
         if batch.ts_init >= before_last_step:
             break
         book.apply_deltas(batch)
@@ -250,7 +257,10 @@ def test_a_recorded_catalog_runs_through_a_backtest(recorded, tmp_path):
     config = RebalanceExecutorConfig(plan_path=str(plan), phase_deadline_secs=1, output_dir=str(tmp_path / "out"))
     instruments = open_catalog(catalog).instruments()
     result = run_backtest(
-        config, instruments, stream_catalog(catalog, [i.id for i in instruments]), log_level="OFF",
+        config,
+        instruments,
+        stream_catalog(catalog, [i.id for i in instruments]),
+        log_level="OFF",
         stop_when_done=False,
     )
     assert result.data_events > 0
@@ -308,8 +318,12 @@ def test_books_that_jump_through_each_other_still_replay_exactly(gateway, tmp_pa
     wait_for(lambda: rec.levels("SPY") == fake_levels(gw, "SPY"), what="first book")
     for n in range(30):
         mid = 500 + (n % 2) * 0.05 - (n % 3) * 0.04
-        gw.call(gw.broker.set_book, "SPY", [(round(mid - 0.01, 2), 100 + n), (round(mid - 0.02, 2), 9)],
-                [(round(mid + 0.01, 2), 200 + n)])
+        gw.call(
+            gw.broker.set_book,
+            "SPY",
+            [(round(mid - 0.01, 2), 100 + n), (round(mid - 0.02, 2), 9)],
+            [(round(mid + 0.01, 2), 200 + n)],
+        )
     wait_for(lambda: rec.levels("SPY") == fake_levels(gw, "SPY"), what="the last book")
     run.stop()
 
@@ -326,10 +340,28 @@ def test_the_cli_stops_on_sigint_flushes_and_disconnects(gateway, tmp_path):
     gw.call(gw.broker.set_book, "SPY", [(499.99, 100)], [(500.01, 100)])
     catalog = tmp_path / "catalog"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "live.recorder", "--symbols", "SPY", "--catalog", str(catalog), "--port", str(gw.port),
-         "--client-id", str(CLIENT_ID), "--minutes", "5", "--flush-secs", "600"],
-        cwd=Path(__file__).resolve().parents[1], env={**os.environ, "IB_FA_MASTER": MASTER},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "live.recorder",
+            "--symbols",
+            "SPY",
+            "--catalog",
+            str(catalog),
+            "--port",
+            str(gw.port),
+            "--client-id",
+            str(CLIENT_ID),
+            "--minutes",
+            "5",
+            "--flush-secs",
+            "600",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "IB_FA_MASTER": MASTER},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for(lambda: any(s.depth_subs for s in list(gw.gateway.sessions)), timeout=30, what="the subscription")

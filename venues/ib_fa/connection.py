@@ -99,9 +99,7 @@ def check_plan_accounts(managed_accounts: list[str], plan_accounts, master: str)
     missing = sorted(set(plan_accounts) - managed)
     if missing:
         shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-        raise MissingAccountsError(
-            f"{len(missing)} plan account(s) are not managed by FA master {master}: {shown}"
-        )
+        raise MissingAccountsError(f"{len(missing)} plan account(s) are not managed by FA master {master}: {shown}")
 
 
 class ReconnectFailedError(IBFAConnectionError):
@@ -192,7 +190,9 @@ class IBFAConnection:
     def outage_budget_secs(self) -> float:
         """The longest a reconnect loop can take before it gives up: every pause and attempt."""
         s = self.settings
-        pauses = sum(backoff_delays(s.reconnect_max_attempts, s.reconnect_initial_delay_secs, s.reconnect_max_delay_secs))
+        pauses = sum(
+            backoff_delays(s.reconnect_max_attempts, s.reconnect_initial_delay_secs, s.reconnect_max_delay_secs)
+        )
         # an attempt: handshake, startup requests, executions, each bounded by the connect timeout;
         # then the clients' resync requests
         return pauses + s.reconnect_max_attempts * 3 * s.connect_timeout_secs + 3 * s.request_timeout_secs
@@ -267,10 +267,12 @@ class IBFAConnection:
                         # a drop during resync starts a new loop; other failures must not stop the rest
                         log.exception("reconnected handler failed")
                 return
-            self._give_up(ReconnectFailedError(
-                f"IB session {s.host}:{s.port} (client id {s.client_id}) lost: {len(delays)} reconnect attempts "
-                f"failed, the last with: {last}"
-            ))
+            self._give_up(
+                ReconnectFailedError(
+                    f"IB session {s.host}:{s.port} (client id {s.client_id}) lost: {len(delays)} reconnect attempts "
+                    f"failed, the last with: {last}"
+                )
+            )
         finally:
             if self._reconnect_task is asyncio.current_task():
                 self._reconnecting = False
@@ -303,9 +305,11 @@ class IBFAConnection:
 
         self.ib.errorEvent += on_error
         self.ib.client.apiError += on_api_error
-        connecting = asyncio.ensure_future(self.ib.connectAsync(
-            s.host, s.port, clientId=s.client_id, timeout=s.connect_timeout_secs, readonly=s.readonly
-        ))
+        connecting = asyncio.ensure_future(
+            self.ib.connectAsync(
+                s.host, s.port, clientId=s.client_id, timeout=s.connect_timeout_secs, readonly=s.readonly
+            )
+        )
         try:
             # without this, a refused client id costs the whole connect timeout
             await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)

@@ -224,7 +224,9 @@ class IBFADataClient(LiveMarketDataClient):
 
     def _request_depth(self, iid: InstrumentId) -> Ticker:
         ticker = self._ib.reqMktDepth(
-            self._provider.contract_for(iid), numRows=self._fa_config.depth_rows, isSmartDepth=self._fa_config.smart_depth
+            self._provider.contract_for(iid),
+            numRows=self._fa_config.depth_rows,
+            isSmartDepth=self._fa_config.smart_depth,
         )
         self._hook(("depth", iid), ticker, lambda t, iid=iid: self._on_depth(iid, t))
         return ticker
@@ -355,15 +357,17 @@ class IBFADataClient(LiveMarketDataClient):
                 self._last_trade[iid] = key
                 instrument = self._instrument(iid)
                 self._trade_seq += 1
-                self._handle_data(TradeTick(
-                    iid,
-                    Price(ticker.last, instrument.price_precision),
-                    Quantity(ticker.lastSize, instrument.size_precision),
-                    AggressorSide.NO_AGGRESSOR,
-                    TradeId(f"{iid.symbol.value}-{now}-{self._trade_seq}"),
-                    ib_time_to_ns(ticker.time) if ticker.time else now,
-                    now,
-                ))
+                self._handle_data(
+                    TradeTick(
+                        iid,
+                        Price(ticker.last, instrument.price_precision),
+                        Quantity(ticker.lastSize, instrument.size_precision),
+                        AggressorSide.NO_AGGRESSOR,
+                        TradeId(f"{iid.symbol.value}-{now}-{self._trade_seq}"),
+                        ib_time_to_ns(ticker.time) if ticker.time else now,
+                        now,
+                    )
+                )
 
     async def request_reference_quote(self, instrument_id: InstrumentId) -> QuoteTick | None:
         """A one-off snapshot (reqMktData snapshot=True) as a quote, for a reference price."""

@@ -474,10 +474,14 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._log.warning(f"{coid} is not of this run's orderRefs: a restarted process will not re-attach to it")
         group = self._groups.get(coid.value)
         if group is None:
-            self._reject(block, "no AllocationGroup published for this order: an FA login needs an allocation (faGroup)")
+            self._reject(
+                block, "no AllocationGroup published for this order: an FA login needs an allocation (faGroup)"
+            )
             return
         if sum(group.targets.values()) != int(order.quantity):
-            self._reject(block, f"allocation targets add up to {sum(group.targets.values())}, order is for {order.quantity}")
+            self._reject(
+                block, f"allocation targets add up to {sum(group.targets.values())}, order is for {order.quantity}"
+            )
             return
         unknown = sorted(set(group.targets) - set(self._connection.sub_accounts))
         if self._connection.sub_accounts and unknown:
@@ -533,7 +537,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             except ConnectionError as exc:
                 self._log.warning(f"{coid}: IB session dropped while placing ({exc}); retrying once it is back")
                 continue
-            except (AllocationGroupError, asyncio.TimeoutError, TimeoutError) as exc:
+            except (AllocationGroupError, TimeoutError) as exc:
                 if not self._ib.isConnected():
                     continue
                 self._reject(block, f"FA group {block.group_name} not written: {exc}")
@@ -599,15 +603,22 @@ class IBFAExecutionClient(LiveExecutionClient):
         block = self._blocks.get(command.client_order_id.value)
         if block is None or block.ib_order is None or block.closed:
             self.generate_order_modify_rejected(
-                command.strategy_id, command.instrument_id, command.client_order_id, command.venue_order_id,
-                "order unknown to the IB FA client or already closed", self._clock.timestamp_ns(),
+                command.strategy_id,
+                command.instrument_id,
+                command.client_order_id,
+                command.venue_order_id,
+                "order unknown to the IB FA client or already closed",
+                self._clock.timestamp_ns(),
             )
             return
         ib_order = block.ib_order
         if command.quantity is not None and float(command.quantity) != ib_order.totalQuantity:
             # the group's per-account shares must add up to the order; a new size needs a new group
             self.generate_order_modify_rejected(
-                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id,
+                block.strategy_id,
+                block.instrument_id,
+                block.client_order_id,
+                block.venue_order_id,
                 "an FA block's quantity cannot change: cancel it and send a new block with a new group",
                 self._clock.timestamp_ns(),
             )
@@ -622,8 +633,12 @@ class IBFAExecutionClient(LiveExecutionClient):
         except ConnectionError as exc:
             block.pending = Pending.NONE
             self.generate_order_modify_rejected(
-                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id,
-                f"IB session down: {exc}", self._clock.timestamp_ns(),
+                block.strategy_id,
+                block.instrument_id,
+                block.client_order_id,
+                block.venue_order_id,
+                f"IB session down: {exc}",
+                self._clock.timestamp_ns(),
             )
 
     async def _cancel_order(self, command: CancelOrder) -> None:
@@ -636,8 +651,12 @@ class IBFAExecutionClient(LiveExecutionClient):
             return
         if block is None or block.ib_order is None:
             self.generate_order_cancel_rejected(
-                command.strategy_id, command.instrument_id, command.client_order_id, command.venue_order_id,
-                "order unknown to the IB FA client", self._clock.timestamp_ns(),
+                command.strategy_id,
+                command.instrument_id,
+                command.client_order_id,
+                command.venue_order_id,
+                "order unknown to the IB FA client",
+                self._clock.timestamp_ns(),
             )
             return
         if block.closed:
@@ -746,7 +765,9 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._emit_updated(block)
         if kind in (OrderEventKind.ACCEPTED, OrderEventKind.PARTIALLY_FILLED) and not block.accepted:
             block.accepted = True
-            self.generate_order_accepted(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now)
+            self.generate_order_accepted(
+                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now
+            )
         elif kind in (OrderEventKind.CANCELED, OrderEventKind.EXPIRED, OrderEventKind.REJECTED):
             self._close(block, kind, now)
         elif kind == OrderEventKind.FILLED:
@@ -762,8 +783,14 @@ class IBFAExecutionClient(LiveExecutionClient):
         price = Price(ib_order.lmtPrice, instrument.price_precision) if order.has_price else None
         trigger = Price(ib_order.auxPrice, instrument.price_precision) if order.has_trigger_price else None
         self.generate_order_updated(
-            block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id,
-            order.quantity, price, trigger, self._clock.timestamp_ns(),
+            block.strategy_id,
+            block.instrument_id,
+            block.client_order_id,
+            block.venue_order_id,
+            order.quantity,
+            price,
+            trigger,
+            self._clock.timestamp_ns(),
         )
 
     def _close(self, block: BlockOrder, kind: OrderEventKind, ts: int, reason: str = "") -> None:
@@ -794,11 +821,17 @@ class IBFAExecutionClient(LiveExecutionClient):
         block.closed = True
         block.pending = Pending.NONE
         if kind == OrderEventKind.REJECTED and not block.accepted:
-            self.generate_order_rejected(block.strategy_id, block.instrument_id, block.client_order_id, reason or "rejected by IB", ts)
+            self.generate_order_rejected(
+                block.strategy_id, block.instrument_id, block.client_order_id, reason or "rejected by IB", ts
+            )
         elif kind == OrderEventKind.EXPIRED:
-            self.generate_order_expired(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, ts)
+            self.generate_order_expired(
+                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, ts
+            )
         else:
-            self.generate_order_canceled(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, ts)
+            self.generate_order_canceled(
+                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, ts
+            )
 
     def _on_error(self, req_id, code, text, contract=None) -> None:
         failed = self._fa_errors.get(req_id)
@@ -810,7 +843,9 @@ class IBFAExecutionClient(LiveExecutionClient):
             return
         if req_id is None or req_id < 0:
             return
-        block = self._block_for(req_id) or self._block_for(req_id, 0, self._order_ref(self._ib.wrapper.clientId, req_id, 0))
+        block = self._block_for(req_id) or self._block_for(
+            req_id, 0, self._order_ref(self._ib.wrapper.clientId, req_id, 0)
+        )
         if block is None or block.closed:
             return
         kind = event_for_error(code, block.pending, accepted=block.accepted)
@@ -827,10 +862,14 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._close(block, OrderEventKind.EXPIRED if self._is_expiry(block) else OrderEventKind.CANCELED, ts)
         elif kind == OrderEventKind.MODIFY_REJECTED:
             block.pending = Pending.NONE
-            self.generate_order_modify_rejected(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts)
+            self.generate_order_modify_rejected(
+                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts
+            )
         elif kind == OrderEventKind.CANCEL_REJECTED:
             block.pending = Pending.NONE
-            self.generate_order_cancel_rejected(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts)
+            self.generate_order_cancel_rejected(
+                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts
+            )
 
     def _on_connectivity(self, code: int, text: str) -> None:
         # Between TWS and IBKR only: orders stay where they are, nothing is cancelled.
@@ -845,7 +884,7 @@ class IBFAExecutionClient(LiveExecutionClient):
     async def _resync_quietly(self) -> None:
         try:
             await self.resync()
-        except (ConnectionError, asyncio.TimeoutError, TimeoutError) as exc:
+        except (ConnectionError, TimeoutError) as exc:
             self._log.warning(f"resync after IB 1101 failed: {exc!r}")
 
     def _on_exec_details(self, req_id, contract: Contract, execution: Execution) -> None:
@@ -915,7 +954,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         return booked
 
     def _take_master_correction(self, block: BlockOrder, exec_id: str, booked: tuple[str, float]) -> None:
-        """A version of a master execution whose shares the order already holds: newer (IB's correction), or a replay."""
+        """A version of a master execution the order already holds the shares of: IB's correction, or a replay."""
         execution = self._executions.pop(exec_id)[1]
         self._commissions.pop(exec_id, None)
         self._filled.add(exec_id)  # its replays and its commission report are dropped by execId
@@ -1003,7 +1042,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         if order is not None and TradeId(exec_id) in order.trade_ids:
             return  # already booked by an earlier session
         if instrument is None:
-            self._log.error(f"{block.instrument_id} not in cache: fill {exec_id} of {block.client_order_id} not emitted")
+            self._log.error(
+                f"{block.instrument_id} not in cache: fill {exec_id} of {block.client_order_id} not emitted"
+            )
             return
         commission = to_decimal(report.commission) if report is not None else Decimal(0)
         shares = execution.shares if quantity is None else quantity
@@ -1187,10 +1228,20 @@ class IBFAExecutionClient(LiveExecutionClient):
         if status == "Inactive" and not block.accepted:
             self._close(block, OrderEventKind.REJECTED, now, "IB reports the order Inactive")
             return
-        known = status in ("PreSubmitted", "Submitted", "Filled", "Cancelled", "ApiCancelled", "Inactive", "PendingCancel")
+        known = status in (
+            "PreSubmitted",
+            "Submitted",
+            "Filled",
+            "Cancelled",
+            "ApiCancelled",
+            "Inactive",
+            "PendingCancel",
+        )
         if known and not block.accepted:
             block.accepted = True
-            self.generate_order_accepted(block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now)
+            self.generate_order_accepted(
+                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now
+            )
         if status in ("Cancelled", "ApiCancelled", "Inactive"):
             self._close(block, OrderEventKind.EXPIRED if self._is_expiry(block) else OrderEventKind.CANCELED, now)
 
@@ -1248,7 +1299,9 @@ class IBFAExecutionClient(LiveExecutionClient):
             ts_init=now,
             client_order_id=ClientOrderId(order.orderRef),
             price=Price(order.lmtPrice, price_prec) if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
-            trigger_price=Price(order.auxPrice, price_prec) if order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) else None,
+            trigger_price=Price(order.auxPrice, price_prec)
+            if order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+            else None,
             expire_time=expire,
             avg_px=avg_px,
         )
@@ -1307,21 +1360,23 @@ class IBFAExecutionClient(LiveExecutionClient):
             if execution.execId not in quantities:
                 continue  # a correction that adds no shares to the order (see master_fill_quantities)
             instrument = self._cache.instrument(iid)
-            reports.append(FillReport(
-                account_id=self.account_id,
-                instrument_id=iid,
-                venue_order_id=VenueOrderId(str(execution.orderId)),
-                trade_id=TradeId(execution.execId),
-                order_side=side_from_ib(execution.side),
-                last_qty=Quantity(quantities[execution.execId], instrument.size_precision if instrument else 0),
-                last_px=Price(execution.price, instrument.price_precision if instrument else 2),
-                commission=Money(to_decimal(fill.commissionReport.commission or 0.0), USD),
-                liquidity_side=_liquidity(execution.lastLiquidity),
-                report_id=UUID4(),
-                ts_event=ib_time_to_ns(execution.time),
-                ts_init=self._clock.timestamp_ns(),
-                client_order_id=ClientOrderId(execution.orderRef) if execution.orderRef else None,
-            ))
+            reports.append(
+                FillReport(
+                    account_id=self.account_id,
+                    instrument_id=iid,
+                    venue_order_id=VenueOrderId(str(execution.orderId)),
+                    trade_id=TradeId(execution.execId),
+                    order_side=side_from_ib(execution.side),
+                    last_qty=Quantity(quantities[execution.execId], instrument.size_precision if instrument else 0),
+                    last_px=Price(execution.price, instrument.price_precision if instrument else 2),
+                    commission=Money(to_decimal(fill.commissionReport.commission or 0.0), USD),
+                    liquidity_side=_liquidity(execution.lastLiquidity),
+                    report_id=UUID4(),
+                    ts_event=ib_time_to_ns(execution.time),
+                    ts_init=self._clock.timestamp_ns(),
+                    client_order_id=ClientOrderId(execution.orderRef) if execution.orderRef else None,
+                )
+            )
         return reports
 
     def _master_fill_quantities(self, executions: list[Execution]) -> dict[str, float]:
@@ -1336,7 +1391,9 @@ class IBFAExecutionClient(LiveExecutionClient):
             result.update(master_fill_quantities([(e.execId, e.shares) for e in found], total))
         return result
 
-    async def generate_position_status_reports(self, command: GeneratePositionStatusReports) -> list[PositionStatusReport]:
+    async def generate_position_status_reports(
+        self, command: GeneratePositionStatusReports
+    ) -> list[PositionStatusReport]:
         """The block-level position per instrument: the clients' holdings added up (as simulated)."""
         rows = await self._position_rows(list(self._connection.sub_accounts))
         totals: dict[str, int] = {}
@@ -1351,12 +1408,19 @@ class IBFAExecutionClient(LiveExecutionClient):
             if command.instrument_id is not None and iid != command.instrument_id:
                 continue
             side = PositionSide.LONG if qty > 0 else PositionSide.SHORT if qty < 0 else PositionSide.FLAT
-            reports.append(PositionStatusReport(
-                account_id=self.account_id, instrument_id=iid, position_side=side,
-                quantity=Quantity.from_int(abs(qty)), report_id=UUID4(), ts_last=now, ts_init=now,
-                # without it reconciliation prices the inferred opening fill from a quote
-                avg_px_open=Decimal(repr(round(costs[iid_str] / qty, 6))) if qty else None,
-            ))
+            reports.append(
+                PositionStatusReport(
+                    account_id=self.account_id,
+                    instrument_id=iid,
+                    position_side=side,
+                    quantity=Quantity.from_int(abs(qty)),
+                    report_id=UUID4(),
+                    ts_last=now,
+                    ts_init=now,
+                    # without it reconciliation prices the inferred opening fill from a quote
+                    avg_px_open=Decimal(repr(round(costs[iid_str] / qty, 6))) if qty else None,
+                )
+            )
         return reports
 
 

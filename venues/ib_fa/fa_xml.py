@@ -31,7 +31,7 @@ def group_name(client_order_id: str, prefix: str = "RB") -> str:
     clean = _UNSAFE.sub("", client_order_id)
     prefix = _UNSAFE.sub("", prefix)
     if clean.upper().startswith(prefix.upper()):
-        clean = clean[len(prefix):]
+        clean = clean[len(prefix) :]
     name = f"{prefix}{clean}"
     if len(name) <= MAX_GROUP_NAME_LEN:
         return name
@@ -92,7 +92,10 @@ def parse_groups_xml(xml: str) -> dict[str, dict[str, Decimal]]:
 
 
 def group_methods(xml: str) -> dict[str, str]:
-    return {(g.findtext("name") or "").strip(): (g.findtext("defaultMethod") or "").strip() for g in _parse_root(xml).findall("Group")}
+    return {
+        (g.findtext("name") or "").strip(): (g.findtext("defaultMethod") or "").strip()
+        for g in _parse_root(xml).findall("Group")
+    }
 
 
 def upsert_group(existing_xml: str, name: str, targets: dict[str, int]) -> str:

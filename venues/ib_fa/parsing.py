@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cmp_to_key
 from zoneinfo import ZoneInfo
@@ -35,14 +35,29 @@ TIME_IN_FORCE_FROM_IB = {v: k for k, v in TIME_IN_FORCE.items()}
 # Codes that report on connectivity or annotate a live order; none of them ends an order, yet
 # ib_async 2.1.0 cancels its local Trade on some (10349, ib_async#191), so the adapter decides
 # from these sets and never from ib_async's Trade status.
-INFORMATIONAL_CODES = frozenset({
-    399,    # order message warning ("will not be placed at the exchange until ...")
-    404,    # shares for short sale not available yet: the order is held, not rejected
-    2100, 2101, 2103, 2104, 2105, 2106, 2107, 2108, 2109, 2119, 2137, 2150, 2157, 2158,
-    10167,  # delayed market data shown
-    10349,  # TIF set to DAY by a preset
-    1102,   # connectivity restored, data maintained
-})
+INFORMATIONAL_CODES = frozenset(
+    {
+        399,  # order message warning ("will not be placed at the exchange until ...")
+        404,  # shares for short sale not available yet: the order is held, not rejected
+        2100,
+        2101,
+        2103,
+        2104,
+        2105,
+        2106,
+        2107,
+        2108,
+        2109,
+        2119,
+        2137,
+        2150,
+        2157,
+        2158,
+        10167,  # delayed market data shown
+        10349,  # TIF set to DAY by a preset
+        1102,  # connectivity restored, data maintained
+    }
+)
 CONNECTIVITY_CODES = frozenset({1100, 1101, 1102, 1300, 2110})
 CANCEL_REJECT_CODES = frozenset({135, 161, 10147, 10148})
 MODIFY_REJECT_CODES = frozenset({104, 105, 329})
@@ -127,7 +142,7 @@ def event_for_error(code: int, pending: Pending, *, accepted: bool) -> OrderEven
 
 def format_good_till(ts_ns: int) -> str:
     """IB goodTillDate with an explicit zone, so the TWS login's time zone never applies."""
-    dt = datetime.fromtimestamp(ts_ns / 1e9, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
     return dt.strftime("%Y%m%d %H:%M:%S UTC")
 
 
@@ -186,7 +201,7 @@ def ib_time_to_ns(value) -> int:
     dash form is UTC by definition.
     """
     if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
         return int(pd.Timestamp(dt).value)
     if isinstance(value, int | float):
         return int(value * 1_000_000_000)
@@ -194,14 +209,14 @@ def ib_time_to_ns(value) -> int:
     if text.isdigit() and len(text) > 8:
         return int(text) * 1_000_000_000
     if "-" in text[:9] and len(text) >= 17 and text[8] == "-":
-        dt = datetime.strptime(text[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=timezone.utc)
+        dt = datetime.strptime(text[:17], "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC)
         return int(pd.Timestamp(dt).value)
     parts = text.split()
     date_time = " ".join(parts[:2])
     dt = datetime.strptime(date_time, "%Y%m%d %H:%M:%S")
     zone = parts[2] if len(parts) > 2 else "UTC"
     if zone.upper() in ("UTC", "GMT", "Z"):
-        tz = timezone.utc
+        tz = UTC
     else:
         try:
             tz = ZoneInfo(zone)
@@ -230,7 +245,9 @@ def newest_versions(execution_ids: Iterable[str]) -> dict[str, str]:
     return newest
 
 
-def master_fill_quantities(executions: Sequence[tuple[str, float]], order_quantity: float | None = None) -> dict[str, float]:
+def master_fill_quantities(
+    executions: Sequence[tuple[str, float]], order_quantity: float | None = None
+) -> dict[str, float]:
     """The shares each of one order's master executions adds to the NautilusTrader order.
 
     `executions` are (execId, shares), in any order and with any versions. The oldest version of

@@ -35,7 +35,9 @@ class FAWrapper(Wrapper):
         super().__post_init__()
         self.rawExecDetailsEvent = Event("rawExecDetailsEvent")  # (reqId, contract, execution)
         self.rawCommissionReportEvent = Event("rawCommissionReportEvent")  # (report)
-        self.rawOrderStatusEvent = Event("rawOrderStatusEvent")  # (orderId, status, filled, remaining, avgFillPrice, permId, clientId)
+        self.rawOrderStatusEvent = Event(
+            "rawOrderStatusEvent"
+        )  # (orderId, status, filled, remaining, avgFillPrice, permId, clientId)
         self.rawOpenOrderEvent = Event("rawOpenOrderEvent")  # (orderId, contract, order, orderState)
         self._fa_futures: dict[int, asyncio.Future] = {}
         self._position_multi: dict[int, tuple[asyncio.Future, list[PositionRow]]] = {}
@@ -90,8 +92,33 @@ class FAWrapper(Wrapper):
         super().commissionReport(commissionReport)
         self.rawCommissionReportEvent.emit(commissionReport)
 
-    def orderStatus(self, orderId, status, filled, remaining, avgFillPrice, permId, parentId, lastFillPrice, clientId, whyHeld, mktCapPrice=0.0) -> None:
-        super().orderStatus(orderId, status, filled, remaining, avgFillPrice, permId, parentId, lastFillPrice, clientId, whyHeld, mktCapPrice)
+    def orderStatus(
+        self,
+        orderId,
+        status,
+        filled,
+        remaining,
+        avgFillPrice,
+        permId,
+        parentId,
+        lastFillPrice,
+        clientId,
+        whyHeld,
+        mktCapPrice=0.0,
+    ) -> None:
+        super().orderStatus(
+            orderId,
+            status,
+            filled,
+            remaining,
+            avgFillPrice,
+            permId,
+            parentId,
+            lastFillPrice,
+            clientId,
+            whyHeld,
+            mktCapPrice,
+        )
         self.rawOrderStatusEvent.emit(orderId, status, filled, remaining, avgFillPrice, permId, clientId)
 
     def openOrder(self, orderId, contract, order, orderState) -> None:

@@ -1,6 +1,6 @@
 """Run the fake gateway for offline rehearsals:
 
-    python -m venues.ib_fa.fake_gateway --port 4002 --accounts DF1000,DU1001,DU1002
+python -m venues.ib_fa.fake_gateway --port 4002 --accounts DF1000,DU1001,DU1002
 """
 
 from __future__ import annotations
@@ -16,19 +16,29 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m venues.ib_fa.fake_gateway")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4002)
-    p.add_argument("--accounts", default=",".join(DEFAULT_ACCOUNTS),
-                   help="comma-separated; an F/DF account is taken as the FA master")
+    p.add_argument(
+        "--accounts",
+        default=",".join(DEFAULT_ACCOUNTS),
+        help="comma-separated; an F/DF account is taken as the FA master",
+    )
     p.add_argument("--cash", type=float, default=100_000.0, help="starting cash per client account")
-    p.add_argument("--book", action="append", default=[], metavar="SYMBOL:BID:ASK:SIZE",
-                   help="seed a one-level book, e.g. SPY:499.99:500.01:1000")
+    p.add_argument(
+        "--book",
+        action="append",
+        default=[],
+        metavar="SYMBOL:BID:ASK:SIZE",
+        help="seed a one-level book, e.g. SPY:499.99:500.01:1000",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
 
     async def serve() -> None:
-        gw = FakeGateway(accounts=[a for a in args.accounts.split(",") if a], cash=args.cash,
-                         host=args.host, port=args.port)
+        gw = FakeGateway(
+            accounts=[a for a in args.accounts.split(",") if a], cash=args.cash, host=args.host, port=args.port
+        )
         for spec in args.book:
             symbol, bid, ask, size = spec.split(":")
             gw.broker.set_book(symbol, bids=[(float(bid), float(size))], asks=[(float(ask), float(size))])

@@ -27,23 +27,31 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from strategies.allocation import allocate_fill
-from .pricing import GatewayPricing
 
 from .codecs import ContractDetailsView
 from .faults import ALLOCATIONS_LATE, ALLOCATIONS_REVERSED, INFO_TEXTS, FaultPlan
 from .model import CommissionView, ContractSpec, ExecutionView, OrderRequest, OrderView
+from .pricing import GatewayPricing
 
 log = logging.getLogger(__name__)
 
 EASTERN = ZoneInfo("US/Eastern")
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ACCOUNT_TAGS = (
-    "NetLiquidation", "TotalCashValue", "SettledCash", "AvailableFunds", "BuyingPower",
-    "EquityWithLoanValue", "GrossPositionValue", "CashBalance", "ExcessLiquidity",
+    "NetLiquidation",
+    "TotalCashValue",
+    "SettledCash",
+    "AvailableFunds",
+    "BuyingPower",
+    "EquityWithLoanValue",
+    "GrossPositionValue",
+    "CashBalance",
+    "ExcessLiquidity",
 )
 
 
 # ---------------------------------------------------------------- events
+
 
 @dataclass(frozen=True)
 class OrderUpdate:
@@ -90,6 +98,7 @@ class DropRequested:
 
 
 # ---------------------------------------------------------------- state
+
 
 class Clock:
     """Time the tests control; GTD expiry is checked whenever it moves."""
@@ -158,7 +167,13 @@ class Account:
         return realized
 
     def reverse_fill(
-        self, con_id: int, side: str, qty: int, price: float, commission: Decimal, realized: Decimal | None,
+        self,
+        con_id: int,
+        side: str,
+        qty: int,
+        price: float,
+        commission: Decimal,
+        realized: Decimal | None,
         avg_before: float,
     ) -> None:
         """Take back a fill IB corrected: its cash, shares and realized P&L."""
@@ -230,9 +245,14 @@ class _Order:
 
     def view(self) -> OrderView:
         return OrderView(
-            request=self.request, perm_id=self.perm_id, status=self.status, filled=self.filled,
-            remaining=self.remaining, avg_fill_price=self.value / self.filled if self.filled else 0.0,
-            last_fill_price=self.last_price, completed_time=self.completed_time,
+            request=self.request,
+            perm_id=self.perm_id,
+            status=self.status,
+            filled=self.filled,
+            remaining=self.remaining,
+            avg_fill_price=self.value / self.filled if self.filled else 0.0,
+            last_fill_price=self.last_price,
+            completed_time=self.completed_time,
             completed_status=self.completed_status,
         )
 
@@ -320,8 +340,14 @@ class Broker:
         self, symbol: str, con_id: int, primary_exchange: str = "ARCA", long_name: str = "", min_tick: float = 0.01
     ) -> Instrument:
         c = ContractSpec(
-            con_id=con_id, symbol=symbol, sec_type="STK", exchange="SMART", primary_exchange=primary_exchange,
-            currency="USD", local_symbol=symbol, trading_class=symbol,
+            con_id=con_id,
+            symbol=symbol,
+            sec_type="STK",
+            exchange="SMART",
+            primary_exchange=primary_exchange,
+            currency="USD",
+            local_symbol=symbol,
+            trading_class=symbol,
         )
         inst = Instrument(c, min_tick=min_tick, long_name=long_name or symbol)
         self.instruments[con_id] = inst
@@ -474,10 +500,14 @@ class Broker:
             self._emit(OrderError(client_id, order_id, 10147, text))
             return
         if o.status in DONE:
-            self._emit(OrderError(
-                client_id, order_id, 10148,
-                f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: {o.status}.",
-            ))
+            self._emit(
+                OrderError(
+                    client_id,
+                    order_id,
+                    10148,
+                    f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: {o.status}.",
+                )
+            )
             return
         self._finish(o, "Cancelled", error_202=True)
 
@@ -507,16 +537,21 @@ class Broker:
 
     def request_fa(self, fa_data_type: int) -> str:
         if fa_data_type == 3:
-            return '<?xml version="1.0" encoding="UTF-8"?><ListOfAccountAliases>' + "".join(
-                f"<AccountAlias><account>{a}</account><alias>{a}</alias></AccountAlias>" for a in self.sub_accounts
-            ) + "</ListOfAccountAliases>"
+            return (
+                '<?xml version="1.0" encoding="UTF-8"?><ListOfAccountAliases>'
+                + "".join(
+                    f"<AccountAlias><account>{a}</account><alias>{a}</alias></AccountAlias>" for a in self.sub_accounts
+                )
+                + "</ListOfAccountAliases>"
+            )
         return fa_groups_to_xml(self.fa_groups.values())
 
     # ------------------------------------------------------------ queries
 
     def open_orders(self, client_id: int | None = None) -> list[OrderView]:
         return [
-            o.view() for o in sorted(self._orders.values(), key=lambda o: o.seq)
+            o.view()
+            for o in sorted(self._orders.values(), key=lambda o: o.seq)
             if o.status not in DONE and (client_id is None or o.request.client_id == client_id)
         ]
 
@@ -530,11 +565,18 @@ class Broker:
         o = self._find(order_id, client_id)
         if o.allocated is None:
             return {o.accounts[0]: o.filled}
-        return {a: int(q) for a, q in zip(o.accounts, o.allocated)}
+        return {a: int(q) for a, q in zip(o.accounts, o.allocated, strict=True)}
 
     def executions_for(
-        self, client_id: int, acct_code: str = "", time: str = "", symbol: str = "", sec_type: str = "",
-        exchange: str = "", side: str = "", filter_client_id: int = 0,
+        self,
+        client_id: int,
+        acct_code: str = "",
+        time: str = "",
+        symbol: str = "",
+        sec_type: str = "",
+        exchange: str = "",
+        side: str = "",
+        filter_client_id: int = 0,
     ) -> list[ExecutionReport]:
         """Today's executions a client may see; `client_id` 0 sees every client's (IB master-client style)."""
         since = _parse_filter_time(time)
@@ -582,9 +624,15 @@ class Broker:
         cash = float(a.cash)
         nlv = cash + net_pos
         values = {
-            "NetLiquidation": nlv, "TotalCashValue": cash, "SettledCash": cash, "AvailableFunds": cash,
-            "BuyingPower": cash, "EquityWithLoanValue": nlv, "GrossPositionValue": gross,
-            "CashBalance": cash, "ExcessLiquidity": cash,
+            "NetLiquidation": nlv,
+            "TotalCashValue": cash,
+            "SettledCash": cash,
+            "AvailableFunds": cash,
+            "BuyingPower": cash,
+            "EquityWithLoanValue": nlv,
+            "GrossPositionValue": gross,
+            "CashBalance": cash,
+            "ExcessLiquidity": cash,
         }
         return {k: f"{v:.2f}" for k, v in values.items()}
 
@@ -681,29 +729,51 @@ class Broker:
         view = OrderView(req, 0, "PreSubmitted", remaining=req.total_quantity)
         init = 0.25 * notional
         view.margins = {
-            "initMarginBefore": "0.0", "maintMarginBefore": "0.0", "equityWithLoanBefore": "0.0",
-            "initMarginChange": f"{init:.2f}", "maintMarginChange": f"{init:.2f}",
-            "equityWithLoanChange": "0.0", "initMarginAfter": f"{init:.2f}",
-            "maintMarginAfter": f"{init:.2f}", "equityWithLoanAfter": "0.0",
-            "commission": str(float(self.pricing.standalone(req.action, int(req.total_quantity), Decimal(str(notional))))),
+            "initMarginBefore": "0.0",
+            "maintMarginBefore": "0.0",
+            "equityWithLoanBefore": "0.0",
+            "initMarginChange": f"{init:.2f}",
+            "maintMarginChange": f"{init:.2f}",
+            "equityWithLoanChange": "0.0",
+            "initMarginAfter": f"{init:.2f}",
+            "maintMarginAfter": f"{init:.2f}",
+            "equityWithLoanAfter": "0.0",
+            "commission": str(
+                float(self.pricing.standalone(req.action, int(req.total_quantity), Decimal(str(notional))))
+            ),
         }
         self._emit(OrderUpdate(req.client_id, view, open_order=True, status=False))
 
     def _modify(self, o: _Order, req: OrderRequest) -> None:
         if o.status in DONE:
-            self._emit(OrderError(req.client_id, req.order_id, 104, "Cannot modify a filled order."
-                                  if o.status == "Filled" else f"Cannot modify an order in state {o.status}."))
+            self._emit(
+                OrderError(
+                    req.client_id,
+                    req.order_id,
+                    104,
+                    "Cannot modify a filled order."
+                    if o.status == "Filled"
+                    else f"Cannot modify an order in state {o.status}.",
+                )
+            )
             return
         if int(req.total_quantity) < o.filled:
-            self._emit(OrderError(req.client_id, req.order_id, 105,
-                                  "Order being modified does not match original order."))
+            self._emit(
+                OrderError(req.client_id, req.order_id, 105, "Order being modified does not match original order.")
+            )
             return
         inst = o.instrument
         req.contract = inst.contract
         for price in (req.lmt_price, req.aux_price):
             if price is not None and abs(round(price / inst.min_tick) * inst.min_tick - price) > 1e-9:
-                self._emit(OrderError(req.client_id, req.order_id, 110,
-                                      "The price does not conform to the minimum price variation for this contract."))
+                self._emit(
+                    OrderError(
+                        req.client_id,
+                        req.order_id,
+                        110,
+                        "The price does not conform to the minimum price variation for this contract.",
+                    )
+                )
                 return
         # FA routing is fixed at acceptance; only price, size and time in force change
         for name in ("total_quantity", "lmt_price", "aux_price", "tif", "good_till_date", "order_ref"):
@@ -754,8 +824,11 @@ class Broker:
     def _match(self, o: _Order) -> None:
         inst = o.instrument
         if o.request.order_type in ("STP", "STP LMT") and not o.triggered:
-            best = inst.asks[0][0] if o.request.action == "BUY" and inst.asks else (
-                inst.bids[0][0] if o.request.action == "SELL" and inst.bids else None)
+            best = (
+                inst.asks[0][0]
+                if o.request.action == "BUY" and inst.asks
+                else (inst.bids[0][0] if o.request.action == "SELL" and inst.bids else None)
+            )
             if best is not None:
                 self._maybe_trigger(o, best)
         if not self._working_type(o):
@@ -808,8 +881,20 @@ class Broker:
             for acct, q in parts:
                 alloc_reports.append(self._account_fill(o, acct, q, price, side, when, exchange, fees[acct]))
             master_fee = sum((Decimal(str(r.commission.commission)) for r in alloc_reports), Decimal(0))
-            master = self._report(o, self.master or "", qty, price, o.filled, o.value / o.filled, side, when,
-                                  exchange, master_fee, None, exec_id=master_exec_id)
+            master = self._report(
+                o,
+                self.master or "",
+                qty,
+                price,
+                o.filled,
+                o.value / o.filled,
+                side,
+                when,
+                exchange,
+                master_fee,
+                None,
+                exec_id=master_exec_id,
+            )
             key = (req.client_id, req.order_id)
             self._fills[master_exec_id] = _FillRecord(master, key, master_fee)
             for r in alloc_reports:
@@ -843,8 +928,12 @@ class Broker:
     # ------------------------------------------------------------ corrections
 
     def correct_execution(
-        self, exec_id: str, shares: int | None = None, price: float | None = None,
-        commission: Decimal | float | None = None, correct_master: bool = True,
+        self,
+        exec_id: str,
+        shares: int | None = None,
+        price: float | None = None,
+        commission: Decimal | float | None = None,
+        correct_master: bool = True,
     ) -> str:
         """Send a correction of a sub-account execution; returns the correcting execId.
 
@@ -866,13 +955,16 @@ class Broker:
             raise ValueError("a correction cannot have fewer than 0 shares")
         if commission is None:
             value = Decimal(repr(new_price)) * new_shares
-            fee = record.fee if new_shares == old.shares else self.pricing.standalone(o.request.action, new_shares, value)
+            fee = (
+                record.fee if new_shares == old.shares else self.pricing.standalone(o.request.action, new_shares, value)
+            )
         else:
             fee = Decimal(str(commission))
         con_id = o.instrument.contract.con_id
         acct = self.accounts[old.account]
-        acct.reverse_fill(con_id, o.request.action, int(old.shares), old.price, record.fee, record.realized,
-                          record.avg_before)
+        acct.reverse_fill(
+            con_id, o.request.action, int(old.shares), old.price, record.fee, record.realized, record.avg_before
+        )
         avg_before = acct.positions.get(con_id, [0.0, 0.0])[1]
         realized = acct.apply_fill(con_id, o.request.action, new_shares, new_price, fee)
         cum, value = o.acct_filled.get(old.account, (0, 0.0))
@@ -897,8 +989,9 @@ class Broker:
             self.superseded[master_id] = new_master
             reports.insert(0, m_report)
         new_id = corrected.execution.exec_id
-        self._fills[new_id] = _FillRecord(corrected, record.order_key, fee, realized, avg_before, new_master or
-                                          record.master_exec_id)
+        self._fills[new_id] = _FillRecord(
+            corrected, record.order_key, fee, realized, avg_before, new_master or record.master_exec_id
+        )
         self.superseded[exec_id] = new_id
         self.executions.extend(reports)
         for r in reports:
@@ -913,14 +1006,26 @@ class Broker:
         return exec_id
 
     def _corrected_report(
-        self, report: ExecutionReport, shares: int, price: float, fee: Decimal, realized: Decimal | None,
-        cum: float, value: float,
+        self,
+        report: ExecutionReport,
+        shares: int,
+        price: float,
+        fee: Decimal,
+        realized: Decimal | None,
+        cum: float,
+        value: float,
     ) -> ExecutionReport:
         old = report.execution
         base, _, version = old.exec_id.rpartition(".")
         exec_id = f"{base}.{int(version) + 1:02d}"
-        e = dataclasses.replace(old, exec_id=exec_id, shares=shares, price=price, cum_qty=cum,
-                                avg_price=round(value / cum, 6) if cum else 0.0)
+        e = dataclasses.replace(
+            old,
+            exec_id=exec_id,
+            shares=shares,
+            price=price,
+            cum_qty=cum,
+            avg_price=round(value / cum, 6) if cum else 0.0,
+        )
         c = CommissionView(exec_id, float(fee), realized_pnl=None if realized is None else float(realized))
         return ExecutionReport(report.client_id, e, c)
 
@@ -933,17 +1038,29 @@ class Broker:
         r = next(r for r in allocations if rule.account in (None, r.execution.account))
         e = r.execution
         price = float(Decimal(repr(e.price)) + Decimal(repr(float(rule.price_delta)))) if rule.price_delta else None
-        self.correct_execution(e.exec_id, shares=int(e.shares) + rule.shares_delta, price=price,
-                               correct_master=rule.correct_master)
+        self.correct_execution(
+            e.exec_id, shares=int(e.shares) + rule.shares_delta, price=price, correct_master=rule.correct_master
+        )
 
     def _report(
         self, o, acct, q, price, cum, avg, side, when, exchange, fee, realized, exec_id=None
     ) -> ExecutionReport:
         e = ExecutionView(
-            order_id=o.request.order_id, client_id=o.request.client_id, perm_id=o.perm_id,
-            contract=o.instrument.contract, exec_id=exec_id or self._exec_id(o.perm_id), time=when, account=acct,
-            exchange=exchange, side=side, shares=q, price=price, cum_qty=cum, avg_price=round(avg, 6),
-            order_ref=o.request.order_ref, model_code=o.request.model_code,
+            order_id=o.request.order_id,
+            client_id=o.request.client_id,
+            perm_id=o.perm_id,
+            contract=o.instrument.contract,
+            exec_id=exec_id or self._exec_id(o.perm_id),
+            time=when,
+            account=acct,
+            exchange=exchange,
+            side=side,
+            shares=q,
+            price=price,
+            cum_qty=cum,
+            avg_price=round(avg, 6),
+            order_ref=o.request.order_ref,
+            model_code=o.request.model_code,
         )
         c = CommissionView(e.exec_id, float(fee), realized_pnl=None if realized is None else float(realized))
         return ExecutionReport(o.request.client_id, e, c)

@@ -33,12 +33,22 @@ def num(x: float | int | None) -> str:
 def _contract_11(c: ContractSpec, exchange: str | None = None) -> list[str]:
     """conId..tradingClass without primaryExchange, the layout of openOrder/execDetails/position."""
     return [
-        str(c.con_id), c.symbol, c.sec_type, c.last_trade, num(c.strike), c.right, c.multiplier,
-        c.exchange if exchange is None else exchange, c.currency, c.local_symbol, c.trading_class,
+        str(c.con_id),
+        c.symbol,
+        c.sec_type,
+        c.last_trade,
+        num(c.strike),
+        c.right,
+        c.multiplier,
+        c.exchange if exchange is None else exchange,
+        c.currency,
+        c.local_symbol,
+        c.trading_class,
     ]
 
 
 # ---------------------------------------------------------------- server -> client
+
 
 def managed_accounts(accounts: list[str]) -> list[str]:
     return ["15", "1", ",".join(accounts)]
@@ -56,15 +66,34 @@ def error(req_id: int, code: int, text: str, advanced_json: str = "") -> list[st
 def order_status(v: OrderView) -> list[str]:
     r = v.request
     return [
-        "3", str(r.order_id), v.status, num(v.filled), num(v.remaining), num(v.avg_fill_price),
-        str(v.perm_id), str(r.parent_id), num(v.last_fill_price), str(r.client_id), "", "",
+        "3",
+        str(r.order_id),
+        v.status,
+        num(v.filled),
+        num(v.remaining),
+        num(v.avg_fill_price),
+        str(v.perm_id),
+        str(r.parent_id),
+        num(v.last_fill_price),
+        str(r.client_id),
+        "",
+        "",
     ]
 
 
 def _order_core(r: OrderRequest) -> list[str]:
     return [
-        r.action, num(r.total_quantity), r.order_type, num(r.lmt_price), num(r.aux_price), r.tif,
-        r.oca_group, r.account, r.open_close, str(r.origin), r.order_ref,
+        r.action,
+        num(r.total_quantity),
+        r.order_type,
+        num(r.lmt_price),
+        num(r.aux_price),
+        r.tif,
+        r.oca_group,
+        r.account,
+        r.open_close,
+        str(r.origin),
+        r.order_ref,
     ]
 
 
@@ -85,8 +114,14 @@ def open_order(v: OrderView) -> list[str]:
     f += [""]  # algoStrategy empty: no params
     f += ["0", num(r.what_if), v.status]
     for key in (
-        "initMarginBefore", "maintMarginBefore", "equityWithLoanBefore", "initMarginChange",
-        "maintMarginChange", "equityWithLoanChange", "initMarginAfter", "maintMarginAfter",
+        "initMarginBefore",
+        "maintMarginBefore",
+        "equityWithLoanBefore",
+        "initMarginChange",
+        "maintMarginChange",
+        "equityWithLoanChange",
+        "initMarginAfter",
+        "maintMarginAfter",
         "equityWithLoanAfter",
     ):
         f.append(m.get(key, UNSET_DOUBLE_STR))
@@ -131,10 +166,28 @@ def completed_orders_end() -> list[str]:
 
 def exec_details(req_id: int, e: ExecutionView) -> list[str]:
     return [
-        "11", str(req_id), str(e.order_id), *_contract_11(e.contract, exchange=e.exchange),
-        e.exec_id, e.time, e.account, e.exchange, e.side, num(e.shares), num(e.price),
-        str(e.perm_id), str(e.client_id), "0", num(e.cum_qty), num(e.avg_price), e.order_ref,
-        "", "", e.model_code, str(e.liquidity), "0",  # last one: pendingPriceRevision (178)
+        "11",
+        str(req_id),
+        str(e.order_id),
+        *_contract_11(e.contract, exchange=e.exchange),
+        e.exec_id,
+        e.time,
+        e.account,
+        e.exchange,
+        e.side,
+        num(e.shares),
+        num(e.price),
+        str(e.perm_id),
+        str(e.client_id),
+        "0",
+        num(e.cum_qty),
+        num(e.avg_price),
+        e.order_ref,
+        "",
+        "",
+        e.model_code,
+        str(e.liquidity),
+        "0",  # last one: pendingPriceRevision (178)
     ]
 
 
@@ -159,8 +212,14 @@ def position_multi(
     req_id: int, account: str, c: ContractSpec, pos: float, avg_cost: float, model_code: str = ""
 ) -> list[str]:
     return [
-        "71", "1", str(req_id), account, *_contract_11(c, exchange=c.primary_exchange),
-        num(pos), num(avg_cost), model_code,
+        "71",
+        "1",
+        str(req_id),
+        account,
+        *_contract_11(c, exchange=c.primary_exchange),
+        num(pos),
+        num(avg_cost),
+        model_code,
     ]
 
 
@@ -176,9 +235,7 @@ def account_summary_end(req_id: int) -> list[str]:
     return ["64", "1", str(req_id)]
 
 
-def account_update_multi(
-    req_id: int, account: str, model_code: str, key: str, value: str, currency: str
-) -> list[str]:
+def account_update_multi(req_id: int, account: str, model_code: str, key: str, value: str, currency: str) -> list[str]:
     return ["73", "1", str(req_id), account, model_code, key, value, currency]
 
 
@@ -199,12 +256,26 @@ def update_mkt_depth(req_id: int, position: int, operation: int, side: int, pric
 
 
 def update_mkt_depth_l2(
-    req_id: int, position: int, market_maker: str, operation: int, side: int, price: float,
-    size: float, is_smart: bool,
+    req_id: int,
+    position: int,
+    market_maker: str,
+    operation: int,
+    side: int,
+    price: float,
+    size: float,
+    is_smart: bool,
 ) -> list[str]:
     return [
-        "13", "1", str(req_id), str(position), market_maker, str(operation), str(side),
-        num(price), num(size), num(is_smart),
+        "13",
+        "1",
+        str(req_id),
+        str(position),
+        market_maker,
+        str(operation),
+        str(side),
+        num(price),
+        num(size),
+        num(is_smart),
     ]
 
 
@@ -239,12 +310,46 @@ def contract_details(req_id: int, d: ContractDetailsView) -> list[str]:
     c = d.contract
     # no version field and no mdSizeMultiplier from server version 164 on
     return [
-        "10", str(req_id), c.symbol, c.sec_type, c.last_trade, num(c.strike), c.right, c.exchange,
-        c.currency, c.local_symbol or c.symbol, "NMS", c.trading_class or c.symbol, str(c.con_id),
-        num(d.min_tick), c.multiplier, d.order_types, d.valid_exchanges, "1", "0", d.long_name,
-        c.primary_exchange, "", "", "", "", d.time_zone_id, "", "", "", "",
+        "10",
+        str(req_id),
+        c.symbol,
+        c.sec_type,
+        c.last_trade,
+        num(c.strike),
+        c.right,
+        c.exchange,
+        c.currency,
+        c.local_symbol or c.symbol,
+        "NMS",
+        c.trading_class or c.symbol,
+        str(c.con_id),
+        num(d.min_tick),
+        c.multiplier,
+        d.order_types,
+        d.valid_exchanges,
+        "1",
+        "0",
+        d.long_name,
+        c.primary_exchange,
+        "",
+        "",
+        "",
+        "",
+        d.time_zone_id,
+        "",
+        "",
+        "",
+        "",
         "0",  # no secIds
-        "1", "", "", "26", "", d.stock_type, "1", "1", "1",
+        "1",
+        "",
+        "",
+        "26",
+        "",
+        d.stock_type,
+        "1",
+        "1",
+        "1",
     ]
 
 
@@ -265,6 +370,7 @@ def current_time(epoch_seconds: int) -> list[str]:
 
 
 # ---------------------------------------------------------------- client -> server
+
 
 @dataclass
 class Request:
@@ -312,10 +418,18 @@ def _bool(s: str) -> bool:
 
 def _contract_12(cur: _Cursor) -> ContractSpec:
     return ContractSpec(
-        con_id=_int(cur.next()), symbol=cur.next(), sec_type=cur.next(), last_trade=cur.next(),
-        strike=_float(cur.next()) or 0.0, right=cur.next(), multiplier=cur.next(),
-        exchange=cur.next(), primary_exchange=cur.next(), currency=cur.next(),
-        local_symbol=cur.next(), trading_class=cur.next(),
+        con_id=_int(cur.next()),
+        symbol=cur.next(),
+        sec_type=cur.next(),
+        last_trade=cur.next(),
+        strike=_float(cur.next()) or 0.0,
+        right=cur.next(),
+        multiplier=cur.next(),
+        exchange=cur.next(),
+        primary_exchange=cur.next(),
+        currency=cur.next(),
+        local_symbol=cur.next(),
+        trading_class=cur.next(),
     )
 
 
@@ -360,12 +474,29 @@ def decode_place_order(fields: list[str]) -> OrderRequest:
     cur.skip(1)  # algoId
     what_if = _bool(cur.next())
     return OrderRequest(
-        order_id=order_id, contract=contract, action=action, total_quantity=qty,
-        order_type=order_type, lmt_price=lmt, aux_price=aux, tif=tif or "DAY", oca_group=oca_group,
-        account=account, open_close=open_close, origin=origin, order_ref=order_ref,
-        transmit=transmit, parent_id=parent_id, outside_rth=outside_rth, good_after_time=good_after,
-        good_till_date=good_till, fa_group=fa_group, fa_method=fa_method, fa_percentage=fa_pct,
-        model_code=model_code, what_if=what_if,
+        order_id=order_id,
+        contract=contract,
+        action=action,
+        total_quantity=qty,
+        order_type=order_type,
+        lmt_price=lmt,
+        aux_price=aux,
+        tif=tif or "DAY",
+        oca_group=oca_group,
+        account=account,
+        open_close=open_close,
+        origin=origin,
+        order_ref=order_ref,
+        transmit=transmit,
+        parent_id=parent_id,
+        outside_rth=outside_rth,
+        good_after_time=good_after,
+        good_till_date=good_till,
+        fa_group=fa_group,
+        fa_method=fa_method,
+        fa_percentage=fa_pct,
+        model_code=model_code,
+        what_if=what_if,
     )
 
 
@@ -387,8 +518,11 @@ def _dec_mkt_data(fields: list[str]) -> dict:
     if _bool(cur.next()):
         cur.skip(3)
     return {
-        "reqId": req_id, "contract": contract, "genericTickList": cur.next(),
-        "snapshot": _bool(cur.next()), "regulatorySnapshot": _bool(cur.next()),
+        "reqId": req_id,
+        "contract": contract,
+        "genericTickList": cur.next(),
+        "snapshot": _bool(cur.next()),
+        "regulatorySnapshot": _bool(cur.next()),
     }
 
 

@@ -190,8 +190,14 @@ class FaultInjector:
         self.plan.price_improvement = amount
 
     def correct_next_allocation(
-        self, side: str = "ANY", *, symbol: str | None = None, account: str | None = None, shares_delta: int = 0,
-        price_delta: float = 0.0, correct_master: bool = True,
+        self,
+        side: str = "ANY",
+        *,
+        symbol: str | None = None,
+        account: str | None = None,
+        shares_delta: int = 0,
+        price_delta: float = 0.0,
+        correct_master: bool = True,
     ) -> None:
         """Right after the next matching block fill, send a correction of one of its allocations
         (execId suffix bumped, shares and/or price changed, its own commission report)."""
@@ -199,8 +205,9 @@ class FaultInjector:
             CorrectionRule(side.upper(), symbol, account, shares_delta, price_delta, correct_master)
         )
 
-    def correct_allocation(self, exec_id: str, shares: int | None = None, price: float | None = None,
-                           correct_master: bool = True) -> str:
+    def correct_allocation(
+        self, exec_id: str, shares: int | None = None, price: float | None = None, correct_master: bool = True
+    ) -> str:
         """Correct a sub-account execution now; returns the correcting execId."""
         return self._gw.broker.correct_execution(exec_id, shares=shares, price=price, correct_master=correct_master)
 

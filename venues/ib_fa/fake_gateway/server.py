@@ -139,8 +139,11 @@ class Session:
 
     def on_startApi(self, clientId: int, optionalCapabilities: str = "") -> None:
         if self.gw.client_in_use(clientId):
-            self.send(codecs.error(-1, 326, "Unable to connect as the client id is already in use. "
-                                            "Retry with a unique client id."))
+            self.send(
+                codecs.error(
+                    -1, 326, "Unable to connect as the client id is already in use. Retry with a unique client id."
+                )
+            )
             self.close()
             return
         self.client_id = clientId
@@ -255,11 +258,18 @@ class Session:
             self.send(codecs.completed_order(view))
         self.send(codecs.completed_orders_end())
 
-    def on_reqExecutions(self, reqId: int, clientId: int, acctCode: str, time: str, symbol: str,
-                         secType: str, exchange: str, side: str) -> None:
+    def on_reqExecutions(
+        self, reqId: int, clientId: int, acctCode: str, time: str, symbol: str, secType: str, exchange: str, side: str
+    ) -> None:
         reports = self.gw.broker.executions_for(
-            self.client_id, acct_code=acctCode, time=time, symbol=symbol, sec_type=secType,
-            exchange=exchange, side=side, filter_client_id=clientId,
+            self.client_id,
+            acct_code=acctCode,
+            time=time,
+            symbol=symbol,
+            sec_type=secType,
+            exchange=exchange,
+            side=side,
+            filter_client_id=clientId,
         )
         for r in reports:
             # ib_async matches a commission report only to an execution it has already seen
@@ -281,8 +291,9 @@ class Session:
             self.send(codecs.contract_details(reqId, inst.details()))
         self.send(codecs.contract_details_end(reqId))
 
-    def on_reqMktData(self, reqId: int, contract, genericTickList: str, snapshot: bool,
-                      regulatorySnapshot: bool) -> None:
+    def on_reqMktData(
+        self, reqId: int, contract, genericTickList: str, snapshot: bool, regulatorySnapshot: bool
+    ) -> None:
         inst = self.gw.broker.resolve(contract)
         if inst is None:
             self.send(codecs.error(reqId, 200, "No security definition has been found for the request"))
@@ -338,8 +349,11 @@ class Session:
     def on_requestFA(self, faDataType: int) -> None:
         b = self.gw.broker
         if b.master is None:
-            self.send(codecs.error(-1, 321, "Error validating request.-'bA' : cause - "
-                                            "FA data operations ignored for non FA customers."))
+            self.send(
+                codecs.error(
+                    -1, 321, "Error validating request.-'bA' : cause - FA data operations ignored for non FA customers."
+                )
+            )
             return
         self.send(codecs.receive_fa(faDataType, b.request_fa(faDataType)))
 
