@@ -154,6 +154,15 @@ class IBFAConnection:
             self.fatal = reason
             log.error(f"IB session {self.settings.host}:{self.settings.port} cannot be used: {reason}")
 
+    async def start(self, opening: Awaitable[None]) -> None:
+        """Await a client's start-up, recording why it failed: NautilusTrader only logs a failed
+        connect and waits out its timeouts, so the node polls `fatal` instead."""
+        try:
+            await opening
+        except Exception as exc:
+            self.fail(start_failure_reason(exc))
+            raise
+
     def reset_failure(self) -> None:
         """A new session on this connection starts without the last one's failure (call before it connects)."""
         self.fatal = None

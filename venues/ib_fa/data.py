@@ -26,7 +26,7 @@ from nautilus_trader.model.identifiers import ClientId, InstrumentId, TradeId, V
 from nautilus_trader.model.objects import Price, Quantity
 
 from venues.ib_fa.config import IBFADataClientConfig
-from venues.ib_fa.connection import IBFAConnection, start_failure_reason
+from venues.ib_fa.connection import IBFAConnection
 from venues.ib_fa.parsing import ib_time_to_ns
 from venues.ib_fa.providers import IBFAInstrumentProvider
 
@@ -171,12 +171,7 @@ class IBFADataClient(LiveMarketDataClient):
         return self._connection.ib
 
     async def _connect(self) -> None:
-        try:
-            await self._open_session()
-        except Exception as exc:
-            # NautilusTrader only logs a failed connect and waits out its timeouts: the node polls this
-            self._connection.fail(start_failure_reason(exc))
-            raise
+        await self._connection.start(self._open_session())
 
     async def _open_session(self) -> None:
         ib = await self._connection.acquire()

@@ -118,7 +118,7 @@ from strategies.events import (
 )
 from venues.ib_fa import fa_xml
 from venues.ib_fa.config import IBFAExecClientConfig
-from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError, start_failure_reason
+from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError
 from venues.ib_fa.parsing import (
     ORDER_TYPES_FROM_IB,
     TIME_IN_FORCE_FROM_IB,
@@ -284,12 +284,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._attached = False
 
     async def _connect(self) -> None:
-        try:
-            await self._open_session()
-        except Exception as exc:
-            # NautilusTrader only logs a failed connect and waits out its timeouts: the node polls this
-            self._connection.fail(start_failure_reason(exc))
-            raise
+        await self._connection.start(self._open_session())
 
     async def _open_session(self) -> None:
         self._attach()
