@@ -255,6 +255,19 @@ def node_config(
     )
 
 
+def _session_loop() -> asyncio.AbstractEventLoop:
+    """The thread's event loop, or a new one: asyncio.run() and a disposed node leave none usable."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        if not loop.is_closed():
+            return loop
+    except RuntimeError:
+        pass
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
 def build_session(
     strategy_config: RebalanceExecutorConfig,
     ib: IBSessionConfig,
@@ -289,7 +302,7 @@ def build_session(
     settings = resolve_connection(node_cfg.exec_clients[CLIENT_NAME])
     connection = get_connection(settings)
     connection.reset_failure()  # an earlier session of this process on the same login failed its own way
-    node = TradingNode(node_cfg)
+    node = TradingNode(node_cfg, loop=_session_loop())
     exec_clients: list[IBFAExecutionClient] = []
     preflight = SessionPreflight(plan, exec_clients, settings)
     strategy = RebalanceExecutor(config, journal)

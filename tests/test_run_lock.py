@@ -8,8 +8,10 @@ Starts that send nothing leave the run id free; a journal that cannot be opened 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -158,9 +160,10 @@ def test_a_failed_start_is_not_resumed_outside_market_hours(tmp_path):
     from live.rails_check import RailsRefusal
     from strategies.rebalance_exec import RebalanceExecutorConfig
 
+    asyncio.run(asyncio.sleep(0))  # leaves the thread without an event loop, as a caller's asyncio.run() does
     url = f"sqlite:///{tmp_path / 'journal.db'}"
     config = RebalanceExecutorConfig(plan_path=str(fx.write_plan(tmp_path)), session_id=fx.SESSION_ID)
-    with __import__("socket").socket() as s:  # a port nothing listens on
+    with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     ib = IBSessionConfig(
