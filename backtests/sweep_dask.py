@@ -27,7 +27,7 @@ import uuid
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
-from backtests.sweep_backends import SweepRunError, unfinished
+from backtests.sweep_tasks import SweepRunError, unfinished
 
 _ONE_SESSION_AT_A_TIME = threading.Lock()
 
