@@ -289,6 +289,29 @@ def test_rejections_201_and_321(decoder_errors):
     run(scenario())
 
 
+def test_an_order_the_broker_cannot_allocate_is_answered_with_201_at_once(decoder_errors):
+    async def scenario():
+        async with session() as (gw, ib):
+            c = await spy(ib)
+            await install_group(ib, gw)
+            errors: list[tuple[int, int, str]] = []
+            ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg))
+
+            # the group's amounts hold 400 shares; read as Percent, 500 cannot be spread over them
+            trade = ib.placeOrder(c, LimitOrder("BUY", 500, 500.0, faGroup="Rebal", faMethod="Percent"))
+            await until(lambda: trade.orderStatus.status == "Cancelled", timeout=1.0, what="the rejection")
+            [(order_id, code, text)] = errors
+            assert (order_id, code) == (trade.order.orderId, 201)
+            assert text.startswith("Order rejected - reason: ") and "500" in text
+            assert gw.broker.open_orders() == []
+
+            # the session goes on serving orders after the refusal
+            ok = ib.placeOrder(c, LimitOrder("BUY", 10, 500.0, faGroup="Rebal"))
+            await until(lambda: ok.orderStatus.status in ("Submitted", "Filled"), what="the next order")
+
+    run(scenario())
+
+
 def test_duplicate_client_id_gets_326_and_connect_fails():
     async def scenario():
         async with session(client_id=5) as (gw, ib):
