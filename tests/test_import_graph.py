@@ -144,7 +144,9 @@ def test_no_test_file_imports_another(path):
         names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module if node.level == 0 else f"tests.{node.module}"]
+        elif isinstance(node, ast.ImportFrom):
+            package = node.module if node.level == 0 else ".".join(filter(None, ["tests", node.module]))
+            # `from tests import test_x` names the test module as an alias, not as the module
+            names = [package] + [f"{package}.{alias.name}" for alias in node.names]
         wrong += [f"line {node.lineno}: {n}" for n in names if n in test_modules]
     assert not wrong, f"{path.name} imports another test file: " + ", ".join(wrong)
