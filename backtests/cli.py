@@ -19,12 +19,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from backtests.days import DAYS_HELP
+from backtests.days import (
+    DAYS_HELP,
+    DaySelectionError,
+    DaySpec,
+    choose_sessions,
+    is_single_plan,
+    parse_day_spec,
+    run_days,
+)
 from backtests.params import LOG_LEVELS, ParamError, load_config_file, strategy_config, venue_config
-from backtests.results import print_results, print_verdict
+from backtests.results import print_days, print_results, print_verdict
 from backtests.runner import run_catalog_session
 from backtests.sweep import add_sweep_parser, run_sweep_command
+from data.catalog import catalog_days, catalog_days_by_instrument, catalog_instruments
 from data.catalog_check import CatalogError
+from data.cme import write_cme_catalog
+from data.lobster import import_lobster
+from data.synthetic import DEFAULT_START, write_synthetic_catalog, write_synthetic_days
+from data.tardis import import_tardis
+from data.validation import BookDataError
 from live.cli import DEFAULT_STATE_DIR, add_session_parsers
 from live.journal.cli import add_journal_parser, run_journal_command
 from live.killswitch import add_kill_parser
@@ -55,8 +69,6 @@ def _refused(exc: Exception) -> int:
 
 
 def _run(plan: Path, catalog: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig, log_level: str) -> int:
-    from data.catalog import catalog_instruments
-
     try:
         instruments = catalog_instruments(catalog)
         if not instruments:
@@ -75,8 +87,6 @@ def _run(plan: Path, catalog: Path, config: RebalanceExecutorConfig, venue: SimV
 def _backtest(args: argparse.Namespace, out: Path) -> int:
     """One session over the whole catalog, or one per day when days are asked for, the plan is a folder of
     per-day plans, or the catalog holds more than one day."""
-    from backtests.days import DaySelectionError, DaySpec, is_single_plan, parse_day_spec
-    from data.catalog import catalog_days, catalog_instruments
 
     try:
         pd.Timestamp("2024-01-02").tz_localize(args.tz)
@@ -98,10 +108,6 @@ def _backtest(args: argparse.Namespace, out: Path) -> int:
 
 
 def _run_days(args: argparse.Namespace, spec, out: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig) -> int:
-    from backtests.days import DaySelectionError, choose_sessions, run_days
-    from backtests.results import print_days
-    from data.catalog import catalog_days_by_instrument, catalog_instruments
-
     try:
         instruments = catalog_instruments(args.catalog)
         if not instruments:
@@ -123,8 +129,6 @@ def _run_days(args: argparse.Namespace, spec, out: Path, config: RebalanceExecut
 
 
 def _ensure_demo_catalog() -> Path:
-    from data.synthetic import write_synthetic_catalog
-
     if not (DEMO_CATALOG / "data").exists():
         print(f"writing the synthetic demo order books to {DEMO_CATALOG} (seeded, once) ...")
         write_synthetic_catalog(DEMO_CATALOG)
@@ -198,8 +202,6 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path("runs") / stamp
         return _backtest(args, out)
     if args.command == "data" and args.data_command == "synth":
-        from data.synthetic import DEFAULT_START, write_synthetic_days
-
         try:
             summaries = write_synthetic_days(
                 args.catalog, args.days, start=args.start or DEFAULT_START, seed=args.seed,
@@ -225,11 +227,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from data.cme import write_cme_catalog
-    from data.lobster import import_lobster
-    from data.tardis import import_tardis
-    from data.validation import BookDataError
-
     instrument = args.instrument if "." in args.instrument else f"{args.instrument}.SMART"
     symbol, venue = instrument.split(".", 1)
     try:

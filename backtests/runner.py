@@ -16,7 +16,7 @@ from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.instruments import Instrument
 from tqdm import tqdm
 
-from data.catalog import open_catalog
+from data.catalog import catalog_time_range, open_catalog, stream_catalog
 from data.catalog_check import check_book_files, require_book_type
 from live.rails_check import risk_engine_config
 from strategies.plan import Plan, load_plan
@@ -173,7 +173,6 @@ def run_catalog_session(
     data in that window unless `run_until_ns` says otherwise. The files the session will read are
     checked first (``check_session_files``) unless the caller already did, with ``check_files=False``.
     """
-    from data.catalog import catalog_time_range, stream_catalog
 
     traded = set(plan.instrument_ids)
     wanted = [i for i in instruments if str(i.id) in traded]

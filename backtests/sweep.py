@@ -48,8 +48,13 @@ import pandas as pd
 
 from backtests.days import DAYS_HELP, DaySpec, missing_on, no_day_message, parse_day_spec, select_days
 from backtests.params import ParamError, parse_pairs, typed
+from backtests.runner import run_catalog_session
 from backtests.sweep_backends import SweepRunError, backend_for
-from strategies.plan import PlanError
+from backtests.sweep_report import write_html_report
+from data.catalog import catalog_days_by_instrument, catalog_instruments, day_bounds, unix_nanos
+from data.synthetic import write_synthetic_catalog
+from strategies.plan import PlanError, load_plan
+from strategies.pricing import slippage_bps
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
 
@@ -241,7 +246,6 @@ def catalog_days(
     every one of ``instrument_ids`` (default: every instrument of the catalog); a date named outright is
     kept even without them, and its sessions then fail, naming it and what it lacks.
     """
-    from data.catalog import catalog_days_by_instrument, catalog_instruments, day_bounds
 
     ids = list(instrument_ids) if instrument_ids is not None else [str(i.id) for i in catalog_instruments(catalog)]
     held = catalog_days_by_instrument(catalog, ids)
@@ -255,8 +259,6 @@ def catalog_days(
 
 
 def window_days(catalog: str | Path, windows: Sequence[Sequence[str]]) -> list[Day]:
-    from data.catalog import unix_nanos
-
     days = []
     for start, end in windows:
         lo, hi = unix_nanos(start), unix_nanos(end)
@@ -268,7 +270,6 @@ def window_days(catalog: str | Path, windows: Sequence[Sequence[str]]) -> list[D
 
 def write_demo_days(folder: Path, minutes: float = DEMO_MINUTES, days=DEMO_DAYS) -> list[Day]:
     """One synthetic catalog per day; a day already written is reused, so a rerun is quick."""
-    from data.synthetic import write_synthetic_catalog
 
     out = []
     for n, (start, seed) in enumerate(days, 1):
@@ -289,7 +290,6 @@ def _f(value) -> float:
 
 def _shortfall(blocks: pd.DataFrame) -> tuple[float, float]:
     """Value-weighted bps against the arrival mid, positive when worse, and the traded value."""
-    from strategies.pricing import slippage_bps
 
     cost, value = Decimal(0), Decimal(0)
     for row in blocks.itertuples(index=False):
@@ -393,9 +393,6 @@ class Task:
 
 def run_task(task: Task) -> dict:
     """One point on one day, in whatever process runs it; everything it needs it reads from disk."""
-    from backtests.runner import run_catalog_session
-    from data.catalog import catalog_instruments
-    from strategies.plan import load_plan
 
     row = {"point_id": task.point_id, "day": task.day.name, "error": None}
     started = time.perf_counter()
@@ -579,8 +576,6 @@ def run_sweep(
 
 def _check_plan(plan_path, days: Sequence[Day], base_strategy: dict | None) -> None:
     """Refuse a bad plan once, with its rows, rather than as the same error in every session."""
-    from data.catalog import catalog_instruments
-    from strategies.plan import PlanError, load_plan
 
     venue = (base_strategy or {}).get("default_venue", "SMART")
     for catalog in dict.fromkeys(d.catalog for d in days):
@@ -591,8 +586,6 @@ def _check_plan(plan_path, days: Sequence[Day], base_strategy: dict | None) -> N
 
 
 def write_outputs(result: SweepResult, out_dir: Path, threshold: float, plan_path, days: Sequence[Day]) -> None:
-    from backtests.sweep_report import write_html_report
-
     out_dir.mkdir(parents=True, exist_ok=True)
     result.runs.to_parquet(out_dir / "runs.parquet", index=False)
     result.points.to_parquet(out_dir / "points.parquet", index=False)
@@ -672,8 +665,6 @@ def _json_arg(text: str, flag: str) -> dict:
 
 def _chosen_days(args: argparse.Namespace) -> list[Day]:
     """``--days`` over the days that hold every instrument the plan streams."""
-    from data.catalog import catalog_instruments
-    from strategies.plan import PlanError, load_plan
 
     spec = parse_day_spec(args.days)
     instruments = catalog_instruments(args.catalog)

@@ -20,21 +20,10 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Protocol
 
-Progress = Callable[[int, int], None]
+from backtests.sweep_dask import DaskCluster
+from backtests.sweep_tasks import Progress, SessionTask, SweepRunError, unfinished
 
-
-class SweepRunError(RuntimeError):
-    """The sweep could not run to its end; nothing was written."""
-
-
-class SessionTask(Protocol):
-    @property
-    def label(self) -> str: ...
-
-    @property
-    def paths(self) -> tuple[str, ...]: ...
-
-    def failed_row(self, error: str) -> dict: ...
+__all__ = ["DaskCluster", "LocalPool", "SweepBackend", "SweepRunError", "backend_for"]
 
 
 class SweepBackend(Protocol):
@@ -46,12 +35,6 @@ class SweepBackend(Protocol):
     ) -> list[dict]:
         """One row per task, in task order."""
         ...
-
-
-def unfinished(tasks: Sequence[SessionTask], limit: int = 5) -> str:
-    names = [t.label for t in tasks[:limit]]
-    more = f" and {len(tasks) - limit} more" if len(tasks) > limit else ""
-    return ", ".join(names) + more
 
 
 @dataclass
@@ -97,8 +80,6 @@ def backend_for(workers: int | None, cluster: str | None) -> SweepBackend:
     if cluster:
         if workers is not None:
             raise ValueError("give either a worker count or a cluster address: a cluster's workers are its own")
-        from backtests.sweep_dask import DaskCluster
-
         return DaskCluster(cluster)
     if workers is not None and workers < 1:
         raise ValueError(f"the sweep needs at least 1 worker, was {workers}")

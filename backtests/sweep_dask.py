@@ -27,7 +27,7 @@ import uuid
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
-from backtests.sweep_backends import SweepRunError, unfinished
+from backtests.sweep_tasks import SweepRunError, unfinished
 
 _ONE_SESSION_AT_A_TIME = threading.Lock()
 
@@ -54,6 +54,9 @@ class DaskCluster:
         return f"Dask cluster {self.address}"
 
     def run(self, fn, tasks, progress=None) -> list[dict]:
+        # distributed is imported here, not at the top: every `rebalance` command imports this
+        # module through the sweep, and loading Dask costs more than a second that only a sweep on a
+        # cluster needs.
         from distributed import Client
 
         try:
@@ -91,7 +94,7 @@ class DaskCluster:
             )
 
     def _run_all(self, client, fn, tasks, progress) -> list[dict]:
-        from distributed import KilledWorker, wait
+        from distributed import KilledWorker, wait  # deferred, as in run()
 
         sweep = f"sweep-session-{uuid.uuid4().hex}"
         index = {client.submit(_run_alone, fn, task, key=(sweep, n), pure=False): n for n, task in enumerate(tasks)}

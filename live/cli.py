@@ -34,7 +34,15 @@ from backtests.params import (
     load_config_file,
     strategy_config,
 )
+from backtests.results import account_table, phase_table, print_verdict
+from live.journal import JournalError
+from live.killswitch import SessionAlreadyRunning
+from live.node import IBSessionConfig, SessionStartError, run_session
+from live.rails_check import RailsRefusal
 from strategies.outcome import ExitCode, judge_report
+from strategies.plan import PlanError, load_plan
+from strategies.rails import RailsConfig
+from strategies.sizing import build_blocks
 from venues.ib_fa.config import (
     CASH_TAGS,
     CLIENT_ID_RANGE,
@@ -45,6 +53,7 @@ from venues.ib_fa.config import (
     env_int,
     fa_master,
 )
+from venues.ib_fa.connection import IBFAConnectionError, MissingAccountsError
 
 PAPER_PORTS = {4002: "IB Gateway paper", 7497: "TWS paper"}
 LIVE_PORTS = {4001: "IB Gateway (live)", 7496: "TWS (live)"}
@@ -94,7 +103,6 @@ def check_port(mode: str, port: int | None, allow_live_port: bool = False) -> No
 
 def session_config(args: argparse.Namespace, mode: str):
     """The IBSessionConfig of a session from its command-line arguments."""
-    from live.node import IBSessionConfig
 
     check_port(mode, args.port, getattr(args, "allow_live_port", False))
     # refused here, before the node is built, rather than as a traceback from inside it
@@ -133,7 +141,6 @@ def session_config(args: argparse.Namespace, mode: str):
 
 def rails_config(rails_file: Path | None, pairs: list[str]):
     """Rails from the defaults, then a JSON file, then `--rail name=value` pairs, each overriding the last."""
-    from strategies.rails import RailsConfig
 
     values: dict = dict(DEFAULT_RAILS)
     if rails_file is not None:
@@ -165,7 +172,6 @@ def plan_summary(plan, strategy_config, rails, where: str, run_id: str, journal:
     Limits are not known yet: they come from the book at the start of each phase. The buys shown
     are the plan's; RECALC may cut them to what each account can afford after the sells.
     """
-    from strategies.sizing import build_blocks
 
     lines = [f"Session {run_id} on {where}; journal {journal}", ""]
     lines.append(f"{'phase':<5} {'instrument':<16} {'shares':>10} {'accounts':>9} {'requests':>9}")
@@ -264,13 +270,6 @@ def config_file_settings(path: Path | None, accept_risk: bool) -> dict:
 
 
 def run_session_command(args: argparse.Namespace, mode: str) -> int:
-    from live.journal import JournalError
-    from live.killswitch import SessionAlreadyRunning
-    from live.node import SessionStartError, run_session
-    from live.rails_check import RailsRefusal
-    from strategies.plan import PlanError, load_plan
-    from venues.ib_fa.connection import IBFAConnectionError, MissingAccountsError
-
     refused = (
         PlanError, MissingAccountsError, PortRefused, RailsRefusal, JournalError, SessionAlreadyRunning, ParamError,
         ConnectionSettingRefused,
@@ -319,8 +318,6 @@ def _refused(exc: Exception) -> int:
 
 
 def _print_result(result, out: Path, what_if: bool) -> int:
-    from backtests.results import account_table, phase_table, print_verdict
-
     report = result.report
     if report is None:
         print(f"no report: the session ended in {result.phase} before the plan was loaded", file=sys.stderr)

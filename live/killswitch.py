@@ -27,7 +27,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ib_async import IB
 from nautilus_trader.common.component import Logger
+
+from venues.ib_fa.config import DEFAULT_HOST, DEFAULT_PORT, ENV_HOST, ENV_PORT
 
 PID_FILE = "session.pid"
 HARD_EXIT_CODE = 137  # what a shell reports for a killed process: the session did not end cleanly
@@ -218,8 +221,6 @@ class OpenOrder:
 
 async def global_cancel_async(host: str, port: int, client_id: int, timeout_secs: float = 10.0) -> list[OpenOrder]:
     """Send reqGlobalCancel and wait until IB lists no open order; returns those still open at the timeout."""
-    from ib_async import IB
-
     ib = IB()
     await ib.connectAsync(host, port, clientId=client_id, timeout=timeout_secs)
     try:
@@ -275,7 +276,6 @@ def add_kill_parser(subparsers, default_state_dir: Path | None = None) -> argpar
 
 def run_kill_command(args: argparse.Namespace) -> int:
     """0 when no session is left running and, with --cancel-at-broker, IB lists no open order; else 1."""
-    from venues.ib_fa.config import DEFAULT_HOST, DEFAULT_PORT, ENV_HOST, ENV_PORT
 
     try:
         outcome = kill(args.state_dir, args.timeout)

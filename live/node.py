@@ -38,6 +38,7 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import InstrumentId
 
+from live.journal import Journal
 from live.killswitch import install_kill_handlers, pid_file
 from live.metrics import SessionMetrics
 from live.rails_check import check_session, risk_engine_config, session_rails
@@ -437,8 +438,6 @@ def run_session(
     run_id = run_id or strategy_config.run_id or f"{mode}-{session_id}"
     journal = run = None
     if journal_url is not None:
-        from live.journal import Journal
-
         journal = Journal.open(journal_url)
     # the state directory is claimed first: a second session on it is refused before it records a run
     holding = pid_file(state_dir, run_id) if state_dir is not None else contextlib.nullcontext()

@@ -21,9 +21,9 @@ import pytest
 
 from backtests.cli import main
 from data.cme import CME_DATA_DIR, ESH4_MBO_FILE, write_cme_catalog
-from tests.test_cme_sample import PLAN
-from tests.test_data_tardis import HEADER, INCREMENTAL
-from tests.test_executor_sim import write_plan
+from tests.cme_plan import PLAN
+from tests.sim_plan import write_plan
+from tests.tardis_rows import HEADER, INCREMENTAL
 
 REPO = Path(__file__).resolve().parents[1]
 ESH4 = CME_DATA_DIR / ESH4_MBO_FILE  # 2023-12-25, 59,448 deltas

@@ -11,18 +11,11 @@ from backtests.runner import run_backtest
 from data.catalog import catalog_instruments, catalog_time_range, stream_catalog
 from data.cme import CME_DATA_DIR, ESH4_MBO_FILE, write_cme_catalog
 from strategies.rebalance_exec import RebalanceExecutorConfig
-from tests.test_executor_sim import assert_buys_after_sells, assert_money_adds_up, write_plan
+from tests.cme_plan import PLAN
+from tests.sim_plan import assert_buys_after_sells, assert_money_adds_up, write_plan
 from venues.sim.venue import SimVenueConfig
 
 MBO = CME_DATA_DIR / ESH4_MBO_FILE
-
-PLAN = {
-    "accounts.csv": "account_id,cash\nDU1,1000\nDU2,25000\nDU3,60000\n",
-    "positions.csv": "account_id,instrument,quantity\nDU1,ES,10\nDU2,ES,4\n",
-    "requests.csv": (
-        "request_id,account_id,instrument,side,quantity\ns1,DU1,ES,SELL,7\ns2,DU2,ES,SELL,4\nb1,DU3,ES,BUY,15\n"
-    ),
-}
 
 
 @pytest.fixture(scope="module")

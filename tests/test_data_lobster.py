@@ -9,42 +9,15 @@ import pytest
 from nautilus_trader.model.book import OrderBook
 from nautilus_trader.model.data import OrderBookDelta, OrderBookDeltas, TradeTick
 from nautilus_trader.model.enums import AggressorSide, BookAction, BookType, RecordFlag
-from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from data.catalog import catalog_instruments, stream_catalog
 from data.lobster import SYNTHETIC_ORDER_ID_BASE, import_lobster
 from data.validation import BookDataError
+from tests.lobster_rows import AAPL, DAY_ROWS, write_day
 
-AAPL = InstrumentId.from_str("AAPL.SMART")
 DAY = "2012-06-21"
 MIDNIGHT_NS = pd.Timestamp(DAY, tz="America/New_York").value
-
-# (time, type, order id, size, price x 10^4, direction), and the 2-level book after it:
-# [ask px, ask size, bid px, bid size] per level.
-DAY_ROWS = [
-    ("34200.000000001", 1, 11, 100, 1000100, -1, [1000100, 100, 999800, 200, 1000200, 300, 999700, 400]),
-    ("34200.5", 1, 12, 50, 999900, 1, [1000100, 100, 999900, 50, 1000200, 300, 999800, 200]),
-    ("34201.0", 4, 11, 30, 1000100, -1, [1000100, 70, 999900, 50, 1000200, 300, 999800, 200]),
-    # order 1 predates the file: it is part of the synthetic 99.98 level order
-    ("34201.25", 2, 1, 20, 999800, 1, [1000100, 70, 999900, 50, 1000200, 300, 999800, 180]),
-    ("34202.0", 3, 12, 50, 999900, 1, [1000100, 70, 999800, 180, 1000200, 300, 999700, 400]),
-    ("34202.5", 5, 0, 10, 1000000, 1, [1000100, 70, 999800, 180, 1000200, 300, 999700, 400]),
-    ("34203.0", 7, 0, 0, -1, -1, [1000100, 70, 999800, 180, 1000200, 300, 999700, 400]),
-    # takes the whole pre-file 100.02 level; 100.03, never shown before, appears as the second level
-    ("34203.5", 4, 2, 300, 1000200, -1, [1000100, 70, 999800, 180, 1000300, 150, 999700, 400]),
-    # a cancel far below what the file shows: dropped
-    ("34204.0", 3, 99, 10, 999000, 1, [1000100, 70, 999800, 180, 1000300, 150, 999700, 400]),
-    ("34204.0", 1, 13, 25, 999800, 1, [1000100, 70, 999800, 205, 1000300, 150, 999700, 400]),
-]
-
-
-def write_day(tmp_path: Path, rows=DAY_ROWS, name: str = "AAPL_2012-06-21_34200000_57600000") -> tuple[Path, Path]:
-    message = tmp_path / f"{name}_message_2.csv"
-    orderbook = tmp_path / f"{name}_orderbook_2.csv"
-    message.write_text("".join(f"{t},{e},{o},{s},{p},{d}\n" for t, e, o, s, p, d, _ in rows))
-    orderbook.write_text("".join(",".join(map(str, book)) + "\n" for *_, book in rows))
-    return message, orderbook
 
 
 def replay(catalog: Path):

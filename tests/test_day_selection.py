@@ -16,7 +16,7 @@ from backtests.days import DaySelectionError, DaySpec, describe_days, parse_day_
 from backtests.sweep import catalog_days
 from data.catalog import catalog_days_by_instrument, days_with_all
 from data.synthetic import DEMO_ETFS, write_synthetic_catalog
-from tests.test_multiday import PARAMS, PLAN_A, write_plan_folder
+from tests.multiday_plans import PARAMS, PLAN_A, write_plan_folder
 
 SPY, QQQ = DEMO_ETFS[0], DEMO_ETFS[1]
 MINUTES = pd.Timedelta(minutes=3)

@@ -3,64 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 
 import pytest
 from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
 
+from tests.fake_gateway_session import install_group, run, session, until
 from venues.ib_fa.fake_gateway import FakeGateway, FakeGatewayThread
 
 MASTER = "DF1000"
 SUBS = ("DU1001", "DU1002", "DU1003")
-GROUP_XML = (
-    "<ListOfGroups><Group><name>Rebal</name><defaultMethod>ContractsOrShares</defaultMethod>"
-    '<ListOfAccts varName="list">'
-    "<Account><acct>DU1001</acct><amount>100.0</amount></Account>"
-    "<Account><acct>DU1002</acct><amount>250.0</amount></Account>"
-    "<Account><acct>DU1003</acct><amount>50.0</amount></Account>"
-    "</ListOfAccts></Group></ListOfGroups>"
-)
 TARGETS = {"DU1001": 100, "DU1002": 250, "DU1003": 50}
-
-
-def run(coro, timeout: float = 20.0):
-    async def bounded():
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
-
-
-async def until(predicate, timeout: float = 2.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
-
-
-@contextlib.asynccontextmanager
-async def session(gw: FakeGateway | None = None, client_id: int = 1, **gw_kwargs):
-    gw = gw or FakeGateway(**gw_kwargs)
-    port = await gw.start()
-    ib = IB()
-    try:
-        await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=5)
-        yield gw, ib
-    finally:
-        ib.disconnect()
-        await gw.stop()
 
 
 async def spy(ib: IB) -> Stock:
     [c] = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
     return c
-
-
-async def install_group(ib: IB, gw: FakeGateway) -> None:
-    ib.replaceFA(1, GROUP_XML)
-    await until(lambda: "Rebal" in gw.broker.fa_groups, what="replaceFA")
 
 
 def by_account(fills) -> dict[str, float]:
@@ -285,6 +243,29 @@ def test_rejections_201_and_321(decoder_errors):
             await until(lambda: inactive.orderStatus.status == "Inactive")
             assert gw.broker.order(inactive.order.orderId).status == "Inactive"
             assert gw.broker.open_orders() == []
+
+    run(scenario())
+
+
+def test_an_order_the_broker_cannot_allocate_is_answered_with_201_at_once(decoder_errors):
+    async def scenario():
+        async with session() as (gw, ib):
+            c = await spy(ib)
+            await install_group(ib, gw)
+            errors: list[tuple[int, int, str]] = []
+            ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg))
+
+            # the group's amounts hold 400 shares; read as Percent, 500 cannot be spread over them
+            trade = ib.placeOrder(c, LimitOrder("BUY", 500, 500.0, faGroup="Rebal", faMethod="Percent"))
+            await until(lambda: trade.orderStatus.status == "Cancelled", timeout=1.0, what="the rejection")
+            [(order_id, code, text)] = errors
+            assert (order_id, code) == (trade.order.orderId, 201)
+            assert text.startswith("Order rejected - reason: ") and "500" in text
+            assert gw.broker.open_orders() == []
+
+            # the session goes on serving orders after the refusal
+            ok = ib.placeOrder(c, LimitOrder("BUY", 10, 500.0, faGroup="Rebal"))
+            await until(lambda: ok.orderStatus.status in ("Submitted", "Filled"), what="the next order")
 
     run(scenario())
 

@@ -16,13 +16,13 @@ from ib_async.client import Client
 from ib_async.decoder import Decoder
 from ib_async.wrapper import Wrapper
 
-from tests.ib_decoder import DecoderErrors
-from tests.test_fake_gateway import (
+from tests.fake_gateway_session import (
     install_group,
     run,
     session,
     until,
 )
+from tests.ib_decoder import DecoderErrors
 from venues.ib_fa.fake_gateway import FakeGateway, codecs
 from venues.ib_fa.fake_gateway.framing import FrameReader, ProtocolError, encode_fields, parse_version_range
 from venues.ib_fa.fake_gateway.model import CommissionView, ContractSpec, ExecutionView, OrderRequest, OrderView

@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.ib_fixtures import ACCOUNTS, CASH, HOLDINGS, MASTER, PLAN  # noqa: E402  (the path above)
+from tests.ib_gateway_node import SPY, Node, until  # noqa: E402
 
 SPY_BOOK = dict(bids=[(499.99, 1000)], asks=[(500.01, 1000)])
 IVV_BOOK = dict(bids=[(549.99, 1000)], asks=[(550.01, 1000)])
@@ -546,7 +547,6 @@ def test_a_restarted_client_attaches_to_the_block_ib_already_has():
     from nautilus_trader.model.objects import Price, Quantity
 
     from strategies.events import ALLOCATION_GROUP_TOPIC, AllocationGroup
-    from tests.test_ib_fa_gateway import SPY, Node, until
     from venues.ib_fa.fake_gateway import FakeGateway
 
     targets = {"DU1001": 10, "DU1002": 5}
@@ -598,7 +598,6 @@ def test_a_cancel_asked_for_while_the_session_is_down_is_sent_once_it_is_back():
     from nautilus_trader.model.enums import OrderSide
     from nautilus_trader.model.events import OrderAccepted, OrderCanceled
 
-    from tests.test_ib_fa_gateway import SPY, Node, until
     from venues.ib_fa.fake_gateway import FakeGateway
 
     async def scenario():
@@ -638,7 +637,6 @@ def test_a_cancel_asked_for_while_the_session_is_down_is_sent_once_it_is_back():
 def test_the_execution_client_faults_when_reconnecting_gives_up():
     from nautilus_trader.model.enums import OrderSide
 
-    from tests.test_ib_fa_gateway import Node, until
     from venues.ib_fa.connection import ReconnectFailedError
     from venues.ib_fa.fake_gateway import FakeGateway
 

@@ -16,11 +16,12 @@ import pytest
 
 from strategies.ledger import Ledger
 from tests import ib_fixtures as fx
-from tests.test_ib_corrections import (
+from tests.ib_correction_checks import (
     check_journal_against_the_gateway,
     check_run_folder_against_the_gateway,
     gateway_truth,
 )
+from tests.ib_execution_harness import Harness
 
 IMPROVEMENT = 0.005
 
@@ -39,8 +40,6 @@ def test_a_wire_price_converts_exactly_and_is_never_quantized():
 
 @pytest.fixture
 def h():
-    from tests.test_ib_fa_execution import Harness
-
     harness = Harness(commission_wait_secs=5.0)
     yield harness
     harness.close()

@@ -25,8 +25,8 @@ from data.catalog import (
 from data.cme import CME_DATA_DIR, load_cme_mbo_as_equity, write_cme_catalog
 from data.lobster import import_lobster
 from data.tardis import import_tardis
-from tests.test_data_lobster import AAPL, DAY_ROWS, write_day
-from tests.test_data_tardis import ES, HEADER, INCREMENTAL, L0, row, write
+from tests.lobster_rows import AAPL, DAY_ROWS, write_day
+from tests.tardis_rows import ES, HEADER, INCREMENTAL, L0, row, write
 
 DBN_DAY1 = CME_DATA_DIR / "esh4-glbx-mdp3-20231224.mbo.dbn.zst"  # the 12-24 snapshot
 DBN_DAY2 = CME_DATA_DIR / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"  # the 12-25 session

@@ -15,7 +15,7 @@ import live.journal.run_journal as run_journal_module
 from live.journal import Journal, JournalError
 from strategies.journal_port import OrderEvent, RequestState
 from strategies.report import TRANSACTION_COLUMNS
-from tests.test_journal_fixtures import allocation, block, plan_of, small_plan, statement_log
+from tests.journal_fixtures import allocation, block, plan_of, small_plan, statement_log
 
 
 @pytest.fixture

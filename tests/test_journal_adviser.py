@@ -20,7 +20,7 @@ from live.journal.export import export_run
 from live.journal.rows import plan_fingerprint
 from strategies.journal_port import RequestState
 from strategies.plan import PlanError, load_plan
-from tests.test_journal_fixtures import allocation, small_plan
+from tests.journal_fixtures import allocation, small_plan
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "plan"
 DAY = date(2026, 11, 23)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from live.journal import Journal
 from strategies.plan import load_plan
-from tests.test_journal_fixtures import block
+from tests.journal_fixtures import block
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "data" / "demo" / "plan"
@@ -28,7 +28,7 @@ CHILD = textwrap.dedent(
     from live.journal import Journal
     from strategies.journal_port import OrderEvent
     from strategies.plan import load_plan
-    from tests.test_journal_fixtures import block
+    from tests.journal_fixtures import block
 
     journal = Journal.open(sys.argv[1], batch_size=10_000, flush_interval_ms=600_000)
     run = journal.start_run("crash-1", session_id="s-1", mode="paper", plan=load_plan(sys.argv[2]),

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from live.journal import Journal, JournalError
 from live.journal.engine import create_journal_engine
 from live.journal.migrations import MIGRATIONS, Migration, current_version, migrate
-from tests.test_journal_fixtures import statement_log
+from tests.journal_fixtures import statement_log
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from live.journal import Journal
 from strategies.events import Allocation
 from strategies.journal_port import REQUEST_STATES, RequestState
-from tests.test_journal_fixtures import plan_of
+from tests.journal_fixtures import plan_of
 
 ACCOUNTS = ("DU1", "DU2", "DU3")
 INSTRUMENTS = ("SPY", "QQQ")

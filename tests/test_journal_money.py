@@ -13,7 +13,7 @@ from live.journal import JournalError
 from live.journal.export import exact_text
 from live.journal.money import from_nanos, to_nanos
 from live.journal.rows import plan_fingerprint
-from tests.test_journal_fixtures import plan_of
+from tests.journal_fixtures import plan_of
 
 amounts = st.decimals(min_value=Decimal("-9e9"), max_value=Decimal("9e9"), places=9, allow_nan=False)
 

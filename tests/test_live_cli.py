@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import live.cli
 from backtests.params import ParamError
 from tests.ib_fixtures import CLIENT_ID, MASTER, PLAN, ROOT, start_gateway, write_plan
 
@@ -107,10 +108,8 @@ def test_a_bad_plan_is_refused_naming_the_row(gateway, tmp_path, capsys):
 
 
 def test_a_closed_market_refuses_a_live_session(gateway, tmp_path, capsys, monkeypatch):
-    import live.node
-
-    real = live.node.run_session
-    monkeypatch.setattr(live.node, "run_session", lambda *a, **k: real(*a, **{**k, "now": SATURDAY}))
+    real = live.cli.run_session
+    monkeypatch.setattr(live.cli, "run_session", lambda *a, **k: real(*a, **{**k, "now": SATURDAY}))
     code = _cli(["live", *_common(gateway, write_plan(tmp_path), tmp_path), "--confirm-live"])
     err = capsys.readouterr().err
     assert code == 2

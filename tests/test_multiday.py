@@ -10,34 +10,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import backtests.runner as runner_module
 import data.catalog as catalog_module
 from backtests.cli import main as cli
 from backtests.days import DaySelectionError, DaySpec, parse_day_spec, select_days
 from data.catalog import day_bounds
 from data.synthetic import DEMO_ETFS, write_synthetic_catalog, write_synthetic_days
+from tests.multiday_plans import PARAMS, write_plan_folder
 
 SPECS = DEMO_ETFS[:2]  # SPY, QQQ
 MINUTES = pd.Timedelta(minutes=3)
 DAYS = ["2024-03-04", "2024-03-05", "2024-03-06"]
-PARAMS = ["--param", "phase_deadline_secs=45", "--param", "sync_timeout_secs=10", "--log-level", "OFF"]
 
-PLAN_A = {
-    "accounts.csv": "account_id,cash\nDU1,1000\nDU2,40000\n",
-    "positions.csv": "account_id,instrument,quantity\nDU1,SPY,30\n",
-    "requests.csv": "request_id,account_id,instrument,side,quantity\ns1,DU1,SPY,SELL,20\nb1,DU2,QQQ,BUY,30\n",
-}
 PLAN_B = {  # buys only, and a different account
     "accounts": [{"account_id": "DU9", "cash": "20000"}],
     "positions": [],
     "requests": [{"request_id": "b9", "account_id": "DU9", "instrument": "SPY", "side": "BUY", "quantity": "12"}],
 }
-
-
-def write_plan_folder(folder: Path, files: dict[str, str] = PLAN_A) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +117,8 @@ def test_days_stream_one_after_the_other_in_chunks(catalog, tmp_path, monkeypatc
             yield chunk
         log.append(("done", day, 0))
 
-    # the session runner looks the streamer up when it runs, so the catalog module is where to patch it
-    monkeypatch.setattr(catalog_module, "stream_catalog", recording)
+    # the session runner holds its own reference to the streamer, so that is the one to replace
+    monkeypatch.setattr(runner_module, "stream_catalog", recording)
     plan = write_plan_folder(tmp_path / "plan")
     assert backtest(plan, catalog, tmp_path / "out", "--all-days", "--chunk-size", "2000") == 0
     opened = [day for kind, day, _ in log if kind == "open"]

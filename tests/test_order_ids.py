@@ -23,6 +23,9 @@ from nautilus_trader.model.identifiers import ClientOrderId
 
 from strategies.order_ids import MAX_LEN, client_order_id, is_of_run, run_prefix
 from tests import ib_fixtures as fx
+from tests.books import equity, steady_session
+from tests.ib_gateway_node import SPY, Node, until
+from tests.ib_gateway_node import run as run_on_a_loop
 
 ID_FORMAT = re.compile(r"RB-[0-9a-f]{10}-[SB]-[A-Za-z0-9]{0,8}-[0-9a-f]{10}")
 PHASES = st.sampled_from(["SELL", "BUY"])
@@ -126,7 +129,6 @@ def test_a_backtests_ids_are_of_its_session_day_and_the_same_every_time(tmp_path
     # composite one and its book never reaches the strategy, so BRK_B stands in.)
     from backtests.runner import run_backtest
     from strategies.rebalance_exec import RebalanceExecutorConfig
-    from tests.books import equity, steady_session
     from venues.sim.venue import SimVenueConfig
 
     brk, spy = equity("BRK_B"), equity("SPY")
@@ -306,7 +308,6 @@ def test_the_adapter_adopts_books_and_reports_only_its_runs_orders():
         AllocationGroup,
         AllocationReplayRequest,
     )
-    from tests.test_ib_fa_gateway import SPY, Node, run, until
     from venues.ib_fa.fake_gateway import FakeGateway
 
     targets = {"DU1001": 10, "DU1002": 5}
@@ -372,4 +373,4 @@ def test_the_adapter_adopts_books_and_reports_only_its_runs_orders():
             await again.client._disconnect()
             await gw.stop()
 
-    run(scenario())
+    run_on_a_loop(scenario())

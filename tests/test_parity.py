@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests import test_ib_fa_node as node_test  # noqa: E402
+from tests import ib_node_session as node_test  # noqa: E402
+from tests.books import equity, steady_session  # noqa: E402
 
 # The node test's plan and books, except that AGG's asks now cover the whole buy: a buy resting
 # after its first fill would meet the same ask again at the simulation's next snapshot (a
@@ -72,7 +73,6 @@ def scenario_parity(out: Path) -> dict:
 
 def _simulate(config):
     from backtests.runner import run_backtest
-    from tests.books import equity, steady_session
     from venues.sim.venue import SimVenueConfig
 
     instruments = {symbol: equity(symbol) for symbol in BOOKS}

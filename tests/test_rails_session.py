@@ -19,6 +19,7 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Money, Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
+from live.journal import Journal
 from live.node import IBSessionConfig, run_session
 from live.rails_check import (
     RailsRefusal,
@@ -28,6 +29,7 @@ from live.rails_check import (
     session_rails,
 )
 from live.status import read_status
+from strategies.journal_port import RequestState
 from strategies.order_ids import client_order_id
 from strategies.plan import Plan
 from strategies.rails import RailsConfig
@@ -196,11 +198,8 @@ def test_session_rails_take_what_is_left_of_the_day():
     assert session_rails(RailsConfig(max_session_notional="10"), Decimal("99")).max_session_notional == "10"
 
 
-def test_against_the_real_journal_when_it_is_there(tmp_path):
-    journal_module = pytest.importorskip("live.journal")
-    from strategies.journal_port import RequestState
-
-    journal = journal_module.Journal.open(f"sqlite:///{tmp_path / 'journal.db'}")
+def test_against_the_real_journal(tmp_path):
+    journal = Journal.open(f"sqlite:///{tmp_path / 'journal.db'}")
     try:
         first = journal.start_run(
             "paper-20261120", session_id="20261120", mode="paper", plan=plan(), config_json="{}", ts_ns=1
@@ -287,6 +286,7 @@ def test_a_real_risk_engine_denies_an_order_beyond_the_notional_cap():
 
 SESSION_CHILD = """
 import json, sys
+from live.journal import Journal
 from live.node import IBSessionConfig, run_session
 from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutorConfig

@@ -24,7 +24,7 @@ from live.journal import Journal, JournalError
 from live.journal.run_lock import RunLockHeld
 from strategies.journal_port import RequestState
 from tests import ib_fixtures as fx
-from tests.test_journal_fixtures import allocation, block, plan_of, small_plan
+from tests.journal_fixtures import allocation, block, plan_of, small_plan
 
 NIGHT = pd.Timestamp("2024-03-05 07:00", tz="UTC")  # 02:00 New York, a Tuesday
 

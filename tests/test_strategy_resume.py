@@ -22,7 +22,7 @@ from strategies.plan import load_plan
 from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
 from tests.books import SEC, T0, equity, steady_session
-from tests.test_executor_sim import DEEP_QQQ, DEEP_SPY, PLAN, write_plan
+from tests.sim_plan import DEEP_QQQ, DEEP_SPY, PLAN, write_plan
 from venues.sim.venue import SimVenueConfig, add_sim_venue, seed_positions
 
 SPY, QQQ = equity("SPY"), equity("QQQ")

@@ -21,22 +21,18 @@ from backtests.sweep import (
     random_points,
     run_sweep,
     window_days,
-    write_demo_days,
 )
 from strategies.rebalance_exec import RebalanceExecutorConfig
+from tests.sweep_days import BASE, write_two_days
 from venues.sim.venue import SimVenueConfig
 
-# Short sessions: long enough for both phases to reach their deadline, short enough to keep the
-# file fast. Deadline and grace together must fit twice into the day.
-MINUTES = 4
-BASE = {"phase_deadline_secs": 45, "allocation_grace_secs": 10}
 GRID = {"sell_offset_bps": [0, 50], "buy_offset_bps": [5, 50], "depth_fraction": [1.0, 0.5]}
 
 
 @pytest.fixture(scope="module")
 def days(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep") / "catalogs"
-    return write_demo_days(folder, minutes=MINUTES, days=(("2024-03-04 14:30", 21), ("2024-03-05 14:30", 22)))
+    return write_two_days(folder)
 
 
 @pytest.fixture(scope="module")

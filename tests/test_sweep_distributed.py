@@ -15,12 +15,15 @@ from backtests.cli import DEMO_PLAN, main
 from backtests.sweep import Day, Task, grid_points, run_sweep, run_task, window_days
 from backtests.sweep_backends import LocalPool, SweepRunError
 from backtests.sweep_dask import DaskCluster
-from tests import test_sweep
 from tests.crashing_session import StubTask, run_or_crash
+from tests.sweep_days import BASE, write_two_days
 
-days = test_sweep.days  # two short synthetic demo days, written once for this module
-BASE = test_sweep.BASE
 GRID = {"sell_offset_bps": [0, 50], "buy_offset_bps": [50]}
+
+
+@pytest.fixture(scope="module")
+def days(tmp_path_factory):
+    return write_two_days(tmp_path_factory.mktemp("sweep") / "catalogs")
 
 
 @pytest.fixture(scope="module")

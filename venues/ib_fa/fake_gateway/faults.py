@@ -7,10 +7,7 @@ use, it flips those switches and pushes connection-level faults through the gate
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .server import FakeGateway
+from typing import Protocol
 
 # Allocation executions relative to the master's: right after it, after the order is done,
 # or before it in reverse account order (IB does not document the order; adapters must not rely on it).
@@ -122,8 +119,30 @@ class FaultPlan:
         return False
 
 
+class _BrokerFaults(Protocol):
+    faults: FaultPlan
+
+    def release_acks(self) -> None: ...
+
+    def correct_execution(
+        self, exec_id: str, shares: int | None = None, price: float | None = None, correct_master: bool = True
+    ) -> str: ...
+
+
+class _Gateway(Protocol):
+    """What the injector needs of the gateway; the server implements it, so this module, which the
+    broker imports, does not import the server."""
+
+    @property
+    def broker(self) -> _BrokerFaults: ...
+
+    def drop_connections(self, client_id: int | None = None) -> None: ...
+
+    def broadcast_error(self, req_id: int, code: int, text: str, client_id: int | None = None) -> None: ...
+
+
 class FaultInjector:
-    def __init__(self, gateway: FakeGateway) -> None:
+    def __init__(self, gateway: _Gateway) -> None:
         self._gw = gateway
 
     @property

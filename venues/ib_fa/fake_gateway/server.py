@@ -386,7 +386,13 @@ class Session:
             self.gw.broker.place(order)
             self.gw.drop_connections(self.client_id)
             return
-        self.gw.broker.place(order)
+        try:
+            self.gw.broker.place(order)
+        except ValueError as exc:
+            # An order the model cannot allocate (a Percent group larger than its amounts, say) gets
+            # IB's rejection for that order id: without a reply the client would wait for its timeout.
+            log.info("order %s refused: %s", order.order_id, exc)
+            self.send(codecs.error(order.order_id, 201, f"Order rejected - reason: {exc}"))
 
     def on_cancelOrder(self, orderId: int, manualCancelOrderTime: str = "") -> None:
         self.gw.broker.cancel(self.client_id, orderId)
