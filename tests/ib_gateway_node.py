@@ -17,6 +17,7 @@ from nautilus_trader.model.identifiers import InstrumentId, StrategyId, TraderId
 from nautilus_trader.model.objects import Price, Quantity
 
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationGroup
+from tests.fake_gateway_session import until as wait_until
 from venues.ib_fa.config import ConnectionSettings, IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection
 from venues.ib_fa.execution import IBFAExecutionClient
@@ -27,12 +28,8 @@ SPY = InstrumentId.from_str("SPY.SMART")
 
 
 async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+    # a node's round trips through the gateway take longer than a bare ib_async session's
+    await wait_until(predicate, timeout, what)
 
 
 class Node:
