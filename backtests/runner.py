@@ -101,7 +101,7 @@ def run_backtest(
     venue = add_sim_venue(engine, venue_config, plan, pd.Timestamp(start_ns, tz="UTC").date())
     for instrument in instruments:
         engine.add_instrument(instrument)
-    strategy = RebalanceExecutor(strategy_config)
+    strategy = RebalanceExecutor(strategy_config, plan=plan)
     engine.add_strategy(strategy)
     seed_positions(engine, venue, strategy.id, plan)
 

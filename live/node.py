@@ -306,7 +306,7 @@ def build_session(
     node = TradingNode(node_cfg, loop=_session_loop())
     exec_clients: list[IBFAExecutionClient] = []
     preflight = SessionPreflight(plan, exec_clients, settings)
-    strategy = RebalanceExecutor(config, journal)
+    strategy = RebalanceExecutor(config, journal, plan)
     phase = lambda: strategy.phase.value  # noqa: E731 - read at each status write
     if state_dir is not None:
         status = SessionStatus(

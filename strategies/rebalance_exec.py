@@ -192,9 +192,21 @@ class BlockState:
     open_at_halt: bool = False  # still working when the session was halted: the halt cancelled it
 
 
+def _check_instruments_known(plan: Plan, known: set[str]) -> None:
+    """A plan handed in was loaded before the venue's instruments were: each must be there now."""
+    missing = [i for i in plan.instrument_ids if i not in known]
+    if missing:
+        raise PlanError([PlanIssue("plan", "", "instrument", f"unknown instrument {i}") for i in missing])
+
+
 class RebalanceExecutor(Strategy):
-    def __init__(self, config: RebalanceExecutorConfig, journal: ExecutionJournal | None = None) -> None:
+    def __init__(
+        self, config: RebalanceExecutorConfig, journal: ExecutionJournal | None = None, plan: Plan | None = None
+    ) -> None:
+        """`plan`, when given, is the plan at `config.plan_path` as the caller loaded and validated it:
+        the strategy trades exactly what the runner's checks judged, without reading the file again."""
         super().__init__(config)
+        self._given_plan = plan
         self.pricing = load_pricing(config.commission_schedule)
         self._book_type = book_type_from_str(config.book_type)
         self.phase = Phase.SYNC
@@ -237,7 +249,8 @@ class RebalanceExecutor(Strategy):
         self._loop = asyncio.get_running_loop() if isinstance(self.clock, LiveClock) else None
         known = {str(i.id) for i in self.cache.instruments()}
         try:
-            plan = load_plan(self.config.plan_path, known, self.config.default_venue)
+            plan = self._given_plan or load_plan(self.config.plan_path, known, self.config.default_venue)
+            _check_instruments_known(plan, known)
             self._check_tick_precision(plan)
             self.plan = plan
         except PlanError as exc:

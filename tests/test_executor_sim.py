@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from backtests.runner import run_backtest
 from strategies.fee_table import load_pricing
 from strategies.money import floor_nanos, to_nanos
-from strategies.plan import PlanError
+from strategies.plan import PlanError, load_plan
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from strategies.report import TRANSACTION_COLUMNS
 from strategies.sizing import worst_case_cost_nanos
@@ -201,3 +202,16 @@ def test_every_fill_model_keeps_the_money_invariants(tmp_path, venue):
     assert result.report.requests["state"].isin(["FILLED", "PARTIALLY_FILLED", "EXPIRED"]).all()
     assert_money_adds_up(result)
     assert_buys_after_sells(result)
+
+
+def test_the_strategy_trades_the_plan_it_is_handed_without_reading_the_file_again(tmp_path):
+    folder = write_plan(tmp_path / "plan")
+    plan = load_plan(folder, {str(SPY.id), str(QQQ.id)}, "SMART")
+    config = RebalanceExecutorConfig(plan_path=str(folder), phase_deadline_secs=DEADLINE)
+    shutil.rmtree(folder)  # what the runner's checks judged is what trades, whatever the file holds now
+    data = steady_session({SPY: DEEP_SPY, QQQ: DEEP_QQQ}, 120)
+    result = run_backtest(
+        config, [SPY, QQQ], data, venue_config=SimVenueConfig(latency_ms=5), log_level="OFF", plan=plan
+    )
+    assert result.report is not None and result.strategy.plan_error is None
+    assert sorted(result.report.requests["request_id"]) == sorted(plan.requests["request_id"])
