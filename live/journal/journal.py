@@ -110,10 +110,7 @@ class Journal:
         run = self.prepare_run(
             run_id, session_id=session_id, mode=mode, plan=plan, config_json=config_json, ts_ns=ts_ns, lock=lock
         )
-        if not run.claimed:
-            with write_transaction(self.engine) as conn:
-                run._write_claim(conn)
-            run._claim = None
+        run.claim()
         return run
 
     def prepare_run(

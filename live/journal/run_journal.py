@@ -145,15 +145,30 @@ class RunJournal:
     def record_blocks(self, blocks: Sequence[BlockIntent]) -> None:
         converted = [rows.block_rows(self.run_id, b) for b in blocks]
         self._check_open()
-        with self._flush_lock, write_transaction(self._engine) as conn:
-            if self._claim is not None:
+        with self._flush_lock:
+            claiming = self._claim is not None
+            with write_transaction(self._engine) as conn:
+                if claiming:
+                    self._write_claim(conn)
+                # ignored duplicates: a resumed process may record a block the first one already wrote
+                insert_rows(conn, schema.blocks, [b for b, _, _ in converted], ignore_duplicates=True)
+                insert_rows(
+                    conn, schema.block_requests, [r for _, rs, _ in converted for r in rs], ignore_duplicates=True
+                )
+                insert_rows(
+                    conn, schema.block_targets, [t for _, _, ts in converted for t in ts], ignore_duplicates=True
+                )
+            if claiming:
+                self._claim, self._held_phases = None, []
+
+    def claim(self) -> None:
+        """Claim the run id now, before any block is written (a run recorded as soon as it starts)."""
+        self._check_open()
+        with self._flush_lock:
+            if self._claim is None:
+                return
+            with write_transaction(self._engine) as conn:
                 self._write_claim(conn)
-            # ignored duplicates: a resumed process may record a block the first one already wrote
-            insert_rows(conn, schema.blocks, [b for b, _, _ in converted], ignore_duplicates=True)
-            insert_rows(conn, schema.block_requests, [r for _, rs, _ in converted for r in rs], ignore_duplicates=True)
-            insert_rows(conn, schema.block_targets, [t for _, _, ts in converted for t in ts], ignore_duplicates=True)
-            claimed = self._claim is None
-        if not claimed:
             self._claim, self._held_phases = None, []
 
     def record_phase(self, phase: str, ts_ns: int) -> None:
