@@ -215,7 +215,7 @@ class LiveSession:
     exec_clients: list[IBFAExecutionClient]
     plan: Plan
     ib: IBSessionConfig
-    connection: IBFAConnection | None = None  # the IB session both clients share; it says why it failed
+    connection: IBFAConnection  # the IB session both clients share; it says why it failed
 
 
 def node_config(
@@ -333,7 +333,7 @@ async def _drive(session: LiveSession) -> tuple[bool, str | None]:
         while not strategy.is_done:
             if preflight.error is not None:
                 break
-            fatal = session.connection.fatal if session.connection is not None else None
+            fatal = session.connection.fatal
             if fatal is not None:
                 error = fatal
                 if strategy.is_running:
@@ -507,7 +507,7 @@ def _run_node(session: LiveSession, run) -> SessionResult:
         if preflight.error is not None:
             status, reason = "REFUSED", str(preflight.error)
             raise preflight.error
-        fatal = session.connection.fatal if session.connection is not None else None
+        fatal = session.connection.fatal
         if fatal is not None:
             reason = fatal
             raise SessionStartError(fatal)

@@ -35,9 +35,8 @@ class FAWrapper(Wrapper):
         super().__post_init__()
         self.rawExecDetailsEvent = Event("rawExecDetailsEvent")  # (reqId, contract, execution)
         self.rawCommissionReportEvent = Event("rawCommissionReportEvent")  # (report)
-        self.rawOrderStatusEvent = Event(
-            "rawOrderStatusEvent"
-        )  # (orderId, status, filled, remaining, avgFillPrice, permId, clientId)
+        # (orderId, status, filled, remaining, avgFillPrice, permId, clientId)
+        self.rawOrderStatusEvent = Event("rawOrderStatusEvent")
         self.rawOpenOrderEvent = Event("rawOpenOrderEvent")  # (orderId, contract, order, orderState)
         self._fa_futures: dict[int, asyncio.Future] = {}
         self._position_multi: dict[int, tuple[asyncio.Future, list[PositionRow]]] = {}
