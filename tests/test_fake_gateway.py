@@ -10,6 +10,8 @@ from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
 
 from tests.fake_gateway_session import install_group, run, session, until
 from venues.ib_fa.fake_gateway import FakeGateway, FakeGatewayThread
+from venues.ib_fa.fake_gateway.__main__ import seed_books
+from venues.ib_fa.fake_gateway.server import DEFAULT_INSTRUMENTS
 
 MASTER = "DF1000"
 SUBS = ("DU1001", "DU1002", "DU1003")
@@ -510,3 +512,15 @@ def test_command_line_gateway_for_rehearsals():
             await asyncio.wait_for(proc.wait(), 5)
 
     run(scenario())
+
+
+def test_a_rehearsal_book_for_a_symbol_the_fake_does_not_list_adds_the_instrument() -> None:
+    async def go() -> None:
+        gw = FakeGateway(accounts=["DF1000", "DU1001"])
+        seed_books(gw, ["GLD:180.00:180.02:500", "SPY:499.99:500.01:100"])
+        async with session(gw) as (_, ib):
+            [gld] = await ib.qualifyContractsAsync(Stock("GLD", "SMART", "USD"))
+            assert gld.conId > 0 and gld.conId not in {c for _, c, _, _ in DEFAULT_INSTRUMENTS}
+        assert gw.broker.instrument("GLD").bids == [[180.0, 500.0]]
+
+    run(go())

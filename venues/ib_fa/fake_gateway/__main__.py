@@ -12,6 +12,19 @@ import logging
 from .server import DEFAULT_ACCOUNTS, FakeGateway
 
 
+def seed_books(gw: FakeGateway, specs: list[str]) -> None:
+    """One-level books from SYMBOL:BID:ASK:SIZE specs, adding the symbols the fake does not list."""
+    next_con_id = 900_000_001
+    for spec in specs:
+        symbol, bid, ask, size = spec.split(":")
+        if symbol not in {i.contract.symbol for i in gw.broker.instruments.values()}:
+            # a rehearsal of a plan in other ETFs than the fake's defaults: made-up contract ids,
+            # far from real ones so that nothing mistakes them for IB's
+            gw.broker.add_instrument(symbol, next_con_id)
+            next_con_id += 1
+        gw.broker.set_book(symbol, bids=[(float(bid), float(size))], asks=[(float(ask), float(size))])
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m venues.ib_fa.fake_gateway")
     p.add_argument("--host", default="127.0.0.1")
@@ -27,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         metavar="SYMBOL:BID:ASK:SIZE",
-        help="seed a one-level book, e.g. SPY:499.99:500.01:1000",
+        help="seed a one-level book, e.g. SPY:499.99:500.01:1000; a symbol the fake does not list is added",
     )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -39,9 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         gw = FakeGateway(
             accounts=[a for a in args.accounts.split(",") if a], cash=args.cash, host=args.host, port=args.port
         )
-        for spec in args.book:
-            symbol, bid, ask, size = spec.split(":")
-            gw.broker.set_book(symbol, bids=[(float(bid), float(size))], asks=[(float(ask), float(size))])
+        seed_books(gw, args.book)
         port = await gw.start()
         logging.info("fake IB gateway on %s:%s, accounts %s", args.host, port, gw.broker.managed_accounts)
         try:
