@@ -40,7 +40,6 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 from live.journal import Journal
 from live.killswitch import install_kill_handlers, pid_file
-from live.metrics import SessionMetrics
 from live.rails_check import check_session, risk_engine_config, session_rails
 from live.status import SessionStatus
 from strategies import order_ids
@@ -314,6 +313,9 @@ def build_session(
         )
         node.trader.add_actor(status)
     if metrics_port is not None:
+        # imported only here: Prometheus is the optional `metrics` extra (the CLI checks it is there)
+        from live.metrics import SessionMetrics
+
         node.trader.add_actor(SessionMetrics(phase, port=metrics_port))
     node.trader.add_actor(preflight)
     node.trader.add_strategy(strategy)
@@ -361,12 +363,27 @@ async def _drive(session: LiveSession) -> tuple[bool, str | None]:
                 await asyncio.wait_for(session.exec_clients[0].remove_own_groups(), ib.request_timeout_secs)
             except Exception as exc:  # cleanup only: the session's result stands either way
                 strategy.log.warning(f"could not remove this session's FA groups: {exc!r}")
+        _stop_started_actors(node)
         await node.stop_async()
         await asyncio.sleep(0.2)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return timed_out, error
+
+
+def _stop_started_actors(node: TradingNode) -> None:
+    """Stop the actors that started before a start that failed half-way (a refused preflight).
+
+    The trader is then left STARTING, so stopping the node does not stop them: the status
+    actor's timer would keep firing, the status file would never say the session ended, and a
+    timer firing while the interpreter shuts down can crash the process after its result is out.
+    """
+    if node.trader.is_running:
+        return
+    for actor in node.trader.actors():
+        if actor.is_running:
+            actor.stop()
 
 
 def _open_orders(session: LiveSession) -> list:

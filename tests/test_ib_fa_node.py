@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from live.status import STATUS_FILE  # noqa: E402
 from tests.ib_node_session import (  # noqa: E402  (the path above, for a scenario run directly)
     ADVISOR_GROUP,
     CLIENT_ID,
@@ -111,7 +112,8 @@ def scenario_unmanaged_account(out: Path) -> dict:
         ]  # fmt: skip
         with contextlib.redirect_stderr(stderr):
             code = main(argv)
-        return {"exit_code": code, "stderr": stderr.getvalue(), **broker_view(gw)}
+        status = json.loads((out / "state" / STATUS_FILE).read_text())
+        return {"exit_code": code, "stderr": stderr.getvalue(), "status": status, **broker_view(gw)}
     finally:
         gw.stop()
 
@@ -241,6 +243,8 @@ def test_a_plan_account_the_login_does_not_manage_stops_the_session_before_any_o
     assert seen["executions"] == []
     assert seen["fa_groups"] == [ADVISOR_GROUP]
     assert seen["connected_client_ids"] == []
+    # the actors that had started were stopped, though the trader never finished starting
+    assert seen["status"]["ended"] is True
 
 
 def test_the_session_timeout_cancels_what_is_working_and_sends_nothing_new(tmp_path):
