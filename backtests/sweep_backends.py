@@ -22,6 +22,7 @@ from typing import Protocol
 
 from backtests.sweep_dask import DaskCluster
 from backtests.sweep_tasks import Progress, SessionTask, SweepRunError, unfinished
+from strategies.extras import MissingExtraError, require
 
 __all__ = ["DaskCluster", "LocalPool", "SweepBackend", "SweepRunError", "backend_for"]
 
@@ -80,6 +81,10 @@ def backend_for(workers: int | None, cluster: str | None) -> SweepBackend:
     if cluster:
         if workers is not None:
             raise ValueError("give either a worker count or a cluster address: a cluster's workers are its own")
+        try:
+            require("distributed", "distributed", "a sweep on a Dask cluster")
+        except MissingExtraError as exc:
+            raise SweepRunError(str(exc)) from None
         return DaskCluster(cluster)
     if workers is not None and workers < 1:
         raise ValueError(f"the sweep needs at least 1 worker, was {workers}")

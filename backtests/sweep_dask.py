@@ -28,6 +28,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass
 
 from backtests.sweep_tasks import SweepRunError, unfinished
+from strategies.extras import require
 
 _ONE_SESSION_AT_A_TIME = threading.Lock()
 
@@ -54,13 +55,11 @@ class DaskCluster:
         return f"Dask cluster {self.address}"
 
     def run(self, fn, tasks, progress=None) -> list[dict]:
-        # distributed is imported here, not at the top: every `rebalance` command imports this
-        # module through the sweep, and loading Dask costs more than a second that only a sweep on a
-        # cluster needs.
-        from distributed import Client
-
+        # distributed is imported here, not at the top: it is an optional extra, and loading Dask
+        # costs more than a second that only a sweep on a cluster needs.
+        distributed = require("distributed", "distributed", "a sweep on a Dask cluster")
         try:
-            client = Client(self.address, timeout=self.connect_secs, set_as_default=False)
+            client = distributed.Client(self.address, timeout=self.connect_secs, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise SweepRunError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
         # as_current: distributed.wait finds its client there, and this one is not the process default.
@@ -94,7 +93,8 @@ class DaskCluster:
             )
 
     def _run_all(self, client, fn, tasks, progress) -> list[dict]:
-        from distributed import KilledWorker, wait  # deferred, as in run()
+        distributed = require("distributed", "distributed", "a sweep on a Dask cluster")
+        KilledWorker, wait = distributed.KilledWorker, distributed.wait
 
         sweep = f"sweep-session-{uuid.uuid4().hex}"
         index = {client.submit(_run_alone, fn, task, key=(sweep, n), pure=False): n for n, task in enumerate(tasks)}

@@ -39,6 +39,7 @@ from live.journal import JournalError
 from live.killswitch import SessionAlreadyRunning
 from live.node import IBSessionConfig, SessionStartError, run_session
 from live.rails_check import RailsRefusal
+from strategies.extras import MissingExtraError, require
 from strategies.outcome import ExitCode, judge_report
 from strategies.plan import PlanError, load_plan
 from strategies.rails import RailsConfig
@@ -128,6 +129,11 @@ def session_config(args: argparse.Namespace, mode: str):
         raise ConnectionSettingRefused(f"--cash-tag must be one of {', '.join(CASH_TAGS)}, was {args.cash_tag!r}")
     if args.metrics_port is not None and not PORT_RANGE[0] <= args.metrics_port <= PORT_RANGE[1]:
         raise ConnectionSettingRefused(f"--metrics-port must be between 1 and 65535, was {args.metrics_port}")
+    if args.metrics_port is not None:
+        try:
+            require("prometheus_client", "metrics", "--metrics-port (Prometheus metrics)")
+        except MissingExtraError as exc:
+            raise ConnectionSettingRefused(str(exc)) from None
     if mode == "paper" and master and not master.upper().startswith("D"):
         # IB's paper accounts are the D-prefixed twins of the live ones (DF... for an FA master)
         log.warning(f"FA master {master} does not look like a paper account (paper accounts start with D)")

@@ -5,7 +5,8 @@ ib_async decoder errors turned into test failures (`decoder_errors`).
 reachable from child processes. Without PostgreSQL binaries the tests that use it are skipped, or
 fail when the CI environment variable is set, so CI can never pass by skipping them.
 `journal_url` runs a test once on SQLite (a file in the test's tmp folder) and once on PostgreSQL
-(a new database in the session's cluster).
+(a new database in the session's cluster). `synth_catalog` is two minutes of the demo's synthetic
+books, written once per test session, for tests that need a backtest to run and not its results.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ import os
 
 import pytest
 
+from backtests.cli import main as rebalance
 from tests.ib_decoder import DecoderErrors
 from tests.pg_cluster import find_pg_bin, start_cluster
 
 _database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def synth_catalog(tmp_path_factory):
+    path = tmp_path_factory.mktemp("synth") / "catalog"
+    assert rebalance(["data", "synth", "--catalog", str(path), "--minutes", "2"]) == 0
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from live.journal.errors import JournalError
+from strategies.extras import MissingExtraError, require
 
 BUSY_TIMEOUT_MS = 30_000
 IMMEDIATE = {"sqlite_immediate": True}
@@ -48,6 +49,10 @@ def create_journal_engine(url: str, *, must_exist: bool = False) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
+    try:
+        require("psycopg", "postgres", "a PostgreSQL journal")
+    except MissingExtraError as exc:
+        raise JournalError(str(exc)) from None
     return sa.create_engine(parsed, pool_pre_ping=True)
 
 
