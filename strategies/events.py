@@ -29,12 +29,17 @@ ALLOCATION_REPLAY_TOPIC = "rebalance.fa.replay"
 
 @dataclass(frozen=True, slots=True)
 class AllocationGroup:
-    """Per-account whole-share targets of one block order (method ContractsOrShares)."""
+    """Per-account whole-share targets of one block order, and the FA method IB splits it by.
+
+    Whatever the method, `targets` is the split IB computes when it accepts the order
+    (strategies/fa_methods.py), so the venue side checks one against the other.
+    """
 
     client_order_id: str
     instrument_id: str
     side: str  # BUY or SELL
-    targets: dict[str, int]  # account id -> shares, all > 0
+    targets: dict[str, int]  # account id -> shares, all > 0, in the group's order
+    method: str = "ContractsOrShares"  # a name in strategies.fa_methods.METHODS
 
 
 @dataclass(frozen=True, slots=True)

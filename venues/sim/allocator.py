@@ -3,7 +3,8 @@
 Two halves, because NautilusTrader prices a fill (FeeModel) before it publishes it (OrderFilled):
 
 - `FAAllocator` shares each block fill out to the accounts of its `AllocationGroup`
-  (ContractsOrShares: pro rata to the targets, whole shares, never above a target) and charges each
+  by the rule of the group's FA method (strategies/fa_methods.py: ContractsOrShares pro rata to the
+  targets, EqualQuantity as equal as whole shares allow; never above a target) and charges each
   account what IB charges an FA allocation (strategies/fees.py: the pro-rata commission with IB's
   allocation minimum, third-party and regulatory fees, from IB's published table). The fee model
   calls it and books the block's commission as the sum of the accounts' charges, so the simulated
@@ -23,8 +24,8 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.events import OrderFilled
 
-from strategies.allocation import allocate_fill
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
+from strategies.fa_methods import FAMethod, fa_method
 from strategies.fee_table import PricingPlan
 from strategies.fees import FAFeeCharger
 
@@ -32,6 +33,7 @@ from strategies.fees import FAFeeCharger
 @dataclass
 class _GroupState:
     group: AllocationGroup
+    method: FAMethod
     accounts: list[str]
     targets: np.ndarray
     allocated: np.ndarray
@@ -48,7 +50,13 @@ class FAAllocator:
         targets = np.array([group.targets[a] for a in accounts], dtype=np.int64)
         if (targets <= 0).any():
             raise ValueError(f"allocation group {group.client_order_id} has a non-positive target")
-        self._groups[group.client_order_id] = _GroupState(group, accounts, targets, np.zeros_like(targets))
+        method = fa_method(group.method)
+        if not np.array_equal(method.targets(targets, int(targets.sum())), targets):
+            raise ValueError(
+                f"allocation group {group.client_order_id}: {group.method} would not split "
+                f"{int(targets.sum())} shares as its targets {group.targets}"
+            )
+        self._groups[group.client_order_id] = _GroupState(group, method, accounts, targets, np.zeros_like(targets))
 
     def has_group(self, client_order_id: str) -> bool:
         return client_order_id in self._groups
@@ -56,7 +64,7 @@ class FAAllocator:
     def allocate(self, client_order_id: str, quantity: int, price: Decimal, taker: bool = True) -> Decimal:
         """Share out one fill; returns the block commission (the sum of the accounts' charges)."""
         state = self._groups[client_order_id]
-        shares = allocate_fill(quantity, state.targets - state.allocated)
+        shares = state.method.allocate(quantity, state.targets, state.allocated)
         state.allocated += shares
         given = [(state.accounts[i], int(shares[i])) for i in np.flatnonzero(shares)]
         charges = self.fees.charge(client_order_id, state.group.side, price, given, taker=taker)
