@@ -54,6 +54,19 @@ def test_group_xml_round_trip():
     assert not fa_xml.group_matches(xml, name, {**group.targets, "DU1003": 2})
 
 
+def test_an_equal_quantity_group_lists_its_accounts_in_order_and_no_amounts():
+    targets = {"DU1001": 34, "DU1002": 33, "DU1003": 33}
+    group = AllocationGroup("RB-20250102-B-SPY", "SPY.SMART", "BUY", targets, "EqualQuantity")
+    name, xml = fa_xml.build_group_xml(group)
+    assert "<amount>" not in xml and "<defaultMethod>EqualQuantity</defaultMethod>" in xml
+    assert fa_xml.group_matches(xml, name, targets, "EqualQuantity")
+    # the extra share goes to the account first in the group, so the order is part of the group
+    assert not fa_xml.group_matches(xml, name, {"DU1002": 34, "DU1001": 33, "DU1003": 33}, "EqualQuantity")
+    assert not fa_xml.group_matches(xml, name, targets)  # not ContractsOrShares
+    # TWS writes the method back by its short name
+    assert fa_xml.group_matches(xml.replace(">EqualQuantity<", ">Equal<"), name, targets, "EqualQuantity")
+
+
 def test_group_names_are_safe_short_and_distinct():
     long_a = "RB-20250102-B-" + "X" * 40 + "A"
     long_b = "RB-20250102-B-" + "X" * 40 + "B"

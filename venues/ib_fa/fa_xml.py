@@ -13,9 +13,11 @@ import xml.etree.ElementTree as ET
 from decimal import Decimal
 
 from strategies.events import AllocationGroup
+from strategies.fa_methods import CONTRACTS_OR_SHARES, EQUAL_QUANTITY, fa_method
 
 FA_GROUPS = 1  # requestFA/replaceFA data type; since TWS 10.20 the only one replaceFA accepts
-CONTRACTS_OR_SHARES = "ContractsOrShares"
+# the short name TWS writes for EqualQuantity since groups and profiles were unified
+METHOD_ALIASES = {"Equal": EQUAL_QUANTITY}
 # IB does not publish a hard limit for group names; short alphanumeric names are what TWS's own
 # dialog produces, so names are kept to 20 characters (confirm on a paper FA login).
 MAX_GROUP_NAME_LEN = 20
@@ -39,31 +41,33 @@ def group_name(client_order_id: str, prefix: str = "RB") -> str:
     return f"{name[: MAX_GROUP_NAME_LEN - 9]}_{digest}"
 
 
-def _group_element(name: str, targets: dict[str, int]) -> ET.Element:
+def _group_element(name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES) -> ET.Element:
     group = ET.Element("Group")
     ET.SubElement(group, "name").text = name
-    ET.SubElement(group, "defaultMethod").text = CONTRACTS_OR_SHARES
+    ET.SubElement(group, "defaultMethod").text = method
     accounts = ET.SubElement(group, "ListOfAccts", {"varName": "list"})
+    with_amounts = fa_method(method).xml_amounts
     for account, amount in targets.items():
         if int(amount) <= 0:
             raise ValueError(f"group {name}: account {account} has a non-positive amount {amount}")
         node = ET.SubElement(accounts, "Account")
         ET.SubElement(node, "acct").text = account
-        ET.SubElement(node, "amount").text = f"{int(amount)}.0"
+        if with_amounts:
+            ET.SubElement(node, "amount").text = f"{int(amount)}.0"
     return group
 
 
-def build_groups_xml(groups: dict[str, dict[str, int]]) -> str:
+def build_groups_xml(groups: dict[str, dict[str, int]], method: str = CONTRACTS_OR_SHARES) -> str:
     root = ET.Element("ListOfGroups")
     for name, targets in groups.items():
-        root.append(_group_element(name, targets))
+        root.append(_group_element(name, targets, method))
     return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
 
 
 def build_group_xml(group: AllocationGroup, prefix: str = "RB") -> tuple[str, str]:
     """(group name, replaceFA XML holding only this group)."""
     name = group_name(group.client_order_id, prefix)
-    return name, build_groups_xml({name: dict(group.targets)})
+    return name, build_groups_xml({name: dict(group.targets)}, group.method)
 
 
 def _parse_root(xml: str) -> ET.Element:
@@ -92,19 +96,21 @@ def parse_groups_xml(xml: str) -> dict[str, dict[str, Decimal]]:
 
 
 def group_methods(xml: str) -> dict[str, str]:
-    return {
-        (g.findtext("name") or "").strip(): (g.findtext("defaultMethod") or "").strip()
-        for g in _parse_root(xml).findall("Group")
-    }
+    """{group name: its default method}, TWS's short names read as the method they stand for."""
+    methods = {}
+    for g in _parse_root(xml).findall("Group"):
+        method = (g.findtext("defaultMethod") or "").strip()
+        methods[(g.findtext("name") or "").strip()] = METHOD_ALIASES.get(method, method)
+    return methods
 
 
-def upsert_group(existing_xml: str, name: str, targets: dict[str, int]) -> str:
+def upsert_group(existing_xml: str, name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES) -> str:
     """Whole-document XML for replaceFA: the login's current groups with `name` set to `targets`."""
     root = _parse_root(existing_xml)
     for group in root.findall("Group"):
         if (group.findtext("name") or "").strip() == name:
             root.remove(group)
-    root.append(_group_element(name, targets))
+    root.append(_group_element(name, targets, method))
     return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
 
 
@@ -117,9 +123,13 @@ def remove_groups(existing_xml: str, prefix: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
 
 
-def group_matches(xml: str, name: str, targets: dict[str, int]) -> bool:
-    """True if the read-back XML holds `name` as ContractsOrShares with exactly these amounts."""
+def group_matches(xml: str, name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES) -> bool:
+    """True if the read-back XML holds `name` with this method and exactly these amounts; for a
+    method without amounts, these accounts in this order (EqualQuantity gives its extra shares to
+    the accounts first in the group)."""
     groups = parse_groups_xml(xml)
-    if name not in groups or group_methods(xml).get(name) != CONTRACTS_OR_SHARES:
+    if name not in groups or group_methods(xml).get(name) != method:
         return False
+    if not fa_method(method).xml_amounts:
+        return list(groups[name]) == list(targets)
     return groups[name] == {a: Decimal(int(q)) for a, q in targets.items()}
