@@ -9,8 +9,8 @@
   tracking (`queue_position=True`): an order joins behind the displayed size at its price and moves
   up only as trade prints at that price consume the queue ahead; cancels never advance it.
   `"prob_power"` / `"prob_log"` also let cancels advance it, by the probabilistic rule in
-  `venues.sim.queue`; the model then refuses trade-driven fills while the estimated queue ahead
-  is not yet used up.
+  `venues.sim.queue_models`; the model then refuses trade-driven fills while the estimated queue
+  ahead is not yet used up.
 
 The models are seeded through NautilusTrader's FillModel (`random_seed`), which also drives
 `prob_fill_on_limit`, the chance that an order resting exactly at the touch is filled.
