@@ -18,6 +18,7 @@ from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocati
 from strategies.plan import Plan
 from tests.books import SEC, T0, equity, snapshot, trade
 from venues.ib_fa.fake_gateway.pricing import GatewayPricing
+from venues.sim.fill_models import FILL_MODELS, DepthModel
 from venues.sim.queue_models import QUEUE_MODELS, QueueModel
 from venues.sim.venue import SimVenueConfig, add_sim_venue, seed_positions
 
@@ -226,6 +227,13 @@ class FrontHalf(QueueModel):
         return 1.0
 
 
+class QuarterOfEachLevel(DepthModel):
+    """A quarter of each displayed level is ours."""
+
+    def usable(self, displayed):
+        return displayed // 4
+
+
 @pytest.fixture
 def register():
     """Registers a model for one test only, as a contributor's module would for good."""
@@ -253,3 +261,10 @@ def test_a_queue_model_registered_outside_the_package_runs_in_the_venue_by_name(
     assert fills == [(50, "99.99")]
     assert strategy.fills[0].ts_event == T0 + 2 * SEC
     assert isinstance(sim.queue.model, FrontHalf)
+
+
+def test_a_fill_model_registered_outside_the_package_runs_in_the_venue_by_name(register):
+    register(FILL_MODELS, "quarter", QuarterOfEachLevel)
+    venue = SimVenueConfig(latency_ms=0, fill_model="quarter")
+    fills, _, _ = run_venue([(OrderSide.SELL, 150, "99.98")], book_once(), venue, holdings={"SPY.SMART": 1000})
+    assert fills == [(25, "100.00"), (25, "99.99"), (25, "99.98")]

@@ -42,8 +42,9 @@ from nautilus_trader.model.position import Position
 from strategies.fee_table import load_pricing, plan_names
 from strategies.plan import Plan, is_venue_code
 from venues.sim.allocator import FAAllocationPublisher, FAAllocator
+from venues.sim.book_fill import BookFillModel
 from venues.sim.fees import IBFeeModel
-from venues.sim.fill_models import BookFillModel
+from venues.sim.fill_models import DEFAULT_FILL_MODEL, FILL_MODELS
 from venues.sim.queue import QueueTracker
 from venues.sim.queue_models import QUEUE_MODELS, QueueKeeper
 
@@ -60,6 +61,7 @@ class SimVenueConfig:
     latency_ms: float = 20.0  # order entry and cancel, one way
     queue_model: str = "risk_averse"  # a name in venues.sim.queue_models.QUEUE_MODELS
     queue_power: float = 2.0  # n in f(x) = x**n, for prob_power
+    fill_model: str = DEFAULT_FILL_MODEL  # a name in venues.sim.fill_models.FILL_MODELS
     depth_fraction: float = 1.0  # share of displayed depth really available to us
     prob_fill_on_limit: float = 1.0
     seed: int = 42
@@ -76,6 +78,8 @@ class SimVenueConfig:
             refuse("book_type", f"must be one of {BOOK_TYPES}")
         if self.queue_model not in QUEUE_MODELS:
             refuse("queue_model", f"must be one of {QUEUE_MODELS.names()}")
+        if self.fill_model not in FILL_MODELS:
+            refuse("fill_model", f"must be one of {FILL_MODELS.names()}")
         if not 0 <= self.latency_ms <= MAX_LATENCY_MS:
             refuse("latency_ms", f"must be >= 0 and at most {MAX_LATENCY_MS:g} milliseconds")
         if not 0 < self.queue_power <= 100:
@@ -107,7 +111,8 @@ def add_sim_venue(engine: BacktestEngine, config: SimVenueConfig, plan: Plan, tr
     allocator = FAAllocator(load_pricing(config.commission_schedule, trade_date))
     fee_model = IBFeeModel(allocator)
     queue_model = QUEUE_MODELS[config.queue_model](config.queue_power)
-    fill_model = BookFillModel(config.depth_fraction, config.prob_fill_on_limit, config.seed)
+    depth = FILL_MODELS[config.fill_model](config.depth_fraction)
+    fill_model = BookFillModel(depth, config.prob_fill_on_limit, config.seed)
     latency_ns = int(config.latency_ms * 1_000_000)
     total_cash = sum(plan.accounts["cash"], Decimal(0))
     engine.add_venue(
