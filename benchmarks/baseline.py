@@ -12,6 +12,7 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Money
 from nautilus_trader.trading.strategy import Strategy
 
+from venues.sim.queue_models import QUEUE_MODELS, QueueKeeper
 from venues.sim.venue import SimVenueConfig
 
 
@@ -40,7 +41,7 @@ def run_bare(instruments, chunks: list[list], venue: SimVenueConfig | None = Non
         book_type=BookType.L2_MBP,
         bar_execution=False,
         liquidity_consumption=venue is not None,
-        queue_position=venue is not None and venue.queue_model == "risk_averse",
+        queue_position=venue is not None and QUEUE_MODELS[venue.queue_model].keeper is QueueKeeper.ENGINE,
     )
     for instrument in instruments:
         engine.add_instrument(instrument)

@@ -233,6 +233,10 @@ PARAM_CASES = {
     "queue_power=-1": Case(
         lambda t: backtest(DEMO_PLAN, "--venue-param", "queue_power=-1"), "--venue-param queue_power: must be > 0"
     ),
+    "an unknown fill model": Case(
+        lambda t: backtest(DEMO_PLAN, "--venue-param", "fill_model=magic"),
+        "--venue-param fill_model: must be one of ('depth_haircut',), was 'magic'",
+    ),
     "an unknown venue commission schedule": Case(
         lambda t: backtest(DEMO_PLAN, "--venue-param", "commission_schedule=ib_free"),
         "--venue-param commission_schedule: must be one of IB's pricing plans",

@@ -18,6 +18,8 @@ from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocati
 from strategies.plan import Plan
 from tests.books import SEC, T0, equity, snapshot, trade
 from venues.ib_fa.fake_gateway.pricing import GatewayPricing
+from venues.sim.fill_models import FILL_MODELS, DepthModel
+from venues.sim.queue_models import QUEUE_MODELS, QueueModel
 from venues.sim.venue import SimVenueConfig, add_sim_venue, seed_positions
 
 SPY = equity("SPY")
@@ -213,3 +215,56 @@ def test_without_a_queue_model_the_first_print_fills():
     fills, strategy, _ = run_venue([(OrderSide.BUY, 50, "99.99")], queue_scenario(), venue)
     assert fills[0] == (30, "99.99")
     assert strategy.fills[0].ts_event == T0 + 2 * SEC
+
+
+class FrontHalf(QueueModel):
+    """Joins with half the displayed size ahead; cancels never advance it."""
+
+    def front_on_join(self, displayed):
+        return displayed / 2
+
+    def cancel_share_from_back(self, front, back):
+        return 1.0
+
+
+class QuarterOfEachLevel(DepthModel):
+    """A quarter of each displayed level is ours."""
+
+    def usable(self, displayed):
+        return displayed // 4
+
+
+@pytest.fixture
+def register():
+    """Registers a model for one test only, as a contributor's module would for good."""
+    added = []
+
+    def add(registry, name, cls):
+        registry.register(name)(cls)
+        added.append((registry, name))
+
+    yield add
+    for registry, name in added:
+        del registry[name]
+
+
+def test_a_queue_model_registered_outside_the_package_runs_in_the_venue_by_name(register):
+    register(QUEUE_MODELS, "front_half", FrontHalf)
+    # BUY 50 at 99.99 joins behind half of the 100 displayed; sellers then print 60, 70 and 40 there
+    data = [snapshot(SPY, T0, *BOOK)]
+    for k, size in enumerate((60, 70, 40), start=1):
+        data.append(trade(SPY, T0 + k * SEC, "99.99", size, AggressorSide.SELLER, k))
+        data.append(trade(SPY, T0 + k * SEC + 1, "100.01", 1, AggressorSide.BUYER, 10 + k))
+    venue = SimVenueConfig(latency_ms=0, queue_model="front_half")
+    fills, strategy, sim = run_venue([(OrderSide.BUY, 50, "99.99")], data, venue)
+    # the first print uses up the 50 ahead, the next fills us: behind all 100 it would be the third
+    assert fills == [(50, "99.99")]
+    assert strategy.fills[0].ts_event == T0 + 2 * SEC
+    assert isinstance(sim.queue.model, FrontHalf)
+
+
+def test_a_fill_model_registered_outside_the_package_runs_in_the_venue_by_name(register):
+    register(FILL_MODELS, "quarter", QuarterOfEachLevel)
+    venue = SimVenueConfig(latency_ms=0, fill_model="quarter")
+    fills, _, _ = run_venue([(OrderSide.SELL, 150, "99.98")], book_once(), venue, holdings={"SPY.SMART": 1000})
+    assert fills == [(25, "100.00"), (25, "99.99"), (25, "99.98")]

@@ -1,99 +1,57 @@
-"""Fill models for what a recorded book cannot show.
+"""Fill models: how much of each displayed level of a recorded book is really there for our orders.
 
-- Depth haircut: only `depth_fraction` of each displayed level is really there for us (hidden
-  cancels, other participants racing to the same liquidity). The model hands the matching engine a
-  book with the reduced sizes and tracks what our orders took from each level itself, because
-  NautilusTrader skips its own liquidity-consumption bookkeeping when a fill model supplies the book.
-  A level's consumption is forgotten when its displayed size changes (fresh liquidity).
-- Queue position for passive orders. `queue_model="risk_averse"` is NautilusTrader's own queue
-  tracking (`queue_position=True`): an order joins behind the displayed size at its price and moves
-  up only as trade prints at that price consume the queue ahead; cancels never advance it.
-  `"prob_power"` / `"prob_log"` also let cancels advance it, by the probabilistic rule in
-  `venues.sim.queue`; the model then refuses trade-driven fills while the estimated queue ahead
-  is not yet used up.
+A recorded book cannot show hidden cancels, nor other participants racing to the same liquidity.
+A fill model says how much of a level our orders may take in all, until the level's displayed size
+changes (fresh liquidity); the venue's BookFillModel (venues.sim.book_fill) hands the matching
+engine a book of what is left and keeps that bookkeeping. A model that keeps the whole book leaves
+the matching engine the real book and NautilusTrader's own liquidity-consumption tracking.
 
-The models are seeded through NautilusTrader's FillModel (`random_seed`), which also drives
-`prob_fill_on_limit`, the chance that an order resting exactly at the touch is filled.
+A new model is one class in this file under `@FILL_MODELS.register("name")`; `fill_model=name`
+then selects it and `depth_fraction` is its `depth_fraction`.
 """
 
 from __future__ import annotations
 
-from nautilus_trader.backtest.models import FillModel
-from nautilus_trader.model.book import OrderBook
-from nautilus_trader.model.data import BookOrder
-from nautilus_trader.model.enums import BookType, OrderSide
-from nautilus_trader.model.objects import Quantity
+from abc import ABC, abstractmethod
+
+from venues.sim.registry import Registry
+
+DEFAULT_FILL_MODEL = "depth_haircut"
 
 
-class BookFillModel(FillModel):
-    def __init__(
-        self,
-        depth_fraction: float = 1.0,
-        prob_fill_on_limit: float = 1.0,
-        random_seed: int | None = 42,
-        config=None,
-    ) -> None:
-        if config is not None:  # built by BacktestNode's ImportableFillModelConfig
-            depth_fraction = config.get("depth_fraction", depth_fraction)
-            prob_fill_on_limit = config.get("prob_fill_on_limit", prob_fill_on_limit)
-            random_seed = config.get("random_seed", random_seed)
+class DepthModel(ABC):
+    """How much of a displayed level our orders may take, in NautilusTrader's raw size units."""
+
+    def __init__(self, depth_fraction: float = 1.0) -> None:
         if not 0.0 < depth_fraction <= 1.0:
             raise ValueError(f"depth_fraction must be in (0, 1], was {depth_fraction}")
-        super().__init__(prob_fill_on_limit=prob_fill_on_limit, prob_slippage=0.0, random_seed=random_seed)
-        self.depth_fraction = depth_fraction
-        self.cache = None  # the engine's cache; its books are kept by the strategy's subscription
-        self.queue = None  # a QueueTracker, for the probabilistic queue models
-        # (instrument, side, price raw) -> (displayed size raw when we took from it, raw taken)
-        self._consumed: dict[tuple, tuple[int, int]] = {}
+        self.depth_fraction = depth_fraction  # the venue's depth_fraction, for the models that use it
 
-    def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask):
-        if (
-            self.queue is not None
-            and self._is_trade_driven(instrument, order)
-            and not self.queue.may_fill(order.client_order_id)
-        ):
-            return OrderBook(instrument.id, BookType.L2_MBP)  # still behind the queue: nothing fills
-        if self.depth_fraction >= 1.0 or self.cache is None:
-            return None  # the real book, with the engine's own consumption tracking
-        real = self.cache.order_book(instrument.id)
-        if real is None:
-            return None
-        buying = order.side == OrderSide.BUY
-        levels = real.asks() if buying else real.bids()
-        limit_raw = order.price.raw if order.has_price else None
-        book = OrderBook(instrument.id, BookType.L2_MBP)
-        book_side = OrderSide.SELL if buying else OrderSide.BUY
-        remaining = int(order.leaves_qty.raw)
-        for index, level in enumerate(levels):
-            price = level.price
-            if limit_raw is not None and (price.raw > limit_raw if buying else price.raw < limit_raw):
-                break
-            displayed = int(level.size() * 10**instrument.size_precision) * 10 ** (16 - instrument.size_precision)
-            key = (instrument.id, book_side, price.raw)
-            seen, taken = self._consumed.get(key, (displayed, 0))
-            if seen != displayed:
-                taken = 0
-            usable = int(displayed * self.depth_fraction)
-            step = 10 ** (16 - instrument.size_precision)
-            available = max(0, (usable - taken) // step * step)
-            if available == 0:
-                continue
-            book.add(BookOrder(book_side, price, Quantity.from_raw(available, instrument.size_precision), index + 1), 0)
-            take = min(available, remaining)
-            if take:
-                self._consumed[key] = (displayed, taken + take)
-                remaining -= take
-        return book
+    def whole_book(self) -> bool:
+        """True when every displayed share is ours to take, so the real book is used as it is."""
+        return False
 
-    def _is_trade_driven(self, instrument, order) -> bool:
-        """True when the displayed book does not reach the order's price, so only a print can fill it."""
-        if self.cache is None or not order.has_price:
-            return False
-        book = self.cache.order_book(instrument.id)
-        if book is None:
-            return False
-        if order.side == OrderSide.BUY:
-            ask = book.best_ask_price()
-            return ask is None or ask > order.price
-        bid = book.best_bid_price()
-        return bid is None or bid < order.price
+    @abstractmethod
+    def usable(self, displayed: int) -> int:
+        """Of a level displaying `displayed`, what our orders may take in all: between 0 and `displayed`.
+
+        The venue rounds it down to whole lots, so a float product that overshoots `displayed` by a
+        few raw units (sizes are in units of 1e-16) offers no more than is displayed.
+        """
+
+
+FILL_MODELS: Registry[DepthModel] = Registry("fill model")
+
+
+@FILL_MODELS.register(DEFAULT_FILL_MODEL)
+class DepthHaircut(DepthModel):
+    """Only a fixed share of each displayed level is really there for us.
+
+    usable = floor(displayed * depth_fraction)   (the real book as it is at depth_fraction 1)
+    """
+
+    def whole_book(self) -> bool:
+        return self.depth_fraction >= 1.0
+
+    def usable(self, displayed: int) -> int:
+        return int(displayed * self.depth_fraction)

@@ -1,20 +1,8 @@
-"""Probabilistic queue position for passive orders, after hftbacktest's ProbQueueModel.
+"""The venue's estimate of the queue ahead of each resting order, for the tracker-kept queue models.
 
-An order resting at a price joins behind the size displayed there ("front"). Trade prints at that
-price eat the front first. When the displayed size shrinks for any other reason (cancels), only
-part of the shrink is taken to be ahead of us: with `front` ahead and `back` behind, the share of a
-cancel that came from behind is
-
-    p = f(back) / (f(back) + f(front))
-
-with f(x) = x**n (power) or f(x) = log(1 + x) (log). n = 0 halves every cancel; larger n assumes
-cancels come mostly from whichever side of us is bigger. The front estimate after a cancel of `c`:
-
-    front' = front - (1 - p) * c + min(back - p * c, 0)
-
-(the last term: cancels beyond what stood behind us must have come from the front). The risk-averse
-model is the special case where cancels never advance the order; NautilusTrader's own
-`queue_position=True` implements that one exactly, so it is not repeated here.
+An order resting at a price joins behind the size its queue model says (venues.sim.queue_models).
+Trade prints at that price eat the front first; when the displayed size shrinks by more than the
+prints explain, the difference is taken for cancels and the model says how far they advance it.
 
 The fill model consults `QueueTracker.may_fill` when the matching engine offers a trade-driven
 fill to a resting order. The tracker learns from the data the strategy's subscriptions deliver,
@@ -24,7 +12,6 @@ front does not itself fill the order; the next one does. That errs on the side o
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from nautilus_trader.common.actor import Actor
@@ -32,26 +19,7 @@ from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.enums import AggressorSide, OrderSide
 from nautilus_trader.model.events import OrderAccepted, OrderEvent
 
-PROB_FUNCTIONS = ("power", "log")
-
-
-def cancel_share_from_back(front: float, back: float, function: str, n: float) -> float:
-    """The probability that a cancel at our level came from behind us."""
-    if function == "power":
-        f_front, f_back = front**n, back**n
-    elif function == "log":
-        f_front, f_back = math.log1p(front), math.log1p(back)
-    else:
-        raise ValueError(f"queue function must be one of {PROB_FUNCTIONS}, was {function!r}")
-    total = f_front + f_back
-    return 0.5 if total == 0 else f_back / total
-
-
-def front_after_cancel(front: float, level_before: float, cancelled: float, function: str, n: float) -> float:
-    """The estimate of the size ahead of us after `cancelled` shares left a level of `level_before`."""
-    back = max(level_before - front, 0.0)
-    p = cancel_share_from_back(front, back, function, n)
-    return max(front - (1 - p) * cancelled + min(back - p * cancelled, 0.0), 0.0)
+from venues.sim.queue_models import QueueModel
 
 
 @dataclass
@@ -67,11 +35,9 @@ class _Resting:
 class QueueTracker(Actor):
     """Keeps a front-of-queue estimate for every resting limit order of the venue's strategies."""
 
-    def __init__(self, function: str = "power", n: float = 2.0) -> None:
+    def __init__(self, model: QueueModel) -> None:
         super().__init__(ActorConfig(component_id="QueueTracker"))
-        if function not in PROB_FUNCTIONS:
-            raise ValueError(f"queue function must be one of {PROB_FUNCTIONS}, was {function!r}")
-        self.function, self.n = function, n
+        self.model = model
         self._resting: dict[object, _Resting] = {}
 
     def on_start(self) -> None:
@@ -108,7 +74,7 @@ class QueueTracker(Actor):
             if order is not None and order.has_price:
                 size = self._level(order.instrument_id, order.side, order.price)
                 self._resting[order.client_order_id] = _Resting(
-                    order.instrument_id, order.side, order.price, size, size
+                    order.instrument_id, order.side, order.price, self.model.front_on_join(size), size
                 )
             return
         order = self.cache.order(event.client_order_id)
@@ -134,6 +100,6 @@ class QueueTracker(Actor):
             level = self._level(state.instrument_id, state.side, state.price)
             shrink = state.level - level - state.traded  # what trades do not explain is cancels
             if shrink > 0:
-                state.front = front_after_cancel(state.front, state.level - state.traded, shrink, self.function, self.n)
+                state.front = self.model.front_after_cancel(state.front, state.level - state.traded, shrink)
             state.front = min(state.front, level)  # never more ahead of us than is displayed
             state.level, state.traded = level, 0.0

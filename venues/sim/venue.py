@@ -42,11 +42,12 @@ from nautilus_trader.model.position import Position
 from strategies.fee_table import load_pricing, plan_names
 from strategies.plan import Plan, is_venue_code
 from venues.sim.allocator import FAAllocationPublisher, FAAllocator
+from venues.sim.book_fill import BookFillModel
 from venues.sim.fees import IBFeeModel
-from venues.sim.fill_models import BookFillModel
+from venues.sim.fill_models import DEFAULT_FILL_MODEL, FILL_MODELS
 from venues.sim.queue import QueueTracker
+from venues.sim.queue_models import QUEUE_MODELS, QueueKeeper
 
-QUEUE_MODELS = ("none", "risk_averse", "prob_power", "prob_log")
 BOOK_TYPES = ("L1_MBP", "L2_MBP", "L3_MBO")
 # A minute each way is far beyond any real order entry; more is a typo that would freeze the session.
 MAX_LATENCY_MS = 60_000.0
@@ -58,8 +59,9 @@ class SimVenueConfig:
     book_type: str = "L2_MBP"  # L3_MBO for order-by-order data
     commission_schedule: str = "ib_tiered"  # the IB pricing plan charged; must be the strategy's
     latency_ms: float = 20.0  # order entry and cancel, one way
-    queue_model: str = "risk_averse"
+    queue_model: str = "risk_averse"  # a name in venues.sim.queue_models.QUEUE_MODELS
     queue_power: float = 2.0  # n in f(x) = x**n, for prob_power
+    fill_model: str = DEFAULT_FILL_MODEL  # a name in venues.sim.fill_models.FILL_MODELS
     depth_fraction: float = 1.0  # share of displayed depth really available to us
     prob_fill_on_limit: float = 1.0
     seed: int = 42
@@ -75,7 +77,9 @@ class SimVenueConfig:
         if self.book_type not in BOOK_TYPES:
             refuse("book_type", f"must be one of {BOOK_TYPES}")
         if self.queue_model not in QUEUE_MODELS:
-            refuse("queue_model", f"must be one of {QUEUE_MODELS}")
+            refuse("queue_model", f"must be one of {QUEUE_MODELS.names()}")
+        if self.fill_model not in FILL_MODELS:
+            refuse("fill_model", f"must be one of {FILL_MODELS.names()}")
         if not 0 <= self.latency_ms <= MAX_LATENCY_MS:
             refuse("latency_ms", f"must be >= 0 and at most {MAX_LATENCY_MS:g} milliseconds")
         if not 0 < self.queue_power <= 100:
@@ -106,7 +110,9 @@ def add_sim_venue(engine: BacktestEngine, config: SimVenueConfig, plan: Plan, tr
     """The venue charges IB's rates in force on `trade_date`, the day of the session's books."""
     allocator = FAAllocator(load_pricing(config.commission_schedule, trade_date))
     fee_model = IBFeeModel(allocator)
-    fill_model = BookFillModel(config.depth_fraction, config.prob_fill_on_limit, config.seed)
+    queue_model = QUEUE_MODELS[config.queue_model](config.queue_power)
+    depth = FILL_MODELS[config.fill_model](config.depth_fraction)
+    fill_model = BookFillModel(depth, config.prob_fill_on_limit, config.seed)
     latency_ns = int(config.latency_ms * 1_000_000)
     total_cash = sum(plan.accounts["cash"], Decimal(0))
     engine.add_venue(
@@ -122,15 +128,15 @@ def add_sim_venue(engine: BacktestEngine, config: SimVenueConfig, plan: Plan, tr
         bar_execution=False,
         trade_execution=True,
         liquidity_consumption=True,
-        queue_position=config.queue_model == "risk_averse",
+        queue_position=queue_model.keeper is QueueKeeper.ENGINE,
         support_gtd_orders=True,
     )
     fill_model.cache = engine.cache
     publisher = FAAllocationPublisher(allocator)
     engine.add_actor(publisher)
     queue = None
-    if config.queue_model.startswith("prob_"):
-        queue = QueueTracker(config.queue_model.removeprefix("prob_"), config.queue_power)
+    if queue_model.keeper is QueueKeeper.TRACKER:
+        queue = QueueTracker(queue_model)
         engine.add_actor(queue)
         fill_model.queue = queue
     return SimVenue(config, allocator, fee_model, fill_model, publisher, queue)
