@@ -11,8 +11,8 @@ from venues.sim.registry import Registry
 from venues.sim.venue import SimVenueConfig
 
 sizes = st.floats(min_value=0, max_value=1e6, allow_nan=False)
-# queue_power's range is (0, 100]; past about 4, x**n of a million-share level overflows a float
-powers = st.floats(min_value=0, max_value=4, exclude_min=True)
+# queue_power's whole range (0, 100]: past about 4, x**n of a million-share level is beyond a float
+powers = st.floats(min_value=0, max_value=100, exclude_min=True)
 
 
 def prob(function: str, n: float = 2.0) -> QueueModel:
@@ -52,6 +52,14 @@ def test_every_model_keeps_the_queue_ahead_within_what_is_left_and_never_moves_t
 
 def test_nothing_behind_means_every_cancel_was_ahead():
     assert prob("power").front_after_cancel(100, 100, 80) == pytest.approx(20)
+
+
+def test_a_steep_power_on_large_levels_still_gives_the_bigger_side_the_cancels():
+    model = prob("power", 100)
+    assert model.cancel_share_from_back(2_000, 3_000) == pytest.approx(1.0)
+    assert model.cancel_share_from_back(3_000, 2_000) == pytest.approx(0.0)
+    assert model.cancel_share_from_back(0, 5e5) == 1.0
+    assert model.cancel_share_from_back(2_000, 2_000) == pytest.approx(0.5)
 
 
 def test_a_bigger_back_takes_more_of_the_cancels_with_a_steeper_power():

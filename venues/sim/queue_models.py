@@ -110,7 +110,14 @@ class ProbPower(QueueModel):
     """
 
     def cancel_share_from_back(self, front: float, back: float) -> float:
-        return _share_of_back(front**self.power, back**self.power)
+        try:
+            return _share_of_back(front**self.power, back**self.power)
+        except OverflowError:
+            # a side's size to a high power beyond a float: the ratio of the sides decides it
+            if front == 0 or back == 0:
+                return 1.0 if front == 0 else 0.0
+            exponent = self.power * (math.log(front) - math.log(back))
+            return 0.0 if exponent > 700 else 1.0 / (1.0 + math.exp(exponent))
 
 
 @QUEUE_MODELS.register("prob_log")
