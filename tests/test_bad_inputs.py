@@ -27,11 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CRASH_MARKS = ("Traceback", "panicked", "RUST_BACKTRACE")
 
 
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("bad-inputs") / "catalog"
-    assert main(["data", "synth", "--catalog", str(path), "--minutes", "2"]) == 0
-    return path
+@pytest.fixture
+def catalog(synth_catalog):
+    return synth_catalog
 
 
 def demo_plan_copy(tmp: Path) -> Path:

@@ -11,11 +11,9 @@ import pytest
 from backtests.cli import DEMO_PLAN, main
 
 
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "catalog"
-    assert main(["data", "synth", "--catalog", str(path), "--minutes", "2"]) == 0
-    return path
+@pytest.fixture
+def catalog(synth_catalog):
+    return synth_catalog
 
 
 def test_backtest_writes_the_run_folder_and_prints_per_account_results(catalog, tmp_path, capsys):

@@ -67,11 +67,9 @@ def test_run_level_failures_and_the_kill_switch():
 # ------------------------------------------------------------------------------ backtest
 
 
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
-    path = tmp_path_factory.mktemp("exit") / "catalog"
-    assert main(["data", "synth", "--catalog", str(path), "--minutes", "2"]) == 0
-    return path
+@pytest.fixture
+def catalog(synth_catalog):
+    return synth_catalog
 
 
 def _backtest(catalog: Path, out: Path, *params: str) -> int:
