@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from strategies.allocation import allocate_fills
 from venues.ib_fa.fake_gateway import FakeGateway, fa_groups_from_xml, fa_groups_to_xml, parse_good_till_date
-from venues.ib_fa.fake_gateway.broker import ExecutionReport, FaGroup, OrderError, OrderUpdate
+from venues.ib_fa.fake_gateway.events import ExecutionReport, OrderError, OrderUpdate
+from venues.ib_fa.fake_gateway.fa_groups import FaGroup
 from venues.ib_fa.fake_gateway.model import ContractSpec, OrderRequest
 
 MASTER = "DF1000"
