@@ -237,3 +237,14 @@ def test_block_allocations_match_allocate_fill(targets, cuts, cancel_early):
             if r.execution.account == a
         )
         assert b.accounts[a].cash == Decimal("100000") - paid
+
+
+def test_an_allocation_method_without_a_rule_is_refused_with_201():
+    b, ev = make({"DU1001": 50, "DU1002": 50})
+    for n, method in enumerate(("Percent", "Ratio", "MonetaryAmount", "PctChange"), start=1):
+        b.place(order(n, qty=10, fa_group="G", fa_method=method))
+        assert errors(ev)[-1] == (n, 201)
+        assert ev[-1].text == f"Order rejected - reason: the allocation method {method} is not supported"
+    b.fa_groups["P"] = FaGroup("P", "Percent", [("DU1001", 50.0), ("DU1002", 50.0)])
+    b.place(order(9, qty=10, fa_group="P"))
+    assert errors(ev)[-1] == (9, 201) and b.open_orders() == []

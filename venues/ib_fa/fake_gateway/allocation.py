@@ -4,8 +4,10 @@ Written apart from strategies/allocation.py and venues/sim on purpose, in plain 
 parity test compares the simulated venue's allocations with these, so they have to be a second
 implementation of IB's rules, not one function called twice.
 
+The methods the fake serves (anything else is refused when the order arrives):
+
 - ContractsOrShares: the group's amounts are each account's shares; an order of another size is
-  spread pro rata to them. A method the fake has no rule for is read the same way.
+  spread pro rata to them.
 - NetLiq / AvailableEquity: pro rata to each account's net liquidation / available funds at the
   time the order is accepted.
 - EqualQuantity ("Equal"): the same number of shares to every account, the shares left over one
@@ -30,12 +32,14 @@ VALUE_TAGS = {NET_LIQ: "NetLiquidation", AVAILABLE_EQUITY: "AvailableFunds"}
 
 # IB takes the short name as well; a group with no defaultMethod allocates by its amounts
 _ALIASES = {"": CONTRACTS_OR_SHARES, "Equal": EQUAL_QUANTITY}
+_SERVED = frozenset({CONTRACTS_OR_SHARES, EQUAL_QUANTITY, NET_LIQ, AVAILABLE_EQUITY})
 
 
-def served_method(order_method: str, group_method: str) -> str:
-    """The method an order is allocated by: its faMethod, else the group's."""
+def served_method(order_method: str, group_method: str) -> str | None:
+    """The method an order is allocated by (its faMethod, else the group's), or None if the fake has no rule for it."""
     name = order_method or group_method
-    return _ALIASES.get(name, name)
+    method = _ALIASES.get(name, name)
+    return method if method in _SERVED else None
 
 
 def amount_weights(amounts: list[float]) -> list[int]:

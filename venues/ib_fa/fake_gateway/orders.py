@@ -91,6 +91,10 @@ def order_problem(
         if group is None:
             return 201, f"Order rejected - reason: Invalid allocation group {req.fa_group}"
         method = served_method(req.fa_method, group.method)
+        if method is None:
+            # without a rule for the method the fake cannot say who gets what: refused, not guessed
+            named = req.fa_method or group.method
+            return 201, f"Order rejected - reason: the allocation method {named} is not supported"
         shares = sum(amount_weights(group.amounts))
         if method == CONTRACTS_OR_SHARES and req.total_quantity > shares:
             return 201, (

@@ -1,7 +1,9 @@
 """`Session`: one client connection to the fake gateway.
 
 It decodes the client's requests, answers them from the broker model, and sends the broker's live
-events the gateway routes to it (orders it owns, the subscriptions it holds).
+events the gateway routes to it (orders it owns, the subscriptions it holds). A request it cannot
+serve is answered with an IB error, never left unanswered: a client waiting on a reply that
+never comes only learns of the problem at its timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ log = logging.getLogger(__name__)
 
 STARTUP_INFO_CODES = (2104, 2106, 2158)
 Tap = Callable[[int, list[str]], None]
+
+# IB's codes for a request the gateway could not read, does not know, or failed on while serving it
+UNREADABLE_REQUEST = (320, "Server error when reading an API client request.")
+UNKNOWN_REQUEST = (503, "The TWS is out of date and must be upgraded.")
+FAILED_REQUEST = (322, "Server error when processing an API client request.")
+ORDER_REJECTED = 201
 
 
 class _Gateway(Protocol):
@@ -115,21 +123,34 @@ class Session:
 
     def handle(self, fields: list[str]) -> None:
         req = decoders.decode_request(fields)
-        if req is None or req.name == "unknown":
+        if req is None:
+            self._refuse(-1, *UNREADABLE_REQUEST, f"message {fields[:1]} could not be read")
+            return
+        if req.name == "unknown":
+            self._refuse(-1, *UNKNOWN_REQUEST, f"message id {req.msg_id} is not supported")
             return
         self.gw.request_log.append((self.client_id, req.name))
         if self.client_id is None and req.name != "startApi":
             log.warning("%s before startApi ignored", req.name)
             return
-        handler = getattr(self, "on_" + req.name, None)
-        if handler is None:
-            log.info("no handler for %s", req.name)
-            return
         try:
-            handler(**req.params)
-        except Exception:
-            # a bug in one handler must not take the whole session down with it
+            getattr(self, "on_" + req.name)(**req.params)
+        except Exception as exc:
+            # a bug in one handler must not take the whole session down with it, nor leave the
+            # client waiting: the request's id (an order's id for placeOrder) gets IB's error
             log.exception("handling %s failed", req.name)
+            if req.name == "placeOrder":
+                order_id = req.params["order"].order_id
+                self._refuse(order_id, ORDER_REJECTED, f"Order rejected - reason: {exc}")
+            else:
+                req_id = req.params.get("reqId", req.params.get("orderId", -1))
+                self._refuse(req_id, *FAILED_REQUEST, f"{req.name} failed: {exc}")
+
+    def _refuse(self, req_id: int, code: int, text: str, detail: str = "") -> None:
+        """Answer a request the gateway cannot serve with IB's error `code`, and log it."""
+        message = f"{text} ({detail})" if detail else text
+        log.warning("client %s: error %s for id %s: %s", self.client_id, code, req_id, message)
+        self.send(codecs.error(req_id, code, message))
 
     def on_startApi(self, clientId: int, optionalCapabilities: str = "") -> None:
         if self.gw.client_in_use(clientId):
@@ -380,13 +401,7 @@ class Session:
             self.gw.broker.place(order)
             self.gw.drop_connections(self.client_id)
             return
-        try:
-            self.gw.broker.place(order)
-        except ValueError as exc:
-            # An order the model cannot allocate (a Percent group larger than its amounts, say) gets
-            # IB's rejection for that order id: without a reply the client would wait for its timeout.
-            log.info("order %s refused: %s", order.order_id, exc)
-            self.send(codecs.error(order.order_id, 201, f"Order rejected - reason: {exc}"))
+        self.gw.broker.place(order)
 
     def on_cancelOrder(self, orderId: int, manualCancelOrderTime: str = "") -> None:
         self.gw.broker.cancel(self.client_id, orderId)
