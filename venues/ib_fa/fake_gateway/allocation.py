@@ -13,11 +13,15 @@ The methods the fake serves (anything else is refused when the order arrives):
 - EqualQuantity ("Equal"): the same number of shares to every account, the shares left over one
   each to the accounts in the group's order (400 over 6 accounts: 67, 67, 67, 67, 66, 66).
 
-Fills are shared against what each account still has open. Each account first gets the whole
-shares of its exact share; the few left over go one each to the largest fractional parts, ties
-to the larger open quantity, then to the account listed first. Sharing each fill against the
-open quantities, rather than re-spreading the running total, never takes a share back from an
-account that already has it.
+Pro-rata fills: every fill is shared against what each account still has open. Each account first
+gets the whole shares of its exact share; the few left over go one each to the largest fractional
+parts, ties to the larger open quantity, then to the account listed first. Sharing each fill
+against the open quantities, rather than re-spreading the running total, never takes a share
+back from an account that already has it.
+
+EqualQuantity fills: the order's running total is split equally as above and each fill gets what
+that adds, so at every point the accounts' totals differ by at most one share and the extra
+shares sit with the earliest accounts.
 """
 
 from __future__ import annotations
@@ -90,11 +94,15 @@ def pre_trade_targets(method: str, qty: int, weights: list[int]) -> list[int]:
 
 def split_fill(method: str, qty: int, targets: list[int], allocated: list[int]) -> list[int]:
     """The shares of one fill of `qty` each account gets, given its target and what it already has."""
+    if method == EQUAL_QUANTITY:
+        after = equal_split(sum(allocated) + qty, len(targets))
+        return [now - before for now, before in zip(after, allocated, strict=True)]
     return pro_rata(qty, [t - a for t, a in zip(targets, allocated, strict=True)])
 
 
 def modified_targets(method: str, qty: int, weights: list[int], allocated: list[int]) -> list[int]:
     """The targets after the order's size changed to `qty`: what each account has stays its own."""
-    left = qty - sum(allocated)
-    rest = equal_split(left, len(weights)) if method == EQUAL_QUANTITY else pro_rata(left, weights)
+    if method == EQUAL_QUANTITY:
+        return equal_split(qty, len(weights))
+    rest = pro_rata(qty - sum(allocated), weights)
     return [a + r for a, r in zip(allocated, rest, strict=True)]
