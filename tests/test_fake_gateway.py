@@ -249,7 +249,7 @@ def test_rejections_201_and_321(decoder_errors):
     run(scenario())
 
 
-def test_an_order_the_broker_cannot_allocate_is_answered_with_201_at_once(decoder_errors):
+def test_an_order_to_an_allocation_method_the_fake_has_no_rule_for_gets_201_at_once(decoder_errors):
     async def scenario():
         async with session() as (gw, ib):
             c = await spy(ib)
@@ -257,17 +257,63 @@ def test_an_order_the_broker_cannot_allocate_is_answered_with_201_at_once(decode
             errors: list[tuple[int, int, str]] = []
             ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg))
 
-            # the group's amounts hold 400 shares; read as Percent, 500 cannot be spread over them
-            trade = ib.placeOrder(c, LimitOrder("BUY", 500, 500.0, faGroup="Rebal", faMethod="Percent"))
+            loop = asyncio.get_running_loop()
+            sent = loop.time()
+            trade = ib.placeOrder(c, LimitOrder("BUY", 100, 500.0, faGroup="Rebal", faMethod="Percent"))
             await until(lambda: trade.orderStatus.status == "Cancelled", timeout=1.0, what="the rejection")
+            assert loop.time() - sent < 0.5
             [(order_id, code, text)] = errors
             assert (order_id, code) == (trade.order.orderId, 201)
-            assert text.startswith("Order rejected - reason: ") and "500" in text
-            assert gw.broker.open_orders() == []
+            assert text == "Order rejected - reason: the allocation method Percent is not supported"
+            assert gw.broker.open_orders() == [] and gw.broker.executions == []
 
             # the session goes on serving orders after the refusal
             ok = ib.placeOrder(c, LimitOrder("BUY", 10, 500.0, faGroup="Rebal"))
             await until(lambda: ok.orderStatus.status in ("Submitted", "Filled"), what="the next order")
+
+    run(scenario())
+
+
+def test_a_handler_that_fails_answers_with_an_error_for_its_request(decoder_errors):
+    async def scenario():
+        async with session() as (gw, ib):
+            c = await spy(ib)
+            errors: list[tuple[int, int]] = []
+            ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code))
+
+            def broken(*args, **kwargs):
+                raise RuntimeError("broker model bug")
+
+            gw.broker.place = broken
+            trade = ib.placeOrder(c, LimitOrder("BUY", 10, 500.0, account="DU1001"))
+            await until(lambda: trade.orderStatus.status == "Cancelled", timeout=1.0, what="the order's 201")
+            assert errors == [(trade.order.orderId, 201)]
+            assert trade.log[-1].message.endswith("Order rejected - reason: broker model bug")
+
+            # a request with an id ends at once with IB's 322 for that id, instead of at its timeout
+            gw.broker.executions_for = broken
+            loop = asyncio.get_running_loop()
+            asked = loop.time()
+            assert await asyncio.wait_for(ib.reqExecutionsAsync(), 1.0) == []
+            assert loop.time() - asked < 0.5
+            [(req_id, code)] = errors[1:]
+            assert code == 322 and req_id > 0
+            assert ib.isConnected()
+
+    run(scenario())
+
+
+def test_an_unknown_message_id_is_answered_not_ignored(decoder_errors):
+    async def scenario():
+        async with session() as (gw, ib):
+            errors: list[tuple[int, int, str]] = []
+            ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg))
+            ib.client.send(9999, 1, "x")
+            await until(lambda: errors, timeout=1.0, what="the error reply")
+            assert errors == [
+                (-1, 503, "The TWS is out of date and must be upgraded. (message id 9999 is not supported)")
+            ]
+            assert ib.isConnected() and await ib.reqCurrentTimeAsync()
 
     run(scenario())
 

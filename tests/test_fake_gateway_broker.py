@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from strategies.allocation import allocate_fills
 from venues.ib_fa.fake_gateway import FakeGateway, fa_groups_from_xml, fa_groups_to_xml, parse_good_till_date
-from venues.ib_fa.fake_gateway.broker import ExecutionReport, FaGroup, OrderError, OrderUpdate
+from venues.ib_fa.fake_gateway.events import ExecutionReport, OrderError, OrderUpdate
+from venues.ib_fa.fake_gateway.fa_groups import FaGroup
 from venues.ib_fa.fake_gateway.model import ContractSpec, OrderRequest
 
 MASTER = "DF1000"
@@ -236,3 +237,96 @@ def test_block_allocations_match_allocate_fill(targets, cuts, cancel_early):
             if r.execution.account == a
         )
         assert b.accounts[a].cash == Decimal("100000") - paid
+
+
+# ------------------------------------------------------------------ EqualQuantity
+
+SIX = [f"DU{1001 + i}" for i in range(6)]
+
+
+def equal_group_xml(method: str) -> str:
+    accounts = "".join(f"<Account><acct>{a}</acct><amount>10.0</amount></Account>" for a in SIX)
+    return (
+        f"<ListOfGroups><Group><name>E</name><ListOfAccts>{accounts}</ListOfAccts>"
+        f"<defaultMethod>{method}</defaultMethod></Group></ListOfGroups>"
+    )
+
+
+@pytest.mark.parametrize("method", ["EqualQuantity", "Equal"])
+def test_equal_quantity_group_shares_400_over_6_accounts_as_ib_does(method):
+    b = FakeGateway(accounts=[MASTER, *SIX]).broker
+    assert b.replace_fa(1, equal_group_xml(method)) is None
+    b.place(order(1, qty=400, lmt=501.0, fa_group="E"))
+    b.fill(1, 400, 500.0)
+    # 66 each, then one more to each account in the group's order until the 400 are out
+    assert [b.allocations(1)[a] for a in SIX] == [67, 67, 67, 67, 66, 66]
+
+
+def test_equal_quantity_as_the_orders_fa_method_overrides_the_groups_amounts():
+    b, ev = make()
+    b.fa_groups["G"] = FaGroup("G", "ContractsOrShares", [("DU1001", 300.0), ("DU1002", 100.0), ("DU1003", 0.0)])
+    b.place(order(1, qty=10, lmt=501.0, fa_group="G", fa_method="EqualQuantity"))
+    b.fill(1, 10, 500.0)
+    assert b.allocations(1) == {"DU1001": 4, "DU1002": 3, "DU1003": 3}
+    # the amounts cap ContractsOrShares orders only: an equal order may be larger than they add up to
+    b.place(order(2, qty=1000, lmt=501.0, fa_group="G", fa_method="Equal"))
+    assert errors(ev) == [] and b.order(2).status == "Submitted"
+
+
+def test_equal_quantity_partial_fills_keep_the_running_totals_level():
+    b = FakeGateway(accounts=[MASTER, *SIX]).broker
+    b.fa_groups["E"] = FaGroup("E", "EqualQuantity", [(a, 0.0) for a in SIX])
+    b.place(order(1, qty=400, lmt=501.0, fa_group="E"))
+    seen = []
+    for q in (5, 5, 3):
+        b.fill(1, q, 500.0)
+        seen.append([b.allocations(1)[a] for a in SIX])
+    # shared pro rata to the open targets instead, the third fill would leave 3, 3, 3, 2, 1, 1
+    assert seen == [[1, 1, 1, 1, 1, 0], [2, 2, 2, 2, 1, 1], [3, 2, 2, 2, 2, 2]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_accounts=st.integers(1, 7),
+    qty=st.integers(1, 500),
+    cuts=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=8),
+    resize=st.none() | st.floats(0.0, 2.0),
+)
+def test_equal_quantity_fills_stay_level_with_the_extra_shares_first(n_accounts, qty, cuts, resize):
+    accounts = [f"DU{1001 + i}" for i in range(n_accounts)]
+    b = FakeGateway(accounts=[MASTER, *accounts]).broker
+    b.fa_groups["E"] = FaGroup("E", "Equal", [(a, 0.0) for a in accounts])
+    b.place(order(1, qty=qty, lmt=501.0, fa_group="E"))
+    before = dict.fromkeys(accounts, 0)
+    for n, cut in enumerate(cuts):
+        left = b.order(1).remaining
+        if left == 0:
+            break
+        b.fill(1, min(left, max(1, int(left * cut))), 500.0)
+        if n == 0 and resize is not None:  # a size change re-spreads what is left the same way
+            new_qty = max(b.order(1).filled, int(qty * resize))
+            b.place(order(1, qty=new_qty, lmt=501.0, fa_group="E"))
+        got = [b.allocations(1)[a] for a in accounts]
+        filled = b.order(1).filled
+        assert sum(got) == filled
+        assert max(got) - min(got) <= 1
+        # the extra shares sit with the earliest accounts: the totals never rise along the group
+        assert got == sorted(got, reverse=True)
+        assert all(got[i] >= before[a] for i, a in enumerate(accounts))  # no share is taken back
+        before = dict(zip(accounts, got, strict=True))
+    if b.order(1).remaining:
+        b.fill(1, b.order(1).remaining, 500.0)
+    final = [b.allocations(1)[a] for a in accounts]
+    total = b.order(1).filled
+    assert final == [total // n_accounts + (1 if i < total % n_accounts else 0) for i in range(n_accounts)]
+
+
+def test_an_allocation_method_without_a_rule_is_refused_with_201():
+    b, ev = make({"DU1001": 50, "DU1002": 50})
+    for n, method in enumerate(("Percent", "Ratio", "MonetaryAmount", "PctChange"), start=1):
+        b.place(order(n, qty=10, fa_group="G", fa_method=method))
+        assert errors(ev)[-1] == (n, 201)
+        assert ev[-1].text == f"Order rejected - reason: the allocation method {method} is not supported"
+    b.fa_groups["P"] = FaGroup("P", "Percent", [("DU1001", 50.0), ("DU1002", 50.0)])
+    b.place(order(9, qty=10, fa_group="P"))
+    assert errors(ev)[-1] == (9, 201) and b.open_orders() == []

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from venues.ib_fa.fake_gateway import FakeGateway
-from venues.ib_fa.fake_gateway.broker import DONE, ExecutionReport, FaGroup, OrderUpdate
+from venues.ib_fa.fake_gateway.events import ExecutionReport, OrderUpdate
+from venues.ib_fa.fake_gateway.fa_groups import FaGroup
 from venues.ib_fa.fake_gateway.model import ContractSpec, OrderRequest
+from venues.ib_fa.fake_gateway.orders import DONE
 
 MASTER = "DF1000"
 AMOUNTS = {"DU1001": 100, "DU1002": 250, "DU1003": 50}

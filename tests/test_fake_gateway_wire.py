@@ -23,7 +23,7 @@ from tests.fake_gateway_session import (
     until,
 )
 from tests.ib_decoder import DecoderErrors
-from venues.ib_fa.fake_gateway import FakeGateway, codecs
+from venues.ib_fa.fake_gateway import FakeGateway, codecs, decoders
 from venues.ib_fa.fake_gateway.framing import FrameReader, ProtocolError, encode_fields, parse_version_range
 from venues.ib_fa.fake_gateway.model import CommissionView, ContractSpec, ExecutionView, OrderRequest, OrderView
 
@@ -62,9 +62,9 @@ def test_frame_reader_rejects_a_client_without_the_api_prefix():
 
 
 def test_unknown_and_malformed_requests_are_ignored():
-    assert codecs.decode_request(["9999", "1", "x"]).name == "unknown"
-    assert codecs.decode_request(["abc"]) is None
-    assert codecs.decode_request(["3", "5"]) is None  # truncated placeOrder
+    assert decoders.decode_request(["9999", "1", "x"]).name == "unknown"
+    assert decoders.decode_request(["abc"]) is None
+    assert decoders.decode_request(["3", "5"]) is None  # truncated placeOrder
 
 
 # ------------------------------------------------------------------ client -> server
@@ -119,18 +119,18 @@ def test_place_order_fields_decode_as_ib_async_encodes_them():
     ]
     [f1, f2, f3, f4] = _encoded_by_ib_async(lambda c: [c.placeOrder(10 + i, contract, o) for i, o in enumerate(orders)])
     assert len(f1) == 114  # the reference layout for a plain STK LMT order
-    r = codecs.decode_request(f1).params["order"]
+    r = decoders.decode_request(f1).params["order"]
     assert (r.order_id, r.contract.con_id, r.contract.symbol) == (10, 756733, "SPY")
     assert r.contract.primary_exchange == "ARCA"
     assert (r.action, r.total_quantity, r.order_type, r.lmt_price, r.aux_price) == ("BUY", 700, "LMT", 500.05, None)
     assert (r.tif, r.good_till_date, r.order_ref) == ("GTD", "20240304 09:40:00 US/Eastern", "reb-1")
     assert (r.account, r.fa_group, r.fa_method, r.fa_percentage) == ("", "Clients", "ContractsOrShares", "")
     assert r.what_if is False
-    r = codecs.decode_place_order(f2)
+    r = decoders.decode_place_order(f2)
     assert (r.action, r.order_type, r.account, r.tif, r.lmt_price) == ("SELL", "MKT", "DU1001", "IOC", None)
-    r = codecs.decode_place_order(f3)
+    r = decoders.decode_place_order(f3)
     assert (r.order_type, r.aux_price, r.model_code, r.outside_rth) == ("STP", 480.5, "M1", True)
-    r = codecs.decode_place_order(f4)
+    r = decoders.decode_place_order(f4)
     assert (r.order_type, r.lmt_price, r.aux_price, r.fa_percentage, r.what_if, r.tif) == (
         "STP LMT",
         501.0,
@@ -166,7 +166,7 @@ def test_other_requests_decode_as_ib_async_encodes_them():
             c.reqMarketDataType(3),
         )
     )
-    decoded = [codecs.decode_request(f) for f in sent]
+    decoded = [decoders.decode_request(f) for f in sent]
     assert [d.name for d in decoded] == [
         "cancelOrder",
         "reqGlobalCancel",

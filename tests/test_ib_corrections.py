@@ -276,7 +276,8 @@ def test_fill_reports_apply_the_same_rule():
 
 def _gateway_with_a_sell_block():
     from venues.ib_fa.fake_gateway import FakeGateway
-    from venues.ib_fa.fake_gateway.broker import ExecutionReport, FaGroup
+    from venues.ib_fa.fake_gateway.events import ExecutionReport
+    from venues.ib_fa.fake_gateway.fa_groups import FaGroup
     from venues.ib_fa.fake_gateway.model import ContractSpec, OrderRequest
 
     gw = FakeGateway(accounts=fx.ACCOUNTS, cash=fx.CASH)

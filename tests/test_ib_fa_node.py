@@ -39,7 +39,7 @@ DONE_STATUSES = ("Filled", "Cancelled", "Inactive", "ApiCancelled")
 
 def recorder(broker):
     """A broker listener: every order update in the order the fake emitted it, and each order's FA group."""
-    from venues.ib_fa.fake_gateway.broker import OrderUpdate
+    from venues.ib_fa.fake_gateway.events import OrderUpdate
 
     events: list[dict] = []
     groups: dict[int, dict[str, int]] = {}

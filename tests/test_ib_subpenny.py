@@ -69,7 +69,8 @@ def test_allocations_keep_the_sub_penny_price_the_block_fill_is_at_the_tick(h, s
 
 def test_the_gateway_improves_prices_below_the_penny_and_books_them_exactly():
     from venues.ib_fa.fake_gateway import FakeGateway
-    from venues.ib_fa.fake_gateway.broker import ExecutionReport, FaGroup
+    from venues.ib_fa.fake_gateway.events import ExecutionReport
+    from venues.ib_fa.fake_gateway.fa_groups import FaGroup
     from venues.ib_fa.fake_gateway.model import ContractSpec, OrderRequest
 
     gw = FakeGateway(accounts=fx.ACCOUNTS, cash=fx.CASH)

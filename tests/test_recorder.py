@@ -23,7 +23,7 @@ from data.validation import BookValidator
 from live.recorder import Recorder
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.ib_fa.fake_gateway import FakeGatewayThread, codecs
-from venues.ib_fa.fake_gateway.server import Session
+from venues.ib_fa.fake_gateway.session import Session
 
 MASTER = "DF1000"
 CLIENT_ID = 17

@@ -17,10 +17,14 @@
     await gw.stop()
 
 Synchronous code uses `FakeGatewayThread` and `thread.call(fn, *args)` to act on the broker.
-Layers: framing (bytes) -> codecs (fields) -> server (sessions) -> broker (no sockets).
+Layers: framing (bytes) -> codecs and decoders (fields) -> server and session (connections) ->
+broker (no sockets), which delegates matching, FA allocation, executions and account state to
+modules of their own.
 """
 
-from .broker import Broker, Clock, FaGroup, fa_groups_from_xml, fa_groups_to_xml, parse_good_till_date
+from .broker import Broker
+from .clock import Clock, parse_good_till_date
+from .fa_groups import FaGroup, fa_groups_from_xml, fa_groups_to_xml
 from .faults import CorrectionRule, FaultInjector, FaultPlan
 from .server import DEFAULT_ACCOUNTS, FakeGateway, FakeGatewayThread
 

@@ -93,3 +93,14 @@ class CommissionView:
     commission: float
     currency: str = "USD"
     realized_pnl: float | None = None
+
+
+@dataclass(frozen=True)
+class ContractDetailsView:
+    contract: ContractSpec
+    min_tick: float = 0.01
+    long_name: str = ""
+    valid_exchanges: str = "SMART,ARCA,NYSE,NASDAQ,BATS,IEX"
+    order_types: str = "ACTIVETIM,AD,ALLOC,DAY,GTC,GTD,IOC,FOK,LMT,MKT,STP,STPLMT,WHATIF"
+    time_zone_id: str = "US/Eastern"
+    stock_type: str = "ETF"

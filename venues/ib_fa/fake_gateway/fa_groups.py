@@ -1,0 +1,60 @@
+"""FA allocation groups and the XML that requestFA/replaceFA carry them in."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass
+class FaGroup:
+    name: str
+    method: str
+    members: list[tuple[str, float]]
+
+    @property
+    def accounts(self) -> list[str]:
+        return [a for a, _ in self.members]
+
+    @property
+    def amounts(self) -> list[float]:
+        return [amount for _, amount in self.members]
+
+
+def fa_groups_to_xml(groups: Iterable[FaGroup]) -> str:
+    root = ET.Element("ListOfGroups")
+    for g in groups:
+        ge = ET.SubElement(root, "Group")
+        ET.SubElement(ge, "name").text = g.name
+        accts = ET.SubElement(ge, "ListOfAccts", varName="list")
+        for acct, amount in g.members:
+            ae = ET.SubElement(accts, "Account")
+            ET.SubElement(ae, "acct").text = acct
+            ET.SubElement(ae, "amount").text = f"{amount:.1f}"
+        ET.SubElement(ge, "defaultMethod").text = g.method
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
+
+
+def fa_groups_from_xml(xml: str) -> list[FaGroup]:
+    root = ET.fromstring(xml.strip())
+    groups = []
+    for ge in root.iter("Group"):
+        name = (ge.findtext("name") or "").strip()
+        method = (ge.findtext("defaultMethod") or "").strip()
+        members = []
+        for ae in ge.iter("Account"):
+            acct = (ae.findtext("acct") or "").strip()
+            amount = ae.findtext("amount")
+            members.append((acct, float(amount) if amount not in (None, "") else 0.0))
+        groups.append(FaGroup(name, method, members))
+    return groups
+
+
+def account_aliases_xml(accounts: Iterable[str]) -> str:
+    """requestFA's aliases (faDataType 3): the fake names every account after itself."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><ListOfAccountAliases>'
+        + "".join(f"<AccountAlias><account>{a}</account><alias>{a}</alias></AccountAlias>" for a in accounts)
+        + "</ListOfAccountAliases>"
+    )
