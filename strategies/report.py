@@ -14,6 +14,8 @@ from strategies.pricing import slippage_bps
 
 # the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
 DEADLINE_ENDS = ("deadline", "expired")
+# the blocks' nanosecond times, absent where a block was never sent or never filled
+BLOCK_NS_COLUMNS = ("ts_submitted", "ts_closed", "first_fill_ns", "last_fill_ns")
 STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
 TRANSACTION_COLUMNS = (
     "account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission",
@@ -163,6 +165,10 @@ def build_report(
         ]
     )
     blocks_frame = pd.DataFrame(blocks)
+    _exact_nanos(requests, [o.last_fill_ns for o in outcomes], "last_fill_ns")
+    for column in BLOCK_NS_COLUMNS:
+        if column in blocks_frame:
+            _exact_nanos(blocks_frame, [b.get(column) for b in blocks], column)
     accounts = pd.DataFrame(
         {
             "account_id": list(ledger.starting_cash),
@@ -211,6 +217,16 @@ def build_report(
         "phases": _phase_stats(blocks_frame, requests, phase_started_ns, booked) if len(requests) else {},
     }
     return RunReport(transactions, requests, blocks_frame, accounts, summary)
+
+
+def _exact_nanos(frame: pd.DataFrame, values: list[int | None], column: str) -> None:
+    """Set a nanosecond-time column from its Python ints, as nullable int64.
+
+    Built by pandas from rows where some have none, the column would be float64, which cannot hold
+    a nanosecond timestamp (1723161384364219123 becomes 1.723161384364219e+18 in the CSV).
+    """
+    if len(frame):
+        frame[column] = pd.array(values, dtype="Int64")
 
 
 def _for_files(frame: pd.DataFrame) -> pd.DataFrame:
