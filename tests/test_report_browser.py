@@ -21,8 +21,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backtests.cli import DEMO_PLAN
-from backtests.sweep import grid_points, run_sweep, write_demo_days
+from backtests.sweep_days import write_demo_days
 from backtests.sweep_report import nice_ticks, tick_labels, write_html_report
+from backtests.sweep_runner import run_sweep
+from backtests.sweep_space import grid_points
 
 CHROMIUM = Path("/usr/bin/chromium")
 # A closed network and root: no sandbox, and nothing that would try to reach the outside.

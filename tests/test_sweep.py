@@ -12,16 +12,10 @@ import pandas as pd
 import pytest
 
 from backtests.cli import DEMO_PLAN, main
-from backtests.sweep import (
-    DEMO_GRID,
-    METRICS,
-    build_configs,
-    catalog_days,
-    grid_points,
-    random_points,
-    run_sweep,
-    window_days,
-)
+from backtests.sweep_days import catalog_days, window_days
+from backtests.sweep_metrics import METRICS
+from backtests.sweep_runner import run_sweep
+from backtests.sweep_space import DEMO_GRID, build_configs, grid_points, random_points
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from tests.sweep_days import BASE, write_two_days
 from venues.sim.venue import SimVenueConfig
