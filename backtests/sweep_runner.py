@@ -18,7 +18,6 @@ from backtests.sweep_backends import backend_for
 from backtests.sweep_days import Day
 from backtests.sweep_metrics import session_metrics
 from backtests.sweep_recommend import DEFAULT_FILL_THRESHOLD, aggregate, recommend, recommended_json
-from backtests.sweep_report import write_html_report
 from backtests.sweep_space import build_configs, check_names, check_points
 from data.catalog import catalog_instruments
 from strategies.plan import PlanError, load_plan
@@ -168,6 +167,11 @@ def write_outputs(result: SweepResult, out_dir: Path, threshold: float, plan_pat
         recommended.write_text(json.dumps(result.recommended, indent=2) + "\n")
     elif recommended.exists():
         recommended.unlink()  # a stale recommendation from an earlier sweep would be mistaken for this one's
+    # The report is imported here, not at the top: every `rebalance` command imports this module
+    # through the sweep's command line, and loading matplotlib costs most of a second that only a
+    # sweep that writes its report needs.
+    from backtests.sweep_report import write_html_report
+
     write_html_report(
         result.runs,
         result.points,
