@@ -35,7 +35,9 @@ ACCENT, MUTED, HIGHLIGHT, GOOD, INK = "#2563eb", "#94a3b8", "#dc2626", "#059669"
 SELL, BUY = ACCENT, GOOD
 # One colour per day in the spread plot, none of them the colours that mean "point" or "recommended".
 DAY_COLORS = ("#7c3aed", "#ea580c", "#0891b2", "#65a30d", "#db2777", "#ca8a04", "#4f46e5", "#0d9488")
-DOT, BIG_DOT = 6.75, 10.5  # marker diameters in points (9 and 14 px)
+DOT, BIG_DOT, SMALL_DOT, DAY_DOT = 6.75, 10.5, 6.0, 4.5  # marker diameters in points (9, 14, 8 and 6 px)
+# A panel is about 370 px wide: a longer "mean fill rate by <param>" would run into the next panel.
+PANEL_TITLE_CHARS = 34
 
 STYLE = {
     "font.size": 8.5,
@@ -246,7 +248,7 @@ def effect_svg(points: pd.DataFrame, param: str, index: int) -> str:
         chart.tag(ax, "panel", panel=name)
         chart.plot_area(ax)
         full_title = f"{title} by {param}"
-        ax.set_title(full_title if len(full_title) <= 34 else title, loc="left")
+        ax.set_title(full_title if len(full_title) <= PANEL_TITLE_CHARS else title, loc="left")
         ax.set_xlabel(param)
         ax.set_ylabel(y_label)
         xpos = _x_layout(ax, list(grouped.index))
@@ -263,7 +265,7 @@ def effect_svg(points: pd.DataFrame, param: str, index: int) -> str:
             kind = "effect-cost" if column == "cost" else f"effect-fill effect-{column}"
             rate = "cost" if column == "cost" else f"{what} fill rate"
             for xx, v, label, n in ordered:
-                (dot,) = ax.plot([xx], [v], "o", markersize=DOT * 8 / 9, color=color, zorder=3)
+                (dot,) = ax.plot([xx], [v], "o", markersize=SMALL_DOT, color=color, zorder=3)
                 chart.tag(dot, f"{kind} mark", f"{param}={label}: mean {rate} {_fmt(v, 3)} over {n} points",
                           series=column)  # fmt: skip
             if ordered:
@@ -324,7 +326,7 @@ def day_spread_svg(points: pd.DataFrame, runs: pd.DataFrame, recommended_id: str
         chart.tag(tick, "mean mark", title, series="mean")
         legend.setdefault("mean", (tick, "mean over days"))
         for day, value in costs.items():
-            (dot,) = ax.plot([value], [k], "o", markersize=4.5, color=day_color[str(day)], alpha=0.85, zorder=3)
+            (dot,) = ax.plot([value], [k], "o", markersize=DAY_DOT, color=day_color[str(day)], alpha=0.85, zorder=3)
             chart.tag(
                 dot, "day-mark mark", f"{pid} on {day}: {_fmt(value)} bps",
                 series=f"day {day}", point=pid, day=str(day),
