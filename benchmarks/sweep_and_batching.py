@@ -37,7 +37,10 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Money, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from backtests.sweep import DEMO_DAYS, DEMO_GRID, DEMO_MINUTES, DEMO_PLAN, grid_points, run_sweep, write_demo_days
+from backtests.sweep import DEMO_PLAN
+from backtests.sweep_days import DEMO_DAYS, DEMO_MINUTES, write_demo_days
+from backtests.sweep_runner import run_sweep
+from backtests.sweep_space import DEMO_GRID, grid_points
 from data.catalog import catalog_instruments, stream_catalog
 from data.cme import CME_DATA_DIR, ESH4_MBO_FILE, write_cme_catalog
 from data.synthetic import write_synthetic_catalog

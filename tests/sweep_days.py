@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backtests.sweep import write_demo_days
+from backtests.sweep_days import write_demo_days
 
 # Short sessions: long enough for both phases to reach their deadline, short enough to keep the
 # sweep tests fast. Deadline and grace together must fit twice into the day.

@@ -13,7 +13,7 @@ import pytest
 
 from backtests.cli import main
 from backtests.days import DaySelectionError, DaySpec, describe_days, parse_day_spec, select_days
-from backtests.sweep import catalog_days
+from backtests.sweep_days import catalog_days
 from data.catalog import catalog_days_by_instrument, days_with_all
 from data.synthetic import DEMO_ETFS, write_synthetic_catalog
 from tests.multiday_plans import PARAMS, PLAN_A, write_plan_folder

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from backtests.cli import DEMO_PLAN
-from backtests.sweep import grid_points, run_sweep, write_demo_days
-from backtests.sweep_report import nice_ticks, tick_labels, write_html_report
+from backtests.sweep_days import write_demo_days
+from backtests.sweep_report import write_html_report
+from backtests.sweep_runner import run_sweep
+from backtests.sweep_space import grid_points
 
 CHROMIUM = Path("/usr/bin/chromium")
 # A closed network and root: no sandbox, and nothing that would try to reach the outside.
@@ -38,50 +38,68 @@ MINUTES = 3
 BASE = {"phase_deadline_secs": 45, "allocation_grace_secs": 10}
 GRID = {"sell_offset_bps": [0, 50], "depth_fraction": [1.0, 0.5]}
 
-# Everything the checks need from the rendered page, read in one round trip.
-GEOMETRY_JS = """() => {
-  const box = e => { if (!e) return null; const r = e.getBoundingClientRect();
-                     return [r.left, r.top, r.right, r.bottom]; };
-  const paint = e => { if (!e) return null; const s = getComputedStyle(e);
-                       return ['line', 'polyline'].includes(e.tagName) ? s.stroke : s.fill; };
+# Everything the checks need from the rendered page, read in one round trip. matplotlib wraps each
+# artist in a <g>; the report tags the ones that mean something (see backtests/sweep_report.py), and
+# a tagged group's colour is that of the shape it draws: a marker (<use>) by its fill, a line by its
+# stroke. Text is drawn as glyph outlines in a <g id="text_N"> that names its string in a comment.
+PAGE_JS = """
+const box = e => { if (!e) return null; const r = e.getBoundingClientRect();
+                   return [r.left, r.top, r.right, r.bottom]; };
+const shape = g => g && [...g.querySelectorAll('use, path')].find(e => !e.closest('defs'));
+const paint = g => { const e = shape(g); if (!e) return null; const s = getComputedStyle(e);
+                     return e.tagName === 'use' ? s.fill : s.stroke; };
+const said = g => [...g.childNodes].filter(n => n.nodeType === Node.COMMENT_NODE)
+                                    .map(n => n.textContent.trim()).join(' ');
+const ticks = (scope, axis) => [...scope.querySelectorAll(`g[id^="${axis}tick_"] g[id^="text_"]`)].map(said);
+"""
+
+GEOMETRY_JS = (
+    """() => {"""
+    + PAGE_JS
+    + """
   return [...document.querySelectorAll('svg.sweep-plot')].map(svg => {
     const panels = [...svg.querySelectorAll('g.panel')];
     return {
       id: svg.id, param: svg.dataset.param ?? null, box: box(svg),
       scopes: (panels.length ? panels : [svg]).map(scope => ({
         panel: scope.dataset.panel ?? null,
-        area: box(scope.querySelector('rect.plot-area')),
+        area: box(scope.querySelector('.plot-area')),
+        xticks: ticks(scope, 'x'), yticks: ticks(scope, 'y'),
         marks: [...scope.querySelectorAll('.mark')].map(m => ({
-          tag: m.tagName, classes: (m.getAttribute('class') || '').split(/\\s+/), series: m.dataset.series ?? null,
-          point: m.dataset.point ?? null, day: m.closest('g.day-series')?.dataset.day ?? null,
-          box: box(m), paint: paint(m) })),
-        legend: [...scope.querySelectorAll('g.legend-item')].map(g => ({
-          series: g.dataset.series, paint: paint(g.querySelector('.swatch')) })),
+          classes: (m.getAttribute('class') || '').split(/\\s+/), series: m.dataset.series ?? null,
+          point: m.dataset.point ?? null, day: m.dataset.day ?? null, dot: shape(m)?.tagName === 'use',
+          title: m.querySelector(':scope > title')?.textContent ?? null, box: box(shape(m)), paint: paint(m) })),
+        legend: [...scope.querySelectorAll('.legend-item')].map(g => ({ series: g.dataset.series, paint: paint(g) })),
       })),
-      texts: [...svg.querySelectorAll('text')].map(t => ({ text: t.textContent, box: box(t) })),
+      texts: [...svg.querySelectorAll('g[id^="text_"]')].map(g => ({ text: said(g), box: box(g) })),
     };
   });
 }"""
+)
 
 # For each fill-rate panel and phase: the colour its dots are drawn in, and the colour of the legend's
-# sample beside the label that names the phase. The sample is found by where it is drawn, whatever the
-# markup: a "●" glyph inside the label, or else the nearest shape ending just left of the label.
-LEGEND_JS = """() => [...document.querySelectorAll('svg.effect')].map(svg => {
-  const paint = e => { const s = getComputedStyle(e);
-                       return ['line', 'polyline'].includes(e.tagName) ? s.stroke : s.fill; };
-  const shapes = [...svg.querySelectorAll('circle, rect, line, path')].filter(e => !e.closest('.mark, title'));
-  return { param: svg.dataset.param, phases: ['sell', 'buy'].map(phase => {
-    const dots = [...svg.querySelectorAll(`circle.effect-${phase}`)].map(paint);
-    const label = [...svg.querySelectorAll('text')].find(t => t.textContent.replace('\u25cf', '').trim() === phase);
-    if (!label) return { phase, dots, sample: null };
-    if (label.textContent.includes('\u25cf')) return { phase, dots, sample: paint(label) };
-    const l = label.getBoundingClientRect(), mid = (l.top + l.bottom) / 2;
-    const beside = shapes.map(e => [e, e.getBoundingClientRect()])
-      .filter(([, r]) => r.right <= l.left + 2 && r.right >= l.left - 24 && r.top <= mid && r.bottom >= mid)
-      .sort((a, b) => b[1].right - a[1].right);
-    return { phase, dots, sample: beside.length ? paint(beside[0][0]) : null };
-  }) };
-})"""
+# sample beside the label that names the phase, found by where it is drawn: the nearest legend shape
+# ending just left of the label.
+LEGEND_JS = (
+    """() => {"""
+    + PAGE_JS
+    + """
+  return [...document.querySelectorAll('svg.effect')].map(svg => {
+    const samples = [...svg.querySelectorAll('.legend-item')].map(g => [g, shape(g).getBoundingClientRect()]);
+    const labels = [...svg.querySelectorAll('g[id^="legend_"] g[id^="text_"]')];
+    return { param: svg.dataset.param, phases: ['sell', 'buy'].map(phase => {
+      const dots = [...svg.querySelectorAll(`.effect-${phase}`)].map(paint);
+      const label = labels.find(t => said(t) === phase);
+      if (!label) return { phase, dots, sample: null };
+      const l = label.getBoundingClientRect(), mid = (l.top + l.bottom) / 2;
+      const beside = samples
+        .filter(([, r]) => r.right <= l.left + 2 && r.right >= l.left - 24 && r.top <= mid && r.bottom >= mid)
+        .sort((a, b) => b[1].right - a[1].right);
+      return { phase, dots, sample: beside.length ? paint(beside[0][0]) : null };
+    }) };
+  });
+}"""
+)
 
 # Decodes the screenshot in a blank page (a data: image does not taint the canvas).
 PIXELS_JS = """async (b64) => {
@@ -230,8 +248,8 @@ def _drawn(box) -> bool:
     return box[2] - box[0] > 0 and box[3] - box[1] > 0
 
 
-def _circles(scope, cls: str) -> list[dict]:
-    return [m for m in scope["marks"] if m["tag"] == "circle" and cls in m["classes"]]
+def _dots(scope, cls: str) -> list[dict]:
+    return [m for m in scope["marks"] if m["dot"] and cls in m["classes"]]
 
 
 def _check_marks_in_area(scope, marks, where: str) -> None:
@@ -249,11 +267,13 @@ def test_page_loads_without_errors_and_fits_the_window(rendered):
 
 def test_frontier_draws_one_dot_per_point_inside_its_plot(rendered):
     [scope] = rendered.plots["frontier"]["scopes"]
-    dots = _circles(scope, "point")
+    dots = _dots(scope, "point")
     points = rendered.report.points
     assert sorted(d["point"] for d in dots) == sorted(points["point_id"])
     _check_marks_in_area(scope, dots, "frontier")
     assert [d["point"] for d in dots if "recommended" in d["classes"]] == [rendered.report.recommended]
+    for dot in dots:
+        assert dot["title"] and dot["title"].startswith(f"{dot['point']}: "), f"frontier: {dot} shows no figures"
 
 
 def test_every_varied_parameter_has_its_cost_and_fill_panels(rendered):
@@ -265,7 +285,7 @@ def test_every_varied_parameter_has_its_cost_and_fill_panels(rendered):
         values = points[param].nunique()
         scopes = {scope["panel"]: scope for scope in plot["scopes"]}
         assert set(scopes) == {"cost", "fill"}, param
-        cost, fill = _circles(scopes["cost"], "effect-cost"), _circles(scopes["fill"], "effect-fill")
+        cost, fill = _dots(scopes["cost"], "effect-cost"), _dots(scopes["fill"], "effect-fill")
         assert len(cost) == values and len(fill) == 2 * values, param
         _check_marks_in_area(scopes["cost"], cost, f"cost by {param}")
         _check_marks_in_area(scopes["fill"], fill, f"fill rate by {param}")
@@ -275,7 +295,7 @@ def test_day_spread_has_one_series_per_day_and_one_range_per_point(rendered):
     [scope] = rendered.plots["day-spread"]["scopes"]
     runs = rendered.report.runs
     costs = runs[runs["error"].isna() & runs["cost_bps"].notna()]
-    dots = _circles(scope, "day-mark")
+    dots = _dots(scope, "day-mark")
     drawn = pd.Series([d["day"] for d in dots]).value_counts().sort_index()
     expected = costs.groupby("day").size().sort_index()
     assert drawn.to_dict() == expected.to_dict()
@@ -332,15 +352,10 @@ def test_screenshot_is_a_drawn_page(rendered):
     assert pixels["colours"] > 200 and 0.02 < pixels["inked"] < 0.5, pixels
 
 
-@given(
-    st.floats(-1e6, 1e6, allow_nan=False),
-    st.floats(1e-6, 1e6, allow_nan=False),
-)
-def test_tick_labels_cover_the_range_and_never_print_alike(lo, span):
-    ticks = nice_ticks(lo, lo + span)
-    labels = tick_labels(ticks)
-    assert ticks[0] <= lo and ticks[-1] >= lo + span * (1 - 1e-9)
-    assert len(set(labels)) == len(labels), labels
-    step = ticks[1] - ticks[0]
-    for tick, label in zip(ticks, labels, strict=True):
-        assert abs(float(label) - tick) <= step / 2, (tick, label)
+def test_every_axis_prints_distinct_tick_labels(rendered):
+    for plot in rendered.plots.values():
+        for scope in plot["scopes"]:
+            for axis in ("xticks", "yticks"):
+                labels = [label for label in scope[axis] if label]
+                assert labels, f"{plot['id']} {scope['panel'] or ''}: no {axis}"
+                assert len(set(labels)) == len(labels), f"{plot['id']} {scope['panel'] or ''}: {axis} {labels}"

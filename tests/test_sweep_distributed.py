@@ -12,9 +12,11 @@ import pytest
 from distributed import LocalCluster
 
 from backtests.cli import DEMO_PLAN, main
-from backtests.sweep import Day, Task, grid_points, run_sweep, run_task, window_days
 from backtests.sweep_backends import LocalPool, SweepRunError
 from backtests.sweep_dask import DaskCluster
+from backtests.sweep_days import Day, window_days
+from backtests.sweep_runner import Task, run_sweep, run_task
+from backtests.sweep_space import grid_points
 from tests.crashing_session import StubTask, run_or_crash
 from tests.sweep_days import BASE, write_two_days
 
