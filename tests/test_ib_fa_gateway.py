@@ -32,7 +32,7 @@ from nautilus_trader.model.objects import Price, Quantity
 
 from tests.ib_gateway_node import MASTER, SPY, Node, run, until
 from venues.ib_fa import fa_xml
-from venues.ib_fa.config import ConnectionSettings
+from venues.ib_fa.config import IBFAConnectionConfig
 from venues.ib_fa.connection import ClientIdInUseError, IBFAConnection, NotFAMasterError
 from venues.ib_fa.fake_gateway import FakeGateway
 
@@ -165,13 +165,40 @@ def test_connection_errors_are_explained():
     async def scenario():
         gw = FakeGateway()
         port = await gw.start()
-        first = IBFAConnection(ConnectionSettings("127.0.0.1", port, 7, MASTER, 2.0, 2.0))
+        first = IBFAConnection(
+            IBFAConnectionConfig(
+                host="127.0.0.1",
+                port=port,
+                client_id=7,
+                fa_master_account=MASTER,
+                connect_timeout_secs=2.0,
+                request_timeout_secs=2.0,
+            )
+        )
         try:
             await first.acquire()
             with pytest.raises(ClientIdInUseError, match="326"):
-                await IBFAConnection(ConnectionSettings("127.0.0.1", port, 7, MASTER, 1.0, 1.0)).acquire()
+                await IBFAConnection(
+                    IBFAConnectionConfig(
+                        host="127.0.0.1",
+                        port=port,
+                        client_id=7,
+                        fa_master_account=MASTER,
+                        connect_timeout_secs=1.0,
+                        request_timeout_secs=1.0,
+                    )
+                ).acquire()
             with pytest.raises(NotFAMasterError, match="DF9999"):
-                await IBFAConnection(ConnectionSettings("127.0.0.1", port, 8, "DF9999", 2.0, 2.0)).acquire()
+                await IBFAConnection(
+                    IBFAConnectionConfig(
+                        host="127.0.0.1",
+                        port=port,
+                        client_id=8,
+                        fa_master_account="DF9999",
+                        connect_timeout_secs=2.0,
+                        request_timeout_secs=2.0,
+                    )
+                ).acquire()
             with pytest.raises(Exception, match="DU7777"):
                 first.check_plan_accounts(["DU1001", "DU7777"])
         finally:
@@ -202,7 +229,7 @@ def test_data_client_shares_the_session_and_streams_depth_and_quotes():
             cache=node.cache,
             clock=node.clock,
             instrument_provider=node.provider,
-            config=IBFADataClientConfig(fa_master_account=MASTER),
+            config=IBFADataClientConfig(connection=IBFAConnectionConfig(fa_master_account=MASTER, readonly=True)),
         )
         try:
             await node.connect()

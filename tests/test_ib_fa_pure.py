@@ -17,6 +17,7 @@ from strategies.events import AllocationGroup
 from venues.ib_fa import fa_xml
 from venues.ib_fa.config import (
     DEFAULT_PORT,
+    IBFAConnectionConfig,
     IBFADataClientConfig,
     IBFAExecClientConfig,
     resolve_connection,
@@ -258,21 +259,21 @@ def test_env_fallbacks(monkeypatch):
     for var in ("IB_HOST", "IB_PORT", "IB_CLIENT_ID", "IB_FA_MASTER"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValueError, match="IB_FA_MASTER"):
-        resolve_connection(IBFAExecClientConfig())
-    s = resolve_connection(IBFAExecClientConfig(fa_master_account="DF1"))
+        resolve_connection(IBFAConnectionConfig())
+    s = resolve_connection(IBFAConnectionConfig(fa_master_account="DF1"))
     assert (s.host, s.port, s.client_id) == ("127.0.0.1", DEFAULT_PORT, 1)
     assert DEFAULT_PORT == 4002
     monkeypatch.setenv("IB_HOST", "gw.internal")
     monkeypatch.setenv("IB_PORT", "4001")
     monkeypatch.setenv("IB_CLIENT_ID", "17")
     monkeypatch.setenv("IB_FA_MASTER", "F123")
-    s = resolve_connection(IBFADataClientConfig())
+    s = resolve_connection(IBFADataClientConfig().connection)
     assert (s.host, s.port, s.client_id, s.fa_master_account) == ("gw.internal", 4001, 17, "F123")
-    s = resolve_connection(IBFAExecClientConfig(host="h", port=7497, client_id=0, fa_master_account="DF9"))
+    s = resolve_connection(IBFAConnectionConfig(host="h", port=7497, client_id=0, fa_master_account="DF9"))
     assert (s.host, s.port, s.client_id, s.fa_master_account) == ("h", 7497, 0, "DF9")
     monkeypatch.setenv("IB_PORT", "x")
     with pytest.raises(ValueError, match="IB_PORT"):
-        resolve_connection(IBFAExecClientConfig(fa_master_account="DF1"))
+        resolve_connection(IBFAConnectionConfig(fa_master_account="DF1"))
 
 
 def test_config_defaults_and_validation():

@@ -293,10 +293,12 @@ class IBFAExecutionClient(LiveExecutionClient):
         await self._provider.initialize()
         # ib_async's startup fetch sees only this client id's open orders; a block placed by
         # another client id must be found by orderRef too before it is placed again.
-        await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), self._fa_config.request_timeout_secs)
+        await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), self._fa_config.connection.request_timeout_secs)
         # The day's finished orders as well: a block an earlier process placed and IB has already
         # filled or cancelled must be found by its orderRef, not placed a second time.
-        await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), self._fa_config.request_timeout_secs)
+        await asyncio.wait_for(
+            ib.reqCompletedOrdersAsync(apiOnly=False), self._fa_config.connection.request_timeout_secs
+        )
         self._leave_foreign_orders()
         # Executions of the day, again: fills and allocations missed while disconnected are
         # emitted now; those already seen are dropped by execId.
@@ -413,7 +415,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         ib.accountSummaryEvent += on_value
         try:
             ib.client.reqAccountSummary(req_id, group, tag)
-            await asyncio.wait_for(future, self._fa_config.request_timeout_secs)
+            await asyncio.wait_for(future, self._fa_config.connection.request_timeout_secs)
         finally:
             ib.accountSummaryEvent -= on_value
             ib.client.cancelAccountSummary(req_id)
@@ -439,7 +441,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 future = w.expect_position_multi(req_id)
                 ib.client.reqPositionsMulti(req_id, account, "")
                 try:
-                    got = await asyncio.wait_for(future, self._fa_config.request_timeout_secs)
+                    got = await asyncio.wait_for(future, self._fa_config.connection.request_timeout_secs)
                 finally:
                     ib.client.cancelPositionsMulti(req_id)
                 rows.extend((r.account, r.contract, r.position, r.avg_cost) for r in got)
@@ -547,7 +549,7 @@ class IBFAExecutionClient(LiveExecutionClient):
     async def write_group(self, name: str, targets: dict[str, int]) -> None:
         """replaceFA the group, await replaceFAEnd, and check it reads back as written."""
         ib = self._ib
-        timeout = self._fa_config.request_timeout_secs
+        timeout = self._fa_config.connection.request_timeout_secs
         async with self._fa_lock:
             current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
             if current is None:
@@ -592,7 +594,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             req_id = ib.client.getReqId()
             done = ib.fa_wrapper.expect_replace_fa_end(req_id)
             ib.client.replaceFA(req_id, fa_xml.FA_GROUPS, xml)
-            await asyncio.wait_for(done, self._fa_config.request_timeout_secs)
+            await asyncio.wait_for(done, self._fa_config.connection.request_timeout_secs)
 
     async def _modify_order(self, command: ModifyOrder) -> None:
         block = self._blocks.get(command.client_order_id.value)
@@ -1125,7 +1127,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         """
         async with self._resync_lock:
             ib = self._ib
-            timeout = self._fa_config.request_timeout_secs
+            timeout = self._fa_config.connection.request_timeout_secs
             await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), timeout)
             await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), timeout)
             await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), timeout)
