@@ -33,6 +33,8 @@ from venues.ib_fa.parsing import (
     format_good_till,
     ib_time_to_ns,
     is_informational,
+    liquidity_side,
+    order_status_from_ib,
     side_from_ib,
     to_ib_order,
 )
@@ -292,3 +294,22 @@ def test_fa_master_and_plan_account_checks():
     check_plan_accounts(["DF1", "DU2", "DU3"], ["DU2"], "DF1")
     with pytest.raises(MissingAccountsError, match="DU9"):
         check_plan_accounts(["DF1", "DU2"], ["DU2", "DU9", "DF1"], "DF1")
+
+
+def test_ib_order_statuses_map_to_nautilus_states():
+    from nautilus_trader.model.enums import OrderStatus
+
+    assert order_status_from_ib("Filled", 10) == OrderStatus.FILLED
+    assert order_status_from_ib("ApiCancelled", 0) == OrderStatus.CANCELED
+    assert order_status_from_ib("Inactive", 0) == OrderStatus.REJECTED
+    assert order_status_from_ib("PendingCancel", 3) == OrderStatus.PENDING_CANCEL
+    assert order_status_from_ib("Submitted", 3) == OrderStatus.PARTIALLY_FILLED
+    assert order_status_from_ib("PreSubmitted", 0) == OrderStatus.ACCEPTED
+
+
+def test_last_liquidity_maps_to_maker_or_taker():
+    from nautilus_trader.model.enums import LiquiditySide
+
+    assert liquidity_side(1) == LiquiditySide.MAKER
+    assert [liquidity_side(v) for v in (2, 3)] == [LiquiditySide.TAKER] * 2
+    assert liquidity_side(0) == LiquiditySide.NO_LIQUIDITY_SIDE

@@ -84,10 +84,8 @@ from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.model.currencies import USD
 from nautilus_trader.model.enums import (
     AccountType,
-    LiquiditySide,
     OmsType,
     OrderSide,
-    OrderStatus,
     OrderType,
     PositionSide,
     TimeInForce,
@@ -120,6 +118,8 @@ from venues.ib_fa import fa_xml
 from venues.ib_fa.config import IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError
 from venues.ib_fa.parsing import (
+    ACKNOWLEDGED_STATUSES,
+    ENDED_STATUSES,
     ORDER_TYPES_FROM_IB,
     TIME_IN_FORCE_FROM_IB,
     OrderEventKind,
@@ -128,8 +128,10 @@ from venues.ib_fa.parsing import (
     event_for_status,
     ib_time_to_ns,
     is_informational,
+    liquidity_side,
     master_fill_quantities,
     newest_versions,
+    order_status_from_ib,
     side_from_ib,
     side_name,
     to_decimal,
@@ -178,15 +180,6 @@ class AccountSnapshot:
 
     cash: dict[str, Decimal]
     positions: dict[tuple[str, str], int]  # (account, instrument id) -> shares
-
-
-def _liquidity(last_liquidity: int) -> LiquiditySide:
-    # IB lastLiquidity: 1 added liquidity, 2 removed, 3 routed out (taken elsewhere)
-    if last_liquidity == 1:
-        return LiquiditySide.MAKER
-    if last_liquidity in (2, 3):
-        return LiquiditySide.TAKER
-    return LiquiditySide.NO_LIQUIDITY_SIDE
 
 
 class IBFAExecutionClient(LiveExecutionClient):
@@ -1061,7 +1054,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             quote_currency=USD,
             # NautilusTrader's USD holds cents: round up, so the master never looks richer than IB says
             commission=Money(commission.quantize(Decimal("0.01"), rounding=ROUND_CEILING), USD),
-            liquidity_side=_liquidity(execution.lastLiquidity),
+            liquidity_side=liquidity_side(execution.lastLiquidity),
             ts_event=ib_time_to_ns(execution.time),
         )
 
@@ -1225,21 +1218,12 @@ class IBFAExecutionClient(LiveExecutionClient):
         if status == "Inactive" and not block.accepted:
             self._close(block, OrderEventKind.REJECTED, now, "IB reports the order Inactive")
             return
-        known = status in (
-            "PreSubmitted",
-            "Submitted",
-            "Filled",
-            "Cancelled",
-            "ApiCancelled",
-            "Inactive",
-            "PendingCancel",
-        )
-        if known and not block.accepted:
+        if status in ACKNOWLEDGED_STATUSES and not block.accepted:
             block.accepted = True
             self.generate_order_accepted(
                 block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now
             )
-        if status in ("Cancelled", "ApiCancelled", "Inactive"):
+        if status in ENDED_STATUSES:
             self._close(block, OrderEventKind.EXPIRED if self._is_expiry(block) else OrderEventKind.CANCELED, now)
 
     # -- reconciliation --------------------------------------------------------------------------
@@ -1262,13 +1246,6 @@ class IBFAExecutionClient(LiveExecutionClient):
         filled = status.filled
         if not filled and 0 < order.filledQuantity < 1e300:
             filled = order.filledQuantity
-        nautilus_status = {
-            "Filled": OrderStatus.FILLED,
-            "Cancelled": OrderStatus.CANCELED,
-            "ApiCancelled": OrderStatus.CANCELED,
-            "Inactive": OrderStatus.REJECTED,
-            "PendingCancel": OrderStatus.PENDING_CANCEL,
-        }.get(status.status, OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.ACCEPTED)
         expire = None
         if order.tif == "GTD" and order.goodTillDate:
             try:
@@ -1287,7 +1264,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             order_side=side_from_ib(order.action),
             order_type=order_type,
             time_in_force=TIME_IN_FORCE_FROM_IB.get(order.tif, TimeInForce.DAY),
-            order_status=nautilus_status,
+            order_status=order_status_from_ib(status.status, filled),
             quantity=Quantity(order.totalQuantity, size_prec),
             filled_qty=Quantity(filled, size_prec),
             report_id=UUID4(),
@@ -1367,7 +1344,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                     last_qty=Quantity(quantities[execution.execId], instrument.size_precision if instrument else 0),
                     last_px=Price(execution.price, instrument.price_precision if instrument else 2),
                     commission=Money(to_decimal(fill.commissionReport.commission or 0.0), USD),
-                    liquidity_side=_liquidity(execution.lastLiquidity),
+                    liquidity_side=liquidity_side(execution.lastLiquidity),
                     report_id=UUID4(),
                     ts_event=ib_time_to_ns(execution.time),
                     ts_init=self._clock.timestamp_ns(),

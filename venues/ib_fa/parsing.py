@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from ib_async import Order as IBOrder
-from nautilus_trader.model.enums import OrderSide, OrderType, TimeInForce
+from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderStatus, OrderType, TimeInForce
 
 from strategies.events import compare_versions, execution_base, execution_version, is_newer_version
 
@@ -64,6 +64,22 @@ MODIFY_REJECT_CODES = frozenset({104, 105, 329})
 REJECT_CODES = frozenset({103, 110, 200, 201, 321, 391, 434})
 CANCELED_CODE = 202
 CLIENT_ID_IN_USE = 326
+
+# IB order statuses that mean IB has taken the order (whatever became of it since)
+ACKNOWLEDGED_STATUSES = frozenset(
+    {"PreSubmitted", "Submitted", "Filled", "Cancelled", "ApiCancelled", "Inactive", "PendingCancel"}
+)
+# IB order statuses by which an order left the book without filling in full
+ENDED_STATUSES = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
+# The order states IB's statuses stand for in a reconciliation report; any other status is a
+# working order, partly filled or not
+REPORTED_ORDER_STATUSES: dict[str, OrderStatus] = {
+    "Filled": OrderStatus.FILLED,
+    "Cancelled": OrderStatus.CANCELED,
+    "ApiCancelled": OrderStatus.CANCELED,
+    "Inactive": OrderStatus.REJECTED,
+    "PendingCancel": OrderStatus.PENDING_CANCEL,
+}
 
 
 class OrderEventKind(enum.Enum):
@@ -138,6 +154,22 @@ def event_for_error(code: int, pending: Pending, *, accepted: bool) -> OrderEven
             return OrderEventKind.MODIFY_REJECTED
         return OrderEventKind.NONE if accepted else OrderEventKind.REJECTED
     return OrderEventKind.NONE
+
+
+def order_status_from_ib(status: str, filled: float) -> OrderStatus:
+    """The NautilusTrader state of an order IB reports with `status` and `filled` shares."""
+    working = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.ACCEPTED
+    return REPORTED_ORDER_STATUSES.get(status, working)
+
+
+def liquidity_side(last_liquidity: int) -> LiquiditySide:
+    """An execution's lastLiquidity as NautilusTrader's side of the book."""
+    # IB lastLiquidity: 1 added liquidity, 2 removed, 3 routed out (taken elsewhere)
+    if last_liquidity == 1:
+        return LiquiditySide.MAKER
+    if last_liquidity in (2, 3):
+        return LiquiditySide.TAKER
+    return LiquiditySide.NO_LIQUIDITY_SIDE
 
 
 def format_good_till(ts_ns: int) -> str:
