@@ -49,9 +49,10 @@ from strategies.plan import Plan, load_plan
 from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
 from strategies.report import RunReport
+from venues.ib_fa.accounts import MAX_SYNCED_SUB_ACCOUNTS
 from venues.ib_fa.config import IBFAConnectionConfig, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
 from venues.ib_fa.connection import IBFAConnection, MissingAccountsError, get_connection
-from venues.ib_fa.execution import MAX_SYNCED_SUB_ACCOUNTS, IBFAExecutionClient
+from venues.ib_fa.execution import IBFAExecutionClient
 from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory
 
 log = logging.getLogger(__name__)
@@ -348,7 +349,9 @@ async def _drive(session: LiveSession) -> tuple[bool, str | None]:
             await _halt_on_timeout(session)
         if preflight.passed and session.exec_clients and ib.remove_groups_at_end and not _open_orders(session):
             try:
-                await asyncio.wait_for(session.exec_clients[0].remove_own_groups(), ib.connection.request_timeout_secs)
+                await asyncio.wait_for(
+                    session.exec_clients[0].fa_groups.remove_own_groups(), ib.connection.request_timeout_secs
+                )
             except Exception as exc:  # cleanup only: the session's result stands either way
                 strategy.log.warning(f"could not remove this session's FA groups: {exc!r}")
         await node.stop_async()

@@ -46,7 +46,7 @@ def test_fa_block_end_to_end():
             await node.connect()
             [state] = node.of(AccountState)
             assert state.balances[0].total.as_decimal() == Decimal("77500.00")
-            snapshot = await node.client.request_account_snapshot()
+            snapshot = await node.client.accounts.request_snapshot()
             assert snapshot.cash == {"DU1001": Decimal(50_000), "DU1002": Decimal(20_000), "DU1003": Decimal(7_500)}
 
             targets = {"DU1001": 100, "DU1002": 250, "DU1003": 50}
@@ -285,12 +285,12 @@ def test_more_than_50_sub_accounts_use_a_group_summary_and_position_multi():
         node = Node(port, client_id=5, account_summary_group="AllClients")
         try:
             await node.connection.acquire()
-            await node.client.write_group("AllClients", {a: 1 for a in subs})
+            await node.client.fa_groups.write_group("AllClients", {a: 1 for a in subs})
             await node.connect()
             snapshot = node.client.last_account_snapshot
             assert set(snapshot.cash) == set(subs) and set(snapshot.cash.values()) == {Decimal(1000)}
             assert snapshot.positions == {}  # paced per account: asked for the plan's accounts only
-            snapshot = await node.client.request_account_snapshot(["DU2000", "DU2003", "DU2059"])
+            snapshot = await node.client.accounts.request_snapshot(["DU2000", "DU2003", "DU2059"])
             assert snapshot.cash == {a: Decimal(1000) for a in ("DU2000", "DU2003", "DU2059")}
             assert snapshot.positions == {("DU2003", "SPY.SMART"): 7, ("DU2059", "SPY.SMART"): 2}
         finally:

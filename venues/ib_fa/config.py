@@ -131,7 +131,7 @@ class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
     """Block orders allocated with one ContractsOrShares FA group per order.
 
     cash_tag: which account value is an account's cash at SYNC (see
-    `IBFAExecutionClient.request_account_snapshot` for why TotalCashValue is the default).
+    `venues.ib_fa.accounts.AccountReader.request_snapshot` for why TotalCashValue is the default).
     account_summary_group: the FA group used for account summaries. IB refuses "All" for logins
     with more than 50 sub-accounts; such logins must name a group that holds every client.
     fa_group_prefix: groups this adapter writes start with it, so the advisor's own groups are

@@ -115,8 +115,10 @@ from strategies.events import (
     is_newer_version,
 )
 from venues.ib_fa import fa_xml
+from venues.ib_fa.accounts import MAX_SYNCED_SUB_ACCOUNTS, AccountReader, AccountSnapshot
 from venues.ib_fa.config import IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError
+from venues.ib_fa.fa_groups import AllocationGroupError, FAGroupWriter
 from venues.ib_fa.parsing import (
     ACKNOWLEDGED_STATUSES,
     ENDED_STATUSES,
@@ -127,7 +129,6 @@ from venues.ib_fa.parsing import (
     event_for_error,
     event_for_status,
     ib_time_to_ns,
-    is_informational,
     liquidity_side,
     master_fill_quantities,
     newest_versions,
@@ -139,13 +140,8 @@ from venues.ib_fa.parsing import (
 )
 from venues.ib_fa.providers import IBFAInstrumentProvider
 
-MAX_SYNCED_SUB_ACCOUNTS = 50  # IB: no "All" account summary and no reqPositions beyond this
-EXPIRY_TOLERANCE_NS = 2_000_000_000
-ACCOUNT_ISSUER = "IB"  # IB's cancel of an expired GTD order lands a little after it
-
-
-class AllocationGroupError(RuntimeError):
-    """The FA group could not be written or did not read back as written."""
+EXPIRY_TOLERANCE_NS = 2_000_000_000  # IB's cancel of an expired GTD order lands a little after it
+ACCOUNT_ISSUER = "IB"
 
 
 @dataclass
@@ -172,14 +168,6 @@ class BlockOrder:
     template: IBOrder | None = None  # the order as built, placed (again) from a copy
     cancel_wanted: bool = False  # a cancel asked for while the session was down
     session: int = 0  # the connection's reconnect count when placeOrder went out
-
-
-@dataclass(frozen=True)
-class AccountSnapshot:
-    """What SYNC needs of IB: every client's cash and holdings."""
-
-    cash: dict[str, Decimal]
-    positions: dict[tuple[str, str], int]  # (account, instrument id) -> shares
 
 
 class IBFAExecutionClient(LiveExecutionClient):
@@ -227,8 +215,16 @@ class IBFAExecutionClient(LiveExecutionClient):
         # (account, execution base) -> newest sub-account execId published
         self._alloc_versions: dict[tuple[str, str], str] = {}
         self._published: dict[str, list[Allocation]] = {}  # client order id -> its allocations, for replays
-        self._fa_lock = asyncio.Lock()  # replaceFA rewrites the whole document: one writer at a time
-        self._fa_errors: dict[int, asyncio.Future] = {}
+        self.fa_groups = FAGroupWriter(
+            connection, group_prefix=config.fa_group_prefix, request_timeout_secs=config.connection.request_timeout_secs
+        )
+        self.accounts = AccountReader(
+            connection,
+            instrument_provider,
+            cash_tag=config.cash_tag,
+            summary_group=config.account_summary_group,
+            request_timeout_secs=config.connection.request_timeout_secs,
+        )
         self._attached = False
         self._refs_with_executions: set[str] = set()
         self._unclaimed: set[str] = set()  # execIds whose block was not known when they came
@@ -298,10 +294,10 @@ class IBFAExecutionClient(LiveExecutionClient):
         await ib.reqExecutionsAsync(ExecutionFilter())
         subs = list(self._connection.sub_accounts)
         if len(subs) > MAX_SYNCED_SUB_ACCOUNTS:
-            # per-account positions are paced (see request_account_snapshot): cash only here
-            self.last_account_snapshot = AccountSnapshot(await self._request_cash(subs), {})
+            # per-account positions are paced (see AccountReader.request_snapshot): cash only here
+            self.last_account_snapshot = AccountSnapshot(await self.accounts.request_cash(subs), {})
         else:
-            self.last_account_snapshot = await self.request_account_snapshot(subs)
+            self.last_account_snapshot = await self.accounts.request_snapshot(subs)
         self._emit_account_state(self.last_account_snapshot)
 
     async def _disconnect(self) -> None:
@@ -367,82 +363,6 @@ class IBFAExecutionClient(LiveExecutionClient):
             reported=True,
             ts_event=self._clock.timestamp_ns(),
         )
-
-    async def request_account_snapshot(self, accounts: Iterable[str] | None = None) -> AccountSnapshot:
-        """Every client's cash and positions.
-
-        Cash is `TotalCashValue` by default: settled plus unsettled cash. A rebalance buys with
-        the proceeds of the same session's sells, which an IB cash account may do before they
-        settle; `SettledCash` would hide those proceeds and shrink every buy. `AvailableFunds`
-        is a margin figure that also nets out open orders, so while our own blocks are working
-        it would count their cost twice. Set `cash_tag` to change it.
-
-        Beyond 50 sub-accounts positions come from one positionMulti request per account, two
-        messages each under ib_async's 45 messages/s pacing: about 7 minutes for 10,000 accounts,
-        so pass only the plan's accounts.
-        """
-        accounts = list(accounts) if accounts is not None else list(self._connection.sub_accounts)
-        cash = await self._request_cash(accounts)
-        positions = await self._request_positions(accounts)
-        return AccountSnapshot(cash=cash, positions=positions)
-
-    async def _request_cash(self, accounts: list[str]) -> dict[str, Decimal]:
-        ib = self._ib
-        group = self._fa_config.account_summary_group
-        if group == "All" and len(self._connection.sub_accounts) > MAX_SYNCED_SUB_ACCOUNTS:
-            raise ValueError(
-                f"{len(self._connection.sub_accounts)} sub-accounts: IB refuses account summaries for group 'All' "
-                "beyond 50; set account_summary_group to an FA group holding every client"
-            )
-        wanted = set(accounts)
-        tag = self._fa_config.cash_tag
-        values: dict[str, Decimal] = {}
-
-        def on_value(value) -> None:
-            if value.tag == tag and value.account in wanted and value.currency in ("USD", "BASE"):
-                if value.currency == "USD" or value.account not in values:
-                    values[value.account] = Decimal(value.value)
-
-        req_id = ib.client.getReqId()
-        future = ib.wrapper.startReq(req_id)
-        ib.accountSummaryEvent += on_value
-        try:
-            ib.client.reqAccountSummary(req_id, group, tag)
-            await asyncio.wait_for(future, self._fa_config.connection.request_timeout_secs)
-        finally:
-            ib.accountSummaryEvent -= on_value
-            ib.client.cancelAccountSummary(req_id)
-        return values
-
-    async def _request_positions(self, accounts: list[str]) -> dict[tuple[str, str], int]:
-        result: dict[tuple[str, str], int] = {}
-        for account, iid, qty, _ in await self._position_rows(accounts):
-            result[(account, iid)] = result.get((account, iid), 0) + qty
-        return result
-
-    async def _position_rows(self, accounts: list[str]) -> list[tuple[str, str, int, float]]:
-        """(account, instrument id, shares, average cost) of every stock position held."""
-        ib = self._ib
-        wanted = set(accounts)
-        if len(self._connection.sub_accounts) <= MAX_SYNCED_SUB_ACCOUNTS:
-            rows = [(p.account, p.contract, p.position, p.avgCost) for p in ib.positions() if p.account in wanted]
-        else:
-            rows = []
-            w = ib.fa_wrapper
-            for account in accounts:
-                req_id = ib.client.getReqId()
-                future = w.expect_position_multi(req_id)
-                ib.client.reqPositionsMulti(req_id, account, "")
-                try:
-                    got = await asyncio.wait_for(future, self._fa_config.connection.request_timeout_secs)
-                finally:
-                    ib.client.cancelPositionsMulti(req_id)
-                rows.extend((r.account, r.contract, r.position, r.avg_cost) for r in got)
-        return [
-            (account, self._provider.instrument_id_for(contract).value, int(position), avg_cost)
-            for account, contract, position, avg_cost in rows
-            if position and contract.secType == "STK"
-        ]
 
     # -- orders ----------------------------------------------------------------------------------
 
@@ -515,7 +435,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 self._close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
                 return
             try:
-                await self.write_group(block.group_name, targets)
+                await self.fa_groups.write_group(block.group_name, targets)
                 if block.closed or block.ib_order is not None or self._ib_trade_for_ref(coid) is not None:
                     continue  # a resync during the write settled it
                 if block.cancel_wanted:
@@ -538,56 +458,6 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._coid_by_ib_id[trade.order.orderId] = coid
             return
         self._reject(block, "not placed: the IB session kept dropping")
-
-    async def write_group(self, name: str, targets: dict[str, int]) -> None:
-        """replaceFA the group, await replaceFAEnd, and check it reads back as written."""
-        ib = self._ib
-        timeout = self._fa_config.connection.request_timeout_secs
-        async with self._fa_lock:
-            current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-            if current is None:
-                raise AllocationGroupError("requestFA(groups) got no answer")
-            xml = fa_xml.upsert_group(current, name, targets)
-            req_id = ib.client.getReqId()
-            done = ib.fa_wrapper.expect_replace_fa_end(req_id)
-            failed = self._loop.create_future()
-            self._fa_errors[req_id] = failed
-            try:
-                ib.client.replaceFA(req_id, fa_xml.FA_GROUPS, xml)
-                finished, _ = await asyncio.wait({done, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                self._fa_errors.pop(req_id, None)
-            if failed in finished:
-                raise AllocationGroupError(failed.result())
-            if done not in finished:
-                raise AllocationGroupError(f"no replaceFAEnd within {timeout}s")
-            done.result()  # raises ConnectionError if the session dropped meanwhile
-            # IB answers 10230 to a read that comes before the save; one retry covers it.
-            for attempt in range(3):
-                readback = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-                if readback and fa_xml.group_matches(readback, name, targets):
-                    return
-                await asyncio.sleep(0.2 * (attempt + 1))
-            raise AllocationGroupError(f"group {name} did not read back with the amounts written")
-
-    async def remove_own_groups(self) -> None:
-        """Delete the groups this adapter wrote (prefix `fa_group_prefix`); call once no block works.
-
-        Groups are not removed per order: whether IB re-reads a group while its order is still
-        working (partial fills, then cancel) is not documented, so a group outlives its order.
-        """
-        ib = self._ib
-        async with self._fa_lock:
-            current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-            prefix = self._fa_config.fa_group_prefix
-            # nothing of ours to remove: writing the advisor's groups back unchanged is a needless FA write
-            if not current or not any(name.startswith(prefix) for name in fa_xml.parse_groups_xml(current)):
-                return
-            xml = fa_xml.remove_groups(current, prefix)
-            req_id = ib.client.getReqId()
-            done = ib.fa_wrapper.expect_replace_fa_end(req_id)
-            ib.client.replaceFA(req_id, fa_xml.FA_GROUPS, xml)
-            await asyncio.wait_for(done, self._fa_config.connection.request_timeout_secs)
 
     async def _modify_order(self, command: ModifyOrder) -> None:
         block = self._blocks.get(command.client_order_id.value)
@@ -824,9 +694,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             )
 
     def _on_error(self, req_id, code, text, contract=None) -> None:
-        failed = self._fa_errors.get(req_id)
-        if failed is not None and not failed.done() and not is_informational(code):
-            failed.set_result(f"IB error {code}: {text}")
+        if self.fa_groups.on_error(req_id, code, text):
             return
         if code in (1100, 1101, 1102):
             self._on_connectivity(code, text)
@@ -1369,7 +1237,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         self, command: GeneratePositionStatusReports
     ) -> list[PositionStatusReport]:
         """The block-level position per instrument: the clients' holdings added up (as simulated)."""
-        rows = await self._position_rows(list(self._connection.sub_accounts))
+        rows = await self.accounts.position_rows(list(self._connection.sub_accounts))
         totals: dict[str, int] = {}
         costs: dict[str, float] = {}
         for _, iid, qty, avg_cost in rows:
@@ -1398,4 +1266,4 @@ class IBFAExecutionClient(LiveExecutionClient):
         return reports
 
 
-__all__ = ["AccountSnapshot", "AllocationGroupError", "BlockOrder", "IBFAExecutionClient"]
+__all__ = ["BlockOrder", "IBFAExecutionClient"]
