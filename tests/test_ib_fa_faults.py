@@ -544,9 +544,9 @@ def test_own_release_does_not_reconnect():
 
 
 def _fast_reconnects(node, attempts: int = 5) -> None:
-    import dataclasses
+    import msgspec
 
-    node.connection.settings = dataclasses.replace(
+    node.connection.settings = msgspec.structs.replace(
         node.connection.settings,
         reconnect_max_attempts=attempts,
         reconnect_initial_delay_secs=0.1,

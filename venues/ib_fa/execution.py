@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
@@ -111,13 +111,25 @@ from strategies.events import (
     Allocation,
     AllocationGroup,
     AllocationReplayRequest,
-    execution_base,
-    is_newer_version,
 )
 from venues.ib_fa import fa_xml
 from venues.ib_fa.accounts import MAX_SYNCED_SUB_ACCOUNTS, AccountReader, AccountSnapshot
 from venues.ib_fa.config import IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError
+from venues.ib_fa.exec_matcher import (
+    AllocationReady,
+    AwaitCommission,
+    BlockFills,
+    Effect,
+    ExecutionMatcher,
+    ExecutionRecord,
+    ForeignExecution,
+    MasterFill,
+    OrderState,
+    Settled,
+    master_fill_quantities,
+    newest_versions,
+)
 from venues.ib_fa.fa_groups import AllocationGroupError, FAGroupWriter
 from venues.ib_fa.parsing import (
     ACKNOWLEDGED_STATUSES,
@@ -126,12 +138,12 @@ from venues.ib_fa.parsing import (
     TIME_IN_FORCE_FROM_IB,
     OrderEventKind,
     Pending,
+    commission_record,
     event_for_error,
     event_for_status,
+    execution_record,
     ib_time_to_ns,
     liquidity_side,
-    master_fill_quantities,
-    newest_versions,
     order_status_from_ib,
     side_from_ib,
     side_name,
@@ -160,14 +172,15 @@ class BlockOrder:
     accepted: bool = False
     closed: bool = False
     pending: Pending = Pending.SUBMIT
-    waiting_master: set[str] = field(default_factory=set)  # master execIds waiting for a commission
-    master_qty: float = 0.0  # shares of the master executions seen
-    emitted: dict[str, float] = field(default_factory=dict)  # trade id -> shares of each OrderFilled sent
     ib_filled: float = 0.0  # the block's filled count in IB's latest orderStatus
     deferred_close: tuple[OrderEventKind, int] | None = None
     template: IBOrder | None = None  # the order as built, placed (again) from a copy
     cancel_wanted: bool = False  # a cancel asked for while the session was down
     session: int = 0  # the connection's reconnect count when placeOrder went out
+    fills: BlockFills = field(init=False)  # its master executions, as the matcher counts them
+
+    def __post_init__(self) -> None:
+        self.fills = BlockFills(self.client_order_id.value)
 
 
 class IBFAExecutionClient(LiveExecutionClient):
@@ -206,14 +219,6 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._blocks: dict[str, BlockOrder] = {}
         self._coid_by_ib_id: dict[int, str] = {}
         self._coid_by_perm: dict[int, str] = {}
-        self._executions: dict[str, tuple[Contract, Execution]] = {}
-        self._commissions: dict[str, CommissionReport] = {}
-        self._filled: set[str] = set()  # master execIds already emitted as OrderFilled
-        self._allocated: set[str] = set()  # sub-account execIds already published
-        # execution base -> (newest master execId, shares the order holds for it); IB corrections
-        self._master_booked: dict[str, tuple[str, float]] = {}
-        # (account, execution base) -> newest sub-account execId published
-        self._alloc_versions: dict[tuple[str, str], str] = {}
         self._published: dict[str, list[Allocation]] = {}  # client order id -> its allocations, for replays
         self.fa_groups = FAGroupWriter(
             connection, group_prefix=config.fa_group_prefix, request_timeout_secs=config.connection.request_timeout_secs
@@ -226,8 +231,13 @@ class IBFAExecutionClient(LiveExecutionClient):
             request_timeout_secs=config.connection.request_timeout_secs,
         )
         self._attached = False
-        self._refs_with_executions: set[str] = set()
-        self._unclaimed: set[str] = set()  # execIds whose block was not known when they came
+        self._matcher = ExecutionMatcher(
+            self.master,
+            block_of=self._block_fills,
+            is_ours=self._is_ours,
+            order_of=self._order_state,
+            wait_for_commissions=config.commission_wait_secs > 0,
+        )
         self._foreign_refs: set[str] = set()  # orderRefs of other runs already logged as left alone
         self._resync_lock = asyncio.Lock()
         self.last_account_snapshot: AccountSnapshot | None = None  # taken at connect, for SYNC
@@ -342,7 +352,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 self._msgbus.publish(ALLOCATION_TOPIC, allocation)
             if coid not in self._blocks:
                 self._adopt_block(coid)  # publishes the executions kept for it
-            self._take_kept_executions(coid)
+            self._run(self._matcher.take_kept(coid))
 
     def _adopt_block(self, coid: str) -> BlockOrder | None:
         """Take over an order of an earlier process: the cache's order (reconciled) and IB's by orderRef."""
@@ -656,22 +666,22 @@ class IBFAExecutionClient(LiveExecutionClient):
     def _close(self, block: BlockOrder, kind: OrderEventKind, ts: int, reason: str = "") -> None:
         if block.closed:
             return
-        if block.waiting_master or block.master_qty < block.ib_filled:
+        if block.fills.waiting or block.fills.master_qty < block.ib_filled:
             # A terminal event must follow every fill of the order; IB may report the cancel
             # before the executions it already counts in `filled`.
             first = block.deferred_close is None
             block.deferred_close = (kind, ts)
-            if first and not block.waiting_master:
+            if first and not block.fills.waiting:
                 self._loop.call_later(max(self._fa_config.commission_wait_secs, 1.0), self._force_close, block)
             return
         self._finish(block, kind, ts, reason)
 
     def _force_close(self, block: BlockOrder) -> None:
-        if block.closed or block.deferred_close is None or block.waiting_master:
+        if block.closed or block.deferred_close is None or block.fills.waiting:
             return
         self._log.warning(
             f"{block.client_order_id}: IB reports {block.ib_filled} filled but executions for only "
-            f"{block.master_qty} arrived; closing the order anyway"
+            f"{block.fills.master_qty} arrived; closing the order anyway"
         )
         kind, ts = block.deferred_close
         block.deferred_close = None
@@ -712,7 +722,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         if kind == OrderEventKind.NONE:
             self._log.info(f"{block.client_order_id}: {reason}")
         elif kind == OrderEventKind.REJECTED:
-            if block.waiting_master or block.accepted:
+            if block.fills.waiting or block.accepted:
                 self._close(block, OrderEventKind.CANCELED, ts)
             else:
                 self._reject(block, reason)
@@ -746,155 +756,65 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._log.warning(f"resync after IB 1101 failed: {exc!r}")
 
     def _on_exec_details(self, req_id, contract: Contract, execution: Execution) -> None:
-        exec_id = execution.execId
-        if exec_id in self._filled or exec_id in self._allocated or exec_id in self._executions:
-            return
-        self._executions[exec_id] = (contract, execution)
-        if execution.orderRef:
-            self._refs_with_executions.add(execution.orderRef)
-        self._take_execution(exec_id)
-
-    def _claim(self, exec_id: str) -> BlockOrder | None:
-        """The block of an execution; one whose block is not known yet is kept until a block claims its orderRef."""
-        execution = self._executions[exec_id][1]
-        block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
-        if block is None and not self._is_ours(execution.orderRef):
-            self._leave_foreign(execution.orderRef, f"execution {exec_id}")  # not kept: no block of ours claims it
-        elif block is None:
-            self._unclaimed.add(exec_id)
-        else:
-            self._unclaimed.discard(exec_id)
-        return block
-
-    def _take_kept_executions(self, coid: str) -> None:
-        for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
-            self._take_execution(exec_id)
-
-    def _take_execution(self, exec_id: str) -> None:
-        execution = self._executions[exec_id][1]
-        if execution.acctNumber == self.master:
-            block = self._claim(exec_id)
-            if block is None:
-                return
-            booked = self._master_booked_for(block, exec_id)
-            if booked is not None:
-                self._take_master_correction(block, exec_id, booked)
-                return
-            self._master_booked[execution_base(exec_id)] = (exec_id, execution.shares)
-            block.waiting_master.add(exec_id)
-            block.master_qty += execution.shares
-            if exec_id in self._commissions or self._fa_config.commission_wait_secs == 0:
-                self._emit_master_fill(exec_id)
-            else:
-                self._loop.call_later(self._fa_config.commission_wait_secs, self._emit_master_fill, exec_id)
-        elif exec_id in self._commissions:
-            self._publish_allocation(exec_id)
-
-    def _master_booked_for(self, block: BlockOrder, exec_id: str) -> tuple[str, float] | None:
-        """(newest execId, shares the order holds) of the execution `exec_id` is a version of, if booked.
-
-        Known to this process, or else found among the order's fills, where an earlier process
-        booked it (reconciliation rebuilds them from the fill reports, trade id = execId).
-        """
-        base = execution_base(exec_id)
-        if base in self._master_booked:
-            return self._master_booked[base]
-        order = self._cache.order(block.client_order_id)
-        if order is None:
-            return None
-        fills = [e for e in order.events if isinstance(e, OrderFilled) and execution_base(e.trade_id.value) == base]
-        if not fills:
-            return None
-        newest = newest_versions(e.trade_id.value for e in fills)[base]
-        booked = (newest, float(sum(float(e.last_qty) for e in fills)))
-        self._master_booked[base] = booked
-        block.master_qty += booked[1]  # seen once, whichever of its versions IB replays first
-        return booked
-
-    def _take_master_correction(self, block: BlockOrder, exec_id: str, booked: tuple[str, float]) -> None:
-        """A version of a master execution the order already holds the shares of: IB's correction, or a replay."""
-        execution = self._executions.pop(exec_id)[1]
-        self._commissions.pop(exec_id, None)
-        self._filled.add(exec_id)  # its replays and its commission report are dropped by execId
-        booked_id, held = booked
-        if not is_newer_version(exec_id, booked_id):
-            if exec_id != booked_id:
-                self._log.info(f"master execution {exec_id} is not newer than {booked_id}, already booked: ignored")
-            self._close_if_settled(block)
-            return
-        extra = execution.shares - held
-        order = self._cache.order(block.client_order_id)
-        room = self._room(block, order) if order is not None and not order.is_closed and not block.closed else 0.0
-        coid = block.client_order_id
-        if 0 < extra <= room:
-            self._log.warning(
-                f"{coid}: IB corrected master execution {booked_id} by {exec_id} ({held:g} -> {execution.shares:g} "
-                f"shares at {execution.price}); the order is filled with the {extra:g} more shares"
-            )
-            self._master_booked[execution_base(exec_id)] = (exec_id, held + extra)
-            block.master_qty += extra
-            self._generate_fill(block, execution, None, quantity=extra)
-        else:
-            self._master_booked[execution_base(exec_id)] = (exec_id, held)
-            self._log.warning(
-                f"{coid}: IB corrected master execution {booked_id} by {exec_id} ({held:g} -> {execution.shares:g} "
-                f"shares at {execution.price}); NautilusTrader's order keeps its {held:g} shares of it (fills cannot "
-                f"be taken back, and the order has room for {max(room, 0):g} more). The accounts' corrected "
-                "allocations are booked"
-            )
-        self._close_if_settled(block)
-
-    def _room(self, block: BlockOrder, order) -> float:
-        """Shares the order can still be filled with: not yet applied fills and fills waiting for a commission count."""
-        applied = set(order.trade_ids)
-        in_flight = sum(q for t, q in block.emitted.items() if TradeId(t) not in applied)
-        waiting = sum(self._executions[e][1].shares for e in block.waiting_master if e in self._executions)
-        return float(order.quantity) - float(order.filled_qty) - in_flight - waiting
+        self._run(self._matcher.on_execution(execution_record(execution)))
 
     def _on_commission_report(self, report: CommissionReport) -> None:
-        exec_id = report.execId
-        if exec_id in self._filled or exec_id in self._allocated:
-            return
-        self._commissions[exec_id] = report
-        entry = self._executions.get(exec_id)
-        if entry is None:
-            return
-        if entry[1].acctNumber == self.master:
-            self._emit_master_fill(exec_id)
-        else:
-            self._publish_allocation(exec_id)
+        self._run(self._matcher.on_commission(commission_record(report)))
 
-    def _emit_master_fill(self, exec_id: str) -> None:
-        if exec_id in self._filled or exec_id not in self._executions:
-            return
-        contract, execution = self._executions[exec_id]
-        block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
-        if block is None:
-            return
-        report = self._commissions.get(exec_id)
-        if report is None:
-            self._log.warning(f"no commission report for master execution {exec_id}: OrderFilled carries 0 commission")
-        self._filled.add(exec_id)
-        self._executions.pop(exec_id, None)
-        self._commissions.pop(exec_id, None)
-        block.waiting_master.discard(exec_id)
-        try:
-            self._generate_fill(block, execution, report)
-        finally:
-            self._close_if_settled(block)
+    def _commission_overdue(self, exec_id: str) -> None:
+        self._run(self._matcher.commission_due(exec_id))
+
+    def _block_fills(self, execution: ExecutionRecord) -> BlockFills | None:
+        block = self._block_for(execution.order_id, execution.perm_id, execution.order_ref)
+        return block.fills if block is not None else None
+
+    def _order_state(self, coid: str) -> OrderState | None:
+        order = self._cache.order(ClientOrderId(coid))
+        if order is None:
+            return None
+        block = self._blocks.get(coid)
+        return OrderState(
+            quantity=float(order.quantity),
+            filled=float(order.filled_qty),
+            fills=tuple((e.trade_id.value, float(e.last_qty)) for e in order.events if isinstance(e, OrderFilled)),
+            open=not order.is_closed and not (block is None or block.closed),
+        )
+
+    def _run(self, effects: Iterator[Effect]) -> None:
+        """Carry out what the matcher asks for, each effect before it goes on."""
+        for effect in effects:
+            if isinstance(effect, MasterFill):
+                block = self._blocks[effect.client_order_id]
+                try:
+                    self._generate_fill(block, effect.execution, effect.commission, effect.quantity)
+                finally:
+                    self._close_if_settled(block)
+            elif isinstance(effect, AllocationReady):
+                self._publish_allocation(effect)
+            elif isinstance(effect, AwaitCommission):
+                self._loop.call_later(self._fa_config.commission_wait_secs, self._commission_overdue, effect.exec_id)
+            elif isinstance(effect, Settled):
+                self._close_if_settled(self._blocks[effect.client_order_id])
+            elif isinstance(effect, ForeignExecution):
+                self._leave_foreign(effect.order_ref, f"execution {effect.exec_id}")
+            elif effect.level == "info":
+                self._log.info(effect.text)
+            else:
+                self._log.warning(effect.text)
 
     def _close_if_settled(self, block: BlockOrder) -> None:
         """Send a held terminal event once every execution IB counts in `filled` has been emitted."""
-        if block.deferred_close is not None and not block.waiting_master and block.master_qty >= block.ib_filled:
+        fills = block.fills
+        if block.deferred_close is not None and not fills.waiting and fills.master_qty >= block.ib_filled:
             kind, ts = block.deferred_close
             block.deferred_close = None
             self._close(block, kind, ts)
 
     def _generate_fill(
-        self, block: BlockOrder, execution: Execution, report: CommissionReport | None, quantity: float | None = None
+        self, block: BlockOrder, execution: ExecutionRecord, commission: Decimal, quantity: float
     ) -> None:
-        """One OrderFilled for a master execution; `quantity` instead of its shares for a correction's extra shares."""
-        exec_id = execution.execId
+        """One OrderFilled for a master execution: its shares, or a correction's extra shares."""
+        exec_id = execution.exec_id
         order = self._cache.order(block.client_order_id)
         instrument = self._cache.instrument(block.instrument_id)
         if order is not None and TradeId(exec_id) in order.trade_ids:
@@ -904,59 +824,41 @@ class IBFAExecutionClient(LiveExecutionClient):
                 f"{block.instrument_id} not in cache: fill {exec_id} of {block.client_order_id} not emitted"
             )
             return
-        commission = to_decimal(report.commission) if report is not None else Decimal(0)
-        shares = execution.shares if quantity is None else quantity
-        block.emitted[exec_id] = shares
+        block.fills.emitted[exec_id] = quantity
         self.generate_order_filled(
             strategy_id=block.strategy_id,
             instrument_id=block.instrument_id,
             client_order_id=block.client_order_id,
-            venue_order_id=block.venue_order_id or VenueOrderId(str(execution.orderId)),
+            venue_order_id=block.venue_order_id or VenueOrderId(str(execution.order_id)),
             venue_position_id=None,
             trade_id=TradeId(exec_id),
             order_side=side_from_ib(execution.side),
             order_type=block.order_type,
-            last_qty=Quantity(shares, instrument.size_precision),
+            last_qty=Quantity(quantity, instrument.size_precision),
             # NautilusTrader's Price has the instrument's precision; the allocations keep IB's exact price
             last_px=Price(execution.price, instrument.price_precision),
             quote_currency=USD,
             # NautilusTrader's USD holds cents: round up, so the master never looks richer than IB says
             commission=Money(commission.quantize(Decimal("0.01"), rounding=ROUND_CEILING), USD),
-            liquidity_side=liquidity_side(execution.lastLiquidity),
-            ts_event=ib_time_to_ns(execution.time),
+            liquidity_side=liquidity_side(execution.last_liquidity),
+            ts_event=execution.ts_event,
         )
 
-    def _publish_allocation(self, exec_id: str) -> None:
-        if exec_id in self._allocated:
-            return
-        block = self._claim(exec_id)
-        if block is None:
-            return
-        execution = self._executions.pop(exec_id)[1]
-        report = self._commissions.pop(exec_id)
-        coid = block.client_order_id.value
-        self._allocated.add(exec_id)
-        version_key = (execution.acctNumber, execution_base(exec_id))
-        newest = self._alloc_versions.get(version_key)
-        if newest is not None and not is_newer_version(exec_id, newest):
-            self._log.info(f"allocation {exec_id} is older than {newest}, already published: dropped")
-            return
-        if newest is not None:
-            self._log.warning(f"{coid}: IB corrected allocation {newest} of {execution.acctNumber} by {exec_id}")
-        self._alloc_versions[version_key] = exec_id
-        instrument_id = block.instrument_id
-        venue_order_id = (block.venue_order_id or VenueOrderId(str(execution.orderId))).value
+    def _publish_allocation(self, ready: AllocationReady) -> None:
+        block = self._blocks[ready.client_order_id]
+        execution = ready.execution
+        coid = ready.client_order_id
         allocation = Allocation(
             client_order_id=coid,
-            venue_order_id=venue_order_id,
-            execution_id=exec_id,
-            account_id=execution.acctNumber,
-            instrument_id=instrument_id.value,
+            venue_order_id=(block.venue_order_id or VenueOrderId(str(execution.order_id))).value,
+            execution_id=execution.exec_id,
+            account_id=execution.account,
+            instrument_id=block.instrument_id.value,
             side=side_name(execution.side),
             quantity=int(execution.shares),
             price=to_decimal(execution.price),  # as IB sent it: sub-penny prices stay exact
-            commission=to_decimal(report.commission),
-            ts_event=ib_time_to_ns(execution.time),
+            commission=ready.commission,
+            ts_event=execution.ts_event,
             ts_init=self._clock.timestamp_ns(),
         )
         self._published.setdefault(coid, []).append(allocation)
@@ -1005,7 +907,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 self._attach_trade(block, trade)
                 if block.cancel_wanted and not block.closed and not trade.isDone():
                     self._send_cancel(block)
-            elif block.ib_order is not None and coid not in self._refs_with_executions:
+            elif block.ib_order is not None and not self._matcher.has_executions(coid):
                 if block.accepted or block.perm_id or block.session == self._connection.reconnects:
                     # IB acknowledged it, or its session is still the current one: never place twice
                     self._log.error(f"{coid}: not among IB's open or completed orders after a resync; left as it is")
@@ -1055,7 +957,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             filled = order.filledQuantity  # completed orders carry it here, their status starts empty
         # the order's state first (accepted), then its fills; a close waits for the fills it counts
         self._apply_ib_state(block, trade.orderStatus.status, filled)
-        self._take_kept_executions(coid)
+        self._run(self._matcher.take_kept(coid))
 
     def _ib_order_id(self, order) -> int:
         """IB's order id. Completed orders come without it; their executions carry it."""
