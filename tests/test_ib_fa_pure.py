@@ -281,6 +281,8 @@ def test_env_fallbacks(monkeypatch):
 def test_config_defaults_and_validation():
     config = IBFAExecClientConfig()
     assert config.venue == "SMART" and config.cash_tag == "TotalCashValue"
+    # one connection config, held by both clients; market data never trades
+    assert not config.connection.readonly and IBFADataClientConfig().connection.readonly
     with pytest.raises(ValueError, match="cash_tag"):
         IBFAExecClientConfig(cash_tag="NetLiquidation")
 

@@ -129,6 +129,8 @@ class ForeignExecution:
 
 @dataclass(frozen=True)
 class Notice:
+    """A line for the client's log: a replay dropped, a correction taken or refused."""
+
     level: str  # "info" or "warning"
     text: str
 
