@@ -51,6 +51,7 @@ from venues.ib_fa.config import (
     ENV_CLIENT_ID,
     ENV_PORT,
     PORT_RANGE,
+    IBFAConnectionConfig,
     env_int,
     fa_master,
 )
@@ -137,9 +138,11 @@ def session_config(args: argparse.Namespace, mode: str):
     if mode == "paper" and master and not master.upper().startswith("D"):
         # IB's paper accounts are the D-prefixed twins of the live ones (DF... for an FA master)
         log.warning(f"FA master {master} does not look like a paper account (paper accounts start with D)")
+    connection = IBFAConnectionConfig(
+        host=args.host, port=args.port, client_id=args.client_id, fa_master_account=args.fa_master
+    )
     return IBSessionConfig(
-        host=args.host, port=args.port, client_id=args.client_id, fa_master_account=args.fa_master,
-        cash_tag=args.cash_tag, market_data_type=args.market_data_type,
+        connection=connection, cash_tag=args.cash_tag, market_data_type=args.market_data_type,
         session_timeout_secs=args.session_timeout, log_level=args.log_level,
         log_directory=str(args.log_dir) if args.log_dir else None,
     )  # fmt: skip
@@ -296,7 +299,7 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
         plan = load_plan(args.plan, None, config.default_venue)
     except refused as exc:
         return _refused(exc)
-    where = f"{ib.host or os.environ.get('IB_HOST') or '127.0.0.1'}:{_port(args.port)}"
+    where = f"{ib.connection.host or os.environ.get('IB_HOST') or '127.0.0.1'}:{_port(args.port)}"
     print(plan_summary(plan, config, rails, where, run_id, "none (what-if)" if args.what_if else args.journal))
     if mode == "live" and not args.what_if and not args.confirm_live:
         print("\nnot sent: a live session needs --confirm-live (or --what-if to see the sized orders)", file=sys.stderr)

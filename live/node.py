@@ -48,9 +48,10 @@ from strategies.plan import Plan, load_plan
 from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
 from strategies.report import RunReport
-from venues.ib_fa.config import ConnectionSettings, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
+from venues.ib_fa.accounts import MAX_SYNCED_SUB_ACCOUNTS
+from venues.ib_fa.config import IBFAConnectionConfig, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
 from venues.ib_fa.connection import IBFAConnection, MissingAccountsError, get_connection
-from venues.ib_fa.execution import MAX_SYNCED_SUB_ACCOUNTS, IBFAExecutionClient
+from venues.ib_fa.execution import IBFAExecutionClient
 from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory
 
 log = logging.getLogger(__name__)
@@ -63,22 +64,13 @@ ENDED_STATUSES = ("DONE", "FAILED", "KILLED", "REFUSED")
 
 @dataclass(frozen=True)
 class IBSessionConfig:
-    """Where the IB login is and how long a session may take.
+    """Where the IB login is (`connection`, see IBFAConnectionConfig) and how long a session may take."""
 
-    host/port/client_id/fa_master_account left as None come from IB_HOST / IB_PORT /
-    IB_CLIENT_ID / IB_FA_MASTER, then from the paper defaults (127.0.0.1:4002, client id 1).
-    """
-
-    host: str | None = None
-    port: int | None = None
-    client_id: int | None = None
-    fa_master_account: str | None = None
+    connection: IBFAConnectionConfig = IBFAConnectionConfig()
     cash_tag: str = "TotalCashValue"
     account_summary_group: str = "All"
     primary_exchanges: dict[str, str] | None = None
     market_data_type: int = 1
-    connect_timeout_secs: float = 10.0
-    request_timeout_secs: float = 10.0
     # Covers SYNC plus both phase deadlines and their grace periods with room to spare; past it
     # the session cancels what is still working and ends.
     session_timeout_secs: float = 3600.0
@@ -89,17 +81,6 @@ class IBSessionConfig:
     trader_id: str = "REBALANCE-001"
     log_level: str = "INFO"
     log_directory: str | None = None
-
-    def client_fields(self) -> dict:
-        return dict(
-            host=self.host,
-            port=self.port,
-            client_id=self.client_id,
-            fa_master_account=self.fa_master_account,
-            connect_timeout_secs=self.connect_timeout_secs,
-            request_timeout_secs=self.request_timeout_secs,
-            primary_exchanges=self.primary_exchanges,
-        )
 
 
 @dataclass
@@ -134,7 +115,7 @@ class SessionPreflight(Actor):
     the buys from the plan's cash plus the proceeds IB allocates, never from IB's cash.
     """
 
-    def __init__(self, plan: Plan, exec_clients: list[IBFAExecutionClient], settings: ConnectionSettings) -> None:
+    def __init__(self, plan: Plan, exec_clients: list[IBFAExecutionClient], settings: IBFAConnectionConfig) -> None:
         super().__init__(ActorConfig(component_id="RebalancePreflight"))
         self._plan = plan
         self._exec_clients = exec_clients
@@ -224,11 +205,14 @@ def node_config(
     risk_engine: RiskEngineConfig | None = None,
 ) -> TradingNodeConfig:
     providers = InstrumentProviderConfig(load_ids=frozenset(plan.instrument_ids))
-    common = dict(ib.client_fields(), venue=strategy_config.default_venue, instrument_provider=providers)
+    common = dict(
+        venue=strategy_config.default_venue, primary_exchanges=ib.primary_exchanges, instrument_provider=providers
+    )
     # the adapter adopts and books only IB orders and executions whose orderRef is of this run
     run_id = strategy_config.run_id
     exec_config = IBFAExecClientConfig(
         **common,
+        connection=ib.connection,
         cash_tag=ib.cash_tag,
         account_summary_group=ib.account_summary_group,
         order_ref_prefix=order_ids.run_prefix(run_id) if run_id else None,
@@ -245,12 +229,19 @@ def node_config(
         exec_engine=LiveExecEngineConfig(reconciliation=True),
         # a live kernel takes only the live flavour of the same settings
         risk_engine=LiveRiskEngineConfig(**msgspec.structs.asdict(risk_engine or RiskEngineConfig())),
-        timeout_connection=ib.connect_timeout_secs + 5,
-        timeout_reconciliation=max(10.0, ib.request_timeout_secs),
+        timeout_connection=ib.connection.connect_timeout_secs + 5,
+        timeout_reconciliation=max(10.0, ib.connection.request_timeout_secs),
         timeout_portfolio=10,
         timeout_disconnection=5,
         timeout_post_stop=1,
-        data_clients={CLIENT_NAME: IBFADataClientConfig(**common, market_data_type=ib.market_data_type)},
+        data_clients={
+            CLIENT_NAME: IBFADataClientConfig(
+                **common,
+                # market data never trades; and, built first, the data client opens the shared session
+                connection=msgspec.structs.replace(ib.connection, readonly=True),
+                market_data_type=ib.market_data_type,
+            )
+        },
         exec_clients={CLIENT_NAME: exec_config},
     )
 
@@ -299,7 +290,7 @@ def build_session(
     )
     node_cfg = node_config(config, ib, plan, risk_engine_config(config.rails, plan.instrument_ids))
     # no FA master anywhere raises here, not later inside a client's connect task
-    settings = resolve_connection(node_cfg.exec_clients[CLIENT_NAME])
+    settings = resolve_connection(node_cfg.exec_clients[CLIENT_NAME].connection)
     connection = get_connection(settings)
     connection.reset_failure()  # an earlier session of this process on the same login failed its own way
     node = TradingNode(node_cfg, loop=_session_loop())
@@ -360,7 +351,9 @@ async def _drive(session: LiveSession) -> tuple[bool, str | None]:
             await _halt_on_timeout(session)
         if preflight.passed and session.exec_clients and ib.remove_groups_at_end and not _open_orders(session):
             try:
-                await asyncio.wait_for(session.exec_clients[0].remove_own_groups(), ib.request_timeout_secs)
+                await asyncio.wait_for(
+                    session.exec_clients[0].fa_groups.remove_own_groups(), ib.connection.request_timeout_secs
+                )
             except Exception as exc:  # cleanup only: the session's result stands either way
                 strategy.log.warning(f"could not remove this session's FA groups: {exc!r}")
         _stop_started_actors(node)

@@ -49,7 +49,7 @@ from nautilus_trader.model.objects import Price, Quantity
 
 from data.catalog import CatalogLike, CatalogWriteSummary, open_catalog, prepare_instrument_slots, write_data_chunked
 from data.validation import BookDataError, BookValidator
-from venues.ib_fa.config import DEFAULT_HOST, DEFAULT_PORT, ENV_FA_MASTER, ConnectionSettings
+from venues.ib_fa.config import DEFAULT_HOST, DEFAULT_PORT, ENV_FA_MASTER, IBFAConnectionConfig
 from venues.ib_fa.connection import IBFAConnection, ReconnectFailedError
 from venues.ib_fa.data import DepthTranslator
 from venues.ib_fa.parsing import ib_time_to_ns
@@ -130,7 +130,7 @@ class Recorder:
         self.depth_rows = depth_rows
         self.smart_depth = smart_depth
         self.overwrite = overwrite
-        self.settings = ConnectionSettings(
+        self.settings = IBFAConnectionConfig(
             host=host,
             port=port,
             client_id=client_id,

@@ -18,7 +18,7 @@ from nautilus_trader.model.objects import Price, Quantity
 
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationGroup
 from tests.books import equity
-from venues.ib_fa.config import ConnectionSettings, IBFAExecClientConfig
+from venues.ib_fa.config import IBFAConnectionConfig, IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection
 from venues.ib_fa.execution import IBFAExecutionClient
 from venues.ib_fa.providers import IBFAInstrumentProvider
@@ -43,7 +43,10 @@ class Harness:
         self.msgbus.register("ExecEngine.process", self.events.append)
         self.allocations: list = []
         self.msgbus.subscribe(ALLOCATION_TOPIC, self.allocations.append)
-        settings = ConnectionSettings("127.0.0.1", 4002, 1, MASTER, 1.0, 1.0)
+        settings = IBFAConnectionConfig(
+            host="127.0.0.1", port=4002, client_id=1, fa_master_account=MASTER, connect_timeout_secs=1.0,
+            request_timeout_secs=1.0,
+        )  # fmt: skip
         self.connection = IBFAConnection(settings, FAIB())
         self.connection.sub_accounts = list(ACCOUNTS)
         self.provider = IBFAInstrumentProvider(ib=self.connection.ib, venue="SMART")
@@ -55,7 +58,9 @@ class Harness:
             cache=self.cache,
             clock=self.clock,
             instrument_provider=self.provider,
-            config=IBFAExecClientConfig(fa_master_account=MASTER, commission_wait_secs=commission_wait_secs),
+            config=IBFAExecClientConfig(
+                connection=IBFAConnectionConfig(fa_master_account=MASTER), commission_wait_secs=commission_wait_secs
+            ),
         )
         self.factory = OrderFactory(self.trader_id, StrategyId("RebalanceExecutor-000"), TestClock())
         self._exec_seq = 0

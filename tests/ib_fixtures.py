@@ -172,6 +172,7 @@ def print_trade(gw, symbol: str, side: str, size: int) -> None:
 def run_session_child(args: dict) -> dict:
     from live.node import IBSessionConfig, run_session
     from strategies.rebalance_exec import RebalanceExecutorConfig
+    from venues.ib_fa.config import IBFAConnectionConfig
 
     if args.get("held") and sys.stdin.readline().strip() != "go":
         raise SystemExit("not released")
@@ -186,10 +187,12 @@ def run_session_child(args: dict) -> dict:
         output_dir=args.get("output_dir"),
         what_if=args.get("what_if", False),
     )
+    connection = IBFAConnectionConfig(
+        port=args["port"], client_id=CLIENT_ID, fa_master_account=MASTER, connect_timeout_secs=3, request_timeout_secs=3
+    )
     ib = IBSessionConfig(
-        port=args["port"], client_id=CLIENT_ID, fa_master_account=MASTER, log_level=args.get("log_level", "ERROR"),
-        connect_timeout_secs=3, request_timeout_secs=3, session_timeout_secs=args.get("session_timeout_secs", 60),
-        startup_timeout_secs=20,
+        connection=connection, log_level=args.get("log_level", "ERROR"),
+        session_timeout_secs=args.get("session_timeout_secs", 60), startup_timeout_secs=20,
     )  # fmt: skip
     result = run_session(
         config, ib, journal_url=args["journal_url"], run_id=args.get("run_id", RUN_ID), state_dir=args.get("state_dir"),

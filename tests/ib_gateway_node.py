@@ -18,7 +18,7 @@ from nautilus_trader.model.objects import Price, Quantity
 
 from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationGroup
 from tests.fake_gateway_session import until as wait_until
-from venues.ib_fa.config import ConnectionSettings, IBFAExecClientConfig
+from venues.ib_fa.config import IBFAConnectionConfig, IBFAExecClientConfig
 from venues.ib_fa.connection import IBFAConnection
 from venues.ib_fa.execution import IBFAExecutionClient
 from venues.ib_fa.providers import IBFAInstrumentProvider
@@ -45,7 +45,12 @@ class Node:
         self.msgbus.register("Portfolio.update_account", self.events.append)
         self.allocations: list = []
         self.msgbus.subscribe(ALLOCATION_TOPIC, self.allocations.append)
-        self.connection = IBFAConnection(ConnectionSettings("127.0.0.1", port, client_id, master, 5.0, 5.0))
+        self.connection = IBFAConnection(
+            IBFAConnectionConfig(
+                host="127.0.0.1", port=port, client_id=client_id, fa_master_account=master, connect_timeout_secs=5.0,
+                request_timeout_secs=5.0,
+            )
+        )  # fmt: skip
         self.provider = IBFAInstrumentProvider(venue="SMART", primary_exchanges={"SPY": "ARCA"})
         self.client = IBFAExecutionClient(
             loop=asyncio.get_running_loop(),
@@ -54,7 +59,9 @@ class Node:
             cache=self.cache,
             clock=self.clock,
             instrument_provider=self.provider,
-            config=IBFAExecClientConfig(fa_master_account=master, commission_wait_secs=1.0, **config),
+            config=IBFAExecClientConfig(
+                connection=IBFAConnectionConfig(fa_master_account=master), commission_wait_secs=1.0, **config
+            ),
         )
         self.factory = OrderFactory(self.trader_id, StrategyId("RebalanceExecutor-000"), TestClock())
 

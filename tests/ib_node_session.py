@@ -67,11 +67,10 @@ def strategy_config(plan_path: Path, output_dir: Path | None):
 def session(config, port: int, session_timeout_secs: float = 40):
     """One session of live.node against the fake at `port`, as a paper run would do it."""
     from live.node import IBSessionConfig, run_session
+    from venues.ib_fa.config import IBFAConnectionConfig
 
     ib = IBSessionConfig(
-        port=port,
-        client_id=CLIENT_ID,
-        fa_master_account=MASTER,
+        connection=IBFAConnectionConfig(port=port, client_id=CLIENT_ID, fa_master_account=MASTER),
         log_level="WARNING",
         session_timeout_secs=session_timeout_secs,
         startup_timeout_secs=20,

@@ -258,11 +258,11 @@ def test_a_restarted_client_takes_the_fills_of_the_order_as_what_it_holds(h):
     h.feed_exec(h.execution(order, fx.MASTER, 110, 499.99, "M.01.01"))
     h.feed_commission("M.01.01", Decimal("0.35"))
     assert _fills(h) == []  # the order holds 110 of 110
-    assert h.client._blocks[order.client_order_id.value].master_qty == 110
+    assert h.client._blocks[order.client_order_id.value].fills.master_qty == 110
 
 
 def test_fill_reports_apply_the_same_rule():
-    from venues.ib_fa.parsing import master_fill_quantities
+    from venues.ib_fa.exec_matcher import master_fill_quantities
 
     versions = [("M.01.02", 65.0), ("N.01.01", 35.0), ("M.01.01", 60.0), ("M.01.03", 62.0), ("P.01.01", 5.0)]
     assert master_fill_quantities(versions) == {"M.01.01": 60, "N.01.01": 35, "P.01.01": 5, "M.01.02": 5}

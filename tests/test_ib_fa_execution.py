@@ -33,7 +33,7 @@ from nautilus_trader.portfolio.portfolio import Portfolio
 from strategies.events import ALLOCATION_TOPIC
 from strategies.fee_table import load_pricing
 from tests.ib_execution_harness import ACCOUNTS, MASTER, SPY_CONTRACT, T0, Harness, trade
-from venues.ib_fa.config import ConnectionSettings
+from venues.ib_fa.config import IBFAConnectionConfig
 from venues.ib_fa.connection import IBFAConnection
 from venues.ib_fa.wrapper import FAIB
 from venues.sim.allocator import FAAllocationPublisher, FAAllocator
@@ -271,7 +271,16 @@ def test_connection_refused_names_host_and_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    conn = IBFAConnection(ConnectionSettings("127.0.0.1", port, 5, MASTER, 1.0, 1.0))
+    conn = IBFAConnection(
+        IBFAConnectionConfig(
+            host="127.0.0.1",
+            port=port,
+            client_id=5,
+            fa_master_account=MASTER,
+            connect_timeout_secs=1.0,
+            request_timeout_secs=1.0,
+        )
+    )
     loop = asyncio.new_event_loop()
     try:
         with pytest.raises(IBFAConnectionError, match=f"127.0.0.1:{port}.*Socket"):

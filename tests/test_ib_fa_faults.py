@@ -61,11 +61,12 @@ SCENARIOS = (
 def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
     import time
 
+    import msgspec
     from nautilus_trader.config import InstrumentProviderConfig, LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
     from nautilus_trader.live.node import TradingNode
 
     from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
-    from venues.ib_fa.config import IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
+    from venues.ib_fa.config import IBFAConnectionConfig, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
     from venues.ib_fa.connection import get_connection
     from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory
     from venues.ib_fa.fake_gateway import FakeGatewayThread
@@ -104,18 +105,17 @@ def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
             gw.call(fault)
 
         providers = InstrumentProviderConfig(load_ids=frozenset(["SPY.SMART", "IVV.SMART"]))
-        common = dict(
+        connection = IBFAConnectionConfig(
             port=port,
             client_id=21,
             fa_master_account=MASTER,
-            instrument_provider=providers,
             connect_timeout_secs=3.0,
             request_timeout_secs=3.0,
             reconnect_max_attempts=6,
             reconnect_initial_delay_secs=0.2,
             reconnect_max_delay_secs=1.0,
         )
-        exec_config = IBFAExecClientConfig(**common)
+        exec_config = IBFAExecClientConfig(connection=connection, instrument_provider=providers)
         node = TradingNode(
             TradingNodeConfig(
                 trader_id="REBAL-001",
@@ -126,7 +126,11 @@ def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
                 timeout_portfolio=5,
                 timeout_disconnection=5,
                 timeout_post_stop=0.5,
-                data_clients={"IB": IBFADataClientConfig(**common)},
+                data_clients={
+                    "IB": IBFADataClientConfig(
+                        connection=msgspec.structs.replace(connection, readonly=True), instrument_provider=providers
+                    )
+                },
                 exec_clients={"IB": exec_config},
             )
         )
@@ -143,7 +147,7 @@ def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
         node.add_data_client_factory("IB", DataFactory)
         node.add_exec_client_factory("IB", IBFALiveExecClientFactory)
         node.build()
-        connection = get_connection(resolve_connection(exec_config))
+        connection = get_connection(resolve_connection(exec_config.connection))
 
         notices_sent: list[bool] = []
         crossed_while_down: list[bool] = []
@@ -419,9 +423,20 @@ def _run(coro, timeout: float = 20):
 
 
 def _settings(port: int, client_id: int, attempts: int = 6, initial: float = 0.1, maximum: float = 0.4):
-    from venues.ib_fa.config import ConnectionSettings
+    from venues.ib_fa.config import IBFAConnectionConfig
 
-    return ConnectionSettings("127.0.0.1", port, client_id, MASTER, 2.0, 2.0, False, attempts, initial, maximum)
+    return IBFAConnectionConfig(
+        host="127.0.0.1",
+        port=port,
+        client_id=client_id,
+        fa_master_account=MASTER,
+        connect_timeout_secs=2.0,
+        request_timeout_secs=2.0,
+        readonly=False,
+        reconnect_max_attempts=attempts,
+        reconnect_initial_delay_secs=initial,
+        reconnect_max_delay_secs=maximum,
+    )
 
 
 def test_backoff_doubles_up_to_the_cap():
@@ -432,13 +447,13 @@ def test_backoff_doubles_up_to_the_cap():
 
 
 def test_reconnect_config_is_checked():
-    from venues.ib_fa.config import IBFAExecClientConfig, resolve_connection
+    from venues.ib_fa.config import IBFAConnectionConfig, resolve_connection
 
     with pytest.raises(ValueError, match="reconnect_max_attempts"):
-        resolve_connection(IBFAExecClientConfig(fa_master_account=MASTER, reconnect_max_attempts=-1))
+        resolve_connection(IBFAConnectionConfig(fa_master_account=MASTER, reconnect_max_attempts=-1))
     with pytest.raises(ValueError, match="reconnect delays"):
         resolve_connection(
-            IBFAExecClientConfig(
+            IBFAConnectionConfig(
                 fa_master_account=MASTER, reconnect_initial_delay_secs=5.0, reconnect_max_delay_secs=1.0
             )
         )
@@ -529,9 +544,9 @@ def test_own_release_does_not_reconnect():
 
 
 def _fast_reconnects(node, attempts: int = 5) -> None:
-    import dataclasses
+    import msgspec
 
-    node.connection.settings = dataclasses.replace(
+    node.connection.settings = msgspec.structs.replace(
         node.connection.settings,
         reconnect_max_attempts=attempts,
         reconnect_initial_delay_secs=0.1,

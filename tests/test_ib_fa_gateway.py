@@ -32,7 +32,7 @@ from nautilus_trader.model.objects import Price, Quantity
 
 from tests.ib_gateway_node import MASTER, SPY, Node, run, until
 from venues.ib_fa import fa_xml
-from venues.ib_fa.config import ConnectionSettings
+from venues.ib_fa.config import IBFAConnectionConfig
 from venues.ib_fa.connection import ClientIdInUseError, IBFAConnection, NotFAMasterError
 from venues.ib_fa.fake_gateway import FakeGateway
 
@@ -46,7 +46,7 @@ def test_fa_block_end_to_end():
             await node.connect()
             [state] = node.of(AccountState)
             assert state.balances[0].total.as_decimal() == Decimal("77500.00")
-            snapshot = await node.client.request_account_snapshot()
+            snapshot = await node.client.accounts.request_snapshot()
             assert snapshot.cash == {"DU1001": Decimal(50_000), "DU1002": Decimal(20_000), "DU1003": Decimal(7_500)}
 
             targets = {"DU1001": 100, "DU1002": 250, "DU1003": 50}
@@ -165,13 +165,40 @@ def test_connection_errors_are_explained():
     async def scenario():
         gw = FakeGateway()
         port = await gw.start()
-        first = IBFAConnection(ConnectionSettings("127.0.0.1", port, 7, MASTER, 2.0, 2.0))
+        first = IBFAConnection(
+            IBFAConnectionConfig(
+                host="127.0.0.1",
+                port=port,
+                client_id=7,
+                fa_master_account=MASTER,
+                connect_timeout_secs=2.0,
+                request_timeout_secs=2.0,
+            )
+        )
         try:
             await first.acquire()
             with pytest.raises(ClientIdInUseError, match="326"):
-                await IBFAConnection(ConnectionSettings("127.0.0.1", port, 7, MASTER, 1.0, 1.0)).acquire()
+                await IBFAConnection(
+                    IBFAConnectionConfig(
+                        host="127.0.0.1",
+                        port=port,
+                        client_id=7,
+                        fa_master_account=MASTER,
+                        connect_timeout_secs=1.0,
+                        request_timeout_secs=1.0,
+                    )
+                ).acquire()
             with pytest.raises(NotFAMasterError, match="DF9999"):
-                await IBFAConnection(ConnectionSettings("127.0.0.1", port, 8, "DF9999", 2.0, 2.0)).acquire()
+                await IBFAConnection(
+                    IBFAConnectionConfig(
+                        host="127.0.0.1",
+                        port=port,
+                        client_id=8,
+                        fa_master_account="DF9999",
+                        connect_timeout_secs=2.0,
+                        request_timeout_secs=2.0,
+                    )
+                ).acquire()
             with pytest.raises(Exception, match="DU7777"):
                 first.check_plan_accounts(["DU1001", "DU7777"])
         finally:
@@ -202,7 +229,7 @@ def test_data_client_shares_the_session_and_streams_depth_and_quotes():
             cache=node.cache,
             clock=node.clock,
             instrument_provider=node.provider,
-            config=IBFADataClientConfig(fa_master_account=MASTER),
+            config=IBFADataClientConfig(connection=IBFAConnectionConfig(fa_master_account=MASTER, readonly=True)),
         )
         try:
             await node.connect()
@@ -258,12 +285,12 @@ def test_more_than_50_sub_accounts_use_a_group_summary_and_position_multi():
         node = Node(port, client_id=5, account_summary_group="AllClients")
         try:
             await node.connection.acquire()
-            await node.client.write_group("AllClients", {a: 1 for a in subs})
+            await node.client.fa_groups.write_group("AllClients", {a: 1 for a in subs})
             await node.connect()
             snapshot = node.client.last_account_snapshot
             assert set(snapshot.cash) == set(subs) and set(snapshot.cash.values()) == {Decimal(1000)}
             assert snapshot.positions == {}  # paced per account: asked for the plan's accounts only
-            snapshot = await node.client.request_account_snapshot(["DU2000", "DU2003", "DU2059"])
+            snapshot = await node.client.accounts.request_snapshot(["DU2000", "DU2003", "DU2059"])
             assert snapshot.cash == {a: Decimal(1000) for a in ("DU2000", "DU2003", "DU2059")}
             assert snapshot.positions == {("DU2003", "SPY.SMART"): 7, ("DU2059", "SPY.SMART"): 2}
         finally:

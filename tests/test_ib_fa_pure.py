@@ -17,6 +17,7 @@ from strategies.events import AllocationGroup
 from venues.ib_fa import fa_xml
 from venues.ib_fa.config import (
     DEFAULT_PORT,
+    IBFAConnectionConfig,
     IBFADataClientConfig,
     IBFAExecClientConfig,
     resolve_connection,
@@ -32,6 +33,8 @@ from venues.ib_fa.parsing import (
     format_good_till,
     ib_time_to_ns,
     is_informational,
+    liquidity_side,
+    order_status_from_ib,
     side_from_ib,
     to_ib_order,
 )
@@ -271,26 +274,28 @@ def test_env_fallbacks(monkeypatch):
     for var in ("IB_HOST", "IB_PORT", "IB_CLIENT_ID", "IB_FA_MASTER"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValueError, match="IB_FA_MASTER"):
-        resolve_connection(IBFAExecClientConfig())
-    s = resolve_connection(IBFAExecClientConfig(fa_master_account="DF1"))
+        resolve_connection(IBFAConnectionConfig())
+    s = resolve_connection(IBFAConnectionConfig(fa_master_account="DF1"))
     assert (s.host, s.port, s.client_id) == ("127.0.0.1", DEFAULT_PORT, 1)
     assert DEFAULT_PORT == 4002
     monkeypatch.setenv("IB_HOST", "gw.internal")
     monkeypatch.setenv("IB_PORT", "4001")
     monkeypatch.setenv("IB_CLIENT_ID", "17")
     monkeypatch.setenv("IB_FA_MASTER", "F123")
-    s = resolve_connection(IBFADataClientConfig())
+    s = resolve_connection(IBFADataClientConfig().connection)
     assert (s.host, s.port, s.client_id, s.fa_master_account) == ("gw.internal", 4001, 17, "F123")
-    s = resolve_connection(IBFAExecClientConfig(host="h", port=7497, client_id=0, fa_master_account="DF9"))
+    s = resolve_connection(IBFAConnectionConfig(host="h", port=7497, client_id=0, fa_master_account="DF9"))
     assert (s.host, s.port, s.client_id, s.fa_master_account) == ("h", 7497, 0, "DF9")
     monkeypatch.setenv("IB_PORT", "x")
     with pytest.raises(ValueError, match="IB_PORT"):
-        resolve_connection(IBFAExecClientConfig(fa_master_account="DF1"))
+        resolve_connection(IBFAConnectionConfig(fa_master_account="DF1"))
 
 
 def test_config_defaults_and_validation():
     config = IBFAExecClientConfig()
     assert config.venue == "SMART" and config.cash_tag == "TotalCashValue"
+    # one connection config, held by both clients; market data never trades
+    assert not config.connection.readonly and IBFADataClientConfig().connection.readonly
     with pytest.raises(ValueError, match="cash_tag"):
         IBFAExecClientConfig(cash_tag="NetLiquidation")
 
@@ -304,3 +309,22 @@ def test_fa_master_and_plan_account_checks():
     check_plan_accounts(["DF1", "DU2", "DU3"], ["DU2"], "DF1")
     with pytest.raises(MissingAccountsError, match="DU9"):
         check_plan_accounts(["DF1", "DU2"], ["DU2", "DU9", "DF1"], "DF1")
+
+
+def test_ib_order_statuses_map_to_nautilus_states():
+    from nautilus_trader.model.enums import OrderStatus
+
+    assert order_status_from_ib("Filled", 10) == OrderStatus.FILLED
+    assert order_status_from_ib("ApiCancelled", 0) == OrderStatus.CANCELED
+    assert order_status_from_ib("Inactive", 0) == OrderStatus.REJECTED
+    assert order_status_from_ib("PendingCancel", 3) == OrderStatus.PENDING_CANCEL
+    assert order_status_from_ib("Submitted", 3) == OrderStatus.PARTIALLY_FILLED
+    assert order_status_from_ib("PreSubmitted", 0) == OrderStatus.ACCEPTED
+
+
+def test_last_liquidity_maps_to_maker_or_taker():
+    from nautilus_trader.model.enums import LiquiditySide
+
+    assert liquidity_side(1) == LiquiditySide.MAKER
+    assert [liquidity_side(v) for v in (2, 3)] == [LiquiditySide.TAKER] * 2
+    assert liquidity_side(0) == LiquiditySide.NO_LIQUIDITY_SIDE

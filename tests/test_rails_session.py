@@ -36,6 +36,7 @@ from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutorConfig
 from tests.books import SEC, T0, equity, steady_session
 from tests.ib_fixtures import ROOT, start_gateway, write_plan
+from venues.ib_fa.config import IBFAConnectionConfig
 
 MONDAY_OPEN = pd.Timestamp("2026-11-23 15:00", tz="UTC")  # 10:00 New York
 
@@ -290,16 +291,17 @@ from live.journal import Journal
 from live.node import IBSessionConfig, run_session
 from strategies.rails import RailsConfig
 from strategies.rebalance_exec import RebalanceExecutorConfig
+from venues.ib_fa.config import IBFAConnectionConfig
 
 args = json.loads(sys.argv[1])
 config = RebalanceExecutorConfig(
     plan_path=args["plan"], phase_deadline_secs=30, sync_timeout_secs=5, allocation_grace_secs=2,
     session_id="20240304",
 )
-ib = IBSessionConfig(
-    port=args["port"], client_id=17, fa_master_account="DF1000", log_level="ERROR", connect_timeout_secs=3,
-    request_timeout_secs=3, session_timeout_secs=60, startup_timeout_secs=20,
+connection = IBFAConnectionConfig(
+    port=args["port"], client_id=17, fa_master_account="DF1000", connect_timeout_secs=3, request_timeout_secs=3
 )
+ib = IBSessionConfig(connection=connection, log_level="ERROR", session_timeout_secs=60, startup_timeout_secs=20)
 result = run_session(
     config, ib, journal_url=args["journal"], run_id="paper-20240304", rails=RailsConfig(price_band_bps=10.0),
     state_dir=args["state_dir"], check_market_hours=False,
@@ -347,7 +349,7 @@ def test_a_closed_market_refuses_the_session_before_it_connects(tmp_path):
     gw = start_gateway()
     try:
         config = RebalanceExecutorConfig(plan_path=str(write_plan(tmp_path / "plan")), session_id="20261122")
-        ib = IBSessionConfig(port=gw.port, client_id=17, fa_master_account="DF1000")
+        ib = IBSessionConfig(connection=IBFAConnectionConfig(port=gw.port, client_id=17, fa_master_account="DF1000"))
         with pytest.raises(
             RailsRefusal, match=r"the market is closed, nothing was sent: XNYS is closed at .* a Sunday"
         ):

@@ -320,13 +320,16 @@ def test_a_session_is_refused_before_it_connects(tmp_path, baseline):
     from live.node import IBSessionConfig, run_session
     from live.rails_check import RailsRefusal
     from strategies.rebalance_exec import RebalanceExecutorConfig
+    from venues.ib_fa.config import IBFAConnectionConfig
 
     gw = fx.start_gateway()
     connections: list[int] = []
     gw.call(gw.gateway.taps.append, lambda client_id, fields: connections.append(client_id))
     try:
         config = RebalanceExecutorConfig(plan_path=str(fx.write_plan(tmp_path)), session_id=fx.SESSION_ID)
-        ib = IBSessionConfig(port=gw.port, client_id=fx.CLIENT_ID, fa_master_account=fx.MASTER)
+        ib = IBSessionConfig(
+            connection=IBFAConnectionConfig(port=gw.port, client_id=fx.CLIENT_ID, fa_master_account=fx.MASTER)
+        )
         saturday = pd.Timestamp("2024-03-02 15:00", tz="UTC")
         with pytest.raises(RailsRefusal, match="market is closed.*Saturday"):
             run_session(config, ib, journal_url=f"sqlite:///{tmp_path / 'j.db'}", now=saturday)

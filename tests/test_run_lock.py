@@ -159,6 +159,7 @@ def test_a_failed_start_is_not_resumed_outside_market_hours(tmp_path):
     from live.node import IBSessionConfig, SessionStartError, run_session
     from live.rails_check import RailsRefusal
     from strategies.rebalance_exec import RebalanceExecutorConfig
+    from venues.ib_fa.config import IBFAConnectionConfig
 
     asyncio.run(asyncio.sleep(0))  # leaves the thread without an event loop, as a caller's asyncio.run() does
     url = f"sqlite:///{tmp_path / 'journal.db'}"
@@ -166,10 +167,10 @@ def test_a_failed_start_is_not_resumed_outside_market_hours(tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ib = IBSessionConfig(
-        port=port, client_id=fx.CLIENT_ID, fa_master_account=fx.MASTER, connect_timeout_secs=1,
-        request_timeout_secs=1, startup_timeout_secs=3, log_level="ERROR",
-    )  # fmt: skip
+    connection = IBFAConnectionConfig(
+        port=port, client_id=fx.CLIENT_ID, fa_master_account=fx.MASTER, connect_timeout_secs=1, request_timeout_secs=1
+    )
+    ib = IBSessionConfig(connection=connection, startup_timeout_secs=3, log_level="ERROR")
     with pytest.raises(SessionStartError):
         run_session(config, ib, journal_url=url, run_id=fx.RUN_ID, now=NIGHT, check_market_hours=False)
     with pytest.raises(RailsRefusal, match="market is closed"):

@@ -9,9 +9,9 @@ configuration file can be shared between machines that differ only in where the 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
-from nautilus_trader.config import LiveDataClientConfig, LiveExecClientConfig
+import msgspec
+from nautilus_trader.config import LiveDataClientConfig, LiveExecClientConfig, NautilusConfig
 
 IB_GATEWAY_LIVE_PORT = 4001
 IB_GATEWAY_PAPER_PORT = 4002
@@ -28,24 +28,6 @@ ENV_CLIENT_ID = "IB_CLIENT_ID"
 ENV_FA_MASTER = "IB_FA_MASTER"
 
 CASH_TAGS = ("TotalCashValue", "SettledCash", "AvailableFunds", "CashBalance")
-
-
-@dataclass(frozen=True)
-class ConnectionSettings:
-    host: str
-    port: int
-    client_id: int
-    fa_master_account: str
-    connect_timeout_secs: float
-    request_timeout_secs: float
-    readonly: bool = False
-    reconnect_max_attempts: int = 8
-    reconnect_initial_delay_secs: float = 1.0
-    reconnect_max_delay_secs: float = 30.0
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        return (self.host, self.port, self.client_id)
 
 
 # The widest values the API takes: a TCP port, and the signed 32-bit client id of IB's handshake.
@@ -78,8 +60,39 @@ def fa_master(explicit: str | None) -> str:
     return master
 
 
-def resolve_connection(config: IBFADataClientConfig | IBFAExecClientConfig) -> ConnectionSettings:
-    """Explicit config values win, then the IB_* environment variables, then the paper defaults."""
+class IBFAConnectionConfig(NautilusConfig, frozen=True):
+    """Where the FA login's API session is and how it is kept up; held by both clients' configs.
+
+    host/port/client_id/fa_master_account left as None come from IB_HOST / IB_PORT /
+    IB_CLIENT_ID / IB_FA_MASTER, then from the paper defaults (`resolve_connection`).
+    readonly: ib_async's read-only mode, which only skips its own startup fetch of open orders
+    (the execution client requests them itself).
+    reconnect_*: after a dropped session, up to `reconnect_max_attempts` reconnects (same client
+    id), waiting `reconnect_initial_delay_secs` doubled after each failure up to
+    `reconnect_max_delay_secs`.
+    Both clients of a node share one session, so the first client created for it sets these.
+    """
+
+    host: str | None = None
+    port: int | None = None
+    client_id: int | None = None
+    fa_master_account: str | None = None
+    connect_timeout_secs: float = 10.0
+    request_timeout_secs: float = 10.0
+    readonly: bool = False
+    reconnect_max_attempts: int = 8
+    reconnect_initial_delay_secs: float = 1.0
+    reconnect_max_delay_secs: float = 30.0
+
+    @property
+    def key(self) -> tuple[str | None, int | None, int | None]:
+        """Which session this is: IB allows one API connection per host, port and client id."""
+        return (self.host, self.port, self.client_id)
+
+
+def resolve_connection(config: IBFAConnectionConfig) -> IBFAConnectionConfig:
+    """The settings with every None filled in: explicit config values win, then the IB_*
+    environment variables, then the paper defaults. Refused when a value cannot work."""
     host = config.host or os.environ.get(ENV_HOST) or DEFAULT_HOST
     port = config.port if config.port is not None else env_int(ENV_PORT, PORT_RANGE)
     client_id = config.client_id if config.client_id is not None else env_int(ENV_CLIENT_ID, CLIENT_ID_RANGE)
@@ -90,17 +103,12 @@ def resolve_connection(config: IBFADataClientConfig | IBFAExecClientConfig) -> C
         raise ValueError("reconnect_max_attempts must be >= 0 (0: never reconnect)")
     if config.reconnect_initial_delay_secs < 0 or config.reconnect_max_delay_secs < config.reconnect_initial_delay_secs:
         raise ValueError("reconnect delays must satisfy 0 <= reconnect_initial_delay_secs <= reconnect_max_delay_secs")
-    return ConnectionSettings(
+    return msgspec.structs.replace(
+        config,
         host=host,
         port=DEFAULT_PORT if port is None else port,
         client_id=DEFAULT_CLIENT_ID if client_id is None else client_id,
         fa_master_account=master,
-        connect_timeout_secs=config.connect_timeout_secs,
-        request_timeout_secs=config.request_timeout_secs,
-        readonly=getattr(config, "readonly", False),
-        reconnect_max_attempts=config.reconnect_max_attempts,
-        reconnect_initial_delay_secs=config.reconnect_initial_delay_secs,
-        reconnect_max_delay_secs=config.reconnect_max_delay_secs,
     )
 
 
@@ -108,64 +116,43 @@ class IBFADataClientConfig(LiveDataClientConfig, frozen=True):
     """Market data (L2 depth, quotes, trades, snapshots) through the FA login's session.
 
     market_data_type: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen (IB's reqMarketDataType).
-    reconnect_*: after a dropped session, up to `reconnect_max_attempts` reconnects (same client
-    id), waiting `reconnect_initial_delay_secs` doubled after each failure up to
-    `reconnect_max_delay_secs`. Both clients share one session, so the first client created
-    for it sets these.
+    connection: read-only unless set otherwise, since market data never trades.
     """
 
-    host: str | None = None
-    port: int | None = None
-    client_id: int | None = None
-    fa_master_account: str | None = None
+    connection: IBFAConnectionConfig = IBFAConnectionConfig(readonly=True)
     venue: str = DEFAULT_VENUE
-    connect_timeout_secs: float = 10.0
-    request_timeout_secs: float = 10.0
     primary_exchanges: dict[str, str] | None = None  # symbol -> primary listing, for ambiguous symbols
     market_data_type: int = 1
     depth_rows: int = 10
     smart_depth: bool = True
-    readonly: bool = True
-    reconnect_max_attempts: int = 8
-    reconnect_initial_delay_secs: float = 1.0
-    reconnect_max_delay_secs: float = 30.0
 
 
 class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
     """Block orders allocated with one ContractsOrShares FA group per order.
 
     cash_tag: which account value is an account's cash at SYNC (see
-    `IBFAExecutionClient.request_account_snapshot` for why TotalCashValue is the default).
+    `venues.ib_fa.accounts.AccountReader.request_snapshot` for why TotalCashValue is the default).
     account_summary_group: the FA group used for account summaries. IB refuses "All" for logins
     with more than 50 sub-accounts; such logins must name a group that holds every client.
     fa_group_prefix: groups this adapter writes start with it, so the advisor's own groups are
     never touched.
     commission_wait_secs: how long a master execution may wait for its commission report before
     its OrderFilled is emitted with zero commission (the accounts' allocations still wait).
-    reconnect_*: as for the data client; after the last failed attempt the client logs an error
-    and faults.
+    connection: the session; after its last failed reconnect attempt the client logs an error and
+    faults.
     order_ref_prefix: the orderRef prefix of the session's run (strategies.order_ids.run_prefix).
     The client adopts, books and reports to reconciliation only the IB orders and executions whose
     orderRef starts with it. Another run's orders and executions are logged and left alone. None
     takes every orderRef, for a client used without a run.
     """
 
-    host: str | None = None
-    port: int | None = None
-    client_id: int | None = None
-    fa_master_account: str | None = None
+    connection: IBFAConnectionConfig = IBFAConnectionConfig()
     venue: str = DEFAULT_VENUE
-    connect_timeout_secs: float = 10.0
-    request_timeout_secs: float = 10.0
     primary_exchanges: dict[str, str] | None = None
     cash_tag: str = "TotalCashValue"
     account_summary_group: str = "All"
     fa_group_prefix: str = "RB"
     commission_wait_secs: float = 5.0
-    readonly: bool = False
-    reconnect_max_attempts: int = 8
-    reconnect_initial_delay_secs: float = 1.0
-    reconnect_max_delay_secs: float = 30.0
     order_ref_prefix: str | None = None
 
     def __post_init__(self) -> None:

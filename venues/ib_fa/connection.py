@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from venues.ib_fa.config import ConnectionSettings
+from venues.ib_fa.config import IBFAConnectionConfig
 from venues.ib_fa.parsing import CLIENT_ID_IN_USE
 from venues.ib_fa.wrapper import FAIB
 
@@ -40,7 +40,7 @@ class MissingAccountsError(ValueError):
     pass
 
 
-def _api_settings_hint(settings: ConnectionSettings) -> str:
+def _api_settings_hint(settings: IBFAConnectionConfig) -> str:
     return (
         f"nothing accepted an IB API connection at {settings.host}:{settings.port}. Check that TWS or IB Gateway "
         "is running and logged in, that Configure > API > Settings has 'Enable ActiveX and Socket Clients' on, "
@@ -58,7 +58,7 @@ READ_ONLY_HINT = (
 NOT_CONNECTED_CODES = (502, 504)
 
 
-def fatal_ib_error(code: int, text: str, settings: ConnectionSettings, started: bool) -> str | None:
+def fatal_ib_error(code: int, text: str, settings: IBFAConnectionConfig, started: bool) -> str | None:
     """What a session must stop with for an IB error that no session can trade through, else None.
 
     `started`: the session had been up; a 504 then belongs to a drop, which reconnecting handles.
@@ -112,7 +112,9 @@ def backoff_delays(attempts: int, initial: float, maximum: float) -> list[float]
 
 
 class IBFAConnection:
-    def __init__(self, settings: ConnectionSettings, ib: FAIB | None = None) -> None:
+    """The shared session of one login; `settings` as `resolve_connection` returns them."""
+
+    def __init__(self, settings: IBFAConnectionConfig, ib: FAIB | None = None) -> None:
         self.settings = settings
         self.ib = ib or FAIB()
         self._users = 0
@@ -360,7 +362,7 @@ class IBFAConnection:
 _CONNECTIONS: dict[tuple[str, int, int], IBFAConnection] = {}
 
 
-def get_connection(settings: ConnectionSettings) -> IBFAConnection:
+def get_connection(settings: IBFAConnectionConfig) -> IBFAConnection:
     """The shared connection for these settings (created on first use)."""
     conn = _CONNECTIONS.get(settings.key)
     if conn is None:
@@ -374,5 +376,5 @@ def get_connection(settings: ConnectionSettings) -> IBFAConnection:
     return conn
 
 
-def forget_connection(settings: ConnectionSettings) -> None:
+def forget_connection(settings: IBFAConnectionConfig) -> None:
     _CONNECTIONS.pop(settings.key, None)

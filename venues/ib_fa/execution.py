@@ -1,36 +1,17 @@
 """IB FA execution client: one ContractsOrShares group per block order, per-account allocations.
 
 The strategy publishes an `AllocationGroup` before each block. Submitting the block writes that
-group with replaceFA, waits for replaceFAEnd, reads it back with requestFA and only then places
-the order with `faGroup` (never `account`: IB rejects orders naming both).
+group with replaceFA, waits for replaceFAEnd, reads it back with requestFA (fa_groups) and only
+then places the order with `faGroup` (never `account`: IB rejects orders naming both).
 
-IB reports a group order's fills as one execution for the master account plus one execution per
-sub-account allocation, each with its own execId and commission report, in no guaranteed order
-(allocations may follow the Filled status). So:
-
-- master executions (acctNumber == master) become `OrderFilled`, once per execId;
-- every sub-account execution becomes one `Allocation` on ALLOCATION_TOPIC as soon as both it and
-  its commission report are in, once per execId, so replays after a reconnect change nothing;
-- ib_async's `Trade.filled()` is never used (it adds master and allocation executions together).
-
-IB corrects an execution by re-sending it with a newer version of its execId (the part after the
-last '.', strategies.events.execution_base), possibly with another quantity, price and commission:
-
-- a corrected sub-account execution is published as a new `Allocation` (its own execution id,
-  the corrected execId's commission report); the strategy's ledger books it as a replacement.
-  A version older than one already published for that account is dropped;
-- a corrected master execution never becomes a second OrderFilled for the same shares, which
-  would overfill NautilusTrader's order: it adds a fill only for the shares by which it exceeds
-  what the order holds for that execution, and only if the order is open and has room for them.
-  Otherwise it is logged and the order keeps its fills; the accounts' money and positions follow
-  the corrected allocations either way. Fill reports for reconciliation apply the same rule.
-
-Prices are IB's execution prices as sent on the wire, never rounded to the tick: an allocation
-(what the ledger books) keeps a sub-penny price exactly; only the block's OrderFilled carries a
-Price at the instrument's precision, as NautilusTrader requires.
+IB's executions and commission reports are matched by exec_matcher into the block's fills and
+the accounts' allocations (on ALLOCATION_TOPIC); order_events turns both, and IB's order
+statuses and errors, into NautilusTrader's events. ib_async's `Trade.filled()` is never used (it
+adds master and allocation executions together).
 
 The orderRef of every block is its client order id, and it is the key that survives a dropped
-session (ib_async forgets its trades, IB may hand out order ids it has not seen before):
+session (ib_async forgets its trades, IB may hand out order ids it has not seen before; blocks
+finds a block by it):
 
 - before a block is placed, an IB order (open or completed, as known to the session) with the
   same orderRef is attached to instead, so a block is never at IB twice;
@@ -42,11 +23,9 @@ session (ib_async forgets its trades, IB may hand out order ids it has not seen 
   is placed once more with a new order id. Rejecting it would throw away a block IB never saw.
 - executions whose block is not known yet are kept, not dropped, and replayed when it attaches.
 
-Client order ids carry the run (strategies.order_ids). With `order_ref_prefix` set, only orders
-and executions whose orderRef starts with it are adopted from the cache or IB, claimed, or
-reported to reconciliation. Another run's orders and executions seen at connect, after a resync,
-or live are logged once and left alone. A second run of the day therefore never books the
-first run's fills, and never sends it a cancel.
+With `order_ref_prefix` set, another run's orders and executions seen at connect, after a resync,
+or live are logged once and left alone. A second run of the day therefore never books the first
+run's fills, and never sends it a cancel.
 
 A strategy that resumes a run in a new process asks for its blocks' allocations again
 (`AllocationReplayRequest`): the day's executions came in at connect time, before it listened.
@@ -58,17 +37,12 @@ it had already published; the strategy books each execution id once.
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
-import pandas as pd
 from ib_async import CommissionReport, Contract, Execution, ExecutionFilter
-from ib_async import Order as IBOrder
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
-from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.messages import (
     CancelAllOrders,
     CancelOrder,
@@ -82,111 +56,28 @@ from nautilus_trader.execution.messages import (
 from nautilus_trader.execution.reports import FillReport, OrderStatusReport, PositionStatusReport
 from nautilus_trader.live.execution_client import LiveExecutionClient
 from nautilus_trader.model.currencies import USD
-from nautilus_trader.model.enums import (
-    AccountType,
-    LiquiditySide,
-    OmsType,
-    OrderSide,
-    OrderStatus,
-    OrderType,
-    PositionSide,
-    TimeInForce,
-)
-from nautilus_trader.model.events import OrderFilled
-from nautilus_trader.model.identifiers import (
-    AccountId,
-    ClientId,
-    ClientOrderId,
-    InstrumentId,
-    StrategyId,
-    TradeId,
-    Venue,
-    VenueOrderId,
-)
-from nautilus_trader.model.objects import AccountBalance, Money, Price, Quantity
+from nautilus_trader.model.enums import AccountType, OmsType, OrderSide
+from nautilus_trader.model.identifiers import AccountId, ClientId, Venue
+from nautilus_trader.model.objects import AccountBalance, Money
 
-from strategies import order_ids
 from strategies.events import (
     ALLOCATION_GROUP_TOPIC,
     ALLOCATION_REPLAY_TOPIC,
-    ALLOCATION_TOPIC,
-    Allocation,
-    AllocationGroup,
     AllocationReplayRequest,
-    execution_base,
-    is_newer_version,
 )
-from venues.ib_fa import fa_xml
+from venues.ib_fa.accounts import MAX_SYNCED_SUB_ACCOUNTS, AccountReader, AccountSnapshot
+from venues.ib_fa.blocks import BlockOrder, BlockRegistry
 from venues.ib_fa.config import IBFAExecClientConfig
-from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError, ReconnectFailedError
-from venues.ib_fa.parsing import (
-    ORDER_TYPES_FROM_IB,
-    TIME_IN_FORCE_FROM_IB,
-    OrderEventKind,
-    Pending,
-    event_for_error,
-    event_for_status,
-    ib_time_to_ns,
-    is_informational,
-    master_fill_quantities,
-    newest_versions,
-    side_from_ib,
-    side_name,
-    to_decimal,
-    to_ib_order,
-)
+from venues.ib_fa.connection import IBFAConnection, ReconnectFailedError
+from venues.ib_fa.exec_matcher import ExecutionMatcher
+from venues.ib_fa.fa_groups import FAGroupWriter
+from venues.ib_fa.order_events import BlockEvents
+from venues.ib_fa.parsing import Pending, commission_record, execution_record
+from venues.ib_fa.placement import BlockPlacer
 from venues.ib_fa.providers import IBFAInstrumentProvider
+from venues.ib_fa.reconciliation import IBFAReports
 
-MAX_SYNCED_SUB_ACCOUNTS = 50  # IB: no "All" account summary and no reqPositions beyond this
-EXPIRY_TOLERANCE_NS = 2_000_000_000
-ACCOUNT_ISSUER = "IB"  # IB's cancel of an expired GTD order lands a little after it
-
-
-class AllocationGroupError(RuntimeError):
-    """The FA group could not be written or did not read back as written."""
-
-
-@dataclass
-class BlockOrder:
-    client_order_id: ClientOrderId
-    strategy_id: StrategyId
-    instrument_id: InstrumentId
-    side: OrderSide
-    order_type: OrderType
-    expire_time_ns: int | None = None
-    group_name: str | None = None
-    ib_order: IBOrder | None = None
-    contract: Contract | None = None
-    venue_order_id: VenueOrderId | None = None
-    perm_id: int = 0
-    accepted: bool = False
-    closed: bool = False
-    pending: Pending = Pending.SUBMIT
-    waiting_master: set[str] = field(default_factory=set)  # master execIds waiting for a commission
-    master_qty: float = 0.0  # shares of the master executions seen
-    emitted: dict[str, float] = field(default_factory=dict)  # trade id -> shares of each OrderFilled sent
-    ib_filled: float = 0.0  # the block's filled count in IB's latest orderStatus
-    deferred_close: tuple[OrderEventKind, int] | None = None
-    template: IBOrder | None = None  # the order as built, placed (again) from a copy
-    cancel_wanted: bool = False  # a cancel asked for while the session was down
-    session: int = 0  # the connection's reconnect count when placeOrder went out
-
-
-@dataclass(frozen=True)
-class AccountSnapshot:
-    """What SYNC needs of IB: every client's cash and holdings."""
-
-    cash: dict[str, Decimal]
-    positions: dict[tuple[str, str], int]  # (account, instrument id) -> shares
-
-
-def _liquidity(last_liquidity: int) -> LiquiditySide:
-    # IB lastLiquidity: 1 added liquidity, 2 removed, 3 routed out (taken elsewhere)
-    if last_liquidity == 1:
-        return LiquiditySide.MAKER
-    if last_liquidity in (2, 3):
-        return LiquiditySide.TAKER
-    return LiquiditySide.NO_LIQUIDITY_SIDE
+ACCOUNT_ISSUER = "IB"
 
 
 class IBFAExecutionClient(LiveExecutionClient):
@@ -220,29 +111,60 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._provider = instrument_provider
         self.master = connection.master
         self._set_account_id(AccountId(f"{ACCOUNT_ISSUER}-{self.master}"))
+        timeout = config.connection.request_timeout_secs
 
-        self._groups: dict[str, AllocationGroup] = {}
-        self._blocks: dict[str, BlockOrder] = {}
-        self._coid_by_ib_id: dict[int, str] = {}
-        self._coid_by_perm: dict[int, str] = {}
-        self._executions: dict[str, tuple[Contract, Execution]] = {}
-        self._commissions: dict[str, CommissionReport] = {}
-        self._filled: set[str] = set()  # master execIds already emitted as OrderFilled
-        self._allocated: set[str] = set()  # sub-account execIds already published
-        # execution base -> (newest master execId, shares the order holds for it); IB corrections
-        self._master_booked: dict[str, tuple[str, float]] = {}
-        # (account, execution base) -> newest sub-account execId published
-        self._alloc_versions: dict[tuple[str, str], str] = {}
-        self._published: dict[str, list[Allocation]] = {}  # client order id -> its allocations, for replays
-        self._fa_lock = asyncio.Lock()  # replaceFA rewrites the whole document: one writer at a time
-        self._fa_errors: dict[int, asyncio.Future] = {}
+        self._blocks = BlockRegistry(connection, cache, self._log, config.order_ref_prefix)
+        self._matcher = ExecutionMatcher(
+            self.master,
+            block_of=self._blocks.fills_of,
+            is_ours=self._blocks.is_ours,
+            order_of=self._blocks.order_state,
+            wait_for_commissions=config.commission_wait_secs > 0,
+        )
+        self._events = BlockEvents(
+            self,
+            blocks=self._blocks,
+            matcher=self._matcher,
+            cache=cache,
+            clock=clock,
+            msgbus=msgbus,
+            loop=loop,
+            log=self._log,
+            commission_wait_secs=config.commission_wait_secs,
+        )
+        self.fa_groups = FAGroupWriter(connection, group_prefix=config.fa_group_prefix, request_timeout_secs=timeout)
+        self.accounts = AccountReader(
+            connection,
+            instrument_provider,
+            cash_tag=config.cash_tag,
+            summary_group=config.account_summary_group,
+            request_timeout_secs=timeout,
+        )
+        self._placer = BlockPlacer(
+            connection,
+            instrument_provider,
+            blocks=self._blocks,
+            events=self._events,
+            matcher=self._matcher,
+            fa_groups=self.fa_groups,
+            group_prefix=config.fa_group_prefix,
+            clock=clock,
+            loop=loop,
+            log=self._log,
+        )
+        self._reports = IBFAReports(
+            connection,
+            instrument_provider,
+            cache,
+            clock,
+            account_id=self.account_id,
+            blocks=self._blocks,
+            accounts=self.accounts,
+        )
         self._attached = False
-        self._refs_with_executions: set[str] = set()
-        self._unclaimed: set[str] = set()  # execIds whose block was not known when they came
-        self._foreign_refs: set[str] = set()  # orderRefs of other runs already logged as left alone
         self._resync_lock = asyncio.Lock()
         self.last_account_snapshot: AccountSnapshot | None = None  # taken at connect, for SYNC
-        self._msgbus.subscribe(ALLOCATION_GROUP_TOPIC, self._on_allocation_group)
+        self._msgbus.subscribe(ALLOCATION_GROUP_TOPIC, self._placer.on_allocation_group)
         self._msgbus.subscribe(ALLOCATION_REPLAY_TOPIC, self._on_allocation_replay)
 
     # -- wiring ----------------------------------------------------------------------------------
@@ -291,22 +213,23 @@ class IBFAExecutionClient(LiveExecutionClient):
         ib = await self._connection.acquire()
         self._provider.ib = ib
         await self._provider.initialize()
+        timeout = self._fa_config.connection.request_timeout_secs
         # ib_async's startup fetch sees only this client id's open orders; a block placed by
         # another client id must be found by orderRef too before it is placed again.
-        await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), self._fa_config.request_timeout_secs)
+        await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), timeout)
         # The day's finished orders as well: a block an earlier process placed and IB has already
         # filled or cancelled must be found by its orderRef, not placed a second time.
-        await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), self._fa_config.request_timeout_secs)
-        self._leave_foreign_orders()
+        await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), timeout)
+        self._blocks.leave_foreign_orders()
         # Executions of the day, again: fills and allocations missed while disconnected are
         # emitted now; those already seen are dropped by execId.
         await ib.reqExecutionsAsync(ExecutionFilter())
         subs = list(self._connection.sub_accounts)
         if len(subs) > MAX_SYNCED_SUB_ACCOUNTS:
-            # per-account positions are paced (see request_account_snapshot): cash only here
-            self.last_account_snapshot = AccountSnapshot(await self._request_cash(subs), {})
+            # per-account positions are paced (see AccountReader.request_snapshot): cash only here
+            self.last_account_snapshot = AccountSnapshot(await self.accounts.request_cash(subs), {})
         else:
-            self.last_account_snapshot = await self.request_account_snapshot(subs)
+            self.last_account_snapshot = await self.accounts.request_snapshot(subs)
         self._emit_account_state(self.last_account_snapshot)
 
     async def _disconnect(self) -> None:
@@ -317,51 +240,23 @@ class IBFAExecutionClient(LiveExecutionClient):
         """Raise `MissingAccountsError` unless every plan account is a sub-account of this login."""
         self._connection.check_plan_accounts(plan_accounts)
 
-    def _on_allocation_group(self, group: AllocationGroup) -> None:
-        self._groups[group.client_order_id] = group
-
-    def _is_ours(self, order_ref: str) -> bool:
-        """Whether an IB orderRef is of this session's run (any orderRef when no run prefix is set)."""
-        prefix = self._fa_config.order_ref_prefix
-        return prefix is None or order_ids.is_of_run(order_ref, prefix)
-
-    def _leave_foreign(self, order_ref: str, what: str) -> None:
-        """Log, once per orderRef, an order or execution of another run that this client leaves alone."""
-        if order_ref in self._foreign_refs:
-            return
-        self._foreign_refs.add(order_ref)
-        self._log.warning(
-            f"{what} with orderRef {order_ref!r} is not of this run (orderRefs {self._fa_config.order_ref_prefix}...): "
-            "left alone, neither adopted nor booked"
-        )
-
-    def _leave_foreign_orders(self) -> None:
-        """Log the IB orders the session knows that belong to another run (after connect and resyncs)."""
-        for trade in list(self._ib.wrapper.trades.values()):
-            order = trade.order
-            if not self._is_ours(order.orderRef):
-                self._leave_foreign(order.orderRef, f"IB order {order.orderId} (permId {order.permId})")
-
     def _on_allocation_replay(self, request: AllocationReplayRequest) -> None:
         for coid in request.client_order_ids:
-            if not self._is_ours(coid):
-                self._leave_foreign(coid, "a replay asked for a block")
+            if not self._blocks.is_ours(coid):
+                self._blocks.leave_foreign(coid, "a replay asked for a block")
                 continue
-            for allocation in list(self._published.get(coid, [])):
-                self._msgbus.publish(ALLOCATION_TOPIC, allocation)
+            self._events.republish(coid)
             if coid not in self._blocks:
                 self._adopt_block(coid)  # publishes the executions kept for it
-            self._take_kept_executions(coid)
+            self._events.apply(self._matcher.take_kept(coid))
 
     def _adopt_block(self, coid: str) -> BlockOrder | None:
         """Take over an order of an earlier process: the cache's order (reconciled) and IB's by orderRef."""
-        trade = self._ib_trade_for_ref(coid)
-        block = self._block_from_cache(coid, trade.order.orderId if trade is not None else 0)
+        trade = self._blocks.ib_trade_for_ref(coid)
+        block = self._blocks.from_cache(coid, trade.order.orderId if trade is not None else 0)
         if block is not None and trade is not None:
-            self._attach_trade(block, trade)
+            self._events.attach(block, trade)
         return block
-
-    # -- account sync ----------------------------------------------------------------------------
 
     def _emit_account_state(self, snapshot: AccountSnapshot) -> None:
         # The Nautilus account stands for the block (the sum of the clients), as in the simulation.
@@ -373,226 +268,13 @@ class IBFAExecutionClient(LiveExecutionClient):
             ts_event=self._clock.timestamp_ns(),
         )
 
-    async def request_account_snapshot(self, accounts: Iterable[str] | None = None) -> AccountSnapshot:
-        """Every client's cash and positions.
-
-        Cash is `TotalCashValue` by default: settled plus unsettled cash. A rebalance buys with
-        the proceeds of the same session's sells, which an IB cash account may do before they
-        settle; `SettledCash` would hide those proceeds and shrink every buy. `AvailableFunds`
-        is a margin figure that also nets out open orders, so while our own blocks are working
-        it would count their cost twice. Set `cash_tag` to change it.
-
-        Beyond 50 sub-accounts positions come from one positionMulti request per account, two
-        messages each under ib_async's 45 messages/s pacing: about 7 minutes for 10,000 accounts,
-        so pass only the plan's accounts.
-        """
-        accounts = list(accounts) if accounts is not None else list(self._connection.sub_accounts)
-        cash = await self._request_cash(accounts)
-        positions = await self._request_positions(accounts)
-        return AccountSnapshot(cash=cash, positions=positions)
-
-    async def _request_cash(self, accounts: list[str]) -> dict[str, Decimal]:
-        ib = self._ib
-        group = self._fa_config.account_summary_group
-        if group == "All" and len(self._connection.sub_accounts) > MAX_SYNCED_SUB_ACCOUNTS:
-            raise ValueError(
-                f"{len(self._connection.sub_accounts)} sub-accounts: IB refuses account summaries for group 'All' "
-                "beyond 50; set account_summary_group to an FA group holding every client"
-            )
-        wanted = set(accounts)
-        tag = self._fa_config.cash_tag
-        values: dict[str, Decimal] = {}
-
-        def on_value(value) -> None:
-            if value.tag == tag and value.account in wanted and value.currency in ("USD", "BASE"):
-                if value.currency == "USD" or value.account not in values:
-                    values[value.account] = Decimal(value.value)
-
-        req_id = ib.client.getReqId()
-        future = ib.wrapper.startReq(req_id)
-        ib.accountSummaryEvent += on_value
-        try:
-            ib.client.reqAccountSummary(req_id, group, tag)
-            await asyncio.wait_for(future, self._fa_config.request_timeout_secs)
-        finally:
-            ib.accountSummaryEvent -= on_value
-            ib.client.cancelAccountSummary(req_id)
-        return values
-
-    async def _request_positions(self, accounts: list[str]) -> dict[tuple[str, str], int]:
-        result: dict[tuple[str, str], int] = {}
-        for account, iid, qty, _ in await self._position_rows(accounts):
-            result[(account, iid)] = result.get((account, iid), 0) + qty
-        return result
-
-    async def _position_rows(self, accounts: list[str]) -> list[tuple[str, str, int, float]]:
-        """(account, instrument id, shares, average cost) of every stock position held."""
-        ib = self._ib
-        wanted = set(accounts)
-        if len(self._connection.sub_accounts) <= MAX_SYNCED_SUB_ACCOUNTS:
-            rows = [(p.account, p.contract, p.position, p.avgCost) for p in ib.positions() if p.account in wanted]
-        else:
-            rows = []
-            w = ib.fa_wrapper
-            for account in accounts:
-                req_id = ib.client.getReqId()
-                future = w.expect_position_multi(req_id)
-                ib.client.reqPositionsMulti(req_id, account, "")
-                try:
-                    got = await asyncio.wait_for(future, self._fa_config.request_timeout_secs)
-                finally:
-                    ib.client.cancelPositionsMulti(req_id)
-                rows.extend((r.account, r.contract, r.position, r.avg_cost) for r in got)
-        return [
-            (account, self._provider.instrument_id_for(contract).value, int(position), avg_cost)
-            for account, contract, position, avg_cost in rows
-            if position and contract.secType == "STK"
-        ]
-
     # -- orders ----------------------------------------------------------------------------------
 
     async def _submit_order(self, command: SubmitOrder) -> None:
         order = command.order
-        coid = order.client_order_id
         ts = self._clock.timestamp_ns()
-        self.generate_order_submitted(command.strategy_id, order.instrument_id, coid, ts)
-        block = BlockOrder(
-            client_order_id=coid,
-            strategy_id=command.strategy_id,
-            instrument_id=order.instrument_id,
-            side=order.side,
-            order_type=order.order_type,
-            expire_time_ns=order.expire_time_ns or None,
-        )
-        self._blocks[coid.value] = block
-        if not self._is_ours(coid.value):
-            self._log.warning(f"{coid} is not of this run's orderRefs: a restarted process will not re-attach to it")
-        group = self._groups.get(coid.value)
-        if group is None:
-            self._reject(
-                block, "no AllocationGroup published for this order: an FA login needs an allocation (faGroup)"
-            )
-            return
-        if sum(group.targets.values()) != int(order.quantity):
-            self._reject(
-                block, f"allocation targets add up to {sum(group.targets.values())}, order is for {order.quantity}"
-            )
-            return
-        unknown = sorted(set(group.targets) - set(self._connection.sub_accounts))
-        if self._connection.sub_accounts and unknown:
-            self._reject(block, f"accounts not managed by FA master {self.master}: {unknown[:10]}")
-            return
-        try:
-            contract = self._provider.contract_for(order.instrument_id)
-            name = fa_xml.group_name(coid.value, self._fa_config.fa_group_prefix)
-            ib_order = to_ib_order(order, fa_group=name)
-        except (KeyError, ValueError) as exc:
-            self._reject(block, str(exc))
-            return
-        block.group_name, block.contract, block.template = name, contract, ib_order
-        await self._place(block)
-
-    async def _place(self, block: BlockOrder) -> None:
-        """Write the block's group and place it, unless IB already has an order with its orderRef.
-
-        A drop while this runs is retried once the session is back; the orderRef check before
-        every attempt keeps it to one IB order.
-        """
-        coid = block.client_order_id.value
-        targets = self._groups[coid].targets
-        for _ in range(self._connection.settings.reconnect_max_attempts + 1):
-            if block.closed or block.ib_order is not None:
-                return
-            try:
-                await self._connection.wait_ready(self._connection.outage_budget_secs())
-            except IBFAConnectionError as exc:
-                self._reject(block, f"not placed, no IB session: {exc}")
-                return
-            existing = self._ib_trade_for_ref(coid)
-            if existing is not None:
-                self._log.warning(
-                    f"{coid}: IB already has order {existing.order.orderId} (permId {existing.order.permId}) "
-                    "with this orderRef; attaching to it instead of placing the block again"
-                )
-                self._attach_trade(block, existing)
-                return
-            if block.cancel_wanted:
-                self._close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
-                return
-            try:
-                await self.write_group(block.group_name, targets)
-                if block.closed or block.ib_order is not None or self._ib_trade_for_ref(coid) is not None:
-                    continue  # a resync during the write settled it
-                if block.cancel_wanted:
-                    self._close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
-                    return
-                ib_order = copy.copy(block.template)
-                ib_order.orderId = 0  # a fresh id: ib_async's counter restarts with each session
-                trade = self._ib.placeOrder(block.contract, ib_order)
-            except ConnectionError as exc:
-                self._log.warning(f"{coid}: IB session dropped while placing ({exc}); retrying once it is back")
-                continue
-            except (AllocationGroupError, TimeoutError) as exc:
-                if not self._ib.isConnected():
-                    continue
-                self._reject(block, f"FA group {block.group_name} not written: {exc}")
-                return
-            block.ib_order = trade.order
-            block.venue_order_id = VenueOrderId(str(trade.order.orderId))
-            block.session = self._connection.reconnects
-            self._coid_by_ib_id[trade.order.orderId] = coid
-            return
-        self._reject(block, "not placed: the IB session kept dropping")
-
-    async def write_group(self, name: str, targets: dict[str, int]) -> None:
-        """replaceFA the group, await replaceFAEnd, and check it reads back as written."""
-        ib = self._ib
-        timeout = self._fa_config.request_timeout_secs
-        async with self._fa_lock:
-            current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-            if current is None:
-                raise AllocationGroupError("requestFA(groups) got no answer")
-            xml = fa_xml.upsert_group(current, name, targets)
-            req_id = ib.client.getReqId()
-            done = ib.fa_wrapper.expect_replace_fa_end(req_id)
-            failed = self._loop.create_future()
-            self._fa_errors[req_id] = failed
-            try:
-                ib.client.replaceFA(req_id, fa_xml.FA_GROUPS, xml)
-                finished, _ = await asyncio.wait({done, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                self._fa_errors.pop(req_id, None)
-            if failed in finished:
-                raise AllocationGroupError(failed.result())
-            if done not in finished:
-                raise AllocationGroupError(f"no replaceFAEnd within {timeout}s")
-            done.result()  # raises ConnectionError if the session dropped meanwhile
-            # IB answers 10230 to a read that comes before the save; one retry covers it.
-            for attempt in range(3):
-                readback = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-                if readback and fa_xml.group_matches(readback, name, targets):
-                    return
-                await asyncio.sleep(0.2 * (attempt + 1))
-            raise AllocationGroupError(f"group {name} did not read back with the amounts written")
-
-    async def remove_own_groups(self) -> None:
-        """Delete the groups this adapter wrote (prefix `fa_group_prefix`); call once no block works.
-
-        Groups are not removed per order: whether IB re-reads a group while its order is still
-        working (partial fills, then cancel) is not documented, so a group outlives its order.
-        """
-        ib = self._ib
-        async with self._fa_lock:
-            current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-            prefix = self._fa_config.fa_group_prefix
-            # nothing of ours to remove: writing the advisor's groups back unchanged is a needless FA write
-            if not current or not any(name.startswith(prefix) for name in fa_xml.parse_groups_xml(current)):
-                return
-            xml = fa_xml.remove_groups(current, prefix)
-            req_id = ib.client.getReqId()
-            done = ib.fa_wrapper.expect_replace_fa_end(req_id)
-            ib.client.replaceFA(req_id, fa_xml.FA_GROUPS, xml)
-            await asyncio.wait_for(done, self._fa_config.request_timeout_secs)
+        self.generate_order_submitted(command.strategy_id, order.instrument_id, order.client_order_id, ts)
+        await self._placer.submit(command)
 
     async def _modify_order(self, command: ModifyOrder) -> None:
         block = self._blocks.get(command.client_order_id.value)
@@ -609,14 +291,8 @@ class IBFAExecutionClient(LiveExecutionClient):
         ib_order = block.ib_order
         if command.quantity is not None and float(command.quantity) != ib_order.totalQuantity:
             # the group's per-account shares must add up to the order; a new size needs a new group
-            self.generate_order_modify_rejected(
-                block.strategy_id,
-                block.instrument_id,
-                block.client_order_id,
-                block.venue_order_id,
-                "an FA block's quantity cannot change: cancel it and send a new block with a new group",
-                self._clock.timestamp_ns(),
-            )
+            reason = "an FA block's quantity cannot change: cancel it and send a new block with a new group"
+            self._events.modify_rejected(block, reason, self._clock.timestamp_ns())
             return
         if command.price is not None:
             ib_order.lmtPrice = command.price.as_double()
@@ -627,14 +303,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._ib.placeOrder(block.contract, ib_order)
         except ConnectionError as exc:
             block.pending = Pending.NONE
-            self.generate_order_modify_rejected(
-                block.strategy_id,
-                block.instrument_id,
-                block.client_order_id,
-                block.venue_order_id,
-                f"IB session down: {exc}",
-                self._clock.timestamp_ns(),
-            )
+            self._events.modify_rejected(block, f"IB session down: {exc}", self._clock.timestamp_ns())
 
     async def _cancel_order(self, command: CancelOrder) -> None:
         coid = command.client_order_id.value
@@ -656,215 +325,38 @@ class IBFAExecutionClient(LiveExecutionClient):
             return
         if block.closed:
             return
-        self._send_cancel(block)
-
-    def _send_cancel(self, block: BlockOrder) -> None:
-        block.pending = Pending.CANCEL
-        block.cancel_wanted = True
-        if not self._ib.isConnected():
-            self._log.warning(f"{block.client_order_id}: cancel held until the IB session is back")
-            return
-        try:
-            self._ib.cancelOrder(block.ib_order)
-        except ConnectionError:
-            self._log.warning(f"{block.client_order_id}: cancel held until the IB session is back")
+        self._placer.send_cancel(block)
 
     async def _cancel_all_orders(self, command: CancelAllOrders) -> None:
         # Per order, not reqGlobalCancel: that would also cancel the advisor's manual orders.
-        for block in list(self._blocks.values()):
+        for block in self._blocks.values():
             if block.closed or block.ib_order is None or block.instrument_id != command.instrument_id:
                 continue
             if command.order_side not in (OrderSide.NO_ORDER_SIDE, block.side):
                 continue
-            self._send_cancel(block)
+            self._placer.send_cancel(block)
 
     # -- IB events -------------------------------------------------------------------------------
 
-    def _reject(self, block: BlockOrder, reason: str) -> None:
-        if block.closed:
-            return
-        block.closed = True
-        self._log.error(f"{block.client_order_id} rejected: {reason}")
-        self.generate_order_rejected(
-            block.strategy_id, block.instrument_id, block.client_order_id, reason, self._clock.timestamp_ns()
-        )
-
-    def _block_for(self, order_id: int, perm_id: int = 0, order_ref: str = "") -> BlockOrder | None:
-        coid = self._coid_by_ib_id.get(order_id) or self._coid_by_perm.get(perm_id) or order_ref
-        if order_ref and coid != order_ref:
-            # the message names its order: an order id alone may be another client id's or session's
-            coid = order_ref
-        if not coid:
-            return None
-        block = self._blocks.get(coid)
-        if block is None:
-            block = self._block_from_cache(coid, order_id)
-        if block is not None and perm_id:
-            if block.perm_id and block.perm_id != perm_id:
-                # same orderRef, other order: an earlier run that reused the client order id
-                return None
-            block.perm_id = perm_id
-            self._coid_by_perm[perm_id] = coid
-        return block
-
-    def _block_from_cache(self, coid: str, order_id: int) -> BlockOrder | None:
-        """Resume an order of an earlier process of this run (orderRef is the client order id)."""
-        if not self._is_ours(coid):
-            self._leave_foreign(coid, "order")
-            return None
-        order = self._cache.order(ClientOrderId(coid))
-        if order is None:
-            return None
-        block = BlockOrder(
-            client_order_id=order.client_order_id,
-            strategy_id=order.strategy_id,
-            instrument_id=order.instrument_id,
-            side=order.side,
-            order_type=order.order_type,
-            expire_time_ns=order.expire_time_ns or None,
-            venue_order_id=VenueOrderId(str(order_id)) if order_id else order.venue_order_id,
-            accepted=order.is_open,
-            closed=order.is_closed,
-            pending=Pending.NONE,
-        )
-        self._blocks[coid] = block
-        if order_id:
-            self._coid_by_ib_id[order_id] = coid
-        return block
-
-    def _order_ref(self, client_id: int, order_id: int, perm_id: int) -> str:
-        # orderStatus carries no orderRef; ib_async's Trade (from openOrder) does
-        w = self._ib.wrapper
-        trade = w.permId2Trade.get(perm_id) if perm_id else None
-        trade = trade or w.trades.get((client_id, order_id))
-        return trade.order.orderRef if trade is not None else ""
-
-    def _is_expiry(self, block: BlockOrder) -> bool:
-        """An IB cancel we did not ask for, at or after the order's expiry time, is its expiry."""
-        if block.expire_time_ns is None or block.pending == Pending.CANCEL:
-            return False
-        return self._clock.timestamp_ns() + EXPIRY_TOLERANCE_NS >= block.expire_time_ns
-
     def _on_order_status(self, order_id, status, filled, remaining, avg_fill_price, perm_id, client_id) -> None:
         # by the order's orderRef when the session knows it: an order id alone may be another run's order
-        block = self._block_for(order_id, perm_id, self._order_ref(client_id, order_id, perm_id))
-        if block is None or block.closed:
-            return
-        if block.venue_order_id is None:
-            block.venue_order_id = VenueOrderId(str(order_id))
-        block.ib_filled = max(block.ib_filled, filled)
-        now = self._clock.timestamp_ns()
-        expired = self._is_expiry(block)
-        kind = event_for_status(status, filled, remaining, accepted=block.accepted, expired=expired)
-        if block.pending == Pending.MODIFY and status in ("PreSubmitted", "Submitted") and block.accepted:
-            self._emit_updated(block)
-        if kind in (OrderEventKind.ACCEPTED, OrderEventKind.PARTIALLY_FILLED) and not block.accepted:
-            block.accepted = True
-            self.generate_order_accepted(
-                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now
-            )
-        elif kind in (OrderEventKind.CANCELED, OrderEventKind.EXPIRED, OrderEventKind.REJECTED):
-            self._close(block, kind, now)
-        elif kind == OrderEventKind.FILLED:
-            block.pending = Pending.NONE
-
-    def _emit_updated(self, block: BlockOrder) -> None:
-        block.pending = Pending.NONE
-        order = self._cache.order(block.client_order_id)
-        instrument = self._cache.instrument(block.instrument_id)
-        if order is None or instrument is None:
-            return
-        ib_order = block.ib_order
-        price = Price(ib_order.lmtPrice, instrument.price_precision) if order.has_price else None
-        trigger = Price(ib_order.auxPrice, instrument.price_precision) if order.has_trigger_price else None
-        self.generate_order_updated(
-            block.strategy_id,
-            block.instrument_id,
-            block.client_order_id,
-            block.venue_order_id,
-            order.quantity,
-            price,
-            trigger,
-            self._clock.timestamp_ns(),
-        )
-
-    def _close(self, block: BlockOrder, kind: OrderEventKind, ts: int, reason: str = "") -> None:
-        if block.closed:
-            return
-        if block.waiting_master or block.master_qty < block.ib_filled:
-            # A terminal event must follow every fill of the order; IB may report the cancel
-            # before the executions it already counts in `filled`.
-            first = block.deferred_close is None
-            block.deferred_close = (kind, ts)
-            if first and not block.waiting_master:
-                self._loop.call_later(max(self._fa_config.commission_wait_secs, 1.0), self._force_close, block)
-            return
-        self._finish(block, kind, ts, reason)
-
-    def _force_close(self, block: BlockOrder) -> None:
-        if block.closed or block.deferred_close is None or block.waiting_master:
-            return
-        self._log.warning(
-            f"{block.client_order_id}: IB reports {block.ib_filled} filled but executions for only "
-            f"{block.master_qty} arrived; closing the order anyway"
-        )
-        kind, ts = block.deferred_close
-        block.deferred_close = None
-        self._finish(block, kind, ts, "")
-
-    def _finish(self, block: BlockOrder, kind: OrderEventKind, ts: int, reason: str) -> None:
-        block.closed = True
-        block.pending = Pending.NONE
-        if kind == OrderEventKind.REJECTED and not block.accepted:
-            self.generate_order_rejected(
-                block.strategy_id, block.instrument_id, block.client_order_id, reason or "rejected by IB", ts
-            )
-        elif kind == OrderEventKind.EXPIRED:
-            self.generate_order_expired(
-                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, ts
-            )
-        else:
-            self.generate_order_canceled(
-                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, ts
-            )
+        block = self._blocks.block_for(order_id, perm_id, self._blocks.order_ref(client_id, order_id, perm_id))
+        if block is not None and not block.closed:
+            self._events.on_status(block, order_id, status, filled, remaining)
 
     def _on_error(self, req_id, code, text, contract=None) -> None:
-        failed = self._fa_errors.get(req_id)
-        if failed is not None and not failed.done() and not is_informational(code):
-            failed.set_result(f"IB error {code}: {text}")
+        if self.fa_groups.on_error(req_id, code, text):
             return
         if code in (1100, 1101, 1102):
             self._on_connectivity(code, text)
             return
         if req_id is None or req_id < 0:
             return
-        block = self._block_for(req_id) or self._block_for(
-            req_id, 0, self._order_ref(self._ib.wrapper.clientId, req_id, 0)
+        block = self._blocks.block_for(req_id) or self._blocks.block_for(
+            req_id, 0, self._blocks.order_ref(self._ib.wrapper.clientId, req_id, 0)
         )
-        if block is None or block.closed:
-            return
-        kind = event_for_error(code, block.pending, accepted=block.accepted)
-        ts = self._clock.timestamp_ns()
-        reason = f"IB error {code}: {text}"
-        if kind == OrderEventKind.NONE:
-            self._log.info(f"{block.client_order_id}: {reason}")
-        elif kind == OrderEventKind.REJECTED:
-            if block.waiting_master or block.accepted:
-                self._close(block, OrderEventKind.CANCELED, ts)
-            else:
-                self._reject(block, reason)
-        elif kind == OrderEventKind.CANCELED:
-            self._close(block, OrderEventKind.EXPIRED if self._is_expiry(block) else OrderEventKind.CANCELED, ts)
-        elif kind == OrderEventKind.MODIFY_REJECTED:
-            block.pending = Pending.NONE
-            self.generate_order_modify_rejected(
-                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts
-            )
-        elif kind == OrderEventKind.CANCEL_REJECTED:
-            block.pending = Pending.NONE
-            self.generate_order_cancel_rejected(
-                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts
-            )
+        if block is not None and not block.closed:
+            self._events.on_error(block, code, text)
 
     def _on_connectivity(self, code: int, text: str) -> None:
         # Between TWS and IBKR only: orders stay where they are, nothing is cancelled.
@@ -883,221 +375,10 @@ class IBFAExecutionClient(LiveExecutionClient):
             self._log.warning(f"resync after IB 1101 failed: {exc!r}")
 
     def _on_exec_details(self, req_id, contract: Contract, execution: Execution) -> None:
-        exec_id = execution.execId
-        if exec_id in self._filled or exec_id in self._allocated or exec_id in self._executions:
-            return
-        self._executions[exec_id] = (contract, execution)
-        if execution.orderRef:
-            self._refs_with_executions.add(execution.orderRef)
-        self._take_execution(exec_id)
-
-    def _claim(self, exec_id: str) -> BlockOrder | None:
-        """The block of an execution; one whose block is not known yet is kept until a block claims its orderRef."""
-        execution = self._executions[exec_id][1]
-        block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
-        if block is None and not self._is_ours(execution.orderRef):
-            self._leave_foreign(execution.orderRef, f"execution {exec_id}")  # not kept: no block of ours claims it
-        elif block is None:
-            self._unclaimed.add(exec_id)
-        else:
-            self._unclaimed.discard(exec_id)
-        return block
-
-    def _take_kept_executions(self, coid: str) -> None:
-        for exec_id in [e for e in self._unclaimed if self._executions[e][1].orderRef == coid]:
-            self._take_execution(exec_id)
-
-    def _take_execution(self, exec_id: str) -> None:
-        execution = self._executions[exec_id][1]
-        if execution.acctNumber == self.master:
-            block = self._claim(exec_id)
-            if block is None:
-                return
-            booked = self._master_booked_for(block, exec_id)
-            if booked is not None:
-                self._take_master_correction(block, exec_id, booked)
-                return
-            self._master_booked[execution_base(exec_id)] = (exec_id, execution.shares)
-            block.waiting_master.add(exec_id)
-            block.master_qty += execution.shares
-            if exec_id in self._commissions or self._fa_config.commission_wait_secs == 0:
-                self._emit_master_fill(exec_id)
-            else:
-                self._loop.call_later(self._fa_config.commission_wait_secs, self._emit_master_fill, exec_id)
-        elif exec_id in self._commissions:
-            self._publish_allocation(exec_id)
-
-    def _master_booked_for(self, block: BlockOrder, exec_id: str) -> tuple[str, float] | None:
-        """(newest execId, shares the order holds) of the execution `exec_id` is a version of, if booked.
-
-        Known to this process, or else found among the order's fills, where an earlier process
-        booked it (reconciliation rebuilds them from the fill reports, trade id = execId).
-        """
-        base = execution_base(exec_id)
-        if base in self._master_booked:
-            return self._master_booked[base]
-        order = self._cache.order(block.client_order_id)
-        if order is None:
-            return None
-        fills = [e for e in order.events if isinstance(e, OrderFilled) and execution_base(e.trade_id.value) == base]
-        if not fills:
-            return None
-        newest = newest_versions(e.trade_id.value for e in fills)[base]
-        booked = (newest, float(sum(float(e.last_qty) for e in fills)))
-        self._master_booked[base] = booked
-        block.master_qty += booked[1]  # seen once, whichever of its versions IB replays first
-        return booked
-
-    def _take_master_correction(self, block: BlockOrder, exec_id: str, booked: tuple[str, float]) -> None:
-        """A version of a master execution the order already holds the shares of: IB's correction, or a replay."""
-        execution = self._executions.pop(exec_id)[1]
-        self._commissions.pop(exec_id, None)
-        self._filled.add(exec_id)  # its replays and its commission report are dropped by execId
-        booked_id, held = booked
-        if not is_newer_version(exec_id, booked_id):
-            if exec_id != booked_id:
-                self._log.info(f"master execution {exec_id} is not newer than {booked_id}, already booked: ignored")
-            self._close_if_settled(block)
-            return
-        extra = execution.shares - held
-        order = self._cache.order(block.client_order_id)
-        room = self._room(block, order) if order is not None and not order.is_closed and not block.closed else 0.0
-        coid = block.client_order_id
-        if 0 < extra <= room:
-            self._log.warning(
-                f"{coid}: IB corrected master execution {booked_id} by {exec_id} ({held:g} -> {execution.shares:g} "
-                f"shares at {execution.price}); the order is filled with the {extra:g} more shares"
-            )
-            self._master_booked[execution_base(exec_id)] = (exec_id, held + extra)
-            block.master_qty += extra
-            self._generate_fill(block, execution, None, quantity=extra)
-        else:
-            self._master_booked[execution_base(exec_id)] = (exec_id, held)
-            self._log.warning(
-                f"{coid}: IB corrected master execution {booked_id} by {exec_id} ({held:g} -> {execution.shares:g} "
-                f"shares at {execution.price}); NautilusTrader's order keeps its {held:g} shares of it (fills cannot "
-                f"be taken back, and the order has room for {max(room, 0):g} more). The accounts' corrected "
-                "allocations are booked"
-            )
-        self._close_if_settled(block)
-
-    def _room(self, block: BlockOrder, order) -> float:
-        """Shares the order can still be filled with: not yet applied fills and fills waiting for a commission count."""
-        applied = set(order.trade_ids)
-        in_flight = sum(q for t, q in block.emitted.items() if TradeId(t) not in applied)
-        waiting = sum(self._executions[e][1].shares for e in block.waiting_master if e in self._executions)
-        return float(order.quantity) - float(order.filled_qty) - in_flight - waiting
+        self._events.apply(self._matcher.on_execution(execution_record(execution)))
 
     def _on_commission_report(self, report: CommissionReport) -> None:
-        exec_id = report.execId
-        if exec_id in self._filled or exec_id in self._allocated:
-            return
-        self._commissions[exec_id] = report
-        entry = self._executions.get(exec_id)
-        if entry is None:
-            return
-        if entry[1].acctNumber == self.master:
-            self._emit_master_fill(exec_id)
-        else:
-            self._publish_allocation(exec_id)
-
-    def _emit_master_fill(self, exec_id: str) -> None:
-        if exec_id in self._filled or exec_id not in self._executions:
-            return
-        contract, execution = self._executions[exec_id]
-        block = self._block_for(execution.orderId, execution.permId, execution.orderRef)
-        if block is None:
-            return
-        report = self._commissions.get(exec_id)
-        if report is None:
-            self._log.warning(f"no commission report for master execution {exec_id}: OrderFilled carries 0 commission")
-        self._filled.add(exec_id)
-        self._executions.pop(exec_id, None)
-        self._commissions.pop(exec_id, None)
-        block.waiting_master.discard(exec_id)
-        try:
-            self._generate_fill(block, execution, report)
-        finally:
-            self._close_if_settled(block)
-
-    def _close_if_settled(self, block: BlockOrder) -> None:
-        """Send a held terminal event once every execution IB counts in `filled` has been emitted."""
-        if block.deferred_close is not None and not block.waiting_master and block.master_qty >= block.ib_filled:
-            kind, ts = block.deferred_close
-            block.deferred_close = None
-            self._close(block, kind, ts)
-
-    def _generate_fill(
-        self, block: BlockOrder, execution: Execution, report: CommissionReport | None, quantity: float | None = None
-    ) -> None:
-        """One OrderFilled for a master execution; `quantity` instead of its shares for a correction's extra shares."""
-        exec_id = execution.execId
-        order = self._cache.order(block.client_order_id)
-        instrument = self._cache.instrument(block.instrument_id)
-        if order is not None and TradeId(exec_id) in order.trade_ids:
-            return  # already booked by an earlier session
-        if instrument is None:
-            self._log.error(
-                f"{block.instrument_id} not in cache: fill {exec_id} of {block.client_order_id} not emitted"
-            )
-            return
-        commission = to_decimal(report.commission) if report is not None else Decimal(0)
-        shares = execution.shares if quantity is None else quantity
-        block.emitted[exec_id] = shares
-        self.generate_order_filled(
-            strategy_id=block.strategy_id,
-            instrument_id=block.instrument_id,
-            client_order_id=block.client_order_id,
-            venue_order_id=block.venue_order_id or VenueOrderId(str(execution.orderId)),
-            venue_position_id=None,
-            trade_id=TradeId(exec_id),
-            order_side=side_from_ib(execution.side),
-            order_type=block.order_type,
-            last_qty=Quantity(shares, instrument.size_precision),
-            # NautilusTrader's Price has the instrument's precision; the allocations keep IB's exact price
-            last_px=Price(execution.price, instrument.price_precision),
-            quote_currency=USD,
-            # NautilusTrader's USD holds cents: round up, so the master never looks richer than IB says
-            commission=Money(commission.quantize(Decimal("0.01"), rounding=ROUND_CEILING), USD),
-            liquidity_side=_liquidity(execution.lastLiquidity),
-            ts_event=ib_time_to_ns(execution.time),
-        )
-
-    def _publish_allocation(self, exec_id: str) -> None:
-        if exec_id in self._allocated:
-            return
-        block = self._claim(exec_id)
-        if block is None:
-            return
-        execution = self._executions.pop(exec_id)[1]
-        report = self._commissions.pop(exec_id)
-        coid = block.client_order_id.value
-        self._allocated.add(exec_id)
-        version_key = (execution.acctNumber, execution_base(exec_id))
-        newest = self._alloc_versions.get(version_key)
-        if newest is not None and not is_newer_version(exec_id, newest):
-            self._log.info(f"allocation {exec_id} is older than {newest}, already published: dropped")
-            return
-        if newest is not None:
-            self._log.warning(f"{coid}: IB corrected allocation {newest} of {execution.acctNumber} by {exec_id}")
-        self._alloc_versions[version_key] = exec_id
-        instrument_id = block.instrument_id
-        venue_order_id = (block.venue_order_id or VenueOrderId(str(execution.orderId))).value
-        allocation = Allocation(
-            client_order_id=coid,
-            venue_order_id=venue_order_id,
-            execution_id=exec_id,
-            account_id=execution.acctNumber,
-            instrument_id=instrument_id.value,
-            side=side_name(execution.side),
-            quantity=int(execution.shares),
-            price=to_decimal(execution.price),  # as IB sent it: sub-penny prices stay exact
-            commission=to_decimal(report.commission),
-            ts_event=ib_time_to_ns(execution.time),
-            ts_init=self._clock.timestamp_ns(),
-        )
-        self._published.setdefault(coid, []).append(allocation)
-        self._msgbus.publish(ALLOCATION_TOPIC, allocation)
+        self._events.apply(self._matcher.on_commission(commission_record(report)))
 
     # -- dropped sessions ------------------------------------------------------------------------
 
@@ -1110,7 +391,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         self._log.error(f"{error}. Orders already at IB keep working there; reconcile them in TWS")
         for block in self._blocks.values():
             if not block.closed and block.ib_order is None:
-                self._reject(block, f"not placed, no IB session: {error}")
+                self._events.reject(block, f"not placed, no IB session: {error}")
         self._set_connected(False)
         self.fault()
 
@@ -1125,298 +406,30 @@ class IBFAExecutionClient(LiveExecutionClient):
         """
         async with self._resync_lock:
             ib = self._ib
-            timeout = self._fa_config.request_timeout_secs
+            timeout = self._fa_config.connection.request_timeout_secs
             await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), timeout)
             await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=False), timeout)
             await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), timeout)
-            self._leave_foreign_orders()
-            self._reconcile_blocks()
-
-    def _reconcile_blocks(self) -> None:
-        for block in list(self._blocks.values()):
-            if block.closed:
-                continue
-            coid = block.client_order_id.value
-            trade = self._ib_trade_for_ref(coid, block.perm_id)
-            if trade is not None:
-                self._attach_trade(block, trade)
-                if block.cancel_wanted and not block.closed and not trade.isDone():
-                    self._send_cancel(block)
-            elif block.ib_order is not None and coid not in self._refs_with_executions:
-                if block.accepted or block.perm_id or block.session == self._connection.reconnects:
-                    # IB acknowledged it, or its session is still the current one: never place twice
-                    self._log.error(f"{coid}: not among IB's open or completed orders after a resync; left as it is")
-                    continue
-                stale = block.ib_order.orderId
-                self._coid_by_ib_id.pop(stale, None)
-                block.ib_order = None
-                block.venue_order_id = None
-                if block.cancel_wanted:
-                    self._log.warning(f"{coid}: never reached IB and a cancel was asked for; closing it")
-                    self._close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
-                    continue
-                self._log.warning(
-                    f"{coid}: placeOrder (id {stale}) was never acknowledged and IB has no order or execution "
-                    "with this orderRef after the resync; placing it once more"
-                )
-                self._loop.create_task(self._place(block))
-
-    def _ib_trade_for_ref(self, order_ref: str, perm_id: int = 0):
-        """The IB order the session knows with this orderRef: a working one first, then the newest."""
-        best = None
-        for trade in list(self._ib.wrapper.trades.values()):
-            order = trade.order
-            if order.orderRef != order_ref or (perm_id and order.permId and order.permId != perm_id):
-                continue
-            if best is None or (best.isDone(), -best.order.permId) > (trade.isDone(), -order.permId):
-                best = trade
-        return best
-
-    def _attach_trade(self, block: BlockOrder, trade) -> None:
-        order, coid = trade.order, block.client_order_id.value
-        block.ib_order = order
-        block.contract = block.contract or trade.contract
-        order_id = self._ib_order_id(order)
-        if order_id:
-            self._coid_by_ib_id[order_id] = coid
-            block.venue_order_id = VenueOrderId(str(order_id))
-        elif block.venue_order_id is None and order.permId:
-            block.venue_order_id = VenueOrderId(str(order.permId))
-        if block.venue_order_id is None:
-            block.venue_order_id = VenueOrderId(coid)
-        if order.permId:
-            block.perm_id = order.permId
-            self._coid_by_perm[order.permId] = coid
-        filled = trade.orderStatus.filled
-        if not filled and 0 < order.filledQuantity < 1e300:
-            filled = order.filledQuantity  # completed orders carry it here, their status starts empty
-        # the order's state first (accepted), then its fills; a close waits for the fills it counts
-        self._apply_ib_state(block, trade.orderStatus.status, filled)
-        self._take_kept_executions(coid)
-
-    def _ib_order_id(self, order) -> int:
-        """IB's order id. Completed orders come without it; their executions carry it."""
-        if order.orderId:
-            return order.orderId
-        for fill in self._ib.fills():
-            if order.permId and fill.execution.permId == order.permId and fill.execution.orderId:
-                return fill.execution.orderId
-        return 0
-
-    def _master_avg_px(self, perm_id: int) -> Decimal | None:
-        """Average price of the block's master executions (a completed order's status has none)."""
-        executions = [f.execution for f in self._ib.fills() if f.execution.permId == perm_id]
-        executions = [e for e in executions if e.acctNumber == self.master]
-        newest = set(newest_versions(e.execId for e in executions).values())  # a correction replaces its original
-        executions = [e for e in executions if e.execId in newest]
-        shares = sum(Decimal(repr(e.shares)) for e in executions)
-        if not perm_id or not shares:
-            return None
-        return sum((Decimal(repr(e.shares)) * Decimal(repr(e.price)) for e in executions), Decimal(0)) / shares
-
-    def _apply_ib_state(self, block: BlockOrder, status: str, filled: float) -> None:
-        """Emit what a block's IB state implies and was not emitted yet (it may have been missed)."""
-        if block.closed:
-            return
-        block.ib_filled = max(block.ib_filled, filled)
-        now = self._clock.timestamp_ns()
-        if status == "Inactive" and not block.accepted:
-            self._close(block, OrderEventKind.REJECTED, now, "IB reports the order Inactive")
-            return
-        known = status in (
-            "PreSubmitted",
-            "Submitted",
-            "Filled",
-            "Cancelled",
-            "ApiCancelled",
-            "Inactive",
-            "PendingCancel",
-        )
-        if known and not block.accepted:
-            block.accepted = True
-            self.generate_order_accepted(
-                block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, now
-            )
-        if status in ("Cancelled", "ApiCancelled", "Inactive"):
-            self._close(block, OrderEventKind.EXPIRED if self._is_expiry(block) else OrderEventKind.CANCELED, now)
+            self._blocks.leave_foreign_orders()
+            self._placer.reconcile()
 
     # -- reconciliation --------------------------------------------------------------------------
 
-    def _status_report(self, trade) -> OrderStatusReport | None:
-        order, status = trade.order, trade.orderStatus
-        if not order.orderRef or order.totalQuantity <= 0:
-            return None
-        try:
-            iid = self._provider.instrument_id_for(trade.contract)
-        except Exception:
-            return None
-        instrument = self._cache.instrument(iid)
-        size_prec = instrument.size_precision if instrument else 0
-        price_prec = instrument.price_precision if instrument else 2
-        now = self._clock.timestamp_ns()
-        order_type = ORDER_TYPES_FROM_IB.get(order.orderType, OrderType.LIMIT)
-        # the block's own count; Trade.filled() would add the allocations. Completed orders carry
-        # it in order.filledQuantity, their orderStatus starts empty.
-        filled = status.filled
-        if not filled and 0 < order.filledQuantity < 1e300:
-            filled = order.filledQuantity
-        nautilus_status = {
-            "Filled": OrderStatus.FILLED,
-            "Cancelled": OrderStatus.CANCELED,
-            "ApiCancelled": OrderStatus.CANCELED,
-            "Inactive": OrderStatus.REJECTED,
-            "PendingCancel": OrderStatus.PENDING_CANCEL,
-        }.get(status.status, OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.ACCEPTED)
-        expire = None
-        if order.tif == "GTD" and order.goodTillDate:
-            try:
-                expire = pd.Timestamp(ib_time_to_ns(order.goodTillDate), tz="UTC").to_pydatetime()
-            except ValueError:
-                expire = None
-        # the id the fill reports carry too (a completed order's own id is 0), else its permId
-        order_id = self._ib_order_id(order) or order.permId
-        avg_px = Decimal(repr(status.avgFillPrice)) if filled > 0 and status.avgFillPrice > 0 else None
-        if filled > 0 and avg_px is None:
-            avg_px = self._master_avg_px(order.permId)
-        return OrderStatusReport(
-            account_id=self.account_id,
-            instrument_id=iid,
-            venue_order_id=VenueOrderId(str(order_id)),
-            order_side=side_from_ib(order.action),
-            order_type=order_type,
-            time_in_force=TIME_IN_FORCE_FROM_IB.get(order.tif, TimeInForce.DAY),
-            order_status=nautilus_status,
-            quantity=Quantity(order.totalQuantity, size_prec),
-            filled_qty=Quantity(filled, size_prec),
-            report_id=UUID4(),
-            ts_accepted=now,
-            ts_last=now,
-            ts_init=now,
-            client_order_id=ClientOrderId(order.orderRef),
-            price=Price(order.lmtPrice, price_prec) if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
-            trigger_price=Price(order.auxPrice, price_prec)
-            if order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
-            else None,
-            expire_time=expire,
-            avg_px=avg_px,
-        )
-
     async def generate_order_status_reports(self, command: GenerateOrderStatusReports) -> list[OrderStatusReport]:
-        ib = self._ib
-        trades = list(await ib.reqAllOpenOrdersAsync())
-        if not command.open_only:
-            trades += list(await ib.reqCompletedOrdersAsync(apiOnly=True))
-        reports = []
-        seen: set[tuple[int, str]] = set()
-        for trade in trades:
-            if (trade.order.permId, trade.order.orderRef) in seen:
-                continue
-            seen.add((trade.order.permId, trade.order.orderRef))
-            if trade.order.account and trade.order.account not in ("", self.master) and not trade.order.faGroup:
-                continue
-            if not self._is_ours(trade.order.orderRef):
-                # another run's order must not become an order of this run's strategy
-                order = trade.order
-                self._leave_foreign(order.orderRef, f"IB order {order.orderId} (permId {order.permId})")
-                continue
-            report = self._status_report(trade)
-            if report is None or (command.instrument_id is not None and report.instrument_id != command.instrument_id):
-                continue
-            reports.append(report)
-        return reports
+        return await self._reports.order_status_reports(command)
 
     async def generate_order_status_report(self, command: GenerateOrderStatusReport) -> OrderStatusReport | None:
-        for report in await self.generate_order_status_reports(
-            GenerateOrderStatusReports(command.instrument_id, None, None, False, UUID4(), self._clock.timestamp_ns())
-        ):
-            if command.client_order_id is not None and report.client_order_id == command.client_order_id:
-                return report
-            if command.venue_order_id is not None and report.venue_order_id == command.venue_order_id:
-                return report
-        return None
+        return await self._reports.order_status_report(command)
 
     async def generate_fill_reports(self, command: GenerateFillReports) -> list[FillReport]:
         """The master's executions only: sub-account executions are allocations, not fills."""
-        fills = await self._ib.reqExecutionsAsync(ExecutionFilter(acctCode=self.master))
-        quantities = self._master_fill_quantities([f.execution for f in fills if f.execution.acctNumber == self.master])
-        reports = []
-        for fill in fills:
-            execution = fill.execution
-            if execution.acctNumber != self.master:
-                continue
-            if not self._is_ours(execution.orderRef):
-                self._leave_foreign(execution.orderRef, f"execution {execution.execId}")
-                continue
-            iid = self._provider.instrument_id_for(fill.contract)
-            if command.instrument_id is not None and iid != command.instrument_id:
-                continue
-            if command.venue_order_id is not None and command.venue_order_id.value != str(execution.orderId):
-                continue
-            if execution.execId not in quantities:
-                continue  # a correction that adds no shares to the order (see master_fill_quantities)
-            instrument = self._cache.instrument(iid)
-            reports.append(
-                FillReport(
-                    account_id=self.account_id,
-                    instrument_id=iid,
-                    venue_order_id=VenueOrderId(str(execution.orderId)),
-                    trade_id=TradeId(execution.execId),
-                    order_side=side_from_ib(execution.side),
-                    last_qty=Quantity(quantities[execution.execId], instrument.size_precision if instrument else 0),
-                    last_px=Price(execution.price, instrument.price_precision if instrument else 2),
-                    commission=Money(to_decimal(fill.commissionReport.commission or 0.0), USD),
-                    liquidity_side=_liquidity(execution.lastLiquidity),
-                    report_id=UUID4(),
-                    ts_event=ib_time_to_ns(execution.time),
-                    ts_init=self._clock.timestamp_ns(),
-                    client_order_id=ClientOrderId(execution.orderRef) if execution.orderRef else None,
-                )
-            )
-        return reports
-
-    def _master_fill_quantities(self, executions: list[Execution]) -> dict[str, float]:
-        """execId -> shares it adds to its order, per order (by permId), corrections included."""
-        by_order: dict[int, list[Execution]] = {}
-        for execution in executions:
-            by_order.setdefault(execution.permId, []).append(execution)
-        result: dict[str, float] = {}
-        for perm_id, found in by_order.items():
-            trade = self._ib.wrapper.permId2Trade.get(perm_id) if perm_id else None
-            total = trade.order.totalQuantity if trade is not None and 0 < trade.order.totalQuantity < 1e300 else None
-            result.update(master_fill_quantities([(e.execId, e.shares) for e in found], total))
-        return result
+        return await self._reports.fill_reports(command)
 
     async def generate_position_status_reports(
         self, command: GeneratePositionStatusReports
     ) -> list[PositionStatusReport]:
         """The block-level position per instrument: the clients' holdings added up (as simulated)."""
-        rows = await self._position_rows(list(self._connection.sub_accounts))
-        totals: dict[str, int] = {}
-        costs: dict[str, float] = {}
-        for _, iid, qty, avg_cost in rows:
-            totals[iid] = totals.get(iid, 0) + qty
-            costs[iid] = costs.get(iid, 0.0) + qty * avg_cost
-        now = self._clock.timestamp_ns()
-        reports = []
-        for iid_str, qty in totals.items():
-            iid = InstrumentId.from_str(iid_str)
-            if command.instrument_id is not None and iid != command.instrument_id:
-                continue
-            side = PositionSide.LONG if qty > 0 else PositionSide.SHORT if qty < 0 else PositionSide.FLAT
-            reports.append(
-                PositionStatusReport(
-                    account_id=self.account_id,
-                    instrument_id=iid,
-                    position_side=side,
-                    quantity=Quantity.from_int(abs(qty)),
-                    report_id=UUID4(),
-                    ts_last=now,
-                    ts_init=now,
-                    # without it reconciliation prices the inferred opening fill from a quote
-                    avg_px_open=Decimal(repr(round(costs[iid_str] / qty, 6))) if qty else None,
-                )
-            )
-        return reports
+        return await self._reports.position_status_reports(command)
 
 
-__all__ = ["AccountSnapshot", "AllocationGroupError", "BlockOrder", "IBFAExecutionClient"]
+__all__ = ["IBFAExecutionClient"]

@@ -19,7 +19,7 @@ _PROVIDERS: dict[tuple[str, int, int, str], IBFAInstrumentProvider] = {}
 
 def get_instrument_provider(config: IBFADataClientConfig | IBFAExecClientConfig) -> IBFAInstrumentProvider:
     """One provider per session and venue, so the conId mapping is shared by both clients."""
-    settings = resolve_connection(config)
+    settings = resolve_connection(config.connection)
     key = (*settings.key, config.venue)
     provider = _PROVIDERS.get(key)
     if provider is None:
@@ -34,7 +34,7 @@ def _create_client(client_cls, loop, name, config, msgbus, cache, clock):
     """Both clients of a login share one ib_async session, found by its connection settings."""
     return client_cls(
         loop=loop,
-        connection=get_connection(resolve_connection(config)),
+        connection=get_connection(resolve_connection(config.connection)),
         msgbus=msgbus,
         cache=cache,
         clock=clock,

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import cmp_to_key
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from ib_async import Order as IBOrder
-from nautilus_trader.model.enums import OrderSide, OrderType, TimeInForce
+from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderStatus, OrderType, TimeInForce
 
-from strategies.events import compare_versions, execution_base, execution_version, is_newer_version
+from venues.ib_fa.exec_matcher import CommissionRecord, ExecutionRecord
 
 ORDER_TYPES: dict[OrderType, str] = {
     OrderType.LIMIT: "LMT",
@@ -64,6 +62,22 @@ MODIFY_REJECT_CODES = frozenset({104, 105, 329})
 REJECT_CODES = frozenset({103, 110, 200, 201, 321, 391, 434})
 CANCELED_CODE = 202
 CLIENT_ID_IN_USE = 326
+
+# IB order statuses that mean IB has taken the order (whatever became of it since)
+ACKNOWLEDGED_STATUSES = frozenset(
+    {"PreSubmitted", "Submitted", "Filled", "Cancelled", "ApiCancelled", "Inactive", "PendingCancel"}
+)
+# IB order statuses by which an order left the book without filling in full
+ENDED_STATUSES = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
+# The order states IB's statuses stand for in a reconciliation report; any other status is a
+# working order, partly filled or not
+REPORTED_ORDER_STATUSES: dict[str, OrderStatus] = {
+    "Filled": OrderStatus.FILLED,
+    "Cancelled": OrderStatus.CANCELED,
+    "ApiCancelled": OrderStatus.CANCELED,
+    "Inactive": OrderStatus.REJECTED,
+    "PendingCancel": OrderStatus.PENDING_CANCEL,
+}
 
 
 class OrderEventKind(enum.Enum):
@@ -138,6 +152,22 @@ def event_for_error(code: int, pending: Pending, *, accepted: bool) -> OrderEven
             return OrderEventKind.MODIFY_REJECTED
         return OrderEventKind.NONE if accepted else OrderEventKind.REJECTED
     return OrderEventKind.NONE
+
+
+def order_status_from_ib(status: str, filled: float) -> OrderStatus:
+    """The NautilusTrader state of an order IB reports with `status` and `filled` shares."""
+    working = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.ACCEPTED
+    return REPORTED_ORDER_STATUSES.get(status, working)
+
+
+def liquidity_side(last_liquidity: int) -> LiquiditySide:
+    """An execution's lastLiquidity as NautilusTrader's side of the book."""
+    # IB lastLiquidity: 1 added liquidity, 2 removed, 3 routed out (taken elsewhere)
+    if last_liquidity == 1:
+        return LiquiditySide.MAKER
+    if last_liquidity in (2, 3):
+        return LiquiditySide.TAKER
+    return LiquiditySide.NO_LIQUIDITY_SIDE
 
 
 def format_good_till(ts_ns: int) -> str:
@@ -235,43 +265,22 @@ def to_decimal(value: float) -> Decimal:
     return Decimal(repr(float(value)))
 
 
-def newest_versions(execution_ids: Iterable[str]) -> dict[str, str]:
-    """Execution base -> its newest version among `execution_ids` (IB corrections, see strategies.events)."""
-    newest: dict[str, str] = {}
-    for exec_id in execution_ids:
-        base = execution_base(exec_id)
-        if base not in newest or is_newer_version(exec_id, newest[base]):
-            newest[base] = exec_id
-    return newest
+def execution_record(execution) -> ExecutionRecord:
+    """An ib_async Execution as the matcher's record (its time in UTC nanoseconds)."""
+    return ExecutionRecord(
+        exec_id=execution.execId,
+        order_id=execution.orderId,
+        perm_id=execution.permId,
+        order_ref=execution.orderRef,
+        account=execution.acctNumber,
+        side=execution.side,
+        shares=execution.shares,
+        price=execution.price,
+        last_liquidity=execution.lastLiquidity,
+        ts_event=ib_time_to_ns(execution.time),
+    )
 
 
-def master_fill_quantities(
-    executions: Sequence[tuple[str, float]], order_quantity: float | None = None
-) -> dict[str, float]:
-    """The shares each of one order's master executions adds to the NautilusTrader order.
-
-    `executions` are (execId, shares), in any order and with any versions. The oldest version of
-    an execution is a fill of its shares. A correction (a newer version) replaces it at IB, but
-    the order's fills cannot be taken back: a correction adds a fill only for the shares by
-    which it exceeds what the order holds for that execution, and only while the order is not
-    full (`order_quantity`, None when unknown). Corrections that add nothing are left out.
-    """
-    versions: dict[str, list[tuple[str, float]]] = {}
-    for exec_id, shares in executions:
-        versions.setdefault(execution_base(exec_id), []).append((exec_id, shares))
-    by_version = cmp_to_key(lambda a, b: compare_versions(execution_version(a[0]), execution_version(b[0])))
-    result: dict[str, float] = {}
-    held: dict[str, float] = {}
-    for base, found in versions.items():
-        found.sort(key=by_version)
-        exec_id, shares = found[0]
-        result[exec_id] = held[base] = shares
-    total = sum(result.values())
-    for base, found in versions.items():
-        for exec_id, shares in found[1:]:
-            extra = shares - held[base]
-            if extra > 0 and (order_quantity is None or total + extra <= order_quantity):
-                result[exec_id] = extra
-                held[base] += extra
-                total += extra
-    return result
+def commission_record(report) -> CommissionRecord:
+    """An ib_async CommissionReport as the matcher's record (the commission as IB printed it)."""
+    return CommissionRecord(report.execId, to_decimal(report.commission))

@@ -1,0 +1,196 @@
+"""Placing block orders at IB: each with its FA group, once, across dropped sessions.
+
+A block is placed only after its group is written and read back (fa_groups), and never twice:
+before every attempt an IB order with the block's orderRef is looked for and attached to
+instead. A drop while placing is retried once the session is back. After a resync a block whose
+placeOrder was never acknowledged, and which IB knows nothing of, is placed once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from nautilus_trader.common.component import LiveClock, Logger
+from nautilus_trader.execution.messages import SubmitOrder
+from nautilus_trader.model.identifiers import VenueOrderId
+
+from strategies.events import AllocationGroup
+from venues.ib_fa import fa_xml
+from venues.ib_fa.blocks import BlockOrder, BlockRegistry
+from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError
+from venues.ib_fa.exec_matcher import ExecutionMatcher
+from venues.ib_fa.fa_groups import AllocationGroupError, FAGroupWriter
+from venues.ib_fa.order_events import BlockEvents
+from venues.ib_fa.parsing import OrderEventKind, Pending, to_ib_order
+from venues.ib_fa.providers import IBFAInstrumentProvider
+
+
+class BlockPlacer:
+    """Places, re-places and cancels the blocks of one FA login."""
+
+    def __init__(
+        self,
+        connection: IBFAConnection,
+        provider: IBFAInstrumentProvider,
+        *,
+        blocks: BlockRegistry,
+        events: BlockEvents,
+        matcher: ExecutionMatcher,
+        fa_groups: FAGroupWriter,
+        group_prefix: str,
+        clock: LiveClock,
+        loop: asyncio.AbstractEventLoop,
+        log: Logger,
+    ) -> None:
+        self._connection = connection
+        self._provider = provider
+        self._blocks = blocks
+        self._events = events
+        self._matcher = matcher
+        self._fa_groups = fa_groups
+        self._group_prefix = group_prefix
+        self._clock = clock
+        self._loop = loop
+        self._log = log
+        self.master = connection.master
+        self._groups: dict[str, AllocationGroup] = {}  # client order id -> its allocation group
+
+    def on_allocation_group(self, group: AllocationGroup) -> None:
+        self._groups[group.client_order_id] = group
+
+    async def submit(self, command: SubmitOrder) -> None:
+        """Check a submitted block against its allocation group and place it."""
+        order = command.order
+        coid = order.client_order_id
+        block = BlockOrder(
+            client_order_id=coid,
+            strategy_id=command.strategy_id,
+            instrument_id=order.instrument_id,
+            side=order.side,
+            order_type=order.order_type,
+            expire_time_ns=order.expire_time_ns or None,
+        )
+        self._blocks.add(block)
+        if not self._blocks.is_ours(coid.value):
+            self._log.warning(f"{coid} is not of this run's orderRefs: a restarted process will not re-attach to it")
+        group = self._groups.get(coid.value)
+        if group is None:
+            self._events.reject(
+                block, "no AllocationGroup published for this order: an FA login needs an allocation (faGroup)"
+            )
+            return
+        if sum(group.targets.values()) != int(order.quantity):
+            self._events.reject(
+                block, f"allocation targets add up to {sum(group.targets.values())}, order is for {order.quantity}"
+            )
+            return
+        unknown = sorted(set(group.targets) - set(self._connection.sub_accounts))
+        if self._connection.sub_accounts and unknown:
+            self._events.reject(block, f"accounts not managed by FA master {self.master}: {unknown[:10]}")
+            return
+        try:
+            contract = self._provider.contract_for(order.instrument_id)
+            name = fa_xml.group_name(coid.value, self._group_prefix)
+            ib_order = to_ib_order(order, fa_group=name)
+        except (KeyError, ValueError) as exc:
+            self._events.reject(block, str(exc))
+            return
+        block.group_name, block.contract, block.template = name, contract, ib_order
+        await self.place(block)
+
+    async def place(self, block: BlockOrder) -> None:
+        """Write the block's group and place it, unless IB already has an order with its orderRef.
+
+        A drop while this runs is retried once the session is back; the orderRef check before
+        every attempt keeps it to one IB order.
+        """
+        coid = block.client_order_id.value
+        targets = self._groups[coid].targets
+        for _ in range(self._connection.settings.reconnect_max_attempts + 1):
+            if block.closed or block.ib_order is not None:
+                return
+            try:
+                await self._connection.wait_ready(self._connection.outage_budget_secs())
+            except IBFAConnectionError as exc:
+                self._events.reject(block, f"not placed, no IB session: {exc}")
+                return
+            existing = self._blocks.ib_trade_for_ref(coid)
+            if existing is not None:
+                self._log.warning(
+                    f"{coid}: IB already has order {existing.order.orderId} (permId {existing.order.permId}) "
+                    "with this orderRef; attaching to it instead of placing the block again"
+                )
+                self._events.attach(block, existing)
+                return
+            if block.cancel_wanted:
+                self._events.close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
+                return
+            try:
+                await self._fa_groups.write_group(block.group_name, targets)
+                if block.closed or block.ib_order is not None or self._blocks.ib_trade_for_ref(coid) is not None:
+                    continue  # a resync during the write settled it
+                if block.cancel_wanted:
+                    self._events.close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
+                    return
+                ib_order = copy.copy(block.template)
+                ib_order.orderId = 0  # a fresh id: ib_async's counter restarts with each session
+                trade = self._connection.ib.placeOrder(block.contract, ib_order)
+            except ConnectionError as exc:
+                self._log.warning(f"{coid}: IB session dropped while placing ({exc}); retrying once it is back")
+                continue
+            except (AllocationGroupError, TimeoutError) as exc:
+                if not self._connection.ib.isConnected():
+                    continue
+                self._events.reject(block, f"FA group {block.group_name} not written: {exc}")
+                return
+            block.ib_order = trade.order
+            block.venue_order_id = VenueOrderId(str(trade.order.orderId))
+            block.session = self._connection.reconnects
+            self._blocks.placed(block, trade.order.orderId)
+            return
+        self._events.reject(block, "not placed: the IB session kept dropping")
+
+    def send_cancel(self, block: BlockOrder) -> None:
+        block.pending = Pending.CANCEL
+        block.cancel_wanted = True
+        if not self._connection.ib.isConnected():
+            self._log.warning(f"{block.client_order_id}: cancel held until the IB session is back")
+            return
+        try:
+            self._connection.ib.cancelOrder(block.ib_order)
+        except ConnectionError:
+            self._log.warning(f"{block.client_order_id}: cancel held until the IB session is back")
+
+    def reconcile(self) -> None:
+        """After a resync: re-attach every open block to IB's order, or place it again if it never got there."""
+        for block in self._blocks.values():
+            if block.closed:
+                continue
+            coid = block.client_order_id.value
+            trade = self._blocks.ib_trade_for_ref(coid, block.perm_id)
+            if trade is not None:
+                self._events.attach(block, trade)
+                if block.cancel_wanted and not block.closed and not trade.isDone():
+                    self.send_cancel(block)
+            elif block.ib_order is not None and not self._matcher.has_executions(coid):
+                if block.accepted or block.perm_id or block.session == self._connection.reconnects:
+                    # IB acknowledged it, or its session is still the current one: never place twice
+                    self._log.error(f"{coid}: not among IB's open or completed orders after a resync; left as it is")
+                    continue
+                stale = block.ib_order.orderId
+                self._blocks.forget_order_id(stale)
+                block.ib_order = None
+                block.venue_order_id = None
+                if block.cancel_wanted:
+                    self._log.warning(f"{coid}: never reached IB and a cancel was asked for; closing it")
+                    self._events.close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
+                    continue
+                self._log.warning(
+                    f"{coid}: placeOrder (id {stale}) was never acknowledged and IB has no order or execution "
+                    "with this orderRef after the resync; placing it once more"
+                )
+                self._loop.create_task(self.place(block))
+
+
+__all__ = ["BlockPlacer"]
