@@ -238,3 +238,13 @@ def test_master_executions_in_any_order_fill_the_block_once_each_with_their_comm
         (f"M{n}.01", qty, Decimal(n)) for n, qty in enumerate(shares)
     ]
     assert book.blocks[BLOCK].master_qty == sum(shares) and not book.blocks[BLOCK].waiting
+
+
+def test_an_execution_kept_for_an_unknown_block_and_filled_by_its_commission_is_not_taken_again():
+    # the block became known without the kept executions being taken, then the commission came
+    book = Book()
+    assert book.execution("M.01") == []  # kept: no block claims its orderRef yet
+    book.open_block()
+    [fill] = book.commission("M.01", "0.35")
+    assert isinstance(fill, MasterFill) and fill.quantity == 10
+    assert list(book.matcher.take_kept(BLOCK)) == []  # already filled: nothing left to take

@@ -263,6 +263,8 @@ class ExecutionMatcher:
         self._filled.add(exec_id)
         self._executions.pop(exec_id, None)
         self._commissions.pop(exec_id, None)
+        # kept while its block was unknown, then filled once the block was known and its commission came
+        self._unclaimed.discard(exec_id)
         block.waiting.discard(exec_id)
         commission = report.commission if report is not None else Decimal(0)
         yield MasterFill(block.client_order_id, execution, commission, execution.shares)
@@ -324,6 +326,7 @@ class ExecutionMatcher:
         """A version of a master execution the order already holds the shares of: IB's correction, or a replay."""
         execution = self._executions.pop(exec_id)
         self._commissions.pop(exec_id, None)
+        self._unclaimed.discard(exec_id)
         self._filled.add(exec_id)  # its replays and its commission report are dropped by execId
         booked_id, held = booked
         coid = block.client_order_id
