@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from strategies.fa_methods import CONTRACTS_OR_SHARES
 from venues.ib_fa import fa_xml
 from venues.ib_fa.connection import IBFAConnection
 from venues.ib_fa.parsing import is_informational
@@ -36,15 +37,15 @@ class FAGroupWriter:
         failed.set_result(f"IB error {code}: {text}")
         return True
 
-    async def write_group(self, name: str, targets: dict[str, int]) -> None:
-        """replaceFA the group, await replaceFAEnd, and check it reads back as written."""
+    async def write_group(self, name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES) -> None:
+        """replaceFA the group (allocating by `method`), await replaceFAEnd, and check it reads back as written."""
         ib = self._connection.ib
         timeout = self._timeout
         async with self._lock:
             current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
             if current is None:
                 raise AllocationGroupError("requestFA(groups) got no answer")
-            xml = fa_xml.upsert_group(current, name, targets)
+            xml = fa_xml.upsert_group(current, name, targets, method)
             req_id = ib.client.getReqId()
             done = ib.fa_wrapper.expect_replace_fa_end(req_id)
             failed = asyncio.get_running_loop().create_future()
@@ -62,10 +63,10 @@ class FAGroupWriter:
             # IB answers 10230 to a read that comes before the save; one retry covers it.
             for attempt in range(3):
                 readback = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-                if readback and fa_xml.group_matches(readback, name, targets):
+                if readback and fa_xml.group_matches(readback, name, targets, method):
                     return
                 await asyncio.sleep(0.2 * (attempt + 1))
-            raise AllocationGroupError(f"group {name} did not read back with the amounts written")
+            raise AllocationGroupError(f"group {name} did not read back as written ({method})")
 
     async def remove_own_groups(self) -> None:
         """Delete the groups this adapter wrote (prefix `fa_group_prefix`); call once no block works.

@@ -106,7 +106,7 @@ class BlockPlacer:
         every attempt keeps it to one IB order.
         """
         coid = block.client_order_id.value
-        targets = self._groups[coid].targets
+        group = self._groups[coid]
         for _ in range(self._connection.settings.reconnect_max_attempts + 1):
             if block.closed or block.ib_order is not None:
                 return
@@ -127,7 +127,7 @@ class BlockPlacer:
                 self._events.close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
                 return
             try:
-                await self._fa_groups.write_group(block.group_name, targets)
+                await self._fa_groups.write_group(block.group_name, group.targets, group.method)
                 if block.closed or block.ib_order is not None or self._blocks.ib_trade_for_ref(coid) is not None:
                     continue  # a resync during the write settled it
                 if block.cancel_wanted:
