@@ -53,9 +53,9 @@ from backtests.sweep_backends import SweepRunError, backend_for
 from backtests.sweep_report import write_html_report
 from data.catalog import catalog_days_by_instrument, catalog_instruments, day_bounds, unix_nanos
 from data.synthetic import write_synthetic_catalog
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.plan import PlanError, load_plan
 from strategies.pricing import slippage_bps
-from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
 
 REPO = Path(__file__).resolve().parents[1]

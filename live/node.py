@@ -44,10 +44,11 @@ from live.metrics import SessionMetrics
 from live.rails_check import check_session, risk_engine_config, session_rails
 from live.status import SessionStatus
 from strategies import order_ids
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.journal_port import ExecutionJournal
 from strategies.plan import Plan, load_plan
 from strategies.rails import RailsConfig
-from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
+from strategies.rebalance_exec import RebalanceExecutor
 from strategies.report import RunReport
 from venues.ib_fa.config import ConnectionSettings, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
 from venues.ib_fa.connection import IBFAConnection, MissingAccountsError, get_connection

@@ -22,7 +22,7 @@ from backtests.sweep import (
     run_sweep,
     window_days,
 )
-from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.exec_config import RebalanceExecutorConfig
 from tests.sweep_days import BASE, write_two_days
 from venues.sim.venue import SimVenueConfig
 
