@@ -51,6 +51,7 @@ from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies import order_ids, pricing
+from strategies.buy_sizing import sells_to_send, size_plan_buys
 from strategies.events import (
     ALLOCATION_GROUP_TOPIC,
     ALLOCATION_REPLAY_TOPIC,
@@ -70,11 +71,11 @@ from strategies.journal_port import (
     RequestState,
 )
 from strategies.ledger import Ledger
-from strategies.money import floor_nanos, from_nanos, has_nanos_precision, to_nanos
+from strategies.money import has_nanos_precision
 from strategies.plan import Plan, PlanError, PlanIssue, load_plan
 from strategies.rails import ProposedBlock, check_blocks, halts_session, notional_sent
 from strategies.report import RequestOutcome, RunReport, build_report, write_report
-from strategies.sizing import Block, build_blocks, reserve_nanos, size_buys, unsafe_sells
+from strategies.sizing import Block, build_blocks
 
 # what a reconciled order's history tells the journal (fills are recorded with their execution)
 ADOPTED_EVENTS = {
@@ -534,29 +535,13 @@ class RebalanceExecutor(Strategy):
         self._start_trading_phase(Phase.SELL, blocks, prices)
 
     def _affordable_sells(self, prices: dict[str, tuple[Decimal, Decimal]]) -> pd.DataFrame:
-        """The plan's sells less those whose fees could overdraw their account (see `unsafe_sells`)."""
-        sells = self.plan.requests[self.plan.requests["side"] == "SELL"]
-        priced = sells[sells["instrument_id"].isin(prices.keys())]
-        if priced.empty:
-            return sells
+        """The plan's sells less those whose fees could overdraw their account (see `sells_to_send`)."""
         accounts = self.plan.accounts["account_id"].tolist()
-        code_of = {a: i for i, a in enumerate(accounts)}
-        limit_of = {i: to_nanos(limit, f"sell limit of {i}") for i, (_, limit) in prices.items()}
-        limits = priced["instrument_id"].map(limit_of)
-        held_back = unsafe_sells(
-            priced["account_id"].map(code_of).to_numpy(dtype=np.int64),
-            priced["quantity"].to_numpy(dtype=np.int64),
-            limits.to_numpy(dtype=np.int64),
-            [floor_nanos(self.ledger.cash[a]) for a in accounts],
-            self.pricing,
-        )
-        for row in priced[held_back].itertuples(index=False):
-            self._outcomes[row.request_id].not_sent_reason = (
-                f"not sent: at the sell limit {prices[row.instrument_id][1]} IB's fees on {row.quantity} shares "
-                f"could exceed the proceeds, and account {row.account_id!r} has too little cash to carry that"
-            )
-            self.log.warning(f"SELL {row.request_id}: {self._outcomes[row.request_id].not_sent_reason}")
-        return sells.drop(index=priced.index[held_back])
+        sells, held_back = sells_to_send(self.plan.requests, accounts, self.ledger.cash, prices, self.pricing)
+        for request_id, reason in held_back.items():
+            self._outcomes[request_id].not_sent_reason = reason
+            self.log.warning(f"SELL {request_id}: {reason}")
+        return sells
 
     # ------------------------------------------------------------------------------------------
     # Prices
@@ -933,57 +918,26 @@ class RebalanceExecutor(Strategy):
     def _size_buys(self, ledger: Ledger) -> tuple[pd.DataFrame, list[Block], dict[str, tuple[Decimal, Decimal]]]:
         """The plan's buys cut to what each account of `ledger` can afford, as blocks, with their prices."""
         plan = self.plan
-        buys = plan.requests[plan.requests["side"] == "BUY"].reset_index(drop=True)
-        if buys.empty:
-            return buys, [], {}
-        accounts = plan.accounts["account_id"].tolist()
-        code_of = {a: i for i, a in enumerate(accounts)}
-        cash = [floor_nanos(ledger.cash[a]) for a in accounts]  # fractions of a nano are never spent
-
         # The limits sized here are the limits sent: both come from this one snapshot of the books.
         prices = self._limit_prices(Phase.BUY, plan.instrument_ids)
-        mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
-        bought = set(buys["instrument_id"].unique())
-        limit_by_instrument = {
-            i: to_nanos(limit, f"buy limit of {i}") for i, (_, limit) in prices.items() if i in bought
-        }
-
-        nav = list(cash)
-        for (account, instrument_id), qty in ledger.positions.items():
-            if qty and instrument_id in mark_by_instrument and account in code_of:
-                nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
-        reserve = reserve_nanos(
-            nav,
-            to_nanos(Decimal(self.config.cash_reserve_abs), "cash_reserve_abs"),
+        sizing = size_plan_buys(
+            plan.requests,
+            plan.accounts["account_id"].tolist(),
+            ledger.cash,
+            ledger.positions,
+            prices,
+            Decimal(self.config.cash_reserve_abs),
             Decimal(str(self.config.cash_reserve_pct)),
+            self.pricing,
+            top_up=self.config.top_up,
         )
-        # a budget beyond int64 is clipped: no buy of any plan comes near USD 9 billion
-        budget = np.array([min(c - r, 2**62) for c, r in zip(cash, reserve, strict=True)], dtype=np.int64)
-
-        priced = buys["instrument_id"].isin(limit_by_instrument.keys()).to_numpy()
-        requested = np.where(priced, buys["quantity"].to_numpy(dtype=np.int64), 0)
-        limits = buys["instrument_id"].map(limit_by_instrument).fillna(0).to_numpy(dtype=np.int64)
-        codes = buys["account_id"].map(code_of).to_numpy(dtype=np.int64)
-        sized = size_buys(codes, requested, limits, budget, self.pricing, top_up=self.config.top_up)
-        buys["sized"] = sized
-
-        was_cut = sized < buys["quantity"].to_numpy()
-        cut = buys[was_cut]
-        for position, row in zip(np.flatnonzero(was_cut), cut.itertuples(index=False), strict=True):
-            outcome = self._outcomes[row.request_id]
-            if not priced[position]:
-                outcome.not_sent_reason = "no reference price"
-            elif row.sized == 0:
-                outcome.not_sent_reason = "cut to 0 by RECALC: not enough cash"
-            else:
-                outcome.cut_reason = f"cut by RECALC from {row.quantity} to {row.sized}: not enough cash"
-        spendable = from_nanos(sum(max(0, int(b)) for b in budget))
-        self.log.info(
-            f"RECALC: {len(buys)} buys over {buys['account_id'].nunique()} accounts, "
-            f"{int(buys['quantity'].sum())} shares requested, {int(sized.sum())} affordable; "
-            f"{len(cut)} requests cut; spendable cash {spendable:,.2f} USD after reserves"
-        )
-        return buys, build_blocks(buys, "BUY", quantity_column="sized"), prices
+        for request_id, reason in sizing.not_sent.items():
+            self._outcomes[request_id].not_sent_reason = reason
+        for request_id, reason in sizing.cut.items():
+            self._outcomes[request_id].cut_reason = reason
+        if not sizing.buys.empty:
+            self.log.info(f"RECALC: {sizing.summary()}")
+        return sizing.buys, sizing.blocks, prices
 
     # ------------------------------------------------------------------------------------------
     # What-if
