@@ -118,7 +118,7 @@ def _strategy_id(run_id: str | None, phase, instrument_id: str, session_id: str 
 
 
 def test_the_strategy_names_a_block_by_its_run_phase_and_whole_instrument_id():
-    from strategies.rebalance_exec import Phase
+    from strategies.exec_state import Phase
 
     assert _strategy_id("paper-1", Phase.SELL, "BRK.B.XNYS") == client_order_id("paper-1", "SELL", "BRK.B.XNYS")
     assert _strategy_id("paper-1", Phase.SELL, "BRK.B.XNYS") != _strategy_id("paper-1", Phase.SELL, "BRK_B.XNYS")
