@@ -43,9 +43,9 @@ from live.cli import DEFAULT_STATE_DIR, add_session_parsers
 from live.journal.cli import add_journal_parser, run_journal_command
 from live.killswitch import add_kill_parser
 from live.status import add_status_parser
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.outcome import ExitCode, judge_report
 from strategies.plan import PlanError, load_plan
-from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
 
 REPO = Path(__file__).resolve().parents[1]

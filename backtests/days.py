@@ -28,8 +28,8 @@ from tqdm import tqdm
 from backtests.results import day_row, days_table, skipped_day_row
 from backtests.runner import NoDataInWindow, check_session_files, run_catalog_session
 from data.catalog import CatalogLike, day_bounds
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.plan import Plan, load_plan
-from strategies.rebalance_exec import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
 
 _DATE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.json)?$")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.exec_config import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
 
 

@@ -19,8 +19,9 @@ from tqdm import tqdm
 from data.catalog import catalog_time_range, open_catalog, stream_catalog
 from data.catalog_check import check_book_files, require_book_type
 from live.rails_check import risk_engine_config
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.plan import Plan, load_plan
-from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
+from strategies.rebalance_exec import RebalanceExecutor
 from strategies.report import RunReport
 from venues.sim.venue import SimVenue, SimVenueConfig, add_sim_venue, seed_positions
 

@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 
 from backtests.params import typed
-from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.exec_config import RebalanceExecutorConfig
 from venues.sim.venue import SimVenueConfig
 
 # Only the executor's own fields, not NautilusTrader's StrategyConfig plumbing; and of those, not

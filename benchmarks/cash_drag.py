@@ -28,10 +28,10 @@ from backtests.runner import run_catalog_session
 from data.catalog import catalog_instruments
 from data.plans import random_plan
 from data.synthetic import DEMO_ETFS, write_synthetic_catalog
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.fee_table import load_pricing
 from strategies.money import floor_nanos, from_nanos, to_nanos
 from strategies.plan import load_plan, write_plan
-from strategies.rebalance_exec import RebalanceExecutorConfig
 from strategies.sizing import worst_case_cost_nanos
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,9 +29,9 @@ from backtests.runner import run_backtest
 from data.catalog import catalog_instruments, stream_catalog
 from data.plans import random_plan
 from data.synthetic import SyntheticInstrumentSpec, write_synthetic_catalog
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.fee_table import load_pricing
 from strategies.plan import write_plan
-from strategies.rebalance_exec import RebalanceExecutorConfig
 from strategies.sizing import build_blocks, size_buys
 from venues.sim.venue import SimVenueConfig
 

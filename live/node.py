@@ -43,10 +43,11 @@ from live.killswitch import install_kill_handlers, pid_file
 from live.rails_check import check_session, risk_engine_config, session_rails
 from live.status import SessionStatus
 from strategies import order_ids
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.journal_port import ExecutionJournal
 from strategies.plan import Plan, load_plan
 from strategies.rails import RailsConfig
-from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
+from strategies.rebalance_exec import RebalanceExecutor
 from strategies.report import RunReport
 from venues.ib_fa.accounts import MAX_SYNCED_SUB_ACCOUNTS
 from venues.ib_fa.config import IBFAConnectionConfig, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection

@@ -171,7 +171,7 @@ def print_trade(gw, symbol: str, side: str, size: int) -> None:
 
 def run_session_child(args: dict) -> dict:
     from live.node import IBSessionConfig, run_session
-    from strategies.rebalance_exec import RebalanceExecutorConfig
+    from strategies.exec_config import RebalanceExecutorConfig
     from venues.ib_fa.config import IBFAConnectionConfig
 
     if args.get("held") and sys.stdin.readline().strip() != "go":

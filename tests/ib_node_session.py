@@ -53,7 +53,7 @@ ADVISOR_GROUP = "Advisors"
 
 
 def strategy_config(plan_path: Path, output_dir: Path | None):
-    from strategies.rebalance_exec import RebalanceExecutorConfig
+    from strategies.exec_config import RebalanceExecutorConfig
 
     return RebalanceExecutorConfig(
         plan_path=str(plan_path),

@@ -10,7 +10,7 @@ import pytest
 from backtests.runner import run_backtest
 from data.catalog import catalog_instruments, catalog_time_range, stream_catalog
 from data.cme import CME_DATA_DIR, ESH4_MBO_FILE, write_cme_catalog
-from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.exec_config import RebalanceExecutorConfig
 from tests.cme_plan import PLAN
 from tests.sim_plan import assert_buys_after_sells, assert_money_adds_up, write_plan
 from venues.sim.venue import SimVenueConfig

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from backtests.runner import run_backtest
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.fee_table import load_pricing
 from strategies.money import floor_nanos, to_nanos
 from strategies.plan import PlanError, load_plan
-from strategies.rebalance_exec import RebalanceExecutorConfig
 from strategies.report import TRANSACTION_COLUMNS
 from strategies.sizing import worst_case_cost_nanos
 from tests.books import SEC, equity, steady_session

@@ -65,7 +65,8 @@ def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
     from nautilus_trader.config import InstrumentProviderConfig, LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
     from nautilus_trader.live.node import TradingNode
 
-    from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
+    from strategies.exec_config import RebalanceExecutorConfig
+    from strategies.rebalance_exec import RebalanceExecutor
     from venues.ib_fa.config import IBFAConnectionConfig, IBFADataClientConfig, IBFAExecClientConfig, resolve_connection
     from venues.ib_fa.connection import get_connection
     from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory

@@ -71,8 +71,8 @@ def test_rails_come_from_defaults_then_the_file_then_the_flags(tmp_path):
 
 def test_the_summary_lists_every_block_before_anything_is_sent(tmp_path):
     from live.cli import plan_summary, rails_config
+    from strategies.exec_config import RebalanceExecutorConfig
     from strategies.plan import load_plan
-    from strategies.rebalance_exec import RebalanceExecutorConfig
 
     path = write_plan(tmp_path)
     plan = load_plan(path, None, "SMART")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from backtests.runner import run_backtest
-from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.exec_config import RebalanceExecutorConfig
 from tests.books import T0, equity, steady_session
 from tests.run_folder import read_table, recompute_cash
 from venues.sim.venue import SimVenueConfig

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 
 from backtests.runner import run_backtest
 from strategies import pricing
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.fee_table import load_pricing
 from strategies.money import from_nanos, to_nanos
-from strategies.rebalance_exec import RebalanceExecutorConfig
 from strategies.sizing import worst_case_cost_nanos
 from tests.books import T0, equity, steady_session
 from tests.run_folder import read_table, recompute_cash

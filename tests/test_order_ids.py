@@ -102,7 +102,8 @@ def test_an_id_needs_a_run_a_trading_phase_and_an_instrument():
 
 
 def _strategy_id(run_id: str | None, phase, instrument_id: str, session_id: str = "20240304") -> str:
-    from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
+    from strategies.exec_config import RebalanceExecutorConfig
+    from strategies.rebalance_exec import RebalanceExecutor
     from strategies.sizing import Block
 
     strategy = RebalanceExecutor(RebalanceExecutorConfig(plan_path="unused", session_id=session_id, run_id=run_id))
@@ -117,7 +118,7 @@ def _strategy_id(run_id: str | None, phase, instrument_id: str, session_id: str 
 
 
 def test_the_strategy_names_a_block_by_its_run_phase_and_whole_instrument_id():
-    from strategies.rebalance_exec import Phase
+    from strategies.exec_state import Phase
 
     assert _strategy_id("paper-1", Phase.SELL, "BRK.B.XNYS") == client_order_id("paper-1", "SELL", "BRK.B.XNYS")
     assert _strategy_id("paper-1", Phase.SELL, "BRK.B.XNYS") != _strategy_id("paper-1", Phase.SELL, "BRK_B.XNYS")
@@ -128,7 +129,7 @@ def test_a_backtests_ids_are_of_its_session_day_and_the_same_every_time(tmp_path
     # (BRK.B itself cannot be traded in a backtest: NautilusTrader takes a symbol with a '.' for a
     # composite one and its book never reaches the strategy, so BRK_B stands in.)
     from backtests.runner import run_backtest
-    from strategies.rebalance_exec import RebalanceExecutorConfig
+    from strategies.exec_config import RebalanceExecutorConfig
     from venues.sim.venue import SimVenueConfig
 
     brk, spy = equity("BRK_B"), equity("SPY")

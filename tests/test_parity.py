@@ -54,7 +54,7 @@ def _frame_json(frame: pd.DataFrame, columns: list[str]) -> list[list]:
 
 def scenario_parity(out: Path) -> dict:
     """The live half: the config the parent built, a fresh node, the fake with BOOKS."""
-    from strategies.rebalance_exec import RebalanceExecutorConfig
+    from strategies.exec_config import RebalanceExecutorConfig
 
     config = msgspec.json.decode((out / "config.json").read_bytes(), type=RebalanceExecutorConfig)
     gw = node_test.start_gateway(BOOKS)

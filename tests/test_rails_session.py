@@ -29,11 +29,11 @@ from live.rails_check import (
     session_rails,
 )
 from live.status import read_status
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.journal_port import RequestState
 from strategies.order_ids import client_order_id
 from strategies.plan import Plan
 from strategies.rails import RailsConfig
-from strategies.rebalance_exec import RebalanceExecutorConfig
 from tests.books import SEC, T0, equity, steady_session
 from tests.ib_fixtures import ROOT, start_gateway, write_plan
 from venues.ib_fa.config import IBFAConnectionConfig
@@ -290,7 +290,7 @@ import json, sys
 from live.journal import Journal
 from live.node import IBSessionConfig, run_session
 from strategies.rails import RailsConfig
-from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.exec_config import RebalanceExecutorConfig
 from venues.ib_fa.config import IBFAConnectionConfig
 
 args = json.loads(sys.argv[1])

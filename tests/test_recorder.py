@@ -21,7 +21,7 @@ from backtests.runner import run_backtest
 from data.catalog import open_catalog, stream_catalog
 from data.validation import BookValidator
 from live.recorder import Recorder
-from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.exec_config import RebalanceExecutorConfig
 from venues.ib_fa.fake_gateway import FakeGatewayThread, codecs
 from venues.ib_fa.fake_gateway.session import Session
 

@@ -319,7 +319,7 @@ def test_a_session_is_refused_before_it_connects(tmp_path, baseline):
     from live.journal import JournalError
     from live.node import IBSessionConfig, run_session
     from live.rails_check import RailsRefusal
-    from strategies.rebalance_exec import RebalanceExecutorConfig
+    from strategies.exec_config import RebalanceExecutorConfig
     from venues.ib_fa.config import IBFAConnectionConfig
 
     gw = fx.start_gateway()

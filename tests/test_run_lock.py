@@ -158,7 +158,7 @@ def test_a_start_that_sent_nothing_leaves_the_run_id_to_a_corrected_plan(journal
 def test_a_failed_start_is_not_resumed_outside_market_hours(tmp_path):
     from live.node import IBSessionConfig, SessionStartError, run_session
     from live.rails_check import RailsRefusal
-    from strategies.rebalance_exec import RebalanceExecutorConfig
+    from strategies.exec_config import RebalanceExecutorConfig
     from venues.ib_fa.config import IBFAConnectionConfig
 
     asyncio.run(asyncio.sleep(0))  # leaves the thread without an event loop, as a caller's asyncio.run() does

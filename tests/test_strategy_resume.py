@@ -17,10 +17,11 @@ from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.model.identifiers import TraderId
 
+from strategies.exec_config import RebalanceExecutorConfig
 from strategies.journal_port import BlockIntent, RecoveredRun
 from strategies.plan import load_plan
 from strategies.rails import RailsConfig
-from strategies.rebalance_exec import RebalanceExecutor, RebalanceExecutorConfig
+from strategies.rebalance_exec import RebalanceExecutor
 from tests.books import SEC, T0, equity, steady_session
 from tests.sim_plan import DEEP_QQQ, DEEP_SPY, PLAN, write_plan
 from venues.sim.venue import SimVenueConfig, add_sim_venue, seed_positions

@@ -16,7 +16,7 @@ from backtests.sweep_days import catalog_days, window_days
 from backtests.sweep_metrics import METRICS
 from backtests.sweep_runner import run_sweep
 from backtests.sweep_space import DEMO_GRID, build_configs, grid_points, random_points
-from strategies.rebalance_exec import RebalanceExecutorConfig
+from strategies.exec_config import RebalanceExecutorConfig
 from tests.sweep_days import BASE, write_two_days
 from venues.sim.venue import SimVenueConfig
 

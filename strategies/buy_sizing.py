@@ -1,0 +1,125 @@
+"""RECALC over a plan: every account's buys cut to the cash it has booked, and the sells it can carry.
+
+Pure functions over the plan's frames and the books' cash and positions; no NautilusTrader
+objects. Prices come in as (reference, limit) per instrument, the limits the blocks will be sent
+at, so what is sized here is what is sent. The array-level rules live in strategies/sizing.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from strategies.fee_table import PricingPlan
+from strategies.money import floor_nanos, from_nanos, to_nanos
+from strategies.sizing import Block, build_blocks, reserve_nanos, size_buys, unsafe_sells
+
+Prices = Mapping[str, tuple[Decimal, Decimal]]  # instrument id -> (reference, limit)
+
+
+@dataclass
+class BuySizing:
+    """The plan's buys with their affordable quantity (column `sized`, absent when there are no buys),
+    and why any was cut."""
+
+    buys: pd.DataFrame
+    blocks: list[Block] = field(default_factory=list)
+    not_sent: dict[str, str] = field(default_factory=dict)  # request id -> why none of it is sent
+    cut: dict[str, str] = field(default_factory=dict)  # request id -> why less is sent
+    spendable: Decimal = Decimal(0)  # the accounts' cash after reserves, summed over those with some
+
+    def summary(self) -> str:
+        buys = self.buys
+        return (
+            f"{len(buys)} buys over {buys['account_id'].nunique()} accounts, "
+            f"{int(buys['quantity'].sum())} shares requested, {int(buys['sized'].sum())} affordable; "
+            f"{len(self.not_sent) + len(self.cut)} requests cut; "
+            f"spendable cash {self.spendable:,.2f} USD after reserves"
+        )
+
+
+def size_plan_buys(
+    requests: pd.DataFrame,
+    account_ids: list[str],
+    cash: Mapping[str, Decimal],
+    positions: Mapping[tuple[str, str], int],
+    prices: Prices,
+    reserve_abs: Decimal,
+    reserve_pct: Decimal,
+    pricing: PricingPlan,
+    top_up: bool = True,
+) -> BuySizing:
+    """Cut the plan's buys to what each account can afford if every share fills at its limit
+    with the worst fees IB can charge, after the account's reserve.
+
+    `cash` and `positions` are the booked books; positions are marked at the reference price to
+    value the account for a percentage reserve. A buy without a price is cut to 0.
+    """
+    buys = requests[requests["side"] == "BUY"].reset_index(drop=True)
+    if buys.empty:
+        return BuySizing(buys)
+    code_of = {a: i for i, a in enumerate(account_ids)}
+    cash_nanos = [floor_nanos(cash[a]) for a in account_ids]  # fractions of a nano are never spent
+
+    mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
+    bought = set(buys["instrument_id"].unique())
+    limit_by_instrument = {i: to_nanos(limit, f"buy limit of {i}") for i, (_, limit) in prices.items() if i in bought}
+
+    nav = list(cash_nanos)
+    for (account, instrument_id), qty in positions.items():
+        if qty and instrument_id in mark_by_instrument and account in code_of:
+            nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
+    reserve = reserve_nanos(nav, to_nanos(reserve_abs, "cash_reserve_abs"), reserve_pct)
+    # a budget beyond int64 is clipped: no buy of any plan comes near USD 9 billion
+    budget = np.array([min(c - r, 2**62) for c, r in zip(cash_nanos, reserve, strict=True)], dtype=np.int64)
+
+    priced = buys["instrument_id"].isin(limit_by_instrument.keys()).to_numpy()
+    requested = np.where(priced, buys["quantity"].to_numpy(dtype=np.int64), 0)
+    limits = buys["instrument_id"].map(limit_by_instrument).fillna(0).to_numpy(dtype=np.int64)
+    codes = buys["account_id"].map(code_of).to_numpy(dtype=np.int64)
+    sized = size_buys(codes, requested, limits, budget, pricing, top_up=top_up)
+    buys["sized"] = sized
+
+    result = BuySizing(buys, build_blocks(buys, "BUY", quantity_column="sized"))
+    was_cut = sized < buys["quantity"].to_numpy()
+    for position, row in zip(np.flatnonzero(was_cut), buys[was_cut].itertuples(index=False), strict=True):
+        if not priced[position]:
+            result.not_sent[row.request_id] = "no reference price"
+        elif row.sized == 0:
+            result.not_sent[row.request_id] = "cut to 0 by RECALC: not enough cash"
+        else:
+            result.cut[row.request_id] = f"cut by RECALC from {row.quantity} to {row.sized}: not enough cash"
+    result.spendable = from_nanos(sum(max(0, int(b)) for b in budget))
+    return result
+
+
+def sells_to_send(
+    requests: pd.DataFrame, account_ids: list[str], cash: Mapping[str, Decimal], prices: Prices, pricing: PricingPlan
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The plan's sells less those whose fees could overdraw their account (see `unsafe_sells`),
+    and why each one held back is not sent."""
+    sells = requests[requests["side"] == "SELL"]
+    priced = sells[sells["instrument_id"].isin(prices.keys())]
+    if priced.empty:
+        return sells, {}
+    code_of = {a: i for i, a in enumerate(account_ids)}
+    limit_of = {i: to_nanos(limit, f"sell limit of {i}") for i, (_, limit) in prices.items()}
+    held_back = unsafe_sells(
+        priced["account_id"].map(code_of).to_numpy(dtype=np.int64),
+        priced["quantity"].to_numpy(dtype=np.int64),
+        priced["instrument_id"].map(limit_of).to_numpy(dtype=np.int64),
+        [floor_nanos(cash[a]) for a in account_ids],
+        pricing,
+    )
+    reasons = {
+        row.request_id: (
+            f"not sent: at the sell limit {prices[row.instrument_id][1]} IB's fees on {row.quantity} shares "
+            f"could exceed the proceeds, and account {row.account_id!r} has too little cash to carry that"
+        )
+        for row in priced[held_back].itertuples(index=False)
+    }
+    return sells.drop(index=priced.index[held_back]), reasons

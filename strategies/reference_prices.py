@@ -1,0 +1,83 @@
+"""Reference and limit prices read from the strategy's cache of books, quotes and trades.
+
+The one place the executor looks at the market: SYNC waits for a reference price of every traded
+instrument, and each trading phase prices its blocks from one snapshot of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from nautilus_trader.cache.cache import Cache
+from nautilus_trader.model.enums import BookType, book_type_from_str
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.trading.strategy import Strategy
+
+from strategies import pricing
+from strategies.exec_config import RebalanceExecutorConfig
+
+
+class ReferencePrices:
+    def __init__(self, cache: Cache, config: RebalanceExecutorConfig) -> None:
+        self._cache = cache
+        self._book_type = book_type_from_str(config.book_type)
+        self._source = config.reference_price
+        self._offset_bps = {
+            "SELL": Decimal(str(config.sell_offset_bps)),
+            "BUY": Decimal(str(config.buy_offset_bps)),
+        }
+
+    def subscribe(self, strategy: Strategy, instrument_ids: Iterable[str]) -> None:
+        """Ask for the data the reference prices are read from, for each instrument the venue has."""
+        instruments = [
+            InstrumentId.from_str(i) for i in instrument_ids if self._cache.instrument(InstrumentId.from_str(i))
+        ]
+        for instrument_id in instruments:
+            if self._book_type == BookType.L1_MBP:
+                strategy.subscribe_quote_ticks(instrument_id)
+            else:
+                strategy.subscribe_order_book_deltas(instrument_id, book_type=self._book_type)
+            if self._source == "last":
+                strategy.subscribe_trade_ticks(instrument_id)
+
+    def reference(self, instrument_id: str, side: str) -> Decimal | None:
+        iid = InstrumentId.from_str(instrument_id)
+        if self._source == "last":
+            tick = self._cache.trade_tick(iid)
+            return tick.price.as_decimal() if tick else None
+        bid, ask = self._best_bid_ask(iid)
+        if bid is None or ask is None:
+            return None
+        if self._source == "mid":
+            return (bid + ask) / 2
+        return bid if side == "SELL" else ask
+
+    def _best_bid_ask(self, iid: InstrumentId) -> tuple[Decimal | None, Decimal | None]:
+        book = self._cache.order_book(iid)
+        if book is not None and book.best_bid_price() is not None and book.best_ask_price() is not None:
+            return book.best_bid_price().as_decimal(), book.best_ask_price().as_decimal()
+        quote = self._cache.quote_tick(iid)
+        if quote is not None:
+            return quote.bid_price.as_decimal(), quote.ask_price.as_decimal()
+        return None, None
+
+    def limits(self, side: str, instrument_ids: Iterable[str]) -> dict[str, tuple[Decimal, Decimal]]:
+        """(reference, limit) per instrument that has a reference price now, for a block of `side`."""
+        offset = self._offset_bps[side]
+        limit_of = pricing.sell_limit if side == "SELL" else pricing.buy_limit
+        prices = {}
+        for instrument_id in instrument_ids:
+            instrument = self._cache.instrument(InstrumentId.from_str(instrument_id))
+            reference = self.reference(instrument_id, side) if instrument is not None else None
+            if reference is None or reference <= 0:
+                continue
+            limit = limit_of(reference, offset, instrument.price_increment.as_decimal())
+            if limit > 0:  # a zero buy limit would size as free and never fill
+                prices[instrument_id] = (reference, limit)
+        return prices
+
+    def arrival(self, instrument_id: str, reference: Decimal) -> Decimal:
+        """The mid when the phase started, for slippage; the reference when the book is one-sided."""
+        bid, ask = self._best_bid_ask(InstrumentId.from_str(instrument_id))
+        return (bid + ask) / 2 if bid is not None and ask is not None else reference

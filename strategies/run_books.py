@@ -1,0 +1,179 @@
+"""What a session has sent and booked: its blocks, the outcome of every request, the accounts' ledger.
+
+The strategy tells these books which blocks it sends, which it holds back and why, and which
+allocations the venue booked, and reads back what to report. They say what they do in the
+strategy's log; nothing else here talks to NautilusTrader, so resume and what-if move the same
+books the trading phases do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from nautilus_trader.common.component import Logger
+from nautilus_trader.model.identifiers import ClientOrderId
+from nautilus_trader.model.orders import Order
+
+from strategies.events import Allocation
+from strategies.exec_state import BlockState
+from strategies.ledger import Ledger
+from strategies.plan import Plan
+from strategies.report import RequestOutcome
+from strategies.sizing import Block
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A booked allocation's request, for the journal."""
+
+    request_id: str  # "" when the account is not one the block was sent for
+    request_state: str = ""  # FILLED or PARTIALLY_FILLED when there is a request
+
+
+class RunBooks:
+    def __init__(self, log: Logger) -> None:
+        self._log = log
+        self.blocks: dict[ClientOrderId, BlockState] = {}
+        self.outcomes: dict[str, RequestOutcome] = {}
+        self.ledger: Ledger | None = None  # opened with the plan
+
+    def open(self, plan: Plan) -> None:
+        """Books of the plan's accounts and requests, as they stand before anything is sent."""
+        self.ledger = Ledger(
+            cash=dict(zip(plan.accounts["account_id"], plan.accounts["cash"], strict=True)),
+            positions={
+                (a, i): int(q)
+                for a, i, q in plan.positions[["account_id", "instrument_id", "quantity"]].itertuples(index=False)
+            },
+        )
+        for row in plan.requests.itertuples(index=False):
+            self.outcomes[row.request_id] = RequestOutcome(
+                request_id=row.request_id,
+                account_id=row.account_id,
+                instrument_id=row.instrument_id,
+                side=row.side,
+                requested_qty=int(row.quantity),
+            )
+
+    def add(self, state: BlockState) -> None:
+        self.blocks[state.client_order_id] = state
+        for request_id, target in zip(state.block.request_ids.tolist(), state.block.targets.tolist(), strict=True):
+            outcome = self.outcomes[request_id]
+            outcome.sent_qty = int(target)
+            outcome.client_order_id = state.client_order_id.value
+            outcome.limit_price = state.limit
+            outcome.arrival_price = state.arrival
+
+    def withdraw(self, state: BlockState, reason: str) -> None:
+        """Forget a recorded block that will never be sent: its requests end NOT_SENT for `reason`."""
+        del self.blocks[state.client_order_id]
+        self.mark_not_sent(state.block, reason)
+        for request_id in state.block.request_ids.tolist():
+            outcome = self.outcomes[request_id]
+            outcome.sent_qty = 0
+            outcome.client_order_id = None
+            outcome.limit_price = None
+
+    def mark_not_sent(self, block: Block, reason: str) -> None:
+        self._log.warning(f"{block.side} {block.instrument_id} not sent: {reason}")
+        for request_id in block.request_ids.tolist():
+            self.outcomes[request_id].not_sent_reason = reason
+
+    def hold_back(self, reasons: Mapping[str, str]) -> None:
+        """Requests the sizing left out before any block was built, request id -> why."""
+        for request_id, reason in reasons.items():
+            self.outcomes[request_id].not_sent_reason = reason
+
+    def note_cuts(self, reasons: Mapping[str, str]) -> None:
+        """Requests RECALC sends less of than was requested, request id -> why."""
+        for request_id, reason in reasons.items():
+            self.outcomes[request_id].cut_reason = reason
+
+    def mark_buys_not_sent(self, reason: str, unsent_only: bool = False) -> None:
+        for outcome in self.outcomes.values():
+            if outcome.side == "BUY" and (outcome.sent_qty == 0 or not unsent_only):
+                outcome.not_sent_reason = reason
+
+    def refuse(self, client_order_id: ClientOrderId, reason: str) -> bool:
+        """A block the venue or the risk engine refused; False when it is not one of ours."""
+        state = self.blocks.get(client_order_id)
+        if state is None:
+            return False
+        state.rejected_reason = reason
+        self._log.error(f"{client_order_id}: {reason}")
+        return True
+
+    def expire(self, client_order_id: ClientOrderId) -> None:
+        state = self.blocks.get(client_order_id)
+        if state is not None and state.end_reason is None:
+            state.end_reason = "expired"
+
+    def book(self, allocation: Allocation, booked_ns: int) -> Booking | None:
+        """Book one allocation once per execution version; None when unknown or already booked.
+
+        An IB correction (a newer version of a booked execution) replaces that booking in the
+        ledger, so the block's and the request's counters move by the difference only.
+        """
+        state = self.blocks.get(ClientOrderId(allocation.client_order_id))
+        if state is None:
+            self._log.warning(f"allocation {allocation.execution_id} for unknown order {allocation.client_order_id}")
+            return None
+        request_id = state.request_of.get(allocation.account_id, "")
+        breaches_before = len(self.ledger.breaches)
+        replaced = self.ledger.in_force(allocation)
+        if not self.ledger.apply(allocation, request_id):
+            return None
+        for breach in self.ledger.breaches[breaches_before:]:
+            self._log.error(f"LEDGER BREACH: {breach}")
+        if replaced is not None:
+            self._log.warning(
+                f"execution {replaced.execution_id} corrected by {allocation.execution_id}: "
+                f"{replaced.quantity} @ {replaced.price} -> {allocation.quantity} @ {allocation.price}"
+            )
+        quantity, value, commission = allocation.quantity, allocation.quantity * allocation.price, allocation.commission
+        if replaced is not None:
+            quantity -= replaced.quantity
+            value -= replaced.quantity * replaced.price
+            commission -= replaced.commission
+        state.allocated_qty += quantity
+        state.first_fill_ns = state.first_fill_ns or allocation.ts_event
+        state.last_fill_ns = allocation.ts_event
+        if not request_id:
+            return Booking(request_id)
+        outcome = self.outcomes[request_id]
+        outcome.filled_qty += quantity
+        outcome.filled_value += value
+        outcome.commission += commission
+        outcome.last_fill_ns = allocation.ts_event
+        outcome.last_booked_ns = booked_ns
+        return Booking(request_id, "FILLED" if outcome.filled_qty >= outcome.requested_qty else "PARTIALLY_FILLED")
+
+    def close_blocks(self, orders: Mapping[ClientOrderId, Order | None], halt_reason: str | None) -> None:
+        """Carry every block's end onto its requests; `orders` are the blocks' orders in the cache."""
+        for coid, state in self.blocks.items():
+            order = orders[coid]
+            for request_id in state.block.request_ids.tolist():
+                outcome = self.outcomes[request_id]
+                outcome.rejected_reason = state.rejected_reason
+                outcome.end_reason = state.end_reason or (
+                    "session ended with the order open" if order is not None and not order.is_closed else None
+                )
+                if state.open_at_halt and state.rejected_reason is None:
+                    outcome.cancelled_reason = f"cancelled by a halt ({halt_reason})"
+
+    def explain_unsent(self, reason_of: Callable[[str], str]) -> None:
+        """A reason, by side, for every request never sent that nothing more precise explained."""
+        for outcome in self.outcomes.values():
+            if outcome.sent_qty == 0 and outcome.not_sent_reason is None:
+                outcome.not_sent_reason = reason_of(outcome.side)
+
+    def is_settled(self, order_of: Callable[[ClientOrderId], Order | None]) -> bool:
+        """Every block whose order exists is closed and has all its filled shares allocated."""
+        for state in self.blocks.values():
+            order = order_of(state.client_order_id)
+            if order is None:
+                continue
+            if not order.is_closed or state.allocated_qty < int(order.filled_qty):
+                return False
+        return True
