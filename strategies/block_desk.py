@@ -22,6 +22,7 @@ from nautilus_trader.trading.strategy import Strategy
 
 from strategies.events import ALLOCATION_GROUP_TOPIC, AllocationGroup
 from strategies.exec_state import BlockState, Phase
+from strategies.fa_methods import choose_method
 from strategies.journal_recorder import Recorder
 from strategies.resume import DEADLINE_PASSED, SENT_AGAIN, owner_note, resume_verdict
 from strategies.run_books import RunBooks
@@ -126,8 +127,13 @@ class BlockDesk:
             tags=[f"rebalance:{state.phase.value}"],
             client_order_id=state.client_order_id,
         )
+        method = choose_method(strategy.config.method_preference, state.block.targets)
         group = AllocationGroup(
-            state.client_order_id.value, state.block.instrument_id, state.block.side, state.block.target_map()
+            state.client_order_id.value,
+            state.block.instrument_id,
+            state.block.side,
+            state.block.target_map(),
+            method.name,
         )
         strategy.msgbus.publish(ALLOCATION_GROUP_TOPIC, group)
         strategy.submit_order(order)

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pandas as pd
 from nautilus_trader.config import StrategyConfig
 
+from strategies.fa_methods import CONTRACTS_OR_SHARES, METHODS
 from strategies.fee_table import plan_names
 from strategies.money import has_nanos_precision
 from strategies.plan import is_venue_code
@@ -51,6 +52,14 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
     rails: RailsConfig | None = None  # pre-trade limits checked on every block before it is sent
     what_if: bool = False  # size and log the blocks, send nothing
     halt_wait_secs: float = 10.0  # after a kill, how long to wait for the cancels and late allocations
+    # IB FA allocation methods a block may go under, comma-separated in order of preference: each
+    # block takes the first that gives every account exactly its target (strategies/fa_methods.py),
+    # else ContractsOrShares, which always can
+    fa_methods: str = CONTRACTS_OR_SHARES
+
+    @property
+    def method_preference(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.fa_methods.split(",") if m.strip())
 
     def __post_init__(self) -> None:
         def refuse(name: str, why: str) -> None:
@@ -90,6 +99,8 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
             refuse("commission_schedule", f"must be one of IB's pricing plans {plan_names()}")
         if self.book_type not in BOOK_TYPES:
             refuse("book_type", f"must be one of {BOOK_TYPES}")
+        if not self.method_preference or any(m not in METHODS for m in self.method_preference):
+            refuse("fa_methods", f"must be FA allocation methods, comma-separated, from {tuple(METHODS)}")
         if self.start_time is not None:
             try:
                 start = pd.Timestamp(self.start_time)

@@ -121,6 +121,14 @@ def broker_view(gw) -> dict:
         "completed_orders": len(gw.call(broker.completed_orders)),
         "connected_client_ids": gw.call(gw.gateway.connected_client_ids),
         "fa_groups": sorted(gw.call(lambda: list(broker.fa_groups))),
+        # the method the fake allocated each block by, from its own order records
+        "fa_methods": sorted(
+            {
+                (e["symbol"], e["side"], gw.call(lambda e=e: broker.allocation_method(e["order_id"], e["client_id"])))
+                for e in executions
+                if e["account"] == MASTER
+            }
+        ),
     }
 
 

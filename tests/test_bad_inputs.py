@@ -269,6 +269,11 @@ PARAM_CASES = {
     "session_id as a parameter": Case(
         lambda t: backtest(DEMO_PLAN, "--param", "session_id=x"), "--param session_id: is set by the command"
     ),
+    "an FA allocation method IB has but the executor does not size for": Case(
+        lambda t: backtest(DEMO_PLAN, "--param", "fa_methods=EqualQuantity,Percent"),
+        "--param fa_methods: must be FA allocation methods, comma-separated, from ('ContractsOrShares', "
+        "'EqualQuantity'), was 'EqualQuantity,Percent'",
+    ),
     "a fractional min_order_qty": Case(
         lambda t: backtest(DEMO_PLAN, "--param", "min_order_qty=1.5"),
         "--param min_order_qty: expected a whole number, was '1.5'",

@@ -97,11 +97,12 @@ def _block_fills_sim(tx: pd.DataFrame) -> list[tuple]:
     return [tuple(v) for v in fills.values()]
 
 
-def test_simulated_venue_and_ib_adapter_book_the_same_transactions(tmp_path):
+def _both_venues(tmp_path: Path, plan: dict, **settings) -> tuple[object, dict]:
+    """Run `plan` in the simulation and on the fake gateway; check they booked the same, return both."""
     plan_path = tmp_path / "plan.json"
-    plan_path.write_text(json.dumps(node_test.PLAN))
+    plan_path.write_text(json.dumps(plan))
     # one configuration object for both venues
-    config = node_test.strategy_config(plan_path, None)
+    config = msgspec.structs.replace(node_test.strategy_config(plan_path, None), **settings)
     (tmp_path / "config.json").write_bytes(msgspec.json.encode(config))
 
     sim = _simulate(config)
@@ -122,12 +123,35 @@ def test_simulated_venue_and_ib_adapter_book_the_same_transactions(tmp_path):
     sim_tx = _frame_json(sim.report.transactions, TX_COLUMNS)
     assert live["transactions"] == sim_tx
     assert len(sim_tx) >= 10
-    sim_requests = _frame_json(sim.report.requests, REQUEST_COLUMNS)
-    assert live["requests"] == sim_requests
+    assert live["requests"] == _frame_json(sim.report.requests, REQUEST_COLUMNS)
+    return sim, live
+
+
+def test_simulated_venue_and_ib_adapter_book_the_same_transactions(tmp_path):
+    sim, live = _both_venues(tmp_path, node_test.PLAN)
     states = dict(zip(sim.report.requests["request_id"], sim.report.requests["state"], strict=True))
     # the scenario exercises a partial sell and RECALC cuts in both venues
     assert states["s1"] == states["s2"] == "PARTIALLY_FILLED"
     assert states["b1"] == states["b3"] == "PARTIALLY_FILLED" and states["b2"] == "FILLED"
+    assert {method for _, _, method in live["fa_methods"]} == {"ContractsOrShares"}
+
+
+def test_an_equal_quantity_block_is_allocated_alike_by_the_simulation_and_by_ib(tmp_path):
+    # both SPY sellers sell 60, so the SPY block may go as an EqualQuantity group (no amounts in its
+    # XML); it fills 70 of 120, which each venue shares out by its own implementation of IB's rule
+    plan = json.loads(json.dumps(node_test.PLAN))
+    for row in plan["positions"]:
+        if (row["account_id"], row["instrument"]) == ("DU1002", "SPY"):
+            row["quantity"] = 60
+    for row in plan["requests"]:
+        if row["request_id"] == "s2":
+            row["quantity"] = 60
+    sim, live = _both_venues(tmp_path, plan, fa_methods="EqualQuantity")
+    methods = {(symbol, side): method for symbol, side, method in live["fa_methods"]}
+    assert methods["SPY", "SLD"] == "EqualQuantity"
+    assert methods["QQQ", "SLD"] == "ContractsOrShares"  # 50 and 30: not an equal split
+    spy = sim.report.transactions[sim.report.transactions["instrument_id"] == "SPY.SMART"]
+    assert spy.groupby("account_id")["quantity"].sum().astype(int).to_dict() == {"DU1001": 35, "DU1002": 35}
 
 
 if __name__ == "__main__":

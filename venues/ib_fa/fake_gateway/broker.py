@@ -309,6 +309,10 @@ class Broker:
     def order(self, order_id: int, client_id: int | None = None) -> OrderView:
         return self._find(order_id, client_id).view()
 
+    def allocation_method(self, order_id: int, client_id: int | None = None) -> str:
+        """The FA method a group order is allocated by, "" for a single-account order."""
+        return self._find(order_id, client_id).method
+
     def allocations(self, order_id: int, client_id: int | None = None) -> dict[str, int]:
         o = self._find(order_id, client_id)
         if o.allocated is None:
