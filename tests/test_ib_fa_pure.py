@@ -183,6 +183,17 @@ def test_gtd_has_an_explicit_zone(factory):
     assert format_good_till(EXPIRE.value) == "20250102 20:59:00 UTC"
 
 
+@pytest.mark.parametrize(
+    ("past_the_second_ns", "shown"),
+    [(0, "20:59:00"), (1, "20:59:01"), (400_000_000, "20:59:01"), (999_999_999, "20:59:01")],
+)
+def test_a_good_till_time_between_seconds_is_rounded_up_so_ib_never_expires_a_block_early(past_the_second_ns, shown):
+    deadline = EXPIRE.value + past_the_second_ns
+    text = format_good_till(deadline)
+    assert text == f"20250102 {shown} UTC"
+    assert ib_time_to_ns(text) >= deadline
+
+
 def test_order_without_group_or_with_unsupported_tif_is_refused(factory):
     order = factory.limit(SPY, OrderSide.BUY, Quantity.from_int(1), Price.from_str("1.00"))
     with pytest.raises(ValueError, match="allocation group"):

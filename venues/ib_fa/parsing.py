@@ -171,9 +171,13 @@ def liquidity_side(last_liquidity: int) -> LiquiditySide:
 
 
 def format_good_till(ts_ns: int) -> str:
-    """IB goodTillDate with an explicit zone, so the TWS login's time zone never applies."""
-    dt = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
-    return dt.strftime("%Y%m%d %H:%M:%S UTC")
+    """IB goodTillDate with an explicit zone, so the TWS login's time zone never applies.
+
+    IB takes whole seconds. Rounded up: IB must not expire a block before the strategy's own
+    deadline, which cancels it on time anyway; truncating would let IB end it up to 1 s early.
+    """
+    seconds = -(-int(ts_ns) // 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%d %H:%M:%S UTC")
 
 
 def to_ib_order(order, *, fa_group: str, order_id: int = 0) -> IBOrder:
