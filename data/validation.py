@@ -69,7 +69,8 @@ class BookDataError(ValueError):
 
 
 def _fmt(value: int, unit: int) -> str:
-    return str((Decimal(value) / unit).normalize()) if unit != 1 else str(value)
+    """A raw fixed-point value as a plain decimal: 62500, never 6.25E+4."""
+    return format((Decimal(value) / unit).normalize(), "f") if unit != 1 else str(value)
 
 
 class BookState:

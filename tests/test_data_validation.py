@@ -52,6 +52,15 @@ def test_crossed_book_after_the_event_names_the_line_and_prices():
     assert "crossed book" in str(e) and "100.01 >= best ask 100.01" in str(e) and "spy.csv, line 42" in str(e)
 
 
+def test_round_prices_in_a_refusal_are_plain_decimals():
+    v = BookValidator("btc.csv")
+    v.check_deltas(list(snapshot(SPY, T0, bids=[("62400", 1)], asks=[("62500", 1)]).deltas))
+    with pytest.raises(BookDataError) as err:
+        v.check_deltas([delta(BookAction.ADD, OrderSide.BUY, "62500", 1, T0 + 5)], lines=[7])
+    assert "best bid 62500 >= best ask 62500" in str(err.value) and "E+" not in str(err.value)
+    assert err.value.value == "62500"
+
+
 def test_a_cross_inside_an_event_is_fine_if_the_event_uncrosses_it():
     v = BookValidator()
     v.check_deltas(opening())
