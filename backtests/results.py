@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from backtests.run_report import REPORT_NAME
 from backtests.runner import BacktestResult
 from strategies.outcome import Verdict, judge_report
 from strategies.report import STATES
@@ -80,6 +81,8 @@ def print_results(result: BacktestResult) -> None:
     print(f"Simulated {result.data_events:,} market events in {result.wall_secs:.1f}s")
     if result.output_dir:
         print(f"Run folder: {result.output_dir}")
+        if (result.output_dir / REPORT_NAME).exists():
+            print(f"Execution report: {result.output_dir / REPORT_NAME} (open it in a browser)")
 
 
 def print_verdict(verdict: Verdict) -> None:

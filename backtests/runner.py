@@ -16,6 +16,7 @@ from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.instruments import Instrument
 from tqdm import tqdm
 
+from backtests.run_report import write_run_report
 from data.catalog import catalog_time_range, open_catalog, stream_catalog
 from data.catalog_check import check_book_files, require_book_type
 from live.rails_check import risk_engine_config
@@ -133,6 +134,7 @@ def run_backtest(
         output_dir=Path(strategy_config.output_dir) if strategy_config.output_dir else None,
     )
     engine.dispose()
+    write_run_report(result.output_dir)
     return result
 
 

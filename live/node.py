@@ -38,6 +38,7 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import InstrumentId
 
+from backtests.run_report import write_run_report
 from live.journal import Journal
 from live.killswitch import install_kill_handlers, pid_file
 from live.rails_check import check_session, risk_engine_config, session_rails
@@ -515,6 +516,7 @@ def _run_node(session: LiveSession, run) -> SessionResult:
         finally:
             session.node.dispose()
         preflight, strategy = session.preflight, session.strategy
+        write_run_report(strategy.config.output_dir)
         if preflight.error is not None:
             status, reason = "REFUSED", str(preflight.error)
             raise preflight.error

@@ -70,6 +70,7 @@ from strategies.fee_table import load_pricing
 from strategies.journal_port import ExecutionJournal, RecoveredRun
 from strategies.journal_recorder import JournalRecorder, NullRecorder
 from strategies.ledger import Ledger
+from strategies.market_tape import MarketTape
 from strategies.money import has_nanos_precision
 from strategies.plan import Plan, PlanError, PlanIssue, load_plan
 from strategies.rails import notional_sent
@@ -121,6 +122,7 @@ class RebalanceExecutor(Strategy):
         # both read the cache and the clock, which exist once the strategy is registered
         self._prices: ReferencePrices | None = None
         self._desk: BlockDesk | None = None
+        self._tape: MarketTape | None = None  # the book and limit path for the run folder's report
         self._phase_started_ns: dict[Phase, int] = {}
         self._session = config.session_id
         self._run_id = config.run_id
@@ -177,6 +179,9 @@ class RebalanceExecutor(Strategy):
             self._resume()
             return
         self._prices.subscribe(self, plan.instrument_ids)
+        if self.config.output_dir:
+            self._tape = MarketTape(self, plan.instrument_ids, lambda: self.phase.value)
+            self._tape.start(self._loop)
         self.msgbus.subscribe(ALLOCATION_TOPIC, self._on_allocation)
         if self._books.blocks:
             # A fresh process saw the day's executions when it connected, before anything listened.
@@ -449,6 +454,9 @@ class RebalanceExecutor(Strategy):
             self.log.error(f"{len(books.ledger.breaches)} ledger breaches: {books.ledger.breaches[:5]}")
         if self.config.output_dir:
             folder = write_report(self.report, Path(self.config.output_dir))
+            if self._tape is not None:
+                self._tape.stop()
+                self._tape.write(folder)
             self.log.info(f"run outputs written to {folder}")
 
     # ------------------------------------------------------------------------------------------

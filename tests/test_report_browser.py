@@ -10,7 +10,6 @@ under CI, which installs it.
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -23,35 +22,14 @@ from backtests.sweep_days import write_demo_days
 from backtests.sweep_report import write_html_report
 from backtests.sweep_runner import run_sweep
 from backtests.sweep_space import grid_points
+from tests.headless import FLAGS, PAGE_JS, VIEWPORT, inside, require_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-# A closed network and root: no sandbox, and nothing that would try to reach the outside.
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-VIEWPORT = {"width": 1200, "height": 900}
 SLACK = 1.0  # px: rounding of text boxes
 
 # Short sessions, as in test_sweep.py: deadline and grace together fit twice into the day.
 MINUTES = 3
 BASE = {"phase_deadline_secs": 45, "allocation_grace_secs": 10}
 GRID = {"sell_offset_bps": [0, 50], "depth_fraction": [1.0, 0.5]}
-
-# Everything the checks need from the rendered page, read in one round trip. matplotlib wraps each
-# artist in a <g>; the report tags the ones that mean something (see backtests/sweep_report.py), and
-# a tagged group's colour is that of the shape it draws: a marker (<use>) by its fill, a line by its
-# stroke. Text is drawn as glyph outlines in a <g id="text_N"> that names its string in a comment.
-PAGE_JS = """
-const box = e => { if (!e) return null; const r = e.getBoundingClientRect();
-                   return [r.left, r.top, r.right, r.bottom]; };
-const shape = g => g && [...g.querySelectorAll('use, path')].find(e => !e.closest('defs'));
-const paint = g => { const e = shape(g); if (!e) return null; const s = getComputedStyle(e);
-                     return e.tagName === 'use' ? s.fill : s.stroke; };
-const said = g => [...g.childNodes].filter(n => n.nodeType === Node.COMMENT_NODE)
-                                    .map(n => n.textContent.trim()).join(' ');
-const ticks = (scope, axis) => [...scope.querySelectorAll(`g[id^="${axis}tick_"] g[id^="text_"]`)].map(said);
-"""
 
 GEOMETRY_JS = (
     """() => {"""
@@ -136,24 +114,9 @@ class Rendered:
     pixels: dict
 
 
-def _browser_missing() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is not installed (Debian package chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed (dev dependency group)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must render the report: {missing}")
-        pytest.skip(missing)
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -235,15 +198,6 @@ def rendered(request, sweep_report, browser, tmp_path_factory) -> Rendered:
     return Rendered(report, plots, fill_legends, errors, scroll_width, screenshot, pixels)
 
 
-def _inside(inner, outer, slack: float = 0.5) -> bool:
-    return (
-        inner[0] >= outer[0] - slack
-        and inner[1] >= outer[1] - slack
-        and inner[2] <= outer[2] + slack
-        and inner[3] <= outer[3] + slack
-    )
-
-
 def _drawn(box) -> bool:
     return box[2] - box[0] > 0 and box[3] - box[1] > 0
 
@@ -256,7 +210,7 @@ def _check_marks_in_area(scope, marks, where: str) -> None:
     assert scope["area"] is not None, f"{where}: no plot area"
     for mark in marks:
         assert _drawn(mark["box"]), f"{where}: {mark} has an empty box"
-        assert _inside(mark["box"], scope["area"]), f"{where}: {mark} lies outside the plot area {scope['area']}"
+        assert inside(mark["box"], scope["area"]), f"{where}: {mark} lies outside the plot area {scope['area']}"
 
 
 def test_page_loads_without_errors_and_fits_the_window(rendered):
@@ -337,7 +291,7 @@ def test_text_stays_inside_its_plot_and_no_two_labels_overlap(rendered):
         texts = [t for t in plot["texts"] if t["text"].strip()]
         for t in texts:
             assert _drawn(t["box"]), f"{plot['id']}: {t['text']!r} is not drawn"
-            assert _inside(t["box"], plot["box"], SLACK), f"{plot['id']}: {t['text']!r} {t['box']} leaves the plot"
+            assert inside(t["box"], plot["box"], SLACK), f"{plot['id']}: {t['text']!r} {t['box']} leaves the plot"
         for a, b in combinations(texts, 2):
             overlap_x = min(a["box"][2], b["box"][2]) - max(a["box"][0], b["box"][0])
             overlap_y = min(a["box"][3], b["box"][3]) - max(a["box"][1], b["box"][1])
