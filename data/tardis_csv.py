@@ -146,7 +146,7 @@ class CsvReader:
         self.include = include
         self.last_line = 1  # the header
 
-    def _stream(self, typed: bool, invalid: list) -> pcsv.CSVStreamingReader:
+    def _stream(self, handle, typed: bool, invalid: list) -> pcsv.CSVStreamingReader:
         def on_invalid(row) -> str:
             invalid.append((row.number, row.actual_columns))
             return "skip"
@@ -156,7 +156,7 @@ class CsvReader:
             kinds.update({c: pa.float64() for c in self.numeric})
             kinds.update({c: pa.int64() for c in _INTEGER})
         return pcsv.open_csv(
-            _open(self.path, self.compression),
+            handle,
             read_options=pcsv.ReadOptions(use_threads=False, block_size=_BLOCK_BYTES),
             parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
             convert_options=pcsv.ConvertOptions(
@@ -192,7 +192,7 @@ class CsvReader:
     def _blocks(self, typed: bool) -> Iterator[tuple[pa.Table, np.ndarray]]:
         invalid: list = []
         first_line = 2
-        with self._stream(typed, invalid) as reader:
+        with _open(self.path, self.compression) as handle, self._stream(handle, typed, invalid) as reader:
             for batch in reader:
                 self._refuse_invalid(invalid)
                 n = batch.num_rows
