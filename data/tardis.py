@@ -121,7 +121,7 @@ class _Precision:
     size: int
     increment: str
     origin: str  # where it came from, for the summary and errors
-    declared: bool
+    from_catalog: bool = False
 
 
 def _held_classes(catalog, key: str) -> list[str]:
@@ -204,7 +204,7 @@ def import_tardis(
     old = existing[0] if existing else None
     precision = _choose_precision(price_precision, size_precision, price_increment, old, file_needs)
     notes: list[str] = []
-    if precision.origin == "the catalog's definition":
+    if precision.from_catalog:
         notes.append(f"price/size precision {precision.price}/{precision.size} from the catalog's definition of {key}")
     redefined = False
     if old is not None and (precision.price, precision.size) != (old.price_precision, old.size_precision):
@@ -224,9 +224,8 @@ def import_tardis(
                 f"precision {precision.price}/{precision.size} ({precision.origin}) widened to the catalog's "
                 f"{old.price_precision}/{old.size_precision} for {key}"
             )
-            precision = _Precision(
-                old.price_precision, old.size_precision, str(old.price_increment), "the catalog", False
-            )
+            increment = str(old.price_increment)
+            precision = _Precision(old.price_precision, old.size_precision, increment, "the catalog", True)
         else:
             raise _wider_error(source, key, store, old, (precision.price, precision.size), "")
     instrument = make_instrument(iid, precision.increment, precision.size)
@@ -287,24 +286,24 @@ def _choose_precision(price_precision, size_precision, price_increment, old, fil
         price = increment = None
     size = size_precision
     if price is not None and size is not None:
-        return _Precision(price, size, increment, "given", True)
+        return _Precision(price, size, increment, "given")
     if old is not None:
         # The definition decides what is not given; a file that needs more is refused when a value shows it.
         price = old.price_precision if price is None else price
         increment = str(old.price_increment) if increment is None else increment
         size = old.size_precision if size is None else size
-        return _Precision(price, size, increment, "the catalog's definition", False)
+        return _Precision(price, size, increment, "the catalog's definition", from_catalog=True)
     inferred = file_needs()
     if price is None:
         price, increment = inferred[0], _increment(inferred[0])
-    return _Precision(price, inferred[1] if size is None else size, increment, "inferred from every row", False)
+    return _Precision(price, inferred[1] if size is None else size, increment, "inferred from every row")
 
 
 def _precision_refusal(exc: PrecisionError, precision: _Precision, old, store, key, file_needs) -> BookDataError:
     """A value beyond the precision, said with the flags that import it."""
     field = "price" if exc.field and exc.field.endswith("price") else "size"
     where = f"line {exc.line}, {exc.field} {_plain(exc.value)}"
-    if precision.origin == "the catalog's definition" or precision.origin == "the catalog":
+    if precision.from_catalog:
         need = file_needs()
         need = (max(need[0], precision.price), max(need[1], precision.size))
         return _wider_error(exc.source, key, store, old, need, f" ({where})")
