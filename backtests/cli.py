@@ -37,7 +37,7 @@ from data.catalog_check import CatalogError
 from data.cme import write_cme_catalog
 from data.lobster import import_lobster
 from data.synthetic import DEFAULT_START, write_synthetic_catalog, write_synthetic_days
-from data.tardis import import_tardis
+from data.tardis import DEFAULT_CLOCK_TOLERANCE, TardisImportSummary, import_tardis
 from data.validation import BookDataError
 from live.cli import DEFAULT_STATE_DIR, add_session_parsers
 from live.journal.cli import add_journal_parser, run_journal_command
@@ -68,16 +68,28 @@ def _refused(exc: Exception) -> int:
     return 2
 
 
-def _run(plan: Path, catalog: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig, log_level: str) -> int:
+def _run(
+    plan: Path,
+    catalog: Path,
+    config: RebalanceExecutorConfig,
+    venue: SimVenueConfig,
+    log_level: str,
+    allow_incomplete_book: bool = False,
+) -> int:
     try:
         instruments = catalog_instruments(catalog)
         if not instruments:
             print(f"error: no instruments in catalog {catalog}; nothing was run", file=sys.stderr)
             return 2
         plan_obj = load_plan(plan, {str(i.id) for i in instruments}, config.default_venue)
-        result = run_catalog_session(config, plan_obj, catalog, instruments, venue_config=venue, log_level=log_level)
+        result = run_catalog_session(
+            config, plan_obj, catalog, instruments, venue_config=venue, log_level=log_level,
+            allow_incomplete_book=allow_incomplete_book,
+        )  # fmt: skip
     except (PlanError, CatalogError) as exc:
         return _refused(exc)
+    for note in result.data_notes:
+        print(note)
     print_results(result)
     verdict = judge_report(result.report)
     print_verdict(verdict)
@@ -101,7 +113,7 @@ def _backtest(args: argparse.Namespace, out: Path) -> int:
         if spec is None and is_single_plan(args.plan):
             ids = [str(i.id) for i in catalog_instruments(args.catalog)]
             if len(catalog_days(args.catalog, ids, args.tz)) <= 1:
-                return _run(args.plan, args.catalog, config, venue, args.log_level)
+                return _run(args.plan, args.catalog, config, venue, args.log_level, args.allow_incomplete_book)
     except (DaySelectionError, ParamError, CatalogError, ValueError, KeyError) as exc:
         return _refused(exc)
     return _run_days(args, spec, out, config, venue)
@@ -117,6 +129,7 @@ def _run_days(args: argparse.Namespace, spec, out: Path, config: RebalanceExecut
         table = run_days(
             sessions, plans, args.catalog, instruments, config, venue, out,
             tz=args.tz, chunk_size=args.chunk_size, log_level=args.log_level,
+            allow_incomplete_book=args.allow_incomplete_book,
         )  # fmt: skip
     except (DaySelectionError, PlanError, CatalogError, FileNotFoundError) as exc:
         return _refused(exc)
@@ -161,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     bt.add_argument("--all-days", action="store_true", help="like --days all")
     bt.add_argument("--tz", default="UTC", help="time zone whose calendar days split the catalog (default UTC)")
     bt.add_argument("--chunk-size", type=int, default=100_000, help="rows streamed per chunk")
+    bt.add_argument(
+        "--allow-incomplete-book",
+        action="store_true",
+        help="start at the data's first row even where an import found the book incomplete (no or a late snapshot)",
+    )
 
     data = sub.add_parser("data", help="market data utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -178,6 +196,21 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--instrument", required=True, help="instrument id (ES.SMART) or symbol")
     imp.add_argument("--date", help="trading date of a LOBSTER file (its times have no date)")
     imp.add_argument("--price-increment", help="tick size, if the file cannot tell")
+    imp.add_argument("--price-precision", type=int, help="Tardis: price decimals (else the catalog's, or the file's)")
+    imp.add_argument("--size-precision", type=int, help="Tardis: amount decimals (else the catalog's, or the file's)")
+    imp.add_argument(
+        "--clock-tolerance",
+        type=float,
+        default=DEFAULT_CLOCK_TOLERANCE,
+        metavar="SECS",
+        help=f"Tardis: accept exchange-clock steps back up to SECS (default {DEFAULT_CLOCK_TOLERANCE:g})",
+    )
+    imp.add_argument(
+        "--strict",
+        action="store_true",
+        help="Tardis: refuse what a capture import otherwise repairs or warns about (clock steps back, stale "
+        "crossed levels, a missing or late snapshot)",
+    )
     imp.add_argument(
         "--overwrite",
         action="store_true",
@@ -234,8 +267,11 @@ def _import(args: argparse.Namespace) -> int:
             summary = write_cme_catalog(args.path, args.catalog, symbol=symbol, venue=venue, overwrite=args.overwrite)
         elif args.format == "tardis":
             summary = import_tardis(
-                args.path, args.catalog, instrument, price_increment=args.price_increment, overwrite=args.overwrite
-            )
+                args.path, args.catalog, instrument, price_increment=args.price_increment,
+                price_precision=args.price_precision, size_precision=args.size_precision, overwrite=args.overwrite,
+                clock_tolerance=None if args.strict else args.clock_tolerance, repair_crossed=not args.strict,
+                require_snapshot=args.strict,
+            )  # fmt: skip
         else:
             if not args.date:
                 print("error: a LOBSTER import needs --date (its times are seconds after midnight)", file=sys.stderr)
@@ -251,6 +287,8 @@ def _import(args: argparse.Namespace) -> int:
         f"wrote {summary.total_deltas:,} book deltas and {summary.total_trades:,} trades for "
         f"{', '.join(summary.instrument_ids)} into {args.catalog} ({summary.files} files, {summary.seconds:.1f}s)"
     )
+    for note in summary.notes if isinstance(summary, TardisImportSummary) else ():
+        print(f"  {note}")
     return 0
 
 

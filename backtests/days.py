@@ -262,6 +262,7 @@ def run_days(
     tz: str = "UTC",
     chunk_size: int = 100_000,
     log_level: str = "WARNING",
+    allow_incomplete_book: bool = False,
 ) -> pd.DataFrame:
     """Run each session on its day's data; writes ``out/<day>/`` run folders and ``out/days.{csv,parquet}``.
 
@@ -285,6 +286,7 @@ def run_days(
                 result = run_catalog_session(
                     day_config, plan, catalog, instruments, venue_config=venue_config, start_ns=start_ns,
                     end_ns=end_ns, chunk_size=chunk_size, log_level=log_level, check_files=False,
+                    allow_incomplete_book=allow_incomplete_book,
                 )  # fmt: skip
             except NoDataInWindow:
                 no_data = f"no book data or trades for {', '.join(plan.instrument_ids)} on {day} ({tz} day)"

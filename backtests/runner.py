@@ -17,6 +17,7 @@ from nautilus_trader.model.instruments import Instrument
 from tqdm import tqdm
 
 from backtests.run_report import write_run_report
+from data.book_start import complete_book_start
 from data.catalog import catalog_time_range, open_catalog, stream_catalog
 from data.catalog_check import check_book_files, require_book_type
 from live.rails_check import risk_engine_config
@@ -39,6 +40,7 @@ class BacktestResult:
     data_events: int
     wall_secs: float
     output_dir: Path | None
+    data_notes: tuple[str, ...] = ()  # why the session's data starts where it does
 
     @property
     def events_per_sec(self) -> float:
@@ -169,12 +171,15 @@ def run_catalog_session(
     chunk_size: int = 100_000,
     log_level: str = "WARNING",
     check_files: bool = True,
+    allow_incomplete_book: bool = False,
 ) -> BacktestResult:
     """The plan's session over the catalog's data for the plan's instruments, streamed in chunks.
 
     `start_ns`/`end_ns` bound the data (inclusive, None = open). The engine runs until the last
     data in that window unless `run_until_ns` says otherwise. The files the session will read are
     checked first (``check_session_files``) unless the caller already did, with ``check_files=False``.
+    The session starts no earlier than the time from which every book is complete, as its import recorded
+    (``data.book_start``); ``allow_incomplete_book`` keeps the window as asked.
     """
 
     traded = set(plan.instrument_ids)
@@ -182,12 +187,14 @@ def run_catalog_session(
     ids = [str(i.id) for i in wanted]
     if check_files:
         check_session_files(catalog, ids, [(start_ns, end_ns)], venue_config, strategy_config)
+    begin = complete_book_start(catalog, ids, start_ns, end_ns, allow_incomplete_book)
+    start_ns = begin.start_ns
     if run_until_ns is None:
         try:
             _, run_until_ns = catalog_time_range(catalog, ids, start_ns, end_ns)
         except ValueError as exc:
             raise NoDataInWindow(str(exc)) from None
-    return run_backtest(
+    result = run_backtest(
         strategy_config,
         wanted,
         stream_catalog(catalog, ids, start_ns, end_ns, chunk_size=chunk_size),
@@ -196,3 +203,5 @@ def run_catalog_session(
         log_level=log_level,
         plan=plan,
     )
+    result.data_notes = begin.notes
+    return result

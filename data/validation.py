@@ -68,7 +68,7 @@ class BookDataError(ValueError):
         super().__init__(f"{where}{what}: {message}")
 
 
-def _fmt(value: int, unit: int) -> str:
+def plain_decimal(value: int, unit: int) -> str:
     """A raw fixed-point value as a plain decimal: 62500, never 6.25E+4."""
     return format((Decimal(value) / unit).normalize(), "f") if unit != 1 else str(value)
 
@@ -217,11 +217,11 @@ class BookValidator:
             if action == _ADD or action == _UPDATE:
                 if size <= 0:
                     raise self._error(
-                        f"{_ACTION_NAMES[action]} with a size of {_fmt(size, size_unit)}; "
+                        f"{_ACTION_NAMES[action]} with a size of {plain_decimal(size, size_unit)}; "
                         "a level or order that is gone must be a DELETE",
                         line,
                         "size",
-                        _fmt(size, size_unit),
+                        plain_decimal(size, size_unit),
                     )
                 if side != _BUY and side != _SELL:
                     raise self._error(f"{_ACTION_NAMES[action]} without a BUY or SELL side", line, "side", side)
@@ -241,11 +241,11 @@ class BookValidator:
                     opened = st.open_line
                     span = f" (event from line {opened})" if opened is not None and opened != line else ""
                     raise self._error(
-                        f"crossed book after this event{span}: best bid {_fmt(bid, price_unit)} >= "
-                        f"best ask {_fmt(ask, price_unit)}",
+                        f"crossed book after this event{span}: best bid {plain_decimal(bid, price_unit)} >= "
+                        f"best ask {plain_decimal(ask, price_unit)}",
                         line,
                         "price",
-                        _fmt(price, price_unit),
+                        plain_decimal(price, price_unit),
                     )
                 st.open_line = None
         st.ts_event, st.ts_init = last_event, last_init
@@ -289,7 +289,8 @@ class BookValidator:
         last_event, last_init = self._trade_clock.get(key, (-1, -1))
         for size, ts_event, ts_init, line in zip(sizes, ts_events, ts_inits, lines, strict=True):
             if size <= 0:
-                raise self._error(f"trade with a size of {_fmt(size, size_unit)}", line, "size", _fmt(size, size_unit))
+                shown = plain_decimal(size, size_unit)
+                raise self._error(f"trade with a size of {shown}", line, "size", shown)
             if ts_event < last_event:
                 raise self._error(
                     f"time goes backwards: ts_event {ts_event} ns is before the previous trade's {last_event} ns",
@@ -525,9 +526,10 @@ def _on_grid(scaled: np.ndarray) -> np.ndarray:
 
 def infer_decimals(values: np.ndarray) -> int:
     """The fewest decimals that represent every finite value exactly (at most 9)."""
-    values = values[np.isfinite(values)]
+    left = values[np.isfinite(values)]
     for decimals in range(_MAX_DECIMALS + 1):
-        if _on_grid(values * 10.0**decimals).all():
+        left = left[~_on_grid(left * 10.0**decimals)]  # only what needs more decimals is tried again
+        if not len(left):
             return decimals
     return _MAX_DECIMALS
 

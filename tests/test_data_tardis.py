@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from nautilus_trader.model.book import OrderBook
-from nautilus_trader.model.data import OrderBookDelta, OrderBookDeltas, TradeTick
-from nautilus_trader.model.enums import AggressorSide, BookAction, BookType, RecordFlag
+from nautilus_trader.model.enums import AggressorSide, BookAction, RecordFlag
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Commodity, Equity
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from data.catalog import catalog_instruments, stream_catalog
+from data.catalog import catalog_instruments
 from data.tardis import import_tardis
 from data.validation import BookDataError
-from tests.tardis_rows import ES, HEADER, INCREMENTAL, L0, row, write
-
-
-def levels(book: OrderBook) -> tuple[list, list]:
-    return [(str(lv.price), lv.size()) for lv in book.bids()], [(str(lv.price), lv.size()) for lv in book.asks()]
-
-
-def replay(catalog: Path, iid: InstrumentId = ES) -> tuple[list[OrderBookDeltas], list[TradeTick], list]:
-    batches, trades, states = [], [], []
-    book = OrderBook(iid, BookType.L2_MBP)
-    for chunk in stream_catalog(catalog, [iid], chunk_size=4):
-        for item in chunk:
-            if isinstance(item, OrderBookDeltas):
-                book.apply_deltas(item)
-                batches.append(item)
-                states.append(levels(book))
-            else:
-                trades.append(item)
-    return batches, trades, states
-
-
-def no_book_data(catalog: Path, iid: InstrumentId = ES) -> bool:
-    cat = ParquetDataCatalog(str(catalog))
-    return not cat.get_intervals(OrderBookDelta, iid.value) and not cat.get_intervals(TradeTick, iid.value)
+from tests.tardis_rows import ES, HEADER, INCREMENTAL, L0, no_book_data, replay, row, write
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
@@ -154,15 +126,15 @@ def test_fractional_amounts_and_symbol_selection(tmp_path):
         (row(50, False, "bid", "99", "3", lag=-500), "local_timestamp", (L0 + 50) * 1000, "time goes backwards"),
         (row(600, False, "bid", "9x.5", "3"), "price", "9x.5", "not a number"),
         (row(600, False, "middle", "99", "3"), "side", "middle", "bid or ask"),
-        (row(600, False, "bid", "99.125", "3"), "price", 99.125, "more than 2 decimals"),
+        (row(600, False, "bid", "99.125", "3"), "price", "99.125", "more than 2 decimals"),
     ],
 )
 def test_broken_rows_name_file_line_field_and_leave_nothing_behind(tmp_path, bad_row, field, value, message):
     path = write(tmp_path / "broken.csv", HEADER, [*INCREMENTAL, bad_row, row(700, False, "bid", "99", "1")])
     with pytest.raises(BookDataError) as err:
-        # Small chunks, so earlier chunks have been written before the bad row is reached; precision is
-        # inferred from the good rows only, so the extra decimal of the last case is an error.
-        import_tardis(path, tmp_path / "cat", "ES", read_chunk_rows=3, chunk_size=2, infer_rows=len(INCREMENTAL))
+        # Small chunks, so earlier chunks have been written before the bad row is reached; the price precision
+        # is given, so the extra decimal of the last case is an error.
+        import_tardis(path, tmp_path / "cat", "ES", read_chunk_rows=3, chunk_size=2, price_precision=2)
     e = err.value
     assert (e.source, e.line, e.field) == (str(path), len(INCREMENTAL) + 2, field)
     assert e.value == value and message in str(e) and f"{path}, line {e.line}" in str(e)
