@@ -253,7 +253,7 @@ def _import(args: argparse.Namespace) -> int:
         f"{', '.join(summary.instrument_ids)} into {args.catalog} ({summary.files} files, {summary.seconds:.1f}s)"
     )
     for what, count in summary.notes.items():
-        print(f"  {count:,} {what}")
+        print(f"  {what}: {count:,}")
     return 0
 
 

@@ -65,11 +65,11 @@ _TRADE_TYPES = (4, 5, 6)
 
 # What the import summary counts (see the module docstring, "The visible window").
 REENTRY_NOTE = (
-    "levels came back into the orderbook file's visible window with fewer shares than the messages left "
-    "(its size was taken: the message file has no events beyond its levels)"
+    "levels back in the orderbook file's window with fewer shares than the messages left "
+    "(the file's size was taken: a level-N message file has no events beyond level N)"
 )
-REVEALED_NOTE = "levels came into the visible window with shares the messages never showed (taken from the file)"
-SHORT_NOTE = "messages removed more shares than the book held for them (without reconcile only what it held went)"
+REVEALED_NOTE = "levels that came into the window with shares the messages never showed (taken from the orderbook file)"
+SHORT_NOTE = "messages that removed more shares than the book held for them (only what it held was removed)"
 
 
 class _Lobster:

@@ -13,7 +13,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from backtests.cli import main as cli
 from data.catalog import catalog_instruments, stream_catalog
-from data.lobster import REENTRY_NOTE, SHORT_NOTE, SYNTHETIC_ORDER_ID_BASE, import_lobster
+from data.lobster import REENTRY_NOTE, REVEALED_NOTE, SHORT_NOTE, SYNTHETIC_ORDER_ID_BASE, import_lobster
 from data.validation import BookDataError
 from tests.lobster_rows import AAPL, DAY_ROWS, LEVEL_N_ROWS, NO_ASK, write_day
 
@@ -50,6 +50,7 @@ def test_a_day_replays_to_the_orderbook_file_after_every_message(tmp_path):
     summary = import_lobster(message, orderbook, tmp_path / "cat", "AAPL", DAY, read_chunk_rows=1, chunk_size=2)
     assert summary.instrument_ids == ("AAPL.SMART",)
     assert summary.trades == {"AAPL.SMART": 3}
+    assert summary.notes == {REVEALED_NOTE: 1}  # 100.03, deeper than row 1 shows, comes into view with 150
     [instrument] = catalog_instruments(tmp_path / "cat")
     assert instrument.id == AAPL and instrument.price_precision == 2
 
@@ -251,7 +252,7 @@ def test_the_cli_prints_what_it_took_from_the_orderbook_file(tmp_path, capsys):
     message, _ = write_day(tmp_path, LEVEL_N_ROWS)
     args = ["data", "import", "lobster", str(message), "--catalog", str(tmp_path / "cat"), "--instrument", "AAPL"]
     assert cli([*args, "--date", DAY]) == 0
-    assert f"  1 {REENTRY_NOTE}" in capsys.readouterr().out
+    assert f"  {REENTRY_NOTE}: 1" in capsys.readouterr().out
     assert cli([*args, "--date", DAY, "--strict", "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "line 4, field 'Ask Size 2' = 200" in err and "nothing was written" in err
