@@ -188,8 +188,8 @@ class _Lobster:
     def _take(self, side: int, price: int, amount: int, first: int | None, ts: int, line: int) -> None:
         """Remove ``amount`` shares from a level: from order ``first``, then the synthetic order, then the newest.
 
-        Which orders lost the shares the message file did not record cannot be known; the synthetic order
-        stands for the oldest liquidity, and the newest orders are the ones the fewest later messages name.
+        Which orders lost the shares the message file did not record is not known. The synthetic order goes
+        first because no message names it; then the newest orders, so the older ones keep their place in the queue.
         """
         orders = self.book.orders
         synthetic = self.synthetic.get((side, price))
