@@ -4,7 +4,7 @@ rebalance demo
 rebalance backtest --plan PLAN --catalog DIR [--param name=value ...] [--venue-param name=value ...]
 rebalance backtest --plan PLAN_OR_PER_DAY_PLANS --catalog DIR [--days D1,D2 | --start D --end D | --all-days]
 rebalance data synth --catalog DIR [--minutes N] [--seed N] [--days N] [--start TIME]
-rebalance data import {dbn,tardis,lobster} FILE --catalog DIR --instrument ID [--overwrite]
+rebalance data import {dbn,tardis,lobster} FILE --catalog DIR --instrument ID [--overwrite] [--strict]
 rebalance sweep --plan PLAN --catalog DIR [--random N] [--workers N | --cluster ADDRESS]
 rebalance paper|live --plan PLAN [--what-if] [--confirm-live] [--journal URL] [--rail name=value ...]
 rebalance status | kill | journal {migrate,runs,requests,cash,export,import-plan}
@@ -208,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument(
         "--strict",
         action="store_true",
-        help="Tardis: refuse what a capture import otherwise repairs or warns about (clock steps back, stale "
-        "crossed levels, a missing or late snapshot)",
+        help="refuse what an import otherwise repairs, takes or warns about (Tardis: clock steps back, stale "
+        "crossed levels, a missing or late snapshot; LOBSTER: a level back in view with fewer shares)",
     )
     imp.add_argument(
         "--overwrite",
@@ -278,7 +278,7 @@ def _import(args: argparse.Namespace) -> int:
                 return 2
             summary = import_lobster(
                 args.path, None, args.catalog, instrument, args.date,
-                price_increment=args.price_increment or "0.01", overwrite=args.overwrite,
+                price_increment=args.price_increment or "0.01", overwrite=args.overwrite, strict=args.strict,
             )  # fmt: skip
     except (BookDataError, FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}; nothing was written to {args.catalog}", file=sys.stderr)
@@ -287,8 +287,10 @@ def _import(args: argparse.Namespace) -> int:
         f"wrote {summary.total_deltas:,} book deltas and {summary.total_trades:,} trades for "
         f"{', '.join(summary.instrument_ids)} into {args.catalog} ({summary.files} files, {summary.seconds:.1f}s)"
     )
-    for note in summary.notes if isinstance(summary, TardisImportSummary) else ():
-        print(f"  {note}")
+    for remark in summary.remarks if isinstance(summary, TardisImportSummary) else ():
+        print(f"  {remark}")
+    for what, count in summary.notes.items():
+        print(f"  {what}: {count:,}")
     return 0
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 
@@ -41,7 +41,11 @@ TimeLike = int | str | pd.Timestamp
 
 @dataclass(frozen=True)
 class CatalogWriteSummary:
-    """What a loader wrote: rows per instrument id, the ``ts_init`` span and the number of parquet files."""
+    """What a loader wrote: rows per instrument id, the ``ts_init`` span and the number of parquet files.
+
+    ``notes`` counts what the import took as the source has it instead of refusing (what, how often), so the
+    person importing a capture sees what was repaired or assumed.
+    """
 
     catalog_path: Path
     instrument_ids: tuple[str, ...]
@@ -51,6 +55,7 @@ class CatalogWriteSummary:
     end_ns: int
     files: int
     seconds: float
+    notes: dict[str, int] = field(default_factory=dict)
 
     @property
     def total_deltas(self) -> int:
@@ -106,16 +111,21 @@ def overlap_error(
 
 
 def ensure_instrument(catalog: ParquetDataCatalog, instrument: Instrument) -> None:
-    """Write ``instrument`` unless the catalog defines it already, with the same precisions.
+    """Write ``instrument`` unless the catalog defines it already, with the same precisions."""
+    if not is_defined(catalog, instrument):
+        catalog.write_data([instrument])
+
+
+def is_defined(catalog: ParquetDataCatalog, instrument: Instrument) -> bool:
+    """Whether the catalog defines ``instrument`` already; a definition with other precisions is refused.
 
     Days appended later reuse the first definition; one with other precisions would make earlier days' rows
-    mean other prices, so it is refused.
+    mean other prices.
     """
     key = instrument.id.value
     existing = catalog.instruments(instrument_ids=[key])
     if not existing:
-        catalog.write_data([instrument])
-        return
+        return False
     old = existing[0]
     if (old.price_precision, old.size_precision) != (instrument.price_precision, instrument.size_precision):
         raise ValueError(
@@ -123,6 +133,7 @@ def ensure_instrument(catalog: ParquetDataCatalog, instrument: Instrument) -> No
             f"{old.price_precision}/{old.size_precision}, this import has "
             f"{instrument.price_precision}/{instrument.size_precision}"
         )
+    return True
 
 
 def prepare_instrument_slots(

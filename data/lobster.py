@@ -1,10 +1,8 @@
 """LOBSTER message + orderbook files into a catalog as L3 (market-by-order) deltas and trades.
 
-The message file (no header) has ``time`` (seconds after midnight, exchange local time), ``event_type``,
-``order_id``, ``size``, ``price`` (dollars x 10,000) and ``direction`` (1 buy, -1 sell limit order); row k of
-the orderbook file is the book after message k, as ``Ask Price 1, Ask Size 1, Bid Price 1, Bid Size 1,
-Ask Price 2, ...`` with empty levels shown as 9999999999 / -9999999999 and size 0. LOBSTER times carry
-no date, so the caller gives the trading date (and the exchange time zone, New York by default).
+The two files are read by ``data/lobster_files.py``, which describes their format: row k of the orderbook
+file is the book after message k. LOBSTER times carry no date, so the caller gives the trading date (and
+the exchange time zone, New York by default).
 
 Mapping, one venue event (``F_LAST``) per message:
 
@@ -17,21 +15,33 @@ Mapping, one venue event (``F_LAST``) per message:
 Orders that predate the file. LOBSTER's first book has no order ids, so the book before the first message
 (orderbook row 1 with message 1 undone) is written as a snapshot of aggregated levels, one synthetic order
 per level (ids from ``SYNTHETIC_ORDER_ID_BASE``). Cancels and executions of an order id the file never
-submitted reduce the synthetic order of that price level. The orderbook file only shows ``L`` levels, so
-older orders deeper in the book become known only when the book moves and they appear in a row: each row is
-reconciled with the book built from the messages, a level the row shows with more size than the messages
-account for gets a synthetic order for the difference in the same event, and a level with less size, or a
-best price the row does not show, is an error (a message and an orderbook file that do not belong together
-fail on their first row). Cancels of unknown orders deeper than the row shows are dropped, as that part of
-the book is not represented.
+submitted reduce the synthetic order of that price level.
+
+The visible window. A level-N pair of files only sees the best N levels of each side (the whole side while
+it has fewer): the message file leaves out every event deeper than that, so a level outside the window may
+gain or lose shares unseen. Each orderbook row is reconciled with the book the messages build, within the
+window only:
+
+* inside the window of the previous row, the messages see everything, so the row must match the book
+  exactly: a level with other size, or one that is missing, is an error (a message and an orderbook file
+  that do not belong together fail on their first row);
+* a level that comes into the window from outside it takes the row's size: more shares than the messages
+  account for (older orders deeper in the book) become a synthetic order for the difference, fewer are taken
+  from the level's synthetic order first, then from its newest orders. The summary counts both; ``strict``
+  refuses a level that comes back with fewer shares. At such a level the messages may later name orders the
+  book no longer holds in full: their shares are taken from the rest of the level, as long as it has them.
+
+Cancels of unknown orders deeper than the previous row shows are dropped, as that part of the book is not
+represented. Without ``reconcile`` the rows only set the window: a message that removes more shares than
+its level's synthetic order holds takes what it holds (counted; ``strict`` refuses it in the window).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from nautilus_trader.model.data import OrderBookDelta, TradeTick
 from nautilus_trader.model.enums import BookType, RecordFlag
@@ -39,141 +49,64 @@ from nautilus_trader.model.identifiers import InstrumentId, TradeId
 from nautilus_trader.model.objects import FIXED_PRECISION
 
 from data.catalog import CatalogLike, CatalogWriteSummary
+from data.lobster_files import LOBSTER_PRICE_DECIMALS, LobsterReader, level_name
 from data.synthetic import make_equity
 from data.tardis import parse_instrument_id
-from data.validation import BookDataError, BookState, BookValidator, CatalogImport, numeric_column
+from data.validation import BookDataError, BookState, BookValidator, CatalogImport
 
-MESSAGE_COLUMNS = ["time", "event_type", "order_id", "size", "price", "direction"]
 SYNTHETIC_ORDER_ID_BASE = 1 << 62  # far above any LOBSTER (NASDAQ) order reference number
-_EMPTY_ASK, _EMPTY_BID = 9_999_999_999, -9_999_999_999
-_LOBSTER_PRICE_DECIMALS = 4
 _FIELDS = {"ts_event": "time", "ts_init": "time"}
 
 _F_LAST = int(RecordFlag.F_LAST)
 _F_SNAPSHOT = int(RecordFlag.F_SNAPSHOT)
 _ADD, _UPDATE, _DELETE, _CLEAR = 1, 2, 3, 4
 _BUY, _SELL = 1, 2
-_BOOK_TYPES = (1, 2, 3, 4)
 _TRADE_TYPES = (4, 5, 6)
-_KNOWN_TYPES = (1, 2, 3, 4, 5, 6, 7)
 
-
-def _level_name(column: int) -> str:
-    level, k = divmod(column, 4)
-    return f"{('Ask Price', 'Ask Size', 'Bid Price', 'Bid Size')[k]} {level + 1}"
+# What the import summary counts (see the module docstring, "The visible window").
+REENTRY_NOTE = (
+    "levels back in the orderbook file's window with fewer shares than the messages left "
+    "(the file's size was taken: a level-N message file has no events beyond level N)"
+)
+REVEALED_NOTE = "levels that came into the window with shares the messages never showed (taken from the orderbook file)"
+SHORT_NOTE = "messages that removed more shares than the book held for them (only what it held was removed)"
 
 
 class _Lobster:
+    """The book one LOBSTER day builds message by message, and the deltas and trades that say so."""
+
     def __init__(
         self,
         message_path: Path,
         orderbook_path: Path,
         instrument_id: InstrumentId,
-        midnight_ns: int,
         trade_prefix: str,
         price_precision: int,
         validator: BookValidator,
+        reconcile: bool,
+        strict: bool,
     ) -> None:
         self.msg_src, self.ob_src = str(message_path), str(orderbook_path)
         self.iid = instrument_id
-        self.midnight_ns = midnight_ns
         self.trade_prefix = trade_prefix
         self.p_prec = price_precision
-        self.grid = 10 ** (_LOBSTER_PRICE_DECIMALS - price_precision)
+        self.grid = 10 ** (LOBSTER_PRICE_DECIMALS - price_precision)
         self.p_raw = 10 ** (FIXED_PRECISION - price_precision)
         self.validator = validator
+        self.reconcile_rows = reconcile
+        self.strict = strict
         self.book = BookState(l3=True)
         self.synthetic: dict[tuple[int, int], int] = {}  # (side, price) -> synthetic order id
         self.next_synthetic = SYNTHETIC_ORDER_ID_BASE
         self.levels = 0
         self.seeded = False
         self.prev_row: list[int] = []
-        self.last_ts = -1
+        self.prev_prices: tuple[list[int], list[int]] = ([], [])  # prev_row's ask and bid prices
         self.out: list[list] = []
         self.trades: list[tuple] = []
-
-    # -- reading ------------------------------------------------------------------------------------
-
-    def messages(self, frame: pd.DataFrame, lines: np.ndarray) -> tuple[list, ...]:
-        src = self.msg_src
-        cols = {c: numeric_column(frame[c], lines, src, c) for c in MESSAGE_COLUMNS}
-        for c in ("event_type", "order_id", "size", "price", "direction"):
-            whole = cols[c] == np.rint(cols[c])
-            if not whole.all():
-                i = int(np.flatnonzero(~whole)[0])
-                raise BookDataError(
-                    f"{c} must be a whole number", source=src, line=int(lines[i]), field=c, value=frame[c].iloc[i]
-                )
-        etype = cols["event_type"].astype(np.int64)
-        size = cols["size"].astype(np.int64)
-        price = cols["price"].astype(np.int64)
-        direction = cols["direction"].astype(np.int64)
-
-        def fail(mask: np.ndarray, field: str, message: str) -> None:
-            if mask.any():
-                i = int(np.flatnonzero(mask)[0])
-                raise BookDataError(message, source=src, line=int(lines[i]), field=field, value=frame[field].iloc[i])
-
-        fail(~np.isin(etype, _KNOWN_TYPES), "event_type", "unknown event type (LOBSTER has 1-7)")
-        real = etype != 7
-        fail(real & (size <= 0), "size", "a message must move a positive number of shares")
-        fail((etype <= 5) & ~np.isin(direction, (1, -1)), "direction", "direction must be 1 (buy) or -1 (sell)")
-        fail(
-            real & (price % self.grid != 0),
-            "price",
-            f"price is off the grid of price precision {self.p_prec} (pass a finer price_increment, e.g. 0.0001)",
-        )
-        fail(real & (price <= 0), "price", "price must be positive")
-        ts = np.rint(cols["time"] * 1e9).astype(np.int64) + self.midnight_ns
-        # Halts and hidden executions add no deltas, so the book validator would not see their clocks.
-        earlier = np.concatenate([[self.last_ts], ts[:-1]])
-        if (ts < earlier).any():
-            i = int(np.flatnonzero(ts < earlier)[0])
-            raise BookDataError(
-                f"time goes backwards: {cols['time'][i]} s is before the previous message's",
-                source=src,
-                line=int(lines[i]),
-                field="time",
-                value=frame["time"].iloc[i],
-            )
-        self.last_ts = int(ts[-1])
-        return (
-            ts.tolist(),
-            etype.tolist(),
-            cols["order_id"].astype(np.int64).tolist(),
-            size.tolist(),
-            (price // self.grid).tolist(),
-            np.where(direction == 1, _BUY, _SELL).tolist(),
-        )
-
-    def book_rows(self, frame: pd.DataFrame, lines: np.ndarray) -> list[list[int]]:
-        src = self.ob_src
-        if frame.shape[1] % 4 or frame.shape[1] == 0:
-            raise BookDataError(
-                f"an orderbook file has 4 columns per level, this one {frame.shape[1]}",
-                source=src,
-                line=int(lines[0]),
-                field=None,
-                value=None,
-            )
-        values = np.column_stack(
-            [numeric_column(frame[c], lines, src, _level_name(c)) for c in range(frame.shape[1])]
-        ).astype(np.int64)
-        prices = values[:, 0::2]
-        empty = (prices == _EMPTY_ASK) | (prices == _EMPTY_BID) | (values[:, 1::2] == 0)
-        off = ~empty & (prices % self.grid != 0)
-        if off.any():
-            r, c = map(int, np.argwhere(off)[0])
-            raise BookDataError(
-                f"price is off the grid of price precision {self.p_prec}",
-                source=src,
-                line=int(lines[r]),
-                field=_level_name(2 * c),
-                value=int(prices[r, c]),
-            )
-        values[:, 0::2] = np.where(empty, 0, prices // self.grid)
-        values[:, 1::2] = np.where(empty, 0, values[:, 1::2])
-        return values.tolist()
+        # Levels whose orders the messages do not fully know, since they came into view with the row's size.
+        self.uncertain: set[tuple[int, int]] = set()
+        self.reentries = self.revealed = self.short = 0
 
     # -- book -----------------------------------------------------------------------------------
 
@@ -227,16 +160,53 @@ class _Lobster:
             self.next_synthetic += 1
             self._delta(_ADD, side_, price_, levels[(side_, price_)], oid, ts, line, _F_SNAPSHOT)
         self.out[-1][5] |= _F_LAST
-        self.prev_row = first_row
+        self.prev_row, self.prev_prices = first_row, (first_row[0::4], first_row[2::4])
         self.seeded = True
+
+    def _bound(self, row: list[int], offset: int) -> int | None:
+        """The deepest price ``row`` shows on the side at ``offset``, or None while it shows fewer than L levels."""
+        last = offset + 4 * (self.levels - 1)
+        return row[last] if row[last + 1] else None
+
+    @staticmethod
+    def _within(bound: int | None, side: int, price: int) -> bool:
+        return bound is None or (price <= bound if side == _SELL else price >= bound)
 
     def _in_view(self, row: list[int], side: int, price: int) -> bool:
         """Whether ``price`` lies within the levels ``row`` shows on ``side`` (all of them if it shows fewer than L)."""
-        offset = 0 if side == _SELL else 2
-        shown = [row[4 * lv + offset] for lv in range(len(row) // 4) if row[4 * lv + offset + 1]]
-        if len(shown) < len(row) // 4:
-            return True
-        return price <= shown[-1] if side == _SELL else price >= shown[-1]
+        return self._within(self._bound(row, 0 if side == _SELL else 2), side, price)
+
+    def _price(self, price: int) -> str:
+        return format(Decimal(price).scaleb(-self.p_prec), "f")
+
+    def _level_size(self, side: int, price: int) -> int:
+        return (self.book.asks if side == _SELL else self.book.bids).get(price, 0)
+
+    def _shares_unknown(self, side: int, price: int) -> bool:
+        return not self.strict and (side, price) in self.uncertain
+
+    def _take(self, side: int, price: int, amount: int, first: int | None, ts: int, line: int) -> None:
+        """Remove ``amount`` shares from a level: from order ``first``, then the synthetic order, then the newest.
+
+        Which orders lost the shares the message file did not record is not known. The synthetic order goes
+        first because no message names it; then the newest orders, so the older ones keep their place in the queue.
+        """
+        orders = self.book.orders
+        synthetic = self.synthetic.get((side, price))
+        queue = [oid for oid in (first, synthetic) if oid is not None and oid in orders]
+        queue += [o for o, (s, p, _) in reversed(orders.items()) if s == side and p == price and o not in queue]
+        for oid in queue:
+            if amount <= 0:
+                return
+            held = orders[oid][2]
+            cut = min(held, amount)
+            amount -= cut
+            if oid == synthetic:
+                self._synthetic_change(side, price, -cut, ts, line)
+            elif cut < held:
+                self._delta(_UPDATE, side, price, held - cut, oid, ts, line)
+            else:
+                self._delta(_DELETE, side, price, 0, oid, ts, line)
 
     def message(self, ts: int, etype: int, oid: int, size: int, price: int, side: int, line: int) -> None:
         orders = self.book.orders
@@ -255,14 +225,20 @@ class _Lobster:
             if held is not None:
                 if held[1] != price or held[0] != side:
                     raise BookDataError(
-                        f"order {oid} rests at {held[1] / 10**self.p_prec} on the other side or another price",
+                        f"order {oid} rests at {self._price(held[1])} on the other side or another price",
                         source=self.msg_src,
                         line=line,
                         field="price",
                         value=price * self.grid,
                     )
                 remaining = 0 if etype == 3 else held[2] - size
-                if remaining < 0:
+                if remaining > 0:
+                    self._delta(_UPDATE, side, price, remaining, oid, ts, line)
+                elif remaining == 0:
+                    self._delta(_DELETE, side, price, 0, oid, ts, line)
+                elif self._shares_unknown(side, price) and self._level_size(side, price) >= size:
+                    self._take(side, price, size, oid, ts, line)
+                else:
                     raise BookDataError(
                         f"removes {size} shares from order {oid}, which has {held[2]} left",
                         source=self.msg_src,
@@ -270,16 +246,20 @@ class _Lobster:
                         field="size",
                         value=size,
                     )
-                if remaining:
-                    self._delta(_UPDATE, side, price, remaining, oid, ts, line)
-                else:
-                    self._delta(_DELETE, side, price, 0, oid, ts, line)
             else:
                 synthetic = self.synthetic.get((side, price))
                 available = orders[synthetic][2] if synthetic is not None else 0
                 if size <= available:
                     self._synthetic_change(side, price, -size, ts, line)
-                elif self._in_view(self.prev_row, side, price):
+                elif self._shares_unknown(side, price) and self._level_size(side, price) >= size:
+                    self._take(side, price, size, None, ts, line)
+                elif not self._in_view(self.prev_row, side, price):
+                    pass  # deeper than the previous row shows: that part of the book is not represented
+                elif not self.reconcile_rows and not self.strict:
+                    if available:
+                        self._synthetic_change(side, price, -available, ts, line)
+                    self.short += 1
+                else:
                     raise BookDataError(
                         f"order {oid} was never submitted and the {available} shares that predate the file at "
                         "this price cannot cover it",
@@ -292,46 +272,92 @@ class _Lobster:
             aggressor = 0 if etype == 6 else (2 if side == _BUY else 1)
             self.trades.append((price, size, aggressor, f"{self.trade_prefix}-{line}", ts, line))
 
-    def reconcile(self, row: list[int], ts: int, line: int) -> None:
+    def reconcile(self, row: list[int], ts: int, line: int, msg_side: int, msg_price: int) -> None:
         book = self.book
-        # Fast path: every shown level already matches (empty levels are price 0, size 0 here).
-        ask_get, bid_get = book.asks.get, book.bids.get
-        if [ask_get(p, 0) for p in row[0::4]] != row[1::4] or [bid_get(p, 0) for p in row[2::4]] != row[3::4]:
-            self._reconcile_levels(row, ts, line)
+        error = None
+        ask_prices, bid_prices = row[0::4], row[2::4]
+        prev_asks, prev_bids = self.prev_prices
+        for offset, side, levels, prices, prev_prices in (
+            (0, _SELL, book.asks, ask_prices, prev_asks),
+            (2, _BUY, book.bids, bid_prices, prev_bids),
+        ):
+            get = levels.get
+            # Fast path: the window did not move, every level matches and the message left no level the row lacks
+            # (empty levels are price 0, size 0 here).
+            if (
+                prices == prev_prices
+                and [get(p, 0) for p in prices] == row[offset + 1 :: 4]
+                and (side != msg_side or msg_price in prices or not get(msg_price, 0))
+            ):
+                continue
+            found = self._reconcile_side(row, offset, side, levels, msg_price if side == msg_side else None, ts, line)
+            error = error or found
         for offset, best, name in ((0, book.best_ask, "Ask Price 1"), (2, book.best_bid, "Bid Price 1")):
             shown_price, shown = row[offset], row[offset + 1]
             if best is not None and (not shown or best != shown_price):
                 raise BookDataError(
-                    f"the messages leave the best {'ask' if offset == 0 else 'bid'} at {best / 10**self.p_prec}, "
-                    "the orderbook file shows " + (f"{shown_price / 10**self.p_prec}" if shown else "no level"),
+                    f"the messages leave the best {'ask' if offset == 0 else 'bid'} at {self._price(best)}, "
+                    "the orderbook file shows " + (self._price(shown_price) if shown else "no level"),
                     source=self.ob_src,
                     line=line,
                     field=name,
                     value=shown_price * self.grid if shown else None,
                 )
-        self.prev_row = row
+        if error is not None:
+            raise error
+        self.prev_row, self.prev_prices = row, (ask_prices, bid_prices)
 
-    def _reconcile_levels(self, row: list[int], ts: int, line: int) -> None:
-        book = self.book
-        for lv in range(self.levels):
-            for offset, side, levels in ((0, _SELL, book.asks), (2, _BUY, book.bids)):
-                price, shown = row[4 * lv + offset], row[4 * lv + offset + 1]
-                if not shown:
-                    continue
-                held = levels.get(price, 0)
-                if held < shown:
-                    self._synthetic_change(side, price, shown - held, ts, line)
-                elif held > shown:
-                    raise BookDataError(
-                        f"the messages leave {held} shares at {price / 10**self.p_prec}, the orderbook file shows "
-                        f"{shown}",
-                        source=self.ob_src,
-                        line=line,
-                        field=_level_name(4 * lv + offset + 1),
-                        value=shown,
-                    )
+    def _reconcile_side(
+        self, row: list[int], offset: int, side: int, levels: dict[int, int], msg_price: int | None, ts: int, line: int
+    ) -> BookDataError | None:
+        """Match one side of the book to ``row`` within its window; the first level that may not differ, if any."""
+        prev, within = self.prev_row, self._within
+        bound, prev_bound = self._bound(row, offset), self._bound(prev, offset)
+        shown = {p: q for p, q in zip(row[offset::4], row[offset + 1 :: 4], strict=True) if q}
+        # Within the previous window the book matched the previous row, so only these levels can differ now.
+        candidates = set(shown).union(p for p, q in zip(prev[offset::4], prev[offset + 1 :: 4], strict=True) if q)
+        if msg_price is not None:
+            candidates.add(msg_price)
+        if prev_bound is not None and (bound is None or not within(prev_bound, side, bound)):
+            candidates.update(p for p in levels if not within(prev_bound, side, p))  # the window grew
+        error = None
+        for price in sorted(candidates, reverse=side == _BUY):
+            held, want = levels.get(price, 0), shown.get(price, 0)
+            if held == want or not within(bound, side, price):
+                continue
+            if within(prev_bound, side, price) or (want < held and self.strict):
+                error = error or self._level_error(row, offset, side, price, held, want, line)
+                continue
+            if want > held:
+                self._synthetic_change(side, price, want - held, ts, line)
+                self.revealed += 1
+            else:
+                self._take(side, price, held - want, None, ts, line)
+                self.reentries += 1
+            self.uncertain.add((side, price))
+        return error
 
-    def chunk(self, msgs: tuple[list, ...], rows: list[list[int]], lines: list[int], reconcile: bool) -> None:
+    def _level_error(
+        self, row: list[int], offset: int, side: int, price: int, held: int, want: int, line: int
+    ) -> BookDataError:
+        shown = [p for p, q in zip(row[offset::4], row[offset + 1 :: 4], strict=True) if q]
+        if want:
+            column = 4 * shown.index(price) + offset + 1
+            value, what = want, f"shows {want}"
+        else:  # the row does not show it: name the level where it would be
+            depth = sum(1 for p in shown if (p < price if side == _SELL else p > price))
+            column = 4 * depth + offset
+            value, what = (shown[depth] * self.grid if depth < len(shown) else None), "shows no level there"
+        text = f"the messages leave {held} shares at {self._price(price)}, the orderbook file {what}"
+        if not self._in_view(self.prev_row, side, price):
+            text += (
+                f" (the level came back into view from beyond level {self.levels}; strict refuses taking the "
+                "file's size)"
+            )
+        return BookDataError(text, source=self.ob_src, line=line, field=level_name(column), value=value)
+
+    def chunk(self, msgs: tuple[list, ...], rows: list[list[int]], lines: list[int]) -> None:
+        reconcile = self.reconcile_rows
         out = self.out
         for i, (ts, etype, oid, size, price, side) in enumerate(zip(*msgs, strict=True)):
             line = lines[i]
@@ -340,7 +366,9 @@ class _Lobster:
             start = len(out)
             self.message(ts, etype, oid, size, price, side, line)
             if reconcile:
-                self.reconcile(rows[i], ts, line)
+                self.reconcile(rows[i], ts, line, side, price)
+            else:
+                self.prev_row = rows[i]
             if len(out) > start:
                 out[-1][5] |= _F_LAST
 
@@ -391,14 +419,17 @@ def import_lobster(
     overwrite: bool = False,
     reconcile: bool = True,
     check_crossed: bool = True,
+    strict: bool = False,
 ) -> CatalogWriteSummary:
     """Import one LOBSTER day (message + orderbook file) as L3 deltas and trades of ``instrument_id``.
 
     ``date`` is the trading day the seconds-after-midnight are counted from, in ``tz``. ``price_increment``
     is the instrument's tick; a LOBSTER price that is not on it is an error (hidden midpoint executions
     need ``"0.0001"``). ``reconcile`` checks every orderbook row against the book the messages build and
-    adds the pre-file liquidity rows reveal (see the module docstring); without it the orderbook file is
-    only used for the opening snapshot. On any error nothing of this import stays in the catalog.
+    takes the size of levels that come into its visible window (see the module docstring, counted in the
+    summary's ``notes``); without it the orderbook file only gives the opening snapshot and the window.
+    ``strict`` refuses a level that comes back into the window with fewer shares than the messages left.
+    On any error the catalog is left exactly as it was.
     ``orderbook_path=None`` takes the orderbook file named like the message file.
     """
     message_path = Path(message_path)
@@ -414,56 +445,21 @@ def import_lobster(
     midnight_ns = pd.Timestamp(day.date(), tz=tz).value
     instrument = make_equity(*parse_instrument_id(instrument_id, venue).value.split(".", 1), price_increment)
     precision = instrument.price_precision
-    if precision > _LOBSTER_PRICE_DECIMALS:
+    if precision > LOBSTER_PRICE_DECIMALS:
         raise ValueError(f"LOBSTER prices have 4 decimals; price_increment {price_increment} has {precision}")
     validator = BookValidator(str(message_path), BookType.L3_MBO, _FIELDS, check_crossed=check_crossed)
-    state = _Lobster(message_path, orderbook_path, instrument.id, midnight_ns, f"{day:%Y%m%d}", precision, validator)
+    state = _Lobster(
+        message_path, orderbook_path, instrument.id, f"{day:%Y%m%d}", precision, validator, reconcile, strict
+    )
 
-    def read(path: Path, names: list | None):
-        return pd.read_csv(path, header=None, names=names, chunksize=read_chunk_rows, skip_blank_lines=False)
-
+    reader = LobsterReader(message_path, orderbook_path, precision, midnight_ns, read_chunk_rows)
     with CatalogImport(catalog, instrument, (OrderBookDelta, TradeTick), chunk_size, overwrite) as sink:
-        with read(message_path, MESSAGE_COLUMNS) as messages, read(orderbook_path, None) as books:
-            book_chunks = iter(books)
-            for frame in messages:
-                lines = frame.index.to_numpy(dtype=np.int64) + 1
-                if frame.shape[1] != len(MESSAGE_COLUMNS) or frame["direction"].isna().all():
-                    raise BookDataError(
-                        "a LOBSTER message file has 6 columns",
-                        source=str(message_path),
-                        line=int(lines[0]),
-                        field="direction",
-                        value=None,
-                    )
-                book = next(book_chunks, None)
-                if book is None or len(book) < len(frame):
-                    have = 0 if book is None else len(book)
-                    raise BookDataError(
-                        f"the orderbook file ends before the message file (line {int(lines[0]) + have} has no row)",
-                        source=str(orderbook_path),
-                        line=int(lines[0]) + have,
-                        field=None,
-                        value=None,
-                    )
-                if len(book) > len(frame):
-                    raise BookDataError(
-                        "the orderbook file has more rows than the message file",
-                        source=str(orderbook_path),
-                        line=int(lines[-1]) + 1,
-                        field=None,
-                        value=None,
-                    )
-                state.chunk(state.messages(frame, lines), state.book_rows(book, lines), lines.tolist(), reconcile)
-                state.drain(sink)
-            extra = next(book_chunks, None)
-            if extra is not None and len(extra):
-                raise BookDataError(
-                    "the orderbook file has more rows than the message file",
-                    source=str(orderbook_path),
-                    line=int(extra.index[0]) + 1,
-                    field=None,
-                    value=None,
-                )
+        for messages, rows, lines in reader.chunks():
+            state.chunk(messages, rows, lines)
+            state.drain(sink)
         if not state.seeded:
             raise BookDataError("no messages", source=str(message_path), line=None, field=None, value=None)
+        sink.note(REENTRY_NOTE, state.reentries)
+        sink.note(REVEALED_NOTE, state.revealed)
+        sink.note(SHORT_NOTE, state.short)
     return sink.summary()

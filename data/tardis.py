@@ -97,14 +97,14 @@ def make_instrument(instrument_id: InstrumentId, price_increment: str, size_prec
 
 @dataclass(frozen=True)
 class TardisImportSummary(CatalogWriteSummary):
-    """What was written, and what the import accepted or repaired on the way (``notes`` says it in words)."""
+    """What was written, and what the import accepted or repaired on the way (``remarks`` says it in words)."""
 
     clock_steps_back: int = 0
     largest_lag_ns: int = 0
     crossed_repairs: int = 0
     levels_dropped: int = 0
     complete_from_ns: int | None = None
-    notes: tuple[str, ...] = ()
+    remarks: tuple[str, ...] = ()
 
 
 def _increment(precision: int) -> str:
@@ -273,7 +273,7 @@ def import_tardis(
         crossed_repairs=validator.crossed_repairs,
         levels_dropped=validator.levels_dropped,
         complete_from_ns=complete_from,
-        notes=tuple(notes),
+        remarks=tuple(notes),
     )
 
 

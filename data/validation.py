@@ -29,11 +29,12 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from data.catalog import (
     CatalogLike,
     CatalogWriteSummary,
-    ensure_instrument,
+    is_defined,
     open_catalog,
     overlap_error,
     write_data_chunked,
 )
+from data.catalog_undo import CatalogUndo
 
 _F_LAST = int(RecordFlag.F_LAST)
 _ADD, _UPDATE, _DELETE, _CLEAR = 1, 2, 3, 4  # BookAction
@@ -369,9 +370,10 @@ class CatalogImport:
     overlap, in time, what it held for the same class when the import began (so a book file and a trades
     file of the same day can be imported one after the other, too). Before each file is written, the span
     imported so far is checked, and an overlap raises ``CatalogOverlapError`` naming the instrument and both
-    ranges. If the import fails, exactly the files it wrote are deleted again, so a catalog never holds
-    part of a source file and keeps everything it held before. ``overwrite`` deletes the instrument's rows
-    of the imported classes first, every day of them.
+    ranges. If the import fails, the catalog is left exactly as it was (``CatalogUndo``): the files and
+    folders it made are removed and the files ``overwrite`` replaced come back. A new instrument's definition
+    is written only once every row is, so a refused import never leaves a definition without data behind.
+    ``overwrite`` replaces the instrument's rows of the imported classes, every day of them.
     """
 
     def __init__(
@@ -400,36 +402,40 @@ class CatalogImport:
         self.new_instrument = False
         self.start_ns: int | None = None
         self.end_ns: int | None = None
+        self.notes: dict[str, int] = {}
+        self.undo: CatalogUndo | None = None
 
     def __enter__(self) -> CatalogImport:
         catalog, key = self.catalog, self.key
-        self.new_instrument = not catalog.instruments(instrument_ids=[key])
-        ensure_instrument(catalog, self.instrument)
-        for cls in self.classes:
-            if self.overwrite and catalog.get_intervals(cls, key):
-                catalog.delete_data_range(cls, key)
-            self.held[cls] = catalog.get_intervals(cls, key)
+        self.new_instrument = not is_defined(catalog, self.instrument)
+        self.undo = CatalogUndo(catalog, key, (*self.classes, type(self.instrument)))
+        try:
+            for cls in self.classes:
+                if self.overwrite:
+                    self.undo.set_aside(cls)
+                self.held[cls] = catalog.get_intervals(cls, key)
+        except BaseException:
+            self.undo.apply()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             try:
                 self._write(final=True)
+                if self.new_instrument:
+                    self.catalog.write_data([self.instrument])
+                self.undo.drop()
             except BaseException:
-                self._roll_back()
+                self.undo.apply()
                 raise
             return
-        self._roll_back()
+        self.undo.apply()
 
-    def _roll_back(self) -> None:
-        # Files never overlap, so deleting the exact interval of a file this import wrote removes that file only.
-        for cls in self.classes:
-            held = set(self.held.get(cls, ()))
-            for lo, hi in self.catalog.get_intervals(cls, self.key):
-                if (lo, hi) not in held:
-                    self.catalog.delete_data_range(cls, self.key, lo, hi)
-        if self.new_instrument:  # a definition with no data would read as an instrument the catalog holds
-            self.catalog.delete_data_range(type(self.instrument), self.key)
+    def note(self, what: str, count: int) -> None:
+        """Count something the import took as the source has it instead of refusing; the summary lists it."""
+        if count:
+            self.notes[what] = self.notes.get(what, 0) + count
 
     def expect(self, cls: type, start_ns: int, end_ns: int) -> None:
         """Refuse now, before any row is read, if rows of ``cls`` from ``start_ns`` to ``end_ns`` would overlap."""
@@ -474,6 +480,7 @@ class CatalogImport:
             end_ns=self.end_ns or 0,
             files=self.files,
             seconds=time.perf_counter() - self.t0,
+            notes=dict(self.notes),
         )
 
 

@@ -32,3 +32,19 @@ def write_day(tmp_path: Path, rows=DAY_ROWS, name: str = "AAPL_2012-06-21_342000
     message.write_text("".join(f"{t},{e},{o},{s},{p},{d}\n" for t, e, o, s, p, d, _ in rows))
     orderbook.write_text("".join(",".join(map(str, book)) + "\n" for *_, book in rows))
     return message, orderbook
+
+
+# A level-2 day in which 100.02 leaves the window and comes back with fewer shares: 100 of the 340 the
+# messages leave there went while it was third, which a level-2 message file does not record.
+NO_ASK = 9_999_999_999
+LEVEL_N_ROWS = [
+    ("34200.0", 1, 11, 100, 1000100, -1, [1000100, 100, 999800, 200, 1000200, 300, 999700, 400]),
+    ("34200.5", 1, 13, 40, 1000200, -1, [1000100, 100, 999800, 200, 1000200, 340, 999700, 400]),
+    # a better ask pushes 100.02 out of view
+    ("34201.0", 1, 12, 50, 1000000, -1, [1000000, 50, 999800, 200, 1000100, 100, 999700, 400]),
+    # ... and its execution brings it back, with 200 shares where the messages leave 340
+    ("34202.0", 4, 12, 50, 1000000, -1, [1000100, 100, 999800, 200, 1000200, 200, 999700, 400]),
+    # a pre-file order larger than what is left of the level's synthetic order: the rest comes from order 13
+    ("34203.0", 3, 7, 180, 1000200, -1, [1000100, 100, 999800, 200, 1000200, 20, 999700, 400]),
+    ("34204.0", 3, 13, 40, 1000200, -1, [1000100, 100, 999800, 200, NO_ASK, 0, 999700, 400]),
+]

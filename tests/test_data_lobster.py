@@ -11,10 +11,11 @@ from nautilus_trader.model.data import OrderBookDelta, OrderBookDeltas, TradeTic
 from nautilus_trader.model.enums import AggressorSide, BookAction, BookType, RecordFlag
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from backtests.cli import main as cli
 from data.catalog import catalog_instruments, stream_catalog
-from data.lobster import SYNTHETIC_ORDER_ID_BASE, import_lobster
+from data.lobster import REENTRY_NOTE, REVEALED_NOTE, SHORT_NOTE, SYNTHETIC_ORDER_ID_BASE, import_lobster
 from data.validation import BookDataError
-from tests.lobster_rows import AAPL, DAY_ROWS, write_day
+from tests.lobster_rows import AAPL, DAY_ROWS, LEVEL_N_ROWS, NO_ASK, write_day
 
 DAY = "2012-06-21"
 MIDNIGHT_NS = pd.Timestamp(DAY, tz="America/New_York").value
@@ -49,6 +50,7 @@ def test_a_day_replays_to_the_orderbook_file_after_every_message(tmp_path):
     summary = import_lobster(message, orderbook, tmp_path / "cat", "AAPL", DAY, read_chunk_rows=1, chunk_size=2)
     assert summary.instrument_ids == ("AAPL.SMART",)
     assert summary.trades == {"AAPL.SMART": 3}
+    assert summary.notes == {REVEALED_NOTE: 1}  # 100.03, deeper than row 1 shows, comes into view with 150
     [instrument] = catalog_instruments(tmp_path / "cat")
     assert instrument.id == AAPL and instrument.price_precision == 2
 
@@ -165,3 +167,92 @@ def test_the_seed_undoes_the_first_message_only_where_the_row_can_show_it(tmp_pa
     _, batches, _, states = replay(tmp_path / "cat")
     assert states[0][:4] == seed[:4] and states[-1] == rows[-1][-1]
     assert len(batches) == 3
+
+
+# -- level-N files: the visible window ------------------------------------------------------------
+
+
+def test_a_level_that_comes_back_with_fewer_shares_takes_the_orderbook_files_size(tmp_path):
+    message, orderbook = write_day(tmp_path, LEVEL_N_ROWS)
+    summary = import_lobster(message, orderbook, tmp_path / "cat", "AAPL", DAY, read_chunk_rows=2, chunk_size=2)
+    assert summary.notes == {REENTRY_NOTE: 1}
+    _, batches, trades, states = replay(tmp_path / "cat")
+    # the book after every message is the file's (top() shows an empty level as 0, 0)
+    assert states[1:] == [[0 if p == NO_ASK else p for p in r[-1]] for r in LEVEL_N_ROWS]
+    assert [int(t.size) for t in trades] == [50]
+    # the 140 shares the messages could not see going came off the pre-file synthetic order, not order 13
+    comeback = batches[4].deltas
+    assert [(d.action, int(d.order.size)) for d in comeback] == [(BookAction.DELETE, 0), (BookAction.UPDATE, 160)]
+    assert comeback[1].order.order_id >= SYNTHETIC_ORDER_ID_BASE
+
+
+def test_strict_refuses_a_level_that_comes_back_with_fewer_shares(tmp_path):
+    message, orderbook = write_day(tmp_path, LEVEL_N_ROWS)
+    with pytest.raises(BookDataError) as err:
+        import_lobster(message, orderbook, tmp_path / "cat", "AAPL", DAY, strict=True)
+    e = err.value
+    assert (e.source, e.line, e.field, e.value) == (str(orderbook), 4, "Ask Size 2", 200)
+    assert "the messages leave 340 shares at 100.02, the orderbook file shows 200" in str(e)
+    assert "came back into view from beyond level 2" in str(e)
+
+
+def with_book(rows: list, index: int, book: list[int]) -> list:
+    rows = list(rows)
+    rows[index] = (*rows[index][:-1], book)
+    return rows
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize(
+    ("index", "book", "field", "value", "text"),
+    [
+        # 100.02 was in view when order 13 joined it: 340 is the only size the messages allow
+        (1, [1000100, 100, 999800, 200, 1000200, 330, 999700, 400], "Ask Size 2", 330, "leave 340 shares at 100.02"),
+        (1, [1000100, 100, 999800, 200, 1000200, 350, 999700, 400], "Ask Size 2", 350, "file shows 350"),
+        # 99.97 was in view and no message touched it, yet the row skips it
+        (2, [1000000, 50, 999800, 200, 1000100, 100, 999600, 400], "Bid Price 2", 999600, "400 shares at 99.97"),
+        (1, [1000100, 100, 999800, 200, 1000300, 340, 999700, 400], "Ask Price 2", 1000300, "shows no level there"),
+    ],
+)
+def test_an_inconsistency_inside_the_window_is_refused_strict_or_not(tmp_path, strict, index, book, field, value, text):
+    message, orderbook = write_day(tmp_path, with_book(LEVEL_N_ROWS, index, book))
+    with pytest.raises(BookDataError) as err:
+        import_lobster(message, orderbook, tmp_path / "cat", "AAPL", DAY, strict=strict)
+    e = err.value
+    assert (e.source, e.line, e.field, e.value) == (str(orderbook), index + 1, field, value)
+    assert text in str(e) and "came back" not in str(e)
+    assert not (tmp_path / "cat").exists()
+
+
+def test_without_reconcile_a_level_n_day_imports_from_the_messages_alone(tmp_path):
+    # order 7's 180 shares at 100.02 come off the synthetic order, which the file never shrank: 120 stay
+    message, orderbook = write_day(tmp_path, LEVEL_N_ROWS)
+    summary = import_lobster(message, orderbook, tmp_path / "cat", "AAPL", DAY, reconcile=False)
+    assert summary.notes == {}
+    _, _, _, states = replay(tmp_path / "cat")
+    assert states[-1][:2] == [1000100, 100] and states[-1][4:6] == [1000200, 120]
+
+
+def test_without_reconcile_a_message_beyond_what_the_book_holds_takes_what_it_holds(tmp_path):
+    rows = [
+        *LEVEL_N_ROWS[:1],
+        ("34200.5", 2, 8, 250, 999800, 1, [1000100, 100, 999800, 0, 1000200, 300, 999700, 400]),
+    ]
+    message, orderbook = write_day(tmp_path, rows)
+    summary = import_lobster(message, orderbook, tmp_path / "cat", "AAPL", DAY, reconcile=False)
+    assert summary.notes == {SHORT_NOTE: 1}
+    _, _, _, states = replay(tmp_path / "cat")
+    assert states[-1][2:4] == [999700, 400]  # the 200 pre-file shares at 99.98 are gone, the rest never was
+    with pytest.raises(BookDataError, match="cannot cover it") as err:
+        import_lobster(message, orderbook, tmp_path / "strict", "AAPL", DAY, reconcile=False, strict=True)
+    assert (err.value.line, err.value.field, err.value.value) == (2, "size", 250)
+
+
+def test_the_cli_prints_what_it_took_from_the_orderbook_file(tmp_path, capsys):
+    message, _ = write_day(tmp_path, LEVEL_N_ROWS)
+    args = ["data", "import", "lobster", str(message), "--catalog", str(tmp_path / "cat"), "--instrument", "AAPL"]
+    assert cli([*args, "--date", DAY]) == 0
+    assert f"  {REENTRY_NOTE}: 1" in capsys.readouterr().out
+    assert cli([*args, "--date", DAY, "--strict", "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "line 4, field 'Ask Size 2' = 200" in err and "nothing was written" in err
