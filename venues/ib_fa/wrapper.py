@@ -6,7 +6,8 @@
   masters with more than 50 sub-accounts, so per-account positions need them.
 - Executions, commission reports, order statuses and errors are re-emitted raw: ib_async drops
   executions whose Trade it does not know (orders from an earlier session), and it rewrites a
-  Trade's status on informational errors (ib_async#191). The execution client reads only these.
+  Trade's status on informational errors (ib_async#191) and on IB's pacing error 100, which
+  drops a message but leaves its order as it was. The execution client reads only these.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from eventkit import Event
 from ib_async import IB, Contract
 from ib_async.wrapper import Wrapper
 
-from venues.ib_fa.parsing import is_informational
+from venues.ib_fa.parsing import PACING_CODE, is_informational
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,12 @@ class FAWrapper(Wrapper):
         if reqId != -1 and is_informational(errorCode) and reqId not in self._futures:
             # Keep ib_async from marking a live order ValidationError/Cancelled on a notice.
             self._logger.info(f"IB notice {errorCode}, reqId {reqId}: {errorString}")
+            self.ib.errorEvent.emit(reqId, errorCode, errorString, None)
+            return
+        if reqId != -1 and errorCode == PACING_CODE and reqId not in self._futures:
+            # IB dropped the message, not the order: ib_async would mark the order Cancelled and
+            # then refuse (assert) every later modify of it
+            self._logger.warning(f"IB pacing {errorCode}, order id {reqId}: {errorString}")
             self.ib.errorEvent.emit(reqId, errorCode, errorString, None)
             return
         super().error(reqId, errorCode, errorString, advancedOrderRejectJson)
