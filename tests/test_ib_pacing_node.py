@@ -30,7 +30,6 @@ def scenario_repricing(out: Path) -> dict:
     import time
 
     import msgspec
-    import pandas as pd
     from nautilus_trader.config import (
         InstrumentProviderConfig,
         LiveExecEngineConfig,
@@ -77,12 +76,11 @@ def scenario_repricing(out: Path) -> dict:
                 self.submit_order(order)
 
         def on_order_accepted(self, event) -> None:
-            if sum(o.is_open for o in self.orders) == BLOCKS:
-                # re-pricing comes a while after the blocks rest: the adapter paces its order
-                # messages, not the connect's requests, which would still fill IB's last second
-                self.clock.set_time_alert("burst", self.clock.utc_now() + pd.Timedelta(seconds=1.2), self._burst)
+            # at once, while the connect's requests are still in IB's last second
+            if sum(o.is_open for o in self.orders) == BLOCKS and not self._burst_started:
+                self._burst()
 
-        def _burst(self, event) -> None:
+        def _burst(self) -> None:
             self._burst_started = time.monotonic()
             for step in range(1, REPRICES + 1):
                 for order in self.orders:

@@ -141,6 +141,8 @@ class IBFAExecutionClient(LiveExecutionClient):
             summary_group=config.account_summary_group,
             request_timeout_secs=timeout,
         )
+        # the session's one pace for order messages: this client is the only one that sends them
+        self._throttle = OrderThrottle(config.order_messages_per_sec)
         self._placer = BlockPlacer(
             connection,
             instrument_provider,
@@ -149,8 +151,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             matcher=self._matcher,
             fa_groups=self.fa_groups,
             group_prefix=config.fa_group_prefix,
-            # the session's one pace for order messages: this client is the only one that sends them
-            throttle=OrderThrottle(config.order_messages_per_sec),
+            throttle=self._throttle,
             clock=clock,
             loop=loop,
             log=self._log,
@@ -185,6 +186,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         w.rawOrderStatusEvent += self._on_order_status
         w.rawOpenOrderEvent += self._on_open_order
         self._ib.errorEvent += self._on_error
+        self._ib.messageSentEvent += self._throttle.record
         c = self._connection
         c.on_reconnected.append(self._on_reconnected)
         c.on_lost.append(self._on_connection_lost)
@@ -200,6 +202,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         w.rawOrderStatusEvent -= self._on_order_status
         w.rawOpenOrderEvent -= self._on_open_order
         self._ib.errorEvent -= self._on_error
+        self._ib.messageSentEvent -= self._throttle.record
         c = self._connection
         for handlers, handler in (
             (c.on_reconnected, self._on_reconnected),

@@ -8,16 +8,23 @@ IB counts both in the same second. The bucket here holds a single token and refi
 so order messages leave evenly spaced, 1/rate apart, and a burst of re-pricing across blocks
 queues in the order it was asked for instead of tripping IB's limit. A fuller bucket would let
 `capacity + rate` messages into one second, over IB's 50 at the default 45 a second.
+
+IB counts every message, so the throttle is also told of each message the session writes
+(`record`, from the connection's socket): an order message also waits while the session's other
+requests (a connect's, a resync's) already make `rate` messages in the last second. Otherwise
+ib_async would hold it back behind them and send it in one of its bursts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 
 IB_MESSAGES_PER_SEC = 50  # all of a client's messages together
 DEFAULT_ORDER_MESSAGES_PER_SEC = 45.0  # ib_async's figure: room for the session's other requests
+WINDOW_SECS = 1.0  # IB's limit is per second
 # a token counts as there when this close to whole: sleeping the computed wait can end a hair early
 _TOKEN_TOLERANCE = 1e-9
 
@@ -59,17 +66,37 @@ class OrderThrottle:
     def __init__(self, rate: float = DEFAULT_ORDER_MESSAGES_PER_SEC, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._bucket = TokenBucket(rate, now=clock())
+        self._budget = max(int(rate), 1)  # messages of any kind in one window
+        self._sent: deque[float] = deque()  # when the session's messages of the last window went out
         self._lock = asyncio.Lock()  # its waiters are served first come, first served
 
     @property
     def rate(self) -> float:
         return self._bucket.rate
 
+    def record(self) -> None:
+        """A message of any kind left the session now."""
+        now = self._clock()
+        self._sent.append(now)
+        self._slide(now)
+
     async def turn(self) -> None:
         async with self._lock:
-            while (wait := self._bucket.wait(self._clock())) > 0:
+            while (wait := self._wait(self._clock())) > 0:
                 await asyncio.sleep(wait)
             self._bucket.take(self._clock())
+
+    def _wait(self, now: float) -> float:
+        self._slide(now)
+        busy = 0.0
+        if len(self._sent) >= self._budget:
+            # until enough of the window's messages have left it for one more
+            busy = self._sent[len(self._sent) - self._budget] + WINDOW_SECS - now
+        return max(self._bucket.wait(now), busy)
+
+    def _slide(self, now: float) -> None:
+        while self._sent and now - self._sent[0] >= WINDOW_SECS:
+            self._sent.popleft()
 
 
 __all__ = ["DEFAULT_ORDER_MESSAGES_PER_SEC", "IB_MESSAGES_PER_SEC", "OrderThrottle", "TokenBucket"]

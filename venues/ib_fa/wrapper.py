@@ -8,6 +8,8 @@
   executions whose Trade it does not know (orders from an earlier session), and it rewrites a
   Trade's status on informational errors (ib_async#191) and on IB's pacing error 100, which
   drops a message but leaves its order as it was. The execution client reads only these.
+- `FAIB.messageSentEvent` fires for every message written to the socket, for the pace of the
+  session's order messages (pacing.py).
 """
 
 from __future__ import annotations
@@ -152,6 +154,16 @@ class FAIB(IB):
         self.client._priceSizeTick = getattr(wrapper, "priceSizeTick", None)
         self.client._tcpDataArrived = getattr(wrapper, "tcpDataArrived", None)
         self.client._tcpDataProcessed = getattr(wrapper, "tcpDataProcessed", None)
+        # every message written to the socket, of any kind: IB's rate limit counts them all
+        self.messageSentEvent = Event("messageSentEvent")
+        conn = self.client.conn
+        write = conn.sendMsg
+
+        def write_and_tell(msg: bytes) -> None:
+            write(msg)
+            self.messageSentEvent.emit()
+
+        conn.sendMsg = write_and_tell
 
     @property
     def fa_wrapper(self) -> FAWrapper:
