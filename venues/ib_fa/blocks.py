@@ -51,6 +51,7 @@ class BlockOrder:
     template: IBOrder | None = None  # the order as built, placed (again) from a copy
     cancel_wanted: bool = False  # a cancel asked for while the session was down
     session: int = 0  # the connection's reconnect count when placeOrder went out
+    modifies_in_flight: int = 0  # modifies sent that IB has neither applied (openOrder) nor refused
     fills: BlockFills = field(init=False)  # its master executions, as the matcher counts them
 
     def __post_init__(self) -> None:

@@ -13,6 +13,8 @@ import os
 import msgspec
 from nautilus_trader.config import LiveDataClientConfig, LiveExecClientConfig, NautilusConfig
 
+from venues.ib_fa.pacing import DEFAULT_ORDER_MESSAGES_PER_SEC, IB_MESSAGES_PER_SEC
+
 IB_GATEWAY_LIVE_PORT = 4001
 IB_GATEWAY_PAPER_PORT = 4002
 TWS_LIVE_PORT = 7496
@@ -144,6 +146,9 @@ class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
     The client adopts, books and reports to reconciliation only the IB orders and executions whose
     orderRef starts with it. Another run's orders and executions are logged and left alone. None
     takes every orderRef, for a client used without a run.
+    order_messages_per_sec: the pace of the session's order messages (placeOrder to submit or
+    modify, cancelOrder), evenly spaced (venues.ib_fa.pacing). IB refuses a client's messages
+    over 50 a second with error 100; the default leaves room for the session's other requests.
     """
 
     connection: IBFAConnectionConfig = IBFAConnectionConfig()
@@ -154,6 +159,7 @@ class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
     fa_group_prefix: str = "RB"
     commission_wait_secs: float = 5.0
     order_ref_prefix: str | None = None
+    order_messages_per_sec: float = DEFAULT_ORDER_MESSAGES_PER_SEC
 
     def __post_init__(self) -> None:
         if self.cash_tag not in CASH_TAGS:
@@ -162,3 +168,7 @@ class IBFAExecClientConfig(LiveExecClientConfig, frozen=True):
             raise ValueError("IBFAExecClientConfig.commission_wait_secs must be >= 0")
         if self.order_ref_prefix is not None and not self.order_ref_prefix:
             raise ValueError("IBFAExecClientConfig.order_ref_prefix must be None or a non-empty prefix")
+        if not 0 < self.order_messages_per_sec <= IB_MESSAGES_PER_SEC:
+            raise ValueError(
+                f"IBFAExecClientConfig.order_messages_per_sec must be > 0 and at most IB's {IB_MESSAGES_PER_SEC}"
+            )

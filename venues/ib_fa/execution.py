@@ -72,7 +72,8 @@ from venues.ib_fa.connection import IBFAConnection, ReconnectFailedError
 from venues.ib_fa.exec_matcher import ExecutionMatcher
 from venues.ib_fa.fa_groups import FAGroupWriter
 from venues.ib_fa.order_events import BlockEvents
-from venues.ib_fa.parsing import Pending, commission_record, execution_record
+from venues.ib_fa.pacing import OrderThrottle
+from venues.ib_fa.parsing import PACING_CODE, Pending, commission_record, execution_record
 from venues.ib_fa.placement import BlockPlacer
 from venues.ib_fa.providers import IBFAInstrumentProvider
 from venues.ib_fa.reconciliation import IBFAReports
@@ -140,6 +141,8 @@ class IBFAExecutionClient(LiveExecutionClient):
             summary_group=config.account_summary_group,
             request_timeout_secs=timeout,
         )
+        # the session's one pace for order messages: this client is the only one that sends them
+        self._throttle = OrderThrottle(config.order_messages_per_sec)
         self._placer = BlockPlacer(
             connection,
             instrument_provider,
@@ -148,6 +151,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             matcher=self._matcher,
             fa_groups=self.fa_groups,
             group_prefix=config.fa_group_prefix,
+            throttle=self._throttle,
             clock=clock,
             loop=loop,
             log=self._log,
@@ -180,7 +184,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         w.rawExecDetailsEvent += self._on_exec_details
         w.rawCommissionReportEvent += self._on_commission_report
         w.rawOrderStatusEvent += self._on_order_status
+        w.rawOpenOrderEvent += self._on_open_order
         self._ib.errorEvent += self._on_error
+        self._ib.messageSentEvent += self._throttle.record
         c = self._connection
         c.on_reconnected.append(self._on_reconnected)
         c.on_lost.append(self._on_connection_lost)
@@ -194,7 +200,9 @@ class IBFAExecutionClient(LiveExecutionClient):
         w.rawExecDetailsEvent -= self._on_exec_details
         w.rawCommissionReportEvent -= self._on_commission_report
         w.rawOrderStatusEvent -= self._on_order_status
+        w.rawOpenOrderEvent -= self._on_open_order
         self._ib.errorEvent -= self._on_error
+        self._ib.messageSentEvent -= self._throttle.record
         c = self._connection
         for handlers, handler in (
             (c.on_reconnected, self._on_reconnected),
@@ -288,22 +296,12 @@ class IBFAExecutionClient(LiveExecutionClient):
                 self._clock.timestamp_ns(),
             )
             return
-        ib_order = block.ib_order
-        if command.quantity is not None and float(command.quantity) != ib_order.totalQuantity:
+        if command.quantity is not None and float(command.quantity) != block.ib_order.totalQuantity:
             # the group's per-account shares must add up to the order; a new size needs a new group
             reason = "an FA block's quantity cannot change: cancel it and send a new block with a new group"
             self._events.modify_rejected(block, reason, self._clock.timestamp_ns())
             return
-        if command.price is not None:
-            ib_order.lmtPrice = command.price.as_double()
-        if command.trigger_price is not None:
-            ib_order.auxPrice = command.trigger_price.as_double()
-        block.pending = Pending.MODIFY
-        try:
-            self._ib.placeOrder(block.contract, ib_order)
-        except ConnectionError as exc:
-            block.pending = Pending.NONE
-            self._events.modify_rejected(block, f"IB session down: {exc}", self._clock.timestamp_ns())
+        await self._placer.modify(block, command.price, command.trigger_price)
 
     async def _cancel_order(self, command: CancelOrder) -> None:
         coid = command.client_order_id.value
@@ -325,7 +323,7 @@ class IBFAExecutionClient(LiveExecutionClient):
             return
         if block.closed:
             return
-        self._placer.send_cancel(block)
+        await self._placer.cancel(block)
 
     async def _cancel_all_orders(self, command: CancelAllOrders) -> None:
         # Per order, not reqGlobalCancel: that would also cancel the advisor's manual orders.
@@ -334,7 +332,7 @@ class IBFAExecutionClient(LiveExecutionClient):
                 continue
             if command.order_side not in (OrderSide.NO_ORDER_SIDE, block.side):
                 continue
-            self._placer.send_cancel(block)
+            await self._placer.cancel(block)
 
     # -- IB events -------------------------------------------------------------------------------
 
@@ -343,6 +341,12 @@ class IBFAExecutionClient(LiveExecutionClient):
         block = self._blocks.block_for(order_id, perm_id, self._blocks.order_ref(client_id, order_id, perm_id))
         if block is not None and not block.closed:
             self._events.on_status(block, order_id, status, filled, remaining)
+
+    def _on_open_order(self, order_id, contract, order, order_state) -> None:
+        # only a block already attached: an open order is adopted by the resync, not from here
+        block = self._blocks.get(order.orderRef)
+        if block is not None and block.perm_id in (0, order.permId):
+            self._events.on_open_order(block, order.lmtPrice, order.auxPrice)
 
     def _on_error(self, req_id, code, text, contract=None) -> None:
         if self.fa_groups.on_error(req_id, code, text):
@@ -355,7 +359,11 @@ class IBFAExecutionClient(LiveExecutionClient):
         block = self._blocks.block_for(req_id) or self._blocks.block_for(
             req_id, 0, self._blocks.order_ref(self._ib.wrapper.clientId, req_id, 0)
         )
-        if block is not None and not block.closed:
+        if block is None or block.closed:
+            return
+        if code == PACING_CODE:
+            self._placer.on_paced(block, text)
+        else:
             self._events.on_error(block, code, text)
 
     def _on_connectivity(self, code: int, text: str) -> None:

@@ -1,10 +1,10 @@
 """The NautilusTrader order events and the allocations of block orders, from what IB reports.
 
-IB's order statuses and errors become accepted, updated, rejected, cancelled and expired events
-(parsing.event_for_status / event_for_error decide which); the matcher's effects become fills
-and allocations. A terminal event follows every fill of the order: IB may report a cancel before
-the executions it already counts as filled, so the close is held until they are in (or, after a
-while, sent anyway with a warning).
+IB's order statuses and errors become accepted, rejected, cancelled and expired events
+(parsing.event_for_status / event_for_error decide which), its openOrders the updated events;
+the matcher's effects become fills and allocations. A terminal event follows every fill of the
+order: IB may report a cancel before the executions it already counts as filled, so the close is
+held until they are in (or, after a while, sent anyway with a warning).
 
 Prices are IB's execution prices as sent on the wire, never rounded to the tick: an allocation
 (what the ledger books) keeps a sub-penny price exactly; only the block's OrderFilled carries a
@@ -111,8 +111,6 @@ class BlockEvents:
         now = self._clock.timestamp_ns()
         expired = self.is_expiry(block)
         kind = event_for_status(status, filled, remaining, accepted=block.accepted, expired=expired)
-        if block.pending == Pending.MODIFY and status in ("PreSubmitted", "Submitted") and block.accepted:
-            self._updated(block)
         if kind in (OrderEventKind.ACCEPTED, OrderEventKind.PARTIALLY_FILLED):
             self.accept(block, now)
         elif kind in (OrderEventKind.CANCELED, OrderEventKind.EXPIRED, OrderEventKind.REJECTED):
@@ -135,13 +133,19 @@ class BlockEvents:
         elif kind == OrderEventKind.CANCELED:
             self.close(block, OrderEventKind.EXPIRED if self.is_expiry(block) else OrderEventKind.CANCELED, ts)
         elif kind == OrderEventKind.MODIFY_REJECTED:
-            block.pending = Pending.NONE
-            self.modify_rejected(block, reason, ts)
+            self.modify_refused(block, reason, ts)
         elif kind == OrderEventKind.CANCEL_REJECTED:
             block.pending = Pending.NONE
             self._client.generate_order_cancel_rejected(
                 block.strategy_id, block.instrument_id, block.client_order_id, block.venue_order_id, reason, ts
             )
+
+    def modify_refused(self, block: BlockOrder, reason: str, ts: int) -> None:
+        """IB refused a modify it was sent: the order works on at the prices IB last reported."""
+        block.modifies_in_flight = max(block.modifies_in_flight - 1, 0)
+        if not block.modifies_in_flight:
+            block.pending = Pending.NONE
+        self.modify_rejected(block, reason, ts)
 
     def modify_rejected(self, block: BlockOrder, reason: str, ts: int) -> None:
         self._client.generate_order_modify_rejected(
@@ -169,15 +173,29 @@ class BlockEvents:
         self.apply_ib_state(block, trade.orderStatus.status, filled)
         self.apply(self._matcher.take_kept(block.client_order_id.value))
 
-    def _updated(self, block: BlockOrder) -> None:
-        block.pending = Pending.NONE
+    def on_open_order(self, block: BlockOrder, lmt_price: float, aux_price: float) -> None:
+        """IB's openOrder of an accepted block: an OrderUpdated when it answers a modify or carries
+        other prices than NautilusTrader's order has.
+
+        The update is read from what IB reports, not from what was sent: of several modifies in
+        flight one may be refused (error 100, 110 ...), and the order then rests at the others'.
+        """
+        if block.closed or not block.accepted:
+            return
         order = self._cache.order(block.client_order_id)
         instrument = self._cache.instrument(block.instrument_id)
         if order is None or instrument is None:
             return
-        ib_order = block.ib_order
-        price = Price(ib_order.lmtPrice, instrument.price_precision) if order.has_price else None
-        trigger = Price(ib_order.auxPrice, instrument.price_precision) if order.has_trigger_price else None
+        price = Price(lmt_price, instrument.price_precision) if order.has_price else None
+        trigger = Price(aux_price, instrument.price_precision) if order.has_trigger_price else None
+        answered = block.modifies_in_flight > 0
+        if answered:
+            block.modifies_in_flight -= 1
+            if not block.modifies_in_flight:
+                block.pending = Pending.NONE
+        moved = (price is not None and price != order.price) or (trigger is not None and trigger != order.trigger_price)
+        if not (answered or moved):
+            return
         self._client.generate_order_updated(
             block.strategy_id,
             block.instrument_id,

@@ -61,6 +61,8 @@ CANCEL_REJECT_CODES = frozenset({135, 161, 10147, 10148})
 MODIFY_REJECT_CODES = frozenset({104, 105, 329})
 REJECT_CODES = frozenset({103, 110, 200, 201, 321, 391, 434})
 CANCELED_CODE = 202
+# IB's "max rate of messages per second exceeded": the message was not applied, the order is as it was
+PACING_CODE = 100
 CLIENT_ID_IN_USE = 326
 
 # IB order statuses that mean IB has taken the order (whatever became of it since)

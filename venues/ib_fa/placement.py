@@ -1,9 +1,15 @@
-"""Placing block orders at IB: each with its FA group, once, across dropped sessions.
+"""Placing, modifying and cancelling block orders at IB: each with its FA group, once, across
+dropped sessions, at the session's pace.
 
 A block is placed only after its group is written and read back (fa_groups), and never twice:
 before every attempt an IB order with the block's orderRef is looked for and attached to
 instead. A drop while placing is retried once the session is back. After a resync a block whose
 placeOrder was never acknowledged, and which IB knows nothing of, is placed once more.
+
+Every placeOrder and cancelOrder waits for its turn at the session's `OrderThrottle` (pacing.py).
+A message IB still drops for its rate (error 100) left the order as it was: a modify is reported
+rejected, a submit or a cancel is sent again at its next turn, under the same order id (should
+IB have taken it after all, the same id makes the second one a modify that changes nothing).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import copy
 from nautilus_trader.common.component import LiveClock, Logger
 from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.model.identifiers import VenueOrderId
+from nautilus_trader.model.objects import Price
 
 from strategies.events import AllocationGroup
 from venues.ib_fa import fa_xml
@@ -22,6 +29,7 @@ from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError
 from venues.ib_fa.exec_matcher import ExecutionMatcher
 from venues.ib_fa.fa_groups import AllocationGroupError, FAGroupWriter
 from venues.ib_fa.order_events import BlockEvents
+from venues.ib_fa.pacing import OrderThrottle
 from venues.ib_fa.parsing import OrderEventKind, Pending, to_ib_order
 from venues.ib_fa.providers import IBFAInstrumentProvider
 
@@ -39,6 +47,7 @@ class BlockPlacer:
         matcher: ExecutionMatcher,
         fa_groups: FAGroupWriter,
         group_prefix: str,
+        throttle: OrderThrottle,
         clock: LiveClock,
         loop: asyncio.AbstractEventLoop,
         log: Logger,
@@ -50,6 +59,7 @@ class BlockPlacer:
         self._matcher = matcher
         self._fa_groups = fa_groups
         self._group_prefix = group_prefix
+        self._throttle = throttle
         self._clock = clock
         self._loop = loop
         self._log = log
@@ -128,6 +138,7 @@ class BlockPlacer:
                 return
             try:
                 await self._fa_groups.write_group(block.group_name, group.targets, group.method)
+                await self._throttle.turn()
                 if block.closed or block.ib_order is not None or self._blocks.ib_trade_for_ref(coid) is not None:
                     continue  # a resync during the write settled it
                 if block.cancel_wanted:
@@ -151,16 +162,60 @@ class BlockPlacer:
             return
         self._events.reject(block, "not placed: the IB session kept dropping")
 
-    def send_cancel(self, block: BlockOrder) -> None:
+    async def modify(self, block: BlockOrder, price: Price | None, trigger_price: Price | None) -> None:
+        """Send a placed block's new prices at its turn. Its `ib_order` keeps what IB last
+        reported (ib_async copies each openOrder into it), so a copy carries the new prices."""
+        await self._throttle.turn()
+        if block.closed:
+            reason = "the order closed while its modify waited for the session's message pace"
+            self._events.modify_rejected(block, reason, self._clock.timestamp_ns())
+            return
+        ib_order = copy.copy(block.ib_order)
+        if price is not None:
+            ib_order.lmtPrice = price.as_double()
+        if trigger_price is not None:
+            ib_order.auxPrice = trigger_price.as_double()
+        try:
+            self._connection.ib.placeOrder(block.contract, ib_order)
+        except ConnectionError as exc:
+            self._events.modify_rejected(block, f"IB session down: {exc}", self._clock.timestamp_ns())
+            return
+        block.pending = Pending.MODIFY
+        block.modifies_in_flight += 1
+
+    async def cancel(self, block: BlockOrder) -> None:
         block.pending = Pending.CANCEL
         block.cancel_wanted = True
         if not self._connection.ib.isConnected():
             self._log.warning(f"{block.client_order_id}: cancel held until the IB session is back")
             return
+        await self._throttle.turn()
+        if block.closed:
+            return
         try:
             self._connection.ib.cancelOrder(block.ib_order)
         except ConnectionError:
             self._log.warning(f"{block.client_order_id}: cancel held until the IB session is back")
+
+    def on_paced(self, block: BlockOrder, text: str) -> None:
+        """IB dropped one of the block's messages for its rate (error 100); the order is as it was."""
+        self._log.warning(f"{block.client_order_id}: IB error 100 ({text}) for its {block.pending.value}")
+        if block.pending == Pending.MODIFY:
+            self._events.modify_refused(block, f"IB error 100: {text}", self._clock.timestamp_ns())
+        elif block.pending == Pending.CANCEL:
+            self._loop.create_task(self.cancel(block))
+        elif not block.accepted and block.ib_order is not None:
+            self._loop.create_task(self._resubmit(block))
+
+    async def _resubmit(self, block: BlockOrder) -> None:
+        await self._throttle.turn()
+        if block.closed or block.accepted or block.cancel_wanted:
+            return
+        try:
+            self._connection.ib.placeOrder(block.contract, block.ib_order)
+        except ConnectionError as exc:
+            # the resync after the reconnect places it again if IB never saw it
+            self._log.warning(f"{block.client_order_id}: IB session dropped while placing it again ({exc})")
 
     def reconcile(self) -> None:
         """After a resync: re-attach every open block to IB's order, or place it again if it never got there."""
@@ -172,7 +227,7 @@ class BlockPlacer:
             if trade is not None:
                 self._events.attach(block, trade)
                 if block.cancel_wanted and not block.closed and not trade.isDone():
-                    self.send_cancel(block)
+                    self._loop.create_task(self.cancel(block))
             elif block.ib_order is not None and not self._matcher.has_executions(coid):
                 if block.accepted or block.perm_id or block.session == self._connection.reconnects:
                     # IB acknowledged it, or its session is still the current one: never place twice

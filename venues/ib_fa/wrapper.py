@@ -6,7 +6,10 @@
   masters with more than 50 sub-accounts, so per-account positions need them.
 - Executions, commission reports, order statuses and errors are re-emitted raw: ib_async drops
   executions whose Trade it does not know (orders from an earlier session), and it rewrites a
-  Trade's status on informational errors (ib_async#191). The execution client reads only these.
+  Trade's status on informational errors (ib_async#191) and on IB's pacing error 100, which
+  drops a message but leaves its order as it was. The execution client reads only these.
+- `FAIB.messageSentEvent` fires for every message written to the socket, for the pace of the
+  session's order messages (pacing.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from eventkit import Event
 from ib_async import IB, Contract
 from ib_async.wrapper import Wrapper
 
-from venues.ib_fa.parsing import is_informational
+from venues.ib_fa.parsing import PACING_CODE, is_informational
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,12 @@ class FAWrapper(Wrapper):
             self._logger.info(f"IB notice {errorCode}, reqId {reqId}: {errorString}")
             self.ib.errorEvent.emit(reqId, errorCode, errorString, None)
             return
+        if reqId != -1 and errorCode == PACING_CODE and reqId not in self._futures:
+            # IB dropped the message, not the order: ib_async would mark the order Cancelled and
+            # then refuse (assert) every later modify of it
+            self._logger.warning(f"IB pacing {errorCode}, order id {reqId}: {errorString}")
+            self.ib.errorEvent.emit(reqId, errorCode, errorString, None)
+            return
         super().error(reqId, errorCode, errorString, advancedOrderRejectJson)
 
 
@@ -145,6 +154,16 @@ class FAIB(IB):
         self.client._priceSizeTick = getattr(wrapper, "priceSizeTick", None)
         self.client._tcpDataArrived = getattr(wrapper, "tcpDataArrived", None)
         self.client._tcpDataProcessed = getattr(wrapper, "tcpDataProcessed", None)
+        # every message written to the socket, of any kind: IB's rate limit counts them all
+        self.messageSentEvent = Event("messageSentEvent")
+        conn = self.client.conn
+        write = conn.sendMsg
+
+        def write_and_tell(msg: bytes) -> None:
+            write(msg)
+            self.messageSentEvent.emit()
+
+        conn.sendMsg = write_and_tell
 
     @property
     def fa_wrapper(self) -> FAWrapper:

@@ -14,6 +14,7 @@
     gw.faults.price_improvement(0.005)            # executions at sub-penny prices (500.01 buy -> 500.005)
     gw.faults.correct_next_allocation("SELL", account="DU1002", price_delta=-0.01)  # IB execution corrections
     gw.broker.correct_execution(exec_id, shares=40)  #   or one now: execId ….01 -> ….02, accounts moved
+    gw.pacing.limit = 5                           # IB's 50 messages/s per client: over it, error 100
     await gw.stop()
 
 Synchronous code uses `FakeGatewayThread` and `thread.call(fn, *args)` to act on the broker.
@@ -26,6 +27,7 @@ from .broker import Broker
 from .clock import Clock, parse_good_till_date
 from .fa_groups import FaGroup, fa_groups_from_xml, fa_groups_to_xml
 from .faults import CorrectionRule, FaultInjector, FaultPlan
+from .pacing import PacingRule
 from .server import DEFAULT_ACCOUNTS, FakeGateway, FakeGatewayThread
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "FakeGatewayThread",
     "FaultInjector",
     "FaultPlan",
+    "PacingRule",
     "fa_groups_from_xml",
     "fa_groups_to_xml",
     "parse_good_till_date",

@@ -376,13 +376,10 @@ class Broker:
             self._emit(OrderError(req.client_id, req.order_id, *problem))
             return
         req.contract = o.instrument.contract
-        # FA routing is fixed at acceptance; only price, size and time in force change
+        # FA routing is fixed at acceptance, and so is a group order's size (modify_problem): its
+        # targets and what each account already received stay as they are
         for name in ("total_quantity", "lmt_price", "aux_price", "tif", "good_till_date", "order_ref"):
             setattr(o.request, name, getattr(req, name))
-        if o.is_block and o.qty != sum(o.targets):
-            group = self.fa_groups[o.request.fa_group]
-            # what each account already received stays theirs; only the rest is re-spread
-            o.targets = allocation.modified_targets(o.method, o.qty, self._weights(group, o.method), o.allocated)
         o.expires_at = parse_good_till_date(req.good_till_date) if req.tif == "GTD" else None
         self._emit(OrderUpdate(req.client_id, o.view()))
         self._match(o)

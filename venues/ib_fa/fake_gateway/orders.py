@@ -19,6 +19,7 @@ DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT")
 TIMES_IN_FORCE = ("DAY", "GTC", "IOC", "FOK", "GTD")
 TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
+MODIFY_MISMATCH_TEXT = "Order being modified does not match original order."
 
 
 @dataclass
@@ -138,7 +139,11 @@ def modify_problem(o: BrokerOrder, req: OrderRequest) -> tuple[int, str] | None:
     if o.status in DONE:
         return 104, f"Cannot modify an order in state {o.status}."
     if int(req.total_quantity) < o.filled:
-        return 105, "Order being modified does not match original order."
+        return 105, MODIFY_MISMATCH_TEXT
+    if o.is_block and (req.total_quantity != o.request.total_quantity or req.fa_group != o.request.fa_group):
+        # A group order's allocation is fixed when IB accepts it; a new size or group would need
+        # new per-account shares, which a modify cannot carry. Price and time in force may change.
+        return 105, MODIFY_MISMATCH_TEXT
     if o.instrument.off_tick(req.lmt_price) or o.instrument.off_tick(req.aux_price):
         return 110, TICK_TEXT
     return None

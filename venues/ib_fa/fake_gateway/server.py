@@ -26,6 +26,7 @@ from .events import (
     PositionChanged,
 )
 from .faults import FaultInjector
+from .pacing import PacingRule
 from .session import Session, Tap
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class FakeGateway:
         clock_start: datetime | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        pacing: PacingRule | None = None,
     ) -> None:
         accounts = list(accounts)
         if master == "auto":
@@ -65,6 +67,8 @@ class FakeGateway:
             self.broker.add_instrument(symbol, con_id, primary, name)
         self.broker.listeners.append(self._on_broker_event)
         self.faults = FaultInjector(self)
+        # IB's message rate per client (pacing.py); a test may lower it or replace it while running
+        self.pacing = pacing or PacingRule()
         self.taps: list[Tap] = []
         # (client id, request name) of every request received, in order: the gateway's log that
         # tests read to prove a refused session sent nothing (no placeOrder, no replaceFA)

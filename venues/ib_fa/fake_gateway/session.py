@@ -21,6 +21,7 @@ from .clock import EASTERN
 from .faults import INFO_TEXTS, READ_ONLY_TEXT
 from .framing import SERVER_VERSION, FrameReader, ProtocolError, encode_fields, handshake_reply
 from .model import ContractSpec
+from .pacing import PACING_CODE, MessagePacer, PacingRule
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class _Gateway(Protocol):
     module, which the server imports, does not import the server."""
 
     broker: Broker
+    pacing: PacingRule
     taps: list[Tap]
     request_log: list[tuple[int | None, str]]
 
@@ -72,6 +74,7 @@ class Session:
         self.position_multi_subs: dict[int, str] = {}
         self.depth_subs: dict[int, _Depth] = {}
         self.market_data_type = 1
+        self.pacer = MessagePacer(gateway.pacing)
 
     # ---------------------------------------------------------------- transport
 
@@ -123,6 +126,10 @@ class Session:
 
     def handle(self, fields: list[str]) -> None:
         req = decoders.decode_request(fields)
+        self.pacer.rule = self.gw.pacing  # a test may swap the gateway's rule at any time
+        if not self.pacer.admit():
+            self._refuse_paced(req)
+            return
         if req is None:
             self._refuse(-1, *UNREADABLE_REQUEST, f"message {fields[:1]} could not be read")
             return
@@ -145,6 +152,23 @@ class Session:
             else:
                 req_id = req.params.get("reqId", req.params.get("orderId", -1))
                 self._refuse(req_id, *FAILED_REQUEST, f"{req.name} failed: {exc}")
+
+    def _refuse_paced(self, req: decoders.Request | None) -> None:
+        """Error 100 for a message over IB's rate, under the message's own id; it is not applied."""
+        if req is None or req.name == "unknown":
+            req_id = -1
+        elif req.name == "placeOrder":
+            req_id = req.params["order"].order_id
+        else:
+            req_id = req.params.get("reqId", req.params.get("orderId", -1))
+        name = req.name if req is not None else "unreadable"
+        self._refuse(req_id, PACING_CODE, self.pacer.rule.text(self.pacer.received_in_window), f"{name} not applied")
+        if self.pacer.should_disconnect:
+            log.warning("client %s: disconnected for exceeding the message rate", self.client_id)
+            if self.client_id is None:
+                self.close()
+            else:
+                self.gw.drop_connections(self.client_id)
 
     def _refuse(self, req_id: int, code: int, text: str, detail: str = "") -> None:
         """Answer a request the gateway cannot serve with IB's error `code`, and log it."""
