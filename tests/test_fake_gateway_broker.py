@@ -290,22 +290,18 @@ def test_equal_quantity_partial_fills_keep_the_running_totals_level():
     n_accounts=st.integers(1, 7),
     qty=st.integers(1, 500),
     cuts=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=8),
-    resize=st.none() | st.floats(0.0, 2.0),
 )
-def test_equal_quantity_fills_stay_level_with_the_extra_shares_first(n_accounts, qty, cuts, resize):
+def test_equal_quantity_fills_stay_level_with_the_extra_shares_first(n_accounts, qty, cuts):
     accounts = [f"DU{1001 + i}" for i in range(n_accounts)]
     b = FakeGateway(accounts=[MASTER, *accounts]).broker
     b.fa_groups["E"] = FaGroup("E", "Equal", [(a, 0.0) for a in accounts])
     b.place(order(1, qty=qty, lmt=501.0, fa_group="E"))
     before = dict.fromkeys(accounts, 0)
-    for n, cut in enumerate(cuts):
+    for cut in cuts:
         left = b.order(1).remaining
         if left == 0:
             break
         b.fill(1, min(left, max(1, int(left * cut))), 500.0)
-        if n == 0 and resize is not None:  # a size change re-spreads what is left the same way
-            new_qty = max(b.order(1).filled, int(qty * resize))
-            b.place(order(1, qty=new_qty, lmt=501.0, fa_group="E"))
         got = [b.allocations(1)[a] for a in accounts]
         filled = b.order(1).filled
         assert sum(got) == filled

@@ -98,11 +98,3 @@ def split_fill(method: str, qty: int, targets: list[int], allocated: list[int]) 
         after = equal_split(sum(allocated) + qty, len(targets))
         return [now - before for now, before in zip(after, allocated, strict=True)]
     return pro_rata(qty, [t - a for t, a in zip(targets, allocated, strict=True)])
-
-
-def modified_targets(method: str, qty: int, weights: list[int], allocated: list[int]) -> list[int]:
-    """The targets after the order's size changed to `qty`: what each account has stays its own."""
-    if method == EQUAL_QUANTITY:
-        return equal_split(qty, len(weights))
-    rest = pro_rata(qty - sum(allocated), weights)
-    return [a + r for a, r in zip(allocated, rest, strict=True)]
