@@ -19,9 +19,10 @@ import logging
 import math
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import pandas as pd
+
+from backtests.html_pages import TEMPLATES
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +30,6 @@ REPORT_NAME = "report.html"
 NS = 1e9
 PRICE_EVENTS = ("SUBMITTED", "ACCEPTED", "UPDATED", "CANCELED", "EXPIRED")
 SIDES = ("bid", "ask", "mid")
-
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("backtests", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame:
@@ -243,7 +236,7 @@ def render_run_report(folder: Path) -> str:
                 if b["phase"] == phase
             ]
             sections.append({"phase": phase, "curve": run_charts.fill_curve_svg(phase, lines), "blocks": charts})
-    return _TEMPLATES.get_template("run_report.html.j2").render(
+    return TEMPLATES.get_template("run_report.html.j2").render(
         folder=folder.name,
         summary=summary,
         phase_head=PHASE_HEAD,

@@ -20,7 +20,6 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import jinja2
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -28,6 +27,8 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from backtests.html_pages import TEMPLATES
 
 PX = 96  # CSS pixels per inch: figure sizes below are in pixels, as the page lays them out
 WIDTH, HEIGHT = 640, 360
@@ -61,14 +62,6 @@ STYLE = {
     "legend.frameon": False,
     "legend.fontsize": 8.5,
 }
-
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("backtests", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def _esc(value) -> str:
@@ -382,7 +375,7 @@ def render_html(
             "effects": [effect_svg(points, p, k) for k, p in enumerate(varied)],
             "day_spread": day_spread_svg(points, runs, recommended_id),
         }
-    return _TEMPLATES.get_template("sweep_report.html.j2").render(
+    return TEMPLATES.get_template("sweep_report.html.j2").render(
         meta=meta or {},
         n_points=len(points),
         overdrafts=int(runs["overdrafts"].fillna(0).sum()) if "overdrafts" in runs else 0,
