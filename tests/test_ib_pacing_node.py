@@ -165,7 +165,9 @@ def test_a_burst_of_reprices_on_a_trading_node_stays_under_ibs_rate(tmp_path):
     assert seen["refused"] == 0 and seen["modify_rejects"] == []
     # every block placed once, re-priced REPRICES times and once more through the ask
     assert seen["place_orders"] == BLOCKS * (REPRICES + 2)
-    assert seen["updates"] >= BLOCKS * (REPRICES + 1)
+    # each re-price confirmed by IB's openOrder; the last modify crosses the ask, and its fill may
+    # overtake its confirmation, so that one is not counted
+    assert seen["updates"] >= BLOCKS * REPRICES
     assert len(seen["allocations"]) == BLOCKS
     assert all(booked == TARGETS for booked in seen["allocations"].values())
     # 120 order messages paced at 45 a second take more than 2.6 s
