@@ -1,0 +1,279 @@
+"""Execution quality of the rebalancer's phases against two baselines on the same blocks.
+
+    uv run --locked python -m benchmarks.exec_quality [--policy default --policy collar] [--deadline 300]
+        [--datasets es,up,down] [--minutes 14] [--drift 0.2] [--param name=value ...] [--out DIR]
+
+For every dataset (benchmarks/exec_plans.py) the rebalancer runs through the project's backtest path
+once per policy (`default` is the strategy's own default, any other name is sent as
+`--param execution_policy=NAME`; a policy the strategy does not accept is skipped with its message).
+The blocks of the first policy that ran (instrument, side, quantity, send time, deadline = send time +
+the phase deadline, from its run folder's blocks table) are then worked by the two baselines
+(benchmarks/exec_baselines.py) in the same simulated venue over the same catalog.
+
+Every executor is measured the same way (benchmarks/exec_metrics.py) from its own fills (the
+rebalancer's from its run folder's transactions), against one mid tape rebuilt from the books
+(benchmarks/exec_mids.py): per phase the implementation shortfall against the arrival mid with
+unfilled shares charged at the deadline mid, fees, fill rate and times to fill. A rebalancer row
+passes when it filled at least 99 % of what it sent and its shortfall (before fees, since the
+baselines trade one order for the master and pay no FA allocation minimums) is no worse than the
+better baseline's. The verdicts are reported, never turned into an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+
+from backtests.params import ParamError, strategy_config, venue_config
+from backtests.runner import run_catalog_session
+from benchmarks.exec_baselines import BASELINES, BlockTask, run_baseline
+from benchmarks.exec_metrics import NS_PER_SEC, BlockRun, Fill, phase_metrics
+from benchmarks.exec_mids import MidTape
+from benchmarks.exec_plans import Dataset, es_dataset, synthetic_dataset
+from data.catalog import catalog_instruments
+from strategies.plan import Plan, load_plan
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_POLICY = "default"
+PHASES = ("SELL", "BUY")
+warnings.filterwarnings("ignore", category=pd.errors.Pandas4Warning)
+
+
+def policy_params(policy: str) -> list[str]:
+    return [] if policy == DEFAULT_POLICY else [f"execution_policy={policy}"]
+
+
+def read_rebalancer_run(folder: Path, deadline_secs: float) -> tuple[list[BlockTask], dict[str, list[Fill]]]:
+    """The blocks the run sent and each block's fills (its clients' allocations added up), from the
+    run folder alone."""
+    blocks = pd.read_csv(folder / "blocks.csv", dtype=str, keep_default_na=False)
+    tx = pd.read_csv(folder / "transactions.csv", dtype=str, keep_default_na=False)
+    sent = blocks[blocks["ts_submitted"] != ""]
+    tasks = [
+        BlockTask(
+            block_id=row["client_order_id"],
+            instrument_id=row["instrument_id"],
+            side=row["side"],
+            quantity=int(row["quantity"]),
+            sent_ns=int(row["ts_submitted"]),
+            deadline_ns=int(row["ts_submitted"]) + int(deadline_secs * NS_PER_SEC),
+        )
+        for _, row in sent.iterrows()
+    ]
+    phase_of = dict(zip(sent["client_order_id"], sent["phase"], strict=True))
+    fills: dict[str, list[Fill]] = {t.block_id: [] for t in tasks}
+    # one execution of a block = its allocation rows, whose ids share what is before ".<account>.<version>"
+    tx["fill"] = tx["execution_id"].str.rsplit(".", n=2).str[0]
+    for (coid, _), rows in tx.groupby(["client_order_id", "fill"], sort=False):
+        prices = set(rows["price"])
+        if len(prices) != 1:
+            raise ValueError(f"{folder}: execution of {coid} is booked at several prices {sorted(prices)}")
+        fills[coid].append(
+            Fill(
+                ts_ns=int(rows["ts_event"].astype("int64").min()),
+                price=Decimal(prices.pop()),
+                quantity=int(rows["quantity"].astype(int).sum()),
+                fee=sum(map(Decimal, rows["commission"]), Decimal(0)),
+            )
+        )
+    return [t for t in tasks if phase_of[t.block_id] in PHASES], fills, phase_of
+
+
+def measure(
+    tasks: Sequence[BlockTask], fills: dict[str, list[Fill]], phase_of: dict[str, str], tape: MidTape
+) -> dict[str, dict]:
+    """Per phase, the metrics of the tasks' fills against the tape."""
+    out = {}
+    for phase in PHASES:
+        runs = [
+            BlockRun(
+                side=t.side,
+                quantity=t.quantity,
+                sent_ns=t.sent_ns,
+                deadline_ns=t.deadline_ns,
+                arrival_mid=tape.mid_at(t.instrument_id, t.sent_ns),
+                deadline_mid=tape.mid_at(t.instrument_id, t.deadline_ns),
+                # a fill the venue reports after the deadline (a cancel still in flight) is one the
+                # executor got, so it counts
+                fills=tuple(fills.get(t.block_id, ())),
+            )
+            for t in tasks
+            if phase_of[t.block_id] == phase
+        ]
+        if runs:
+            out[phase] = {"blocks": len(runs), **asdict(phase_metrics(runs))}
+    return out
+
+
+def run_rebalancer(
+    dataset: Dataset, plan: Plan, plan_dir: Path, policy: str, deadline_secs: float, extra: list[str], out: Path
+) -> Path:
+    params = [
+        f"phase_deadline_secs={deadline_secs:g}",
+        f"start_time={dataset.start_time}",
+        f"book_type={dataset.book_type}",
+        *policy_params(policy),
+        *extra,
+    ]
+    config = strategy_config(plan_dir, out, params)
+    venue = venue_config([f"book_type={dataset.book_type}", "queue_model=risk_averse"], config)
+    instruments = catalog_instruments(dataset.catalog)
+    result = run_catalog_session(config, plan, dataset.catalog, instruments, venue_config=venue, log_level="OFF")
+    if result.output_dir is None or not (result.output_dir / "blocks.csv").exists():
+        raise RuntimeError(f"the {policy} run over {dataset.name} wrote no run folder")
+    return result.output_dir
+
+
+def run_dataset(
+    dataset: Dataset, policies: Sequence[str], deadline_secs: float, extra: list[str], out: Path
+) -> tuple[list[dict], list[str]]:
+    """Rows (one per phase and executor) and notes (skipped policies) for one dataset."""
+    notes: list[str] = []
+    plan_dir = dataset.write_plan(out / dataset.name / "plan")
+    ids = {str(i.id) for i in catalog_instruments(dataset.catalog)}
+    plan = load_plan(plan_dir, ids, "SMART")
+    measured: dict[str, tuple[dict, dict[str, str]]] = {}
+    reference: tuple[list[BlockTask], dict[str, str]] | None = None
+    tape: MidTape | None = None
+    for policy in policies:
+        try:
+            folder = run_rebalancer(dataset, plan, plan_dir, policy, deadline_secs, extra, out / dataset.name / policy)
+        except ParamError as exc:
+            notes.append(f"{dataset.name}: policy {policy!r} skipped: {exc}")
+            continue
+        tasks, fills, phase_of = read_rebalancer_run(folder, deadline_secs)
+        if not tasks:
+            notes.append(f"{dataset.name}: policy {policy!r} sent no block")
+            continue
+        if tape is None:
+            end = max(t.deadline_ns for t in tasks)
+            tape = MidTape.from_catalog(dataset.catalog, sorted(plan.instrument_ids), dataset.book_type, end)
+        measured[policy] = (measure(tasks, fills, phase_of, tape), phase_of)
+        reference = reference or (tasks, phase_of)
+    if reference is None:
+        return [], notes
+    tasks, phase_of = reference
+    venue = venue_config(
+        [f"book_type={dataset.book_type}", "queue_model=risk_averse"], strategy_config(plan_dir, None, [])
+    )
+    baseline_metrics = {}
+    for name in BASELINES:
+        fills = run_baseline(name, dataset.catalog, plan, tasks, venue)
+        baseline_metrics[name] = measure(tasks, fills, phase_of, tape)
+    return _rows(dataset.name, {p: m for p, (m, _) in measured.items()}, baseline_metrics), notes
+
+
+def _ratio(value: float, base: float) -> float | None:
+    return None if base == 0 else value / base
+
+
+def _rows(dataset: str, rebalancer: dict[str, dict], baselines: dict[str, dict]) -> list[dict]:
+    rows = []
+    for phase in PHASES:
+        base = {name: m[phase] for name, m in baselines.items() if phase in m}
+        best = min((b["shortfall_bps"] for b in base.values()), default=None)
+        for executor, metrics in [*rebalancer.items(), *baselines.items()]:
+            if phase not in metrics:
+                continue
+            row = {"dataset": dataset, "phase": phase, "executor": executor, **metrics[phase]}
+            if executor in rebalancer:
+                for name, b in base.items():
+                    row[f"ratio_vs_{name}"] = _ratio(row["shortfall_bps"], b["shortfall_bps"])
+                    row[f"diff_vs_{name}_bps"] = row["shortfall_bps"] - b["shortfall_bps"]
+                passed = best is not None and row["fill_rate"] >= 0.99 and row["shortfall_bps"] <= best
+                row["verdict"] = "pass" if passed else "fail"
+            else:
+                row["verdict"] = "baseline"
+            rows.append(row)
+    return rows
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    shown = table.copy()
+    shown["fill_rate"] = shown["fill_rate"] * 100
+    columns = [
+        c
+        for c in (
+            "dataset", "phase", "executor", "blocks", "sent_qty", "fill_rate", "shortfall_bps", "fees_bps",
+            "total_bps", "fill_span_secs", "secs_to_99pct", "ratio_vs_market", "ratio_vs_mid_chase", "verdict",
+        )
+        if c in shown
+    ]  # fmt: skip
+    names = {"fill_rate": "fill %", "fill_span_secs": "first->last fill s", "secs_to_99pct": "to 99 % s"}
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(names.get(c, c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for _, row in shown.iterrows()]
+    return "\n".join(lines)
+
+
+def run_benchmark(
+    datasets: Sequence[Dataset], policies: Sequence[str], deadline_secs: float, out: Path, extra: Sequence[str] = ()
+) -> tuple[pd.DataFrame, list[str]]:
+    """The table over every dataset, written to `out` as exec_quality.csv and .json, and the notes."""
+    rows, notes = [], []
+    for dataset in datasets:
+        found, said = run_dataset(dataset, policies, deadline_secs, list(extra), out)
+        rows += found
+        notes += said
+    table = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "exec_quality.csv", index=False)
+    (out / "exec_quality.json").write_text(
+        json.dumps(
+            {"rows": table.astype(object).where(table.notna(), None).to_dict("records"), "notes": notes}, indent=1
+        ),
+        encoding="utf-8",
+    )
+    return table, notes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--policy", action="append", help="execution policy to run (repeat); default: default, collar")
+    parser.add_argument("--deadline", type=float, default=300.0, help="phase_deadline_secs of every executor")
+    parser.add_argument("--datasets", default="es,up,down", help="comma-separated: es, up, down")
+    parser.add_argument("--minutes", type=float, default=14.0, help="length of the synthetic sessions")
+    parser.add_argument("--drift", type=float, default=0.2, help="trend of the synthetic books per 6.5 h session")
+    parser.add_argument("--param", action="append", default=[], help="more strategy --param name=value for every run")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "exec_quality")
+    args = parser.parse_args(argv)
+    policies = args.policy or [DEFAULT_POLICY, "collar"]
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="exec-quality-") as tmp:
+        work = Path(tmp)
+        builders = {
+            "es": lambda: es_dataset(work),
+            "up": lambda: synthetic_dataset(work, "up", abs(args.drift), args.minutes),
+            "down": lambda: synthetic_dataset(work, "down", -abs(args.drift), args.minutes),
+        }
+        unknown = [n for n in args.datasets.split(",") if n not in builders]
+        if unknown:
+            print(f"error: unknown dataset(s) {unknown}; choose from {sorted(builders)}", file=sys.stderr)
+            return 2
+        datasets = [builders[n]() for n in args.datasets.split(",")]
+        table, notes = run_benchmark(datasets, policies, args.deadline, args.out, args.param)
+    print(_markdown(table) if not table.empty else "no executor ran")
+    for note in notes:
+        print(f"note: {note}")
+    print(f"\nwrote {args.out / 'exec_quality.csv'} and .json in {time.perf_counter() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
