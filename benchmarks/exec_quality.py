@@ -54,9 +54,11 @@ def policy_params(policy: str) -> list[str]:
     return [] if policy == DEFAULT_POLICY else [f"execution_policy={policy}"]
 
 
-def read_rebalancer_run(folder: Path, deadline_secs: float) -> tuple[list[BlockTask], dict[str, list[Fill]]]:
-    """The blocks the run sent and each block's fills (its clients' allocations added up), from the
-    run folder alone."""
+def read_rebalancer_run(
+    folder: Path, deadline_secs: float
+) -> tuple[list[BlockTask], dict[str, list[Fill]], dict[str, str]]:
+    """The blocks the run sent in SELL and BUY, each block's fills (its clients' allocations added up)
+    and each block's phase, from the run folder alone."""
     blocks = pd.read_csv(folder / "blocks.csv", dtype=str, keep_default_na=False)
     tx = pd.read_csv(folder / "transactions.csv", dtype=str, keep_default_na=False)
     sent = blocks[blocks["ts_submitted"] != ""]
@@ -192,6 +194,7 @@ def _rows(dataset: str, rebalancer: dict[str, dict], baselines: dict[str, dict])
                     row[f"ratio_vs_{name}"] = _ratio(row["shortfall_bps"], b["shortfall_bps"])
                     row[f"diff_vs_{name}_bps"] = row["shortfall_bps"] - b["shortfall_bps"]
                 passed = best is not None and row["fill_rate"] >= 0.99 and row["shortfall_bps"] <= best
+                row["vs_best_bps"] = None if best is None else row["shortfall_bps"] - best
                 row["verdict"] = "pass" if passed else "fail"
             else:
                 row["verdict"] = "baseline"
@@ -206,11 +209,17 @@ def _markdown(table: pd.DataFrame) -> str:
         c
         for c in (
             "dataset", "phase", "executor", "blocks", "sent_qty", "fill_rate", "shortfall_bps", "fees_bps",
-            "total_bps", "fill_span_secs", "secs_to_99pct", "ratio_vs_market", "ratio_vs_mid_chase", "verdict",
+            "total_bps", "fill_span_secs", "secs_to_99pct", "ratio_vs_market", "ratio_vs_mid_chase", "vs_best_bps",
+            "verdict",
         )
         if c in shown
     ]  # fmt: skip
-    names = {"fill_rate": "fill %", "fill_span_secs": "first->last fill s", "secs_to_99pct": "to 99 % s"}
+    names = {
+        "fill_rate": "fill %",
+        "fill_span_secs": "first->last fill s",
+        "secs_to_99pct": "to 99 % s",
+        "vs_best_bps": "- best baseline bps",
+    }
 
     def cell(value) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -226,6 +235,7 @@ def run_benchmark(
     datasets: Sequence[Dataset], policies: Sequence[str], deadline_secs: float, out: Path, extra: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, list[str]]:
     """The table over every dataset, written to `out` as exec_quality.csv and .json, and the notes."""
+    began = time.perf_counter()
     rows, notes = [], []
     for dataset in datasets:
         found, said = run_dataset(dataset, policies, deadline_secs, list(extra), out)
@@ -236,7 +246,15 @@ def run_benchmark(
     table.to_csv(out / "exec_quality.csv", index=False)
     (out / "exec_quality.json").write_text(
         json.dumps(
-            {"rows": table.astype(object).where(table.notna(), None).to_dict("records"), "notes": notes}, indent=1
+            {
+                "deadline_secs": deadline_secs,
+                "policies": list(policies),
+                "params": list(extra),
+                "wall_secs": round(time.perf_counter() - began, 1),
+                "rows": table.astype(object).where(table.notna(), None).to_dict("records"),
+                "notes": notes,
+            },
+            indent=1,
         ),
         encoding="utf-8",
     )
