@@ -43,6 +43,7 @@ from benchmarks.exec_mids import MidTape
 from benchmarks.exec_plans import Dataset, es_dataset, synthetic_dataset
 from data.catalog import catalog_instruments
 from strategies.plan import Plan, load_plan
+from venues.sim.venue import SimVenueConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = "default"
@@ -93,11 +94,12 @@ def read_rebalancer_run(
 
 
 def measure(
-    tasks: Sequence[BlockTask], fills: dict[str, list[Fill]], phase_of: dict[str, str], tape: MidTape
-) -> dict[str, dict]:
-    """Per phase, the metrics of the tasks' fills against the tape."""
-    out = {}
+    executor: str, tasks: Sequence[BlockTask], fills: dict[str, list[Fill]], phase_of: dict[str, str], tape: MidTape
+) -> tuple[dict[str, dict], list[dict]]:
+    """Per phase, the metrics of the tasks' fills against the tape; and one row per block."""
+    phases, rows = {}, []
     for phase in PHASES:
+        mine = [t for t in tasks if phase_of[t.block_id] == phase]
         runs = [
             BlockRun(
                 side=t.side,
@@ -110,17 +112,31 @@ def measure(
                 # executor got, so it counts
                 fills=tuple(fills.get(t.block_id, ())),
             )
-            for t in tasks
-            if phase_of[t.block_id] == phase
+            for t in mine
         ]
-        if runs:
-            out[phase] = {"blocks": len(runs), **asdict(phase_metrics(runs))}
-    return out
+        if not runs:
+            continue
+        phases[phase] = {"blocks": len(runs), **asdict(phase_metrics(runs))}
+        for task, run in zip(mine, runs, strict=True):
+            rows.append(
+                {
+                    "executor": executor,
+                    "phase": phase,
+                    "instrument_id": task.instrument_id,
+                    "side": task.side,
+                    "arrival_mid": str(run.arrival_mid),
+                    "deadline_mid": str(run.deadline_mid),
+                    "fills": len(run.fills),
+                    **asdict(phase_metrics([run])),
+                }
+            )
+    return phases, rows
 
 
 def run_rebalancer(
     dataset: Dataset, plan: Plan, plan_dir: Path, policy: str, deadline_secs: float, extra: list[str], out: Path
-) -> Path:
+) -> tuple[Path, SimVenueConfig]:
+    """The run folder of one rebalancer session, and the venue it ran in."""
     params = [
         f"phase_deadline_secs={deadline_secs:g}",
         f"start_time={dataset.start_time}",
@@ -134,23 +150,29 @@ def run_rebalancer(
     result = run_catalog_session(config, plan, dataset.catalog, instruments, venue_config=venue, log_level="OFF")
     if result.output_dir is None or not (result.output_dir / "blocks.csv").exists():
         raise RuntimeError(f"the {policy} run over {dataset.name} wrote no run folder")
-    return result.output_dir
+    return result.output_dir, venue
 
 
 def run_dataset(
     dataset: Dataset, policies: Sequence[str], deadline_secs: float, extra: list[str], out: Path
-) -> tuple[list[dict], list[str]]:
-    """Rows (one per phase and executor) and notes (skipped policies) for one dataset."""
+) -> tuple[list[dict], list[dict], list[str]]:
+    """Rows (one per phase and executor), block rows and notes (skipped policies) for one dataset.
+
+    The baselines work the blocks of the first policy that ran, in the venue it ran in.
+    """
     notes: list[str] = []
     plan_dir = dataset.write_plan(out / dataset.name / "plan")
     ids = {str(i.id) for i in catalog_instruments(dataset.catalog)}
     plan = load_plan(plan_dir, ids, "SMART")
-    measured: dict[str, tuple[dict, dict[str, str]]] = {}
-    reference: tuple[list[BlockTask], dict[str, str]] | None = None
-    tape: MidTape | None = None
+    tape = MidTape.from_catalog(dataset.catalog, sorted(plan.instrument_ids), dataset.book_type)
+    measured: dict[str, dict] = {}
+    block_rows: list[dict] = []
+    reference = None
     for policy in policies:
         try:
-            folder = run_rebalancer(dataset, plan, plan_dir, policy, deadline_secs, extra, out / dataset.name / policy)
+            folder, venue = run_rebalancer(
+                dataset, plan, plan_dir, policy, deadline_secs, extra, out / dataset.name / policy
+            )
         except ParamError as exc:
             notes.append(f"{dataset.name}: policy {policy!r} skipped: {exc}")
             continue
@@ -158,22 +180,20 @@ def run_dataset(
         if not tasks:
             notes.append(f"{dataset.name}: policy {policy!r} sent no block")
             continue
-        if tape is None:
-            end = max(t.deadline_ns for t in tasks)
-            tape = MidTape.from_catalog(dataset.catalog, sorted(plan.instrument_ids), dataset.book_type, end)
-        measured[policy] = (measure(tasks, fills, phase_of, tape), phase_of)
-        reference = reference or (tasks, phase_of)
+        measured[policy], blocks = measure(policy, tasks, fills, phase_of, tape)
+        block_rows += blocks
+        reference = reference or (tasks, phase_of, venue)
     if reference is None:
-        return [], notes
-    tasks, phase_of = reference
-    venue = venue_config(
-        [f"book_type={dataset.book_type}", "queue_model=risk_averse"], strategy_config(plan_dir, None, [])
-    )
+        return [], [], notes
+    tasks, phase_of, venue = reference
     baseline_metrics = {}
     for name in BASELINES:
         fills = run_baseline(name, dataset.catalog, plan, tasks, venue)
-        baseline_metrics[name] = measure(tasks, fills, phase_of, tape)
-    return _rows(dataset.name, {p: m for p, (m, _) in measured.items()}, baseline_metrics), notes
+        baseline_metrics[name], blocks = measure(name, tasks, fills, phase_of, tape)
+        block_rows += blocks
+    for row in block_rows:
+        row["dataset"] = dataset.name
+    return _rows(dataset.name, measured, baseline_metrics), block_rows, notes
 
 
 def _ratio(value: float, base: float) -> float | None:
@@ -234,16 +254,23 @@ def _markdown(table: pd.DataFrame) -> str:
 def run_benchmark(
     datasets: Sequence[Dataset], policies: Sequence[str], deadline_secs: float, out: Path, extra: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The table over every dataset, written to `out` as exec_quality.csv and .json, and the notes."""
+    """The table over every dataset, written to `out` as exec_quality.csv and .json (with the notes) and
+    per block as exec_quality_blocks.csv, and the notes."""
     began = time.perf_counter()
-    rows, notes = [], []
+    rows, block_rows, notes = [], [], []
     for dataset in datasets:
-        found, said = run_dataset(dataset, policies, deadline_secs, list(extra), out)
+        found, blocks, said = run_dataset(dataset, policies, deadline_secs, list(extra), out)
         rows += found
+        block_rows += blocks
         notes += said
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "exec_quality.csv", index=False)
+    blocks_table = pd.DataFrame(block_rows)
+    if not blocks_table.empty:
+        first = ["dataset", "phase", "executor", "instrument_id", "side"]
+        blocks_table = blocks_table[first + [c for c in blocks_table.columns if c not in first]]
+    blocks_table.to_csv(out / "exec_quality_blocks.csv", index=False)
     (out / "exec_quality.json").write_text(
         json.dumps(
             {

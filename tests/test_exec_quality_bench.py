@@ -144,3 +144,12 @@ def test_harness_writes_the_table_as_csv_and_json(tiny_run):
     saved = json.loads((out / "exec_quality.json").read_text())
     assert saved["deadline_secs"] == 20 and saved["notes"] == notes
     assert [r["shortfall_bps"] for r in saved["rows"]] == pytest.approx(list(table["shortfall_bps"]))
+
+
+def test_block_rows_add_up_to_their_phase(tiny_run):
+    _, out, table, _ = tiny_run
+    blocks = pd.read_csv(out / "exec_quality_blocks.csv")
+    summed = blocks.groupby(["phase", "executor"])[["sent_qty", "filled_qty"]].sum()
+    for _, row in table.iterrows():
+        assert tuple(summed.loc[(row["phase"], row["executor"])]) == (row["sent_qty"], row["filled_qty"])
+    assert (blocks.groupby(["phase", "executor"]).size() == table.set_index(["phase", "executor"])["blocks"]).all()
