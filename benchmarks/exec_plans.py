@@ -2,7 +2,8 @@
 
 - `es`: the recorded ESH4 MBO day (../shared/data/cme), replayed as ES.SMART, from the Globex open
   on the evening of 2023-12-25, when the book shows 30 to 70 contracts a level: the blocks of 55 walk
-  a level or two.
+  a level or two. The other MBO samples there hold no session to trade in: the 2023-12-24 file is
+  one book snapshot (8,725 orders at one instant) and the ESM4 file spans two seconds.
 - `up` / `down`: the synthetic demo ETFs with a trend up or down (`daily_drift`), sells of SPY and QQQ,
   buys of IEF and GLD, each block several times the size at the touch.
 """

@@ -158,7 +158,8 @@ def run_dataset(
 ) -> tuple[list[dict], list[dict], list[str]]:
     """Rows (one per phase and executor), block rows and notes (skipped policies) for one dataset.
 
-    The baselines work the blocks of the first policy that ran, in the venue it ran in.
+    The baselines work each policy's blocks in the venue it ran in; baselines on another set of blocks
+    than the first policy's are labelled `@policy`.
     """
     notes: list[str] = []
     plan_dir = dataset.write_plan(out / dataset.name / "plan")
@@ -167,7 +168,7 @@ def run_dataset(
     tape = MidTape.from_catalog(dataset.catalog, sorted(plan.instrument_ids), dataset.book_type)
     measured: dict[str, dict] = {}
     block_rows: list[dict] = []
-    reference = None
+    ran: dict[str, tuple[list[BlockTask], dict[str, str], SimVenueConfig]] = {}
     for policy in policies:
         try:
             folder, venue = run_rebalancer(
@@ -182,43 +183,61 @@ def run_dataset(
             continue
         measured[policy], blocks = measure(policy, tasks, fills, phase_of, tape)
         block_rows += blocks
-        reference = reference or (tasks, phase_of, venue)
-    if reference is None:
-        return [], [], notes
-    tasks, phase_of, venue = reference
-    baseline_metrics = {}
-    for name in BASELINES:
-        fills = run_baseline(name, dataset.catalog, plan, tasks, venue)
-        baseline_metrics[name], blocks = measure(name, tasks, fills, phase_of, tape)
-        block_rows += blocks
+        ran[policy] = (tasks, phase_of, venue)
+    # The baselines work each policy's own blocks, once per distinct set: a slower SELL moves the BUY
+    # phase, and a policy is only comparable with baselines that traded when it did.
+    baselines: dict[tuple, dict[str, dict]] = {}
+    labels: dict[tuple, str] = {}
+    for policy, (tasks, phase_of, venue) in ran.items():
+        key = _blocks_key(tasks)
+        if key in baselines:
+            continue
+        labels[key] = "" if not labels else f"@{policy}"
+        baselines[key] = {}
+        for name in BASELINES:
+            fills = run_baseline(name, dataset.catalog, plan, tasks, venue)
+            baselines[key][name], blocks = measure(f"{name}{labels[key]}", tasks, fills, phase_of, tape)
+            block_rows += blocks
     for row in block_rows:
         row["dataset"] = dataset.name
-    return _rows(dataset.name, measured, baseline_metrics), block_rows, notes
+    against = {policy: baselines[_blocks_key(tasks)] for policy, (tasks, _, _) in ran.items()}
+    labelled = {f"{name}{labels[key]}": m for key, by_name in baselines.items() for name, m in by_name.items()}
+    return _rows(dataset.name, measured, against, labelled), block_rows, notes
+
+
+def _blocks_key(tasks: Sequence[BlockTask]) -> tuple:
+    return tuple((t.instrument_id, t.side, t.quantity, t.sent_ns, t.deadline_ns) for t in tasks)
 
 
 def _ratio(value: float, base: float) -> float | None:
     return None if base == 0 else value / base
 
 
-def _rows(dataset: str, rebalancer: dict[str, dict], baselines: dict[str, dict]) -> list[dict]:
+def _rows(
+    dataset: str, rebalancer: dict[str, dict], against: dict[str, dict[str, dict]], baselines: dict[str, dict]
+) -> list[dict]:
+    """One row per phase and executor; a policy's ratios and verdict are against the baselines that
+    worked its blocks (`against[policy]`, by baseline name); `baselines` are the rows, by label."""
     rows = []
     for phase in PHASES:
-        base = {name: m[phase] for name, m in baselines.items() if phase in m}
-        best = min((b["shortfall_bps"] for b in base.values()), default=None)
-        for executor, metrics in [*rebalancer.items(), *baselines.items()]:
+        for executor, metrics in rebalancer.items():
             if phase not in metrics:
                 continue
             row = {"dataset": dataset, "phase": phase, "executor": executor, **metrics[phase]}
-            if executor in rebalancer:
-                for name, b in base.items():
-                    row[f"ratio_vs_{name}"] = _ratio(row["shortfall_bps"], b["shortfall_bps"])
-                    row[f"diff_vs_{name}_bps"] = row["shortfall_bps"] - b["shortfall_bps"]
-                passed = best is not None and row["fill_rate"] >= 0.99 and row["shortfall_bps"] <= best
-                row["vs_best_bps"] = None if best is None else row["shortfall_bps"] - best
-                row["verdict"] = "pass" if passed else "fail"
-            else:
-                row["verdict"] = "baseline"
+            base = {name: m[phase] for name, m in against[executor].items() if phase in m}
+            best = min((b["shortfall_bps"] for b in base.values()), default=None)
+            for name, b in base.items():
+                row[f"ratio_vs_{name}"] = _ratio(row["shortfall_bps"], b["shortfall_bps"])
+                row[f"diff_vs_{name}_bps"] = row["shortfall_bps"] - b["shortfall_bps"]
+            passed = best is not None and row["fill_rate"] >= 0.99 and row["shortfall_bps"] <= best
+            row["vs_best_bps"] = None if best is None else row["shortfall_bps"] - best
+            row["verdict"] = "pass" if passed else "fail"
             rows.append(row)
+        for label, metrics in baselines.items():
+            if phase in metrics:
+                rows.append(
+                    {"dataset": dataset, "phase": phase, "executor": label, **metrics[phase], "verdict": "baseline"}
+                )
     return rows
 
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benchmarks import exec_quality
 from benchmarks.exec_metrics import BlockRun, Fill, block_cost, phase_metrics
 from benchmarks.exec_mids import MidTape
 from benchmarks.exec_plans import synthetic_dataset
@@ -154,3 +155,19 @@ def test_block_rows_add_up_to_their_phase(tiny_run):
         assert tuple(summed.loc[(row["phase"], row["executor"])]) == (row["sent_qty"], row["filled_qty"])
     counts = blocks.groupby(["phase", "executor"]).size()
     assert counts.to_dict() == table.set_index(["phase", "executor"])["blocks"].to_dict()
+
+
+def test_a_policy_with_other_blocks_gets_baselines_of_its_own(tmp_path, monkeypatch):
+    # a stand-in for a second policy: sells priced inside the spread rest until the deadline, so its BUY
+    # phase starts later than the default's, on other blocks
+    real = exec_quality.policy_params
+    monkeypatch.setattr(exec_quality, "policy_params", lambda p: ["sell_offset_bps=-5"] if p == "patient" else real(p))
+    dataset = synthetic_dataset(tmp_path, "down", drift=-0.2, minutes=3)
+    table, _ = run_benchmark([dataset], ["default", "patient"], deadline_secs=20, out=tmp_path / "out")
+    buys = table[table["phase"] == "BUY"].set_index("executor")
+    assert set(buys.index) == {"default", "patient", "market", "mid_chase", "market@patient", "mid_chase@patient"}
+    for policy, suffix in (("default", ""), ("patient", "@patient")):
+        # each policy's ratio is to the baseline that worked its own blocks
+        market = buys.loc[f"market{suffix}", "shortfall_bps"]
+        assert buys.loc[policy, "ratio_vs_market"] == pytest.approx(buys.loc[policy, "shortfall_bps"] / market)
+        assert buys.loc[f"market{suffix}", "sent_qty"] == buys.loc[policy, "sent_qty"]
