@@ -6,9 +6,11 @@
 For every dataset (benchmarks/exec_plans.py) the rebalancer runs through the project's backtest path
 once per policy (`default` is the strategy's own default, any other name is sent as
 `--param execution_policy=NAME`; a policy the strategy does not accept is skipped with its message).
-The blocks of the first policy that ran (instrument, side, quantity, send time, deadline = send time +
-the phase deadline, from its run folder's blocks table) are then worked by the two baselines
-(benchmarks/exec_baselines.py) in the same simulated venue over the same catalog.
+Each policy's blocks (instrument, side, quantity, send time, deadline = send time + the phase
+deadline, from its run folder's blocks table) are then worked by the two baselines
+(benchmarks/exec_baselines.py) in the same simulated venue over the same catalog; a policy whose
+blocks differ from the first one's (a slower SELL moves the BUY phase) gets baselines of its own,
+shown as `market@policy` and `mid_chase@policy`.
 
 Every executor is measured the same way (benchmarks/exec_metrics.py) from its own fills (the
 rebalancer's from its run folder's transactions), against one mid tape rebuilt from the books
