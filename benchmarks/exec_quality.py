@@ -203,7 +203,19 @@ def run_dataset(
     for row in block_rows:
         row["dataset"] = dataset.name
     against = {policy: baselines[_blocks_key(tasks)] for policy, (tasks, _, _) in ran.items()}
-    labelled = {f"{name}{labels[key]}": m for key, by_name in baselines.items() for name, m in by_name.items()}
+    # a phase whose blocks an earlier set already had (the SELL of two policies that start alike) is shown once
+    labelled: dict[str, dict] = {}
+    shown: set[tuple] = set()
+    for key, by_name in baselines.items():
+        tasks, phase_of, _ = next(r for r in ran.values() if _blocks_key(r[0]) == key)
+        for name, metrics in by_name.items():
+            kept = {}
+            for phase, m in metrics.items():
+                seen = (name, phase, _blocks_key([t for t in tasks if phase_of[t.block_id] == phase]))
+                if seen not in shown:
+                    shown.add(seen)
+                    kept[phase] = m
+            labelled[f"{name}{labels[key]}"] = kept
     return _rows(dataset.name, measured, against, labelled), block_rows, notes
 
 
