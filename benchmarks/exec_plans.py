@@ -5,7 +5,7 @@
   a level or two. The other MBO samples there hold no session to trade in: the 2023-12-24 file is
   one book snapshot (8,725 orders at one instant) and the ESM4 file spans two seconds.
 - `up` / `down`: the synthetic demo ETFs with a trend up or down (`daily_drift`), sells of SPY and QQQ,
-  buys of IEF and GLD, each block several times the size at the touch.
+  buys of IEF and GLD, each block several times the size at the touch; `flat` the same without a trend.
 """
 
 from __future__ import annotations

@@ -325,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", action="append", help="execution policy to run (repeat); default: default, collar")
     parser.add_argument("--deadline", type=float, default=300.0, help="phase_deadline_secs of every executor")
-    parser.add_argument("--datasets", default="es,up,down", help="comma-separated: es, up, down")
+    parser.add_argument("--datasets", default="es,up,down", help="comma-separated: es, up, down, flat")
     parser.add_argument("--minutes", type=float, default=14.0, help="length of the synthetic sessions")
     parser.add_argument("--drift", type=float, default=0.2, help="trend of the synthetic books per 6.5 h session")
     parser.add_argument("--param", action="append", default=[], help="more strategy --param name=value for every run")
@@ -339,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "es": lambda: es_dataset(work),
             "up": lambda: synthetic_dataset(work, "up", abs(args.drift), args.minutes),
             "down": lambda: synthetic_dataset(work, "down", -abs(args.drift), args.minutes),
+            "flat": lambda: synthetic_dataset(work, "flat", 0.0, args.minutes),
         }
         unknown = [n for n in args.datasets.split(",") if n not in builders]
         if unknown:

@@ -173,3 +173,19 @@ def test_a_policy_with_other_blocks_gets_baselines_of_its_own(tmp_path, monkeypa
         market = buys.loc[f"market{suffix}", "shortfall_bps"]
         assert buys.loc[policy, "ratio_vs_market"] == pytest.approx(buys.loc[policy, "shortfall_bps"] / market)
         assert buys.loc[f"market{suffix}", "sent_qty"] == buys.loc[policy, "sent_qty"]
+
+
+def test_a_filled_phase_costs_what_the_strategy_reports_as_its_slippage(tiny_run):
+    # two producers: the strategy's own report (its arrival price, its fills) and the benchmark's tape
+    # and run-folder reading; with nothing unfilled the shortfall is the slippage on the fills
+    _, out, table, _ = tiny_run
+    summary = json.loads((out / "up" / "default" / "summary.json").read_text())["phases"]
+    ours = table[table["executor"] == "default"].set_index("phase")
+    checked = 0
+    for phase in ("SELL", "BUY"):
+        if ours.loc[phase, "fill_rate"] == 1:
+            assert ours.loc[phase, "shortfall_bps"] == pytest.approx(
+                summary[phase]["slippage_bps_vs_arrival"], abs=0.006
+            )
+            checked += 1
+    assert checked
