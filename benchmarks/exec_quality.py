@@ -18,7 +18,8 @@ rebalancer's from its run folder's transactions), against one mid tape rebuilt f
 unfilled shares charged at the deadline mid, fees, fill rate and times to fill. A rebalancer row
 passes when it filled at least 99 % of what it sent and its shortfall (before fees, since the
 baselines trade one order for the master and pay no FA allocation minimums) is no worse than the
-better baseline's. The verdicts are reported, never turned into an exit code.
+better baseline's; `verdict_incl_fees` (in the files) is the same test on shortfall plus fees. The
+verdicts are reported, never turned into an exit code.
 """
 
 from __future__ import annotations
@@ -246,6 +247,10 @@ def _rows(
             passed = best is not None and row["fill_rate"] >= 0.99 and row["shortfall_bps"] <= best
             row["vs_best_bps"] = None if best is None else row["shortfall_bps"] - best
             row["verdict"] = "pass" if passed else "fail"
+            # the same test with every executor's fees added, as the venue charged them
+            best_total = min((b["total_bps"] for b in base.values()), default=None)
+            with_fees = best_total is not None and row["fill_rate"] >= 0.99 and row["total_bps"] <= best_total
+            row["verdict_incl_fees"] = "pass" if with_fees else "fail"
             rows.append(row)
         for label, metrics in baselines.items():
             if phase in metrics:

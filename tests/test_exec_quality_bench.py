@@ -123,7 +123,11 @@ def test_harness_measures_every_executor_on_the_same_blocks(tiny_run):
         assert rows["sent_qty"].nunique() == 1 and rows["blocks"].nunique() == 1  # same blocks for all
     assert table["fill_rate"].between(0, 1).all()
     ours = table[table["executor"] == "default"]
-    assert set(ours["verdict"]) <= {"pass", "fail"}
+    assert set(ours["verdict"]) <= {"pass", "fail"} and set(ours["verdict_incl_fees"]) <= {"pass", "fail"}
+    for _, row in ours.iterrows():
+        base = table[(table["phase"] == row["phase"]) & (table["executor"] != "default")]
+        beats = row["fill_rate"] >= 0.99 and row["shortfall_bps"] <= base["shortfall_bps"].min()
+        assert row["verdict"] == ("pass" if beats else "fail")
     assert (table.loc[table["executor"] != "default", "verdict"] == "baseline").all()
     assert any("no_such_policy" in n and "skipped" in n for n in notes)
 
