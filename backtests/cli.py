@@ -3,7 +3,7 @@
 rebalance demo
 rebalance backtest --plan PLAN --catalog DIR [--param name=value ...] [--venue-param name=value ...]
 rebalance backtest --plan PLAN_OR_PER_DAY_PLANS --catalog DIR [--days D1,D2 | --start D --end D | --all-days]
-rebalance data synth --catalog DIR [--minutes N] [--seed N] [--days N] [--start TIME]
+rebalance data synth --catalog DIR [--minutes N] [--seed N] [--days N] [--start TIME] [--drift F]
 rebalance data import {dbn,tardis,lobster} FILE --catalog DIR --instrument ID [--overwrite] [--strict]
 rebalance sweep --plan PLAN --catalog DIR [--random N] [--workers N | --cluster ADDRESS]
 rebalance paper|live --plan PLAN [--what-if] [--confirm-live] [--journal URL] [--rail name=value ...]
@@ -13,6 +13,7 @@ rebalance status | kill | journal {migrate,runs,requests,cash,export,import-plan
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,7 @@ from data.catalog import catalog_days, catalog_days_by_instrument, catalog_instr
 from data.catalog_check import CatalogError
 from data.cme import write_cme_catalog
 from data.lobster import import_lobster
-from data.synthetic import DEFAULT_START, write_synthetic_catalog, write_synthetic_days
+from data.synthetic import DEFAULT_START, DEMO_ETFS, write_synthetic_catalog, write_synthetic_days
 from data.tardis import DEFAULT_CLOCK_TOLERANCE, TardisImportSummary, import_tardis
 from data.validation import BookDataError
 from live.cli import DEFAULT_STATE_DIR, add_session_parsers
@@ -188,6 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--days", type=int, default=1, help="sessions on consecutive business days (seed + n)")
     synth.add_argument("--start", default=None, help="first session's start time, UTC (default 2024-03-04 14:30)")
+    synth.add_argument(
+        "--drift",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="trend of every price over a 6.5 h session, a signed fraction of its start (0.05: up 5 %%)",
+    )
 
     imp = data_sub.add_parser("import", help="load historical books into a catalog, validated and in chunks")
     imp.add_argument("format", choices=["dbn", "tardis", "lobster"])
@@ -236,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         return _backtest(args, out)
     if args.command == "data" and args.data_command == "synth":
         try:
+            specs = [dataclasses.replace(spec, daily_drift=args.drift) for spec in DEMO_ETFS]
             summaries = write_synthetic_days(
                 args.catalog, args.days, start=args.start or DEFAULT_START, seed=args.seed,
-                duration=pd.Timedelta(minutes=args.minutes),
+                duration=pd.Timedelta(minutes=args.minutes), specs=specs,
             )  # fmt: skip
         except (FileExistsError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

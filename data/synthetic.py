@@ -3,7 +3,8 @@
 The model is deliberately small but keeps the properties a rebalance backtest depends on:
 
 * a latent fair value follows an arithmetic random walk whose variance matches ``daily_vol`` over a
-  6.5 h session, sampled on a Poisson event clock;
+  6.5 h session, with an optional steady trend of ``daily_drift`` over the same session, sampled on a
+  Poisson event clock;
 * the book is ``depth_levels`` contiguous one-tick levels per side whose size grows away from the touch;
 * when the fair value leaves ``[best bid, best ask]`` the touch is swept by an aggressor (trades printed
   level by level) or pulled, and a follow-up event a few milliseconds later refills the spread, so the
@@ -57,6 +58,8 @@ class SyntheticInstrumentSpec:
 
     ``daily_vol`` is the standard deviation of the price over one trading session as a fraction of
     ``start_price``; ``level_size_mean`` is the mean displayed size at the touch, in shares.
+    ``daily_drift`` is the fair value's expected move over one session as a signed fraction of
+    ``start_price`` (0.05: up 5 % by the close), for books that trend while an order works.
     """
 
     symbol: str
@@ -68,6 +71,7 @@ class SyntheticInstrumentSpec:
     depth_growth: float = 0.25  # each level away from the touch shows this much more size on average
     size_noise: float = 0.5  # lognormal sigma of displayed sizes
     trade_size_mean: int = 100
+    daily_drift: float = 0.0
 
     def __post_init__(self) -> None:
         if self.price_increment <= 0:
@@ -81,6 +85,9 @@ class SyntheticInstrumentSpec:
             raise ValueError(f"{self.symbol}: start_price is too close to zero for {self.depth_levels} levels")
         if self.daily_vol < 0:
             raise ValueError(f"{self.symbol}: daily_vol must be >= 0, was {self.daily_vol}")
+        # written so that nan fails too; a session's move of the whole price or more leaves no book
+        if not -1 < self.daily_drift < 1:
+            raise ValueError(f"{self.symbol}: daily_drift must be a fraction in (-1, 1), was {self.daily_drift}")
         if self.depth_levels < 1 or self.level_size_mean < 1 or self.trade_size_mean < 1:
             raise ValueError(f"{self.symbol}: depth_levels, level_size_mean and trade_size_mean must be >= 1")
 
@@ -192,6 +199,10 @@ class _SessionSimulator:
         self.level_cdf[-1] = 1.0  # rounding must not let searchsorted pick a level past the last
         sigma_ticks = spec.daily_vol * float(spec.start_price / spec.price_increment)
         self.fair_sigma_per_sqrt_ns = sigma_ticks / math.sqrt(SESSION_SECONDS * 1e9)
+        # adding 0.0 leaves a float as it was, so a book without a trend is the one it always was
+        self.fair_drift_per_ns = (
+            spec.daily_drift * float(spec.start_price / spec.price_increment) / (SESSION_SECONDS * 1e9)
+        )
         self.min_touch = 2 * levels  # keeps every displayed price positive
 
         start_tick = int(spec.start_price / spec.price_increment)
@@ -337,7 +348,10 @@ class _SessionSimulator:
                     break
                 t_next = ts + gaps[j]
                 self.fair = max(
-                    self.min_touch, self.fair + self.fair_sigma_per_sqrt_ns * math.sqrt(gaps[j]) * fair_z[j]
+                    self.min_touch,
+                    self.fair
+                    + self.fair_drift_per_ns * gaps[j]
+                    + self.fair_sigma_per_sqrt_ns * math.sqrt(gaps[j]) * fair_z[j],
                 )
                 fair = self.fair
                 ops: list = []

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from backtests.cli import DEMO_PLAN, main
+from data.synthetic import DEMO_ETFS
 
 
 @pytest.fixture
@@ -97,3 +99,22 @@ def test_data_import_of_the_cme_sample(tmp_path, capsys):
     ]
     assert main(args) == 0
     assert "wrote 59,448 book deltas and 2,973 trades for ES.SMART" in capsys.readouterr().out
+
+
+def test_synth_drift_trends_every_instrument(tmp_path, capsys):
+    up, down = tmp_path / "up", tmp_path / "down"
+    assert main(["data", "synth", "--catalog", str(up), "--minutes", "3", "--drift", "0.5"]) == 0
+    assert main(["data", "synth", "--catalog", str(down), "--minutes", "3", "--drift", "-0.5"]) == 0
+    last_trade = {}
+    for name, path in (("up", up), ("down", down)):
+        trades = ParquetDataCatalog(str(path)).trade_ticks()
+        last_trade[name] = {str(t.instrument_id): t.price.as_double() for t in trades}
+    for spec in DEMO_ETFS:
+        # 3 minutes of a 50 % session trend: 0.38 %, several times the noise of 3 minutes at the demo's vols
+        iid = f"{spec.symbol}.SMART"
+        assert last_trade["up"][iid] > float(spec.start_price) > last_trade["down"][iid], iid
+
+
+def test_synth_refuses_a_drift_of_the_whole_price(tmp_path, capsys):
+    assert main(["data", "synth", "--catalog", str(tmp_path / "c"), "--minutes", "1", "--drift", "1.2"]) == 2
+    assert "daily_drift must be a fraction in (-1, 1), was 1.2" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from decimal import Decimal
@@ -163,6 +164,9 @@ def test_make_equity_builds_a_fee_free_whole_share_equity():
         {"depth_levels": 0},
         {"level_size_mean": 0},
         {"start_price": Decimal("0.20")},
+        {"daily_drift": 1.0},
+        {"daily_drift": -1.5},
+        {"daily_drift": math.nan},
     ],
 )
 def test_spec_rejects_impossible_instruments(kwargs):
@@ -306,6 +310,33 @@ def test_mid_price_volatility_matches_daily_vol():
     realised = math.sqrt(sum(c * c for c in changes) / len(changes))
     expected = float(spec.start_price) * spec.daily_vol * math.sqrt(60 / (6.5 * 3600))
     assert 0.6 < realised / expected < 1.6, (realised, expected)
+
+
+def _mid_after(spec: SyntheticInstrumentSpec, duration: pd.Timedelta, seed: int) -> Decimal:
+    items = session(specs=(spec,), duration=duration, seed=seed)[InstrumentId.from_str(f"{spec.symbol}.SMART")]
+    book = OrderBook(InstrumentId.from_str(f"{spec.symbol}.SMART"), BookType.L2_MBP)
+    for item in items:
+        if isinstance(item, OrderBookDeltas):
+            book.apply_deltas(item)
+    return Decimal(str(book.midpoint()))
+
+
+@pytest.mark.parametrize("drift", [0.26, -0.26])
+def test_a_trend_moves_the_book_by_its_drift(drift):
+    # no noise, so the fair value is start x (1 + drift x elapsed / session) and the book follows it
+    spec = SyntheticInstrumentSpec("TRD", Decimal("100.00"), daily_vol=0.0, level_size_mean=200, daily_drift=drift)
+    minutes = 15
+    expected = Decimal("100.005") * (1 + Decimal(str(drift)) * minutes / Decimal(6.5 * 60))
+    mid = _mid_after(spec, pd.Timedelta(minutes=minutes), seed=3)
+    # the move is 1 % (100 ticks); the touch trails the fair value by at most a couple of ticks
+    assert abs(mid - expected) <= Decimal("0.03"), (mid, expected)
+
+
+def test_no_drift_is_the_book_without_a_trend(demo):
+    flat = tuple(dataclasses.replace(s, daily_drift=0.0) for s in DEMO_ETFS)
+    assert fingerprint(session(specs=flat)[InstrumentId.from_str("SPY.SMART")]) == fingerprint(
+        demo[InstrumentId.from_str("SPY.SMART")]
+    )
 
 
 def test_event_rate_follows_events_per_sec():
