@@ -36,6 +36,8 @@ from strategies.extras import MissingExtraError, require
 SCHEMES = {"redis": False, "rediss": True}  # scheme -> TLS
 DEFAULT_PORT = 6379
 STREAMS_PREFIX = "stream"
+# a backtest's executions are not a live session's: streams of their own, on the same server or not
+BACKTEST_STREAMS_PREFIX = "backtest"
 # Redis streams with the MINID trimming NautilusTrader uses need 6.2
 MIN_REDIS_VERSION = (6, 2)
 ALLOCATION_TYPE = "Allocation"
@@ -142,7 +144,7 @@ def register_bus_types() -> None:
         pass  # already registered by an earlier session of this process
 
 
-def message_bus_config(settings: BusSettings) -> MessageBusConfig:
+def message_bus_config(settings: BusSettings, streams_prefix: str = STREAMS_PREFIX) -> MessageBusConfig:
     """A fresh MessageBusConfig streaming to `settings` (NautilusTrader empties `types_filter` when it reads it)."""
     register_bus_types()
     return MessageBusConfig(
@@ -155,7 +157,7 @@ def message_bus_config(settings: BusSettings) -> MessageBusConfig:
             ssl=settings.ssl,
         ),
         encoding="json",
-        streams_prefix=STREAMS_PREFIX,
+        streams_prefix=streams_prefix,
         stream_per_topic=True,
         use_trader_prefix=True,
         use_trader_id=True,
@@ -164,9 +166,9 @@ def message_bus_config(settings: BusSettings) -> MessageBusConfig:
     )
 
 
-def stream_key(trader_id: str, topic: str) -> str:
+def stream_key(trader_id: str, topic: str, streams_prefix: str = STREAMS_PREFIX) -> str:
     """The Redis key NautilusTrader writes a topic's messages under, with `message_bus_config`."""
-    return f"trader-{trader_id}:{STREAMS_PREFIX}:{topic}"
+    return f"trader-{trader_id}:{streams_prefix}:{topic}"
 
 
 def check_reachable(settings: BusSettings, timeout_secs: float = 5.0) -> None:
@@ -202,6 +204,7 @@ def check_reachable(settings: BusSettings, timeout_secs: float = 5.0) -> None:
 
 
 __all__ = [
+    "BACKTEST_STREAMS_PREFIX",
     "BusSettingError",
     "BusSettings",
     "BusUnreachable",

@@ -158,6 +158,42 @@ def test_a_live_session_streams_every_allocation_once_in_order_and_every_fill(tm
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
+def test_a_backtest_streams_its_allocations_apart_from_live_sessions(synth_catalog, tmp_path, redis_url):
+    redis = pytest.importorskip("redis")
+    from backtests.cli import DEMO_PLAN, main
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    out = tmp_path / "run"
+    argv = ["backtest", "--plan", str(DEMO_PLAN), "--catalog", str(synth_catalog), "--out", str(out),
+            "--param", "phase_deadline_secs=30", "--bus", redis_url]  # fmt: skip
+    assert main(argv) == 0
+    keys = set(client.keys("*"))
+    assert f"trader-{TRADER}:backtest:rebalance.fa.allocations" in keys
+    assert not [k for k in keys if ":stream:" in k]  # nothing where the live sessions' consumers read
+    payloads = [e["payload"] for e in _entries(client, f"trader-{TRADER}:backtest:rebalance.fa.allocations")]
+    tx = pd.read_csv(out / "transactions.csv", dtype=str)
+    assert len(tx) > 0
+    assert [p["execution_id"] for p in payloads] == tx["execution_id"].tolist()
+    assert [p["quantity"] for p in payloads] == tx["quantity"].astype(int).tolist()
+    assert [Decimal(p["commission"]) for p in payloads] == [Decimal(c) for c in tx["commission"]]
+
+
+def test_a_backtest_with_a_bus_nobody_listens_on_runs_nothing(synth_catalog, tmp_path, capsys):
+    from backtests.cli import DEMO_PLAN, main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{s.getsockname()[1]}"
+        out = tmp_path / "run"
+        code = main(
+            ["backtest", "--plan", str(DEMO_PLAN), "--catalog", str(synth_catalog), "--out", str(out), "--bus", url]
+        )
+    assert code == 2
+    assert f"{url} does not answer" in capsys.readouterr().err
+    assert not out.exists()
+
+
 money = st.decimals(min_value=Decimal("0"), max_value=Decimal("100000"), places=9, allow_nan=False)
 
 
