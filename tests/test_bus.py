@@ -158,7 +158,7 @@ def test_a_live_session_streams_every_allocation_once_in_order_and_every_fill(tm
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
-def test_a_backtest_streams_its_allocations_apart_from_live_sessions(synth_catalog, tmp_path, redis_url):
+def test_a_backtest_streams_its_allocations_apart_from_live_sessions(synth_catalog, tmp_path, redis_url, capsys):
     redis = pytest.importorskip("redis")
     from backtests.cli import DEMO_PLAN, main
 
@@ -178,6 +178,21 @@ def test_a_backtest_streams_its_allocations_apart_from_live_sessions(synth_catal
     assert [p["quantity"] for p in payloads] == tx["quantity"].astype(int).tolist()
     assert [Decimal(p["commission"]) for p in payloads] == [Decimal(c) for c in tx["commission"]]
 
+    # the consumer example prints each allocation once, and carries on after the id it last printed
+    from live.bus_consumer import main as consume
+
+    capsys.readouterr()
+    assert consume(["--bus", redis_url, "--backtest", "--once"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(" exec ", 1)[1] for line in lines] == tx["execution_id"].tolist()
+    first = lines[0]
+    assert tx["account_id"].iloc[0] in first and f"block {tx['client_order_id'].iloc[0]}" in first
+    middle = len(lines) // 2
+    assert consume(["--bus", redis_url, "--backtest", "--once", "--from", lines[middle - 1].split()[0]]) == 0
+    assert capsys.readouterr().out.splitlines() == lines[middle:]
+    assert consume(["--bus", redis_url, "--backtest", "--once", "--from", "$"]) == 0
+    assert capsys.readouterr().out == ""
+
 
 def test_a_backtest_with_a_bus_nobody_listens_on_runs_nothing(synth_catalog, tmp_path, capsys):
     from backtests.cli import DEMO_PLAN, main
@@ -192,6 +207,35 @@ def test_a_backtest_with_a_bus_nobody_listens_on_runs_nothing(synth_catalog, tmp
     assert code == 2
     assert f"{url} does not answer" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_consumer_follows_a_stream_as_entries_arrive(redis_url):
+    import threading
+    import time
+
+    redis = pytest.importorskip("redis")
+    from live.bus_consumer import read_after
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    key = "follow-test"
+    client.delete(key)
+    client.xadd(key, {"topic": "t", "payload": json.dumps({"n": 0})})
+
+    def later() -> None:
+        for n in range(1, 4):
+            time.sleep(0.1)
+            client.xadd(key, {"topic": "t", "payload": json.dumps({"n": n})})
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    got: list[int] = []
+    deadline = time.monotonic() + 20  # a consumer that never sees the entries fails, not hangs
+    for _, payload in read_after(
+        client, key, "0-0", follow=True, stop=lambda: len(got) >= 4 or time.monotonic() > deadline
+    ):
+        got.append(payload["n"])
+    writer.join()
+    assert got == [0, 1, 2, 3]
 
 
 money = st.decimals(min_value=Decimal("0"), max_value=Decimal("100000"), places=9, allow_nan=False)
