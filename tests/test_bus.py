@@ -158,6 +158,25 @@ def test_a_live_session_streams_every_allocation_once_in_order_and_every_fill(tm
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
+def test_a_run_killed_and_resumed_streams_every_allocation_at_least_once_in_order(tmp_path, redis_url, monkeypatch):
+    """A crash loses whatever the dead process had not yet written, so the resumed one streams again
+    what IB reports at reconnect: each allocation at most once per process, none missing."""
+    redis = pytest.importorskip("redis")
+    from tests.test_recovery import run_scenario
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    monkeypatch.setenv(BUS_ENV, redis_url)
+    run = run_scenario(tmp_path, f"sqlite:///{tmp_path / 'journal.db'}", "mid_sell")
+    assert run["result"]["status"] == "DONE"
+    streamed = [e["payload"]["execution_id"] for e in _entries(client, ALLOCATIONS_KEY)]
+    booked = run["transactions"]["execution_id"].tolist()
+    assert max(Counter(streamed).values()) <= 2  # two processes
+    assert len(streamed) > len(booked)  # the first process's allocations came again
+    # read once per execution id, the stream is what the journal booked, in the order it booked it
+    assert list(dict.fromkeys(streamed)) == booked
+
+
 def test_a_backtest_streams_its_allocations_apart_from_live_sessions(synth_catalog, tmp_path, redis_url, capsys):
     redis = pytest.importorskip("redis")
     from backtests.cli import DEMO_PLAN, main
@@ -336,14 +355,17 @@ def test_paper_with_an_unreachable_bus_does_not_start(tmp_path, capsys):
         plan = tmp_path / "plan.json"
         plan.write_text(json.dumps(PLAN))
         argv = [
-            "paper", "--plan", str(plan), "--fa-master", "DF1", "--bus", f"redis://127.0.0.1:{port}",
+            "paper", "--plan", str(plan), "--fa-master", "DF1", "--bus", f"redis://svc:hunter2@127.0.0.1:{port}",
             "--out", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state"),
             "--journal", f"sqlite:///{tmp_path / 'journal.db'}", "--ignore-market-hours",
         ]  # fmt: skip
         code = main(argv)
     assert code == 4
-    err = capsys.readouterr().err
-    assert f"redis://127.0.0.1:{port} does not answer" in err and "nothing was sent" in err
+    printed = capsys.readouterr()
+    shown = f"redis://svc:***@127.0.0.1:{port}"
+    assert f"streamed to {shown} (trader-REBALANCE-001:stream:<topic>)" in printed.out
+    assert f"{shown} does not answer" in printed.err and "nothing was sent" in printed.err
+    assert "hunter2" not in printed.out + printed.err
     assert not (tmp_path / "run").exists()
 
 
