@@ -162,7 +162,7 @@ def test_a_run_killed_and_resumed_streams_every_allocation_at_least_once_in_orde
     """A crash loses whatever the dead process had not yet written, so the resumed one streams again
     what IB reports at reconnect: each allocation at most once per process, none missing."""
     redis = pytest.importorskip("redis")
-    from tests.test_recovery import run_scenario
+    from tests.recovery_scenario import run_scenario
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
