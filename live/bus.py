@@ -189,6 +189,10 @@ def check_reachable(settings: BusSettings, timeout_secs: float = 5.0) -> None:
     try:
         client.ping()
         version = str(client.info("server").get("redis_version", "0"))
+    except redis.exceptions.AuthenticationError as exc:
+        raise BusUnreachable(
+            f"the bus {settings.shown} refused the session's login ({exc}): check the user and password in --bus"
+        ) from None
     except redis.exceptions.RedisError as exc:
         raise BusUnreachable(
             f"the bus {settings.shown} does not answer ({exc}): start Redis there, or leave --bus out"

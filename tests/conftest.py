@@ -52,14 +52,19 @@ def pg_url(pg_cluster) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_url():
+def redis_binary():
     binary = find_redis_server()
     if binary is None:
         message = "redis-server not found (looked on PATH, in /usr/bin and $REDIS_SERVER)"
         if os.environ.get("CI"):
             pytest.fail(message + "; CI must run the message bus tests")
         pytest.skip(message)
-    server = start_redis(binary)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_binary):
+    server = start_redis(redis_binary)
     yield server.url
     server.stop()
 

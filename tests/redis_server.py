@@ -60,12 +60,14 @@ def _answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            # a server with a password answers NOAUTH: it is up all the same
+            return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
 
-def start_redis(binary: Path | None = None, attempts: int = 3) -> RedisServer:
+def start_redis(binary: Path | None = None, attempts: int = 3, password: str | None = None) -> RedisServer:
+    """A running server; with `password`, one that refuses every command until AUTH."""
     binary = binary or find_redis_server()
     if binary is None:
         raise FileNotFoundError("no redis-server found; install Debian's redis-server or set REDIS_SERVER")
@@ -76,7 +78,7 @@ def start_redis(binary: Path | None = None, attempts: int = 3) -> RedisServer:
         log = root / f"redis-{port}.log"
         process = subprocess.Popen(
             [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-             "--dir", str(root), "--logfile", str(log)],
+             "--dir", str(root), "--logfile", str(log), *(["--requirepass", password] if password else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_SECS

@@ -45,6 +45,7 @@ from tests.ib_node_session import (  # noqa: E402
     start_gateway,
     strategy_config,
 )
+from tests.redis_server import start_redis  # noqa: E402
 
 BUS_ENV = "REBALANCE_TEST_BUS"
 TRADER = "REBALANCE-001"
@@ -333,6 +334,34 @@ def test_a_bus_nobody_listens_on_stops_the_start():
 
 def test_a_running_bus_passes_the_check(redis_url):
     check_reachable(parse_bus_url(redis_url))
+
+
+def test_a_bus_with_a_password_streams_with_it_and_refuses_a_wrong_one(redis_binary):
+    redis = pytest.importorskip("redis")
+    import msgspec
+    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+
+    from live.bus import message_bus_config
+    from strategies.events import ALLOCATION_TOPIC
+
+    server = start_redis(redis_binary, password="s3cret")
+    try:
+        wrong = parse_bus_url(f"redis://:wrong@127.0.0.1:{server.port}")
+        with pytest.raises(BusUnreachable) as refused:
+            check_reachable(wrong, timeout_secs=2)
+        assert "refused the session's login" in str(refused.value) and "wrong" not in str(refused.value)
+        settings = parse_bus_url(f"redis://default:s3cret@127.0.0.1:{server.port}")
+        check_reachable(settings, timeout_secs=2)
+        # NautilusTrader's own backing logs in with the same settings
+        engine = BacktestEngine(BacktestEngineConfig(message_bus=message_bus_config(settings)))
+        allocation = Allocation("B", "1", "e.01", "DU1", "SPY.SMART", "BUY", 3, Decimal("1.5"), Decimal("0.35"), 1, 2)
+        engine.kernel.msgbus.publish(ALLOCATION_TOPIC, allocation)
+        engine.dispose()
+        client = redis.Redis(port=server.port, password="s3cret", decode_responses=True)
+        entries = client.xrange("trader-BACKTESTER-001:stream:rebalance.fa.allocations")
+        assert [msgspec.json.decode(fields["payload"])["execution_id"] for _, fields in entries] == ["e.01"]
+    finally:
+        server.stop()
 
 
 def test_paper_refuses_a_bad_bus_address_before_anything_runs(tmp_path, capsys):
