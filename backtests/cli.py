@@ -40,6 +40,7 @@ from data.lobster import import_lobster
 from data.synthetic import DEFAULT_START, DEMO_ETFS, write_synthetic_catalog, write_synthetic_days
 from data.tardis import DEFAULT_CLOCK_TOLERANCE, TardisImportSummary, import_tardis
 from data.validation import BookDataError
+from live.bus import BusSettings, BusUnreachable, check_reachable, parse_bus_url
 from live.cli import DEFAULT_STATE_DIR, add_session_parsers
 from live.journal.cli import add_journal_parser, run_journal_command
 from live.killswitch import add_kill_parser
@@ -76,6 +77,7 @@ def _run(
     venue: SimVenueConfig,
     log_level: str,
     allow_incomplete_book: bool = False,
+    bus: BusSettings | None = None,
 ) -> int:
     try:
         instruments = catalog_instruments(catalog)
@@ -85,7 +87,7 @@ def _run(
         plan_obj = load_plan(plan, {str(i.id) for i in instruments}, config.default_venue)
         result = run_catalog_session(
             config, plan_obj, catalog, instruments, venue_config=venue, log_level=log_level,
-            allow_incomplete_book=allow_incomplete_book,
+            allow_incomplete_book=allow_incomplete_book, bus=bus,
         )  # fmt: skip
     except (PlanError, CatalogError) as exc:
         return _refused(exc)
@@ -111,16 +113,33 @@ def _backtest(args: argparse.Namespace, out: Path) -> int:
         if args.chunk_size < 1:
             raise DaySelectionError(f"--chunk-size must be >= 1, was {args.chunk_size}")
         config, venue = _configs(args.plan, out, args.param, args.venue_param, args.config)
+        bus = _bus(args.bus)
         if spec is None and is_single_plan(args.plan):
             ids = [str(i.id) for i in catalog_instruments(args.catalog)]
             if len(catalog_days(args.catalog, ids, args.tz)) <= 1:
-                return _run(args.plan, args.catalog, config, venue, args.log_level, args.allow_incomplete_book)
-    except (DaySelectionError, ParamError, CatalogError, ValueError, KeyError) as exc:
+                return _run(args.plan, args.catalog, config, venue, args.log_level, args.allow_incomplete_book, bus)
+    except (DaySelectionError, ParamError, CatalogError, BusUnreachable, ValueError, KeyError) as exc:
         return _refused(exc)
-    return _run_days(args, spec, out, config, venue)
+    return _run_days(args, spec, out, config, venue, bus)
 
 
-def _run_days(args: argparse.Namespace, spec, out: Path, config: RebalanceExecutorConfig, venue: SimVenueConfig) -> int:
+def _bus(url: str | None) -> BusSettings | None:
+    """`--bus` read and its server asked, before any session: NautilusTrader would lose the stream silently."""
+    if url is None:
+        return None
+    settings = parse_bus_url(url)  # a BusSettingError is a ValueError: refused like any bad setting
+    check_reachable(settings)
+    return settings
+
+
+def _run_days(
+    args: argparse.Namespace,
+    spec,
+    out: Path,
+    config: RebalanceExecutorConfig,
+    venue: SimVenueConfig,
+    bus: BusSettings | None = None,
+) -> int:
     try:
         instruments = catalog_instruments(args.catalog)
         if not instruments:
@@ -130,7 +149,7 @@ def _run_days(args: argparse.Namespace, spec, out: Path, config: RebalanceExecut
         table = run_days(
             sessions, plans, args.catalog, instruments, config, venue, out,
             tz=args.tz, chunk_size=args.chunk_size, log_level=args.log_level,
-            allow_incomplete_book=args.allow_incomplete_book,
+            allow_incomplete_book=args.allow_incomplete_book, bus=bus,
         )  # fmt: skip
     except (DaySelectionError, PlanError, CatalogError, FileNotFoundError) as exc:
         return _refused(exc)
@@ -179,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-incomplete-book",
         action="store_true",
         help="start at the data's first row even where an import found the book incomplete (no or a late snapshot)",
+    )
+    bt.add_argument(
+        "--bus", default=None, help="also stream order events, fills and allocations to Redis (redis://host:port)"
     )
 
     data = sub.add_parser("data", help="market data utilities")

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from backtests.results import day_row, days_table, skipped_day_row
 from backtests.runner import NoDataInWindow, check_session_files, run_catalog_session
 from data.catalog import CatalogLike, day_bounds
+from live.bus import BusSettings
 from strategies.exec_config import RebalanceExecutorConfig
 from strategies.plan import Plan, load_plan
 from venues.sim.venue import SimVenueConfig
@@ -263,6 +264,7 @@ def run_days(
     chunk_size: int = 100_000,
     log_level: str = "WARNING",
     allow_incomplete_book: bool = False,
+    bus: BusSettings | None = None,
 ) -> pd.DataFrame:
     """Run each session on its day's data; writes ``out/<day>/`` run folders and ``out/days.{csv,parquet}``.
 
@@ -286,7 +288,7 @@ def run_days(
                 result = run_catalog_session(
                     day_config, plan, catalog, instruments, venue_config=venue_config, start_ns=start_ns,
                     end_ns=end_ns, chunk_size=chunk_size, log_level=log_level, check_files=False,
-                    allow_incomplete_book=allow_incomplete_book,
+                    allow_incomplete_book=allow_incomplete_book, bus=bus,
                 )  # fmt: skip
             except NoDataInWindow:
                 no_data = f"no book data or trades for {', '.join(plan.instrument_ids)} on {day} ({tz} day)"

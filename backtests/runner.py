@@ -20,6 +20,7 @@ from backtests.run_report import write_run_report
 from data.book_start import complete_book_start
 from data.catalog import catalog_time_range, open_catalog, stream_catalog
 from data.catalog_check import check_book_files, require_book_type
+from live.bus import BACKTEST_STREAMS_PREFIX, BusSettings, message_bus_config
 from live.rails_check import risk_engine_config
 from strategies.exec_config import RebalanceExecutorConfig
 from strategies.plan import Plan, load_plan
@@ -57,12 +58,15 @@ def run_backtest(
     progress_total: int | None = None,
     stop_when_done: bool = True,
     plan: Plan | None = None,
+    bus: BusSettings | None = None,
 ) -> BacktestResult:
     """Run one rebalance session.
 
     `data` yields time-ordered lists of NautilusTrader data (OrderBookDeltas, TradeTicks, ...), so
     long sessions stream with bounded memory. The plan is validated against `instruments` before
     the engine is built: a bad plan raises PlanError and nothing reaches the simulated venue.
+    With `bus` the order events, fills and allocations are also written to that Redis server,
+    under streams of their own (`trader-REBALANCE-001:backtest:<topic>`), apart from the live ones.
     """
     venue_config = venue_config or SimVenueConfig(
         venue=strategy_config.default_venue, commission_schedule=strategy_config.commission_schedule
@@ -94,12 +98,14 @@ def run_backtest(
     # session denies exactly the orders a live one would
     rails = strategy_config.rails
     risk = {} if rails is None else {"risk_engine": risk_engine_config(rails, plan.instrument_ids)}
+    streaming = {} if bus is None else {"message_bus": message_bus_config(bus, BACKTEST_STREAMS_PREFIX)}
     engine = BacktestEngine(
         BacktestEngineConfig(
             trader_id=TraderId("REBALANCE-001"),
             logging=LoggingConfig(log_level=log_level, bypass_logging=log_level == "OFF"),
             run_analysis=False,
             **risk,
+            **streaming,
         )
     )
     venue = add_sim_venue(engine, venue_config, plan, pd.Timestamp(start_ns, tz="UTC").date())
@@ -172,6 +178,7 @@ def run_catalog_session(
     log_level: str = "WARNING",
     check_files: bool = True,
     allow_incomplete_book: bool = False,
+    bus: BusSettings | None = None,
 ) -> BacktestResult:
     """The plan's session over the catalog's data for the plan's instruments, streamed in chunks.
 
@@ -179,7 +186,8 @@ def run_catalog_session(
     data in that window unless `run_until_ns` says otherwise. The files the session will read are
     checked first (``check_session_files``) unless the caller already did, with ``check_files=False``.
     The session starts no earlier than the time from which every book is complete, as its import recorded
-    (``data.book_start``); ``allow_incomplete_book`` keeps the window as asked.
+    (``data.book_start``); ``allow_incomplete_book`` keeps the window as asked. ``bus`` streams the
+    session's executions to Redis (``run_backtest``).
     """
 
     traded = set(plan.instrument_ids)
@@ -202,6 +210,7 @@ def run_catalog_session(
         end_ns=run_until_ns,
         log_level=log_level,
         plan=plan,
+        bus=bus,
     )
     result.data_notes = begin.notes
     return result

@@ -35,6 +35,7 @@ from backtests.params import (
     strategy_config,
 )
 from backtests.results import account_table, phase_table, print_verdict
+from live.bus import BusSettingError, BusUnreachable, parse_bus_url
 from live.journal import JournalError
 from live.killswitch import SessionAlreadyRunning
 from live.node import IBSessionConfig, SessionStartError, run_session
@@ -135,6 +136,15 @@ def session_config(args: argparse.Namespace, mode: str):
             require("prometheus_client", "metrics", "--metrics-port (Prometheus metrics)")
         except MissingExtraError as exc:
             raise ConnectionSettingRefused(str(exc)) from None
+    try:
+        bus = parse_bus_url(args.bus) if args.bus else None
+    except BusSettingError as exc:
+        raise ConnectionSettingRefused(str(exc)) from None
+    if bus is not None:
+        try:
+            require("redis", "bus", "--bus (executions on Redis streams)")
+        except MissingExtraError as exc:
+            raise ConnectionSettingRefused(str(exc)) from None
     if mode == "paper" and master and not master.upper().startswith("D"):
         # IB's paper accounts are the D-prefixed twins of the live ones (DF... for an FA master)
         log.warning(f"FA master {master} does not look like a paper account (paper accounts start with D)")
@@ -144,7 +154,7 @@ def session_config(args: argparse.Namespace, mode: str):
     return IBSessionConfig(
         connection=connection, cash_tag=args.cash_tag, market_data_type=args.market_data_type,
         session_timeout_secs=args.session_timeout, log_level=args.log_level,
-        log_directory=str(args.log_dir) if args.log_dir else None,
+        log_directory=str(args.log_dir) if args.log_dir else None, bus=bus,
     )  # fmt: skip
 
 
@@ -243,6 +253,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rail", action="append", default=[], help="one rail name=value (off/none disables), repeatable")
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="status file and pid file folder")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument(
+        "--bus", default=None, help="stream order events, fills and allocations to Redis, e.g. redis://127.0.0.1:6379"
+    )
     p.add_argument("--host", default=None, help="gateway host (env IB_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="API port (env IB_PORT, default 4002; TWS paper 7497)")
     p.add_argument("--client-id", type=int, default=None, help="API client id (env IB_CLIENT_ID, default 1)")
@@ -301,6 +314,8 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
         return _refused(exc)
     where = f"{ib.connection.host or os.environ.get('IB_HOST') or '127.0.0.1'}:{_port(args.port)}"
     print(plan_summary(plan, config, rails, where, run_id, "none (what-if)" if args.what_if else args.journal))
+    if ib.bus is not None:
+        print(f"order events, fills and allocations streamed to {ib.bus.shown} (trader-{ib.trader_id}:stream:<topic>)")
     if mode == "live" and not args.what_if and not args.confirm_live:
         print("\nnot sent: a live session needs --confirm-live (or --what-if to see the sized orders)", file=sys.stderr)
         return int(ExitCode.REFUSED)
@@ -315,7 +330,7 @@ def run_session_command(args: argparse.Namespace, mode: str) -> int:
         )  # fmt: skip
     except refused as exc:
         return _refused(exc)
-    except (SessionStartError, IBFAConnectionError) as exc:
+    except (SessionStartError, IBFAConnectionError, BusUnreachable) as exc:
         print(f"error: the session could not start: {exc}\nnothing was sent to IB", file=sys.stderr)
         return int(ExitCode.START_FAILED)
     return _print_result(result, out, args.what_if)

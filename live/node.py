@@ -39,6 +39,7 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import InstrumentId
 
 from backtests.run_report import write_run_report
+from live.bus import BusSettings, check_reachable, message_bus_config
 from live.journal import Journal
 from live.killswitch import install_kill_handlers, pid_file
 from live.rails_check import check_session, risk_engine_config, session_rails
@@ -83,6 +84,8 @@ class IBSessionConfig:
     trader_id: str = "REBALANCE-001"
     log_level: str = "INFO"
     log_directory: str | None = None
+    # where the order events, fills and allocations are streamed (Redis); None streams nothing
+    bus: BusSettings | None = None
 
 
 @dataclass
@@ -245,6 +248,7 @@ def node_config(
             )
         },
         exec_clients={CLIENT_NAME: exec_config},
+        message_bus=message_bus_config(ib.bus) if ib.bus is not None else None,
     )
 
 
@@ -438,10 +442,14 @@ def run_session(
     `JournalError` for a run id recorded with another plan or a journal that cannot be written,
     `RunLockHeld` (a JournalError) when another process drives the run, `MissingAccountsError` when
     a plan account is not managed by the login. `SessionStartError` when the node could not connect and
-    start the strategy. With `journal_url`, an existing `run_id` is resumed. `plan`, when given, is
-    the plan at `strategy_config.plan_path` already loaded and validated.
+    start the strategy; `BusUnreachable` when `ib.bus` is set and its Redis server does not answer.
+    With `journal_url`, an existing `run_id` is resumed. `plan`, when given, is the plan at
+    `strategy_config.plan_path` already loaded and validated.
     """
     ib = ib or IBSessionConfig()
+    if ib.bus is not None:
+        # NautilusTrader loses what it cannot write without a word: a bus that is not there stops the start
+        check_reachable(ib.bus)
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     plan = plan or load_plan(strategy_config.plan_path, None, strategy_config.default_venue)
     # One session id and one run id for the journal and the client order ids, so a rerun finds both again.

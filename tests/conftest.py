@@ -1,9 +1,10 @@
-"""Shared fixtures: a real PostgreSQL for the tests that need one, a fresh journal database, and
-ib_async decoder errors turned into test failures (`decoder_errors`).
+"""Shared fixtures: a real PostgreSQL and a real Redis for the tests that need them, a fresh journal
+database, and ib_async decoder errors turned into test failures (`decoder_errors`).
 
 `pg_url` starts one throwaway cluster per test session (tests/pg_cluster.py) and gives its URL,
 reachable from child processes. Without PostgreSQL binaries the tests that use it are skipped, or
 fail when the CI environment variable is set, so CI can never pass by skipping them.
+`redis_url` does the same with one throwaway `redis-server` (tests/redis_server.py).
 `journal_url` runs a test once on SQLite (a file in the test's tmp folder) and once on PostgreSQL
 (a new database in the session's cluster). `synth_catalog` is two minutes of the demo's synthetic
 books, written once per test session, for tests that need a backtest to run and not its results.
@@ -20,6 +21,7 @@ import pytest
 from backtests.cli import main as rebalance
 from tests.ib_decoder import DecoderErrors
 from tests.pg_cluster import find_pg_bin, start_cluster
+from tests.redis_server import find_redis_server, start_redis
 
 _database_numbers = itertools.count(1)
 
@@ -47,6 +49,24 @@ def pg_cluster():
 @pytest.fixture(scope="session")
 def pg_url(pg_cluster) -> str:
     return pg_cluster.url()
+
+
+@pytest.fixture(scope="session")
+def redis_binary():
+    binary = find_redis_server()
+    if binary is None:
+        message = "redis-server not found (looked on PATH, in /usr/bin and $REDIS_SERVER)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must run the message bus tests")
+        pytest.skip(message)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_binary):
+    server = start_redis(redis_binary)
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

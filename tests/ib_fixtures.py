@@ -170,6 +170,7 @@ def print_trade(gw, symbol: str, side: str, size: int) -> None:
 
 
 def run_session_child(args: dict) -> dict:
+    from live.bus import parse_bus_url
     from live.node import IBSessionConfig, run_session
     from strategies.exec_config import RebalanceExecutorConfig
     from venues.ib_fa.config import IBFAConnectionConfig
@@ -190,9 +191,12 @@ def run_session_child(args: dict) -> dict:
     connection = IBFAConnectionConfig(
         port=args["port"], client_id=CLIENT_ID, fa_master_account=MASTER, connect_timeout_secs=3, request_timeout_secs=3
     )
+    # the message bus tests stream both processes of a crashed and resumed run (tests/test_bus.py)
+    bus = os.environ.get("REBALANCE_TEST_BUS")
     ib = IBSessionConfig(
         connection=connection, log_level=args.get("log_level", "ERROR"),
         session_timeout_secs=args.get("session_timeout_secs", 60), startup_timeout_secs=20,
+        bus=parse_bus_url(bus) if bus else None,
     )  # fmt: skip
     result = run_session(
         config, ib, journal_url=args["journal_url"], run_id=args.get("run_id", RUN_ID), state_dir=args.get("state_dir"),

@@ -64,8 +64,11 @@ def strategy_config(plan_path: Path, output_dir: Path | None):
     )
 
 
-def session(config, port: int, session_timeout_secs: float = 40):
-    """One session of live.node against the fake at `port`, as a paper run would do it."""
+def session(config, port: int, session_timeout_secs: float = 40, bus=None):
+    """One session of live.node against the fake at `port`, as a paper run would do it.
+
+    `bus` (live.bus.BusSettings) streams the session's executions to that Redis server.
+    """
     from live.node import IBSessionConfig, run_session
     from venues.ib_fa.config import IBFAConnectionConfig
 
@@ -74,6 +77,7 @@ def session(config, port: int, session_timeout_secs: float = 40):
         log_level="WARNING",
         session_timeout_secs=session_timeout_secs,
         startup_timeout_secs=20,
+        bus=bus,
     )
     # the fake's clock is a Monday at the open, the machine's may be a Sunday night
     return run_session(config, ib, check_market_hours=False)
