@@ -37,7 +37,13 @@ def aggregate(runs: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
 
 
 def recommend(points: pd.DataFrame, threshold: float = DEFAULT_FILL_THRESHOLD) -> tuple[pd.Series | None, pd.Series]:
-    """The cheapest point (mean shortfall + commissions) that fills well enough and overdraws no one.
+    """The cheapest point that fills well enough and overdraws no one.
+
+    Cheapest by mean `cost_bps`: the shortfall of every requested share (unfilled ones at the mid
+    their phase closed at) plus fees. Filling well enough means a mean fill rate of at least
+    `threshold` of the shares REQUESTED on each side: a point whose sells strand shares leaves its
+    clients short of cash for their buys, which RECALC then cuts, and its buys' fill rate against the
+    shares it sent would hide that.
 
     A point with a failed day does not qualify: its mean would be over fewer days than the rest.
     Points often tie exactly (once a limit crosses the book, a wider one fills the same), so ties go
@@ -78,9 +84,13 @@ def recommended_json(
                 "cost_bps_mean",
                 "cost_bps_worst",
                 "shortfall_bps_mean",
+                "opportunity_bps_mean",
+                "filled_shortfall_bps_mean",
                 "commission_bps_mean",
                 "sell_fill_rate_mean",
                 "buy_fill_rate_mean",
+                "sell_fill_rate_sent_mean",
+                "buy_fill_rate_sent_mean",
                 "cash_drag_pct_mean",
                 "accounts_short_mean",
                 "overdrafts_total",
