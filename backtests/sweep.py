@@ -86,7 +86,7 @@ def add_sweep_parser(sub) -> argparse.ArgumentParser:
         help="run on the workers of this Dask scheduler (tcp://host:8786); they must see the same paths",
     )
     sw.add_argument(
-        "--threshold", type=float, default=DEFAULT_FILL_THRESHOLD, help="minimum mean fill rate of requested shares"
+        "--threshold", type=float, default=DEFAULT_FILL_THRESHOLD, help="minimum daily fill rate of requested shares"
     )
     sw.add_argument("--param", action="append", default=[], help="fixed strategy parameter name=value")
     sw.add_argument("--venue-param", action="append", default=[], help="fixed venue parameter name=value")
@@ -195,8 +195,8 @@ def print_sweep(result: SweepResult, out: Path, threshold: float) -> int:
         "cost_bps_mean",
         "cost_bps_worst",
         "filled_shortfall_bps_mean",
-        "sell_fill_rate_mean",
-        "buy_fill_rate_mean",
+        "sell_fill_rate_worst",
+        "buy_fill_rate_worst",
     ]
     print(top[cols].round(3).to_string(index=False))
     if result.recommended:
@@ -204,7 +204,7 @@ def print_sweep(result: SweepResult, out: Path, threshold: float) -> int:
               f"venue {json.dumps(result.recommended['venue'])}")  # fmt: skip
     else:
         print(
-            f"no point reached a mean fill rate of {threshold} of the shares requested on both sides "
+            f"no point reached a fill rate of {threshold} of the shares requested on both sides every day "
             "with no overdraft: nothing recommended"
         )
     return 1 if len(overdrawn) or len(failed) else 0

@@ -202,3 +202,17 @@ def test_a_real_sweep_charges_the_stranded_shares_and_recommends_the_filling_poi
     assert passive["shortfall_bps"] == pytest.approx(passive["execution_bps"] + passive["opportunity_bps"])
     assert passive["filled_shortfall_bps"] < crossing["filled_shortfall_bps"]
     assert stranding_sweep.recommended["point_id"] == runs.loc[50.0, "point_id"]
+
+
+def test_a_point_that_strands_shares_on_one_day_is_not_recommended_for_its_mean():
+    # Cheap passive fills on both days, but the second day's buys fill 90 %: a mean of 95 % over
+    # the days, with one day's clients left short
+    one_bad_day = [
+        _session(1000, "99.999", 1000, "100.001", "100.00", "100.00"),
+        _session(1000, "99.999", 900, "100.001", "100.00", "100.00"),
+    ]
+    filling = [_session(1000, "99.98", 1000, "100.02", "100.00", "100.00") for _ in range(2)]
+    points, chosen = _choose({"one_bad_day": (0, one_bad_day), "filling": (50, filling)}, 0.95)
+    assert points.loc["one_bad_day", "buy_fill_rate_mean"] == pytest.approx(0.95)
+    assert points.loc["one_bad_day", "cost_bps_mean"] < points.loc["filling", "cost_bps_mean"]
+    assert chosen["point_id"] == "filling"
