@@ -85,7 +85,9 @@ def add_sweep_parser(sub) -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run on the workers of this Dask scheduler (tcp://host:8786); they must see the same paths",
     )
-    sw.add_argument("--threshold", type=float, default=DEFAULT_FILL_THRESHOLD, help="minimum mean fill rate")
+    sw.add_argument(
+        "--threshold", type=float, default=DEFAULT_FILL_THRESHOLD, help="minimum daily fill rate of requested shares"
+    )
     sw.add_argument("--param", action="append", default=[], help="fixed strategy parameter name=value")
     sw.add_argument("--venue-param", action="append", default=[], help="fixed venue parameter name=value")
     sw.add_argument("--out", type=Path, required=True, help="output folder")
@@ -192,13 +194,17 @@ def print_sweep(result: SweepResult, out: Path, threshold: float) -> int:
         *result.param_names,
         "cost_bps_mean",
         "cost_bps_worst",
-        "sell_fill_rate_mean",
-        "buy_fill_rate_mean",
+        "filled_shortfall_bps_mean",
+        "sell_fill_rate_worst",
+        "buy_fill_rate_worst",
     ]
     print(top[cols].round(3).to_string(index=False))
     if result.recommended:
         print(f"recommended ({result.recommended['point_id']}): {json.dumps(result.recommended['strategy'])} "
               f"venue {json.dumps(result.recommended['venue'])}")  # fmt: skip
     else:
-        print(f"no point reached a mean fill rate of {threshold} on both sides with no overdraft: nothing recommended")
+        print(
+            f"no point reached a fill rate of {threshold} of the shares requested on both sides every day "
+            "with no overdraft: nothing recommended"
+        )
     return 1 if len(overdrawn) or len(failed) else 0

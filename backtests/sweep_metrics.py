@@ -1,6 +1,32 @@
-"""The sweep's figures for one session: implementation shortfall against the arrival mid plus
-commissions (the cost a point is ranked by), fill rates, time to fill, cash drag and the accounts
-left short or overdrawn.
+"""The sweep's figures for one session: its cost (the one a point is ranked by), fill rates, time
+to fill, cash drag and the accounts left short or overdrawn.
+
+Cost. `cost_bps` = `shortfall_bps` + `commission_bps`, both in bps of the arrival value of every
+share the plan REQUESTED (not only those sent or filled), so a point cannot look cheap by leaving
+shares untraded:
+
+- `shortfall_bps` is Perold's implementation shortfall (strategies/shortfall.py): the fills against
+  the arrival mid (`execution_bps`) plus the unfilled shares valued at the mid when their phase
+  ended (`opportunity_bps`); positive is a cost, and the opportunity part may be negative when the
+  market moved the client's way.
+- `commission_bps` is everything IB charged that the run booked: commissions and every third-party
+  and regulatory fee (the ledger's `commission` of each allocation carries them all).
+- `filled_shortfall_bps` is the old measure, the fills against the arrival mid in bps of the
+  filled shares' arrival value; it ignores what was not filled and only explains the others.
+
+A request's arrival mid is its block's (the mid when the phase sent it). A request never sent
+(NOT_SENT, or a buy RECALC cut to nothing) has no block: its shares are measured from the mid of its
+instrument when its side was decided, the SELL phase's start for sells and the end of SELL (when
+RECALC sizes the buys) for buys, to the close of that side, the summary's `marks`. This charges the
+market's move over the phase that should have traded them, as for the shares of a block that did
+not fill, rather than nothing. A side whose phase never ran closes when the session ended. A request
+whose instrument had no two-sided book at all has no price to be measured by and is left out of
+cost and base (its shares still count against the fill rates). Where a side has no close mid (a
+one-sided book then), the arrival stands in and its unfilled shares add no opportunity cost.
+
+Fill rates. `sell_fill_rate` / `buy_fill_rate` are filled over REQUESTED shares (1 when nothing
+was requested), the rates a point must reach to be recommended; `*_fill_rate_sent` are filled over
+the shares sent (NaN when nothing was sent), which say how the orders did once in the market.
 """
 
 from __future__ import annotations
@@ -10,12 +36,15 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from strategies.pricing import slippage_bps
+from strategies.shortfall import Leg, Shortfall, shortfall
 
 # Direction of "worse" for each metric, so the worst day is the max or the min.
 HIGHER_IS_WORSE = {
     "cost_bps": True,
     "shortfall_bps": True,
+    "execution_bps": True,
+    "opportunity_bps": True,
+    "filled_shortfall_bps": True,
     "sell_shortfall_bps": True,
     "buy_shortfall_bps": True,
     "commission_usd": True,
@@ -30,6 +59,8 @@ HIGHER_IS_WORSE = {
     "ledger_breaches": True,
     "sell_fill_rate": False,
     "buy_fill_rate": False,
+    "sell_fill_rate_sent": False,
+    "buy_fill_rate_sent": False,
     "traded_value_usd": False,
 }
 METRICS = tuple(HIGHER_IS_WORSE)
@@ -39,16 +70,53 @@ def _f(value) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _shortfall(blocks: pd.DataFrame) -> tuple[float, float]:
-    """Value-weighted bps against the arrival mid, positive when worse, and the traded value."""
+def _dec(value) -> Decimal | None:
+    """A price as the report holds it (Decimal in a session, text in a run folder), None if absent."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    return Decimal(str(value))
 
-    cost, value = Decimal(0), Decimal(0)
-    for row in blocks.itertuples(index=False):
-        if row.filled_qty and row.avg_price is not None and row.arrival_price:
-            notional = row.avg_price * row.filled_qty
-            cost += slippage_bps(1 if row.phase == "BUY" else -1, row.arrival_price, row.avg_price) * notional
-            value += notional
-    return (float(cost / value) if value else float("nan")), float(value)
+
+def legs(report) -> list[Leg]:
+    """Every request of the session that has a price to be measured by, with its fills."""
+    requests, transactions = report.requests, report.transactions
+    marks = report.summary.get("marks", {})
+    fills: dict[str, list[tuple[int, Decimal]]] = {}
+    for request_id, quantity, price in zip(
+        transactions["request_id"], transactions["quantity"], transactions["price"], strict=True
+    ):
+        if request_id:  # a booking for an account no request was sent for is not a requested share
+            fills.setdefault(request_id, []).append((int(quantity), Decimal(str(price))))
+    out = []
+    for row in requests.itertuples(index=False):
+        side_marks = marks.get(row.side, {})
+        arrival = _dec(row.arrival_price) or _dec(side_marks.get("open", {}).get(row.instrument_id))
+        if arrival is None:
+            continue
+        close = _dec(side_marks.get("close", {}).get(row.instrument_id)) or arrival
+        out.append(Leg(row.side, int(row.requested_qty), arrival, close, tuple(fills.get(row.request_id, ()))))
+    return out
+
+
+def _cost_metrics(report) -> dict:
+    session_legs = legs(report)
+    total = shortfall(session_legs)
+    fees = Decimal(report.summary.get("commissions", "0"))
+    traded = sum((price * q for leg in session_legs for q, price in leg.fills), Decimal(0))
+    out = {
+        "shortfall_bps": total.bps(total.total),
+        "execution_bps": total.bps(total.execution),
+        "opportunity_bps": total.bps(total.opportunity),
+        "filled_shortfall_bps": total.filled_bps,
+        "commission_usd": float(fees),
+        "commission_bps": total.bps(fees),
+        "traded_value_usd": float(traded),
+    }
+    out["cost_bps"] = total.bps(total.total + fees)
+    for side in ("SELL", "BUY"):
+        mine: Shortfall = shortfall(leg for leg in session_legs if leg.side == side)
+        out[f"{side.lower()}_shortfall_bps"] = mine.bps(mine.total)
+    return out
 
 
 def _arrival_nav(report, plan) -> float:
@@ -77,20 +145,16 @@ def session_metrics(report, plan) -> dict:
     summary = report.summary
     blocks, requests = report.blocks, report.requests
     phases = summary.get("phases", {})
-    out: dict = {}
-    shortfall, traded = _shortfall(blocks) if len(blocks) else (float("nan"), 0.0)
-    out["shortfall_bps"] = shortfall
-    out["traded_value_usd"] = traded
+    out: dict = _cost_metrics(report)
     for phase in ("SELL", "BUY"):
-        p = phases.get(phase, {})
         key = phase.lower()
-        out[f"{key}_shortfall_bps"] = _f(p.get("slippage_bps_vs_arrival"))
-        rate = p.get("fill_rate")
-        if rate is None:
-            # Nothing sent: complete if nothing was asked, a failure if everything was held back.
-            rate = 1.0 if not p.get("requested_qty") else 0.0
-        out[f"{key}_fill_rate"] = float(rate)
-        out[f"{key}_median_secs_to_fill"] = _f(p.get("median_secs_to_last_fill"))
+        mine = requests[requests["side"] == phase] if len(requests) else requests
+        requested = int(mine["requested_qty"].sum()) if len(mine) else 0
+        sent = int(mine["sent_qty"].sum()) if len(mine) else 0
+        filled = int(mine["filled_qty"].sum()) if len(mine) else 0
+        out[f"{key}_fill_rate"] = filled / requested if requested else 1.0
+        out[f"{key}_fill_rate_sent"] = filled / sent if sent else float("nan")
+        out[f"{key}_median_secs_to_fill"] = _f(phases.get(phase, {}).get("median_secs_to_last_fill"))
     secs = []
     if len(blocks) and len(requests):
         submitted = dict(zip(blocks["client_order_id"], blocks["ts_submitted"], strict=True))
@@ -98,10 +162,6 @@ def session_metrics(report, plan) -> dict:
             if coid in submitted and last is not None and not pd.isna(last):
                 secs.append((int(last) - int(submitted[coid])) / 1e9)
     out["median_secs_to_fill"] = float(np.median(secs)) if secs else float("nan")
-    commission = float(Decimal(summary.get("commissions", "0")))
-    out["commission_usd"] = commission
-    out["commission_bps"] = commission / traded * 1e4 if traded else float("nan")
-    out["cost_bps"] = out["shortfall_bps"] + out["commission_bps"]
     nav = _arrival_nav(report, plan)
     out["nav_usd"] = nav
     out["cash_end_usd"] = float(Decimal(summary.get("cash_end", "0")))

@@ -37,7 +37,14 @@ def aggregate(runs: pd.DataFrame, param_names: Sequence[str]) -> pd.DataFrame:
 
 
 def recommend(points: pd.DataFrame, threshold: float = DEFAULT_FILL_THRESHOLD) -> tuple[pd.Series | None, pd.Series]:
-    """The cheapest point (mean shortfall + commissions) that fills well enough and overdraws no one.
+    """The cheapest point that fills well enough and overdraws no one.
+
+    Cheapest by mean `cost_bps`: the shortfall of every requested share (unfilled ones at the mid
+    their phase closed at) plus fees. Filling well enough means a fill rate of at least `threshold`
+    of the shares REQUESTED on each side on EVERY day: a point whose sells strand shares leaves its
+    clients short of cash for their buys, which RECALC then cuts, and its buys' fill rate against the
+    shares it sent would hide that; a mean over days would let one day that leaves many accounts
+    short hide behind days that filled.
 
     A point with a failed day does not qualify: its mean would be over fewer days than the rest.
     Points often tie exactly (once a limit crosses the book, a wider one fills the same), so ties go
@@ -45,15 +52,15 @@ def recommend(points: pd.DataFrame, threshold: float = DEFAULT_FILL_THRESHOLD) -
     Returns the chosen row (or None) and the qualification mask.
     """
     qualified = (
-        (points["sell_fill_rate_mean"] >= threshold)
-        & (points["buy_fill_rate_mean"] >= threshold)
+        (points["sell_fill_rate_worst"] >= threshold)
+        & (points["buy_fill_rate_worst"] >= threshold)
         & (points["overdrafts_total"] == 0)
         & (points["failed_days"] == 0)
         & points["cost_bps_mean"].notna()
     )
     if not qualified.any():
         return None, qualified
-    pool = points[qualified].assign(_fill=points[["sell_fill_rate_mean", "buy_fill_rate_mean"]].min(axis=1))
+    pool = points[qualified].assign(_fill=points[["sell_fill_rate_worst", "buy_fill_rate_worst"]].min(axis=1))
     pool = pool.sort_values(
         ["cost_bps_mean", "cost_bps_worst", "_fill", "point_id"], ascending=[True, True, False, True], kind="stable"
     )
@@ -78,9 +85,15 @@ def recommended_json(
                 "cost_bps_mean",
                 "cost_bps_worst",
                 "shortfall_bps_mean",
+                "opportunity_bps_mean",
+                "filled_shortfall_bps_mean",
                 "commission_bps_mean",
                 "sell_fill_rate_mean",
                 "buy_fill_rate_mean",
+                "sell_fill_rate_worst",
+                "buy_fill_rate_worst",
+                "sell_fill_rate_sent_mean",
+                "buy_fill_rate_sent_mean",
                 "cash_drag_pct_mean",
                 "accounts_short_mean",
                 "overdrafts_total",

@@ -137,7 +137,10 @@ def _point_title(row: pd.Series, params: Sequence[str]) -> str:
     return (
         f"{row['point_id']}: {settings}\n"
         f"cost {_fmt(row['cost_bps_mean'])} bps (worst day {_fmt(row['cost_bps_worst'])}), "
-        f"sell fill {_fmt(row['sell_fill_rate_mean'], 3)}, buy fill {_fmt(row['buy_fill_rate_mean'], 3)}"
+        f"sell fill {_fmt(row['sell_fill_rate_mean'], 3)}, buy fill {_fmt(row['buy_fill_rate_mean'], 3)} "
+        f"of the shares requested (worst day {_fmt(row['sell_fill_rate_worst'], 3)}, "
+        f"{_fmt(row['buy_fill_rate_worst'], 3)}; of those sent {_fmt(row['sell_fill_rate_sent_mean'], 3)}, "
+        f"{_fmt(row['buy_fill_rate_sent_mean'], 3)})"
     )
 
 
@@ -159,18 +162,19 @@ def _pad_limits(values: Sequence[float], share: float = 0.05) -> tuple[float, fl
 
 
 def frontier_svg(points: pd.DataFrame, params: Sequence[str], recommended_id: str | None, threshold: float) -> str:
-    """Cost against the worse of the two phases' mean fill rates, one dot per point.
+    """Mean cost (unfilled shares included) against the worse of the two phases' fill rates of the
+    shares requested on their worst day, the rate a point qualifies by, one dot per point.
 
     The line joins the points no other point beats on both cost and fill rate: the frontier a
     choice should sit on.
     """
-    fill = points[["sell_fill_rate_mean", "buy_fill_rate_mean"]].min(axis=1)
+    fill = points[["sell_fill_rate_worst", "buy_fill_rate_worst"]].min(axis=1)
     cost = points["cost_bps_mean"]
     chart = _Chart("frontier", WIDTH, HEIGHT)
     [ax] = chart.axes
     chart.plot_area(ax)
     ax.set_title("Cost vs fill rate, one dot per point", loc="left")
-    ax.set_xlabel("mean fill rate of the worse phase")
+    ax.set_xlabel("fill rate of shares requested, worse phase, worst day")
     ax.set_ylabel("mean cost (bps)")
     ax.set_xlim(*_pad_limits(_finite(fill) + [threshold, 1.0]))
     line = ax.axvline(threshold, color=GOOD, linewidth=1, linestyle=(0, (4, 3)))
@@ -291,7 +295,7 @@ def day_spread_svg(points: pd.DataFrame, runs: pd.DataFrame, recommended_id: str
     [ax] = chart.axes
     chart.plot_area(ax)
     ax.set_title("Cost per point across days, cheapest mean first", loc="left")
-    ax.set_xlabel("cost: shortfall + commissions (bps)")
+    ax.set_xlabel("cost: shortfall incl. unfilled + fees (bps)")
     ax.grid(axis="y", visible=False)
     ids = [str(pid) for pid in ordered["point_id"]]
     ax.set_yticks(range(len(ids)), ids)
@@ -333,8 +337,11 @@ def day_spread_svg(points: pd.DataFrame, runs: pd.DataFrame, recommended_id: str
 
 TOP_COLUMNS = (
     ("cost_bps_mean", "cost mean (bps)", 2), ("cost_bps_worst", "cost worst day", 2),
-    ("shortfall_bps_mean", "shortfall (bps)", 2), ("commission_bps_mean", "commission (bps)", 2),
+    ("shortfall_bps_mean", "shortfall (bps)", 2), ("opportunity_bps_mean", "of which unfilled (bps)", 2),
+    ("filled_shortfall_bps_mean", "filled shortfall (bps)", 2), ("commission_bps_mean", "fees (bps)", 2),
     ("sell_fill_rate_mean", "sell fill", 3), ("buy_fill_rate_mean", "buy fill", 3),
+    ("sell_fill_rate_worst", "sell fill worst day", 3), ("buy_fill_rate_worst", "buy fill worst day", 3),
+    ("sell_fill_rate_sent_mean", "sell fill of sent", 3), ("buy_fill_rate_sent_mean", "buy fill of sent", 3),
     ("median_secs_to_fill_mean", "median fill time (s)", 1), ("cash_drag_pct_mean", "cash drag %", 3),
     ("accounts_short_mean", "accounts short", 1), ("overdrafts_total", "overdrafts", 0),
 )  # fmt: skip

@@ -11,14 +11,16 @@ from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.orders import Order
 
 from strategies.exec_state import BlockState, Phase
+from strategies.phase_marks import PhaseMarks
 from strategies.plan import Plan
 from strategies.report import RunReport, build_report
 from strategies.run_books import RunBooks
 from strategies.sizing import Block
 
 
-def block_row(state: BlockState, order: Order | None) -> dict:
-    """One sent block as it ended; `order` is its order in the cache (None if it never got there)."""
+def block_row(state: BlockState, order: Order | None, close_mid: Decimal | None = None) -> dict:
+    """One sent block as it ended; `order` is its order in the cache (None if it never got there),
+    `close_mid` the mid of its instrument when its phase ended (None if the book was one-sided)."""
     filled = int(order.filled_qty) if order is not None else 0
     avg = Decimal(str(order.avg_px)).quantize(Decimal("0.0001")) if filled else None
     return {
@@ -30,6 +32,7 @@ def block_row(state: BlockState, order: Order | None) -> dict:
         "quantity": state.block.quantity,
         "limit_price": state.limit,
         "arrival_price": state.arrival,
+        "close_mid": close_mid,
         "filled_qty": filled,
         "allocated_qty": state.allocated_qty,
         "avg_price": avg,
@@ -77,19 +80,25 @@ def session_report(
     orders: Mapping[ClientOrderId, Order | None],
     what_if_blocks: list[dict],
     phase_started_ns: Mapping[Phase, int],
+    marks: PhaseMarks,
     *,
     wall_secs: Mapping[str, float],
     resumed: Mapping[str, str],
     halt_reason: str | None,
     failure: str | None,
 ) -> RunReport:
-    """The run's report from its books; `orders` are the sent blocks' orders in the cache."""
+    """The run's report from its books; `orders` are the sent blocks' orders in the cache, `marks`
+    the mids each side opened and closed at (the summary's `marks`, the blocks' `close_mid`)."""
+    blocks = [
+        block_row(s, orders[c], marks.close_mid(s.phase.value, s.block.instrument_id)) for c, s in books.blocks.items()
+    ]
     report = build_report(
         outcomes=list(books.outcomes.values()),
         ledger=books.ledger,
-        blocks=[block_row(s, orders[c]) for c, s in books.blocks.items()] + what_if_blocks,
+        blocks=blocks + what_if_blocks,
         phase_started_ns={p.value: t for p, t in phase_started_ns.items()},
     )
+    report.summary["marks"] = marks.as_dict()
     report.summary["wall_secs"] = {k: round(v, 4) for k, v in wall_secs.items()}
     if resumed:
         report.summary["resumed_blocks"] = dict(resumed)

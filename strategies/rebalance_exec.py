@@ -72,6 +72,7 @@ from strategies.journal_recorder import JournalRecorder, NullRecorder
 from strategies.ledger import Ledger
 from strategies.market_tape import MarketTape
 from strategies.money import has_nanos_precision
+from strategies.phase_marks import PhaseMarks
 from strategies.plan import Plan, PlanError, PlanIssue, load_plan
 from strategies.rails import notional_sent
 from strategies.reference_prices import ReferencePrices
@@ -124,6 +125,7 @@ class RebalanceExecutor(Strategy):
         self._desk: BlockDesk | None = None
         self._tape: MarketTape | None = None  # the book and limit path for the run folder's report
         self._phase_started_ns: dict[Phase, int] = {}
+        self._marks = PhaseMarks()  # the mids each side opened and closed at, for the cost of unfilled shares
         self._session = config.session_id
         self._run_id = config.run_id
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,6 +208,8 @@ class RebalanceExecutor(Strategy):
             self.msgbus.unsubscribe(ALLOCATION_TOPIC, self._on_allocation)
 
     def _enter_phase(self, phase: Phase) -> None:
+        if self.plan is not None:
+            self._marks.on_transition(self.phase.value, phase.value, self._prices.mids(self.plan.instrument_ids))
         self.phase = phase
         now = self.clock.timestamp_ns()
         self._phase_started_ns[phase] = now
@@ -444,6 +448,7 @@ class RebalanceExecutor(Strategy):
             orders,
             self.what_if_blocks,
             self._phase_started_ns,
+            self._marks,
             wall_secs=self.wall_secs,
             resumed=self.resumed,
             halt_reason=self.halt_reason,

@@ -79,5 +79,14 @@ class ReferencePrices:
 
     def arrival(self, instrument_id: str, reference: Decimal) -> Decimal:
         """The mid when the phase started, for slippage; the reference when the book is one-sided."""
+        mid = self.mid(instrument_id)
+        return reference if mid is None else mid
+
+    def mid(self, instrument_id: str) -> Decimal | None:
+        """The mid now, None while the book is one-sided or empty."""
         bid, ask = self._best_bid_ask(InstrumentId.from_str(instrument_id))
-        return (bid + ask) / 2 if bid is not None and ask is not None else reference
+        return (bid + ask) / 2 if bid is not None and ask is not None else None
+
+    def mids(self, instrument_ids: Iterable[str]) -> dict[str, Decimal]:
+        """The mid now of each instrument that has one."""
+        return {i: m for i in instrument_ids if (m := self.mid(i)) is not None}

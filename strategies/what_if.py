@@ -69,6 +69,7 @@ def what_if_row(client_order_id: ClientOrderId, phase: Phase, block: Block, limi
         "quantity": block.quantity,
         "limit_price": limit,
         "arrival_price": arrival,
+        "close_mid": None,
         "filled_qty": 0,
         "allocated_qty": 0,
         "avg_price": None,

@@ -107,6 +107,29 @@ def test_buy_phase_limits_follow_the_book_at_recalc(tmp_path):
     assert_money_adds_up(result)
 
 
+def test_blocks_carry_the_mid_their_phase_closed_at(tmp_path):
+    # SPY's bid stays under the sell limit and the book falls 1 USD at second 5; QQQ rises 2 USD
+    far_spy = ([("98.00", 1000)], [("100.01", 500)])
+    fallen_spy = ([("97.00", 1000)], [("99.01", 500)])
+    risen_qqq = ([("402.00", 500)], [("402.02", 500)])
+    result = run(tmp_path, {SPY: far_spy, QQQ: DEEP_QQQ}, changes={5: {SPY: fallen_spy, QQQ: risen_qqq}})
+    blocks = result.report.blocks.set_index(["phase", "instrument_id"])
+    # SELL opened at the first books and closed at its deadline, after the move
+    assert blocks.loc[("SELL", "SPY.SMART"), "arrival_price"] == Decimal("99.005")
+    assert blocks.loc[("SELL", "SPY.SMART"), "close_mid"] == Decimal("98.005")
+    assert blocks.loc[("SELL", "QQQ.SMART"), "arrival_price"] == Decimal("400.01")
+    assert blocks.loc[("SELL", "QQQ.SMART"), "close_mid"] == Decimal("402.01")
+    # the buys open where the sells closed; nothing moves during BUY
+    assert blocks.loc[("BUY", "QQQ.SMART"), "arrival_price"] == Decimal("402.01")
+    assert blocks.loc[("BUY", "QQQ.SMART"), "close_mid"] == Decimal("402.01")
+    marks = result.report.summary["marks"]
+    assert marks["SELL"]["open"] == {"QQQ.SMART": "400.01", "SPY.SMART": "99.005"}
+    assert marks["SELL"]["close"] == marks["BUY"]["open"] == {"QQQ.SMART": "402.01", "SPY.SMART": "98.005"}
+    folder = tmp_path / "out"
+    written = pd.read_csv(folder / "blocks.csv", dtype=str).set_index(["phase", "instrument_id"])
+    assert written.loc[("SELL", "SPY.SMART"), "close_mid"] == "98.005"
+
+
 def test_cash_reserve_is_kept(tmp_path):
     result = run(tmp_path, {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, cash_reserve_abs="5000")
     accounts = result.report.accounts.set_index("account_id")

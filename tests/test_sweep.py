@@ -79,8 +79,8 @@ def test_recommendation_is_the_cheapest_qualified_point_and_loads_into_the_confi
     loaded = json.loads((folder / "recommended.json").read_text())
     points = result.points
     qualified = points[
-        (points["sell_fill_rate_mean"] >= 0.95)
-        & (points["buy_fill_rate_mean"] >= 0.95)
+        (points["sell_fill_rate_worst"] >= 0.95)
+        & (points["buy_fill_rate_worst"] >= 0.95)
         & (points["overdrafts_total"] == 0)
     ]
     assert len(qualified), "the grid should hold at least one point that fills"
