@@ -178,7 +178,7 @@ class RebalanceExecutor(Strategy):
             # the run had ended: there is nothing to price, so there is nothing to wait for
             self._resume()
             return
-        self._prices.subscribe(self, plan.instrument_ids)
+        self._prices.subscribe(self, plan.traded_instrument_ids, plan.instrument_ids)
         if self.config.output_dir:
             self._tape = MarketTape(self, plan.instrument_ids, lambda: self.phase.value)
             self._tape.start(self._loop)
