@@ -88,7 +88,7 @@ def size_plan_buys(
     was_cut = sized < buys["quantity"].to_numpy()
     for position, row in zip(np.flatnonzero(was_cut), buys[was_cut].itertuples(index=False), strict=True):
         if not priced[position]:
-            result.not_sent[row.request_id] = "no reference price"
+            result.not_sent[row.request_id] = f"no reference price for {row.instrument_id}"
         elif row.sized == 0:
             result.not_sent[row.request_id] = "cut to 0 by RECALC: not enough cash"
         else:

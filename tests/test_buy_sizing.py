@@ -89,7 +89,7 @@ def test_no_account_can_spend_more_than_its_cash_after_reserve_at_the_limit_with
         short = row.sized < row.quantity
         assert (row.request_id in sizing.not_sent) + (row.request_id in sizing.cut) == short
         if row.instrument_id not in prices:
-            assert row.sized == 0 and sizing.not_sent[row.request_id] == "no reference price"
+            assert row.sized == 0 and sizing.not_sent[row.request_id] == f"no reference price for {row.instrument_id}"
         elif short:
             assert (row.request_id in sizing.not_sent) == (row.sized == 0)
 
