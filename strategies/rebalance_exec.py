@@ -408,6 +408,8 @@ class RebalanceExecutor(Strategy):
         )
         self._books.hold_back(sizing.not_sent)
         self._books.note_cuts(sizing.cut)
+        if sizing.unvalued:
+            self.log.warning(f"RECALC: no price for held {sizing.unvalued}: cash_reserve_pct counts them as 0")
         if not sizing.buys.empty:
             self.log.info(f"RECALC: {sizing.summary()}")
         return sizing, prices
