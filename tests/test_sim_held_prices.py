@@ -70,3 +70,21 @@ def test_a_held_only_instrument_is_valued_at_its_mid_from_a_book_or_from_quotes(
     # the holding counted: left unvalued, the reserve would have let the account buy more
     assert _expected_shares(Decimal(0)) > valued > 0
     assert_money_adds_up(result)
+
+
+def test_a_traded_instrument_with_no_data_at_all_ends_not_sent_naming_it_and_the_run_is_incomplete(tmp_path):
+    from strategies.outcome import ExitCode, judge_report
+
+    files = {**PLAN, "requests.csv": PLAN["requests.csv"] + "b2,A,IVV,BUY,5\n"}
+    plan = write_plan(tmp_path / "plan", files)
+    config = RebalanceExecutorConfig(plan_path=str(plan), phase_deadline_secs=20, sync_timeout_secs=5)
+    # IVV is a known instrument, but the venue never sends a book, a quote or a trade of it
+    data = steady_session({SPY: SPY_BOOK}, 60)
+    result = run_backtest(config, [SPY, IVV], data, venue_config=SimVenueConfig(latency_ms=5), log_level="OFF")
+    requests = result.report.requests.set_index("request_id")
+    assert requests.loc["b2", "state"] == "NOT_SENT"
+    assert requests.loc["b2", "reason"] == "no reference price for IVV.SMART"
+    assert requests.loc["b1", "sent_qty"] > 0  # SPY still traded
+    verdict = judge_report(result.report)
+    assert verdict.code == ExitCode.INCOMPLETE
+    assert ("no reference price for IVV.SMART", 1) in verdict.reason_counts()
