@@ -305,6 +305,20 @@ def test_the_session_timeout_cancels_what_is_working_and_sends_nothing_new(tmp_p
     assert seen["connected_client_ids"] == []
 
 
+def _run_child_with_log(scenario: str, out: Path) -> tuple[dict, str]:
+    """`run_child`, with the child's node log (NautilusTrader writes it to stdout) as well."""
+    import os
+    import subprocess
+
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, __file__, scenario, str(out)], capture_output=True, text=True, timeout=80, env=env, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout
+
+
 def _outcomes(run: Path) -> pd.DataFrame:
     columns = ["request_id", "state", "sent_qty", "filled_qty"]
     return pd.read_csv(run / "requests.csv")[columns].sort_values("request_id").reset_index(drop=True)
@@ -312,13 +326,21 @@ def _outcomes(run: Path) -> pd.DataFrame:
 
 def test_more_traded_instruments_than_ibs_depth_limit_trade_as_on_an_unlimited_login(tmp_path):
     unlimited = run_child("rebalance", tmp_path / "unlimited", script=__file__)
-    limited = run_child("depth_limited", tmp_path / "limited", script=__file__)
+    limited, log = _run_child_with_log("depth_limited", tmp_path / "limited")
     traded = {r["instrument"] for r in PLAN["requests"]}
     assert limited["phase"] == unlimited["phase"] == "DONE"
     # every traded instrument asked for depth once; IB refused those past the limit, which
     # asked for top-of-book quotes instead, and no instrument was left without either
     assert limited["depth_requests"] == len(traded)
     assert limited["quote_requests"] >= len(traded) - DEPTH_LIMIT
+    # each refused instrument was named in a warning with IB's reason
+    warnings = [line.split("DataClient-IB: ", 1)[1] for line in log.splitlines() if "no market depth from IB" in line]
+    warned = {w.split(":")[0] for w in warnings}
+    assert len(warnings) == len(warned) == len(traded) - DEPTH_LIMIT
+    assert warned <= {f"{i}.SMART" for i in traded} and all(
+        "[WARN]" in line for line in log.splitlines() if "no market depth" in line
+    )
+    assert all(f"error 309: Max number ({DEPTH_LIMIT}) of market depth requests" in w for w in warnings)
     # the refused instruments priced from quotes: every request ends as on an unlimited login
     pd.testing.assert_frame_equal(_outcomes(tmp_path / "limited" / "run"), _outcomes(tmp_path / "unlimited" / "run"))
 
