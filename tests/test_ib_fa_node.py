@@ -141,12 +141,22 @@ def scenario_timeout(out: Path) -> dict:
         gw.stop()
 
 
-def scenario_depth_limited(out: Path) -> dict:
-    """The plan's four traded instruments on a login allowed two depth subscriptions."""
-    gw = start_gateway()
+# the node tests' plan with a holding it does not trade: valued, but never worth a depth line
+HELD_ONLY = "VTI"
+PLAN_WITH_HELD = {
+    **PLAN,
+    "positions": [*PLAN["positions"], {"account_id": "DU1001", "instrument": HELD_ONLY, "quantity": 10}],
+}
+
+
+def _depth_scenario(out: Path, limit: int | None) -> dict:
+    from tests.ib_node_session import BOOKS
+
+    gw = start_gateway({**BOOKS, HELD_ONLY: ([(249.99, 500)], [(250.01, 500)])})
     try:
-        gw.call(gw.gateway.faults.limit_depth, DEPTH_LIMIT)
-        result = _session(out, PLAN, gw.port)
+        if limit is not None:
+            gw.call(gw.gateway.faults.limit_depth, limit)
+        result = _session(out, PLAN_WITH_HELD, gw.port)
         log = gw.call(lambda: list(gw.gateway.request_log))
         return {
             "phase": result.phase,
@@ -156,6 +166,15 @@ def scenario_depth_limited(out: Path) -> dict:
         }
     finally:
         gw.stop()
+
+
+def scenario_depth_unlimited(out: Path) -> dict:
+    return _depth_scenario(out, None)
+
+
+def scenario_depth_limited(out: Path) -> dict:
+    """The plan's four traded instruments on a login allowed two depth subscriptions."""
+    return _depth_scenario(out, DEPTH_LIMIT)
 
 
 def scenario_no_price(out: Path) -> dict:
@@ -325,14 +344,15 @@ def _outcomes(run: Path) -> pd.DataFrame:
 
 
 def test_more_traded_instruments_than_ibs_depth_limit_trade_as_on_an_unlimited_login(tmp_path):
-    unlimited = run_child("rebalance", tmp_path / "unlimited", script=__file__)
+    unlimited = run_child("depth_unlimited", tmp_path / "unlimited", script=__file__)
     limited, log = _run_child_with_log("depth_limited", tmp_path / "limited")
     traded = {r["instrument"] for r in PLAN["requests"]}
     assert limited["phase"] == unlimited["phase"] == "DONE"
-    # every traded instrument asked for depth once; IB refused those past the limit, which
-    # asked for top-of-book quotes instead, and no instrument was left without either
-    assert limited["depth_requests"] == len(traded)
-    assert limited["quote_requests"] >= len(traded) - DEPTH_LIMIT
+    # only the traded instruments ask for depth, once each; the held-only one is valued from quotes
+    assert limited["depth_requests"] == unlimited["depth_requests"] == len(traded)
+    assert unlimited["quote_requests"] == 1
+    # IB refused depth past the limit: those instruments asked for top-of-book quotes instead
+    assert limited["quote_requests"] == 1 + len(traded) - DEPTH_LIMIT
     # each refused instrument was named in a warning with IB's reason
     warnings = [line.split("DataClient-IB: ", 1)[1] for line in log.splitlines() if "no market depth from IB" in line]
     warned = {w.split(":")[0] for w in warnings}
@@ -373,6 +393,7 @@ if __name__ == "__main__":
         "unmanaged_account": scenario_unmanaged_account,
         "timeout": scenario_timeout,
         "depth_limited": scenario_depth_limited,
+        "depth_unlimited": scenario_depth_unlimited,
         "no_price": scenario_no_price,
     }
     print(json.dumps(scenarios[scenario](folder)))
