@@ -33,7 +33,7 @@ def screen_blocks(
     candidates = []
     for block in blocks:
         if block.instrument_id not in prices:
-            screened.refused.append((block, "no reference price"))
+            screened.refused.append((block, f"no reference price for {block.instrument_id}"))
         elif block.quantity < min_order_qty:
             screened.refused.append((block, f"block of {block.quantity} is below the minimum of {min_order_qty}"))
         else:

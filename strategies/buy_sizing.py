@@ -31,6 +31,8 @@ class BuySizing:
     not_sent: dict[str, str] = field(default_factory=dict)  # request id -> why none of it is sent
     cut: dict[str, str] = field(default_factory=dict)  # request id -> why less is sent
     spendable: Decimal = Decimal(0)  # the accounts' cash after reserves, summed over those with some
+    # held instruments a percentage reserve had to value at 0, for want of a price
+    unvalued: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         buys = self.buys
@@ -70,6 +72,11 @@ def size_plan_buys(
     limit_by_instrument = {i: to_nanos(limit, f"buy limit of {i}") for i, (_, limit) in prices.items() if i in bought}
 
     nav = list(cash_nanos)
+    if reserve_pct:
+        held = {i for (a, i), qty in positions.items() if qty and a in code_of}
+        unvalued = sorted(held - mark_by_instrument.keys())
+    else:
+        unvalued = []
     for (account, instrument_id), qty in positions.items():
         if qty and instrument_id in mark_by_instrument and account in code_of:
             nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
@@ -84,11 +91,11 @@ def size_plan_buys(
     sized = size_buys(codes, requested, limits, budget, pricing, top_up=top_up)
     buys["sized"] = sized
 
-    result = BuySizing(buys, build_blocks(buys, "BUY", quantity_column="sized"))
+    result = BuySizing(buys, build_blocks(buys, "BUY", quantity_column="sized"), unvalued=unvalued)
     was_cut = sized < buys["quantity"].to_numpy()
     for position, row in zip(np.flatnonzero(was_cut), buys[was_cut].itertuples(index=False), strict=True):
         if not priced[position]:
-            result.not_sent[row.request_id] = "no reference price"
+            result.not_sent[row.request_id] = f"no reference price for {row.instrument_id}"
         elif row.sized == 0:
             result.not_sent[row.request_id] = "cut to 0 by RECALC: not enough cash"
         else:

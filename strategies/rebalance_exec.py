@@ -180,7 +180,7 @@ class RebalanceExecutor(Strategy):
             # the run had ended: there is nothing to price, so there is nothing to wait for
             self._resume()
             return
-        self._prices.subscribe(self, plan.instrument_ids)
+        self._prices.subscribe(self, plan.traded_instrument_ids, plan.instrument_ids)
         if self.config.output_dir:
             self._tape = MarketTape(self, plan.instrument_ids, lambda: self.phase.value)
             self._tape.start(self._loop)
@@ -412,6 +412,8 @@ class RebalanceExecutor(Strategy):
         )
         self._books.hold_back(sizing.not_sent)
         self._books.note_cuts(sizing.cut)
+        if sizing.unvalued:
+            self.log.warning(f"RECALC: no price for held {sizing.unvalued}: cash_reserve_pct counts them as 0")
         if not sizing.buys.empty:
             self.log.info(f"RECALC: {sizing.summary()}")
         return sizing, prices

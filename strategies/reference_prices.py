@@ -28,18 +28,28 @@ class ReferencePrices:
             "BUY": Decimal(str(config.buy_offset_bps)),
         }
 
-    def subscribe(self, strategy: Strategy, instrument_ids: Iterable[str]) -> None:
-        """Ask for the data the reference prices are read from, for each instrument the venue has."""
-        instruments = [
-            InstrumentId.from_str(i) for i in instrument_ids if self._cache.instrument(InstrumentId.from_str(i))
-        ]
-        for instrument_id in instruments:
+    def subscribe(self, strategy: Strategy, traded_ids: Iterable[str], held_ids: Iterable[str] = ()) -> None:
+        """Ask for the data the reference prices are read from, for each instrument the venue has.
+
+        Instruments that trade get the configured book. Instruments only held are priced only to
+        value their accounts (a percentage cash reserve), from the top of the book: a book of
+        depth 1, which a venue can serve from quotes. IB's depth subscriptions are few (one per
+        100 market data lines, at least 3), and a held instrument must not take one.
+        """
+        traded = set(traded_ids)
+        for instrument_id in self._known(sorted(traded | set(held_ids))):
             if self._book_type == BookType.L1_MBP:
                 strategy.subscribe_quote_ticks(instrument_id)
-            else:
+            elif str(instrument_id) in traded:
                 strategy.subscribe_order_book_deltas(instrument_id, book_type=self._book_type)
+            else:
+                strategy.subscribe_order_book_deltas(instrument_id, book_type=self._book_type, depth=1)
             if self._source == "last":
                 strategy.subscribe_trade_ticks(instrument_id)
+
+    def _known(self, instrument_ids: Iterable[str]) -> list[InstrumentId]:
+        ids = [InstrumentId.from_str(i) for i in instrument_ids]
+        return [i for i in ids if self._cache.instrument(i) is not None]
 
     def reference(self, instrument_id: str, side: str) -> Decimal | None:
         iid = InstrumentId.from_str(instrument_id)
@@ -54,6 +64,8 @@ class ReferencePrices:
         return bid if side == "SELL" else ask
 
     def _best_bid_ask(self, iid: InstrumentId) -> tuple[Decimal | None, Decimal | None]:
+        # the book when it has both sides; else the last quote, which is all a venue that could
+        # not give the instrument depth (IB past its depth limit) sends
         book = self._cache.order_book(iid)
         if book is not None and book.best_bid_price() is not None and book.best_ask_price() is not None:
             return book.best_bid_price().as_decimal(), book.best_ask_price().as_decimal()

@@ -84,12 +84,16 @@ def test_no_account_can_spend_more_than_its_cash_after_reserve_at_the_limit_with
         budget = floor_nanos(cash[account]) - reserve_of(account, cash, positions, prices, reserve_abs, reserve_pct)
         assert spent <= max(budget, 0)
 
+    # a holding a percentage reserve could not value, for want of a price, is named
+    held = {i for (a, i), qty in positions.items() if qty}
+    assert sizing.unvalued == (sorted(held - set(prices)) if reserve_pct else [])
+
     # every buy sent short has exactly one reason, and a buy without a price is not sent at all
     for row in buys.itertuples():
         short = row.sized < row.quantity
         assert (row.request_id in sizing.not_sent) + (row.request_id in sizing.cut) == short
         if row.instrument_id not in prices:
-            assert row.sized == 0 and sizing.not_sent[row.request_id] == "no reference price"
+            assert row.sized == 0 and sizing.not_sent[row.request_id] == f"no reference price for {row.instrument_id}"
         elif short:
             assert (row.request_id in sizing.not_sent) == (row.sized == 0)
 

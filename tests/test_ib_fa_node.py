@@ -35,6 +35,7 @@ from tests.ib_node_session import (  # noqa: E402  (the path above, for a scenar
 )
 
 DONE_STATUSES = ("Filled", "Cancelled", "Inactive", "ApiCancelled")
+DEPTH_LIMIT = 2  # fewer than the plan's four traded instruments
 
 
 def recorder(broker):
@@ -136,6 +137,68 @@ def scenario_timeout(out: Path) -> dict:
             "events": gw.call(lambda: list(events)),
             **broker_view(gw),
         }
+    finally:
+        gw.stop()
+
+
+# the node tests' plan with a holding it does not trade: valued, but never worth a depth line
+HELD_ONLY = "VTI"
+PLAN_WITH_HELD = {
+    **PLAN,
+    "positions": [*PLAN["positions"], {"account_id": "DU1001", "instrument": HELD_ONLY, "quantity": 10}],
+}
+
+
+def _depth_scenario(out: Path, limit: int | None) -> dict:
+    from tests.ib_node_session import BOOKS
+
+    gw = start_gateway({**BOOKS, HELD_ONLY: ([(249.99, 500)], [(250.01, 500)])})
+    try:
+        if limit is not None:
+            gw.call(gw.gateway.faults.limit_depth, limit)
+        result = _session(out, PLAN_WITH_HELD, gw.port)
+        log = gw.call(lambda: list(gw.gateway.request_log))
+        return {
+            "phase": result.phase,
+            "depth_requests": sum(1 for _, name in log if name == "reqMktDepth"),
+            "quote_requests": sum(1 for _, name in log if name == "reqMktData"),
+            **broker_view(gw),
+        }
+    finally:
+        gw.stop()
+
+
+def scenario_depth_unlimited(out: Path) -> dict:
+    return _depth_scenario(out, None)
+
+
+def scenario_depth_limited(out: Path) -> dict:
+    """The plan's four traded instruments on a login allowed two depth subscriptions."""
+    return _depth_scenario(out, DEPTH_LIMIT)
+
+
+def scenario_no_price(out: Path) -> dict:
+    """Through `rebalance paper`: the login has no market data at all for IVV, which two buys need."""
+    import contextlib
+    import io
+
+    from backtests.cli import main
+
+    plan_path = out / "plan.json"
+    plan_path.write_text(json.dumps(PLAN))
+    gw = start_gateway()
+    try:
+        gw.call(gw.gateway.faults.no_market_data, "IVV")
+        stdout, stderr = io.StringIO(), io.StringIO()
+        argv = [
+            "paper", "--plan", str(plan_path), "--out", str(out / "run"), "--port", str(gw.port),
+            "--client-id", str(CLIENT_ID), "--fa-master", MASTER, "--log-level", "WARNING",
+            "--ignore-market-hours", "--state-dir", str(out / "state"), "--journal", f"sqlite:///{out / 'journal.db'}",
+            "--param", "sync_timeout_secs=3", "--param", "phase_deadline_secs=2", "--param", "allocation_grace_secs=2",
+        ]  # fmt: skip
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(argv)
+        return {"exit_code": code, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(), **broker_view(gw)}
     finally:
         gw.stop()
 
@@ -261,6 +324,67 @@ def test_the_session_timeout_cancels_what_is_working_and_sends_nothing_new(tmp_p
     assert seen["connected_client_ids"] == []
 
 
+def _run_child_with_log(scenario: str, out: Path) -> tuple[dict, str]:
+    """`run_child`, with the child's node log (NautilusTrader writes it to stdout) as well."""
+    import os
+    import subprocess
+
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, __file__, scenario, str(out)], capture_output=True, text=True, timeout=80, env=env, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:] + proc.stdout[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout
+
+
+def _outcomes(run: Path) -> pd.DataFrame:
+    columns = ["request_id", "state", "sent_qty", "filled_qty"]
+    return pd.read_csv(run / "requests.csv")[columns].sort_values("request_id").reset_index(drop=True)
+
+
+def test_more_traded_instruments_than_ibs_depth_limit_trade_as_on_an_unlimited_login(tmp_path):
+    unlimited = run_child("depth_unlimited", tmp_path / "unlimited", script=__file__)
+    limited, log = _run_child_with_log("depth_limited", tmp_path / "limited")
+    traded = {r["instrument"] for r in PLAN["requests"]}
+    assert limited["phase"] == unlimited["phase"] == "DONE"
+    # only the traded instruments ask for depth, once each; the held-only one is valued from quotes
+    assert limited["depth_requests"] == unlimited["depth_requests"] == len(traded)
+    assert unlimited["quote_requests"] == 1
+    # IB refused depth past the limit: those instruments asked for top-of-book quotes instead
+    assert limited["quote_requests"] == 1 + len(traded) - DEPTH_LIMIT
+    # each refused instrument was named in a warning with IB's reason
+    warnings = [line.split("DataClient-IB: ", 1)[1] for line in log.splitlines() if "no market depth from IB" in line]
+    warned = {w.split(":")[0] for w in warnings}
+    assert len(warnings) == len(warned) == len(traded) - DEPTH_LIMIT
+    assert warned <= {f"{i}.SMART" for i in traded} and all(
+        "[WARN]" in line for line in log.splitlines() if "no market depth" in line
+    )
+    assert all(f"error 309: Max number ({DEPTH_LIMIT}) of market depth requests" in w for w in warnings)
+    # the refused instruments priced from quotes: every request ends as on an unlimited login
+    pd.testing.assert_frame_equal(_outcomes(tmp_path / "limited" / "run"), _outcomes(tmp_path / "unlimited" / "run"))
+
+    def fills(seen):
+        return sorted((e["account"], e["symbol"], e["side"], e["shares"], e["price"]) for e in seen["executions"])
+
+    assert fills(limited) == fills(unlimited) and fills(limited)
+    assert limited["open_orders"] == 0 and limited["fa_groups"] == [ADVISOR_GROUP]
+
+
+def test_an_instrument_with_no_price_at_all_ends_its_requests_not_sent_and_the_session_exits_1(tmp_path):
+    seen = run_child("no_price", tmp_path, script=__file__)
+    assert seen["exit_code"] == 1
+    requests = pd.read_csv(tmp_path / "run" / "requests.csv", keep_default_na=False).set_index("request_id")
+    unpriced = [r["request_id"] for r in PLAN["requests"] if r["instrument"] == "IVV"]
+    assert unpriced and (requests.loc[unpriced, "state"] == "NOT_SENT").all()
+    assert (requests.loc[unpriced, "reason"] == "no reference price for IVV.SMART").all()
+    assert f"{len(unpriced)} x no reference price for IVV.SMART" in seen["stdout"] + seen["stderr"]
+    # nothing of IVV reached the broker, and the other instruments still traded
+    assert "IVV" not in {e["symbol"] for e in seen["executions"]}
+    assert {e["symbol"] for e in seen["executions"]} == {r["instrument"] for r in PLAN["requests"]} - {"IVV"}
+    assert seen["open_orders"] == 0
+
+
 if __name__ == "__main__":
     scenario, folder = sys.argv[1], Path(sys.argv[2])
     folder.mkdir(parents=True, exist_ok=True)
@@ -268,5 +392,8 @@ if __name__ == "__main__":
         "rebalance": scenario_rebalance,
         "unmanaged_account": scenario_unmanaged_account,
         "timeout": scenario_timeout,
+        "depth_limited": scenario_depth_limited,
+        "depth_unlimited": scenario_depth_unlimited,
+        "no_price": scenario_no_price,
     }
     print(json.dumps(scenarios[scenario](folder)))

@@ -5,6 +5,12 @@ Depth is rebuilt from ib_async's per-packet `domTicks` with IB's documented row 
 overwrite on insert and pop without shifting. Each packet becomes one `OrderBookDeltas` holding
 the price-level changes, the last one flagged F_LAST.
 
+IB gives a login one depth subscription per 100 market data lines, and at least 3 (error 309
+past that), and none for an instrument the login has no depth permission for. Such an instrument's
+book subscription falls back to top-of-book quotes (reqMktData -> QuoteTicks), with a warning
+naming the instrument and IB's reason; so is a subscription for a book of depth 1, which needs
+no depth line at all. A consumer reads the top of book from the quotes when the book stays empty.
+
 Subscriptions die with a dropped session (ib_async forgets its tickers) and with IB's 1101
 ("restored, data lost"). Both re-request every depth and top-of-book subscription; each depth
 book then starts again from a clear, because IB re-sends the rows from scratch.
@@ -32,6 +38,13 @@ from venues.ib_fa.providers import IBFAInstrumentProvider
 
 DEPTH_INSERT, DEPTH_UPDATE, DEPTH_DELETE = 0, 1, 2
 DEPTH_ASK, DEPTH_BID = 0, 1
+
+# IB's answers to a reqMktDepth that mean "no depth for this instrument": the login's depth
+# limit (309), no deep book for the security/exchange (10092), no (or not all the needed) market
+# data subscriptions (354, 10089, 10090)
+DEPTH_UNAVAILABLE = frozenset({309, 354, 10089, 10090, 10092})
+# the same codes on a top-of-book request: the instrument has no market data at all
+TOP_UNAVAILABLE = frozenset({354, 10089, 10090})
 
 
 @dataclass
@@ -160,6 +173,8 @@ class IBFADataClient(LiveMarketDataClient):
         self._top: dict[InstrumentId, Ticker] = {}
         self._want_quotes: set[InstrumentId] = set()
         self._want_trades: set[InstrumentId] = set()
+        # book subscriptions served with top-of-book quotes: depth 1, or IB refused the depth
+        self._quotes_for_book: set[InstrumentId] = set()
         self._last_quote: dict[InstrumentId, tuple] = {}
         self._last_trade: dict[InstrumentId, tuple] = {}
         self._trade_seq = 0
@@ -211,11 +226,34 @@ class IBFADataClient(LiveMarketDataClient):
 
     async def _subscribe_order_book_deltas(self, command) -> None:
         iid = command.instrument_id
-        if iid in self._depth:
+        if iid in self._depth or iid in self._quotes_for_book:
             return
         instrument = self._instrument(iid)
+        if getattr(command, "depth", 0) == 1:
+            # the top of the book is on a market data line: no depth subscription spent on it
+            self._log.info(f"{iid}: top of book only, from quotes (no depth subscription)")
+            self._serve_book_from_quotes(iid)
+            return
         translator = DepthTranslator(iid, instrument.price_precision, instrument.size_precision)
         self._depth[iid] = (self._request_depth(iid), translator)
+
+    def _serve_book_from_quotes(self, iid: InstrumentId) -> None:
+        self._quotes_for_book.add(iid)
+        self._ensure_top(iid)
+
+    def _depth_refused(self, iid: InstrumentId, code: int, text: str) -> None:
+        """IB will not give `iid` depth: its book subscription is served from quotes instead."""
+        ticker, _ = self._depth.pop(iid)
+        handler = self._handlers.pop(("depth", iid), None)
+        if handler is not None:
+            handler[0].updateEvent -= handler[1]
+        # IB opened no subscription, so there is none to cancel; ib_async only forgets the request
+        self._ib.wrapper.endTicker(ticker, "mktDepth")
+        self._log.warning(
+            f"{iid}: no market depth from IB (error {code}: {text}); "
+            "falling back to top-of-book quotes for its reference price"
+        )
+        self._serve_book_from_quotes(iid)
 
     def _request_depth(self, iid: InstrumentId) -> Ticker:
         ticker = self._ib.reqMktDepth(
@@ -252,12 +290,16 @@ class IBFADataClient(LiveMarketDataClient):
             if cancel_first:
                 ib.cancelMktData(self._provider.contract_for(iid))
             self._top[iid] = self._request_top(iid)
+        # an instrument that fell back to quotes stays on quotes: IB's limit has not changed
         self._log.warning(
             f"resubscribed market data after an IB session loss: {len(self._depth)} depth, {len(self._top)} top of book"
         )
 
     async def _unsubscribe_order_book_deltas(self, command) -> None:
         self._stop_depth(command.instrument_id)
+        if command.instrument_id in self._quotes_for_book:
+            self._quotes_for_book.discard(command.instrument_id)
+            self._maybe_stop_top(command.instrument_id)
 
     def _stop_depth(self, iid: InstrumentId) -> None:
         entry = self._depth.pop(iid, None)
@@ -281,10 +323,25 @@ class IBFADataClient(LiveMarketDataClient):
         if code == 1101:  # connectivity restored, data lost: subscriptions must be made again
             self._resubscribe(cancel_first=True)
             return
+        wrapper = self._ib.wrapper
         if code == 317:  # depth reset
             for ticker, translator in self._depth.values():
-                if self._ib.wrapper.reqId2Ticker.get(req_id) is ticker:
+                if wrapper.reqId2Ticker.get(req_id) is ticker:
                     translator.reset()
+            return
+        if code in DEPTH_UNAVAILABLE:
+            depth_ids = wrapper.ticker2ReqId["mktDepth"]
+            for iid, (ticker, _) in list(self._depth.items()):
+                if depth_ids.get(ticker) == req_id:
+                    self._depth_refused(iid, code, text)
+                    return
+        if code in TOP_UNAVAILABLE:
+            top_ids = wrapper.ticker2ReqId["mktData"]
+            for iid, ticker in self._top.items():
+                if top_ids.get(ticker) == req_id:
+                    # nothing is left to price it from: say so now, not only when SYNC gives up
+                    self._log.warning(f"{iid}: no market data from IB (error {code}: {text}); it has no price")
+                    return
 
     # -- top of book and trades -------------------------------------------------------------------
 
@@ -315,7 +372,8 @@ class IBFADataClient(LiveMarketDataClient):
         self._maybe_stop_top(command.instrument_id)
 
     def _maybe_stop_top(self, iid: InstrumentId) -> None:
-        if iid not in self._want_quotes and iid not in self._want_trades and self._top.pop(iid, None) is not None:
+        wanted = iid in self._want_quotes or iid in self._want_trades or iid in self._quotes_for_book
+        if not wanted and self._top.pop(iid, None) is not None:
             handler = self._handlers.pop(("top", iid), None)
             if handler is not None:
                 handler[0].updateEvent -= handler[1]
@@ -339,7 +397,7 @@ class IBFADataClient(LiveMarketDataClient):
 
     def _on_top(self, iid: InstrumentId, ticker: Ticker) -> None:
         now = self._clock.timestamp_ns()
-        if iid in self._want_quotes:
+        if iid in self._want_quotes or iid in self._quotes_for_book:
             key = (ticker.bid, ticker.ask, ticker.bidSize, ticker.askSize)
             if key != self._last_quote.get(iid):
                 quote = self.quote_from_ticker(iid, ticker, now)

@@ -42,6 +42,19 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SYMBOL:BID:ASK:SIZE",
         help="seed a one-level book, e.g. SPY:499.99:500.01:1000; a symbol the fake does not list is added",
     )
+    p.add_argument(
+        "--market-data-lines",
+        type=int,
+        default=None,
+        help="hold the login to IB's depth limit for this many lines, max(3, lines/100); unlimited if not given",
+    )
+    p.add_argument(
+        "--no-market-data",
+        action="append",
+        default=[],
+        metavar="SYMBOL",
+        help="a symbol the login has no market data for: quotes and depth are refused with IB's 354",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(
@@ -53,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
             accounts=[a for a in args.accounts.split(",") if a], cash=args.cash, host=args.host, port=args.port
         )
         seed_books(gw, args.book)
+        if args.market_data_lines is not None:
+            gw.faults.limit_depth(market_data_lines=args.market_data_lines)
+        gw.faults.no_market_data(*args.no_market_data)
         port = await gw.start()
         logging.info("fake IB gateway on %s:%s, accounts %s", args.host, port, gw.broker.managed_accounts)
         try:

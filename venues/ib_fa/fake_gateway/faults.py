@@ -41,6 +41,20 @@ CONNECTIVITY_TEXTS = {
 
 PACING_TEXT = "Max rate of messages per second has been exceeded:max=50 rec=51 (1)"
 
+# What IB answers a reqMktDepth past the login's depth limit, and a market data request for an
+# instrument the login has no market data subscription for
+DEPTH_LIMIT_CODE = 309
+NO_MARKET_DATA = (354, "Requested market data is not subscribed.")
+
+
+def depth_limit_text(limit: int) -> str:
+    return f"Max number ({limit}) of market depth requests has been reached"
+
+
+def depth_limit_for(market_data_lines: int) -> int:
+    """IB's rule: one L2 depth subscription per 100 market data lines, and never fewer than 3."""
+    return max(3, market_data_lines // 100)
+
 
 @dataclass(frozen=True)
 class CorrectionRule:
@@ -74,6 +88,10 @@ class FaultPlan:
     price_improvement: float = 0.0
     corrections: list[CorrectionRule] = field(default_factory=list)  # used once each, in order
     read_only: bool = False  # the login's API settings have "Read-Only API" ticked
+    # depth subscriptions the login may hold at once (None: no limit); one more is answered with 309
+    max_depth_subscriptions: int | None = None
+    # symbols the login has no market data for: no quotes, no depth, each request answered with 354
+    no_market_data: set[str] = field(default_factory=set)
 
     def take_correction(self, action: str, symbol: str, accounts: list[str]) -> CorrectionRule | None:
         """The first correction rule a block fill of `symbol` to these accounts matches (removed)."""
@@ -234,6 +252,20 @@ class FaultInjector:
         """From now on every placeOrder and replaceFA is refused with IB's error 321, as a gateway whose
         API settings have "Read-Only API" ticked refuses them; reads still work."""
         self.plan.read_only = True
+
+    # market data entitlements
+    def limit_depth(self, max_subscriptions: int | None = None, *, market_data_lines: int | None = None) -> int:
+        """Hold the login to IB's depth limit: `max_subscriptions` at once, or IB's rule for a login
+        with `market_data_lines` lines (100 lines, IB's default, give 3). Returns the limit."""
+        if (max_subscriptions is None) == (market_data_lines is None):
+            raise ValueError("give either max_subscriptions or market_data_lines")
+        limit = max_subscriptions if max_subscriptions is not None else depth_limit_for(market_data_lines)
+        self.plan.max_depth_subscriptions = limit
+        return limit
+
+    def no_market_data(self, *symbols: str) -> None:
+        """The login has no market data for these symbols: no quotes and no depth, IB's 354 instead."""
+        self.plan.no_market_data.update(symbols)
 
     # order rejection
     def reject_next_order(self, code: int = 201, text: str | None = None, inactive: bool = False) -> None:

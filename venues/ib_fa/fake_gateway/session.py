@@ -18,7 +18,7 @@ from . import codecs, decoders
 from .accounts import ACCOUNT_TAGS
 from .broker import Broker
 from .clock import EASTERN
-from .faults import INFO_TEXTS, READ_ONLY_TEXT
+from .faults import DEPTH_LIMIT_CODE, INFO_TEXTS, NO_MARKET_DATA, READ_ONLY_TEXT, depth_limit_text
 from .framing import SERVER_VERSION, FrameReader, ProtocolError, encode_fields, handshake_reply
 from .model import ContractSpec
 from .pacing import PACING_CODE, MessagePacer, PacingRule
@@ -43,6 +43,7 @@ class _Gateway(Protocol):
     pacing: PacingRule
     taps: list[Tap]
     request_log: list[tuple[int | None, str]]
+    sessions: list[Session]
 
     def client_in_use(self, client_id: int) -> bool: ...
 
@@ -73,6 +74,8 @@ class Session:
         self.account_multi_subs: dict[int, str] = {}
         self.position_multi_subs: dict[int, str] = {}
         self.depth_subs: dict[int, _Depth] = {}
+        # streaming top-of-book subscriptions: req id -> (con id, the (bid, ask) rows last sent)
+        self.top_subs: dict[int, tuple[int, tuple]] = {}
         self.market_data_type = 1
         self.pacer = MessagePacer(gateway.pacing)
 
@@ -337,25 +340,49 @@ class Session:
         if inst is None:
             self.send(codecs.error(reqId, 200, "No security definition has been found for the request"))
             return
+        if inst.contract.symbol in self.gw.broker.faults.no_market_data:
+            self.send(codecs.error(reqId, *NO_MARKET_DATA))
+            return
         self.send(codecs.market_data_type(reqId, self.market_data_type))
-        if inst.bids:
-            self.send(codecs.tick_price(reqId, 1, inst.bids[0][0], inst.bids[0][1]))
-        if inst.asks:
-            self.send(codecs.tick_price(reqId, 2, inst.asks[0][0], inst.asks[0][1]))
+        top = self._top_rows(inst)
+        self._send_top(reqId, top, ((), ()))
         if inst.last is not None:
             self.send(codecs.tick_price(reqId, 4, inst.last, 0))
         if inst.close is not None:
             self.send(codecs.tick_price(reqId, 9, inst.close, 0))
         if snapshot or regulatorySnapshot:
             self.send(codecs.tick_snapshot_end(reqId))
+        else:
+            self.top_subs[reqId] = (inst.contract.con_id, top)
+
+    @staticmethod
+    def _top_rows(inst) -> tuple[tuple, tuple]:
+        return tuple(inst.bids[0]) if inst.bids else (), tuple(inst.asks[0]) if inst.asks else ()
+
+    def _send_top(self, req_id: int, top: tuple[tuple, tuple], sent: tuple[tuple, tuple]) -> None:
+        """Bid (tick 1) and ask (tick 2) where they differ from what was sent; an emptied side as
+        IB sends it, price -1 and size 0."""
+        for tick_type, row, before in ((1, top[0], sent[0]), (2, top[1], sent[1])):
+            if row != before and (row or before):
+                self.send(codecs.tick_price(req_id, tick_type, *(row or (-1.0, 0.0))))
 
     def on_cancelMktData(self, reqId: int) -> None:
-        pass
+        self.top_subs.pop(reqId, None)
 
     def on_reqMktDepth(self, reqId: int, contract, numRows: int, isSmartDepth: bool) -> None:
         inst = self.gw.broker.resolve(contract)
         if inst is None:
             self.send(codecs.error(reqId, 200, "No security definition has been found for the request"))
+            return
+        faults = self.gw.broker.faults
+        if inst.contract.symbol in faults.no_market_data:
+            self.send(codecs.error(reqId, *NO_MARKET_DATA))
+            return
+        limit = faults.max_depth_subscriptions
+        # IB counts the login's depth subscriptions, whichever of its connections holds them
+        held = sum(len(s.depth_subs) for s in self.gw.sessions if not s.closed)
+        if limit is not None and held >= limit:
+            self.send(codecs.error(reqId, DEPTH_LIMIT_CODE, depth_limit_text(limit)))
             return
         self.depth_subs[reqId] = _Depth(inst.contract.con_id, max(numRows, 1), isSmartDepth)
         self._push_depth(reqId)
@@ -436,10 +463,16 @@ class Session:
     # ---------------------------------------------------------------- live updates
 
     def push_depth(self, con_id: int) -> None:
-        """Send the changed rows of every depth subscription to `con_id`."""
+        """Send the changed rows of every depth subscription to `con_id`, and its new top of book
+        to every streaming market data subscription to it."""
         for req_id, sub in list(self.depth_subs.items()):
             if sub.con_id == con_id:
                 self._push_depth(req_id)
+        for req_id, (sub_con_id, sent) in list(self.top_subs.items()):
+            if sub_con_id == con_id:
+                top = self._top_rows(self.gw.broker.instruments[con_id])
+                self._send_top(req_id, top, sent)
+                self.top_subs[req_id] = (con_id, top)
 
     def push_account(self, account: str) -> None:
         """Send `account`'s new values to the subscriptions that cover it."""
