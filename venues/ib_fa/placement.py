@@ -29,8 +29,9 @@ from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError
 from venues.ib_fa.exec_matcher import ExecutionMatcher
 from venues.ib_fa.fa_groups import AllocationGroupError, FAGroupWriter
 from venues.ib_fa.order_events import BlockEvents
+from venues.ib_fa.order_types import to_ib_order
 from venues.ib_fa.pacing import OrderThrottle
-from venues.ib_fa.parsing import OrderEventKind, Pending, to_ib_order
+from venues.ib_fa.parsing import OrderEventKind, Pending
 from venues.ib_fa.providers import IBFAInstrumentProvider
 
 
