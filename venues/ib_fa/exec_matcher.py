@@ -10,6 +10,10 @@ sub-account allocation, each with its own execId and commission report, in no gu
   report are in, once per execId, so replays after a reconnect change nothing;
 - master and allocation executions are never added together (ib_async's `Trade.filled()` does).
 
+A single-account order (IB `account` set, no faGroup) has no master execution: IB reports each
+fill once, under that account. Such an execution is the order's fill and, with the same execId
+and commission, its one allocation.
+
 IB corrects an execution by re-sending it with a newer version of its execId (the part after the
 last '.', strategies.events.execution_base), possibly with another quantity, price and commission:
 
@@ -81,6 +85,7 @@ class BlockFills:
     """The matcher's count of one block's master executions, kept with the block."""
 
     client_order_id: str
+    account: str = ""  # a single-account order's account: its executions are both fill and allocation
     waiting: set[str] = field(default_factory=set)  # master execIds waiting for a commission
     master_qty: float = 0.0  # shares of the master executions seen
     emitted: dict[str, float] = field(default_factory=dict)  # trade id -> shares of each fill sent
@@ -237,7 +242,7 @@ class ExecutionMatcher:
         execution = self._executions.get(exec_id)
         if execution is None:
             return
-        if execution.account == self.master:
+        if self._is_fill(execution):
             yield from self.commission_due(exec_id)
         else:
             yield from self._allocate(exec_id)
@@ -268,6 +273,16 @@ class ExecutionMatcher:
         block.waiting.discard(exec_id)
         commission = report.commission if report is not None else Decimal(0)
         yield MasterFill(block.client_order_id, execution, commission, execution.shares)
+        if block.account:
+            self._allocated.add(exec_id)
+            yield AllocationReady(block.client_order_id, execution, commission)
+
+    def _is_fill(self, execution: ExecutionRecord) -> bool:
+        """The master's execution of a group order, or the one execution of a single-account order."""
+        if execution.account == self.master:
+            return True
+        block = self._block_of(execution)
+        return block is not None and block.account == execution.account
 
     def _claim(self, exec_id: str) -> Iterator[Effect]:
         """The block of an execution (the generator's value); one whose block is not known yet is kept."""
@@ -283,7 +298,7 @@ class ExecutionMatcher:
 
     def _take(self, exec_id: str) -> Iterator[Effect]:
         execution = self._executions[exec_id]
-        if execution.account == self.master:
+        if self._is_fill(execution):
             block = yield from self._claim(exec_id)
             if block is None:
                 return

@@ -52,6 +52,13 @@ from venues.ib_fa.parsing import (
 EXPIRY_TOLERANCE_NS = 2_000_000_000  # IB's cancel of an expired GTD order lands a little after it
 
 
+def _price(value: float, precision: int) -> Price | None:
+    """An IB price field as a Price; None for IB's unset (a trailing stop before its first stop price)."""
+    if value is None or value != value or abs(value) >= 1e300:
+        return None
+    return Price(value, precision)
+
+
 class BlockEvents:
     """Sends the order events of an execution client's blocks and publishes their allocations."""
 
@@ -175,7 +182,8 @@ class BlockEvents:
 
     def on_open_order(self, block: BlockOrder, lmt_price: float, aux_price: float) -> None:
         """IB's openOrder of an accepted block: an OrderUpdated when it answers a modify or carries
-        other prices than NautilusTrader's order has.
+        other prices than NautilusTrader's order has. `aux_price` is the trigger: a trailing stop's
+        is its trailStopPrice (its auxPrice is the trailing amount).
 
         The update is read from what IB reports, not from what was sent: of several modifies in
         flight one may be refused (error 100, 110 ...), and the order then rests at the others'.
@@ -186,8 +194,8 @@ class BlockEvents:
         instrument = self._cache.instrument(block.instrument_id)
         if order is None or instrument is None:
             return
-        price = Price(lmt_price, instrument.price_precision) if order.has_price else None
-        trigger = Price(aux_price, instrument.price_precision) if order.has_trigger_price else None
+        price = _price(lmt_price, instrument.price_precision) if order.has_price else None
+        trigger = _price(aux_price, instrument.price_precision) if order.has_trigger_price else None
         answered = block.modifies_in_flight > 0
         if answered:
             block.modifies_in_flight -= 1
