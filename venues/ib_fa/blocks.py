@@ -162,7 +162,7 @@ class BlockRegistry:
             instrument_id=order.instrument_id,
             side=order.side,
             order_type=order.order_type,
-            expire_time_ns=order.expire_time_ns or None,
+            expire_time_ns=getattr(order, "expire_time_ns", 0) or None,  # a market order has none
             account=_tagged_account(order.tags),
             venue_order_id=VenueOrderId(str(order_id)) if order_id else order.venue_order_id,
             accepted=order.is_open,

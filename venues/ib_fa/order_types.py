@@ -228,7 +228,7 @@ def to_ib_order(order, *, fa_group: str = "", account: str = "", order_id: int =
     if order.order_type in TRAILING_TYPES:
         _trailing_fields(order, ib_order)
     if order.time_in_force == TimeInForce.GTD:
-        if not order.expire_time_ns:
+        if not getattr(order, "expire_time_ns", 0):
             raise OrderRefused("a GTD order needs an expire time")
         ib_order.goodTillDate = format_good_till(order.expire_time_ns)
     if tags.algo is not None:

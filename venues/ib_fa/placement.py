@@ -142,7 +142,7 @@ class BlockPlacer:
             instrument_id=order.instrument_id,
             side=order.side,
             order_type=order.order_type,
-            expire_time_ns=order.expire_time_ns or None,
+            expire_time_ns=getattr(order, "expire_time_ns", 0) or None,  # a market order has none
         )
         self._blocks.add(block)
         if not self._blocks.is_ours(coid.value):

@@ -1,0 +1,341 @@
+"""Every order type, time in force and order list through the IB FA execution client, over ib_async and a
+socket, against the fake gateway: as an FA group block and as a single-account order.
+
+What IB would refuse is refused before anything is sent: the fake then holds no order at all.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import SubmitOrder, SubmitOrderList
+from nautilus_trader.model.enums import ContingencyType, OrderSide, OrderType, TimeInForce
+from nautilus_trader.model.events import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+)
+from nautilus_trader.model.objects import Price, Quantity
+
+from strategies.events import ALLOCATION_GROUP_TOPIC, AllocationGroup
+from tests.ib_gateway_node import SPY, Node, run, until
+from tests.order_lists import linked_pair
+from venues.ib_fa.fake_gateway import FakeGateway
+
+TARGETS = {"DU1001": 30, "DU1002": 20}
+ACCOUNT = "DU1002"
+GROUP, SINGLE = "group", "account"
+
+
+def routed(route: str, tags: list[str] | None = None) -> list[str]:
+    return [*(tags or []), f"ib_account:{ACCOUNT}"] if route == SINGLE else list(tags or [])
+
+
+def publish_group(node: Node, order, targets=TARGETS) -> None:
+    node.msgbus.publish(
+        ALLOCATION_GROUP_TOPIC,
+        AllocationGroup(order.client_order_id.value, SPY.value, order.side.name, dict(targets)),
+    )
+
+
+async def submit(node: Node, order, route: str) -> None:
+    node.cache.add_order(order)
+    if route == GROUP:
+        publish_group(node, order)
+    await node.client._submit_order(
+        SubmitOrder(node.trader_id, order.strategy_id, order, UUID4(), node.clock.timestamp_ns())
+    )
+
+
+async def submit_list(node: Node, order_list, group_targets: dict[str, dict[str, int]] | None = None) -> None:
+    for o in order_list.orders:
+        node.cache.add_order(o)
+    for coid, targets in (group_targets or {}).items():
+        o = next(x for x in order_list.orders if x.client_order_id.value == coid)
+        publish_group(node, o, targets)
+    await node.client._submit_order_list(
+        SubmitOrderList(node.trader_id, order_list.strategy_id, order_list, UUID4(), node.clock.timestamp_ns())
+    )
+
+
+def of(node: Node, kind, order) -> list:
+    return [e for e in node.of(kind) if e.client_order_id == order.client_order_id]
+
+
+def filled(node: Node, order) -> int:
+    return sum(int(f.last_qty) for f in of(node, OrderFilled, order))
+
+
+def booked(node: Node, order) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for a in node.allocations:
+        if a.client_order_id == order.client_order_id.value:
+            out[a.account_id] = out.get(a.account_id, 0) + a.quantity
+    return out
+
+
+def expected_booking(route: str, qty: int) -> dict[str, int]:
+    return dict(TARGETS) if route == GROUP else {ACCOUNT: qty}
+
+
+def the_gateway() -> FakeGateway:
+    gw = FakeGateway(cash={"DU1001": 100_000, "DU1002": 100_000, "DU1003": 100_000})
+    for acct in ("DU1001", "DU1002", "DU1003"):
+        gw.broker.set_position(acct, "SPY", 1_000, 450.0)
+    gw.broker.set_book("SPY", bids=[(500.00, 1_000)], asks=[(500.02, 1_000)])
+    return gw
+
+
+def with_node(scenario):
+    async def body():
+        gw = the_gateway()
+        port = await gw.start()
+        node = Node(port)
+        try:
+            await node.connect()
+            await scenario(gw, node)
+        finally:
+            await node.client._disconnect()
+            await gw.stop()
+
+    run(body())
+
+
+# (nautilus order builder, book that starts and fills it) per type; SELL orders of held shares
+def build(f, kind: str, tags: list[str], qty: int = 50):
+    q = Quantity.from_int(qty)
+    day = {"time_in_force": TimeInForce.DAY, "tags": tags}
+    return {
+        "MKT": lambda: f.market(SPY, OrderSide.BUY, q, **day),
+        "LMT": lambda: f.limit(SPY, OrderSide.BUY, q, Price.from_str("499.00"), **day),
+        "STP": lambda: f.stop_market(SPY, OrderSide.SELL, q, Price.from_str("498.00"), **day),
+        "STP LMT": lambda: f.stop_limit(
+            SPY, OrderSide.SELL, q, Price.from_str("497.50"), Price.from_str("498.00"), **day
+        ),  # noqa: E501
+        "MIT": lambda: f.market_if_touched(SPY, OrderSide.BUY, q, Price.from_str("499.00"), **day),
+        "LIT": lambda: f.limit_if_touched(
+            SPY, OrderSide.BUY, q, Price.from_str("499.00"), Price.from_str("499.00"), **day
+        ),  # noqa: E501
+        "TRAIL": lambda: f.trailing_stop_market(SPY, OrderSide.SELL, q, trailing_offset=Decimal("1.00"), **day),
+        "TRAIL LIMIT": lambda: f.trailing_stop_limit(
+            SPY, OrderSide.SELL, q, limit_offset=Decimal("0.50"), trailing_offset=Decimal("1.00"), **day
+        ),
+    }[kind]()
+
+
+# the book after which each type has traded in full: a limit/touch buy at 499, a stop/trail sell through 498
+FILLING_BOOK = {
+    "MKT": ([(500.00, 1_000)], [(500.02, 1_000)]),
+    "LMT": ([(498.50, 1_000)], [(498.99, 1_000)]),
+    "MIT": ([(498.50, 1_000)], [(498.99, 1_000)]),
+    "LIT": ([(498.50, 1_000)], [(498.99, 1_000)]),
+    "STP": ([(497.90, 1_000)], [(497.95, 1_000)]),
+    "STP LMT": ([(497.90, 1_000)], [(497.95, 1_000)]),
+    "TRAIL": ([(497.90, 1_000)], [(497.95, 1_000)]),
+    "TRAIL LIMIT": ([(498.90, 1_000)], [(498.95, 1_000)]),
+}
+
+
+@pytest.mark.parametrize("route", [GROUP, SINGLE])
+@pytest.mark.parametrize("kind", list(FILLING_BOOK))
+def test_each_order_type_is_accepted_triggers_fills_and_is_allocated(kind, route):
+    async def scenario(gw, node):
+        order = build(node.factory, kind, routed(route))
+        await submit(node, order, route)
+        assert node.of(OrderRejected) == []
+        await until(lambda: of(node, OrderAccepted, order), what="accepted")
+        [ib] = [o.request for o in gw.broker.open_orders() + gw.broker.completed_orders()]
+        assert ib.order_type == kind
+        assert (ib.account, bool(ib.fa_group)) == ((ACCOUNT, False) if route == SINGLE else ("", True))
+        if kind != "MKT":
+            assert filled(node, order) == 0  # nothing trades before the book comes to it
+        bids, asks = FILLING_BOOK[kind]
+        gw.broker.set_book("SPY", bids=bids, asks=asks)
+        await until(lambda: filled(node, order) == 50 and sum(booked(node, order).values()) == 50, what="fills")
+        assert booked(node, order) == expected_booking(route, 50)
+        assert of(node, OrderCanceled, order) == []
+
+    with_node(scenario)
+
+
+@pytest.mark.parametrize("route", [GROUP, SINGLE])
+def test_times_in_force(route):
+    async def scenario(gw, node):
+        f = node.factory
+        tags = routed(route)
+        # IOC away from the market: IB cancels what does not trade at once
+        ioc = f.limit(
+            SPY,
+            OrderSide.BUY,
+            Quantity.from_int(50),
+            Price.from_str("499.00"),
+            time_in_force=TimeInForce.IOC,
+            tags=tags,
+        )  # noqa: E501
+        await submit(node, ioc, route)
+        await until(lambda: of(node, OrderCanceled, ioc), what="IOC cancelled")
+        # FOK against too little: nothing trades
+        gw.broker.set_book("SPY", bids=[(500.00, 1_000)], asks=[(500.02, 10)])
+        fok = f.limit(
+            SPY,
+            OrderSide.BUY,
+            Quantity.from_int(50),
+            Price.from_str("500.02"),
+            time_in_force=TimeInForce.FOK,
+            tags=tags,
+        )  # noqa: E501
+        await submit(node, fok, route)
+        await until(lambda: of(node, OrderCanceled, fok), what="FOK cancelled")
+        assert filled(node, fok) == 0
+        # GTC and DAY rest; GTD rests until IB expires it
+        expire = pd.Timestamp(gw.broker.clock.now()) + pd.Timedelta(minutes=5)
+        resting = [
+            f.limit(SPY, OrderSide.BUY, Quantity.from_int(50), Price.from_str("490.00"), time_in_force=tif, tags=tags)
+            for tif in (TimeInForce.GTC, TimeInForce.DAY)
+        ]
+        gtd = f.limit(
+            SPY,
+            OrderSide.BUY,
+            Quantity.from_int(50),
+            Price.from_str("490.00"),
+            time_in_force=TimeInForce.GTD,
+            expire_time=expire,
+            tags=tags,
+        )  # noqa: E501
+        for o in [*resting, gtd]:
+            await submit(node, o, route)
+        await until(lambda: all(of(node, OrderAccepted, o) for o in [*resting, gtd]), what="resting accepted")
+        assert sorted(o.request.tif for o in gw.broker.open_orders()) == ["DAY", "GTC", "GTD"]
+        assert node.of(OrderRejected) == []
+
+    with_node(scenario)
+
+
+def test_an_ib_algo_goes_with_its_params_and_an_algo_ib_refuses_is_never_sent():
+    async def scenario(gw, node):
+        f = node.factory
+        algo = ["ib_algo:Adaptive:adaptivePriority=Patient"]
+        order = f.limit(
+            SPY,
+            OrderSide.BUY,
+            Quantity.from_int(50),
+            Price.from_str("499.00"),
+            time_in_force=TimeInForce.DAY,
+            tags=routed(SINGLE, algo),
+        )  # noqa: E501
+        await submit(node, order, SINGLE)
+        await until(lambda: of(node, OrderAccepted, order), what="accepted")
+        [ib] = [o.request for o in gw.broker.open_orders()]
+        assert (ib.algo_strategy, ib.algo_params) == ("Adaptive", (("adaptivePriority", "Patient"),))
+        stop = f.stop_market(
+            SPY,
+            OrderSide.SELL,
+            Quantity.from_int(50),
+            Price.from_str("498.00"),
+            time_in_force=TimeInForce.DAY,
+            tags=routed(GROUP, ["ib_algo:Adaptive"]),
+        )  # noqa: E501
+        await submit(node, stop, GROUP)
+        [rejected] = of(node, OrderRejected, stop)
+        assert "Adaptive" in rejected.reason and "STP" in rejected.reason
+        assert len(gw.broker.open_orders()) == 1 and gw.broker.fa_groups == {}
+
+    with_node(scenario)
+
+
+def test_an_order_to_an_account_the_login_does_not_manage_is_refused_before_sending():
+    async def scenario(gw, node):
+        order = node.factory.limit(
+            SPY, OrderSide.BUY, Quantity.from_int(5), Price.from_str("499.00"), tags=["ib_account:DU9999"]
+        )  # noqa: E501
+        await submit(node, order, SINGLE)
+        [rejected] = of(node, OrderRejected, order)
+        assert "DU9999" in rejected.reason
+        assert gw.broker.open_orders() == [] and gw.broker.completed_orders() == []
+
+    with_node(scenario)
+
+
+def bracket(node: Node, route: str, contingency=ContingencyType.OUO):
+    return node.factory.bracket(
+        SPY,
+        OrderSide.BUY,
+        Quantity.from_int(50),
+        contingency_type=contingency,
+        entry_order_type=OrderType.LIMIT,
+        entry_price=Price.from_str("499.00"),
+        tp_price=Price.from_str("505.00"),
+        sl_trigger_price=Price.from_str("495.00"),
+        entry_tags=routed(route),
+        tp_tags=routed(route),
+        sl_tags=routed(route),
+        time_in_force=TimeInForce.DAY,
+        tp_time_in_force=TimeInForce.DAY,
+        sl_time_in_force=TimeInForce.DAY,
+    )
+
+
+@pytest.mark.parametrize("route", [GROUP, SINGLE])
+def test_a_bracket_enters_then_takes_profit_and_the_stop_loss_is_cancelled(route):
+    async def scenario(gw, node):
+        # OUO resizes a group order at IB, so a group bracket is sent OCO
+        contingency = ContingencyType.OCO if route == GROUP else ContingencyType.OUO
+        lst = bracket(node, route, contingency)
+        entry, sl, tp = lst.orders
+        await submit_list(node, lst, {entry.client_order_id.value: TARGETS} if route == GROUP else None)
+        assert node.of(OrderRejected) == []
+        await until(lambda: all(of(node, OrderAccepted, o) for o in lst.orders), what="all accepted")
+        children = [r for r in (o.request for o in gw.broker.open_orders()) if r.parent_id]
+        assert len(children) == 2 and {r.oca_type for r in children} == {1 if route == GROUP else 2}
+        assert sum(filled(node, o) for o in lst.orders) == 0
+        gw.broker.set_book("SPY", bids=[(498.50, 1_000)], asks=[(498.99, 1_000)])  # the entry fills
+        await until(lambda: filled(node, entry) == 50, what="entry filled")
+        assert filled(node, tp) == 0 and filled(node, sl) == 0  # no child trades before it is started
+        gw.broker.set_book("SPY", bids=[(505.00, 1_000)], asks=[(505.02, 1_000)])  # the take-profit fills
+        await until(lambda: filled(node, tp) == 50 and of(node, OrderCanceled, sl), what="tp filled, sl cancelled")
+        assert filled(node, sl) == 0
+        assert booked(node, entry) == booked(node, tp) == expected_booking(route, 50)
+
+    with_node(scenario)
+
+
+def test_a_group_bracket_whose_children_ib_would_resize_or_allocate_otherwise_is_refused_whole():
+    async def scenario(gw, node):
+        lst = bracket(node, GROUP)  # OUO children of a group order
+        entry, sl, tp = lst.orders
+        await submit_list(node, lst, {entry.client_order_id.value: TARGETS})
+        assert {e.client_order_id for e in node.of(OrderRejected)} == {o.client_order_id for o in lst.orders}
+        assert "OUO" in node.of(OrderRejected)[0].reason
+        lst = bracket(node, GROUP, ContingencyType.OCO)
+        entry, sl, tp = lst.orders
+        other = {"DU1001": 10, "DU1002": 40}
+        await submit_list(node, lst, {entry.client_order_id.value: TARGETS, tp.client_order_id.value: other})
+        reasons = [e.reason for e in of(node, OrderRejected, tp)]
+        assert reasons and "allocation" in reasons[0]
+        assert gw.broker.open_orders() == [] and gw.broker.completed_orders() == [] and gw.broker.fa_groups == {}
+
+    with_node(scenario)
+
+
+@pytest.mark.parametrize("route", [GROUP, SINGLE])
+def test_an_oco_pair_the_first_fill_cancels_the_other(route):
+    async def scenario(gw, node):
+        lst = linked_pair(
+            node.trader_id, node.factory.strategy_id, SPY, OrderSide.SELL, Quantity.from_int(50),
+            Price.from_str("503.00"), Price.from_str("496.00"), prefix=f"O-{route}", tags=routed(route),
+        )  # fmt: skip
+        limit, stop = lst.orders
+        groups = {o.client_order_id.value: TARGETS for o in lst.orders} if route == GROUP else None
+        await submit_list(node, lst, groups)
+        await until(lambda: all(of(node, OrderAccepted, o) for o in lst.orders), what="accepted")
+        gw.broker.set_book("SPY", bids=[(495.00, 1_000)], asks=[(495.02, 1_000)])  # the stop triggers and sells
+        await until(lambda: filled(node, stop) == 50 and of(node, OrderCanceled, limit), what="stop filled")
+        assert booked(node, stop) == expected_booking(route, 50) and filled(node, limit) == 0
+        assert of(node, OrderExpired, limit) == []
+
+    with_node(scenario)
