@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_fake_gateway_broker import errors, execs, make, order, statuses
+from tests.broker_orders import errors, execs, make, order, statuses
 
 
 def bid(b, price: float, size: float = 1_000) -> None:

@@ -39,8 +39,8 @@ from nautilus_trader.trading.strategy import Strategy
 
 from tests.books import equity, snapshot
 from tests.ib_gateway_node import Node, run
+from tests.ib_order_node import ACCOUNT, submit, submit_list, the_gateway
 from tests.order_lists import linked_pair
-from tests.test_ib_order_types_gateway import ACCOUNT, submit, submit_list, the_gateway
 
 SPY = equity("SPY")
 T0 = 1_735_830_000_000_000_000  # 2025-01-02 15:00 UTC
