@@ -219,6 +219,8 @@ class ExecutionMatcher:
         # (account, execution base) -> newest sub-account execId published
         self._alloc_versions: dict[tuple[str, str], str] = {}
         self._unclaimed: set[str] = set()  # execIds whose block was not known when they came
+        # single-account executions filled before their commission: (client order id, execution)
+        self._alloc_waiting: dict[str, tuple[str, ExecutionRecord]] = {}
         self._refs: set[str] = set()  # orderRefs seen on executions
 
     def has_executions(self, order_ref: str) -> bool:
@@ -236,6 +238,11 @@ class ExecutionMatcher:
 
     def on_commission(self, report: CommissionRecord) -> Iterator[Effect]:
         exec_id = report.exec_id
+        waiting = self._alloc_waiting.pop(exec_id, None)
+        if waiting is not None:
+            self._allocated.add(exec_id)
+            yield AllocationReady(waiting[0], waiting[1], report.commission)
+            return
         if exec_id in self._filled or exec_id in self._allocated:
             return
         self._commissions[exec_id] = report
@@ -273,9 +280,12 @@ class ExecutionMatcher:
         block.waiting.discard(exec_id)
         commission = report.commission if report is not None else Decimal(0)
         yield MasterFill(block.client_order_id, execution, commission, execution.shares)
-        if block.account:
+        if block.account and report is not None:
             self._allocated.add(exec_id)
             yield AllocationReady(block.client_order_id, execution, commission)
+        elif block.account:
+            # filled without its commission: the client's allocation waits for it, as a group's do
+            self._alloc_waiting[exec_id] = (block.client_order_id, execution)
 
     def _is_fill(self, execution: ExecutionRecord) -> bool:
         """The master's execution of a group order, or the one execution of a single-account order."""
