@@ -10,12 +10,15 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import CancelOrder, ModifyOrder
 from nautilus_trader.model.enums import ContingencyType, OrderSide, OrderType, TimeInForce
 from nautilus_trader.model.events import (
     OrderAccepted,
     OrderCanceled,
     OrderExpired,
     OrderRejected,
+    OrderUpdated,
 )
 from nautilus_trader.model.objects import Price, Quantity
 
@@ -268,5 +271,50 @@ def test_an_oco_pair_the_first_fill_cancels_the_other(route):
         await until(lambda: filled(node, stop) == 50 and of(node, OrderCanceled, limit), what="stop filled")
         assert booked(node, stop) == expected_booking(route, 50) and filled(node, limit) == 0
         assert of(node, OrderExpired, limit) == []
+
+    with_node(scenario)
+
+
+def test_a_trailing_stops_stop_can_be_moved_and_cancelling_a_brackets_entry_cancels_its_children():
+    async def scenario(gw, node):
+        f = node.factory
+        trail = f.trailing_stop_market(
+            SPY, OrderSide.SELL, Quantity.from_int(20), trailing_offset=Decimal("1.00"),
+            trigger_price=Price.from_str("495.00"), time_in_force=TimeInForce.DAY, tags=routed(SINGLE),
+        )  # fmt: skip
+        await submit(node, trail, SINGLE)
+        await until(lambda: of(node, OrderAccepted, trail), what="accepted")
+        [venue_id] = {e.venue_order_id for e in of(node, OrderAccepted, trail)}
+        await node.client._modify_order(
+            ModifyOrder(
+                node.trader_id, trail.strategy_id, SPY, trail.client_order_id, venue_id, None, None,
+                Price.from_str("499.50"), UUID4(), node.clock.timestamp_ns(),
+            )
+        )  # fmt: skip
+        await until(lambda: of(node, OrderUpdated, trail), what="updated")
+        assert of(node, OrderUpdated, trail)[-1].trigger_price == Price.from_str("499.50")
+        [ib] = [o.request for o in gw.broker.open_orders()]
+        assert (ib.trail_stop_price, ib.aux_price) == (499.50, 1.00)  # the amount stays the trailing amount
+        gw.broker.set_book("SPY", bids=[(499.50, 1_000)], asks=[(499.52, 1_000)])
+        await until(lambda: filled(node, trail) == 20, what="the moved stop triggered")
+
+        lst = bracket(node, SINGLE)
+        await submit_list(node, lst)
+        entry = lst.orders[0]
+        await until(lambda: all(of(node, OrderAccepted, o) for o in lst.orders), what="bracket accepted")
+        [venue_id] = {e.venue_order_id for e in of(node, OrderAccepted, entry)}
+        await node.client._cancel_order(
+            CancelOrder(
+                node.trader_id,
+                entry.strategy_id,
+                SPY,
+                entry.client_order_id,
+                venue_id,
+                UUID4(),
+                node.clock.timestamp_ns(),
+            )
+        )
+        await until(lambda: all(of(node, OrderCanceled, o) for o in lst.orders), what="the whole bracket cancelled")
+        assert sum(filled(node, o) for o in lst.orders) == 0
 
     with_node(scenario)

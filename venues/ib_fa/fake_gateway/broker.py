@@ -433,7 +433,11 @@ class Broker:
         req.contract = o.instrument.contract
         # FA routing is fixed at acceptance, and so is a group order's size (modify_problem): its
         # targets and what each account already received stay as they are
+        if req.trail_stop_price is not None and req.trail_stop_price != o.request.trail_stop_price:
+            o.trail_stop = req.trail_stop_price  # a new stop price for a trailing stop: it trails on from there
         for name in ("total_quantity", "lmt_price", "aux_price", "tif", "good_till_date", "order_ref"):
+            setattr(o.request, name, getattr(req, name))
+        for name in ("trail_stop_price", "trailing_percent", "lmt_price_offset"):
             setattr(o.request, name, getattr(req, name))
         o.expires_at = parse_good_till_date(req.good_till_date) if req.tif == "GTD" else None
         self._emit(OrderUpdate(req.client_id, o.view()))

@@ -71,6 +71,7 @@ class OrderView:
     completed_time: str = ""
     completed_status: str = ""
     margins: dict[str, str] = field(default_factory=dict)
+    trail_stop_price: float | None = None  # a trailing stop's stop price now
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ class BrokerOrder:
             last_fill_price=self.last_price,
             completed_time=self.completed_time,
             completed_status=self.completed_status,
+            trail_stop_price=self.trail_stop if self.trail_stop is not None else self.request.trail_stop_price,
         )
 
 
