@@ -3,6 +3,7 @@ attached orders, held transmits and OCA groups (no sockets)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,3 +167,27 @@ def test_what_ib_refuses_of_these_types():
     b.place(order(5, "BUY", 10, "LMT", lmt=500.0, account="DU1001", algo_strategy="Adaptive"))
     assert errors(ev) == [(1, 201), (2, 201), (3, 201), (4, 201)]
     assert statuses(ev, 5)[-1] == "Submitted"
+
+
+# ticks an Adaptive limit walks from the near side toward its limit per book change (the fake's
+# documented approximation of IB's algo); Urgent works at the limit from the start
+ADAPTIVE_WALK = {"Patient": 1, "Normal": 2, "Urgent": None}
+
+
+@pytest.mark.parametrize("priority", list(ADAPTIVE_WALK))
+@pytest.mark.parametrize("side", ["BUY", "SELL"])
+def test_an_adaptive_limit_walks_from_the_near_side_to_its_limit(priority, side):
+    b, ev = make()
+    book = {"bids": [(500.00, 1_000)], "asks": [(500.06, 1_000)]}
+    b.set_book("SPY", **book)
+    limit = 500.10 if side == "BUY" else 499.96
+    params = (("adaptivePriority", priority),)
+    b.place(order(1, side, 10, "LMT", lmt=limit, account="DU1001", algo_strategy="Adaptive", algo_params=params))
+    steps = ADAPTIVE_WALK[priority]
+    # 6 ticks of spread to cross: Patient needs 6 book changes, Normal 3, Urgent none
+    changes = 0 if steps is None else -(-6 // steps)
+    for _ in range(changes):
+        assert execs(ev) == []
+        b.set_book("SPY", **book)
+    [e] = execs(ev)
+    assert (e.shares, e.price) == (10, 500.06 if side == "BUY" else 500.00)  # at the far side, never past the limit

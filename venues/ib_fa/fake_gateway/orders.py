@@ -18,8 +18,9 @@ from .pricing import GatewayPricing
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT", "MIT", "LIT", "TRAIL", "TRAIL LIMIT")
 TRAILING = ("TRAIL", "TRAIL LIMIT")
-# IB's algos the fake takes, and the order types IB lists for each. The fake works an algo order
-# as its base order (an approximation: no slicing, no pegging); its fills are allocated as any.
+# IB's algos the fake takes, and the order types IB lists for each. An Adaptive limit is pegged to
+# the near side and walks toward its limit (matching.py); Twap, Vwap and an Adaptive market order
+# are worked as their base order (no slicing). Their fills are allocated as any other's.
 ALGO_ORDER_TYPES = {"Adaptive": ("LMT", "MKT"), "Twap": ("LMT", "MKT"), "Vwap": ("LMT", "MKT")}
 TIMES_IN_FORCE = ("DAY", "GTC", "IOC", "FOK", "GTD")
 TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
@@ -50,6 +51,7 @@ class BrokerOrder:
     waiting_parent: bool = False  # a child: works only once its parent has filled
     trail_stop: float | None = None  # a trailing stop's current stop price
     trail_limit_offset: float = 0.0  # a trailing limit's limit, this far beyond the stop
+    algo_price: float | None = None  # an Adaptive limit order's pegged price now (matching.py)
 
     @property
     def key(self) -> tuple[int, int]:
