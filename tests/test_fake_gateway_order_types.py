@@ -3,6 +3,8 @@ attached orders, held transmits and OCA groups (no sockets)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -191,3 +193,24 @@ def test_an_adaptive_limit_walks_from_the_near_side_to_its_limit(priority, side)
         b.set_book("SPY", **book)
     [e] = execs(ev)
     assert (e.shares, e.price) == (10, 500.06 if side == "BUY" else 500.00)  # at the far side, never past the limit
+
+
+def test_a_twap_order_fills_no_faster_than_even_slices_over_its_window():
+    b, ev = make()
+    b.set_book("SPY", bids=[(499.99, 10_000)], asks=[(500.00, 10_000)])
+    start = b.clock.now()
+    end = start + timedelta(minutes=10)
+    params = (("strategyType", "Marketable"), ("endTime", end.strftime("%Y%m%d-%H:%M:%S")))
+    b.place(order(1, "BUY", 100, "LMT", lmt=500.00, account="DU1001", algo_strategy="Twap", algo_params=params))
+    assert execs(ev) == []  # nothing is due at the start
+    for seconds, due in ((60, 10), (90, 15), (300, 50), (599, 99), (600, 100), (700, 100)):
+        b.advance_clock(to=start + timedelta(seconds=seconds))
+        assert sum(e.shares for e in execs(ev)) == due, seconds
+    assert b.order(1).status == "Filled"
+
+
+def test_a_twap_with_an_unreadable_end_time_is_refused():
+    b, ev = make()
+    params = (("endTime", "teatime"),)
+    b.place(order(1, "BUY", 100, "LMT", lmt=500.00, account="DU1001", algo_strategy="Twap", algo_params=params))
+    assert errors(ev) == [(1, 201)]

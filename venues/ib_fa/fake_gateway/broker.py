@@ -34,7 +34,16 @@ from .executions import ExecutionDesk
 from .fa_groups import FaGroup, account_aliases_xml, fa_groups_from_xml, fa_groups_to_xml
 from .faults import INFO_TEXTS, FaultPlan
 from .model import ContractSpec, OrderRequest, OrderView
-from .orders import DONE, BrokerOrder, child_problem, modify_problem, order_problem, what_if_view
+from .orders import (
+    DONE,
+    BrokerOrder,
+    child_problem,
+    modify_problem,
+    order_problem,
+    twap_allowed,
+    twap_window,
+    what_if_view,
+)
 from .pricing import GatewayPricing
 
 
@@ -150,7 +159,8 @@ class Broker:
             if left <= 0 or o.status in DONE or not matching.is_working(o):
                 continue
             if matching.crosses_print(o, price):
-                q = min(left, o.remaining)
+                cap = self._cap(o)
+                q = min(left, o.remaining if cap is None else min(cap, o.remaining))
                 left -= q
                 self._execute(o, q, price, inst.contract.primary_exchange)
         self._match_resting(inst)
@@ -168,6 +178,8 @@ class Broker:
         for o in sorted(self._orders.values(), key=lambda o: o.seq):
             if o.status not in DONE and o.expires_at is not None and o.expires_at <= now:
                 self._finish(o, "Cancelled")
+            elif o.status not in DONE and o.twap_window is not None:
+                self._match(o)  # its next slices are due
 
     def correct_execution(
         self,
@@ -221,6 +233,7 @@ class Broker:
             self.faults.held_acks.add(key)
         if req.tif == "GTD":
             o.expires_at = parse_good_till_date(req.good_till_date)
+        o.twap_window = twap_window(req, self.clock.now())
         if req.fa_group:
             group = self.fa_groups[req.fa_group]
             o.accounts = group.accounts
@@ -448,8 +461,12 @@ class Broker:
             (o for o in self._orders.values() if o.instrument is inst and o.status not in DONE), key=lambda o: o.seq
         )
 
+    def _cap(self, o: BrokerOrder) -> int | None:
+        allowed = twap_allowed(o, self.clock.now())
+        return None if allowed is None else max(allowed - o.filled, 0)
+
     def _match(self, o: BrokerOrder) -> None:
-        if matching.match(o, self._execute):
+        if matching.match(o, self._execute, self._cap(o)):
             self._emit(DepthChanged(o.instrument.contract.con_id))
 
     def _match_resting(self, inst: Instrument) -> None:

@@ -130,8 +130,9 @@ def crosses_print(o: BrokerOrder, price: float) -> bool:
     return lmt is None or (price <= lmt if o.request.action == "BUY" else price >= lmt)
 
 
-def match(o: BrokerOrder, execute: Execute) -> bool:
-    """Fill the order against the opposite side of its book; True when it took any of it."""
+def match(o: BrokerOrder, execute: Execute, cap: int | None = None) -> bool:
+    """Fill the order against the opposite side of its book, at most `cap` shares (None: all it can);
+    True when it took any of it."""
     inst = o.instrument
     if o.request.order_type in TRIGGERED and not o.triggered and not (o.held or o.waiting_parent):
         best = (
@@ -146,9 +147,11 @@ def match(o: BrokerOrder, execute: Execute) -> bool:
     _walk_adaptive(o)
     levels = _levels(o)
     touched = False
-    while o.status not in DONE and o.remaining > 0 and levels and _marketable(o, levels[0][0]):
+    left = o.remaining if cap is None else min(cap, o.remaining)
+    while o.status not in DONE and left > 0 and levels and _marketable(o, levels[0][0]):
         price, size = levels[0]
-        q = int(min(size, o.remaining))
+        q = int(min(size, left))
+        left -= q
         if q <= 0:
             break
         levels[0][1] -= q

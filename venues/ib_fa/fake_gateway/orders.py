@@ -19,8 +19,9 @@ DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT", "MIT", "LIT", "TRAIL", "TRAIL LIMIT")
 TRAILING = ("TRAIL", "TRAIL LIMIT")
 # IB's algos the fake takes, and the order types IB lists for each. An Adaptive limit is pegged to
-# the near side and walks toward its limit (matching.py); Twap, Vwap and an Adaptive market order
-# are worked as their base order (no slicing). Their fills are allocated as any other's.
+# the near side and walks toward its limit (matching.py); a Twap order with an endTime fills no
+# faster than even slices over its window (`twap_allowed`); Vwap, an Adaptive market order and a
+# Twap without an end are worked as their base order. Their fills are allocated as any other's.
 ALGO_ORDER_TYPES = {"Adaptive": ("LMT", "MKT"), "Twap": ("LMT", "MKT"), "Vwap": ("LMT", "MKT")}
 TIMES_IN_FORCE = ("DAY", "GTC", "IOC", "FOK", "GTD")
 TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
@@ -52,6 +53,7 @@ class BrokerOrder:
     trail_stop: float | None = None  # a trailing stop's current stop price
     trail_limit_offset: float = 0.0  # a trailing limit's limit, this far beyond the stop
     algo_price: float | None = None  # an Adaptive limit order's pegged price now (matching.py)
+    twap_window: tuple[datetime, datetime] | None = None  # a Twap order's start and end
 
     @property
     def key(self) -> tuple[int, int]:
@@ -170,7 +172,34 @@ def _touch_trail_algo_problem(req: OrderRequest) -> str | None:
             return f"unknown algo {req.algo_strategy}"
         if t not in types:
             return f"the {req.algo_strategy} algo does not support {t} orders"
+        for key, value in req.algo_params:
+            if key in ("startTime", "endTime"):
+                try:
+                    parse_good_till_date(value)
+                except (ValueError, KeyError):
+                    return f"invalid {key} {value!r} for the {req.algo_strategy} algo"
     return None
+
+
+def twap_window(req: OrderRequest, now: datetime) -> tuple[datetime, datetime] | None:
+    """A Twap order's window, from its startTime (or now) to its endTime; None without an end."""
+    params = dict(req.algo_params)
+    if req.algo_strategy != "Twap" or "endTime" not in params:
+        return None
+    start = parse_good_till_date(params["startTime"]) if "startTime" in params else now
+    return start, max(parse_good_till_date(params["endTime"]), start)
+
+
+def twap_allowed(o: BrokerOrder, now: datetime) -> int | None:
+    """Shares a Twap order may have filled by `now`: even slices over its window (None: no cap)."""
+    if o.twap_window is None:
+        return None
+    start, end = o.twap_window
+    if now >= end:
+        return o.qty
+    if now <= start:
+        return 0
+    return int(o.qty * (now - start).total_seconds() // (end - start).total_seconds())
 
 
 def child_problem(req: OrderRequest, parent: BrokerOrder | None) -> tuple[int, str] | None:
