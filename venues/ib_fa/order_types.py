@@ -39,7 +39,7 @@ per-account shares are fixed when IB accepts it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -131,7 +131,6 @@ class Leg:
     oca_group: str = ""
     oca_type: int = 0
     transmit: bool = True
-    children: tuple[str, ...] = field(default_factory=tuple)
 
 
 def parse_tags(tags: Iterable[str] | None) -> OrderTags:
@@ -338,7 +337,6 @@ def contingent_legs(orders: Sequence) -> list[Leg]:
                 oca_group=group,
                 oca_type=oca_type,
                 transmit=coid in last_of_tree,
-                children=tuple(c for c in ordered if parents.get(c) == coid),
             )
         )
     return legs

@@ -248,6 +248,9 @@ class BlockPlacer:
                 ib_order = copy.copy(block.template)
                 ib_order.orderId = 0  # a fresh id: ib_async's counter restarts with each session
                 if block.parent is not None:
+                    if block.parent.ib_order is None:
+                        self._events.reject(block, f"its parent {block.parent.client_order_id} is not at IB")
+                        return
                     ib_order.parentId = block.parent.ib_order.orderId
                 trade = self._connection.ib.placeOrder(block.contract, ib_order)
             except ConnectionError as exc:
