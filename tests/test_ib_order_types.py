@@ -21,14 +21,8 @@ from nautilus_trader.model.identifiers import InstrumentId, StrategyId, TraderId
 from nautilus_trader.model.objects import Price, Quantity
 
 from tests.order_lists import linked_pair
-from venues.ib_fa.order_types import (
-    OrderRefused,
-    Route,
-    contingent_legs,
-    parse_tags,
-    to_ib_order,
-    tree_problem,
-)
+from venues.ib_fa.order_lists import Route, contingent_legs, tree_problem
+from venues.ib_fa.order_types import OrderRefused, parse_tags, to_ib_order
 
 SPY = InstrumentId.from_str("SPY.SMART")
 QTY = Quantity.from_int(100)

@@ -2,7 +2,7 @@
 across dropped sessions, at the session's pace.
 
 An order tagged `ib_account:<id>` goes to that account alone; any other needs its AllocationGroup.
-An order list goes as IB order trees (order_types.contingent_legs): a child carries its parent's
+An order list goes as IB order trees (order_lists.contingent_legs): a child carries its parent's
 IB order id and FA group, and only the last order of a tree is transmitted.
 
 A block is placed only after its group is written and read back (fa_groups), and never twice:
@@ -33,15 +33,8 @@ from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError
 from venues.ib_fa.exec_matcher import ExecutionMatcher
 from venues.ib_fa.fa_groups import AllocationGroupError, FAGroupWriter
 from venues.ib_fa.order_events import BlockEvents
-from venues.ib_fa.order_types import (
-    TRAILING_TYPES,
-    OrderRefused,
-    Route,
-    contingent_legs,
-    parse_tags,
-    to_ib_order,
-    tree_problem,
-)
+from venues.ib_fa.order_lists import Route, contingent_legs, tree_problem
+from venues.ib_fa.order_types import TRAILING_TYPES, OrderRefused, parse_tags, to_ib_order
 from venues.ib_fa.pacing import OrderThrottle
 from venues.ib_fa.parsing import OrderEventKind, Pending
 from venues.ib_fa.providers import IBFAInstrumentProvider
