@@ -318,3 +318,19 @@ def test_a_trailing_stops_stop_can_be_moved_and_cancelling_a_brackets_entry_canc
         assert sum(filled(node, o) for o in lst.orders) == 0
 
     with_node(scenario)
+
+
+def test_a_brackets_children_without_an_account_tag_go_to_their_parents_account():
+    async def scenario(gw, node):
+        lst = node.factory.bracket(
+            SPY, OrderSide.BUY, Quantity.from_int(50), entry_order_type=OrderType.LIMIT,
+            entry_price=Price.from_str("499.00"), tp_price=Price.from_str("505.00"),
+            sl_trigger_price=Price.from_str("495.00"), entry_tags=routed(SINGLE),
+            time_in_force=TimeInForce.DAY, tp_time_in_force=TimeInForce.DAY, sl_time_in_force=TimeInForce.DAY,
+        )  # fmt: skip
+        await submit_list(node, lst)
+        assert node.of(OrderRejected) == []
+        await until(lambda: all(of(node, OrderAccepted, o) for o in lst.orders), what="all accepted")
+        assert {(o.request.account, o.request.fa_group) for o in gw.broker.open_orders()} == {(ACCOUNT, "")}
+
+    with_node(scenario)

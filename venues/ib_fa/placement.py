@@ -104,7 +104,8 @@ class BlockPlacer:
                 block.parent = blocks[leg.parent]
                 # a child without an allocation of its own is allocated as its parent (IB's rule)
                 self._inherit_allocation(by_id[leg.client_order_id], by_id[leg.parent])
-            problem = self._prepare(block, by_id[leg.client_order_id])
+            inherited = block.parent.account if block.parent is not None else ""
+            problem = self._prepare(block, by_id[leg.client_order_id], inherited)
             if problem is not None:
                 self._reject_all(blocks.values(), f"{leg.client_order_id}: {problem}")
                 return
@@ -159,24 +160,29 @@ class BlockPlacer:
         group = self._groups[block.client_order_id.value]
         return Route(targets=tuple(sorted(group.targets.items())))
 
-    def _prepare(self, block: BlockOrder, order) -> str | None:
-        """Build the block's IB order; the reason it would be refused, or None."""
+    def _prepare(self, block: BlockOrder, order, parent_account: str = "") -> str | None:
+        """Build the block's IB order; the reason it would be refused, or None.
+
+        `parent_account`: a child's parent's account, which a child naming none goes to (IB
+        allocates a child as its parent).
+        """
         coid = order.client_order_id
         try:
             tags = parse_tags(order.tags)
         except OrderRefused as exc:
             return str(exc)
         group = self._groups.get(coid.value)
-        if tags.account:
+        account = tags.account or (parent_account if group is None else "")
+        if account:
             if group is not None:
                 return (
-                    f"both an AllocationGroup and account {tags.account} asked for: IB refuses an order "
+                    f"both an AllocationGroup and account {account} asked for: IB refuses an order "
                     "naming an account and a group"
                 )
             known = {*self._connection.sub_accounts, self.master}
-            if self._connection.sub_accounts and tags.account not in known:
-                return f"account {tags.account} is not managed by FA master {self.master}"
-            block.account = block.fills.account = tags.account
+            if self._connection.sub_accounts and account not in known:
+                return f"account {account} is not managed by FA master {self.master}"
+            block.account = block.fills.account = account
         else:
             if group is None:
                 return (
