@@ -334,3 +334,23 @@ def test_a_brackets_children_without_an_account_tag_go_to_their_parents_account(
         assert {(o.request.account, o.request.fa_group) for o in gw.broker.open_orders()} == {(ACCOUNT, "")}
 
     with_node(scenario)
+
+
+def test_an_ouo_sibling_is_reduced_by_what_the_other_filled():
+    async def scenario(gw, node):
+        lst = linked_pair(
+            node.trader_id, node.factory.strategy_id, SPY, OrderSide.SELL, Quantity.from_int(50),
+            Price.from_str("503.00"), Price.from_str("496.00"), prefix="OUO", tags=routed(SINGLE),
+            contingency=ContingencyType.OUO,
+        )  # fmt: skip
+        limit, stop = lst.orders
+        await submit_list(node, lst)
+        await until(lambda: all(of(node, OrderAccepted, o) for o in lst.orders), what="accepted")
+        gw.broker.set_book("SPY", bids=[(503.00, 20)], asks=[(503.02, 1_000)])  # the limit sells 20 of 50
+        await until(lambda: filled(node, limit) == 20 and of(node, OrderUpdated, stop), what="stop reduced")
+        assert of(node, OrderUpdated, stop)[-1].quantity == Quantity.from_int(30)
+        gw.broker.set_book("SPY", bids=[(495.00, 1_000)], asks=[(495.02, 1_000)])  # the stop sells the other 30
+        await until(lambda: filled(node, stop) == 30, what="stop filled")
+        assert booked(node, stop) == {ACCOUNT: 30} and booked(node, limit) == {ACCOUNT: 20}
+
+    with_node(scenario)

@@ -359,7 +359,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         block = self._blocks.get(order.orderRef)
         if block is not None and block.perm_id in (0, order.permId):
             trigger = order.trailStopPrice if block.order_type in TRAILING_TYPES else order.auxPrice
-            self._events.on_open_order(block, order.lmtPrice, trigger)
+            self._events.on_open_order(block, order.lmtPrice, trigger, order.totalQuantity)
 
     def _on_error(self, req_id, code, text, contract=None) -> None:
         if self.fa_groups.on_error(req_id, code, text):
