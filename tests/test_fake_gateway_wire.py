@@ -11,7 +11,7 @@ from datetime import UTC
 from types import SimpleNamespace
 
 import pytest
-from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, Order, Stock, StopOrder
+from ib_async import IB, ExecutionFilter, LimitOrder, MarketOrder, Order, Stock, StopOrder, TagValue
 from ib_async.client import Client
 from ib_async.decoder import Decoder
 from ib_async.wrapper import Wrapper
@@ -139,6 +139,30 @@ def test_place_order_fields_decode_as_ib_async_encodes_them():
         True,
         "FOK",
     )
+
+
+def test_trailing_oca_child_and_algo_fields_decode_as_ib_async_encodes_them():
+    contract = Stock("SPY", "SMART", "USD", conId=756733, primaryExchange="ARCA")
+    orders = [
+        Order(orderType="TRAIL", action="SELL", totalQuantity=7, auxPrice=0.5, trailStopPrice=495.0, account="DU1"),
+        Order(
+            orderType="TRAIL LIMIT", action="SELL", totalQuantity=7, trailingPercent=0.25, lmtPriceOffset=0.1,
+            account="DU1", parentId=41, transmit=False, ocaGroup="OCA-1", ocaType=2,
+        ),
+        Order(
+            orderType="LMT", action="BUY", totalQuantity=9, lmtPrice=500.0, faGroup="G", algoStrategy="Adaptive",
+            algoParams=[TagValue("adaptivePriority", "Patient")], whatIf=True,
+        ),
+    ]  # fmt: skip
+    [f1, f2, f3] = _encoded_by_ib_async(lambda c: [c.placeOrder(40 + i, contract, o) for i, o in enumerate(orders)])
+    r = decoders.decode_place_order(f1)
+    assert (r.order_type, r.aux_price, r.trail_stop_price, r.trailing_percent) == ("TRAIL", 0.5, 495.0, None)
+    assert (r.parent_id, r.transmit, r.oca_group, r.oca_type, r.lmt_price_offset) == (0, True, "", 0, None)
+    r = decoders.decode_place_order(f2)
+    assert (r.order_type, r.aux_price, r.trailing_percent, r.lmt_price_offset) == ("TRAIL LIMIT", None, 0.25, 0.1)
+    assert (r.parent_id, r.transmit, r.oca_group, r.oca_type) == (41, False, "OCA-1", 2)
+    r = decoders.decode_place_order(f3)
+    assert (r.algo_strategy, r.algo_params, r.what_if) == ("Adaptive", (("adaptivePriority", "Patient"),), True)
 
 
 def test_other_requests_decode_as_ib_async_encodes_them():

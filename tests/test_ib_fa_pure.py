@@ -23,6 +23,7 @@ from venues.ib_fa.config import (
     resolve_connection,
 )
 from venues.ib_fa.connection import MissingAccountsError, NotFAMasterError, check_fa_master, check_plan_accounts
+from venues.ib_fa.order_types import format_good_till, to_ib_order
 from venues.ib_fa.parsing import (
     OrderEventKind as K,
 )
@@ -30,13 +31,11 @@ from venues.ib_fa.parsing import (
     Pending,
     event_for_error,
     event_for_status,
-    format_good_till,
     ib_time_to_ns,
     is_informational,
     liquidity_side,
     order_status_from_ib,
     side_from_ib,
-    to_ib_order,
 )
 
 SPY = InstrumentId.from_str("SPY.SMART")

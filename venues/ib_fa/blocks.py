@@ -27,6 +27,7 @@ from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Strat
 from strategies import order_ids
 from venues.ib_fa.connection import IBFAConnection
 from venues.ib_fa.exec_matcher import BlockFills, ExecutionRecord, OrderState
+from venues.ib_fa.order_types import OrderRefused, parse_tags
 from venues.ib_fa.parsing import OrderEventKind, Pending
 
 
@@ -38,6 +39,8 @@ class BlockOrder:
     side: OrderSide
     order_type: OrderType
     expire_time_ns: int | None = None
+    account: str = ""  # a single-account order's account (IB `account`); "" for an FA group block
+    parent: BlockOrder | None = None  # an order list's parent: its IB order id is this one's parentId
     group_name: str | None = None
     ib_order: IBOrder | None = None
     contract: Contract | None = None
@@ -55,7 +58,14 @@ class BlockOrder:
     fills: BlockFills = field(init=False)  # its master executions, as the matcher counts them
 
     def __post_init__(self) -> None:
-        self.fills = BlockFills(self.client_order_id.value)
+        self.fills = BlockFills(self.client_order_id.value, account=self.account)
+
+
+def _tagged_account(tags) -> str:
+    try:
+        return parse_tags(tags).account
+    except OrderRefused:
+        return ""  # it was refused when submitted, so never placed to an account
 
 
 class BlockRegistry:
@@ -152,7 +162,8 @@ class BlockRegistry:
             instrument_id=order.instrument_id,
             side=order.side,
             order_type=order.order_type,
-            expire_time_ns=order.expire_time_ns or None,
+            expire_time_ns=getattr(order, "expire_time_ns", 0) or None,  # a market order has none
+            account=_tagged_account(order.tags),
             venue_order_id=VenueOrderId(str(order_id)) if order_id else order.venue_order_id,
             accepted=order.is_open,
             closed=order.is_closed,

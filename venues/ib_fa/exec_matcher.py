@@ -10,6 +10,10 @@ sub-account allocation, each with its own execId and commission report, in no gu
   report are in, once per execId, so replays after a reconnect change nothing;
 - master and allocation executions are never added together (ib_async's `Trade.filled()` does).
 
+A single-account order (IB `account` set, no faGroup) has no master execution: IB reports each
+fill once, under that account. Such an execution is the order's fill and, with the same execId
+and commission, its one allocation.
+
 IB corrects an execution by re-sending it with a newer version of its execId (the part after the
 last '.', strategies.events.execution_base), possibly with another quantity, price and commission:
 
@@ -81,6 +85,7 @@ class BlockFills:
     """The matcher's count of one block's master executions, kept with the block."""
 
     client_order_id: str
+    account: str = ""  # a single-account order's account: its executions are both fill and allocation
     waiting: set[str] = field(default_factory=set)  # master execIds waiting for a commission
     master_qty: float = 0.0  # shares of the master executions seen
     emitted: dict[str, float] = field(default_factory=dict)  # trade id -> shares of each fill sent
@@ -214,6 +219,8 @@ class ExecutionMatcher:
         # (account, execution base) -> newest sub-account execId published
         self._alloc_versions: dict[tuple[str, str], str] = {}
         self._unclaimed: set[str] = set()  # execIds whose block was not known when they came
+        # single-account executions filled before their commission: (client order id, execution)
+        self._alloc_waiting: dict[str, tuple[str, ExecutionRecord]] = {}
         self._refs: set[str] = set()  # orderRefs seen on executions
 
     def has_executions(self, order_ref: str) -> bool:
@@ -231,13 +238,18 @@ class ExecutionMatcher:
 
     def on_commission(self, report: CommissionRecord) -> Iterator[Effect]:
         exec_id = report.exec_id
+        waiting = self._alloc_waiting.pop(exec_id, None)
+        if waiting is not None:
+            self._allocated.add(exec_id)
+            yield AllocationReady(waiting[0], waiting[1], report.commission)
+            return
         if exec_id in self._filled or exec_id in self._allocated:
             return
         self._commissions[exec_id] = report
         execution = self._executions.get(exec_id)
         if execution is None:
             return
-        if execution.account == self.master:
+        if self._is_fill(execution):
             yield from self.commission_due(exec_id)
         else:
             yield from self._allocate(exec_id)
@@ -268,6 +280,19 @@ class ExecutionMatcher:
         block.waiting.discard(exec_id)
         commission = report.commission if report is not None else Decimal(0)
         yield MasterFill(block.client_order_id, execution, commission, execution.shares)
+        if block.account and report is not None:
+            self._allocated.add(exec_id)
+            yield AllocationReady(block.client_order_id, execution, commission)
+        elif block.account:
+            # filled without its commission: the client's allocation waits for it, as a group's do
+            self._alloc_waiting[exec_id] = (block.client_order_id, execution)
+
+    def _is_fill(self, execution: ExecutionRecord) -> bool:
+        """The master's execution of a group order, or the one execution of a single-account order."""
+        if execution.account == self.master:
+            return True
+        block = self._block_of(execution)
+        return block is not None and block.account == execution.account
 
     def _claim(self, exec_id: str) -> Iterator[Effect]:
         """The block of an execution (the generator's value); one whose block is not known yet is kept."""
@@ -283,7 +308,7 @@ class ExecutionMatcher:
 
     def _take(self, exec_id: str) -> Iterator[Effect]:
         execution = self._executions[exec_id]
-        if execution.account == self.master:
+        if self._is_fill(execution):
             block = yield from self._claim(exec_id)
             if block is None:
                 return

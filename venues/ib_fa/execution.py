@@ -1,5 +1,9 @@
 """IB FA execution client: one ContractsOrShares group per block order, per-account allocations.
 
+Orders tagged `ib_account:<id>` go to that one account instead, and order lists (brackets,
+OTO, OCO, OUO) go as IB order trees; order types, algos and what is refused before sending are
+in order_types.
+
 The strategy publishes an `AllocationGroup` before each block. Submitting the block writes that
 group with replaceFA, waits for replaceFAEnd, reads it back with requestFA (fa_groups) and only
 then places the order with `faGroup` (never `account`: IB rejects orders naming both).
@@ -52,6 +56,7 @@ from nautilus_trader.execution.messages import (
     GeneratePositionStatusReports,
     ModifyOrder,
     SubmitOrder,
+    SubmitOrderList,
 )
 from nautilus_trader.execution.reports import FillReport, OrderStatusReport, PositionStatusReport
 from nautilus_trader.live.execution_client import LiveExecutionClient
@@ -72,6 +77,7 @@ from venues.ib_fa.connection import IBFAConnection, ReconnectFailedError
 from venues.ib_fa.exec_matcher import ExecutionMatcher
 from venues.ib_fa.fa_groups import FAGroupWriter
 from venues.ib_fa.order_events import BlockEvents
+from venues.ib_fa.order_types import TRAILING_TYPES
 from venues.ib_fa.pacing import OrderThrottle
 from venues.ib_fa.parsing import PACING_CODE, Pending, commission_record, execution_record
 from venues.ib_fa.placement import BlockPlacer
@@ -284,6 +290,12 @@ class IBFAExecutionClient(LiveExecutionClient):
         self.generate_order_submitted(command.strategy_id, order.instrument_id, order.client_order_id, ts)
         await self._placer.submit(command)
 
+    async def _submit_order_list(self, command: SubmitOrderList) -> None:
+        ts = self._clock.timestamp_ns()
+        for order in command.order_list.orders:
+            self.generate_order_submitted(command.strategy_id, order.instrument_id, order.client_order_id, ts)
+        await self._placer.submit_list(command)
+
     async def _modify_order(self, command: ModifyOrder) -> None:
         block = self._blocks.get(command.client_order_id.value)
         if block is None or block.ib_order is None or block.closed:
@@ -346,7 +358,8 @@ class IBFAExecutionClient(LiveExecutionClient):
         # only a block already attached: an open order is adopted by the resync, not from here
         block = self._blocks.get(order.orderRef)
         if block is not None and block.perm_id in (0, order.permId):
-            self._events.on_open_order(block, order.lmtPrice, order.auxPrice)
+            trigger = order.trailStopPrice if block.order_type in TRAILING_TYPES else order.auxPrice
+            self._events.on_open_order(block, order.lmtPrice, trigger, order.totalQuantity)
 
     def _on_error(self, req_id, code, text, contract=None) -> None:
         if self.fa_groups.on_error(req_id, code, text):

@@ -52,6 +52,13 @@ from venues.ib_fa.parsing import (
 EXPIRY_TOLERANCE_NS = 2_000_000_000  # IB's cancel of an expired GTD order lands a little after it
 
 
+def _price(value: float, precision: int) -> Price | None:
+    """An IB price field as a Price; None for IB's unset (a trailing stop before its first stop price)."""
+    if value is None or value != value or abs(value) >= 1e300:
+        return None
+    return Price(value, precision)
+
+
 class BlockEvents:
     """Sends the order events of an execution client's blocks and publishes their allocations."""
 
@@ -173,9 +180,14 @@ class BlockEvents:
         self.apply_ib_state(block, trade.orderStatus.status, filled)
         self.apply(self._matcher.take_kept(block.client_order_id.value))
 
-    def on_open_order(self, block: BlockOrder, lmt_price: float, aux_price: float) -> None:
+    def on_open_order(
+        self, block: BlockOrder, lmt_price: float, aux_price: float, quantity: float | None = None
+    ) -> None:
         """IB's openOrder of an accepted block: an OrderUpdated when it answers a modify or carries
-        other prices than NautilusTrader's order has.
+        other prices than NautilusTrader's order has. `aux_price` is the trigger: a trailing stop's
+        is its trailStopPrice (its auxPrice is the trailing amount). A single-account order IB
+        reduced (an OUO sibling of an order that filled) is updated to IB's `quantity`; a group
+        block's size never changes.
 
         The update is read from what IB reports, not from what was sent: of several modifies in
         flight one may be refused (error 100, 110 ...), and the order then rests at the others'.
@@ -186,14 +198,19 @@ class BlockEvents:
         instrument = self._cache.instrument(block.instrument_id)
         if order is None or instrument is None:
             return
-        price = Price(lmt_price, instrument.price_precision) if order.has_price else None
-        trigger = Price(aux_price, instrument.price_precision) if order.has_trigger_price else None
+        price = _price(lmt_price, instrument.price_precision) if order.has_price else None
+        trigger = _price(aux_price, instrument.price_precision) if order.has_trigger_price else None
         answered = block.modifies_in_flight > 0
         if answered:
             block.modifies_in_flight -= 1
             if not block.modifies_in_flight:
                 block.pending = Pending.NONE
         moved = (price is not None and price != order.price) or (trigger is not None and trigger != order.trigger_price)
+        size = order.quantity
+        if block.account and quantity is not None and 0 < quantity < 1e300:
+            reduced = Quantity(quantity, instrument.size_precision)
+            if order.filled_qty < reduced < order.quantity:
+                size, moved = reduced, True
         if not (answered or moved):
             return
         self._client.generate_order_updated(
@@ -201,7 +218,7 @@ class BlockEvents:
             block.instrument_id,
             block.client_order_id,
             block.venue_order_id,
-            order.quantity,
+            size,
             price,
             trigger,
             self._clock.timestamp_ns(),

@@ -1,4 +1,4 @@
-"""Pure mappings between NautilusTrader and ib_async / IB wire values."""
+"""Pure mappings between NautilusTrader and ib_async / IB wire values (orders themselves: order_types)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,12 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from ib_async import Order as IBOrder
-from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderStatus, OrderType, TimeInForce
+from nautilus_trader.model.enums import LiquiditySide, OrderSide, OrderStatus
 
 from venues.ib_fa.exec_matcher import CommissionRecord, ExecutionRecord
+from venues.ib_fa.order_types import ORDER_TYPES, TIME_IN_FORCE
 
-ORDER_TYPES: dict[OrderType, str] = {
-    OrderType.LIMIT: "LMT",
-    OrderType.MARKET: "MKT",
-    OrderType.STOP_MARKET: "STP",
-    OrderType.STOP_LIMIT: "STP LMT",
-}
 ORDER_TYPES_FROM_IB = {v: k for k, v in ORDER_TYPES.items()}
-
-TIME_IN_FORCE: dict[TimeInForce, str] = {
-    TimeInForce.DAY: "DAY",
-    TimeInForce.GTC: "GTC",
-    TimeInForce.IOC: "IOC",
-    TimeInForce.FOK: "FOK",
-    TimeInForce.GTD: "GTD",
-}
 TIME_IN_FORCE_FROM_IB = {v: k for k, v in TIME_IN_FORCE.items()}
 
 # Codes that report on connectivity or annotate a live order; none of them ends an order, yet
@@ -170,51 +156,6 @@ def liquidity_side(last_liquidity: int) -> LiquiditySide:
     if last_liquidity in (2, 3):
         return LiquiditySide.TAKER
     return LiquiditySide.NO_LIQUIDITY_SIDE
-
-
-def format_good_till(ts_ns: int) -> str:
-    """IB goodTillDate with an explicit zone, so the TWS login's time zone never applies.
-
-    IB takes whole seconds. Rounded up: IB must not expire a block before the strategy's own
-    deadline, which cancels it on time anyway; truncating would let IB end it up to 1 s early.
-    """
-    seconds = -(-int(ts_ns) // 1_000_000_000)
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y%m%d %H:%M:%S UTC")
-
-
-def to_ib_order(order, *, fa_group: str, order_id: int = 0) -> IBOrder:
-    """A NautilusTrader order as an ib_async FA block order routed by `fa_group` alone.
-
-    `account` stays empty: IB rejects an order that names both an account and a group (201).
-    orderRef carries the client order id, so executions and open orders map back after a restart.
-    """
-    if not fa_group:
-        raise ValueError("an FA block order needs an allocation group")
-    ib_type = ORDER_TYPES.get(order.order_type)
-    if ib_type is None:
-        raise ValueError(f"order type {order.order_type.name} is not supported for IB FA blocks")
-    tif = TIME_IN_FORCE.get(order.time_in_force)
-    if tif is None:
-        raise ValueError(f"time in force {order.time_in_force.name} is not supported for IB FA blocks")
-    ib_order = IBOrder(
-        orderId=order_id,
-        action="BUY" if order.side == OrderSide.BUY else "SELL",
-        totalQuantity=float(order.quantity.as_double()),
-        orderType=ib_type,
-        tif=tif,
-        orderRef=order.client_order_id.value,
-        faGroup=fa_group,
-        transmit=True,
-    )
-    if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-        ib_order.lmtPrice = float(order.price.as_double())
-    if order.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT):
-        ib_order.auxPrice = float(order.trigger_price.as_double())
-    if order.time_in_force == TimeInForce.GTD:
-        if not order.expire_time_ns:
-            raise ValueError("a GTD order needs an expire time")
-        ib_order.goodTillDate = format_good_till(order.expire_time_ns)
-    return ib_order
 
 
 def side_from_ib(side: str) -> OrderSide:

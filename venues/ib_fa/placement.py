@@ -1,5 +1,9 @@
-"""Placing, modifying and cancelling block orders at IB: each with its FA group, once, across
-dropped sessions, at the session's pace.
+"""Placing, modifying and cancelling orders at IB: each with its FA group or its one account, once,
+across dropped sessions, at the session's pace.
+
+An order tagged `ib_account:<id>` goes to that account alone; any other needs its AllocationGroup.
+An order list goes as IB order trees (order_lists.contingent_legs): a child carries its parent's
+IB order id and FA group, and only the last order of a tree is transmitted.
 
 A block is placed only after its group is written and read back (fa_groups), and never twice:
 before every attempt an IB order with the block's orderRef is looked for and attached to
@@ -18,7 +22,7 @@ import asyncio
 import copy
 
 from nautilus_trader.common.component import LiveClock, Logger
-from nautilus_trader.execution.messages import SubmitOrder
+from nautilus_trader.execution.messages import SubmitOrder, SubmitOrderList
 from nautilus_trader.model.identifiers import VenueOrderId
 from nautilus_trader.model.objects import Price
 
@@ -29,8 +33,10 @@ from venues.ib_fa.connection import IBFAConnection, IBFAConnectionError
 from venues.ib_fa.exec_matcher import ExecutionMatcher
 from venues.ib_fa.fa_groups import AllocationGroupError, FAGroupWriter
 from venues.ib_fa.order_events import BlockEvents
+from venues.ib_fa.order_lists import Route, contingent_legs, tree_problem
+from venues.ib_fa.order_types import TRAILING_TYPES, OrderRefused, parse_tags, to_ib_order
 from venues.ib_fa.pacing import OrderThrottle
-from venues.ib_fa.parsing import OrderEventKind, Pending, to_ib_order
+from venues.ib_fa.parsing import OrderEventKind, Pending
 from venues.ib_fa.providers import IBFAInstrumentProvider
 
 
@@ -70,44 +76,137 @@ class BlockPlacer:
         self._groups[group.client_order_id] = group
 
     async def submit(self, command: SubmitOrder) -> None:
-        """Check a submitted block against its allocation group and place it."""
+        """Check a submitted order against its allocation (group or account) and place it."""
         order = command.order
+        block = self._new_block(command.strategy_id, order)
+        problem = self._prepare(block, order)
+        if problem is not None:
+            self._events.reject(block, problem)
+            return
+        await self.place(block)
+
+    async def submit_list(self, command: SubmitOrderList) -> None:
+        """Place an order list as IB order tree(s): parents first, held until the last child is in.
+
+        Every order is checked first; if any would be refused, all are rejected and none is sent.
+        """
+        orders = list(command.order_list.orders)
+        blocks = {o.client_order_id.value: self._new_block(command.strategy_id, o) for o in orders}
+        try:
+            legs = contingent_legs(orders)
+        except OrderRefused as exc:
+            self._reject_all(blocks.values(), str(exc))
+            return
+        by_id = {o.client_order_id.value: o for o in orders}
+        for leg in legs:
+            block = blocks[leg.client_order_id]
+            if leg.parent:
+                block.parent = blocks[leg.parent]
+                # a child without an allocation of its own is allocated as its parent (IB's rule)
+                self._inherit_allocation(by_id[leg.client_order_id], by_id[leg.parent])
+            inherited = block.parent.account if block.parent is not None else ""
+            problem = self._prepare(block, by_id[leg.client_order_id], inherited)
+            if problem is not None:
+                self._reject_all(blocks.values(), f"{leg.client_order_id}: {problem}")
+                return
+        routes = {leg.client_order_id: self._route(blocks[leg.client_order_id]) for leg in legs}
+        quantities = {coid: int(o.quantity) for coid, o in by_id.items()}
+        problem = tree_problem(legs, routes, quantities)
+        if problem is not None:
+            self._reject_all(blocks.values(), problem)
+            return
+        for leg in legs:
+            template = blocks[leg.client_order_id].template
+            template.transmit = leg.transmit
+            template.ocaGroup = leg.oca_group
+            if leg.oca_type:
+                template.ocaType = leg.oca_type
+        for leg in legs:
+            block = blocks[leg.client_order_id]
+            if block.parent is not None and block.parent.ib_order is None:
+                self._events.reject(block, f"its parent {leg.parent} was not placed")
+                continue
+            await self.place(block)
+
+    def _new_block(self, strategy_id, order) -> BlockOrder:
         coid = order.client_order_id
         block = BlockOrder(
             client_order_id=coid,
-            strategy_id=command.strategy_id,
+            strategy_id=strategy_id,
             instrument_id=order.instrument_id,
             side=order.side,
             order_type=order.order_type,
-            expire_time_ns=order.expire_time_ns or None,
+            expire_time_ns=getattr(order, "expire_time_ns", 0) or None,  # a market order has none
         )
         self._blocks.add(block)
         if not self._blocks.is_ours(coid.value):
             self._log.warning(f"{coid} is not of this run's orderRefs: a restarted process will not re-attach to it")
+        return block
+
+    def _reject_all(self, blocks, reason: str) -> None:
+        for block in blocks:
+            self._events.reject(block, reason)
+
+    def _inherit_allocation(self, child, parent) -> None:
+        group = self._groups.get(parent.client_order_id.value)
+        if child.client_order_id.value not in self._groups and group is not None:
+            self._groups[child.client_order_id.value] = AllocationGroup(
+                child.client_order_id.value, group.instrument_id, child.side.name, dict(group.targets), group.method
+            )
+
+    def _route(self, block: BlockOrder) -> Route:
+        if block.account:
+            return Route(account=block.account)
+        group = self._groups[block.client_order_id.value]
+        return Route(targets=tuple(sorted(group.targets.items())))
+
+    def _prepare(self, block: BlockOrder, order, parent_account: str = "") -> str | None:
+        """Build the block's IB order; the reason it would be refused, or None.
+
+        `parent_account`: a child's parent's account, which a child naming none goes to (IB
+        allocates a child as its parent).
+        """
+        coid = order.client_order_id
+        try:
+            tags = parse_tags(order.tags)
+        except OrderRefused as exc:
+            return str(exc)
         group = self._groups.get(coid.value)
-        if group is None:
-            self._events.reject(
-                block, "no AllocationGroup published for this order: an FA login needs an allocation (faGroup)"
-            )
-            return
-        if sum(group.targets.values()) != int(order.quantity):
-            self._events.reject(
-                block, f"allocation targets add up to {sum(group.targets.values())}, order is for {order.quantity}"
-            )
-            return
-        unknown = sorted(set(group.targets) - set(self._connection.sub_accounts))
-        if self._connection.sub_accounts and unknown:
-            self._events.reject(block, f"accounts not managed by FA master {self.master}: {unknown[:10]}")
-            return
+        account = tags.account or (parent_account if group is None else "")
+        if account:
+            if group is not None:
+                return (
+                    f"both an AllocationGroup and account {account} asked for: IB refuses an order "
+                    "naming an account and a group"
+                )
+            known = {*self._connection.sub_accounts, self.master}
+            if self._connection.sub_accounts and account not in known:
+                return f"account {account} is not managed by FA master {self.master}"
+            block.account = block.fills.account = account
+        else:
+            if group is None:
+                return (
+                    "no AllocationGroup published for this order and no ib_account tag: an FA login needs "
+                    "an allocation (faGroup or account)"
+                )
+            if sum(group.targets.values()) != int(order.quantity):
+                return f"allocation targets add up to {sum(group.targets.values())}, order is for {order.quantity}"
+            unknown = sorted(set(group.targets) - set(self._connection.sub_accounts))
+            if self._connection.sub_accounts and unknown:
+                return f"accounts not managed by FA master {self.master}: {unknown[:10]}"
         try:
             contract = self._provider.contract_for(order.instrument_id)
-            name = fa_xml.group_name(coid.value, self._group_prefix)
-            ib_order = to_ib_order(order, fa_group=name)
+            if block.account:
+                ib_order = to_ib_order(order, account=block.account)
+            else:
+                # a child shares its parent's group: IB allocates it as the parent
+                owner = block.parent.client_order_id.value if block.parent is not None else coid.value
+                block.group_name = fa_xml.group_name(owner, self._group_prefix)
+                ib_order = to_ib_order(order, fa_group=block.group_name)
         except (KeyError, ValueError) as exc:
-            self._events.reject(block, str(exc))
-            return
-        block.group_name, block.contract, block.template = name, contract, ib_order
-        await self.place(block)
+            return str(exc)
+        block.contract, block.template = contract, ib_order
+        return None
 
     async def place(self, block: BlockOrder) -> None:
         """Write the block's group and place it, unless IB already has an order with its orderRef.
@@ -116,7 +215,7 @@ class BlockPlacer:
         every attempt keeps it to one IB order.
         """
         coid = block.client_order_id.value
-        group = self._groups[coid]
+        group = self._groups.get(coid)
         for _ in range(self._connection.settings.reconnect_max_attempts + 1):
             if block.closed or block.ib_order is not None:
                 return
@@ -137,7 +236,8 @@ class BlockPlacer:
                 self._events.close(block, OrderEventKind.CANCELED, self._clock.timestamp_ns())
                 return
             try:
-                await self._fa_groups.write_group(block.group_name, group.targets, group.method)
+                if group is not None and block.parent is None:
+                    await self._fa_groups.write_group(block.group_name, group.targets, group.method)
                 await self._throttle.turn()
                 if block.closed or block.ib_order is not None or self._blocks.ib_trade_for_ref(coid) is not None:
                     continue  # a resync during the write settled it
@@ -146,6 +246,11 @@ class BlockPlacer:
                     return
                 ib_order = copy.copy(block.template)
                 ib_order.orderId = 0  # a fresh id: ib_async's counter restarts with each session
+                if block.parent is not None:
+                    if block.parent.ib_order is None:
+                        self._events.reject(block, f"its parent {block.parent.client_order_id} is not at IB")
+                        return
+                    ib_order.parentId = block.parent.ib_order.orderId
                 trade = self._connection.ib.placeOrder(block.contract, ib_order)
             except ConnectionError as exc:
                 self._log.warning(f"{coid}: IB session dropped while placing ({exc}); retrying once it is back")
@@ -173,7 +278,9 @@ class BlockPlacer:
         ib_order = copy.copy(block.ib_order)
         if price is not None:
             ib_order.lmtPrice = price.as_double()
-        if trigger_price is not None:
+        if trigger_price is not None and block.order_type in TRAILING_TYPES:
+            ib_order.trailStopPrice = trigger_price.as_double()  # auxPrice is the trailing amount
+        elif trigger_price is not None:
             ib_order.auxPrice = trigger_price.as_double()
         try:
             self._connection.ib.placeOrder(block.contract, ib_order)

@@ -2,7 +2,9 @@
 
 It knows nothing about sockets. Everything it wants the outside world to see is an event
 (events.py) handed to its listeners, in the order IB would send it; the server turns events into
-messages. The jobs it delegates: matching against the book (matching.py), who gets which shares
+messages. Attached orders (parentId) start once their parent fills, orders sent with
+transmit=False wait for the next transmitted order of their tree, and OCA groups cancel or reduce
+their other orders as one fills. The jobs it delegates: matching against the book (matching.py), who gets which shares
 of a group order (allocation.py), booking and reporting fills and their corrections
 (executions.py), each account's cash and positions (accounts.py).
 """
@@ -32,7 +34,16 @@ from .executions import ExecutionDesk
 from .fa_groups import FaGroup, account_aliases_xml, fa_groups_from_xml, fa_groups_to_xml
 from .faults import INFO_TEXTS, FaultPlan
 from .model import ContractSpec, OrderRequest, OrderView
-from .orders import DONE, BrokerOrder, modify_problem, order_problem, what_if_view
+from .orders import (
+    DONE,
+    BrokerOrder,
+    child_problem,
+    modify_problem,
+    order_problem,
+    twap_allowed,
+    twap_window,
+    what_if_view,
+)
 from .pricing import GatewayPricing
 
 
@@ -148,7 +159,8 @@ class Broker:
             if left <= 0 or o.status in DONE or not matching.is_working(o):
                 continue
             if matching.crosses_print(o, price):
-                q = min(left, o.remaining)
+                cap = self._cap(o)
+                q = min(left, o.remaining if cap is None else min(cap, o.remaining))
                 left -= q
                 self._execute(o, q, price, inst.contract.primary_exchange)
         self._match_resting(inst)
@@ -166,6 +178,8 @@ class Broker:
         for o in sorted(self._orders.values(), key=lambda o: o.seq):
             if o.status not in DONE and o.expires_at is not None and o.expires_at <= now:
                 self._finish(o, "Cancelled")
+            elif o.status not in DONE and o.twap_window is not None:
+                self._match(o)  # its next slices are due
 
     def correct_execution(
         self,
@@ -219,6 +233,7 @@ class Broker:
             self.faults.held_acks.add(key)
         if req.tif == "GTD":
             o.expires_at = parse_good_till_date(req.good_till_date)
+        o.twap_window = twap_window(req, self.clock.now())
         if req.fa_group:
             group = self.fa_groups[req.fa_group]
             o.accounts = group.accounts
@@ -227,17 +242,70 @@ class Broker:
             o.allocated = [0] * len(o.targets)
         else:
             o.accounts = [req.account]
+        parent = None
+        if req.parent_id:
+            parent = self._orders.get((req.client_id, req.parent_id))
+            problem = child_problem(req, parent)
+            if problem is not None:
+                self._reject(req, *problem)
+                return
         self._orders[key] = o
+        if not req.transmit:
+            o.held = True  # TWS keeps it, unsent, until an order of its tree is transmitted
+            return
+        self._transmit(parent if parent is not None else o, o)
+
+    def _transmit(self, root: BrokerOrder, new: BrokerOrder) -> None:
+        """Start `new` and the orders of its tree that were held: the parent first, then its children."""
+        tree = [root, *self._children(root)]
+        start = [x for x in tree if x.held or x is new]
+        for x in start:
+            x.held = False
+        for x in start:
+            if x.request.parent_id:
+                self._activate_child(x)
+            else:
+                self._activate(x)
+
+    def _children(self, parent: BrokerOrder) -> list[BrokerOrder]:
+        pid, cid = parent.request.order_id, parent.request.client_id
+        return sorted(
+            (o for o in self._orders.values() if o.request.parent_id == pid and o.request.client_id == cid),
+            key=lambda o: o.seq,
+        )
+
+    def _activate_child(self, o: BrokerOrder) -> None:
+        """An attached order is acknowledged, and held by IB until its parent has filled."""
+        parent = self._orders[(o.request.client_id, o.request.parent_id)]
+        self._emit(OrderUpdate(o.request.client_id, o.view()))
+        if parent.status == "Filled":
+            self._release_child(o)
+        else:
+            o.waiting_parent = True
+
+    def _release_child(self, o: BrokerOrder) -> None:
+        o.waiting_parent = False
+        o.status = "Submitted"
+        self._emit(OrderUpdate(o.request.client_id, o.view()))
+        self._work(o)
+
+    def _activate(self, o: BrokerOrder) -> None:
+        req, inst = o.request, o.instrument
         self._emit(OrderUpdate(req.client_id, o.view()))
         for code in self.faults.info_codes_on_next_order:
             self._emit(OrderError(req.client_id, req.order_id, code, INFO_TEXTS.get(code, "informational")))
         self.faults.info_codes_on_next_order.clear()
-        if req.order_type in ("STP", "STP LMT") and inst.last is not None:
+        if req.order_type in matching.TRIGGERED and inst.last is not None:
             matching.maybe_trigger(o, inst.last)
         o.status = "Submitted"
         self._emit(OrderUpdate(req.client_id, o.view()))
         if self.faults.should_drop_on_order(req.action):
             self._emit(DropRequested(req.client_id))
+        self._work(o)
+
+    def _work(self, o: BrokerOrder) -> None:
+        """Match a newly working order, and end it as its time in force says."""
+        req = o.request
         if req.tif == "FOK" and matching.available(o) < o.remaining:
             self._finish(o, "Cancelled")
             return
@@ -300,7 +368,7 @@ class Broker:
         return [
             o.view()
             for o in sorted(self._orders.values(), key=lambda o: o.seq)
-            if o.status not in DONE and (client_id is None or o.request.client_id == client_id)
+            if o.status not in DONE and not o.held and (client_id is None or o.request.client_id == client_id)
         ]
 
     def completed_orders(self) -> list[OrderView]:
@@ -378,7 +446,11 @@ class Broker:
         req.contract = o.instrument.contract
         # FA routing is fixed at acceptance, and so is a group order's size (modify_problem): its
         # targets and what each account already received stay as they are
+        if req.trail_stop_price is not None and req.trail_stop_price != o.request.trail_stop_price:
+            o.trail_stop = req.trail_stop_price  # a new stop price for a trailing stop: it trails on from there
         for name in ("total_quantity", "lmt_price", "aux_price", "tif", "good_till_date", "order_ref"):
+            setattr(o.request, name, getattr(req, name))
+        for name in ("trail_stop_price", "trailing_percent", "lmt_price_offset"):
             setattr(o.request, name, getattr(req, name))
         o.expires_at = parse_good_till_date(req.good_till_date) if req.tif == "GTD" else None
         self._emit(OrderUpdate(req.client_id, o.view()))
@@ -389,8 +461,12 @@ class Broker:
             (o for o in self._orders.values() if o.instrument is inst and o.status not in DONE), key=lambda o: o.seq
         )
 
+    def _cap(self, o: BrokerOrder) -> int | None:
+        allowed = twap_allowed(o, self.clock.now())
+        return None if allowed is None else max(allowed - o.filled, 0)
+
     def _match(self, o: BrokerOrder) -> None:
-        if matching.match(o, self._execute):
+        if matching.match(o, self._execute, self._cap(o)):
             self._emit(DepthChanged(o.instrument.contract.con_id))
 
     def _match_resting(self, inst: Instrument) -> None:
@@ -401,11 +477,39 @@ class Broker:
     def _execute(self, o: BrokerOrder, qty: int, price: float, exchange: str) -> None:
         if qty <= 0:
             return
+        before = list(o.allocated) if o.allocated is not None else None
         self._desk.execute(o, qty, price, exchange)
         if o.remaining == 0:
             self._finish(o, "Filled")
         else:
             self._emit(OrderUpdate(o.request.client_id, o.view(), open_order=False))
+        if o.request.oca_group:
+            got = None if before is None else [b - a for a, b in zip(before, o.allocated, strict=True)]
+            self._oca_fill(o, qty, got)
+
+    def _oca_fill(self, o: BrokerOrder, qty: int, got: list[int] | None) -> None:
+        """IB's OCA groups: ocaType 1 cancels the others once one fills; 2 and 3 reduce them by the fill.
+
+        A reduced group order gives up, per account, the shares the fill gave that account.
+        """
+        req = o.request
+        siblings = [
+            x
+            for x in sorted(self._orders.values(), key=lambda x: x.seq)
+            if x is not o
+            and x.status not in DONE
+            and x.request.client_id == req.client_id
+            and x.request.oca_group == req.oca_group
+        ]
+        for x in siblings:
+            if x.request.oca_type in (2, 3):
+                x.request.total_quantity = max(x.request.total_quantity - qty, x.filled)
+                if x.targets is not None and got is not None and len(got) == len(x.targets):
+                    x.targets = [max(t - g, a) for t, g, a in zip(x.targets, got, x.allocated, strict=True)]
+                if x.remaining > 0:
+                    self._emit(OrderUpdate(x.request.client_id, x.view()))
+                    continue
+            self._finish(x, "Cancelled", error_202=True)
 
     def _finish(self, o: BrokerOrder, status: str, error_202: bool = False) -> None:
         o.status = status
@@ -420,3 +524,9 @@ class Broker:
         deferred, o.deferred = o.deferred, []
         for r in deferred:
             self._desk.emit_execution(r)
+        for child in self._children(o):
+            # IB starts a parent's children once it has filled, and cancels them with it
+            if status == "Filled" and child.waiting_parent:
+                self._release_child(child)
+            elif status != "Filled" and child.status not in DONE:
+                self._finish(child, "Cancelled", error_202=True)

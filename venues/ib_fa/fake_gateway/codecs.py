@@ -98,7 +98,8 @@ def open_order(v: OrderView) -> list[str]:
     f += [r.model_code, r.good_till_date, "", "", "", "0", "", "", "0"]
     f += ["", "", "", "", "", "", "0", "0", "0", "", "0", "0", "0", "", "0", "0", "", "0"]
     f += ["", ""]  # deltaNeutralOrderType empty: the 8 delta-neutral fields are then absent
-    f += ["0", "0", "", "", "", "", ""]  # continuousUpdate .. comboLegsDescrip
+    trail = [num(v.trail_stop_price), num(r.trailing_percent)]
+    f += ["0", "0", *trail, "", "", ""]  # continuousUpdate .. comboLegsDescrip
     f += ["0", "0", "0"]  # combo legs, order combo legs, smart combo params
     f += ["", "", ""]  # scale sizes and an unset increment (no 7 scale fields)
     f += [""]  # hedgeType empty: no hedgeParam
@@ -120,7 +121,25 @@ def open_order(v: OrderView) -> list[str]:
     f += [m.get("commission", UNSET_DOUBLE_STR), UNSET_DOUBLE_STR, UNSET_DOUBLE_STR, "USD", ""]
     f += ["0", "0"]  # randomizeSize, randomizePrice
     f += ["0"]  # no conditions
-    f += ["None", "", "", "", "", "", "", "0", "", "", "", "", "0", "0", "", "0"]
+    # adjustedOrderType, triggerPrice, trailStopPrice (ib_async keeps this one), lmtPriceOffset, ...
+    f += [
+        "None",
+        "",
+        num(v.trail_stop_price),
+        num(r.lmt_price_offset),
+        "",
+        "",
+        "",
+        "0",
+        "",
+        "",
+        "",
+        "",
+        "0",
+        "0",
+        "",
+        "0",
+    ]
     f += ["", "0", "0"]  # duration, postToAts, autoCancelParent
     f += ["", "", "", "", ""]  # minTradeQty .. midOffsetAtHalf
     return f

@@ -97,12 +97,16 @@ def decode_place_order(fields: list[str]) -> OrderRequest:
     cur.skip(2)  # deprecated sharesAllocation, discretionaryAmt
     good_after, good_till = cur.next(), cur.next()
     fa_group, fa_method, fa_pct, model_code = cur.next(), cur.next(), cur.next(), cur.next()
-    cur.skip(20)  # shortSaleSlot .. volatilityType
+    cur.skip(3)  # shortSaleSlot, designatedLocation, exemptCode
+    oca_type = _int(cur.next())
+    cur.skip(17)  # rule80A .. volatilityType
     dn_type = cur.next()
     cur.skip(1)
     if dn_type:
         cur.skip(8)
-    cur.skip(6)  # continuousUpdate .. scaleSubsLevelSize
+    cur.skip(2)  # continuousUpdate, referencePriceType
+    trail_stop, trailing_pct = _float(cur.next()), _float(cur.next())
+    cur.skip(2)  # scaleInitLevelSize, scaleSubsLevelSize
     increment = _float(cur.next())
     if increment is not None and increment > 0:
         cur.skip(7)
@@ -112,10 +116,20 @@ def decode_place_order(fields: list[str]) -> OrderRequest:
     cur.skip(4)  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld
     if _bool(cur.next()):
         cur.skip(3)
-    if cur.next():  # algoStrategy
-        cur.skip(2 * _int(cur.next()))
+    algo = cur.next()
+    algo_params: list[tuple[str, str]] = []
+    if algo:
+        for _ in range(_int(cur.next())):
+            algo_params.append((cur.next(), cur.next()))
     cur.skip(1)  # algoId
     what_if = _bool(cur.next())
+    cur.skip(4)  # orderMiscOptions, solicited, randomizeSize, randomizePrice
+    if order_type in ("PEG BENCH", "PEGBENCH"):
+        cur.skip(5)
+    lmt_offset = None
+    if _int(cur.next()) == 0:  # no conditions (the adapter sends none); else their layout varies
+        cur.skip(2)  # adjustedOrderType, triggerPrice
+        lmt_offset = _float(cur.next())
     return OrderRequest(
         order_id=order_id,
         contract=contract,
@@ -140,6 +154,12 @@ def decode_place_order(fields: list[str]) -> OrderRequest:
         fa_percentage=fa_pct,
         model_code=model_code,
         what_if=what_if,
+        oca_type=oca_type,
+        trail_stop_price=trail_stop,
+        trailing_percent=trailing_pct,
+        lmt_price_offset=lmt_offset,
+        algo_strategy=algo,
+        algo_params=tuple(algo_params),
     )
 
 

@@ -49,6 +49,12 @@ class OrderRequest:
     model_code: str = ""
     what_if: bool = False
     client_id: int = 0
+    oca_type: int = 0
+    trail_stop_price: float | None = None  # a trailing stop's initial stop
+    trailing_percent: float | None = None  # a trailing stop's offset in percent (else aux_price is the amount)
+    lmt_price_offset: float | None = None  # a trailing limit's limit beyond the stop
+    algo_strategy: str = ""
+    algo_params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -65,6 +71,7 @@ class OrderView:
     completed_time: str = ""
     completed_status: str = ""
     margins: dict[str, str] = field(default_factory=dict)
+    trail_stop_price: float | None = None  # a trailing stop's stop price now
 
 
 @dataclass(frozen=True)

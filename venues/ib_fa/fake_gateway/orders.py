@@ -16,7 +16,13 @@ from .model import OrderRequest, OrderView
 from .pricing import GatewayPricing
 
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
-ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT")
+ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT", "MIT", "LIT", "TRAIL", "TRAIL LIMIT")
+TRAILING = ("TRAIL", "TRAIL LIMIT")
+# IB's algos the fake takes, and the order types IB lists for each. An Adaptive limit is pegged to
+# the near side and walks toward its limit (matching.py); a Twap order with an endTime fills no
+# faster than even slices over its window (`twap_allowed`); Vwap, an Adaptive market order and a
+# Twap without an end are worked as their base order. Their fills are allocated as any other's.
+ALGO_ORDER_TYPES = {"Adaptive": ("LMT", "MKT"), "Twap": ("LMT", "MKT"), "Vwap": ("LMT", "MKT")}
 TIMES_IN_FORCE = ("DAY", "GTC", "IOC", "FOK", "GTD")
 TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
 MODIFY_MISMATCH_TEXT = "Order being modified does not match original order."
@@ -42,6 +48,12 @@ class BrokerOrder:
     deferred: list[ExecutionReport] = field(default_factory=list)
     completed_time: str = ""
     completed_status: str = ""
+    held: bool = False  # sent with transmit=False: IB keeps it until its tree's last order is transmitted
+    waiting_parent: bool = False  # a child: works only once its parent has filled
+    trail_stop: float | None = None  # a trailing stop's current stop price
+    trail_limit_offset: float = 0.0  # a trailing limit's limit, this far beyond the stop
+    algo_price: float | None = None  # an Adaptive limit order's pegged price now (matching.py)
+    twap_window: tuple[datetime, datetime] | None = None  # a Twap order's start and end
 
     @property
     def key(self) -> tuple[int, int]:
@@ -70,6 +82,7 @@ class BrokerOrder:
             last_fill_price=self.last_price,
             completed_time=self.completed_time,
             completed_status=self.completed_status,
+            trail_stop_price=self.trail_stop if self.trail_stop is not None else self.request.trail_stop_price,
         )
 
 
@@ -122,6 +135,9 @@ def order_problem(
         return 201, "Order rejected - reason: a limit price is required"
     if req.order_type in ("STP", "STP LMT") and req.aux_price is None:
         return 201, "Order rejected - reason: a stop price is required"
+    problem = _touch_trail_algo_problem(req)
+    if problem is not None:
+        return 201, f"Order rejected - reason: {problem}"
     if inst.off_tick(req.lmt_price) or inst.off_tick(req.aux_price):
         return 110, TICK_TEXT
     if req.tif == "GTD":
@@ -129,6 +145,74 @@ def order_problem(
             parse_good_till_date(req.good_till_date)
         except (ValueError, KeyError) as exc:
             return 391, f"Invalid date/time format in goodTillDate: {exc}"
+    return None
+
+
+def _touch_trail_algo_problem(req: OrderRequest) -> str | None:
+    t = req.order_type
+    if t in ("MIT", "LIT") and req.aux_price is None:
+        return "a trigger price is required"
+    if t == "LIT" and req.lmt_price is None:
+        return "a limit price is required"
+    if t in TRAILING:
+        if (req.aux_price is None) == (req.trailing_percent is None):
+            return "a trailing stop needs either a trailing amount or a trailing percent"
+        if (req.aux_price or 0) < 0 or (req.trailing_percent or 0) < 0:
+            return "the trailing amount must be positive"
+    if t == "TRAIL LIMIT":
+        by_offset = req.lmt_price_offset is not None
+        by_price = req.lmt_price is not None and req.trail_stop_price is not None
+        if by_offset == by_price:
+            return "a trailing limit needs a limit offset, or a limit price with a stop price (not both)"
+    if t == "TRAIL" and req.lmt_price is not None:
+        return "a trailing stop takes no limit price"
+    if req.algo_strategy:
+        types = ALGO_ORDER_TYPES.get(req.algo_strategy)
+        if types is None:
+            return f"unknown algo {req.algo_strategy}"
+        if t not in types:
+            return f"the {req.algo_strategy} algo does not support {t} orders"
+        for key, value in req.algo_params:
+            if key in ("startTime", "endTime"):
+                try:
+                    parse_good_till_date(value)
+                except (ValueError, KeyError):
+                    return f"invalid {key} {value!r} for the {req.algo_strategy} algo"
+    return None
+
+
+def twap_window(req: OrderRequest, now: datetime) -> tuple[datetime, datetime] | None:
+    """A Twap order's window, from its startTime (or now) to its endTime; None without an end."""
+    params = dict(req.algo_params)
+    if req.algo_strategy != "Twap" or "endTime" not in params:
+        return None
+    start = parse_good_till_date(params["startTime"]) if "startTime" in params else now
+    return start, max(parse_good_till_date(params["endTime"]), start)
+
+
+def twap_allowed(o: BrokerOrder, now: datetime) -> int | None:
+    """Shares a Twap order may have filled by `now`: even slices over its window (None: no cap)."""
+    if o.twap_window is None:
+        return None
+    start, end = o.twap_window
+    if now >= end:
+        return o.qty
+    if now <= start:
+        return 0
+    return int(o.qty * (now - start).total_seconds() // (end - start).total_seconds())
+
+
+def child_problem(req: OrderRequest, parent: BrokerOrder | None) -> tuple[int, str] | None:
+    """IB's (error code, text) for an attached order it would refuse, or None.
+
+    IB allocates a child as its parent: a child routed to another account or group is refused.
+    """
+    if parent is None:
+        return 201, f"Order rejected - reason: parent order {req.parent_id} is not known"
+    if parent.status in DONE and parent.status != "Filled":
+        return 201, f"Order rejected - reason: parent order {req.parent_id} is {parent.status}"
+    if (req.account, req.fa_group) != (parent.request.account, parent.request.fa_group):
+        return 201, "Order rejected - reason: an attached order must have the allocation of its parent"
     return None
 
 
