@@ -101,18 +101,18 @@ def still_wanted(outcomes: Iterable[RequestOutcome], open_qty: Mapping[str, int]
 def round_reasons(
     sizing: BuySizing, outcomes: Mapping[str, RequestOutcome], wanted: Mapping[str, int]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(not sent, cut) reasons of a round after an early round: a request an earlier round already
-    sent is cut, never 'not sent', when this round can afford none of what it still wants."""
-    not_sent, cut = {}, dict(sizing.cut)
-    for request_id, reason in sizing.not_sent.items():
+    """(not sent, cut) reasons of RECALC in the request's own terms: a request an early round
+    already sent is cut, never 'not sent', and its cut says the most it can now end with."""
+    sized = dict(zip(sizing.buys["request_id"], sizing.buys["sized"], strict=True)) if "sized" in sizing.buys else {}
+    not_sent, cut = {}, {}
+    for request_id, reason in (*sizing.not_sent.items(), *sizing.cut.items()):
         outcome = outcomes[request_id]
-        if outcome.sent_qty == 0:
+        if outcome.sent_qty == 0 and request_id in sizing.not_sent:
             not_sent[request_id] = reason
-        else:
-            cut[request_id] = (
-                f"cut by RECALC: {wanted.get(request_id, 0)} of {outcome.requested_qty} shares were left after "
-                f"the early buy and {reason.removeprefix('cut to 0 by RECALC: ')}"
-            )
+            continue
+        most = outcome.requested_qty - wanted.get(request_id, 0) + int(sized.get(request_id, 0))
+        why = "not enough cash" if "cash" in reason else reason
+        cut[request_id] = f"cut by RECALC from {outcome.requested_qty} to {most}: {why}"
     return not_sent, cut
 
 
