@@ -30,8 +30,8 @@ deadline lasts, and carries on from the last phase that had blocks.
 This class is the phase machine; the rest sits beside it in strategies/: the configuration
 (exec_config), the books of blocks, requests and accounts (run_books), the block orders at the
 venue (block_desk), reference and limit prices (reference_prices), which blocks may go
-(block_screen), RECALC's sizing (buy_sizing), the journal (journal_recorder), resume (resume),
-what-if (what_if) and the report (exec_report).
+(block_screen), RECALC's sizing (buy_sizing) and the buy rounds (buy_rounds, buy_round_state),
+the journal (journal_recorder), resume (resume), what-if (what_if) and the report (exec_report).
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ from nautilus_trader.trading.strategy import Strategy
 from strategies import order_ids
 from strategies.block_desk import BlockDesk, in_loop
 from strategies.block_screen import screen_blocks
-from strategies.buy_rounds import round_reasons, sell_losses, still_wanted, top_up_fits, working_buys
-from strategies.buy_sizing import BuySizing, Prices, sells_to_send, size_plan_buys
+from strategies.buy_round_state import BuyRounds, Sendable
+from strategies.buy_rounds import sell_losses
+from strategies.buy_sizing import BuySizing, Prices, sells_to_send
 from strategies.events import (
     ALLOCATION_REPLAY_TOPIC,
     ALLOCATION_TOPIC,
@@ -84,11 +85,9 @@ from strategies.rails import notional_sent
 from strategies.reference_prices import ReferencePrices
 from strategies.report import RunReport, write_report
 from strategies.resume import restore
-from strategies.run_books import RunBooks, block_settled
+from strategies.run_books import RunBooks
 from strategies.sizing import Block, build_blocks
 from strategies.what_if import assume_sells_filled, mark_nothing_sent, mark_would_send, what_if_row
-
-Sendable = tuple[Block, Decimal, Decimal]  # a screened block, its reference and its limit
 
 
 def _check_instruments(plan: Plan, cache: Cache, known: set[str]) -> None:
@@ -145,9 +144,7 @@ class RebalanceExecutor(Strategy):
         self.already_ended = False  # resumed a run that had reached DONE: nothing was sent
         self._session_cap_hit = False  # the rails' session cap refused a block: nothing more is sent
         self.failure: str | None = None  # what stopped the session short of its plan, for the report
-        # early buys of instruments being sold, by instrument, until that instrument's sell block closes
-        self._held_early: dict[str, list[tuple[Block, Decimal, Decimal]]] = {}
-        self._rounds_tried = 0  # top-up rounds sized so far (one may have sent nothing)
+        self._rounds = BuyRounds(config, self.pricing, self._books, lambda coid: self.cache.order(coid))
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -267,7 +264,8 @@ class RebalanceExecutor(Strategy):
         if self.config.early_buys:
             # the BUY collar from this one snapshot, as RECALC would price it; own cash only
             buy_prices = self._prices.limits("BUY", plan.instrument_ids)
-            sizing = self._sizing(ledger, buy_prices, committed=sell_losses(sells, prices, self.pricing))
+            losses = sell_losses(sells, prices, self.pricing)
+            sizing = self._rounds.sizing(plan.requests, accounts, ledger, buy_prices, committed=losses)
             early = self._sendable(order_ids.EARLY_BUY, sizing.blocks, buy_prices)
         self._start_trading_phase(Phase.SELL, self._sendable(Phase.SELL, blocks, prices), early=early)
 
@@ -284,12 +282,11 @@ class RebalanceExecutor(Strategy):
         deadline = pd.Timestamp(deadline_ns, tz="UTC").to_pydatetime(warn=False)
         self._desk.open(phase)
         states = self._states(phase, phase.value, sendable, deadline_ns, round_no)
-        sold = {s.block.instrument_id for s in states}
-        for block, reference, limit in early:
-            self._held_early.setdefault(block.instrument_id, []).append((block, reference, limit))
-        early_states = [self._states(phase, order_ids.EARLY_BUY, self._held_early.pop(i), deadline_ns)[0]
-                        for i in sorted(set(self._held_early) - sold)]  # fmt: skip
-        carried = [s for s in self._unsettled_buys() if s.phase != phase] if phase == Phase.BUY and not round_no else []
+        early_now = self._rounds.hold(list(early), {s.block.instrument_id for s in states})
+        early_states = self._states(phase, order_ids.EARLY_BUY, early_now, deadline_ns)
+        carried = (
+            [s for s in self._rounds.unsettled() if s.phase != phase] if phase == Phase.BUY and not round_no else []
+        )
         if not states and not early_states and not carried:
             self.log.info(f"{phase.value}: nothing to send")
             self._finish_phase()
@@ -297,8 +294,7 @@ class RebalanceExecutor(Strategy):
         for state in carried:
             self.log.info(f"{phase.value}: waits for {state.client_order_id}, still working or unallocated")
             self._desk.watch(state.client_order_id)
-        self._submit(states, deadline, arm=True)
-        self._submit(early_states, deadline, gates=False)
+        self._submit(states, deadline, arm=True, early=early_states)
         if not states:
             for state in carried:
                 self._desk.check(state.client_order_id)  # closed ones start the allocation grace
@@ -314,47 +310,26 @@ class RebalanceExecutor(Strategy):
             self.log.info(f"{phase.value}: {block_line(block, reference, limit, coid)}")
         return states
 
-    def _submit(self, states: list[BlockState], deadline, gates: bool = True, arm: bool = False) -> None:
-        for state in states:
-            self._books.add(state)
-            self._desk.watch(state.client_order_id, gates=gates)
+    def _submit(self, states: list[BlockState], deadline, arm: bool = False, early: list[BlockState] = ()) -> None:
+        """Send blocks that hold their phase open and `early` buys that do not, every one watched and
+        journalled before the first goes (a block refused at once must not end the phase early)."""
+        for group, gates in ((states, True), (early, False)):
+            for state in group:
+                self._books.add(state)
+                self._desk.watch(state.client_order_id, gates=gates)
         # durable before the first block can reach the venue: a restart finds every block sent
-        if states:
-            self._recorder.blocks(states)
-            sent = [(r, "SENT", "") for s in states for r in s.block.request_ids.tolist()]
+        if states or early:
+            self._recorder.blocks([*states, *early])
+            sent = [(r, "SENT", "") for s in (*states, *early) for r in s.block.request_ids.tolist()]
             self._recorder.request_states(sent, self.clock.timestamp_ns())
-        self._desk.send_all(states, deadline, arm=arm)
+        self._desk.send_all([*states, *early], deadline, arm=arm)
 
     def _release_early(self, client_order_id: ClientOrderId) -> None:
-        """Send the early buys held for an instrument once its sell block has closed, with enough of
-        SELL left; else RECALC sizes them with the rest."""
-        state = self._books.blocks.get(client_order_id)
-        if state is None or state.block.side != "SELL" or state.block.instrument_id not in self._held_early:
-            return
-        if (order := self.cache.order(client_order_id)) is None or not order.is_closed:
-            return
-        held = self._held_early.pop(state.block.instrument_id)
-        if self.halt_reason is not None or not self._round_fits(state.expire_ns):
-            self.log.info(f"SELL: early buys of {state.block.instrument_id} left to RECALC: too little of SELL left")
-            return
-        deadline = pd.Timestamp(state.expire_ns, tz="UTC").to_pydatetime(warn=False)
-        self._submit(self._states(Phase.SELL, order_ids.EARLY_BUY, held, state.expire_ns), deadline, gates=False)
-
-    def _round_fits(self, deadline_ns: int) -> bool:
-        config = self.config
-        return top_up_fits(
-            self.clock.timestamp_ns(),
-            deadline_ns,
-            config.phase_deadline_secs,
-            config.round_min_fraction,
-            config.round_min_secs,
-        )
-
-    def _unsettled_buys(self) -> list[BlockState]:
-        return [s for s in self._books.blocks.values() if s.block.side == "BUY" and not self._settled(s)]
-
-    def _settled(self, state: BlockState) -> bool:
-        return block_settled(state, self.cache.order(state.client_order_id))
+        """Send the early buys held for an instrument once its sell block has closed."""
+        held, deadline_ns = self._rounds.release(client_order_id, self.clock.timestamp_ns())
+        if held and self.halt_reason is None:
+            deadline = pd.Timestamp(deadline_ns, tz="UTC").to_pydatetime(warn=False)
+            self._submit([], deadline, early=self._states(Phase.SELL, order_ids.EARLY_BUY, held, deadline_ns))
 
     def _sendable(self, kind: Phase | str, blocks: list[Block], prices: Prices, round_no: int = 0) -> list[Sendable]:
         """(block, reference, limit) of the blocks that may be sent; the others are marked NOT_SENT."""
@@ -433,7 +408,7 @@ class RebalanceExecutor(Strategy):
             if self.phase != Phase.DONE and self._books.is_settled(self.cache.order):
                 self._enter_done(f"halted ({self.halt_reason})")
             return
-        if self.phase == Phase.SELL and self._held_early:
+        if self.phase == Phase.SELL and self._rounds.held_early:
             self._release_early(client_order_id)
         if self.phase in (Phase.SELL, Phase.BUY):
             self._desk.check(client_order_id)
@@ -442,7 +417,7 @@ class RebalanceExecutor(Strategy):
         self._desk.close()
         self._recorder.flush()
         if self.phase == Phase.SELL:
-            self._held_early.clear()  # a sell block that never closed: RECALC sizes its instrument's buys
+            self._rounds.held_early.clear()  # a sell block that never closed: RECALC sizes its buys
             self._recalc()
         elif self.phase == Phase.BUY and not self._top_up():
             self._enter_done("completed")
@@ -458,7 +433,7 @@ class RebalanceExecutor(Strategy):
             self._end_without_buys("session notional cap reached")
             return
         try:
-            sizing, prices = self._size_buys(self.ledger, self._unsettled_buys())
+            sizing, prices = self._size_buys(self.ledger, self._rounds.unsettled())
         except Exception as exc:  # noqa: BLE001 - the sells have traded: every request must still end
             self.failure = f"RECALC failed after the SELL phase traded: {exc}"
             self.log.error(self.failure)
@@ -472,7 +447,7 @@ class RebalanceExecutor(Strategy):
 
     def _end_without_buys(self, reason: str) -> None:
         """End after RECALC sends nothing, once the early buys still working have closed."""
-        if self._unsettled_buys():
+        if self._rounds.unsettled():
             self._start_trading_phase(Phase.BUY, [])
         else:
             self._enter_done(reason)
@@ -481,52 +456,28 @@ class RebalanceExecutor(Strategy):
         """The buys still wanted, cut to what each account of `ledger` can afford once the worst case
         of its `working` buy blocks is held back (strategies/buy_rounds.py), with the prices sized at."""
         # The limits sized here are the limits sent: both come from this one snapshot of the books.
-        prices = self._prices.limits("BUY", self.plan.instrument_ids)
-        held = working_buys(working, self._settled, ledger.transactions, self.pricing)
-        wanted = still_wanted(self._books.outcomes.values(), held.open_qty)
-        sizing = self._sizing(ledger, prices, wanted, held.committed)
-        if note:
-            not_sent, cut = round_reasons(sizing, self._books.outcomes, wanted)
-            self._books.hold_back(not_sent)
-            self._books.note_cuts(cut)
+        plan = self.plan
+        prices = self._prices.limits("BUY", plan.instrument_ids)
+        accounts = plan.accounts["account_id"].tolist()
+        sizing = self._rounds.size(plan.requests, accounts, ledger, prices, working, note)
         if not sizing.buys.empty:
             self.log.info(f"RECALC: {sizing.summary()}")
         return sizing, prices
 
-    def _sizing(self, ledger: Ledger, prices: Prices, wanted=None, committed=None) -> BuySizing:
-        config = self.config
-        return size_plan_buys(
-            self.plan.requests,
-            self.plan.accounts["account_id"].tolist(),
-            ledger.cash,
-            ledger.positions,
-            prices,
-            Decimal(config.cash_reserve_abs),
-            Decimal(str(config.cash_reserve_pct)),
-            self.pricing,
-            top_up=config.top_up,
-            wanted=wanted,
-            committed=committed,
-        )
-
     def _top_up(self) -> bool:
         """Send the next top-up round if one is due and enough of BUY is left; False when none goes."""
-        buys = [s for s in self._books.blocks.values() if s.phase == Phase.BUY]
-        done = max([self._rounds_tried] + [order_ids.top_up_round(s.client_order_id.value) for s in buys])
-        if not buys or done >= self.config.top_up_rounds or self.halt_reason or self._session_cap_hit:
+        if self.halt_reason or self._session_cap_hit:
             return False
-        deadline_ns = max(s.expire_ns for s in buys)
-        if not self._round_fits(deadline_ns):
-            self.log.info(f"BUY: no top-up round {done + 1}, too little of the phase is left")
+        round_no, deadline_ns, why_not = self._rounds.next_top_up(self.clock.timestamp_ns())
+        if why_not:
+            self.log.info(f"BUY: no top-up round {round_no}: {why_not}")
             return False
-        self._rounds_tried = done + 1
-        self.log.info(f"RECALC for top-up round {done + 1} from the fills booked so far")
-        sizing, prices = self._size_buys(self.ledger, self._unsettled_buys(), note=False)
-        sendable = self._sendable(Phase.BUY, sizing.blocks, prices, done + 1)
-        if not sendable:
-            return False
-        self._start_trading_phase(Phase.BUY, sendable, deadline_ns=deadline_ns, round_no=done + 1)
-        return True
+        self.log.info(f"RECALC for top-up round {round_no} from the fills booked so far")
+        sizing, prices = self._size_buys(self.ledger, self._rounds.unsettled(), note=False)
+        sendable = self._sendable(Phase.BUY, sizing.blocks, prices, round_no)
+        if sendable:
+            self._start_trading_phase(Phase.BUY, sendable, deadline_ns=deadline_ns, round_no=round_no)
+        return bool(sendable)
 
     # ------------------------------------------------------------------------------------------
     # DONE
@@ -647,7 +598,7 @@ class RebalanceExecutor(Strategy):
         for name in list(self.clock.timer_names):
             if name.startswith("rebalance-"):
                 self.clock.cancel_timer(name)
-        self._held_early.clear()
+        self._rounds.held_early.clear()
         self._desk.cancel_open(halting=True)
         if self._books.is_settled(self.cache.order):
             self._enter_done(f"halted ({reason})")
