@@ -442,7 +442,9 @@ class RebalanceExecutor(Strategy):
             return
         if sizing.buys.empty:
             self.log.info("RECALC: no buys in the plan")
-        self._start_trading_phase(Phase.BUY, self._sendable(Phase.BUY, sizing.blocks, prices))
+            self._end_without_buys("completed")
+        else:
+            self._start_trading_phase(Phase.BUY, self._sendable(Phase.BUY, sizing.blocks, prices))
         self.wall_secs["recalc_and_buy_blocks"] = time.perf_counter() - started
 
     def _end_without_buys(self, reason: str) -> None:
