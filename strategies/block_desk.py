@@ -72,11 +72,6 @@ class BlockDesk:
         if gates:
             self._pending.add(client_order_id)
 
-    @property
-    def gated(self) -> bool:
-        """Whether a block still holds the phase open."""
-        return bool(self._pending)
-
     def send_all(self, states: list[BlockState], deadline: datetime, arm: bool = True) -> None:
         """Send the phase's blocks, each already watched: a block refused at once (risk engine)
         must not look like the end of the phase while its siblings are still unsent. Blocks sent
