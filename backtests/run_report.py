@@ -117,7 +117,7 @@ def _block_view(block: pd.Series, start: int, quotes: pd.DataFrame, prices: pd.D
     on_filled, on_unfilled = _shortfall(block["side"], arrival, quantity, filled, block["avg_price"], end_mid)
     return {
         "block": block,
-        "phase": block["phase"],
+        "phase": block["side"],  # the early buys sent during SELL are drawn with the BUY side
         "quotes": pd.DataFrame({"x": _seconds(window["ts"], start), **{c: window[c].to_numpy() for c in SIDES}}),
         "limits": pd.DataFrame({"x": _seconds(limits["ts"], start), "price": limits["price"].to_numpy()}),
         "fills": pd.DataFrame(
@@ -149,7 +149,7 @@ def _blocks(folder: Path) -> list[dict]:
     # a what-if block was never sent: it has no life to draw
     blocks = blocks[blocks["ts_submitted"].notna()]
     out = []
-    for _, group in blocks.groupby("phase", sort=False):
+    for _, group in blocks.groupby("side", sort=False):
         start = int(group["ts_submitted"].min())
         for _, block in group.iterrows():
             coid = block["client_order_id"]
@@ -198,7 +198,7 @@ PHASE_HEAD = (
     "shortfall incl. unfilled (bps)", "commissions (bps)",
 )  # fmt: skip
 BLOCK_HEAD = (
-    "block", "phase", "instrument", "side", "accounts", "quantity", "collar", "arrival mid", "filled", "avg price",
+    "block", "round", "instrument", "side", "accounts", "quantity", "collar", "arrival mid", "filled", "avg price",
     "shortfall incl. unfilled (bps)", "end",
 )  # fmt: skip
 
@@ -206,7 +206,8 @@ BLOCK_HEAD = (
 def _block_cells(b: dict) -> list:
     block = b["block"]
     return [
-        block["client_order_id"], block["phase"], block["instrument_id"], block["side"], block["accounts"],
+        block["client_order_id"], block.get("round", block["phase"]), block["instrument_id"], block["side"],
+        block["accounts"],
         block["quantity"], _fmt(block["limit_price"], 4), _fmt(block["arrival_price"], 4), block["filled_qty"],
         _fmt(block["avg_price"], 4), _fmt(_bps(b["cost_filled"] + b["cost_unfilled"], b["value"])), block["end"],
     ]  # fmt: skip

@@ -65,14 +65,19 @@ class BlockDesk:
         self._phase = phase
         self.orders, self._pending, self._grace_set = [], set(), False
 
-    def watch(self, client_order_id: ClientOrderId) -> None:
+    def watch(self, client_order_id: ClientOrderId, gates: bool = True) -> None:
+        """Work a block in this phase: cancel it at the deadline and, if it `gates` the phase,
+        end the phase only once it is closed and allocated (an early buy sent during SELL does not)."""
         self.orders.append(client_order_id)
-        self._pending.add(client_order_id)
+        if gates:
+            self._pending.add(client_order_id)
 
-    def send_all(self, states: list[BlockState], deadline: datetime) -> None:
+    def send_all(self, states: list[BlockState], deadline: datetime, arm: bool = True) -> None:
         """Send the phase's blocks, each already watched: a block refused at once (risk engine)
-        must not look like the end of the phase while its siblings are still unsent."""
-        self._arm_deadline(deadline)
+        must not look like the end of the phase while its siblings are still unsent. Blocks sent
+        later in a phase (`arm` False) keep the deadline armed when the phase began."""
+        if arm:
+            self._arm_deadline(deadline)
         for state in states:
             self._send(state, deadline)
 
@@ -119,7 +124,7 @@ class BlockDesk:
         instrument = strategy.cache.instrument(InstrumentId.from_str(state.block.instrument_id))
         order = strategy.order_factory.limit(
             instrument_id=instrument.id,
-            order_side=OrderSide.SELL if state.phase == Phase.SELL else OrderSide.BUY,
+            order_side=OrderSide.SELL if state.block.side == "SELL" else OrderSide.BUY,
             quantity=Quantity.from_int(state.block.quantity),
             price=Price(state.limit, instrument.price_precision),
             time_in_force=TimeInForce.GTD,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from strategies.fee_table import PricingPlan
-from strategies.money import floor_nanos, from_nanos, to_nanos
+from strategies.money import ceil_nanos, floor_nanos, from_nanos, to_nanos
 from strategies.sizing import Block, build_blocks, reserve_nanos, size_buys, unsafe_sells
 
 Prices = Mapping[str, tuple[Decimal, Decimal]]  # instrument id -> (reference, limit)
@@ -54,16 +54,23 @@ def size_plan_buys(
     reserve_pct: Decimal,
     pricing: PricingPlan,
     top_up: bool = True,
+    wanted: Mapping[str, int] | None = None,
+    committed: Mapping[str, Decimal] | None = None,
 ) -> BuySizing:
     """Cut the plan's buys to what each account can afford if every share fills at its limit
     with the worst fees IB can charge, after the account's reserve.
 
     `cash` and `positions` are the booked books; positions are marked at the reference price to
     value the account for a percentage reserve. A buy without a price is cut to 0.
+    `wanted`, request id -> shares, replaces the requested quantities (what an earlier round left
+    to buy; a request it leaves out wants none); `committed`, account -> USD, is cash the account's
+    budget must leave alone (the worst case of what its orders still working can cost).
     """
     buys = requests[requests["side"] == "BUY"].reset_index(drop=True)
     if buys.empty:
         return BuySizing(buys)
+    if wanted is not None:
+        buys["quantity"] = buys["request_id"].map(lambda r: int(wanted.get(r, 0))).astype(np.int64)
     code_of = {a: i for i, a in enumerate(account_ids)}
     cash_nanos = [floor_nanos(cash[a]) for a in account_ids]  # fractions of a nano are never spent
 
@@ -81,8 +88,14 @@ def size_plan_buys(
         if qty and instrument_id in mark_by_instrument and account in code_of:
             nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
     reserve = reserve_nanos(nav, to_nanos(reserve_abs, "cash_reserve_abs"), reserve_pct)
+    held = [0] * len(account_ids)
+    for account, amount in (committed or {}).items():
+        if account in code_of:
+            held[code_of[account]] += ceil_nanos(amount)  # a commitment is held in full: rounded up
     # a budget beyond int64 is clipped: no buy of any plan comes near USD 9 billion
-    budget = np.array([min(c - r, 2**62) for c, r in zip(cash_nanos, reserve, strict=True)], dtype=np.int64)
+    budget = np.array(
+        [min(c - r - h, 2**62) for c, r, h in zip(cash_nanos, reserve, held, strict=True)], dtype=np.int64
+    )
 
     priced = buys["instrument_id"].isin(limit_by_instrument.keys()).to_numpy()
     requested = np.where(priced, buys["quantity"].to_numpy(dtype=np.int64), 0)

@@ -14,6 +14,7 @@ from nautilus_trader.config import StrategyConfig
 from strategies.fa_methods import CONTRACTS_OR_SHARES, METHODS
 from strategies.fee_table import plan_names
 from strategies.money import has_nanos_precision
+from strategies.order_ids import MAX_ROUND
 from strategies.plan import is_venue_code
 from strategies.rails import RailsConfig
 
@@ -40,6 +41,15 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
     min_order_qty: int = 1
     commission_schedule: str = "ib_tiered"  # the login's IB pricing plan: ib_tiered | ib_fixed
     top_up: bool = True  # after RECALC's common factor, spend what still fits (see strategies/sizing.py)
+    # at the start of SELL, buy at once what each account's own cash pays for in the worst case
+    # (strategies/buy_rounds.py); an instrument being sold gets its early buys once its sell block closed
+    early_buys: bool = True
+    # after the BUY round, size again from the real fills and send what now fits, this many times
+    top_up_rounds: int = 1
+    # a round (or a held-back early buy) goes only with this much of its phase left: the larger of
+    # the fraction of phase_deadline_secs and the seconds
+    round_min_fraction: float = 0.1
+    round_min_secs: float = 5.0
     book_type: str = "L2_MBP"
     start_time: str | None = None  # earliest UTC time the SELL phase may begin (ISO 8601)
     sync_timeout_secs: float = 60.0
@@ -81,6 +91,12 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
                 refuse(name, f"must be {'>' if strict else '>='} {least:g} and at most {MAX_WAIT_SECS:g} seconds")
         if not is_venue_code(self.default_venue):
             refuse("default_venue", "must be an upper-case venue code such as SMART or ARCA")
+        if not 0 <= self.top_up_rounds <= MAX_ROUND:
+            refuse("top_up_rounds", f"must be from 0 (none) to {MAX_ROUND}")
+        if not 0 <= self.round_min_fraction <= 1:
+            refuse("round_min_fraction", "must be a fraction of the phase in [0, 1]")
+        if not 0 <= self.round_min_secs <= MAX_WAIT_SECS:
+            refuse("round_min_secs", f"must be >= 0 and at most {MAX_WAIT_SECS:g} seconds")
         if self.min_order_qty < 1:
             refuse("min_order_qty", "must be at least 1 share")
         if not 0 <= self.cash_reserve_pct < 100:

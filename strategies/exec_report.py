@@ -11,6 +11,7 @@ from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.orders import Order
 
 from strategies.exec_state import BlockState, Phase
+from strategies.order_ids import round_label
 from strategies.phase_marks import PhaseMarks
 from strategies.plan import Plan
 from strategies.report import RunReport, build_report
@@ -99,6 +100,7 @@ def session_report(
         phase_started_ns={p.value: t for p, t in phase_started_ns.items()},
     )
     report.summary["marks"] = marks.as_dict()
+    _label_rounds(report, books)
     report.summary["wall_secs"] = {k: round(v, 4) for k, v in wall_secs.items()}
     if resumed:
         report.summary["resumed_blocks"] = dict(resumed)
@@ -107,6 +109,20 @@ def session_report(
     if failure is not None:
         report.summary["failure"] = failure
     return report
+
+
+def _label_rounds(report: RunReport, books: RunBooks) -> None:
+    """Which round (SELL, EARLY_BUY, BUY, BUY-<n> for a top-up) every block and transaction was of,
+    and every round a request went in."""
+    if len(report.blocks):
+        report.blocks.insert(2, "round", report.blocks["client_order_id"].map(round_label))
+    report.transactions["round"] = report.transactions["client_order_id"].map(round_label)
+    rounds: dict[str, list[str]] = {}
+    for coid, state in books.blocks.items():
+        for request_id in state.block.request_ids.tolist():
+            rounds.setdefault(request_id, []).append(round_label(coid.value))
+    if len(report.requests):
+        report.requests["rounds"] = report.requests["request_id"].map(lambda r: "+".join(rounds.get(r, [])))
 
 
 def plan_line(plan: Plan) -> str:

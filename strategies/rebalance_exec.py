@@ -10,6 +10,12 @@ Phases: SYNC -> SELL -> RECALC -> BUY -> DONE.
   allocated to it, less commissions and the reserve. Buys are cut so that even if every share
   fills at the limit with the worst commission, no account goes below zero.
 - BUY sends the buy blocks `buy_offset_bps` over the reference, same deadline rule.
+- Early buys (`early_buys`): at the start of SELL, the part of an account's buys its own cash pays
+  for in the worst case goes at once, as BUY blocks of their own; an instrument being sold gets its
+  early block once its sell block has closed, so the session never has both sides of one instrument
+  working. RECALC then holds back what the early blocks still working can cost.
+- Top-up rounds (`top_up_rounds`): once the BUY round is closed and allocated, RECALC again from the
+  fills (which are usually below the limit) and send what now fits, while enough of the phase is left.
 
 The strategy knows nothing of the venue: it publishes an `AllocationGroup` before each block and
 books fills only from the `Allocation` events the venue side sends back.
@@ -24,8 +30,8 @@ deadline lasts, and carries on from the last phase that had blocks.
 This class is the phase machine; the rest sits beside it in strategies/: the configuration
 (exec_config), the books of blocks, requests and accounts (run_books), the block orders at the
 venue (block_desk), reference and limit prices (reference_prices), which blocks may go
-(block_screen), RECALC's sizing (buy_sizing), the journal (journal_recorder), resume (resume),
-what-if (what_if) and the report (exec_report).
+(block_screen), RECALC's sizing (buy_sizing) and the buy rounds (buy_rounds, buy_round_state),
+the journal (journal_recorder), resume (resume), what-if (what_if) and the report (exec_report).
 """
 
 from __future__ import annotations
@@ -56,7 +62,9 @@ from nautilus_trader.trading.strategy import Strategy
 from strategies import order_ids
 from strategies.block_desk import BlockDesk, in_loop
 from strategies.block_screen import screen_blocks
-from strategies.buy_sizing import BuySizing, Prices, sells_to_send, size_plan_buys
+from strategies.buy_round_state import BuyRounds, Sendable
+from strategies.buy_rounds import sell_losses
+from strategies.buy_sizing import BuySizing, Prices, sells_to_send
 from strategies.events import (
     ALLOCATION_REPLAY_TOPIC,
     ALLOCATION_TOPIC,
@@ -138,6 +146,7 @@ class RebalanceExecutor(Strategy):
         self.already_ended = False  # resumed a run that had reached DONE: nothing was sent
         self._session_cap_hit = False  # the rails' session cap refused a block: nothing more is sent
         self.failure: str | None = None  # what stopped the session short of its plan, for the report
+        self._rounds = BuyRounds(config, self.pricing, self._books, lambda coid: self.cache.order(coid))
 
     # ------------------------------------------------------------------------------------------
     # Lifecycle
@@ -254,36 +263,79 @@ class RebalanceExecutor(Strategy):
         blocks = build_blocks(sells, "SELL")
         if self.config.what_if:
             self._what_if(blocks, prices)
-        else:
-            self._start_trading_phase(Phase.SELL, blocks, prices)
+            return
+        early = []
+        if self.config.early_buys:
+            # the BUY collar from this one snapshot, as RECALC would price it; own cash only
+            buy_prices = self._prices.limits("BUY", plan.instrument_ids)
+            losses = sell_losses(sells, prices, self.pricing)
+            sizing = self._rounds.sizing(plan.requests, accounts, ledger, buy_prices, committed=losses)
+            early = self._sendable(order_ids.EARLY_BUY, sizing.blocks, buy_prices)
+        self._start_trading_phase(Phase.SELL, self._sendable(Phase.SELL, blocks, prices), early=early)
 
-    def _start_trading_phase(self, phase: Phase, blocks: list[Block], prices: Prices) -> None:
-        self._enter_phase(phase)
-        now = self.clock.timestamp_ns()
+    def _start_trading_phase(
+        self, phase: Phase, sendable: list[Sendable], early: list[Sendable] = (), deadline_ns: int = 0, round_no=0
+    ) -> None:
+        """Send a phase's screened blocks, or a top-up round's (`deadline_ns` is then the phase's).
+
+        During SELL the `early` buys go too, except those of an instrument being sold, held until
+        its sell block has closed; a BUY phase also works the early buys still open."""
+        if not deadline_ns:
+            self._enter_phase(phase)
+            deadline_ns = self.clock.timestamp_ns() + int(self.config.phase_deadline_secs * 1e9)
+        deadline = pd.Timestamp(deadline_ns, tz="UTC").to_pydatetime(warn=False)
         self._desk.open(phase)
-        deadline = self.clock.utc_now() + timedelta(seconds=self.config.phase_deadline_secs)
-        states = []
-        for block, reference, limit in self._sendable(phase, blocks, prices):
-            coid, arrival = self._client_order_id(phase, block), self._prices.arrival(block.instrument_id, reference)
-            state = BlockState.of(block, coid, phase, limit, arrival, now, pd.Timestamp(deadline).value)
-            self.log.info(f"{phase.value}: {block_line(block, reference, limit, coid)}")
-            states.append(state)
-
-        if not states:
+        states = self._states(phase, phase.value, sendable, deadline_ns, round_no)
+        early_now = self._rounds.hold(list(early), {s.block.instrument_id for s in states})
+        early_states = self._states(phase, order_ids.EARLY_BUY, early_now, deadline_ns)
+        carried = (
+            [s for s in self._rounds.unsettled() if s.phase != phase] if phase == Phase.BUY and not round_no else []
+        )
+        if not states and not early_states and not carried:
             self.log.info(f"{phase.value}: nothing to send")
             self._finish_phase()
             return
-        for state in states:
-            self._books.add(state)
+        for state in carried:
+            self.log.info(f"{phase.value}: waits for {state.client_order_id}, still working or unallocated")
             self._desk.watch(state.client_order_id)
-            self._session_notional += state.block.quantity * state.limit
-        # durable before the first block can reach the venue: a restart finds every block sent
-        self._recorder.blocks(states)
-        sent = [(r, "SENT", "") for s in states for r in s.block.request_ids.tolist()]
-        self._recorder.request_states(sent, self.clock.timestamp_ns())
-        self._desk.send_all(states, deadline)
+        self._submit(states, deadline, arm=True, early=early_states)
+        if not states:
+            for state in carried:
+                self._desk.check(state.client_order_id)  # closed ones start the allocation grace
+            if not carried:
+                self._finish_phase()  # the early buys alone: nothing holds SELL open
 
-    def _sendable(self, phase: Phase, blocks: list[Block], prices: Prices) -> list[tuple[Block, Decimal, Decimal]]:
+    def _states(self, phase: Phase, kind: str, sendable: list[Sendable], deadline_ns: int, round_no: int = 0):
+        now, states = self.clock.timestamp_ns(), []
+        for block, reference, limit in sendable:
+            coid = self._client_order_id(kind, block, round_no)
+            arrival = self._prices.arrival(block.instrument_id, reference)
+            states.append(BlockState.of(block, coid, phase, limit, arrival, now, deadline_ns))
+            self.log.info(f"{phase.value}: {block_line(block, reference, limit, coid)}")
+        return states
+
+    def _submit(self, states: list[BlockState], deadline, arm: bool = False, early: list[BlockState] = ()) -> None:
+        """Send blocks that hold their phase open and `early` buys that do not, every one watched and
+        journalled before the first goes (a block refused at once must not end the phase early)."""
+        for group, gates in ((states, True), (early, False)):
+            for state in group:
+                self._books.add(state)
+                self._desk.watch(state.client_order_id, gates=gates)
+        # durable before the first block can reach the venue: a restart finds every block sent
+        if states or early:
+            self._recorder.blocks([*states, *early])
+            sent = [(r, "SENT", "") for s in (*states, *early) for r in s.block.request_ids.tolist()]
+            self._recorder.request_states(sent, self.clock.timestamp_ns())
+        self._desk.send_all([*states, *early], deadline, arm=arm)
+
+    def _release_early(self, client_order_id: ClientOrderId) -> None:
+        """Send the early buys held for an instrument once its sell block has closed."""
+        held, deadline_ns = self._rounds.release(client_order_id, self.clock.timestamp_ns())
+        if held and self.halt_reason is None:
+            deadline = pd.Timestamp(deadline_ns, tz="UTC").to_pydatetime(warn=False)
+            self._submit([], deadline, early=self._states(Phase.SELL, order_ids.EARLY_BUY, held, deadline_ns))
+
+    def _sendable(self, kind: Phase | str, blocks: list[Block], prices: Prices, round_no: int = 0) -> list[Sendable]:
         """(block, reference, limit) of the blocks that may be sent; the others are marked NOT_SENT."""
         screened = screen_blocks(
             blocks,
@@ -291,17 +343,19 @@ class RebalanceExecutor(Strategy):
             self.config.min_order_qty,
             self.config.rails,
             self._session_notional,
-            lambda block: self._client_order_id(phase, block).value,
+            lambda block: self._client_order_id(kind, block, round_no).value,
         )
         for block, reason in screened.refused:
             self._books.mark_not_sent(block, reason)
         if screened.cap_hit:
             self._session_cap_hit = True
+        self._session_notional += sum((b.quantity * limit for b, _, limit in screened.sendable), Decimal(0))
         return screened.sendable
 
-    def _client_order_id(self, phase: Phase, block: Block) -> ClientOrderId:
-        # the run's, the phase's and the whole instrument id's: a rerun of the run builds it again
-        return ClientOrderId(order_ids.client_order_id(self._run_id, phase.value, block.instrument_id))
+    def _client_order_id(self, kind: Phase | str, block: Block, round_no: int = 0) -> ClientOrderId:
+        # the run's, the phase's (or round's) and the whole instrument id's: a rerun builds it again
+        kind = kind.value if isinstance(kind, Phase) else kind
+        return ClientOrderId(order_ids.client_order_id(self._run_id, kind, block.instrument_id, round_no))
 
     # ------------------------------------------------------------------------------------------
     # Order events and allocations
@@ -358,6 +412,8 @@ class RebalanceExecutor(Strategy):
             if self.phase != Phase.DONE and self._books.is_settled(self.cache.order):
                 self._enter_done(f"halted ({self.halt_reason})")
             return
+        if self.phase == Phase.SELL and self._rounds.held_early:
+            self._release_early(client_order_id)
         if self.phase in (Phase.SELL, Phase.BUY):
             self._desk.check(client_order_id)
 
@@ -365,8 +421,9 @@ class RebalanceExecutor(Strategy):
         self._desk.close()
         self._recorder.flush()
         if self.phase == Phase.SELL:
+            self._rounds.held_early.clear()  # a sell block that never closed: RECALC sizes its buys
             self._recalc()
-        elif self.phase == Phase.BUY:
+        elif self.phase == Phase.BUY and not self._top_up():
             self._enter_done("completed")
 
     # ------------------------------------------------------------------------------------------
@@ -376,47 +433,59 @@ class RebalanceExecutor(Strategy):
         started = time.perf_counter()
         self._enter_phase(Phase.RECALC)
         if self._session_cap_hit:
-            self._books.mark_buys_not_sent("not sent: the session's notional cap was reached during SELL")
-            self._enter_done("session notional cap reached")
+            self._books.mark_buys_not_sent("not sent: the session's notional cap was reached during SELL", True)
+            self._end_without_buys("session notional cap reached")
             return
         try:
-            sizing, prices = self._size_buys(self.ledger)
+            sizing, prices = self._size_buys(self.ledger, self._rounds.unsettled())
         except Exception as exc:  # noqa: BLE001 - the sells have traded: every request must still end
             self.failure = f"RECALC failed after the SELL phase traded: {exc}"
             self.log.error(self.failure)
             self._books.mark_buys_not_sent(f"not sent: {self.failure}", unsent_only=True)
-            self._enter_done("RECALC failed")
+            self._end_without_buys("RECALC failed")
             return
         if sizing.buys.empty:
             self.log.info("RECALC: no buys in the plan")
-            self._enter_done("completed")
+            self._end_without_buys("completed")
         else:
-            self._start_trading_phase(Phase.BUY, sizing.blocks, prices)
+            self._start_trading_phase(Phase.BUY, self._sendable(Phase.BUY, sizing.blocks, prices))
         self.wall_secs["recalc_and_buy_blocks"] = time.perf_counter() - started
 
-    def _size_buys(self, ledger: Ledger) -> tuple[BuySizing, Prices]:
-        """The plan's buys cut to what each account of `ledger` can afford, with the prices sized at."""
-        plan = self.plan
+    def _end_without_buys(self, reason: str) -> None:
+        """End after RECALC sends nothing, once the early buys still working have closed."""
+        if self._rounds.unsettled():
+            self._start_trading_phase(Phase.BUY, [])
+        else:
+            self._enter_done(reason)
+
+    def _size_buys(self, ledger: Ledger, working: list[BlockState], note: bool = True) -> tuple[BuySizing, Prices]:
+        """The buys still wanted, cut to what each account of `ledger` can afford once the worst case
+        of its `working` buy blocks is held back (strategies/buy_rounds.py), with the prices sized at."""
         # The limits sized here are the limits sent: both come from this one snapshot of the books.
+        plan = self.plan
         prices = self._prices.limits("BUY", plan.instrument_ids)
-        sizing = size_plan_buys(
-            plan.requests,
-            plan.accounts["account_id"].tolist(),
-            ledger.cash,
-            ledger.positions,
-            prices,
-            Decimal(self.config.cash_reserve_abs),
-            Decimal(str(self.config.cash_reserve_pct)),
-            self.pricing,
-            top_up=self.config.top_up,
-        )
-        self._books.hold_back(sizing.not_sent)
-        self._books.note_cuts(sizing.cut)
+        accounts = plan.accounts["account_id"].tolist()
+        sizing = self._rounds.size(plan.requests, accounts, ledger, prices, working, note)
         if sizing.unvalued:
             self.log.warning(f"RECALC: no price for held {sizing.unvalued}: cash_reserve_pct counts them as 0")
         if not sizing.buys.empty:
             self.log.info(f"RECALC: {sizing.summary()}")
         return sizing, prices
+
+    def _top_up(self) -> bool:
+        """Send the next top-up round if one is due and enough of BUY is left; False when none goes."""
+        if self.halt_reason or self._session_cap_hit:
+            return False
+        round_no, deadline_ns, why_not = self._rounds.next_top_up(self.clock.timestamp_ns())
+        if why_not:
+            self.log.info(f"BUY: no top-up round {round_no}: {why_not}")
+            return False
+        self.log.info(f"RECALC for top-up round {round_no} from the fills booked so far")
+        sizing, prices = self._size_buys(self.ledger, self._rounds.unsettled(), note=False)
+        sendable = self._sendable(Phase.BUY, sizing.blocks, prices, round_no)
+        if sendable:
+            self._start_trading_phase(Phase.BUY, sendable, deadline_ns=deadline_ns, round_no=round_no)
+        return bool(sendable)
 
     # ------------------------------------------------------------------------------------------
     # DONE
@@ -475,8 +544,7 @@ class RebalanceExecutor(Strategy):
         sells = self._sendable(Phase.SELL, sell_blocks, sell_prices)
         self._would_send(Phase.SELL, sells)
         assumed = assume_sells_filled(self.ledger, sells, self.pricing, now)
-        self._session_notional += sum((b.quantity * limit for b, _, limit in sells), Decimal(0))
-        sizing, buy_prices = self._size_buys(assumed)
+        sizing, buy_prices = self._size_buys(assumed, [])
         self._would_send(Phase.BUY, self._sendable(Phase.BUY, sizing.blocks, buy_prices))
         mark_nothing_sent(self._books.outcomes)
         self._enter_done(f"what-if: {len(self.what_if_blocks)} blocks would be sent, nothing sent")
@@ -539,6 +607,7 @@ class RebalanceExecutor(Strategy):
         for name in list(self.clock.timer_names):
             if name.startswith("rebalance-"):
                 self.clock.cancel_timer(name)
+        self._rounds.held_early.clear()
         self._desk.cancel_open(halting=True)
         if self._books.is_settled(self.cache.order):
             self._enter_done(f"halted ({reason})")

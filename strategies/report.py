@@ -104,9 +104,11 @@ class RunReport:
 def _phase_stats(
     blocks: pd.DataFrame, requests: pd.DataFrame, phase_started_ns: dict[str, int], booked_ns: dict[str, list[int]]
 ) -> dict:
+    """Per side: the early buys sent during SELL count with the BUY side's blocks."""
     stats = {}
+    trading_start = min((phase_started_ns[p] for p in ("SELL", "BUY") if p in phase_started_ns), default=None)
     for phase in ("SELL", "BUY"):
-        b = blocks[blocks["phase"] == phase] if len(blocks) else blocks
+        b = blocks[blocks["side"] == phase] if len(blocks) else blocks
         r = requests[requests["side"] == phase]
         sent = int(b["quantity"].sum()) if len(b) else 0
         filled = int(b["filled_qty"].sum()) if len(b) else 0
@@ -121,6 +123,7 @@ def _phase_stats(
         # booked times, not the broker's execution times: those are on another clock (a fake
         # gateway's is fixed in 2024), and only the session's own clock started the phase
         fill_secs = [(t - start) / 1e9 for t in booked_ns.get(phase, [])] if start is not None else []
+        booked = booked_ns.get(phase, [])
         stats[phase] = {
             "blocks": len(b),
             "requested_qty": int(r["requested_qty"].sum()),
@@ -131,6 +134,10 @@ def _phase_stats(
             "commissions": str(sum(r["commission"], Decimal(0))),
             "slippage_bps_vs_arrival": round(float(slip_num / value), 2) if value else None,
             "median_secs_to_last_fill": round(float(pd.Series(fill_secs).median()), 3) if fill_secs else None,
+            # when the side's last request was done, from the start of trading (SELL's start)
+            "secs_to_last_fill_from_start": (
+                round((max(booked) - trading_start) / 1e9, 6) if booked and trading_start is not None else None
+            ),
         }
     return stats
 

@@ -60,7 +60,9 @@ class RunBooks:
         self.blocks[state.client_order_id] = state
         for request_id, target in zip(state.block.request_ids.tolist(), state.block.targets.tolist(), strict=True):
             outcome = self.outcomes[request_id]
-            outcome.sent_qty = int(target)
+            # a buy may go in several rounds (early, RECALC, top-ups): sent is what they all sent,
+            # and the order id and limit are the latest round's
+            outcome.sent_qty += int(target)
             outcome.client_order_id = state.client_order_id.value
             outcome.limit_price = state.limit
             outcome.arrival_price = state.arrival
@@ -69,11 +71,12 @@ class RunBooks:
         """Forget a recorded block that will never be sent: its requests end NOT_SENT for `reason`."""
         del self.blocks[state.client_order_id]
         self.mark_not_sent(state.block, reason)
-        for request_id in state.block.request_ids.tolist():
+        for request_id, target in zip(state.block.request_ids.tolist(), state.block.targets.tolist(), strict=True):
             outcome = self.outcomes[request_id]
-            outcome.sent_qty = 0
-            outcome.client_order_id = None
-            outcome.limit_price = None
+            outcome.sent_qty -= int(target)
+            if outcome.sent_qty == 0:
+                outcome.client_order_id = None
+                outcome.limit_price = None
 
     def mark_not_sent(self, block: Block, reason: str) -> None:
         self._log.warning(f"{block.side} {block.instrument_id} not sent: {reason}")
@@ -155,9 +158,12 @@ class RunBooks:
             order = orders[coid]
             for request_id in state.block.request_ids.tolist():
                 outcome = self.outcomes[request_id]
-                outcome.rejected_reason = state.rejected_reason
-                outcome.end_reason = state.end_reason or (
-                    "session ended with the order open" if order is not None and not order.is_closed else None
+                # of a request's several rounds, a block that ended plainly leaves an earlier one's end standing
+                outcome.rejected_reason = state.rejected_reason or outcome.rejected_reason
+                outcome.end_reason = (
+                    state.end_reason
+                    or ("session ended with the order open" if order is not None and not order.is_closed else None)
+                    or outcome.end_reason
                 )
                 if state.open_at_halt and state.rejected_reason is None:
                     outcome.cancelled_reason = f"cancelled by a halt ({halt_reason})"
@@ -170,10 +176,12 @@ class RunBooks:
 
     def is_settled(self, order_of: Callable[[ClientOrderId], Order | None]) -> bool:
         """Every block whose order exists is closed and has all its filled shares allocated."""
-        for state in self.blocks.values():
-            order = order_of(state.client_order_id)
-            if order is None:
-                continue
-            if not order.is_closed or state.allocated_qty < int(order.filled_qty):
-                return False
-        return True
+        return all(block_settled(s, order_of(s.client_order_id), missing_ok=True) for s in self.blocks.values())
+
+
+def block_settled(state: BlockState, order: Order | None, missing_ok: bool = False) -> bool:
+    """A block's order is closed and all its filled shares are allocated; one with no order in the
+    cache counts as settled only with `missing_ok` (it may still be on its way to the venue)."""
+    if order is None:
+        return missing_ok
+    return order.is_closed and state.allocated_qty >= int(order.filled_qty)

@@ -187,6 +187,10 @@ def run_session_child(args: dict) -> dict:
         session_id=SESSION_ID,
         output_dir=args.get("output_dir"),
         what_if=args.get("what_if", False),
+        # the scripted market of the crash tests (tests/test_recovery.py) follows the classic
+        # phases: sells, then one round of buys
+        early_buys=args.get("early_buys", False),
+        top_up_rounds=args.get("top_up_rounds", 0),
     )
     connection = IBFAConnectionConfig(
         port=args["port"], client_id=CLIENT_ID, fa_master_account=MASTER, connect_timeout_secs=3, request_timeout_secs=3

@@ -52,15 +52,17 @@ BOOKS = {
 ADVISOR_GROUP = "Advisors"
 
 
-def strategy_config(plan_path: Path, output_dir: Path | None):
+def strategy_config(plan_path: Path, output_dir: Path | None, **params):
+    """The classic phases (sells, then one round of buys) unless `params` ask for the rounds."""
     from strategies.exec_config import RebalanceExecutorConfig
 
+    params = {"phase_deadline_secs": 2, "early_buys": False, "top_up_rounds": 0, **params}
     return RebalanceExecutorConfig(
         plan_path=str(plan_path),
-        phase_deadline_secs=2,
         sync_timeout_secs=5,
         allocation_grace_secs=2,
         output_dir=None if output_dir is None else str(output_dir),
+        **params,
     )
 
 

@@ -101,10 +101,20 @@ def test_buy_phase_limits_follow_the_book_at_recalc(tmp_path):
     # off the mid at RECALC, not the one at the start of the session
     far_spy = ([("98.00", 1000)], [("100.01", 500)])
     moved = ([("402.00", 500)], [("402.02", 500)])
-    result = run(tmp_path, {SPY: far_spy, QQQ: DEEP_QQQ}, changes={5: {QQQ: moved}})
+    books, changes = {SPY: far_spy, QQQ: DEEP_QQQ}, {5: {QQQ: moved}}
+    result = run(tmp_path / "recalc", books, changes=changes, early_buys=False)
     requests = by_request(result)
     assert requests.loc["r5", "limit_price"] == Decimal("404.02")  # 402.01 x 1.005 = 404.02 rounded down
     assert_money_adds_up(result)
+    # with early buys B's own cash pays for all of r5, and QQQ's sell block (C's) closes at once:
+    # r5 goes early, at the collar of the books when SELL began (400.01 x 1.005 = 402.01)
+    result = run(tmp_path / "early", books, changes=changes)
+    requests = by_request(result)
+    assert requests.loc["r5", "limit_price"] == Decimal("402.01")
+    assert requests.loc["r5", "rounds"] == "EARLY_BUY"
+    assert requests.loc["r5", "state"] == "FILLED"
+    assert_money_adds_up(result)
+    assert_buys_after_sells(result)
 
 
 def test_blocks_carry_the_mid_their_phase_closed_at(tmp_path):

@@ -89,6 +89,22 @@ def scenario_rebalance(out: Path) -> dict:
         gw.stop()
 
 
+def scenario_rounds(out: Path) -> dict:
+    """Early buys and a top-up round: BUY blocks go while SELL blocks work."""
+    plan_path = out / "plan.json"
+    plan_path.write_text(json.dumps(PLAN))
+    rounds = {"early_buys": True, "top_up_rounds": 1, "phase_deadline_secs": 3, "round_min_secs": 0.2}
+    gw = start_gateway()
+    try:
+        listen, events, _ = recorder(gw.broker)
+        gw.call(gw.broker.listeners.append, listen)
+        result = session(strategy_config(plan_path, out / "run", **rounds), gw.port)
+        return {"phase": result.phase, "timed_out": result.timed_out, "events": gw.call(lambda: list(events)),
+                **broker_view(gw)}  # fmt: skip
+    finally:
+        gw.stop()
+
+
 def scenario_unmanaged_account(out: Path) -> dict:
     """Through the `rebalance paper` command, as an operator would start it."""
     import contextlib
@@ -298,6 +314,50 @@ def test_rebalance_session_on_a_trading_node_against_the_fake_gateway(tmp_path):
     assert seen["connected_client_ids"] == []
 
 
+def test_early_buys_work_beside_the_sells_through_the_adapter_and_nobody_is_overdrawn(tmp_path):
+    seen = run_child("rounds", tmp_path, script=__file__)
+    assert seen["phase"] == "DONE" and not seen["timed_out"]
+    run = tmp_path / "run"
+    blocks = pd.read_csv(run / "blocks.csv")
+    requests = pd.read_csv(run / "requests.csv").set_index("request_id")
+    events = seen["events"]
+    # the IVV buys need no proceeds and nobody sells IVV: their block reaches IB while sells work
+    first_ivv_buy = min(n for n, e in enumerate(events) if e["action"] == "BUY" and e["symbol"] == "IVV")
+    sells_closed = [n for n, e in enumerate(events) if e["action"] == "SELL" and e["status"] in DONE_STATUSES]
+    assert first_ivv_buy < max(sells_closed)
+    assert "EARLY_BUY" in set(blocks["round"])
+    # never both sides of one instrument working at IB at once
+    open_sides: dict[tuple[str, int], str] = {}
+    for e in events:
+        if e["status"] in DONE_STATUSES:
+            open_sides.pop((e["symbol"], e["order_id"]), None)
+            continue
+        open_sides[(e["symbol"], e["order_id"])] = e["action"]
+        working = {side for (symbol, _), side in open_sides.items() if symbol == e["symbol"]}
+        assert len(working) == 1, (e, open_sides)
+    # every block is its own IB order, ended, and every request ends in a known state
+    assert blocks["client_order_id"].is_unique and blocks["ts_closed"].notna().all()
+    assert len({e["order_id"] for e in events}) == len(blocks)
+    assert seen["open_orders"] == 0
+    assert requests["state"].isin(["FILLED", "PARTIALLY_FILLED", "EXPIRED"]).all()
+    # each account's cash from IB's own executions and commissions: never below zero
+    cash = {r["account_id"]: Decimal(r["cash"]) for r in PLAN["accounts"]}
+    for e in seen["executions"]:
+        if e["account"] != MASTER:
+            sign = 1 if e["side"] == "SLD" else -1
+            cash[e["account"]] += sign * e["shares"] * Decimal(str(e["price"])) - Decimal(str(e["commission"]))
+    assert min(cash.values()) >= 0, cash
+    filled = Counter()
+    for e in seen["executions"]:
+        if e["account"] != MASTER:
+            filled[(e["account"], e["symbol"], e["side"])] += e["shares"]
+    for r in PLAN["requests"]:
+        side = "BOT" if r["side"] == "BUY" else "SLD"
+        assert filled[(r["account_id"], r["instrument"], side)] == requests.loc[r["request_id"], "filled_qty"]
+        assert requests.loc[r["request_id"], "filled_qty"] <= r["quantity"]
+    assert seen["fa_groups"] == [ADVISOR_GROUP]
+
+
 def test_a_plan_account_the_login_does_not_manage_stops_the_session_before_any_order(tmp_path):
     seen = run_child("unmanaged_account", tmp_path, script=__file__)
     assert seen["exit_code"] == 2
@@ -390,6 +450,7 @@ if __name__ == "__main__":
     folder.mkdir(parents=True, exist_ok=True)
     scenarios = {
         "rebalance": scenario_rebalance,
+        "rounds": scenario_rounds,
         "unmanaged_account": scenario_unmanaged_account,
         "timeout": scenario_timeout,
         "depth_limited": scenario_depth_limited,

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from backtests.runner import run_backtest
@@ -148,7 +148,7 @@ def write_plan(folder: Path, session: dict) -> Path:
     return folder
 
 
-def run_session(folder: Path, session: dict) -> Path:
+def run_session(folder: Path, session: dict, **params) -> Path:
     plan = write_plan(folder / "plan", session)
     out = folder / "out"
     config = RebalanceExecutorConfig(
@@ -160,6 +160,7 @@ def run_session(folder: Path, session: dict) -> Path:
         cash_reserve_abs=session["reserve_abs"],
         commission_schedule=session["plan_name"],
         output_dir=str(out),
+        **params,
     )
     data = steady_session(session["books"], SECONDS, changes=session["changes"])
     venue = SimVenueConfig(latency_ms=5, commission_schedule=session["plan_name"], queue_model="none")
@@ -167,8 +168,8 @@ def run_session(folder: Path, session: dict) -> Path:
     return out
 
 
-def check_run(folder: Path, session: dict) -> None:
-    out = run_session(folder, session)
+def check_run(folder: Path, session: dict, **params) -> Path:
+    out = run_session(folder, session, **params)
     cash = recompute_cash(out, session["plan_name"], TRADE_DAY, session["positions"], session["requests"])
     below = {a: c for a, c in cash.items() if c < 0}
     assert not below, f"accounts below zero with every IB fee charged: {below}"
@@ -177,6 +178,7 @@ def check_run(folder: Path, session: dict) -> None:
     assert summary["ledger_breaches"] == []
     assert set(requests["state"]) <= {"FILLED", "PARTIALLY_FILLED", "EXPIRED", "NOT_SENT"}
     assert (requests.loc[requests["state"] == "NOT_SENT", "reason"] != "").all()
+    return out
 
 
 PROFILE = settings(
@@ -190,6 +192,32 @@ PROFILE = settings(
 @given(session=sessions(max_accounts=40))
 def test_no_account_below_zero_with_every_ib_fee(tmp_path_factory, session):
     check_run(tmp_path_factory.mktemp("run"), session)
+
+
+# every early buy and top-up the sizing allows: rounds go with as little as a second of the phase left
+ROUNDS = {"early_buys": True, "top_up_rounds": 3, "round_min_fraction": 0.0, "round_min_secs": 1.0}
+
+
+@PROFILE
+@given(session=sessions(max_accounts=30))
+def test_no_account_below_zero_with_early_buys_and_top_up_rounds(tmp_path_factory, session):
+    out = check_run(tmp_path_factory.mktemp("run"), session, **ROUNDS)
+    if not (out / "blocks.csv").read_text().strip():
+        event("nothing sent")
+        return
+    blocks = read_table(out, "blocks")
+    for label in sorted(set(blocks["round"])):
+        event(f"round {label}")
+    # an early buy of an instrument being sold goes once its sell block has closed, never beside it
+    sells = blocks[blocks["side"] == "SELL"]
+    closed = dict(zip(sells["instrument_id"], sells["ts_closed"], strict=True))
+    for block in blocks[blocks["round"] == "EARLY_BUY"].itertuples(index=False):
+        if block.instrument_id in closed:
+            assert closed[block.instrument_id] and int(block.ts_submitted) >= int(closed[block.instrument_id])
+    # each round has its own ids, and a top-up round sends only what is still unfilled
+    assert blocks["client_order_id"].is_unique
+    requests = read_table(out, "requests").set_index("request_id")
+    assert (requests["filled_qty"].astype(int) <= requests["requested_qty"].astype(int)).all()
 
 
 @HEAVY

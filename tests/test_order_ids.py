@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nautilus_trader.model.identifiers import ClientOrderId
 
-from strategies.order_ids import MAX_LEN, client_order_id, is_of_run, run_prefix
+from strategies.order_ids import MAX_LEN, MAX_ROUND, client_order_id, is_of_run, round_label, run_prefix, top_up_round
 from tests import ib_fixtures as fx
 from tests.books import equity, steady_session
 from tests.ib_gateway_node import SPY, Node, until
@@ -86,6 +86,35 @@ def test_distinct_runs_never_share_an_id_nor_claim_each_others(run_ids, phase, i
     assert len(set(ids.values())) == len(ids)
     for run, coid in ids.items():
         assert [other for other in run_ids if is_of_run(coid, run_prefix(other))] == [run]
+
+
+ROUND_FORMAT = re.compile(r"RB-[0-9a-f]{10}-(S|E|B|B[1-9])-[A-Za-z0-9]{0,8}-[0-9a-f]{10}")
+# every block kind of a run: the sells, the early buys, the BUY round and each top-up round
+KINDS = [("SELL", 0), ("EARLY_BUY", 0), ("BUY", 0)] + [("BUY", n) for n in range(1, MAX_ROUND + 1)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(RUN_IDS, INSTRUMENT_IDS)
+def test_every_round_of_an_instrument_gets_its_own_short_stable_id(run_id, instrument_id):
+    ids = [client_order_id(run_id, kind, instrument_id, n) for kind, n in KINDS]
+    assert len(set(ids)) == len(ids)
+    assert ids == [client_order_id(run_id, kind, instrument_id, n) for kind, n in KINDS]  # a rerun builds them again
+    for coid, (kind, n) in zip(ids, KINDS, strict=True):
+        assert ROUND_FORMAT.fullmatch(coid) and len(coid) <= MAX_LEN <= 40, coid
+        assert is_of_run(coid, run_prefix(run_id))
+        assert round_label(coid) == (f"BUY-{n}" if n else kind)
+        assert top_up_round(coid) == n
+
+
+def test_the_round_ids_are_pinned():
+    assert client_order_id("paper-20240304", "EARLY_BUY", "SPY.SMART") == "RB-f3ee650e33-E-SPY-af798decfc"
+    assert client_order_id("paper-20240304", "BUY", "SPY.SMART", 2) == "RB-f3ee650e33-B2-SPY-af798decfc"
+    with pytest.raises(ValueError, match="top-up round"):
+        client_order_id("paper-1", "BUY", "SPY.SMART", MAX_ROUND + 1)
+    with pytest.raises(ValueError, match="top-up round"):
+        client_order_id("paper-1", "SELL", "SPY.SMART", 1)
+    with pytest.raises(ValueError, match="not a rebalance block"):
+        round_label("O-20240304-001")
 
 
 def test_an_id_needs_a_run_a_trading_phase_and_an_instrument():

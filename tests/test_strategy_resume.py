@@ -85,8 +85,10 @@ class HaltOnFirstAccept(RebalanceExecutor):
         self.halt("operator kill")
 
 
-def run(tmp_path: Path, books: dict, journal=None, seconds: int = 120, strategy_class=RebalanceExecutor, **params):
-    plan_dir = write_plan(tmp_path / "plan", PLAN)
+def run(tmp_path: Path, books: dict, journal=None, seconds=120, strategy_class=RebalanceExecutor, plan=PLAN, **params):
+    plan_dir = write_plan(tmp_path / "plan", plan)
+    # the classic phases unless a test asks for the rounds: the recorded blocks below are theirs
+    params = {"early_buys": False, "top_up_rounds": 0, **params}
     config = RebalanceExecutorConfig(
         plan_path=str(plan_dir), phase_deadline_secs=DEADLINE, session_id=SESSION, **params
     )
@@ -265,3 +267,77 @@ def test_a_block_outside_the_price_band_is_not_sent(tmp_path):
     buys = _requests(strategy).loc[["r4", "r5", "r6"]]
     assert (buys["state"] == "NOT_SENT").all()
     assert buys["reason"].str.contains("price_band|band is 100 bps", regex=True).all()
+
+
+# ------------------------------------------------------------------------------ buys in rounds
+
+# A's cash is such that its QQQ buy is cut at the collar (402.01) and what the fills below it
+# (400.02) leave over buys one more share in a top-up round
+ROUNDS = {
+    "early_buys": True,
+    "top_up_rounds": 1,
+    "plan": {**PLAN, "accounts.csv": "account_id,cash\nA,1215\nB,50000\nC,0\n"},
+}
+
+
+@pytest.fixture(scope="module")
+def rounds_run(tmp_path_factory):
+    journal = MemoryJournal()
+    strategy, sent = run(tmp_path_factory.mktemp("rounds"), {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, journal, **ROUNDS)
+    return journal, strategy, sent
+
+
+def _round_of(coid: str) -> str:
+    return coid.split("-")[2]
+
+
+def test_early_and_top_up_blocks_are_journaled_with_ids_of_their_own(rounds_run):
+    journal, strategy, sent = rounds_run
+    recorded = {b.client_order_id: b for b in journal.blocks}
+    assert set(recorded) == {o.client_order_id.value for o in sent}
+    by_round = {}
+    for b in journal.blocks:
+        by_round.setdefault(_round_of(b.client_order_id), []).append(b)
+    # B's cash pays its whole QQQ buy early; QQQ's sell block (C's) closes first, so it goes then
+    assert {(b.phase, b.side, b.instrument_id) for b in by_round["E"]} >= {("SELL", "BUY", "QQQ.SMART")}
+    assert set(by_round) == {"S", "E", "B", "B1"}
+    assert [(b.instrument_id, b.accounts, b.targets) for b in by_round["B1"]] == [("QQQ.SMART", ("A",), (1,))]
+    assert all(b.phase == "BUY" for r in ("B", "B1") for b in by_round.get(r, []))
+    # a journalled block comes before the order that sends it
+    for order in sent:
+        coid = order.client_order_id.value
+        written = next(k for k, c in enumerate(journal.calls) if c[0] == "blocks" and coid in c[1])
+        first_event = next((k for k, c in enumerate(journal.calls) if c[0] == "order" and c[1] == coid), None)
+        assert first_event is None or written < first_event
+    assert set(_requests(strategy)["state"]) <= FINAL
+
+
+def test_a_rounds_run_resumed_mid_sell_sends_the_recorded_early_buys_as_recorded(tmp_path, rounds_run):
+    journal, whole, _ = rounds_run
+    recorded = [b for b in journal.blocks if b.phase == "SELL"]
+    again = MemoryJournal(journal.as_recovered(phases=["SYNC", "SELL"], blocks=recorded, allocations=[]))
+    strategy, sent = run(tmp_path, {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, again, **ROUNDS)
+    resent = {o.client_order_id.value: o for o in sent}
+    for block in recorded:
+        assert strategy.resumed[block.client_order_id] == "sent again"
+        order = resent[block.client_order_id]
+        assert (int(order.quantity), order.price.as_decimal()) == (block.quantity, block.limit_price)
+        assert order.side.name == block.side
+    # no block of the SELL phase is journalled twice, and the buys after it are new ids of this run
+    assert not any(c[0] == "blocks" and set(c[1]) & {b.client_order_id for b in recorded} for c in again.calls)
+    assert {_round_of(b.client_order_id) for b in again.blocks} <= {"B", "B1"}
+    assert strategy.ledger.breaches == [] and min(strategy.ledger.cash.values()) >= 0
+    assert set(_requests(strategy)["state"]) <= FINAL
+
+
+def test_a_rounds_run_resumed_mid_buy_does_not_top_up_again(tmp_path, rounds_run):
+    journal, whole, _ = rounds_run
+    # the sim has no orders of the earlier process: only the SELL phase's fills (sells and early
+    # buys) are recorded, and the recorded BUY rounds are sent again as recorded
+    of_sell = {b.client_order_id for b in journal.blocks if b.phase == "SELL"}
+    allocations = [a for a, _ in journal.allocations if a.client_order_id in of_sell]
+    again = MemoryJournal(journal.as_recovered(phases=["SYNC", "SELL", "RECALC", "BUY"], allocations=allocations))
+    strategy, sent = run(tmp_path, {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, again, **ROUNDS)
+    assert again.blocks == []  # the recorded top-up round was the last one allowed
+    assert {o.client_order_id.value for o in sent} == {b.client_order_id for b in journal.blocks} - of_sell
+    assert strategy.ledger.cash == whole.ledger.cash
