@@ -122,7 +122,14 @@ def test_blocks_carry_the_mid_their_phase_closed_at(tmp_path):
     far_spy = ([("98.00", 1000)], [("100.01", 500)])
     fallen_spy = ([("97.00", 1000)], [("99.01", 500)])
     risen_qqq = ([("402.00", 500)], [("402.02", 500)])
-    result = run(tmp_path, {SPY: far_spy, QQQ: DEEP_QQQ}, changes={5: {SPY: fallen_spy, QQQ: risen_qqq}})
+    # one round per side, so each (phase, instrument) names one block
+    result = run(
+        tmp_path,
+        {SPY: far_spy, QQQ: DEEP_QQQ},
+        changes={5: {SPY: fallen_spy, QQQ: risen_qqq}},
+        early_buys=False,
+        top_up_rounds=0,
+    )
     blocks = result.report.blocks.set_index(["phase", "instrument_id"])
     # SELL opened at the first books and closed at its deadline, after the move
     assert blocks.loc[("SELL", "SPY.SMART"), "arrival_price"] == Decimal("99.005")
