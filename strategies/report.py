@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from strategies.ledger import Ledger
+from strategies.ledger_rows import TRANSACTION_COLUMNS  # noqa: F401 - the run files' columns, read from here
 from strategies.pricing import slippage_bps
 
 # the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
@@ -17,10 +18,6 @@ DEADLINE_ENDS = ("deadline", "expired")
 # the blocks' nanosecond times, absent where a block was never sent or never filled
 BLOCK_NS_COLUMNS = ("ts_submitted", "ts_closed", "first_fill_ns", "last_fill_ns")
 STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
-TRANSACTION_COLUMNS = (
-    "account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission",
-    "ts_event", "client_order_id", "venue_order_id", "execution_id",
-)  # fmt: skip
 
 
 @dataclass
@@ -138,7 +135,7 @@ def _phase_stats(
 def build_report(
     outcomes: list[RequestOutcome], ledger: Ledger, blocks: list[dict], phase_started_ns: dict[str, int]
 ) -> RunReport:
-    transactions = pd.DataFrame(ledger.transactions, columns=list(TRANSACTION_COLUMNS))
+    transactions = ledger.transactions_frame()
     transactions.insert(7, "time", pd.to_datetime(transactions["ts_event"].astype("int64"), unit="ns", utc=True))
     requests = pd.DataFrame(
         [
