@@ -342,6 +342,8 @@ class RebalanceExecutor(Strategy):
             self._check_phase_complete(ClientOrderId(allocation.client_order_id))
 
     def _book_batch(self, batch: AllocationBatch) -> bool:
+        if not self._books.can_book_batch(batch):
+            return any([self._book(allocation) for allocation in batch.allocations()])
         now = self.clock.timestamp_ns()
         if (booking := self._books.book_batch(batch, now)) is None:
             return False

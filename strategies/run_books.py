@@ -203,24 +203,28 @@ class RunBooks:
         outcome.last_booked_ns = booked_ns
         return Booking(request_id, "FILLED" if outcome.filled_qty >= outcome.requested_qty else "PARTIALLY_FILLED")
 
-    def book_batch(self, batch: AllocationBatch, booked_ns: int) -> BatchBooking | None:
-        """Book every allocation of one block execution at once; None when the block is unknown.
+    def can_book_batch(self, batch: AllocationBatch) -> bool:
+        """Whether `book_batch` takes `batch` in one step; if not (a replay, a correction, an account
+        outside the plan or the block), `book` takes its allocations one at a time, same result."""
+        coid = ClientOrderId(batch.client_order_id)
+        state = self.blocks.get(coid)
+        if state is None:
+            return True  # book_batch says it is unknown
+        fills = self._fills.get(coid)
+        if fills is None:
+            fills = self._fills[coid] = _BlockFills(state)
+        return all(a in fills.slot_of for a in batch.account_ids) and self.ledger.can_book_batch(batch)
 
-        A batch the ledger cannot book in array steps (a replay, a correction, an account outside
-        the plan) is booked one allocation at a time through `book`, with the same result.
-        """
+    def book_batch(self, batch: AllocationBatch, booked_ns: int) -> BatchBooking | None:
+        """Book every allocation of one block execution at once (see `can_book_batch`); None when
+        the block is unknown."""
         coid = ClientOrderId(batch.client_order_id)
         state = self.blocks.get(coid)
         if state is None:
             self._log.warning(f"allocation batch of {len(batch)} for unknown order {batch.client_order_id}")
             return None
-        fills = self._fills.get(coid)
-        if fills is None:
-            fills = self._fills[coid] = _BlockFills(state)
-        slot_of = fills.slot_of
-        slots = [slot_of.get(a, -1) for a in batch.account_ids]
-        if -1 in slots or not self.ledger.can_book_batch(batch):
-            return self._book_one_by_one(batch, booked_ns)
+        fills = self._fills[coid]
+        slots = [fills.slot_of[a] for a in batch.account_ids]
         request_ids = [fills.request_ids[i] for i in slots]
         breaches_before = len(self.ledger.breaches)
         self.ledger.apply_batch(batch, request_ids)
@@ -238,16 +242,6 @@ class RunBooks:
         state.first_fill_ns = state.first_fill_ns or batch.ts_event
         state.last_fill_ns = batch.ts_event
         return BatchBooking(request_ids, self._request_states(request_ids))
-
-    def _book_one_by_one(self, batch: AllocationBatch, booked_ns: int) -> BatchBooking:
-        request_ids, states = [], []
-        for allocation in batch.allocations():
-            booking = self.book(allocation, booked_ns)
-            if booking is not None:
-                request_ids.append(booking.request_id)
-                if booking.request_id:
-                    states.append((booking.request_id, booking.request_state, ""))
-        return BatchBooking(request_ids, iter(states))
 
     def _request_states(self, request_ids: list[str]) -> Iterator[tuple[str, str, str]]:
         outcomes = self.outcomes
