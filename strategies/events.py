@@ -72,29 +72,46 @@ class Allocation:
 class AllocationBatch:
     """Every account's part of one block execution, as columns: entry i of each is one `Allocation`.
 
-    Commissions are integer nanos (strategies.money): the simulated venue charges in nanos, and a
-    column of ints is booked without making a Decimal per account.
+    `accounts` is the block's whole FA group, the same tuple on every fill of the block, and
+    `slots` says which of them received shares, so a consumer maps the group once per block and
+    each fill with array steps. Account i's execution id is "<execution_id>.<account>.<version>"
+    (IB's form: the version is what a correction bumps); a batch carries first versions only, and
+    corrections come as single `Allocation`s. Commissions are integer nanos (strategies.money):
+    the simulated venue charges in nanos, and a column of ints books without a Decimal per account.
     """
 
     client_order_id: str
     venue_order_id: str
+    execution_id: str  # the block execution's (the venue's trade id)
     instrument_id: str
     side: str
     price: Decimal
     ts_event: int
     ts_init: int
-    account_ids: tuple[str, ...]
+    accounts: tuple[str, ...]  # the block's group, in its order
+    slots: np.ndarray  # int64 positions in `accounts`, one per allocation
     quantities: np.ndarray  # int64 shares, all > 0
     commission_nanos: np.ndarray  # int64, what each account's cash pays for its part
-    execution_ids: tuple[str, ...]  # one per account, "<base>.<version>" as an Allocation's
+    version: str = "01"
 
     def __post_init__(self) -> None:
-        n = len(self.account_ids)
-        if not (len(self.quantities) == len(self.commission_nanos) == len(self.execution_ids) == n):
+        if not (len(self.slots) == len(self.quantities) == len(self.commission_nanos)):
             raise ValueError(f"allocation batch of {self.client_order_id}: columns of different lengths")
 
     def __len__(self) -> int:
-        return len(self.account_ids)
+        return len(self.slots)
+
+    @property
+    def account_ids(self) -> list[str]:
+        accounts = self.accounts
+        return [accounts[i] for i in self.slots.tolist()]
+
+    def execution_id_of(self, account: str) -> str:
+        return f"{self.execution_id}.{account}.{self.version}"
+
+    @property
+    def execution_ids(self) -> list[str]:
+        return [self.execution_id_of(a) for a in self.account_ids]
 
     def allocations(self) -> list[Allocation]:
         """The batch as one `Allocation` per account, in its order."""
@@ -102,7 +119,7 @@ class AllocationBatch:
             Allocation(
                 self.client_order_id,
                 self.venue_order_id,
-                execution_id,
+                self.execution_id_of(account),
                 account,
                 self.instrument_id,
                 self.side,
@@ -112,12 +129,8 @@ class AllocationBatch:
                 self.ts_event,
                 self.ts_init,
             )
-            for account, qty, commission, execution_id in zip(
-                self.account_ids,
-                self.quantities.tolist(),
-                self.commission_nanos.tolist(),
-                self.execution_ids,
-                strict=True,
+            for account, qty, commission in zip(
+                self.account_ids, self.quantities.tolist(), self.commission_nanos.tolist(), strict=True
             )
         ]
 

@@ -48,7 +48,9 @@ class Ledger:
         # (account, execution base) -> row in force; batches are indexed here only once a single
         # allocation has been booked (see _index_batches)
         self._in_force: dict[tuple[str, str], int] = {}
-        self._batch_ids: set[str] = set()  # every execution id booked by a batch
+        self._batch_fills: set[tuple[str, str]] = set()  # (client order id, execution id) of every batch
+        # client order id -> (its group's accounts, the ledger slot of each or -1 outside the plan)
+        self._group_slots: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
         self._unindexed: list[tuple[int, AllocationBatch]] = []  # (first row, batch) not yet in _in_force
         # the plan's accounts as columns: what batches moved and the Decimal books do not hold yet
         self._accounts = np.array(list(self.starting_cash), dtype=object)
@@ -169,34 +171,44 @@ class Ledger:
     def _index_batches(self) -> None:
         """Put the rows of the batches booked so far under their (account, execution base)."""
         for start, batch in self._unindexed:
-            for offset, (account, execution_id) in enumerate(zip(batch.account_ids, batch.execution_ids, strict=True)):
-                self._in_force[(account, execution_base(execution_id))] = start + offset
+            for offset, account in enumerate(batch.account_ids):
+                self._in_force[(account, execution_base(batch.execution_id_of(account)))] = start + offset
         self._unindexed.clear()
 
     # ------------------------------------------------------------------------------------------
     # Batches
 
+    def _ledger_slots(self, batch: AllocationBatch) -> np.ndarray:
+        """The ledger slot of each of the batch's accounts (-1 outside the plan); the group is
+        mapped once per block, each fill is an array lookup."""
+        entry = self._group_slots.get(batch.client_order_id)
+        if entry is None or (entry[0] is not batch.accounts and entry[0] != batch.accounts):
+            mapped = np.array([self._slot.get(a, -1) for a in batch.accounts], dtype=np.int64)
+            entry = self._group_slots[batch.client_order_id] = (batch.accounts, mapped)
+        return entry[1][batch.slots]
+
     def can_book_batch(self, batch: AllocationBatch) -> bool:
         """Whether `batch` books in array steps (else: one `apply` per allocation, same result)."""
         return (
             not self._in_force  # no single allocation booked: no correction to match a batch against
-            and self._batch_ids.isdisjoint(batch.execution_ids)
-            and all(a in self._slot for a in batch.account_ids)
+            and (batch.client_order_id, batch.execution_id) not in self._batch_fills
             and has_nanos_precision(batch.price)
             and int(batch.quantities.max(initial=0)) * to_nanos(batch.price, "fill price") <= _INT64_MAX // 2
+            and bool((self._ledger_slots(batch) >= 0).all())
         )
 
-    def apply_batch(self, batch: AllocationBatch, request_ids: list[str]) -> None:
+    def apply_batch(self, batch: AllocationBatch, request_ids: np.ndarray) -> None:
         """Book every allocation of `batch` (`request_ids` aligned with it); see `can_book_batch`."""
-        slots = np.fromiter((self._slot[a] for a in batch.account_ids), dtype=np.int64, count=len(batch))
+        slots = self._ledger_slots(batch)
         qty, commission = batch.quantities.astype(np.int64), batch.commission_nanos.astype(np.int64)
         value = qty * to_nanos(batch.price, "fill price")
         held = self._held_column(batch.instrument_id)
         if batch.side == "SELL":
             for i in np.flatnonzero(qty > held[slots]).tolist():
+                account = self._accounts[slots[i]]
                 self.breaches.append(
-                    f"allocation {batch.execution_ids[i]} sells {int(qty[i])} {batch.instrument_id} "
-                    f"from {batch.account_ids[i]!r}, which holds {int(held[slots[i]])}"
+                    f"allocation {batch.execution_id_of(account)} sells {int(qty[i])} {batch.instrument_id} "
+                    f"from {account!r}, which holds {int(held[slots[i]])}"
                 )
             cash, shares = value - commission, -qty
         else:
@@ -208,12 +220,13 @@ class Ledger:
         self._cash_floor[slots] += cash
         self._due = True
         for i in np.flatnonzero(self._cash_floor[slots] < 0).tolist():
-            account = batch.account_ids[i]
+            account = self._accounts[slots[i]]
             self.breaches.append(
-                f"allocation {batch.execution_ids[i]} would take account {account!r} to {self.cash[account]} USD"
+                f"allocation {batch.execution_id_of(account)} would take account {account!r} "
+                f"to {self.cash[account]} USD"
             )
         start = self._rows.extend(batch, request_ids)
-        self._batch_ids.update(batch.execution_ids)
+        self._batch_fills.add((batch.client_order_id, batch.execution_id))
         self._unindexed.append((start, batch))
 
     def _held_column(self, instrument_id: str) -> np.ndarray:

@@ -9,7 +9,9 @@ correction replaces is replaced in place: the table holds only the bookings in f
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from strategies.events import Allocation, AllocationBatch
@@ -49,7 +51,7 @@ def allocation_row(allocation: Allocation, request_id: str) -> dict:
 class TransactionRows:
     def __init__(self) -> None:
         # each chunk: a list of row dicts (single allocations) or (batch, request ids)
-        self._chunks: list[list[dict] | tuple[AllocationBatch, list[str]]] = []
+        self._chunks: list[list[dict] | tuple[AllocationBatch, Sequence[str]]] = []
         self._starts: list[int] = []
         self._replaced: dict[int, dict] = {}
         self._size = 0
@@ -66,7 +68,7 @@ class TransactionRows:
         self._size += 1
         return self._size - 1
 
-    def extend(self, batch: AllocationBatch, request_ids: list[str]) -> int:
+    def extend(self, batch: AllocationBatch, request_ids: Sequence[str]) -> int:
         """Add a batch's rows; the index of its first."""
         self._chunks.append((batch, request_ids))
         self._starts.append(self._size)
@@ -84,8 +86,9 @@ class TransactionRows:
         if isinstance(chunk, list):
             return chunk[offset]
         batch, request_ids = chunk
+        account = batch.accounts[int(batch.slots[offset])]
         return {
-            "account_id": batch.account_ids[offset],
+            "account_id": account,
             "request_id": request_ids[offset],
             "instrument_id": batch.instrument_id,
             "side": batch.side,
@@ -95,7 +98,7 @@ class TransactionRows:
             "ts_event": batch.ts_event,
             "client_order_id": batch.client_order_id,
             "venue_order_id": batch.venue_order_id,
-            "execution_id": batch.execution_ids[offset],
+            "execution_id": batch.execution_id_of(account),
         }
 
     def allocation(self, index: int) -> Allocation:
@@ -120,21 +123,27 @@ class TransactionRows:
 
     def frame(self) -> pd.DataFrame:
         """Every row in force, in booking order, column by column."""
-        columns: dict[str, list] = {c: [] for c in TRANSACTION_COLUMNS}
+        parts: dict[str, list[np.ndarray]] = {c: [] for c in TRANSACTION_COLUMNS}
+        groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id of a group -> its accounts, as object and text
         for chunk in self._chunks:
             if isinstance(chunk, list):
-                for column, values in columns.items():
-                    values.extend(row[column] for row in chunk)
+                for column, values in parts.items():
+                    values.append(_objects([row[column] for row in chunk]))
                 continue
             batch, request_ids = chunk
             n = len(batch)
-            columns["account_id"].extend(batch.account_ids)
-            columns["request_id"].extend(request_ids)
-            columns["quantity"].extend(batch.quantities.tolist())
-            columns["commission"].extend(decimals_of_nanos(batch.commission_nanos))
-            columns["execution_id"].extend(batch.execution_ids)
+            if id(batch.accounts) not in groups:
+                groups[id(batch.accounts)] = (_objects(batch.accounts), np.array(batch.accounts, dtype=str))
+            as_objects, as_text = groups[id(batch.accounts)]
+            parts["account_id"].append(as_objects[batch.slots])
+            parts["request_id"].append(_objects(request_ids))
+            parts["quantity"].append(batch.quantities.astype(object))
+            parts["commission"].append(_objects(decimals_of_nanos(batch.commission_nanos)))
+            ids = np.strings.add(np.strings.add(f"{batch.execution_id}.", as_text[batch.slots]), f".{batch.version}")
+            parts["execution_id"].append(ids.astype(object))
             for column in ("instrument_id", "side", "price", "ts_event", "client_order_id", "venue_order_id"):
-                columns[column].extend([getattr(batch, column)] * n)
+                parts[column].append(np.full(n, getattr(batch, column), dtype=object))
+        columns = {c: np.concatenate(v) if v else np.zeros(0, dtype=object) for c, v in parts.items()}
         for index, row in self._replaced.items():
             for column, values in columns.items():
                 values[index] = row[column]
@@ -142,3 +151,9 @@ class TransactionRows:
         frame["quantity"] = frame["quantity"].astype("int64")
         frame["ts_event"] = frame["ts_event"].astype("int64")
         return frame
+
+
+def _objects(values: Sequence) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

@@ -12,7 +12,7 @@ accounts makes no Python object per account.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +42,7 @@ class BatchBooking:
     """A booked batch's requests, aligned with its allocations ("" for an account the block was
     not sent for), and their states as the journal is told them, computed only when read."""
 
-    request_ids: list[str]
+    request_ids: Sequence[str]
     states: Iterator[tuple[str, str, str]]
 
 
@@ -50,8 +50,10 @@ class _BlockFills:
     """What batches booked to each request of one block and its outcomes do not hold yet."""
 
     def __init__(self, state: BlockState) -> None:
-        self.request_ids = state.block.request_ids.tolist()
+        self.request_ids = np.asarray(state.block.request_ids.tolist(), dtype=object)
         self.slot_of = {a: i for i, a in enumerate(state.block.accounts.tolist())}
+        self.group: tuple[str, ...] | None = None  # the venue's group of the block, as its batches name it
+        self.group_slots = np.zeros(0, dtype=np.int64)  # the request slot of each of its accounts, or -1
         n = len(self.request_ids)
         self.qty = np.zeros(n, dtype=np.int64)
         self.value_nanos = np.zeros(n, dtype=object)  # Python ints: a request's value has no bound
@@ -76,6 +78,13 @@ class RunBooks:
             if fills.due:
                 self._fold(fills)
         return self._outcomes
+
+    def _request_slots(self, fills: _BlockFills, batch: AllocationBatch) -> np.ndarray:
+        """The request slot of each allocation of `batch` (-1: an account the block was not sent for)."""
+        if fills.group is not batch.accounts and fills.group != batch.accounts:
+            fills.group = batch.accounts
+            fills.group_slots = np.array([fills.slot_of.get(a, -1) for a in batch.accounts], dtype=np.int64)
+        return fills.group_slots[batch.slots]
 
     def _fold(self, fills: _BlockFills) -> None:
         outcomes = self._outcomes
@@ -213,7 +222,7 @@ class RunBooks:
         fills = self._fills.get(coid)
         if fills is None:
             fills = self._fills[coid] = _BlockFills(state)
-        return all(a in fills.slot_of for a in batch.account_ids) and self.ledger.can_book_batch(batch)
+        return bool((self._request_slots(fills, batch) >= 0).all()) and self.ledger.can_book_batch(batch)
 
     def book_batch(self, batch: AllocationBatch, booked_ns: int) -> BatchBooking | None:
         """Book every allocation of one block execution at once (see `can_book_batch`); None when
@@ -224,13 +233,12 @@ class RunBooks:
             self._log.warning(f"allocation batch of {len(batch)} for unknown order {batch.client_order_id}")
             return None
         fills = self._fills[coid]
-        slots = [fills.slot_of[a] for a in batch.account_ids]
-        request_ids = [fills.request_ids[i] for i in slots]
+        at = self._request_slots(fills, batch)
+        request_ids = fills.request_ids[at]
         breaches_before = len(self.ledger.breaches)
         self.ledger.apply_batch(batch, request_ids)
         for breach in self.ledger.breaches[breaches_before:]:
             self._log.error(f"LEDGER BREACH: {breach}")
-        at = np.array(slots, dtype=np.int64)
         qty = batch.quantities.astype(np.int64)
         fills.qty[at] += qty
         fills.value_nanos[at] += qty.astype(object) * to_nanos(batch.price, "fill price")
@@ -243,7 +251,7 @@ class RunBooks:
         state.last_fill_ns = batch.ts_event
         return BatchBooking(request_ids, self._request_states(request_ids))
 
-    def _request_states(self, request_ids: list[str]) -> Iterator[tuple[str, str, str]]:
+    def _request_states(self, request_ids: Sequence[str]) -> Iterator[tuple[str, str, str]]:
         outcomes = self.outcomes
         for request_id in request_ids:
             outcome = outcomes[request_id]

@@ -139,17 +139,18 @@ class HandVenue:
         batch = AllocationBatch(
             client_order_id=run.coid,
             venue_order_id=f"V-{run.coid}",
+            execution_id=f"{run.coid}-{run.fills}",
             instrument_id=run.block.instrument_id,
             side=run.block.side,
             price=price,
             ts_event=run.fills,
             ts_init=run.fills,
-            account_ids=fill.account_ids,
+            accounts=fill.accounts,
+            slots=fill.slots,
             quantities=fill.quantities,
             commission_nanos=fill.commission_nanos,
-            execution_ids=tuple(f"{run.coid}-{run.fills}.{account}" for account in fill.account_ids),
         )
-        request_ids = [run.request_of[a] for a in fill.account_ids]
+        request_ids = [run.request_of[a] for a in batch.account_ids]
         booked = batch.allocations()
         if self.ledger.can_book_batch(batch):
             self.ledger.apply_batch(batch, request_ids)

@@ -49,12 +49,11 @@ def test_ten_thousand_accounts_book_what_an_independent_recomputation_gives():
         allocator.allocate("B1", qty, price, taker=n == 0)
         fill = allocator.pop_pending("B1")
         batch = AllocationBatch(
-            "B1", "V1", "SPY.SMART", "BUY", price, n, n,
-            fill.account_ids, fill.quantities, fill.commission_nanos,
-            tuple(f"T{n}.{a}.01" for a in fill.account_ids),
+            "B1", "V1", f"T{n}", "SPY.SMART", "BUY", price, n, n,
+            fill.accounts, fill.slots, fill.quantities, fill.commission_nanos,
         )  # fmt: skip
         assert ledger.can_book_batch(batch)
-        ledger.apply_batch(batch, [f"r-{a}" for a in fill.account_ids])
+        ledger.apply_batch(batch, [f"r-{a}" for a in batch.account_ids])
 
     gateway = GatewayPricing("ib_tiered", DAY)
     got = {a: 0 for a in accounts}
@@ -83,3 +82,6 @@ def test_ten_thousand_accounts_book_what_an_independent_recomputation_gives():
     assert len(frame) == rows
     assert frame.groupby("account_id")["quantity"].sum().to_dict() == {a: q for a, q in got.items() if q}
     assert frame.groupby("account_id")["commission"].sum().to_dict() == {a: paid[a] for a in accounts if got[a]}
+    assert set(frame["execution_id"]) == {
+        f"T{n}.{a}.01" for n, a in frame[["ts_event", "account_id"]].itertuples(index=False)
+    }

@@ -47,7 +47,8 @@ class _GroupState:
 class PendingFill:
     """One fill's shares and charges, waiting for its OrderFilled."""
 
-    account_ids: tuple[str, ...]
+    accounts: tuple[str, ...]  # the group's
+    slots: np.ndarray  # the accounts that received shares, as positions in `accounts`
     quantities: np.ndarray
     commission_nanos: np.ndarray
 
@@ -80,9 +81,8 @@ class FAAllocator:
         shares = state.method.allocate(quantity, state.targets, state.allocated)
         state.allocated += shares
         charges = self.fees.charge_batch(client_order_id, state.group.side, price, state.accounts, shares, taker)
-        accounts = state.accounts
         self._pending[client_order_id].append(
-            PendingFill(tuple(accounts[i] for i in charges.slots.tolist()), charges.quantities, charges.total_nanos)
+            PendingFill(state.accounts, charges.slots, charges.quantities, charges.total_nanos)
         )
         return from_nanos(int(charges.total_nanos.sum(dtype=object)))
 
@@ -114,21 +114,20 @@ class FAAllocationPublisher(Actor):
             return
         coid = event.client_order_id.value
         fill = self.allocator.pop_pending(coid)
-        if fill is None or not fill.account_ids:
+        if fill is None or not len(fill.slots):
             return
-        trade_id = event.trade_id.value
         batch = AllocationBatch(
             coid,
             event.venue_order_id.value,
+            event.trade_id.value,
             event.instrument_id.value,
             "BUY" if event.is_buy else "SELL",
             Decimal(str(event.last_px)),  # as_decimal() drops trailing zeros: 100.00 would book as 100
             event.ts_event,
             event.ts_init,
-            fill.account_ids,
+            fill.accounts,
+            fill.slots,
             fill.quantities,
             fill.commission_nanos,
-            # IB's form: what follows the last '.' is the version a correction would bump
-            tuple(f"{trade_id}.{account}.01" for account in fill.account_ids),
         )
         self.msgbus.publish(ALLOCATION_TOPIC, batch)
