@@ -128,7 +128,8 @@ class TransactionRows:
         for chunk in self._chunks:
             if isinstance(chunk, list):
                 for column, values in parts.items():
-                    values.append(_objects([row[column] for row in chunk]))
+                    cells = [row[column] for row in chunk]
+                    values.append(np.array(cells, dtype=np.int64) if column == "quantity" else _objects(cells))
                 continue
             batch, request_ids = chunk
             n = len(batch)
@@ -137,8 +138,10 @@ class TransactionRows:
             as_objects, as_text = groups[id(batch.accounts)]
             parts["account_id"].append(as_objects[batch.slots])
             parts["request_id"].append(_objects(request_ids))
-            parts["quantity"].append(batch.quantities.astype(object))
-            parts["commission"].append(_objects(decimals_of_nanos(batch.commission_nanos)))
+            parts["quantity"].append(batch.quantities.astype(np.int64))
+            # a fill's accounts pay few distinct amounts: one Decimal per amount, shared by its rows
+            amounts, which = np.unique(batch.commission_nanos, return_inverse=True)
+            parts["commission"].append(_objects(decimals_of_nanos(amounts))[which])
             ids = np.strings.add(np.strings.add(f"{batch.execution_id}.", as_text[batch.slots]), f".{batch.version}")
             parts["execution_id"].append(ids.astype(object))
             for column in ("instrument_id", "side", "price", "ts_event", "client_order_id", "venue_order_id"):
