@@ -82,8 +82,8 @@ def charge_fill(
     """
     slots = np.flatnonzero(shares)
     fees = tuple(f for f in fees if taker or not f.taker_only)
-    if state.shares.dtype == np.int64 and not _fits_int64(state, shares[slots], price_nanos, order_num, order_den,
-                                                          order_shares, alloc_pct, alloc_cap, fees):  # fmt: skip
+    order = (order_num, order_den, order_shares, alloc_pct, alloc_cap)
+    if state.shares.dtype == np.int64 and not _fits_int64(state, slots, shares[slots], price_nanos, *order, fees):
         state.widen()
     qty = shares[slots].astype(state.shares.dtype)
     acc_shares = state.shares[slots] + qty
@@ -107,14 +107,17 @@ def charge_fill(
     return FillCharges(slots, shares[slots].astype(np.int64), _narrow(total, "charge"), parts)
 
 
-def _fits_int64(state, qty, price_nanos, order_num, order_den, order_shares, alloc_pct, alloc_cap, fees) -> bool:
-    """Whether every product of this fill stays in int64, bounded from the columns' maxima."""
+def _fits_int64(state, slots, qty, price_nanos, order_num, order_den, order_shares, alloc_pct, alloc_cap, fees) -> bool:
+    """Whether every product of this fill stays in int64, bounded from the maxima of the columns
+    over the accounts it touches (the others take no part in it)."""
     most_qty = int(qty.max(initial=0))
-    most_shares = int(state.shares.max(initial=0)) + most_qty
-    most_value = int(state.value_nanos.max(initial=0)) + most_qty * price_nanos
+    most_shares = int(state.shares[slots].max(initial=0)) + most_qty
+    most_value = int(state.value_nanos[slots].max(initial=0)) + most_qty * price_nanos
     # an account's commission after the fill is at most its pro-rata share, its minimum or what it had
     most_commission = max(
-        int(state.commission_nanos.max(initial=0)), order_num * most_shares // (order_den * order_shares) + 1, alloc_cap
+        int(state.commission_nanos[slots].max(initial=0)),
+        order_num * most_shares // (order_den * order_shares) + 1,
+        alloc_cap,
     )
     bounds = [most_value, order_num * most_shares, order_den * order_shares, most_value * alloc_pct[0]]
     for fee in fees:
@@ -122,7 +125,8 @@ def _fits_int64(state, qty, price_nanos, order_num, order_den, order_shares, all
             bounds.append(most_commission * fee.rate)
         else:
             held = state.exact.get(fee.name)
-            bounds.append((0 if held is None else int(held.max(initial=0))) + most_qty * _per_share(fee, price_nanos))
+            held_most = 0 if held is None else int(held[slots].max(initial=0))
+            bounds.append(held_most + most_qty * _per_share(fee, price_nanos))
     return max(bounds) <= _INT64_MAX
 
 

@@ -124,12 +124,22 @@ class TransactionRows:
     def frame(self) -> pd.DataFrame:
         """Every row in force, in booking order, column by column."""
         parts: dict[str, list[np.ndarray]] = {c: [] for c in TRANSACTION_COLUMNS}
+        # the columns a batch holds once for all its rows: one value and its row count per chunk
+        shared = ("instrument_id", "side", "price", "ts_event", "client_order_id", "venue_order_id")
+        once: dict[str, list] = {c: [] for c in shared}
+        counts: list[int] = []
         groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id of a group -> its accounts, as object and text
         for chunk in self._chunks:
             if isinstance(chunk, list):
-                for column, values in parts.items():
+                for column in parts:
                     cells = [row[column] for row in chunk]
-                    values.append(np.array(cells, dtype=np.int64) if column == "quantity" else _objects(cells))
+                    if column in once:
+                        once[column].extend(cells)
+                    else:
+                        parts[column].append(
+                            np.array(cells, dtype=np.int64) if column == "quantity" else _objects(cells)
+                        )
+                counts.extend([1] * len(chunk))
                 continue
             batch, request_ids = chunk
             n = len(batch)
@@ -144,9 +154,12 @@ class TransactionRows:
             parts["commission"].append(_objects(decimals_of_nanos(amounts))[which])
             ids = np.strings.add(np.strings.add(f"{batch.execution_id}.", as_text[batch.slots]), f".{batch.version}")
             parts["execution_id"].append(ids.astype(object))
-            for column in ("instrument_id", "side", "price", "ts_event", "client_order_id", "venue_order_id"):
-                parts[column].append(np.full(n, getattr(batch, column), dtype=object))
-        columns = {c: np.concatenate(v) if v else np.zeros(0, dtype=object) for c, v in parts.items()}
+            for column in shared:
+                once[column].append(getattr(batch, column))
+            counts.append(n)
+        columns = {c: np.concatenate(v) if v else np.zeros(0, dtype=object) for c, v in parts.items() if c not in once}
+        for column, values in once.items():
+            columns[column] = np.repeat(_objects(values), counts)
         for index, row in self._replaced.items():
             for column, values in columns.items():
                 values[index] = row[column]
