@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from backtests.run_report import REPORT_NAME
@@ -29,11 +30,13 @@ def account_table(result: BacktestResult) -> pd.DataFrame:
             table[state.lower().replace("_", " ")] = accounts[state].astype(int)
     tx = report.transactions
     if len(tx):
-        flows = zip(tx["quantity"], tx["price"], tx["side"], strict=True)
-        signed = tx.assign(notional=[float(q * p) * (1 if s == "SELL" else -1) for q, p, s in flows])
-        table["net traded"] = (
-            signed.groupby("account_id")["notional"].sum().reindex(table.index).fillna(0).map(lambda v: f"{v:,.2f}")
-        )
+        # a display to the cent: each account's rows summed exactly per price first, then as floats
+        sign = np.where(tx["side"].to_numpy() == "SELL", 1, -1)
+        shares = pd.Series(sign * tx["quantity"].to_numpy(dtype=np.int64), index=tx.index)
+        by_price = shares.groupby([tx["account_id"], tx["price"]], sort=False).sum().reset_index(name="shares")
+        by_price["notional"] = by_price["shares"].to_numpy(dtype=float) * by_price["price"].astype(float).to_numpy()
+        net = by_price.groupby("account_id")["notional"].sum()
+        table["net traded"] = net.reindex(table.index).fillna(0).map(lambda v: f"{v:,.2f}")
     return table
 
 

@@ -32,10 +32,10 @@ PRICE_EVENTS = ("SUBMITTED", "ACCEPTED", "UPDATED", "CANCELED", "EXPIRED")
 SIDES = ("bid", "ask", "mid")
 
 
-def _read(folder: Path, name: str) -> pd.DataFrame:
+def _read(folder: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
     """A run-folder table, empty when the folder has none (a folder written before the tape was)."""
     path = folder / f"{name}.parquet"
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    return pd.read_parquet(path, columns=columns) if path.exists() else pd.DataFrame()
 
 
 def _numbers(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -56,8 +56,10 @@ def fills_on_session_clock(transactions: pd.DataFrame, order_prices: pd.DataFram
     at the session time the strategy heard of the fill, or at the broker's time when it never did."""
     if transactions.empty:
         return _empty(("client_order_id", "ts", "price", "quantity"))
-    tx = _numbers(transactions, ("price", "quantity"))
+    # summed over accounts first: a fill's rows share its price text, so only one per fill is parsed
+    tx = _numbers(transactions[["client_order_id", "ts_event", "price", "quantity"]], ("quantity",))
     fills = tx.groupby(["client_order_id", "ts_event", "price"], as_index=False, sort=False)["quantity"].sum()
+    fills = _numbers(fills, ("price",))
     heard = order_prices[order_prices["event"] == "FILLED"].groupby(["client_order_id", "ts_event"])["ts"].min()
     keys = pd.MultiIndex.from_frame(fills[["client_order_id", "ts_event"]])
     fills["ts"] = pd.Series(heard.reindex(keys).to_numpy(), index=fills.index).fillna(fills["ts_event"]).astype("int64")
@@ -145,7 +147,9 @@ def _blocks(folder: Path) -> list[dict]:
     prices = _numbers(_read(folder, "order_prices"), ("price",))
     if prices.empty:
         prices = _empty(("ts", "ts_event", "client_order_id", "event", "price"))
-    fills = fills_on_session_clock(_read(folder, "transactions"), prices)
+    fills = fills_on_session_clock(
+        _read(folder, "transactions", ["client_order_id", "ts_event", "price", "quantity"]), prices
+    )
     # a what-if block was never sent: it has no life to draw
     blocks = blocks[blocks["ts_submitted"].notna()]
     out = []

@@ -28,7 +28,7 @@ from nautilus_trader.model.events import (
 )
 from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, start_http_server
 
-from strategies.events import ALLOCATION_TOPIC, Allocation
+from strategies.events import ALLOCATION_TOPIC, Allocation, AllocationBatch
 
 PHASES = ("SYNC", "SELL", "RECALC", "BUY", "DONE")
 ORDER_EVENTS = {
@@ -135,7 +135,11 @@ class SessionMetrics(Actor):
                 self.fill_latency.labels(side=side).observe(max(event.ts_init - submitted, 0) / 1e9)
         self._update_phase()
 
-    def _on_allocation(self, allocation: Allocation) -> None:
+    def _on_allocation(self, allocation: Allocation | AllocationBatch) -> None:
+        if isinstance(allocation, AllocationBatch):  # every account's part of one fill
+            self.allocations.labels(side=allocation.side).inc(len(allocation))
+            self.allocated_shares.labels(side=allocation.side).inc(int(allocation.quantities.sum()))
+            return
         self.allocations.labels(side=allocation.side).inc()
         self.allocated_shares.labels(side=allocation.side).inc(allocation.quantity)
 

@@ -2,8 +2,10 @@
 
 The strategy publishes an `AllocationGroup` for every block order just before submitting it (the
 IB equivalent is writing a ContractsOrShares FA group with replaceFA). The venue side, be it the
-simulated exchange's FA allocator or the IB FA adapter, answers every block fill with one
-`Allocation` per account that received shares. The strategy books fills only from these.
+simulated exchange's FA allocator or the IB FA adapter, answers every block fill with the
+allocations of the accounts that received shares: one `Allocation` each, or all of them as one
+`AllocationBatch` (the simulated allocator's form, so that a fill shared by 10,000 accounts is one
+message booked in one step). The strategy books fills only from these, both through one path.
 
 A strategy resumed after a crash publishes an `AllocationReplayRequest` once it listens for
 allocations: a fresh process sees the day's executions when it connects, before any strategy
@@ -21,6 +23,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+
+import numpy as np
+
+from strategies.money import from_nanos
 
 ALLOCATION_GROUP_TOPIC = "rebalance.fa.groups"
 ALLOCATION_TOPIC = "rebalance.fa.allocations"
@@ -60,6 +66,73 @@ class Allocation:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AllocationBatch:
+    """Every account's part of one block execution, as columns: entry i of each is one `Allocation`.
+
+    `accounts` is the block's whole FA group, the same tuple on every fill of the block, and
+    `slots` says which of them received shares, so a consumer maps the group once per block and
+    each fill with array steps. Account i's execution id is "<execution_id>.<account>.<version>"
+    (IB's form: the version is what a correction bumps); a batch carries first versions only, and
+    corrections come as single `Allocation`s. Commissions are integer nanos (strategies.money):
+    the simulated venue charges in nanos, and a column of ints books without a Decimal per account.
+    """
+
+    client_order_id: str
+    venue_order_id: str
+    execution_id: str  # the block execution's (the venue's trade id)
+    instrument_id: str
+    side: str
+    price: Decimal
+    ts_event: int
+    ts_init: int
+    accounts: tuple[str, ...]  # the block's group, in its order
+    slots: np.ndarray  # int64 positions in `accounts`, one per allocation
+    quantities: np.ndarray  # int64 shares, all > 0
+    commission_nanos: np.ndarray  # int64, what each account's cash pays for its part
+    version: str = "01"
+
+    def __post_init__(self) -> None:
+        if not (len(self.slots) == len(self.quantities) == len(self.commission_nanos)):
+            raise ValueError(f"allocation batch of {self.client_order_id}: columns of different lengths")
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    @property
+    def account_ids(self) -> list[str]:
+        accounts = self.accounts
+        return [accounts[i] for i in self.slots.tolist()]
+
+    def execution_id_of(self, account: str) -> str:
+        return f"{self.execution_id}.{account}.{self.version}"
+
+    @property
+    def execution_ids(self) -> list[str]:
+        return [self.execution_id_of(a) for a in self.account_ids]
+
+    def allocations(self) -> list[Allocation]:
+        """The batch as one `Allocation` per account, in its order."""
+        return [
+            Allocation(
+                self.client_order_id,
+                self.venue_order_id,
+                self.execution_id_of(account),
+                account,
+                self.instrument_id,
+                self.side,
+                int(qty),
+                self.price,
+                from_nanos(commission),
+                self.ts_event,
+                self.ts_init,
+            )
+            for account, qty, commission in zip(
+                self.account_ids, self.quantities.tolist(), self.commission_nanos.tolist(), strict=True
+            )
+        ]
 
 
 @dataclass(frozen=True, slots=True)

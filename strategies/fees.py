@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from strategies.fee_table import Fee, PricingPlan
-from strategies.money import NANOS_PER_USD, ceil_div, from_nanos, ratio, to_nanos
+import numpy as np
 
-RATE_SCALE = 10**9  # a rate x RATE_SCALE is a whole number; shares x it is nanos, nanos x it is 1e-18 USD
-ONE_USD_NANOS = NANOS_PER_USD
+from strategies.fee_batch import ONE_USD_NANOS, RATE_SCALE, FillCharges, GroupFeeState, charge_fill
+from strategies.fee_table import Fee, PricingPlan
+from strategies.money import ceil_div, from_nanos, ratio, to_nanos
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,10 @@ class FAFeeCharger:
         self._fees = {side: tuple(_ScaledFee.of(f) for f in plan.fees_for(side)) for side in ("BUY", "SELL")}
         self._orders: dict[object, _OrderState] = {}
         self._accounts: dict[tuple[object, str], _AccountState] = {}
+        self._groups: dict[object, GroupFeeState] = {}  # the orders charged a fill at a time
 
-    def charge(
-        self, order_key: object, side: str, price: Decimal, parts: list[tuple[str, int]], taker: bool = True
-    ) -> list[AllocationCharge]:
-        """One block fill at `price`, shared out as (account, shares) `parts`."""
-        price_nanos = to_nanos(price, "fill price")
-        fill_qty = sum(q for _, q in parts)
+    def _order_fill(self, order_key: object, fill_qty: int, price_nanos: int) -> tuple[_OrderState, int, int]:
+        """Add one fill to its block's totals; the block, and its commission so far as num / den."""
         order = self._orders.get(order_key)
         if order is None:
             rate = self.plan.rate_for_volume(self.monthly_shares)
@@ -102,11 +99,48 @@ class FAFeeCharger:
         order.shares += fill_qty
         order.value_nanos += fill_qty * price_nanos
         self.monthly_shares += fill_qty
-
-        # the order's commission so far as an exact fraction num / den
         per_share = max(order.shares * order.rate_nanos, self._minimum)
         cap_num, cap_den = order.value_nanos * self._cap[0], self._cap[1]
         num, den = (per_share, 1) if per_share * cap_den <= cap_num else (cap_num, cap_den)
+        return order, num, den
+
+    def charge_batch(
+        self, order_key: object, side: str, price: Decimal, accounts: tuple[str, ...], shares: np.ndarray, taker=True
+    ) -> FillCharges:
+        """One block fill at `price` shared out as `shares`, one entry per account of the block's
+        group in `accounts` (the same tuple on every fill of the order); what `charge` would charge
+        each account that received shares, computed for all of them at once."""
+        price_nanos = to_nanos(price, "fill price")
+        shares = np.asarray(shares, dtype=np.int64)
+        if len(shares) != len(accounts) or (shares < 0).any():
+            raise ValueError(f"fill of {order_key}: {len(shares)} non-negative shares needed, one per account")
+        state = self._groups.get(order_key)
+        if state is None:
+            state = self._groups[order_key] = GroupFeeState.empty(tuple(accounts))
+        elif state.accounts != tuple(accounts):
+            raise ValueError(f"fill of {order_key} names other accounts than its earlier fills")
+        order, num, den = self._order_fill(order_key, int(shares.sum()), price_nanos)
+        return charge_fill(
+            state,
+            shares,
+            price_nanos,
+            num,
+            den,
+            order.shares,
+            self._alloc_pct,
+            self._alloc_cap,
+            self._fees[side],
+            taker,
+        )
+
+    def charge(
+        self, order_key: object, side: str, price: Decimal, parts: list[tuple[str, int]], taker: bool = True
+    ) -> list[AllocationCharge]:
+        """One block fill at `price`, shared out as (account, shares) `parts`."""
+        price_nanos = to_nanos(price, "fill price")
+        fill_qty = sum(q for _, q in parts)
+        # the order's commission so far as an exact fraction num / den
+        order, num, den = self._order_fill(order_key, fill_qty, price_nanos)
 
         charges = []
         for account, qty in parts:
@@ -132,6 +166,9 @@ class FAFeeCharger:
 
     def charged(self, order_key: object, account: str) -> Decimal:
         """Everything charged so far to `account` for its allocations of `order_key`."""
+        group = self._groups.get(order_key)
+        if group is not None and account in group.accounts:
+            return from_nanos(group.total_charged(group.accounts.index(account)))
         state = self._accounts.get((order_key, account))
         return Decimal(0) if state is None else from_nanos(state.commission_nanos + sum(state.charged.values()))
 

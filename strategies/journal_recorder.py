@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from nautilus_trader.model.events import OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, OrderRejected
 from nautilus_trader.model.orders import Order
 
-from strategies.events import Allocation
+from strategies.events import Allocation, AllocationBatch
 from strategies.exec_state import BlockState, Phase
 from strategies.journal_port import BlockIntent, ExecutionJournal, OrderEvent, RecoveredRun, RequestState
 from strategies.run_books import RunBooks
@@ -66,6 +66,9 @@ class NullRecorder:
         pass
 
     def allocation(self, allocation: Allocation, request_id: str) -> None:
+        pass
+
+    def allocation_batch(self, batch: AllocationBatch, request_ids: list[str]) -> None:
         pass
 
     def request_states(self, changes: Iterable[tuple[str, str, str]], ts_ns: int, record: bool = True) -> None:
@@ -128,6 +131,11 @@ class JournalRecorder:
 
     def allocation(self, allocation: Allocation, request_id: str) -> None:
         self._journal.record_allocation(allocation, request_id)
+
+    def allocation_batch(self, batch: AllocationBatch, request_ids: list[str]) -> None:
+        """The journal keeps one row per account's execution, as it does for single allocations."""
+        for allocation, request_id in zip(batch.allocations(), request_ids, strict=True):
+            self._journal.record_allocation(allocation, request_id)
 
     def request_states(self, changes: Iterable[tuple[str, str, str]], ts_ns: int, record: bool = True) -> None:
         """(request id, state, reason) changes; only real changes reach the journal.

@@ -5,8 +5,15 @@ newer version of its id (strategies.events.execution_base): the newer allocation
 booking in force, i.e. the earlier one is reversed (cash, position, commission) and the new one
 booked. A version equal to or older than the one in force changes nothing, like a replay.
 Corrections are matched per account: IB re-sends the same account's execution, and an id whose
-base another account's execution shares (the simulated venue's "<trade id>.<account>") is a
-different execution.
+base another account's execution shares is a different execution.
+
+An `AllocationBatch` (every account's part of one fill) is booked in array steps: its cash,
+share and commission moves go into int64 columns, one entry per plan account, folded into the
+Decimal books when they are read; its rows stay the batch's own columns (strategies/ledger_rows.py).
+A batch carries the first version of its executions (corrections come one `Allocation` at a time,
+as IB sends them); a batch any of whose execution ids is already booked, or one that names an
+account outside the plan or a price finer than a nano, is booked one allocation at a time instead,
+so replays and corrections follow the one rule above.
 
 `transactions` holds only the bookings in force, one row per execution and account: a correction
 replaces its earlier row in place. So cash_start + sells - buys - commissions over the rows gives
@@ -18,61 +25,131 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from strategies.events import Allocation, execution_base, is_newer_version
+import numpy as np
+import pandas as pd
+
+from strategies.events import Allocation, AllocationBatch, execution_base, is_newer_version
+from strategies.ledger_rows import TransactionRows, allocation_row
+from strategies.money import floor_nanos, from_nanos, has_nanos_precision, to_nanos
+
+_INT64_MAX = 2**63 - 1
 
 
 class Ledger:
     def __init__(self, cash: dict[str, Decimal], positions: dict[tuple[str, str], int]) -> None:
         self.starting_cash = dict(cash)
-        self.cash = dict(cash)
-        self.positions: dict[tuple[str, str], int] = defaultdict(int, positions)
-        self.commissions: dict[str, Decimal] = defaultdict(Decimal)
-        self.transactions: list[dict] = []
+        self._cash = dict(cash)
+        self._positions: dict[tuple[str, str], int] = defaultdict(int, positions)
+        self._commissions: dict[str, Decimal] = defaultdict(Decimal)
         # Allocations are facts at the broker, so they are booked even when they break a rule;
         # the breach is kept here for the strategy to report loudly.
         self.breaches: list[str] = []
-        # (account, execution base) -> the allocation in force and its row in `transactions`
-        self._in_force: dict[tuple[str, str], tuple[Allocation, int]] = {}
+        self._rows = TransactionRows()
+        # (account, execution base) -> row in force; batches are indexed here only once a single
+        # allocation has been booked (see _index_batches)
+        self._in_force: dict[tuple[str, str], int] = {}
+        self._batch_fills: set[tuple[str, str]] = set()  # (client order id, execution id) of every batch
+        # client order id -> (its group's accounts, the ledger slot of each or -1 outside the plan)
+        self._group_slots: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+        self._unindexed: list[tuple[int, AllocationBatch]] = []  # (first row, batch) not yet in _in_force
+        # the plan's accounts as columns: what batches moved and the Decimal books do not hold yet
+        self._accounts = np.array(list(self.starting_cash), dtype=object)
+        self._slot = {a: i for i, a in enumerate(self.starting_cash)}
+        n = len(self._accounts)
+        self._cash_due = np.zeros(n, dtype=np.int64)
+        self._commission_due = np.zeros(n, dtype=np.int64)
+        self._shares_due: dict[str, np.ndarray] = {}
+        self._due = False
+        # the books as they stand, for the breach checks of a batch: floor of cash in nanos (it is
+        # below zero exactly when the cash is) and shares held, per instrument a batch touched
+        self._cash_floor = np.array([floor_nanos(Decimal(c)) for c in self.starting_cash.values()], dtype=np.int64)
+        self._held: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # The books, with every batch folded in
+
+    @property
+    def cash(self) -> dict[str, Decimal]:
+        self._settle()
+        return self._cash
+
+    @property
+    def positions(self) -> dict[tuple[str, str], int]:
+        self._settle()
+        return self._positions
+
+    @property
+    def commissions(self) -> dict[str, Decimal]:
+        self._settle()
+        return self._commissions
+
+    @property
+    def transactions(self) -> list[dict]:
+        return self._rows.rows()
+
+    def transactions_frame(self) -> pd.DataFrame:
+        return self._rows.frame()
+
+    def _settle(self) -> None:
+        if not self._due:
+            return
+        accounts = self._accounts
+        for i in np.flatnonzero(self._cash_due).tolist():
+            self._cash[accounts[i]] += from_nanos(int(self._cash_due[i]))
+        for i in np.flatnonzero(self._commission_due).tolist():
+            self._commissions[accounts[i]] += from_nanos(int(self._commission_due[i]))
+        for instrument_id, due in self._shares_due.items():
+            for i in np.flatnonzero(due).tolist():
+                self._positions[(accounts[i], instrument_id)] += int(due[i])
+            due[:] = 0
+        self._cash_due[:] = 0
+        self._commission_due[:] = 0
+        self._due = False
+
+    # ------------------------------------------------------------------------------------------
+    # Single allocations
 
     def in_force(self, allocation: Allocation) -> Allocation | None:
         """The booking of the same account and execution (any version) that `allocation` would replace."""
-        entry = self._in_force.get(_key(allocation))
-        return entry[0] if entry is not None else None
+        self._index_batches()
+        index = self._in_force.get(_key(allocation))
+        return self._rows.allocation(index) if index is not None else None
 
     def apply(self, allocation: Allocation, request_id: str) -> bool:
         """Book one allocation; False when its execution is already booked in this or a newer version.
 
         A newer version (an IB correction) replaces the booking in force.
         """
+        self._index_batches()
+        self._settle()
         key = _key(allocation)
-        entry = self._in_force.get(key)
-        if entry is not None and not is_newer_version(allocation.execution_id, entry[0].execution_id):
+        index = self._in_force.get(key)
+        entry = self._rows.allocation(index) if index is not None else None
+        if entry is not None and not is_newer_version(allocation.execution_id, entry.execution_id):
             return False
         account = allocation.account_id
-        if account not in self.cash:
+        if account not in self._cash:
             self.breaches.append(f"allocation {allocation.execution_id} names account {account!r} outside the plan")
-            self.cash[account] = Decimal(0)
+            self._cash[account] = Decimal(0)
         if entry is not None:
-            self._move(entry[0], reverse=True)
+            self._move(entry, reverse=True)
         position_key = (account, allocation.instrument_id)
-        if allocation.side == "SELL" and allocation.quantity > self.positions[position_key]:
+        if allocation.side == "SELL" and allocation.quantity > self._positions[position_key]:
             self.breaches.append(
                 f"allocation {allocation.execution_id} sells {allocation.quantity} {allocation.instrument_id} "
-                f"from {account!r}, which holds {self.positions[position_key]}"
+                f"from {account!r}, which holds {self._positions[position_key]}"
             )
         self._move(allocation, reverse=False)
-        if self.cash[account] < 0:
+        if self._cash[account] < 0:
             self.breaches.append(
-                f"allocation {allocation.execution_id} would take account {account!r} to {self.cash[account]} USD"
+                f"allocation {allocation.execution_id} would take account {account!r} to {self._cash[account]} USD"
             )
-        row = _row(allocation, request_id)
-        if entry is not None:
-            index = entry[1]
-            self.transactions[index] = row
+        row = allocation_row(allocation, request_id)
+        if index is not None:
+            self._rows.replace(index, row)
         else:
-            index = len(self.transactions)
-            self.transactions.append(row)
-        self._in_force[key] = (allocation, index)
+            index = self._rows.append(row)
+        self._in_force[key] = index
         return True
 
     def _move(self, allocation: Allocation, reverse: bool) -> None:
@@ -81,26 +158,86 @@ class Ledger:
         value = allocation.quantity * allocation.price
         shares = allocation.quantity if allocation.side == "BUY" else -allocation.quantity
         account = allocation.account_id
-        self.cash[account] += sign * (-value if allocation.side == "BUY" else value) - sign * allocation.commission
-        self.positions[(account, allocation.instrument_id)] += sign * shares
-        self.commissions[account] += sign * allocation.commission
+        self._cash[account] += sign * (-value if allocation.side == "BUY" else value) - sign * allocation.commission
+        self._positions[(account, allocation.instrument_id)] += sign * shares
+        self._commissions[account] += sign * allocation.commission
+        slot = self._slot.get(account)
+        if slot is not None:
+            self._cash_floor[slot] = floor_nanos(self._cash[account])
+            held = self._held.get(allocation.instrument_id)
+            if held is not None:
+                held[slot] += sign * shares
+
+    def _index_batches(self) -> None:
+        """Put the rows of the batches booked so far under their (account, execution base)."""
+        for start, batch in self._unindexed:
+            for offset, account in enumerate(batch.account_ids):
+                self._in_force[(account, execution_base(batch.execution_id_of(account)))] = start + offset
+        self._unindexed.clear()
+
+    # ------------------------------------------------------------------------------------------
+    # Batches
+
+    def _ledger_slots(self, batch: AllocationBatch) -> np.ndarray:
+        """The ledger slot of each of the batch's accounts (-1 outside the plan); the group is
+        mapped once per block, each fill is an array lookup."""
+        entry = self._group_slots.get(batch.client_order_id)
+        if entry is None or (entry[0] is not batch.accounts and entry[0] != batch.accounts):
+            mapped = np.array([self._slot.get(a, -1) for a in batch.accounts], dtype=np.int64)
+            entry = self._group_slots[batch.client_order_id] = (batch.accounts, mapped)
+        return entry[1][batch.slots]
+
+    def can_book_batch(self, batch: AllocationBatch) -> bool:
+        """Whether `batch` books in array steps (else: one `apply` per allocation, same result)."""
+        return (
+            not self._in_force  # no single allocation booked: no correction to match a batch against
+            and (batch.client_order_id, batch.execution_id) not in self._batch_fills
+            and has_nanos_precision(batch.price)
+            and int(batch.quantities.max(initial=0)) * to_nanos(batch.price, "fill price") <= _INT64_MAX // 2
+            and bool((self._ledger_slots(batch) >= 0).all())
+        )
+
+    def apply_batch(self, batch: AllocationBatch, request_ids: np.ndarray) -> None:
+        """Book every allocation of `batch` (`request_ids` aligned with it); see `can_book_batch`."""
+        slots = self._ledger_slots(batch)
+        qty, commission = batch.quantities.astype(np.int64), batch.commission_nanos.astype(np.int64)
+        value = qty * to_nanos(batch.price, "fill price")
+        held = self._held_column(batch.instrument_id)
+        if batch.side == "SELL":
+            for i in np.flatnonzero(qty > held[slots]).tolist():
+                account = self._accounts[slots[i]]
+                self.breaches.append(
+                    f"allocation {batch.execution_id_of(account)} sells {int(qty[i])} {batch.instrument_id} "
+                    f"from {account!r}, which holds {int(held[slots[i]])}"
+                )
+            cash, shares = value - commission, -qty
+        else:
+            cash, shares = -value - commission, qty
+        self._cash_due[slots] += cash
+        self._commission_due[slots] += commission
+        self._shares_due.setdefault(batch.instrument_id, np.zeros(len(self._accounts), dtype=np.int64))[slots] += shares
+        held[slots] += shares
+        self._cash_floor[slots] += cash
+        self._due = True
+        for i in np.flatnonzero(self._cash_floor[slots] < 0).tolist():
+            account = self._accounts[slots[i]]
+            self.breaches.append(
+                f"allocation {batch.execution_id_of(account)} would take account {account!r} "
+                f"to {self.cash[account]} USD"
+            )
+        start = self._rows.extend(batch, request_ids)
+        self._batch_fills.add((batch.client_order_id, batch.execution_id))
+        self._unindexed.append((start, batch))
+
+    def _held_column(self, instrument_id: str) -> np.ndarray:
+        held = self._held.get(instrument_id)
+        if held is None:
+            self._settle()
+            positions = self._positions
+            held = np.array([positions.get((a, instrument_id), 0) for a in self._accounts], dtype=np.int64)
+            self._held[instrument_id] = held
+        return held
 
 
 def _key(allocation: Allocation) -> tuple[str, str]:
     return allocation.account_id, execution_base(allocation.execution_id)
-
-
-def _row(allocation: Allocation, request_id: str) -> dict:
-    return {
-        "account_id": allocation.account_id,
-        "request_id": request_id,
-        "instrument_id": allocation.instrument_id,
-        "side": allocation.side,
-        "quantity": allocation.quantity,
-        "price": allocation.price,
-        "commission": allocation.commission,
-        "ts_event": allocation.ts_event,
-        "client_order_id": allocation.client_order_id,
-        "venue_order_id": allocation.venue_order_id,
-        "execution_id": allocation.execution_id,
-    }

@@ -69,6 +69,7 @@ from strategies.events import (
     ALLOCATION_REPLAY_TOPIC,
     ALLOCATION_TOPIC,
     Allocation,
+    AllocationBatch,
     AllocationReplayRequest,
 )
 from strategies.exec_config import RebalanceExecutorConfig
@@ -392,9 +393,21 @@ class RebalanceExecutor(Strategy):
         self._books.expire(event.client_order_id)
         self._check_phase_complete(event.client_order_id)
 
-    def _on_allocation(self, allocation: Allocation) -> None:
-        if self._book(allocation):
+    def _on_allocation(self, allocation: Allocation | AllocationBatch) -> None:
+        # a batch (every account's part of one fill) is booked in one step and checked once
+        booked = self._book_batch(allocation) if isinstance(allocation, AllocationBatch) else self._book(allocation)
+        if booked:
             self._check_phase_complete(ClientOrderId(allocation.client_order_id))
+
+    def _book_batch(self, batch: AllocationBatch) -> bool:
+        if not self._books.can_book_batch(batch):
+            return any([self._book(allocation) for allocation in batch.allocations()])
+        now = self.clock.timestamp_ns()
+        if (booking := self._books.book_batch(batch, now)) is None:
+            return False
+        self._recorder.allocation_batch(batch, booking.request_ids)
+        self._recorder.request_states(booking.states, now)
+        return True
 
     def _book(self, allocation: Allocation) -> bool:
         now = self.clock.timestamp_ns()

@@ -8,8 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pa_compute
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from strategies.ledger import Ledger
+from strategies.ledger_rows import TRANSACTION_COLUMNS  # noqa: F401 - the run files' columns, read from here
 from strategies.pricing import slippage_bps
 
 # the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
@@ -17,10 +22,6 @@ DEADLINE_ENDS = ("deadline", "expired")
 # the blocks' nanosecond times, absent where a block was never sent or never filled
 BLOCK_NS_COLUMNS = ("ts_submitted", "ts_closed", "first_fill_ns", "last_fill_ns")
 STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
-TRANSACTION_COLUMNS = (
-    "account_id", "request_id", "instrument_id", "side", "quantity", "price", "commission",
-    "ts_event", "client_order_id", "venue_order_id", "execution_id",
-)  # fmt: skip
 
 
 @dataclass
@@ -145,7 +146,7 @@ def _phase_stats(
 def build_report(
     outcomes: list[RequestOutcome], ledger: Ledger, blocks: list[dict], phase_started_ns: dict[str, int]
 ) -> RunReport:
-    transactions = pd.DataFrame(ledger.transactions, columns=list(TRANSACTION_COLUMNS))
+    transactions = ledger.transactions_frame()
     transactions.insert(7, "time", pd.to_datetime(transactions["ts_event"].astype("int64"), unit="ns", utc=True))
     requests = pd.DataFrame(
         [
@@ -236,20 +237,33 @@ def _exact_nanos(frame: pd.DataFrame, values: list[int | None], column: str) -> 
         frame[column] = pd.array(values, dtype="Int64")
 
 
-def _for_files(frame: pd.DataFrame) -> pd.DataFrame:
-    """Decimals as text: exact in CSV and Parquet alike, whatever their scale."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object and out[column].map(lambda v: isinstance(v, Decimal)).any():
-            out[column] = out[column].map(lambda v: None if v is None else str(v))
-    return out
+def _for_files(frame: pd.DataFrame) -> pa.Table:
+    """The frame as an Arrow table for both files: Decimals as text, exact in CSV and Parquet alike
+    whatever their scale; times as UTC text with every nanosecond in the CSV."""
+    columns = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object and any(isinstance(v, Decimal) for v in values.head(1000)):
+            values = pa.array([None if v is None else str(v) for v in values.tolist()], type=pa.string())
+        columns[str(column)] = values
+    return pa.Table.from_pydict({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
+
+
+def _csv_table(table: pa.Table) -> pa.Table:
+    """Timestamps as pandas writes them ("2024-08-08 23:56:24.364219123+00:00"), not Arrow's "...Z"."""
+    for i, field_ in enumerate(table.schema):
+        if pa.types.is_timestamp(field_.type):  # the run's times are UTC (build_report)
+            text = pa_compute.strftime(table.column(i), format="%Y-%m-%d %H:%M:%S+00:00")
+            table = table.set_column(i, field_.name, text)
+    return table
 
 
 def write_report(report: RunReport, folder: Path) -> Path:
+    """The four tables as Parquet and CSV (through Arrow, column by column) and the summary."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("transactions", "requests", "blocks", "accounts"):
-        frame = _for_files(getattr(report, name))
-        frame.to_parquet(folder / f"{name}.parquet", index=False)
-        frame.to_csv(folder / f"{name}.csv", index=False)
+        table = _for_files(getattr(report, name))
+        pq.write_table(table, folder / f"{name}.parquet")
+        pa_csv.write_csv(_csv_table(table), folder / f"{name}.csv", pa_csv.WriteOptions(quoting_style="needed"))
     (folder / "summary.json").write_text(json.dumps(report.summary, indent=2, default=str))
     return folder

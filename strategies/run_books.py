@@ -4,20 +4,26 @@ The strategy tells these books which blocks it sends, which it holds back and wh
 allocations the venue booked, and reads back what to report. They say what they do in the
 strategy's log; nothing else here talks to NautilusTrader, so resume and what-if move the same
 books the trading phases do.
+
+An `AllocationBatch` is booked into per-block int64 columns (one entry per request of the block)
+that are folded into the request outcomes when these are read, so a fill shared by 10,000
+accounts makes no Python object per account.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from nautilus_trader.common.component import Logger
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.orders import Order
 
-from strategies.events import Allocation
+from strategies.events import Allocation, AllocationBatch
 from strategies.exec_state import BlockState
 from strategies.ledger import Ledger
+from strategies.money import from_nanos, to_nanos
 from strategies.plan import Plan
 from strategies.report import RequestOutcome
 from strategies.sizing import Block
@@ -31,12 +37,68 @@ class Booking:
     request_state: str = ""  # FILLED or PARTIALLY_FILLED when there is a request
 
 
+@dataclass(frozen=True)
+class BatchBooking:
+    """A booked batch's requests, aligned with its allocations ("" for an account the block was
+    not sent for), and their states as the journal is told them, computed only when read."""
+
+    request_ids: Sequence[str]
+    states: Iterator[tuple[str, str, str]]
+
+
+class _BlockFills:
+    """What batches booked to each request of one block and its outcomes do not hold yet."""
+
+    def __init__(self, state: BlockState) -> None:
+        self.request_ids = np.asarray(state.block.request_ids.tolist(), dtype=object)
+        self.slot_of = {a: i for i, a in enumerate(state.block.accounts.tolist())}
+        self.group: tuple[str, ...] | None = None  # the venue's group of the block, as its batches name it
+        self.group_slots = np.zeros(0, dtype=np.int64)  # the request slot of each of its accounts, or -1
+        n = len(self.request_ids)
+        self.qty = np.zeros(n, dtype=np.int64)
+        self.value_nanos = np.zeros(n, dtype=object)  # Python ints: a request's value has no bound
+        self.commission_nanos = np.zeros(n, dtype=np.int64)
+        self.last_fill_ns = np.zeros(n, dtype=np.int64)
+        self.last_booked_ns = np.zeros(n, dtype=np.int64)
+        self.due = False
+
+
 class RunBooks:
     def __init__(self, log: Logger) -> None:
         self._log = log
         self.blocks: dict[ClientOrderId, BlockState] = {}
-        self.outcomes: dict[str, RequestOutcome] = {}
+        self._outcomes: dict[str, RequestOutcome] = {}
         self.ledger: Ledger | None = None  # opened with the plan
+        self._fills: dict[ClientOrderId, _BlockFills] = {}
+
+    @property
+    def outcomes(self) -> dict[str, RequestOutcome]:
+        """Every request's outcome, with every booked batch folded in."""
+        for fills in self._fills.values():
+            if fills.due:
+                self._fold(fills)
+        return self._outcomes
+
+    def _request_slots(self, fills: _BlockFills, batch: AllocationBatch) -> np.ndarray:
+        """The request slot of each allocation of `batch` (-1: an account the block was not sent for)."""
+        if fills.group is not batch.accounts and fills.group != batch.accounts:
+            fills.group = batch.accounts
+            fills.group_slots = np.array([fills.slot_of.get(a, -1) for a in batch.accounts], dtype=np.int64)
+        return fills.group_slots[batch.slots]
+
+    def _fold(self, fills: _BlockFills) -> None:
+        outcomes = self._outcomes
+        for i in np.flatnonzero(fills.qty).tolist():
+            outcome = outcomes[fills.request_ids[i]]
+            outcome.filled_qty += int(fills.qty[i])
+            outcome.filled_value += from_nanos(fills.value_nanos[i])
+            outcome.commission += from_nanos(int(fills.commission_nanos[i]))
+            outcome.last_fill_ns = int(fills.last_fill_ns[i])
+            outcome.last_booked_ns = int(fills.last_booked_ns[i])
+        fills.qty[:] = 0
+        fills.value_nanos[:] = 0
+        fills.commission_nanos[:] = 0
+        fills.due = False
 
     def open(self, plan: Plan) -> None:
         """Books of the plan's accounts and requests, as they stand before anything is sent."""
@@ -48,7 +110,7 @@ class RunBooks:
             },
         )
         for row in plan.requests.itertuples(index=False):
-            self.outcomes[row.request_id] = RequestOutcome(
+            self._outcomes[row.request_id] = RequestOutcome(
                 request_id=row.request_id,
                 account_id=row.account_id,
                 instrument_id=row.instrument_id,
@@ -123,6 +185,7 @@ class RunBooks:
             self._log.warning(f"allocation {allocation.execution_id} for unknown order {allocation.client_order_id}")
             return None
         request_id = state.request_of.get(allocation.account_id, "")
+        outcomes = self.outcomes  # batches folded in before this booking moves them
         breaches_before = len(self.ledger.breaches)
         replaced = self.ledger.in_force(allocation)
         if not self.ledger.apply(allocation, request_id):
@@ -144,13 +207,58 @@ class RunBooks:
         state.last_fill_ns = allocation.ts_event
         if not request_id:
             return Booking(request_id)
-        outcome = self.outcomes[request_id]
+        outcome = outcomes[request_id]
         outcome.filled_qty += quantity
         outcome.filled_value += value
         outcome.commission += commission
         outcome.last_fill_ns = allocation.ts_event
         outcome.last_booked_ns = booked_ns
         return Booking(request_id, "FILLED" if outcome.filled_qty >= outcome.requested_qty else "PARTIALLY_FILLED")
+
+    def can_book_batch(self, batch: AllocationBatch) -> bool:
+        """Whether `book_batch` takes `batch` in one step; if not (a replay, a correction, an account
+        outside the plan or the block), `book` takes its allocations one at a time, same result."""
+        coid = ClientOrderId(batch.client_order_id)
+        state = self.blocks.get(coid)
+        if state is None:
+            return True  # book_batch says it is unknown
+        fills = self._fills.get(coid)
+        if fills is None:
+            fills = self._fills[coid] = _BlockFills(state)
+        return bool((self._request_slots(fills, batch) >= 0).all()) and self.ledger.can_book_batch(batch)
+
+    def book_batch(self, batch: AllocationBatch, booked_ns: int) -> BatchBooking | None:
+        """Book every allocation of one block execution at once (see `can_book_batch`); None when
+        the block is unknown."""
+        coid = ClientOrderId(batch.client_order_id)
+        state = self.blocks.get(coid)
+        if state is None:
+            self._log.warning(f"allocation batch of {len(batch)} for unknown order {batch.client_order_id}")
+            return None
+        fills = self._fills[coid]
+        at = self._request_slots(fills, batch)
+        request_ids = fills.request_ids[at]
+        breaches_before = len(self.ledger.breaches)
+        self.ledger.apply_batch(batch, request_ids)
+        for breach in self.ledger.breaches[breaches_before:]:
+            self._log.error(f"LEDGER BREACH: {breach}")
+        qty = batch.quantities.astype(np.int64)
+        fills.qty[at] += qty
+        fills.value_nanos[at] += qty.astype(object) * to_nanos(batch.price, "fill price")
+        fills.commission_nanos[at] += batch.commission_nanos
+        fills.last_fill_ns[at] = batch.ts_event
+        fills.last_booked_ns[at] = booked_ns
+        fills.due = True
+        state.allocated_qty += int(qty.sum())
+        state.first_fill_ns = state.first_fill_ns or batch.ts_event
+        state.last_fill_ns = batch.ts_event
+        return BatchBooking(request_ids, self._request_states(request_ids))
+
+    def _request_states(self, request_ids: Sequence[str]) -> Iterator[tuple[str, str, str]]:
+        outcomes = self.outcomes
+        for request_id in request_ids:
+            outcome = outcomes[request_id]
+            yield request_id, "FILLED" if outcome.filled_qty >= outcome.requested_qty else "PARTIALLY_FILLED", ""
 
     def close_blocks(self, orders: Mapping[ClientOrderId, Order | None], halt_reason: str | None) -> None:
         """Carry every block's end onto its requests; `orders` are the blocks' orders in the cache."""

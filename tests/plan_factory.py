@@ -13,7 +13,7 @@ from decimal import Decimal
 import pandas as pd
 from hypothesis import strategies as st
 
-from strategies.events import Allocation, AllocationGroup
+from strategies.events import Allocation, AllocationBatch, AllocationGroup
 from strategies.ledger import Ledger
 from strategies.money import floor_nanos
 from strategies.sizing import Block
@@ -130,29 +130,33 @@ class HandVenue:
 
     def fill(self, run: BlockRun, quantity: int, price: Decimal) -> list[Allocation]:
         block_commission = self.allocator.allocate(run.coid, quantity, price)
-        parts = self.allocator.pop_pending(run.coid)
-        assert parts is not None
+        fill = self.allocator.pop_pending(run.coid)
+        assert fill is not None
         run.fills += 1
         run.filled += quantity
         run.commissions += block_commission
-        booked = []
-        for account, qty, commission in parts:
-            allocation = Allocation(
-                client_order_id=run.coid,
-                venue_order_id=f"V-{run.coid}",
-                execution_id=f"{run.coid}-{run.fills}.{account}",
-                account_id=account,
-                instrument_id=run.block.instrument_id,
-                side=run.block.side,
-                quantity=qty,
-                price=price,
-                commission=commission,
-                ts_event=run.fills,
-                ts_init=run.fills,
-            )
-            assert self.ledger.apply(allocation, run.request_of[account])
-            self.booked.append((allocation, run.request_of[account]))
-            booked.append(allocation)
+        # booked as the simulated venue publishes it: one batch per fill, in array steps
+        batch = AllocationBatch(
+            client_order_id=run.coid,
+            venue_order_id=f"V-{run.coid}",
+            execution_id=f"{run.coid}-{run.fills}",
+            instrument_id=run.block.instrument_id,
+            side=run.block.side,
+            price=price,
+            ts_event=run.fills,
+            ts_init=run.fills,
+            accounts=fill.accounts,
+            slots=fill.slots,
+            quantities=fill.quantities,
+            commission_nanos=fill.commission_nanos,
+        )
+        request_ids = [run.request_of[a] for a in batch.account_ids]
+        booked = batch.allocations()
+        if self.ledger.can_book_batch(batch):
+            self.ledger.apply_batch(batch, request_ids)
+        else:  # after a replay of single allocations the ledger books a batch one by one
+            assert all(self.ledger.apply(a, r) for a, r in zip(booked, request_ids, strict=True))
+        self.booked.extend(zip(booked, request_ids, strict=True))
         assert sum(a.commission for a in booked) == block_commission
         return booked
 

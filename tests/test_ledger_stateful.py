@@ -254,7 +254,9 @@ def test_fa_allocator_refuses_what_ib_would_refuse():
     assert allocator.pop_pending("O-2") is None
     # Fixed: the 1 % cap on 20 USD, plus the FINRA CAT fee of 0.000072 a share, for A only
     assert allocator.allocate("O-2", 2, Decimal("10")) == Decimal("0.200144")
-    assert allocator.pop_pending("O-2") == [("A", 2, Decimal("0.200144"))]
+    fill = allocator.pop_pending("O-2")
+    assert [fill.accounts[i] for i in fill.slots] == ["A"] and fill.quantities.tolist() == [2]
+    assert fill.commission_nanos.tolist() == [200_144_000]
     with pytest.raises(ValueError, match="exceeds"):
         allocator.allocate("O-2", 3, Decimal("10"))
     assert allocator.allocated("O-2") == {"A": 2, "B": 0}

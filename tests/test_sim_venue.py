@@ -14,7 +14,7 @@ from nautilus_trader.model.events import OrderFilled, OrderRejected
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.trading.strategy import Strategy
 
-from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationGroup
+from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationBatch, AllocationGroup
 from strategies.plan import Plan
 from tests.books import SEC, T0, equity, snapshot, trade
 from venues.ib_fa.fake_gateway.pricing import GatewayPricing
@@ -38,8 +38,12 @@ class Submitter(Strategy):
 
     def on_start(self):
         self.subscribe_order_book_deltas(SPY.id)
-        self.msgbus.subscribe(ALLOCATION_TOPIC, self.allocations.append)
+        self.msgbus.subscribe(ALLOCATION_TOPIC, self._on_allocation)
         self.clock.set_time_alert("go", self.clock.utc_now() + timedelta(milliseconds=500), self.go)
+
+    def _on_allocation(self, batch: AllocationBatch):
+        assert isinstance(batch, AllocationBatch)  # the simulated venue publishes one batch per fill
+        self.allocations.extend(batch.allocations())
 
     def on_stop(self):
         pass  # nothing to undo; defined so the engine does not warn on every run

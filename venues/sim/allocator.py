@@ -9,8 +9,11 @@ Two halves, because NautilusTrader prices a fill (FeeModel) before it publishes 
   allocation minimum, third-party and regulatory fees, from IB's published table). The fee model
   calls it and books the block's commission as the sum of the accounts' charges, so the simulated
   master account and the client ledgers always agree.
-- `FAAllocationPublisher`, an Actor, turns those pending allocations into `Allocation` events when
-  the matching OrderFilled is published, carrying the fill's trade id and timestamps.
+- `FAAllocationPublisher`, an Actor, turns those pending allocations into one `AllocationBatch`
+  per fill when the matching OrderFilled is published, carrying the fill's trade id and timestamps.
+
+A fill is shared out and charged in array steps (strategies/fee_batch.py), one entry per account
+of the group, so its cost grows with the accounts only by what numpy spends per entry.
 """
 
 from __future__ import annotations
@@ -24,29 +27,40 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.events import OrderFilled
 
-from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocation, AllocationGroup
+from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationBatch, AllocationGroup
 from strategies.fa_methods import FAMethod, fa_method
 from strategies.fee_table import PricingPlan
 from strategies.fees import FAFeeCharger
+from strategies.money import from_nanos
 
 
 @dataclass
 class _GroupState:
     group: AllocationGroup
     method: FAMethod
-    accounts: list[str]
+    accounts: tuple[str, ...]
     targets: np.ndarray
     allocated: np.ndarray
+
+
+@dataclass(frozen=True)
+class PendingFill:
+    """One fill's shares and charges, waiting for its OrderFilled."""
+
+    accounts: tuple[str, ...]  # the group's
+    slots: np.ndarray  # the accounts that received shares, as positions in `accounts`
+    quantities: np.ndarray
+    commission_nanos: np.ndarray
 
 
 class FAAllocator:
     def __init__(self, pricing: PricingPlan) -> None:
         self.fees = FAFeeCharger(pricing)
         self._groups: dict[str, _GroupState] = {}
-        self._pending: dict[str, deque[list[tuple[str, int, Decimal]]]] = defaultdict(deque)
+        self._pending: dict[str, deque[PendingFill]] = defaultdict(deque)
 
     def register(self, group: AllocationGroup) -> None:
-        accounts = list(group.targets)
+        accounts = tuple(group.targets)
         targets = np.array([group.targets[a] for a in accounts], dtype=np.int64)
         if (targets <= 0).any():
             raise ValueError(f"allocation group {group.client_order_id} has a non-positive target")
@@ -66,13 +80,13 @@ class FAAllocator:
         state = self._groups[client_order_id]
         shares = state.method.allocate(quantity, state.targets, state.allocated)
         state.allocated += shares
-        given = [(state.accounts[i], int(shares[i])) for i in np.flatnonzero(shares)]
-        charges = self.fees.charge(client_order_id, state.group.side, price, given, taker=taker)
-        parts = [(c.account_id, c.quantity, c.commission) for c in charges]
-        self._pending[client_order_id].append(parts)
-        return sum((c.commission for c in charges), Decimal(0))
+        charges = self.fees.charge_batch(client_order_id, state.group.side, price, state.accounts, shares, taker)
+        self._pending[client_order_id].append(
+            PendingFill(state.accounts, charges.slots, charges.quantities, charges.total_nanos)
+        )
+        return from_nanos(int(charges.total_nanos.sum(dtype=object)))
 
-    def pop_pending(self, client_order_id: str) -> list[tuple[str, int, Decimal]] | None:
+    def pop_pending(self, client_order_id: str) -> PendingFill | None:
         queue = self._pending.get(client_order_id)
         return queue.popleft() if queue else None
 
@@ -99,29 +113,21 @@ class FAAllocationPublisher(Actor):
         if not isinstance(event, OrderFilled):
             return
         coid = event.client_order_id.value
-        parts = self.allocator.pop_pending(coid)
-        if parts is None:
+        fill = self.allocator.pop_pending(coid)
+        if fill is None or not len(fill.slots):
             return
-        price = Decimal(str(event.last_px))  # as_decimal() drops trailing zeros: 100.00 would book as 100
-        side = "BUY" if event.is_buy else "SELL"
-        venue_order_id, trade_id = event.venue_order_id.value, event.trade_id.value
-        instrument_id, ts_event, ts_init = event.instrument_id.value, event.ts_event, event.ts_init
-        publish = self.msgbus.publish
-        for account, qty, commission in parts:
-            publish(
-                ALLOCATION_TOPIC,
-                Allocation(
-                    coid,
-                    venue_order_id,
-                    # IB's form: what follows the last '.' is the version a correction would bump
-                    f"{trade_id}.{account}.01",
-                    account,
-                    instrument_id,
-                    side,
-                    qty,
-                    price,
-                    commission,
-                    ts_event,
-                    ts_init,
-                ),
-            )
+        batch = AllocationBatch(
+            coid,
+            event.venue_order_id.value,
+            event.trade_id.value,
+            event.instrument_id.value,
+            "BUY" if event.is_buy else "SELL",
+            Decimal(str(event.last_px)),  # as_decimal() drops trailing zeros: 100.00 would book as 100
+            event.ts_event,
+            event.ts_init,
+            fill.accounts,
+            fill.slots,
+            fill.quantities,
+            fill.commission_nanos,
+        )
+        self.msgbus.publish(ALLOCATION_TOPIC, batch)
