@@ -47,14 +47,16 @@ from nautilus_trader.model.events import (
     OrderDenied,
     OrderExpired,
     OrderFilled,
+    OrderModifyRejected,
     OrderRejected,
     OrderSubmitted,
+    OrderUpdated,
 )
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies import order_ids
-from strategies.block_desk import BlockDesk, in_loop
+from strategies.block_desk import BlockDesk
 from strategies.block_screen import screen_blocks
 from strategies.buy_sizing import BuySizing, Prices, sells_to_send, size_plan_buys
 from strategies.events import (
@@ -70,12 +72,14 @@ from strategies.fee_table import load_pricing
 from strategies.journal_port import ExecutionJournal, RecoveredRun
 from strategies.journal_recorder import JournalRecorder, NullRecorder
 from strategies.ledger import Ledger
+from strategies.loop_timers import in_loop
 from strategies.market_tape import MarketTape
 from strategies.money import has_nanos_precision
 from strategies.plan import Plan, PlanError, PlanIssue, load_plan
 from strategies.rails import notional_sent
 from strategies.reference_prices import ReferencePrices
 from strategies.report import RunReport, write_report
+from strategies.repricer import Repricer
 from strategies.resume import restore
 from strategies.run_books import RunBooks
 from strategies.sizing import Block, build_blocks
@@ -155,7 +159,8 @@ class RebalanceExecutor(Strategy):
         self._loop = asyncio.get_running_loop() if isinstance(self.clock, LiveClock) else None
         self._prices = ReferencePrices(self.cache, self.config)
         grace = self.config.allocation_grace_secs
-        self._desk = BlockDesk(self, self._books, self._loop, grace, lambda: self.phase, self._finish_phase)
+        repricer = Repricer(self, self._loop, self.config, self._prices.best_bid_ask, lambda: self.phase)
+        self._desk = BlockDesk(self, self._books, self._loop, grace, lambda: self.phase, self._finish_phase, repricer)
         known = {str(i.id) for i in self.cache.instruments()}
         try:
             plan = self._given_plan or load_plan(self.config.plan_path, known, self.config.default_venue)
@@ -312,6 +317,14 @@ class RebalanceExecutor(Strategy):
         self._recorder.fill(event)
         # The venue's allocations may come before or after this event; whichever is last closes the phase.
         self._check_phase_complete(event.client_order_id)
+
+    def on_order_updated(self, event: OrderUpdated) -> None:
+        # the run folder's limit path (strategies/market_tape.py) records the new price
+        self.log.debug(f"{event.client_order_id}: now working at {event.price}")
+
+    def on_order_modify_rejected(self, event: OrderModifyRejected) -> None:
+        # the block works on at its old price; the next round of re-pricing tries again
+        self.log.warning(f"{event.client_order_id}: re-price refused ({event.reason}); working at the old price")
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self._recorder.order_event(event, "REJECTED", reason=str(event.reason))

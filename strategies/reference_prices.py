@@ -46,14 +46,15 @@ class ReferencePrices:
         if self._source == "last":
             tick = self._cache.trade_tick(iid)
             return tick.price.as_decimal() if tick else None
-        bid, ask = self._best_bid_ask(iid)
+        bid, ask = self.best_bid_ask(iid)
         if bid is None or ask is None:
             return None
         if self._source == "mid":
             return (bid + ask) / 2
         return bid if side == "SELL" else ask
 
-    def _best_bid_ask(self, iid: InstrumentId) -> tuple[Decimal | None, Decimal | None]:
+    def best_bid_ask(self, iid: InstrumentId) -> tuple[Decimal | None, Decimal | None]:
+        """The top of the book, or of the last quote when no book has both sides; (None, None) if neither."""
         book = self._cache.order_book(iid)
         if book is not None and book.best_bid_price() is not None and book.best_ask_price() is not None:
             return book.best_bid_price().as_decimal(), book.best_ask_price().as_decimal()
@@ -79,5 +80,5 @@ class ReferencePrices:
 
     def arrival(self, instrument_id: str, reference: Decimal) -> Decimal:
         """The mid when the phase started, for slippage; the reference when the book is one-sided."""
-        bid, ask = self._best_bid_ask(InstrumentId.from_str(instrument_id))
+        bid, ask = self.best_bid_ask(InstrumentId.from_str(instrument_id))
         return (bid + ask) / 2 if bid is not None and ask is not None else reference
