@@ -52,15 +52,17 @@ BOOKS = {
 ADVISOR_GROUP = "Advisors"
 
 
-def strategy_config(plan_path: Path, output_dir: Path | None):
+def strategy_config(plan_path: Path, output_dir: Path | None, **params):
+    """A short session; one limit at the collar unless `params` say otherwise (the fake's book fills it at once)."""
     from strategies.exec_config import RebalanceExecutorConfig
 
+    settings = {"phase_deadline_secs": 2, "execution_policy": "collar", **params}
     return RebalanceExecutorConfig(
         plan_path=str(plan_path),
-        phase_deadline_secs=2,
         sync_timeout_secs=5,
         allocation_grace_secs=2,
         output_dir=None if output_dir is None else str(output_dir),
+        **settings,
     )
 
 

@@ -86,6 +86,7 @@ class HaltOnFirstAccept(RebalanceExecutor):
 
 
 def run(tmp_path: Path, books: dict, journal=None, seconds: int = 120, strategy_class=RebalanceExecutor, **params):
+    params.setdefault("execution_policy", "collar")  # what a restart finds is the subject, not the price path
     plan_dir = write_plan(tmp_path / "plan", PLAN)
     config = RebalanceExecutorConfig(
         plan_path=str(plan_dir), phase_deadline_secs=DEADLINE, session_id=SESSION, **params
