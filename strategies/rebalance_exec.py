@@ -319,11 +319,13 @@ class RebalanceExecutor(Strategy):
         self._check_phase_complete(event.client_order_id)
 
     def on_order_updated(self, event: OrderUpdated) -> None:
-        # the run folder's limit path (strategies/market_tape.py) records the new price
+        # the run folder's limit path (strategies/market_tape.py) records the new price too
+        self._recorder.price_change(event, "UPDATED", event.price.as_decimal())
         self.log.debug(f"{event.client_order_id}: now working at {event.price}")
 
     def on_order_modify_rejected(self, event: OrderModifyRejected) -> None:
         # the block works on at its old price; the next round of re-pricing tries again
+        self._recorder.price_change(event, "MODIFY_REJECTED", None, str(event.reason))
         self.log.warning(f"{event.client_order_id}: re-price refused ({event.reason}); working at the old price")
 
     def on_order_rejected(self, event: OrderRejected) -> None:

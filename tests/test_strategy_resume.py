@@ -41,6 +41,7 @@ class MemoryJournal:
         self.phases: list[str] = []
         self.blocks: list[BlockIntent] = []
         self.events = []
+        self.price_changes = []
         self.allocations = []
         self.states = []
 
@@ -55,6 +56,10 @@ class MemoryJournal:
     def record_order_event(self, event) -> None:
         self.calls.append(("order", event.client_order_id, event.event))
         self.events.append(event)
+
+    def record_price_change(self, change) -> None:
+        self.calls.append(("price", change.client_order_id, change.event))
+        self.price_changes.append(change)
 
     def record_allocation(self, allocation, request_id) -> None:
         self.allocations.append((allocation, request_id))
@@ -285,3 +290,6 @@ def test_blocks_taken_back_after_a_restart_are_re_priced_within_their_recorded_c
         # the static book only fills a sell at the bid: it got there by modify, from above
         assert prices and all(p >= block.limit_price for p in prices), (block.client_order_id, prices)
         assert int(order.filled_qty) == block.quantity
+        # each re-price the venue took is journalled with the price it took
+        journalled = [c.price for c in again.price_changes if c.client_order_id == block.client_order_id]
+        assert journalled == prices and {c.event for c in again.price_changes} == {"UPDATED"}
