@@ -64,7 +64,7 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
     fa_methods: str = CONTRACTS_OR_SHARES
     execution_policy: str = "adaptive"  # adaptive | collar (see EXECUTION_POLICIES)
     urgency: str = "normal"  # the adaptive policy's schedule: patient | normal | urgent
-    reprice_secs: float = 5.0  # how often the adaptive policy re-prices the working blocks
+    reprice_secs: float = 1.0  # how often the adaptive policy re-prices the working blocks (the demo: 5 s costs more)
     max_modifies_per_sec: float = 10.0  # re-prices sent a second, across every block of the session
 
     @property
