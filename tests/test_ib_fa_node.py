@@ -325,7 +325,7 @@ def test_a_block_is_re_priced_by_modify_on_a_trading_node_and_fills_with_its_all
     # the run folder's limit path shows the re-price as NautilusTrader confirmed it
     prices = pd.read_csv(tmp_path / "run" / "order_prices.csv", dtype={"price": str})
     updated = prices.loc[prices["event"] == "UPDATED", "price"].map(Decimal).tolist()
-    assert updated and updated == list(dict.fromkeys(limits[1:]))
+    assert updated and updated == list(dict.fromkeys(limits))[1:]
 
 
 if __name__ == "__main__":
