@@ -3,13 +3,14 @@
 Phases: SYNC -> SELL -> RECALC -> BUY -> DONE.
 
 - SYNC waits until every traded instrument has a reference price (and the configured start time).
-- SELL sends one block limit order per instrument, priced `sell_offset_bps` under the reference,
-  and ends when every sell is closed and allocated, or at the deadline (remaining orders are
+- SELL sends one block limit order per instrument, never priced below its collar `sell_offset_bps`
+  under the reference (within it the execution policy moves it, strategies/exec_policy.py), and
+  ends when every sell is closed and allocated, or at the deadline (remaining orders are
   cancelled by the strategy itself: a simulated exchange only expires GTD orders on new data).
 - RECALC sizes every account's buys from its own booked cash: starting cash plus the proceeds
   allocated to it, less commissions and the reserve. Buys are cut so that even if every share
   fills at the limit with the worst commission, no account goes below zero.
-- BUY sends the buy blocks `buy_offset_bps` over the reference, same deadline rule.
+- BUY sends the buy blocks, collared `buy_offset_bps` over the reference, same rules.
 
 The strategy knows nothing of the venue: it publishes an `AllocationGroup` before each block and
 books fills only from the `Allocation` events the venue side sends back.
