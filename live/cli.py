@@ -212,10 +212,21 @@ def plan_summary(plan, strategy_config, rails, where: str, run_id: str, journal:
         f"{len(plan.accounts):,} accounts, {len(plan.requests):,} requests, cash {cash:,.2f} USD; "
         f"each phase ends after {strategy_config.phase_deadline_secs:g} s",
         "buys are recomputed after the sells (RECALC) and cut to what each account can afford",
+        _policy_line(strategy_config),
         "rails: "
         + (", ".join(f"{k}={v}" for k, v in msgspec.structs.asdict(rails).items() if v is not None) or "none"),
     ]
     return "\n".join(lines)
+
+
+def _policy_line(config) -> str:
+    """How the blocks will be priced within their collar, for the summary an operator signs off."""
+    if config.execution_policy == "collar":
+        return "execution: one limit per block at that collar, never re-priced"
+    return (
+        f"execution: adaptive ({config.urgency}), from our side's touch to the collar by the deadline, "
+        f"re-priced every {config.reprice_secs:g} s, at most {config.max_modifies_per_sec:g} modifies a second"
+    )
 
 
 def add_session_parsers(subparsers) -> None:

@@ -1,11 +1,12 @@
 """The block orders of one trading phase (SELL or BUY) at the venue, from sending to the phase's end.
 
-The desk sends each block after publishing its allocation group, cancels what is still working at
-the phase deadline (a simulated exchange only expires GTD orders on new data), and tells the
-strategy when its phase is over: every block closed and fully allocated, or the allocation grace
-run out. After a restart it takes back the recorded blocks of the phase being resumed, and at a
-halt or a stop it cancels whatever is still working. Orders go through the strategy's own submit
-and cancel, so NautilusTrader keeps them the strategy's; the desk decides nothing about what to send.
+The desk sends each block after publishing its allocation group, has the working blocks re-priced
+(strategies/repricer.py), cancels what is still working at the phase deadline (a simulated exchange
+only expires GTD orders on new data), and tells the strategy when its phase is over: every block
+closed and fully allocated, or the allocation grace run out. After a restart it takes back the
+recorded blocks of the phase being resumed (their re-pricing goes on), and at a halt or a stop it
+cancels whatever is still working. Orders go through the strategy's own submit, modify and cancel,
+so NautilusTrader keeps them the strategy's; the desk decides nothing about what to send.
 """
 
 from __future__ import annotations
@@ -24,20 +25,10 @@ from strategies.events import ALLOCATION_GROUP_TOPIC, AllocationGroup
 from strategies.exec_state import BlockState, Phase
 from strategies.fa_methods import choose_method
 from strategies.journal_recorder import Recorder
+from strategies.loop_timers import in_loop
+from strategies.repricer import Repricer
 from strategies.resume import DEADLINE_PASSED, SENT_AGAIN, owner_note, resume_verdict
 from strategies.run_books import RunBooks
-
-
-def in_loop(loop: asyncio.AbstractEventLoop | None, handler: Callable[[TimeEvent], None]):
-    """Run a timer callback on the event loop that delivers order events and allocations.
-
-    A live node fires timers on another thread; handing the callback to the loop keeps every
-    change to the strategy's state on one thread. A backtest's clock calls timers in line, so
-    there the handler runs at once (`loop` is None).
-    """
-    if loop is None:
-        return handler
-    return lambda event: loop.call_soon_threadsafe(handler, event)
 
 
 class BlockDesk:
@@ -49,8 +40,10 @@ class BlockDesk:
         grace_secs: float,
         phase_of: Callable[[], Phase],
         phase_over: Callable[[], None],
+        repricer: Repricer,
     ) -> None:
         self._strategy = strategy
+        self._repricer = repricer
         self._books = books
         self._loop = loop
         self._grace_secs = grace_secs
@@ -118,6 +111,7 @@ class BlockDesk:
         self._strategy.clock.set_time_alert(
             f"rebalance-deadline-{self._phase.value}", deadline, callback=in_loop(self._loop, self._on_deadline)
         )
+        self._repricer.start(self._phase, [self._books.blocks[c] for c in self.orders])
 
     def _send(self, state: BlockState, expire_time: datetime) -> None:
         strategy = self._strategy
@@ -126,7 +120,7 @@ class BlockDesk:
             instrument_id=instrument.id,
             order_side=OrderSide.SELL if state.block.side == "SELL" else OrderSide.BUY,
             quantity=Quantity.from_int(state.block.quantity),
-            price=Price(state.limit, instrument.price_precision),
+            price=Price(self._repricer.first_price(state), instrument.price_precision),
             time_in_force=TimeInForce.GTD,
             expire_time=expire_time,
             tags=[f"rebalance:{state.phase.value}"],
@@ -174,6 +168,7 @@ class BlockDesk:
     def close(self) -> None:
         """End the phase's timers and log what it traded."""
         strategy, phase = self._strategy, self._phase
+        self._repricer.stop()
         for name in (f"rebalance-deadline-{phase.value}", f"rebalance-grace-{phase.value}"):
             if name in strategy.clock.timer_names:
                 strategy.clock.cancel_timer(name)

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pandas as pd
 from nautilus_trader.config import StrategyConfig
 
+from strategies.exec_policy import URGENCIES
 from strategies.fa_methods import CONTRACTS_OR_SHARES, METHODS
 from strategies.fee_table import plan_names
 from strategies.money import has_nanos_precision
@@ -20,6 +21,11 @@ from strategies.rails import RailsConfig
 
 REFERENCE_SOURCES = ("mid", "last", "bid_ask")
 BOOK_TYPES = ("L1_MBP", "L2_MBP", "L3_MBO")
+# adaptive: re-priced from passive to the collar through the phase (strategies/exec_policy.py);
+# collar: one marketable limit at the collar, never re-priced
+EXECUTION_POLICIES = ("adaptive", "collar")
+# IB drops what passes 50 messages a second across the login; re-pricing must leave room for the rest
+MAX_MODIFIES_PER_SEC = 40.0
 # A session runs within one trading day; a longer wait is a typo, and would overflow the nanosecond timers.
 MAX_WAIT_SECS = 86_400.0
 
@@ -66,6 +72,10 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
     # block takes the first that gives every account exactly its target (strategies/fa_methods.py),
     # else ContractsOrShares, which always can
     fa_methods: str = CONTRACTS_OR_SHARES
+    execution_policy: str = "adaptive"  # adaptive | collar (see EXECUTION_POLICIES)
+    urgency: str = "normal"  # the adaptive policy's schedule: patient | normal | urgent
+    reprice_secs: float = 1.0  # how often the adaptive policy re-prices the working blocks (the demo: 5 s costs more)
+    max_modifies_per_sec: float = 10.0  # re-prices sent a second, across every block of the session
 
     @property
     def method_preference(self) -> tuple[str, ...]:
@@ -117,6 +127,14 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
             refuse("book_type", f"must be one of {BOOK_TYPES}")
         if not self.method_preference or any(m not in METHODS for m in self.method_preference):
             refuse("fa_methods", f"must be FA allocation methods, comma-separated, from {tuple(METHODS)}")
+        if self.execution_policy not in EXECUTION_POLICIES:
+            refuse("execution_policy", f"must be one of {EXECUTION_POLICIES}")
+        if self.urgency not in URGENCIES:
+            refuse("urgency", f"must be one of {tuple(URGENCIES)}")
+        if not 0.1 <= self.reprice_secs <= MAX_WAIT_SECS:
+            refuse("reprice_secs", f"must be at least 0.1 and at most {MAX_WAIT_SECS:g} seconds")
+        if not 0.1 <= self.max_modifies_per_sec <= MAX_MODIFIES_PER_SEC:
+            refuse("max_modifies_per_sec", f"must be at least 0.1 and at most {MAX_MODIFIES_PER_SEC:g} a second")
         if self.start_time is not None:
             try:
                 start = pd.Timestamp(self.start_time)

@@ -26,6 +26,8 @@ from strategies.events import Allocation
 # A request's life: APPROVED when the run starts, SENT with its block, then one of the ends.
 REQUEST_STATES = ("APPROVED", "SENT", "PARTIALLY_FILLED", "FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
 ORDER_EVENTS = ("SUBMITTED", "ACCEPTED", "REJECTED", "DENIED", "FILLED", "CANCELED", "EXPIRED")
+# A working block's re-price: the venue took it (UPDATED, the new limit) or refused it (the old limit stands).
+PRICE_CHANGE_EVENTS = ("UPDATED", "MODIFY_REJECTED")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,17 @@ class OrderEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class PriceChange:
+    """A re-price of a block order as the venue answered it; `price` is the new limit (None if refused)."""
+
+    client_order_id: str
+    event: str  # one of PRICE_CHANGE_EVENTS
+    ts_ns: int
+    price: Decimal | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RequestState:
     request_id: str
     state: str  # one of REQUEST_STATES
@@ -91,6 +104,8 @@ class ExecutionJournal(Protocol):
 
     def record_order_event(self, event: OrderEvent) -> None: ...
 
+    def record_price_change(self, change: PriceChange) -> None: ...
+
     def record_allocation(self, allocation: Allocation, request_id: str) -> None: ...
 
     def record_request_states(self, states: Sequence[RequestState]) -> None: ...
@@ -102,10 +117,12 @@ class ExecutionJournal(Protocol):
 
 __all__ = [
     "ORDER_EVENTS",
+    "PRICE_CHANGE_EVENTS",
     "REQUEST_STATES",
     "BlockIntent",
     "ExecutionJournal",
     "OrderEvent",
+    "PriceChange",
     "RecoveredRun",
     "RequestState",
 ]

@@ -8,13 +8,14 @@ the same methods either way.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 
 from nautilus_trader.model.events import OrderAccepted, OrderCanceled, OrderExpired, OrderFilled, OrderRejected
 from nautilus_trader.model.orders import Order
 
 from strategies.events import Allocation, AllocationBatch
 from strategies.exec_state import BlockState, Phase
-from strategies.journal_port import BlockIntent, ExecutionJournal, OrderEvent, RecoveredRun, RequestState
+from strategies.journal_port import BlockIntent, ExecutionJournal, OrderEvent, PriceChange, RecoveredRun, RequestState
 from strategies.run_books import RunBooks
 
 # what a reconciled order's history tells the journal (fills are recorded with their execution)
@@ -57,6 +58,9 @@ class NullRecorder:
         pass
 
     def order_event(self, event, kind: str, **fields) -> None:
+        pass
+
+    def price_change(self, event, kind: str, price: Decimal | None, reason: str = "") -> None:
         pass
 
     def fill(self, event: OrderFilled) -> None:
@@ -110,6 +114,12 @@ class JournalRecorder:
                 **fields,
             )
         )
+
+    def price_change(self, event, kind: str, price: Decimal | None, reason: str = "") -> None:
+        """A re-price the venue took (`price` the new limit) or refused (None)."""
+        if event.client_order_id not in self._books.blocks:
+            return
+        self._journal.record_price_change(PriceChange(event.client_order_id.value, kind, event.ts_event, price, reason))
 
     def fill(self, event: OrderFilled) -> None:
         self.order_event(

@@ -32,7 +32,7 @@ from nautilus_trader.model.events import (
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
-from strategies.block_desk import in_loop
+from strategies.loop_timers import in_loop
 
 QUOTE_COLUMNS = ("ts", "time", "phase", "instrument_id", "bid", "ask", "bid_size", "ask_size", "cause")
 ORDER_PRICE_COLUMNS = ("ts", "time", "client_order_id", "instrument_id", "event", "price", "quantity", "ts_event")

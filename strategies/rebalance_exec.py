@@ -3,13 +3,14 @@
 Phases: SYNC -> SELL -> RECALC -> BUY -> DONE.
 
 - SYNC waits until every traded instrument has a reference price (and the configured start time).
-- SELL sends one block limit order per instrument, priced `sell_offset_bps` under the reference,
-  and ends when every sell is closed and allocated, or at the deadline (remaining orders are
+- SELL sends one block limit order per instrument, never priced below its collar `sell_offset_bps`
+  under the reference (within it the execution policy moves it, strategies/exec_policy.py), and
+  ends when every sell is closed and allocated, or at the deadline (remaining orders are
   cancelled by the strategy itself: a simulated exchange only expires GTD orders on new data).
 - RECALC sizes every account's buys from its own booked cash: starting cash plus the proceeds
   allocated to it, less commissions and the reserve. Buys are cut so that even if every share
   fills at the limit with the worst commission, no account goes below zero.
-- BUY sends the buy blocks `buy_offset_bps` over the reference, same deadline rule.
+- BUY sends the buy blocks, collared `buy_offset_bps` over the reference, same rules.
 - Early buys (`early_buys`): at the start of SELL, the part of an account's buys its own cash pays
   for in the worst case goes at once, as BUY blocks of their own; an instrument being sold gets its
   early block once its sell block has closed, so the session never has both sides of one instrument
@@ -53,14 +54,16 @@ from nautilus_trader.model.events import (
     OrderDenied,
     OrderExpired,
     OrderFilled,
+    OrderModifyRejected,
     OrderRejected,
     OrderSubmitted,
+    OrderUpdated,
 )
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
 from strategies import order_ids
-from strategies.block_desk import BlockDesk, in_loop
+from strategies.block_desk import BlockDesk
 from strategies.block_screen import screen_blocks
 from strategies.buy_round_state import BuyRounds, Sendable
 from strategies.buy_rounds import sell_losses
@@ -79,6 +82,7 @@ from strategies.fee_table import load_pricing
 from strategies.journal_port import ExecutionJournal, RecoveredRun
 from strategies.journal_recorder import JournalRecorder, NullRecorder
 from strategies.ledger import Ledger
+from strategies.loop_timers import in_loop
 from strategies.market_tape import MarketTape
 from strategies.money import has_nanos_precision
 from strategies.phase_marks import PhaseMarks
@@ -86,6 +90,7 @@ from strategies.plan import Plan, PlanError, PlanIssue, load_plan
 from strategies.rails import notional_sent
 from strategies.reference_prices import ReferencePrices
 from strategies.report import RunReport, write_report
+from strategies.repricer import Repricer
 from strategies.resume import restore
 from strategies.run_books import RunBooks
 from strategies.sizing import Block, build_blocks
@@ -167,7 +172,8 @@ class RebalanceExecutor(Strategy):
         self._loop = asyncio.get_running_loop() if isinstance(self.clock, LiveClock) else None
         self._prices = ReferencePrices(self.cache, self.config)
         grace = self.config.allocation_grace_secs
-        self._desk = BlockDesk(self, self._books, self._loop, grace, lambda: self.phase, self._finish_phase)
+        repricer = Repricer(self, self._loop, self.config, self._prices.best_bid_ask, lambda: self.phase)
+        self._desk = BlockDesk(self, self._books, self._loop, grace, lambda: self.phase, self._finish_phase, repricer)
         known = {str(i.id) for i in self.cache.instruments()}
         try:
             plan = self._given_plan or load_plan(self.config.plan_path, known, self.config.default_venue)
@@ -371,6 +377,16 @@ class RebalanceExecutor(Strategy):
         self._recorder.fill(event)
         # The venue's allocations may come before or after this event; whichever is last closes the phase.
         self._check_phase_complete(event.client_order_id)
+
+    def on_order_updated(self, event: OrderUpdated) -> None:
+        # the run folder's limit path (strategies/market_tape.py) records the new price too
+        self._recorder.price_change(event, "UPDATED", event.price.as_decimal())
+        self.log.debug(f"{event.client_order_id}: now working at {event.price}")
+
+    def on_order_modify_rejected(self, event: OrderModifyRejected) -> None:
+        # the block works on at its old price; the next round of re-pricing tries again
+        self._recorder.price_change(event, "MODIFY_REJECTED", None, str(event.reason))
+        self.log.warning(f"{event.client_order_id}: re-price refused ({event.reason}); working at the old price")
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self._recorder.order_event(event, "REJECTED", reason=str(event.reason))

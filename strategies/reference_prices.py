@@ -56,16 +56,16 @@ class ReferencePrices:
         if self._source == "last":
             tick = self._cache.trade_tick(iid)
             return tick.price.as_decimal() if tick else None
-        bid, ask = self._best_bid_ask(iid)
+        bid, ask = self.best_bid_ask(iid)
         if bid is None or ask is None:
             return None
         if self._source == "mid":
             return (bid + ask) / 2
         return bid if side == "SELL" else ask
 
-    def _best_bid_ask(self, iid: InstrumentId) -> tuple[Decimal | None, Decimal | None]:
-        # the book when it has both sides; else the last quote, which is all a venue that could
-        # not give the instrument depth (IB past its depth limit) sends
+    def best_bid_ask(self, iid: InstrumentId) -> tuple[Decimal | None, Decimal | None]:
+        """The top of the book, or of the last quote when no book has both sides; (None, None) if neither."""
+        # the last quote is all a venue that could not give the instrument depth (IB past its depth limit) sends
         book = self._cache.order_book(iid)
         if book is not None and book.best_bid_price() is not None and book.best_ask_price() is not None:
             return book.best_bid_price().as_decimal(), book.best_ask_price().as_decimal()
@@ -96,7 +96,7 @@ class ReferencePrices:
 
     def mid(self, instrument_id: str) -> Decimal | None:
         """The mid now, None while the book is one-sided or empty."""
-        bid, ask = self._best_bid_ask(InstrumentId.from_str(instrument_id))
+        bid, ask = self.best_bid_ask(InstrumentId.from_str(instrument_id))
         return (bid + ask) / 2 if bid is not None and ask is not None else None
 
     def mids(self, instrument_ids: Iterable[str]) -> dict[str, Decimal]:

@@ -181,6 +181,8 @@ def run_session_child(args: dict) -> dict:
     config = RebalanceExecutorConfig(
         plan_path=args["plan"],
         phase_deadline_secs=args.get("phase_deadline_secs", 30),
+        # the fake's printed trades fill a block at its collar; these sessions are about ids and restarts
+        execution_policy=args.get("execution_policy", "collar"),
         sync_timeout_secs=5,
         allocation_grace_secs=2,
         halt_wait_secs=3,

@@ -53,10 +53,11 @@ ADVISOR_GROUP = "Advisors"
 
 
 def strategy_config(plan_path: Path, output_dir: Path | None, **params):
-    """The classic phases (sells, then one round of buys) unless `params` ask for the rounds."""
+    """The classic phases (sells, then one round of buys), each one limit at the collar (the fake's
+    book fills it at once), unless `params` say otherwise."""
     from strategies.exec_config import RebalanceExecutorConfig
 
-    params = {"phase_deadline_secs": 2, "early_buys": False, "top_up_rounds": 0, **params}
+    params = {"phase_deadline_secs": 2, "early_buys": False, "top_up_rounds": 0, "execution_policy": "collar", **params}
     return RebalanceExecutorConfig(
         plan_path=str(plan_path),
         sync_timeout_secs=5,

@@ -26,6 +26,8 @@ DEADLINE = 30
 
 
 def run(tmp_path: Path, books: dict, seconds: int = 120, changes=None, plan_files=PLAN, **params):
+    # these scripted books are about what one limit at the collar meets; re-pricing has its own tests
+    params.setdefault("execution_policy", "collar")
     plan = write_plan(tmp_path / "plan", plan_files)
     config = RebalanceExecutorConfig(
         plan_path=str(plan), phase_deadline_secs=DEADLINE, output_dir=str(tmp_path / "out"), **params

@@ -142,6 +142,7 @@ def run_node(scenario: str, out: Path, log_level: str = "ERROR") -> dict:
                 sync_timeout_secs=5,
                 allocation_grace_secs=3,
                 output_dir=str(out / "run"),
+                execution_policy="collar",  # the faults are the subject: the blocks trade at once
             )
         )
         node.trader.add_strategy(strategy)

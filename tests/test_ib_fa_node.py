@@ -178,6 +178,41 @@ def _depth_scenario(out: Path, limit: int | None) -> dict:
             "phase": result.phase,
             "depth_requests": sum(1 for _, name in log if name == "reqMktDepth"),
             "quote_requests": sum(1 for _, name in log if name == "reqMktData"),
+
+
+# One SPY sell block of two accounts over a book one tick each side of 500.00: the adaptive policy
+# rests it at 500.00, inside the spread, where nothing fills, then re-prices it to the bid.
+REPRICE_PLAN = {
+    "accounts": PLAN["accounts"][:2],
+    "positions": PLAN["positions"][:2],
+    "requests": [
+        {"request_id": "s1", "account_id": "DU1001", "instrument": "SPY", "side": "SELL", "quantity": 30},
+        {"request_id": "s2", "account_id": "DU1002", "instrument": "SPY", "side": "SELL", "quantity": 20},
+    ],
+}
+REPRICE_BOOKS = {"SPY": ([(499.99, 1000)], [(500.01, 1000)])}
+
+
+def scenario_reprice(out: Path) -> dict:
+    plan_path = out / "plan.json"
+    plan_path.write_text(json.dumps(REPRICE_PLAN))
+    config = strategy_config(
+        plan_path,
+        out / "run",
+        execution_policy="adaptive",
+        urgency="urgent",  # at the far touch from 35 % of the phase on
+        phase_deadline_secs=6,
+        reprice_secs=0.25,
+    )
+    gw = start_gateway(REPRICE_BOOKS)
+    try:
+        listen, events, groups = recorder(gw.broker)
+        gw.call(gw.broker.listeners.append, listen)
+        result = session(config, gw.port)
+        return {
+            "phase": result.phase,
+            "events": gw.call(lambda: list(events)),
+            "groups": {str(k): v for k, v in gw.call(lambda: dict(groups)).items()},
             **broker_view(gw),
         }
     finally:
@@ -445,6 +480,34 @@ def test_an_instrument_with_no_price_at_all_ends_its_requests_not_sent_and_the_s
     assert seen["open_orders"] == 0
 
 
+def test_a_block_is_re_priced_by_modify_on_a_trading_node_and_fills_with_its_allocation_unchanged(tmp_path):
+    seen = run_child("reprice", tmp_path, script=__file__)
+    assert seen["phase"] == "DONE"
+    events = seen["events"]
+    [order_id] = {e["order_id"] for e in events}
+    limits = [Decimal(str(e["limit"])) for e in events]
+    # placed inside the spread, where nothing fills; re-priced through the bid (the first round past
+    # 35 % of the phase, so somewhat past it) and never under the collar, 500.00 x 0.995
+    assert limits[0] == Decimal("500.00") and limits == sorted(limits, reverse=True)
+    assert all(Decimal("497.50") <= limit <= Decimal("499.99") for limit in limits if limit != limits[0])
+    assert events[-1]["status"] == "Filled" and events[-1]["filled"] == 50
+    assert all(e["filled"] == 0 for e in events if e["limit"] == 500.00)
+    # the FA group published with the block is the one IB allocated by: 30 and 20
+    assert seen["groups"] == {str(order_id): {"DU1001": 30, "DU1002": 20}}
+    shares = Counter()
+    for e in seen["executions"]:
+        if e["account"] != MASTER:
+            shares[e["account"]] += e["shares"]
+            assert e["price"] == 499.99
+    assert shares == {"DU1001": 30, "DU1002": 20}
+    requests = pd.read_csv(tmp_path / "run" / "requests.csv").set_index("request_id")
+    assert requests["state"].tolist() == ["FILLED", "FILLED"]
+    # the run folder's limit path shows the re-price as NautilusTrader confirmed it
+    prices = pd.read_csv(tmp_path / "run" / "order_prices.csv", dtype={"price": str})
+    updated = prices.loc[prices["event"] == "UPDATED", "price"].map(Decimal).tolist()
+    assert updated and updated == list(dict.fromkeys(limits))[1:]
+
+
 if __name__ == "__main__":
     scenario, folder = sys.argv[1], Path(sys.argv[2])
     folder.mkdir(parents=True, exist_ok=True)
@@ -456,5 +519,6 @@ if __name__ == "__main__":
         "depth_limited": scenario_depth_limited,
         "depth_unlimited": scenario_depth_unlimited,
         "no_price": scenario_no_price,
+        "reprice": scenario_reprice,
     }
     print(json.dumps(scenarios[scenario](folder)))

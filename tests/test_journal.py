@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 import live.journal.run_journal as run_journal_module
 from live.journal import Journal, JournalError
-from strategies.journal_port import OrderEvent, RequestState
+from strategies.journal_port import OrderEvent, PriceChange, RequestState
 from strategies.report import TRANSACTION_COLUMNS
 from tests.journal_fixtures import allocation, block, plan_of, small_plan, statement_log
 
@@ -117,6 +117,32 @@ def test_latest_order_states(journal):
     assert (order["last_event"], order["venue_order_id"], order["filled_qty"]) == ("FILLED", "V-1", 10)
     assert order["avg_price"] == (Decimal("499.30") * 4 + Decimal("499.40") * 6) / 10
     assert order["commission"] == Decimal("1.50") and order["limit_price"] == Decimal("499.25")
+    run.close()
+
+
+def test_re_prices_are_kept_in_order_exactly_and_for_good(journal):
+    run = start(journal)
+    run.record_blocks([block("O-1", targets=(10,))])
+    run.record_order_event(OrderEvent("O-1", "ACCEPTED", 2, venue_order_id="V-1"))
+    run.record_price_change(PriceChange("O-1", "UPDATED", 3, Decimal("499.31")))
+    run.record_price_change(PriceChange("O-1", "MODIFY_REJECTED", 4, None, "IB error 100: max rate"))
+    run.record_price_change(PriceChange("O-1", "UPDATED", 5, Decimal("499.000000001")))
+    with pytest.raises(JournalError, match="price change MOVED of O-1: unknown event"):
+        run.record_price_change(PriceChange("O-1", "MOVED", 6, Decimal("1")))
+    run.flush()
+    with journal.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT event, ts_ns, price_nanos, reason FROM order_price_changes WHERE run_id = 'run-1' ORDER BY seq"
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("UPDATED", 3, 499_310_000_000, ""),
+        ("MODIFY_REJECTED", 4, None, "IB error 100: max rate"),
+        ("UPDATED", 5, 499_000_000_001, ""),
+    ]
+    # the order's state is still read from its order events: a re-price is not one
+    assert journal.latest_order_states("run-1").iloc[0]["last_event"] == "ACCEPTED"
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), journal.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE order_price_changes SET price_nanos = 1")
     run.close()
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pandas as pd
 import pytest
 
@@ -86,6 +87,10 @@ def test_the_summary_lists_every_block_before_anything_is_sent(tmp_path):
         ["BUY", "SPY.SMART", "50", "2", "2"],
     ]
     assert "limit 30 bps under" in text and "price_band_bps=200.0" in text and "live-20261123" in text
+    assert "execution: adaptive (normal), from our side's touch to the collar by the deadline" in text
+    collar = msgspec.structs.replace(config, execution_policy="collar")
+    text = plan_summary(plan, collar, rails_config(None, []), "127.0.0.1:4001", "live-20261123", "sqlite:///j.db")
+    assert "execution: one limit per block at that collar, never re-priced" in text
 
 
 def test_live_without_confirmation_prints_the_summary_and_sends_nothing(gateway, tmp_path, capsys):

@@ -296,7 +296,7 @@ from venues.ib_fa.config import IBFAConnectionConfig
 args = json.loads(sys.argv[1])
 config = RebalanceExecutorConfig(
     plan_path=args["plan"], phase_deadline_secs=30, sync_timeout_secs=5, allocation_grace_secs=2,
-    session_id="20240304",
+    session_id="20240304", execution_policy="collar",
 )
 connection = IBFAConnectionConfig(
     port=args["port"], client_id=17, fa_master_account="DF1000", connect_timeout_secs=3, request_timeout_secs=3

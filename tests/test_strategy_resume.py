@@ -41,6 +41,7 @@ class MemoryJournal:
         self.phases: list[str] = []
         self.blocks: list[BlockIntent] = []
         self.events = []
+        self.price_changes = []
         self.allocations = []
         self.states = []
 
@@ -55,6 +56,10 @@ class MemoryJournal:
     def record_order_event(self, event) -> None:
         self.calls.append(("order", event.client_order_id, event.event))
         self.events.append(event)
+
+    def record_price_change(self, change) -> None:
+        self.calls.append(("price", change.client_order_id, change.event))
+        self.price_changes.append(change)
 
     def record_allocation(self, allocation, request_id) -> None:
         self.allocations.append((allocation, request_id))
@@ -89,6 +94,7 @@ def run(tmp_path: Path, books: dict, journal=None, seconds=120, strategy_class=R
     plan_dir = write_plan(tmp_path / "plan", plan)
     # the classic phases unless a test asks for the rounds: the recorded blocks below are theirs
     params = {"early_buys": False, "top_up_rounds": 0, **params}
+    params.setdefault("execution_policy", "collar")  # what a restart finds is the subject, not the price path
     config = RebalanceExecutorConfig(
         plan_path=str(plan_dir), phase_deadline_secs=DEADLINE, session_id=SESSION, **params
     )
@@ -341,3 +347,25 @@ def test_a_rounds_run_resumed_mid_buy_does_not_top_up_again(tmp_path, rounds_run
     assert again.blocks == []  # the recorded top-up round was the last one allowed
     assert {o.client_order_id.value for o in sent} == {b.client_order_id for b in journal.blocks} - of_sell
     assert strategy.ledger.cash == whole.ledger.cash
+
+
+def test_blocks_taken_back_after_a_restart_are_re_priced_within_their_recorded_collar(tmp_path):
+    """A resumed SELL under the adaptive policy: its resent blocks go on being re-priced from their
+    recorded send and deadline, never past the recorded limit, and fill."""
+    adaptive = {"execution_policy": "adaptive", "reprice_secs": 1.0}
+    journal = MemoryJournal()
+    run(tmp_path / "first", {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, journal, **adaptive)
+    sell_blocks = [b for b in journal.blocks if b.phase == "SELL"]
+    again = MemoryJournal(journal.as_recovered(phases=["SYNC", "SELL"], blocks=sell_blocks, allocations=[]))
+    strategy, sent = run(tmp_path / "again", {SPY: DEEP_SPY, QQQ: DEEP_QQQ}, again, **adaptive)
+    assert strategy.resumed == {b.client_order_id: "sent again" for b in sell_blocks}
+    resent = {o.client_order_id.value: o for o in sent if o.side.name == "SELL"}
+    for block in sell_blocks:
+        order = resent[block.client_order_id]
+        prices = [e.price.as_decimal() for e in order.events if type(e).__name__ == "OrderUpdated"]
+        # the static book only fills a sell at the bid: it got there by modify, from above
+        assert prices and all(p >= block.limit_price for p in prices), (block.client_order_id, prices)
+        assert int(order.filled_qty) == block.quantity
+        # each re-price the venue took is journalled with the price it took
+        journalled = [c.price for c in again.price_changes if c.client_order_id == block.client_order_id]
+        assert journalled == prices and {c.event for c in again.price_changes} == {"UPDATED"}

@@ -69,9 +69,15 @@ def _run_locks_and_attempts(conn: Connection) -> None:
     _append_only_triggers(conn, schema.MIGRATION_2_TABLES, create_function=False)
 
 
+def _price_changes(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=list(schema.MIGRATION_3_TABLES))
+    _append_only_triggers(conn, schema.MIGRATION_3_TABLES, create_function=False)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial journal tables, append-only triggers", _initial),
     Migration(2, "run locks and starts that sent nothing, append-only", _run_locks_and_attempts),
+    Migration(3, "re-prices of block orders, append-only", _price_changes),
 )
 
 

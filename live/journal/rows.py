@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from live.journal.errors import JournalError
 from live.journal.money import from_nanos, to_nanos
 from strategies.events import Allocation
-from strategies.journal_port import ORDER_EVENTS, REQUEST_STATES, BlockIntent, OrderEvent, RequestState
+from strategies.journal_port import (
+    ORDER_EVENTS,
+    PRICE_CHANGE_EVENTS,
+    REQUEST_STATES,
+    BlockIntent,
+    OrderEvent,
+    PriceChange,
+    RequestState,
+)
 from strategies.plan import Plan
 
 
@@ -109,6 +117,20 @@ def block_from_rows(row: Mapping, request_ids: list[str], targets: list[tuple[st
         targets=tuple(int(t) for _, t in targets),
         ts_ns=int(row["ts_ns"]),
     )
+
+
+def price_change_row(run_id: str, change: PriceChange) -> dict:
+    what = f"price change {change.event} of {change.client_order_id}"
+    if change.event not in PRICE_CHANGE_EVENTS:
+        raise JournalError(f"{what}: unknown event, expected one of {', '.join(PRICE_CHANGE_EVENTS)}")
+    return {
+        "run_id": run_id,
+        "client_order_id": change.client_order_id,
+        "event": change.event,
+        "ts_ns": int(change.ts_ns),
+        "price_nanos": None if change.price is None else to_nanos(change.price, f"{what} price"),
+        "reason": change.reason,
+    }
 
 
 def order_event_rows(run_id: str, event: OrderEvent) -> tuple[dict, dict | None]:

@@ -42,7 +42,7 @@ from live.journal import queries, rows, schema
 from live.journal.engine import insert_rows, write_transaction
 from live.journal.errors import JournalError
 from strategies.events import Allocation, execution_base
-from strategies.journal_port import BlockIntent, OrderEvent, RecoveredRun, RequestState
+from strategies.journal_port import BlockIntent, OrderEvent, PriceChange, RecoveredRun, RequestState
 
 if TYPE_CHECKING:
     from live.journal.run_lock import RunLock
@@ -55,6 +55,7 @@ DEFAULT_FLUSH_INTERVAL_MS = 250
 # Buffered tables in the order a batch writes them; a replayed execution is skipped, not an error.
 _BUFFERED = (
     (schema.order_events, False),
+    (schema.order_price_changes, False),
     (schema.executions, True),
     (schema.allocations, True),
     (schema.commissions, True),
@@ -191,6 +192,9 @@ class RunJournal:
     def record_order_event(self, event: OrderEvent) -> None:
         row, execution = rows.order_event_rows(self.run_id, event)
         self._append({"order_events": [row], "executions": [execution] if execution else []})
+
+    def record_price_change(self, change: PriceChange) -> None:
+        self._append({"order_price_changes": [rows.price_change_row(self.run_id, change)]})
 
     def record_allocation(self, allocation: Allocation, request_id: str) -> None:
         row, commission = rows.allocation_rows(self.run_id, allocation, request_id)

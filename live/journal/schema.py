@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from strategies.journal_port import ORDER_EVENTS, REQUEST_STATES
+from strategies.journal_port import ORDER_EVENTS, PRICE_CHANGE_EVENTS, REQUEST_STATES
 
 RUN_STATUSES = ("RUNNING", "DONE", "FAILED", "KILLED", "REFUSED")
 # A lock row: taken (ACQUIRED, or TAKEN_OVER from a holder proven gone), its heartbeat, its release.
@@ -267,7 +267,27 @@ run_attempts = sa.Table(
     sa.Index("ix_run_attempts_run", "run_id", "seq"),
 )
 
+# Each re-price of a working block as the venue answered it: the limit path, beside its order events.
+order_price_changes = sa.Table(
+    "order_price_changes",
+    metadata,
+    _seq(),
+    _run_id(),
+    sa.Column("client_order_id", Text, nullable=False),
+    sa.Column("event", Text, nullable=False),
+    sa.Column("ts_ns", sa.BigInteger, nullable=False),
+    sa.Column("price_nanos", Money),
+    sa.Column("reason", Text, nullable=False),
+    _one_of("event", PRICE_CHANGE_EVENTS, "order_price_changes_event"),
+    sa.Index("ix_order_price_changes_run", "run_id", "client_order_id", "seq"),
+)
+
 MIGRATION_2_TABLES = (run_locks, run_attempts)
+MIGRATION_3_TABLES = (order_price_changes,)
 # What migration 1 created; later tables are their own migration's.
-INITIAL_TABLES = tuple(t for t in metadata.sorted_tables if t is not schema_version and t not in MIGRATION_2_TABLES)
+INITIAL_TABLES = tuple(
+    t
+    for t in metadata.sorted_tables
+    if t is not schema_version and t not in MIGRATION_2_TABLES and t not in MIGRATION_3_TABLES
+)
 JOURNAL_TABLES = tuple(t for t in metadata.sorted_tables if t is not schema_version)
