@@ -178,6 +178,10 @@ def _depth_scenario(out: Path, limit: int | None) -> dict:
             "phase": result.phase,
             "depth_requests": sum(1 for _, name in log if name == "reqMktDepth"),
             "quote_requests": sum(1 for _, name in log if name == "reqMktData"),
+            **broker_view(gw),
+        }
+    finally:
+        gw.stop()
 
 
 # One SPY sell block of two accounts over a book one tick each side of 500.00: the adaptive policy
