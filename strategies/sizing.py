@@ -49,17 +49,16 @@ def build_blocks(requests: pd.DataFrame, side: str, quantity_column: str = "quan
     `requests` has columns request_id, account_id, instrument_id, side and `quantity_column`.
     Blocks come out sorted by instrument id so runs are reproducible.
     """
-    mask = ((requests["side"] == side) & (requests[quantity_column] > 0)).to_numpy(dtype=bool)
-    instruments = requests["instrument_id"].to_numpy(dtype=object)[mask]
-    if instruments.size == 0:
+    rows = requests[(requests["side"] == side) & (requests[quantity_column] > 0)]
+    if rows.empty:
         return []
     # grouped by hand over numpy arrays: a pandas groupby over string columns costs several times more
-    codes, names = pd.factorize(instruments)
+    codes, names = pd.factorize(rows["instrument_id"].to_numpy(dtype=object))
     order = np.argsort(codes, kind="stable")  # plan order within each instrument
     bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-    accounts = requests["account_id"].to_numpy(dtype=object)[mask][order]
-    request_ids = requests["request_id"].to_numpy(dtype=object)[mask][order]
-    targets = requests[quantity_column].to_numpy(dtype=np.int64)[mask][order]
+    accounts = rows["account_id"].to_numpy(dtype=object)[order]
+    request_ids = rows["request_id"].to_numpy(dtype=object)[order]
+    targets = rows[quantity_column].to_numpy(dtype=np.int64)[order]
     blocks = []
     for code in sorted(range(len(names)), key=lambda c: str(names[c])):
         lo, hi = bounds[code], bounds[code + 1]
