@@ -9,6 +9,9 @@
 2. RECALC and block-order build for a plan of 10,000 accounts x 20 instruments: the pure sizing
    path, and the same step timed inside the strategy during a real backtest. Target: < 1 s; the
    baseline is a plain pandas groupby-sum over the same requests, the least any aggregation costs.
+3. A short session, end to end (engine and venue build, plan loading, run, report, dispose) for the
+   demo plan over 6 minutes of books, against a bare engine built, run and disposed over the same
+   books: what each session of a sweep of short sessions pays. Target: >= 0.85.
 """
 
 from __future__ import annotations
@@ -140,6 +143,26 @@ def bench_recalc(n_accounts: int, n_instruments: int, repeat: int) -> None:
     )
 
 
+def bench_short_session(minutes: float, repeat: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_synthetic_catalog(tmp / "catalog", duration=pd.Timedelta(minutes=minutes), seed=7)
+        instruments = catalog_instruments(tmp / "catalog")
+        chunks = list(stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]))
+        plan_dir = REPO / "data" / "demo" / "plan"
+        venue = SimVenueConfig(depth_fraction=0.8)
+        bare, full = [], []
+        for _ in range(repeat):  # interleaved, so drift in machine load hits both alike
+            gc.collect()
+            bare.append(_timed(lambda: run_bare(instruments, chunks, venue)))
+            gc.collect()
+            full.append(_timed(lambda: run_full(instruments, chunks, plan_dir, venue)))
+    print(f"\n[3] a {minutes:g}-minute session end to end, demo plan (best of {repeat})")
+    print(f"    bare engine built, run and disposed: {min(bare):.3f} s")
+    print(f"    full stack, plan loaded from disk  : {min(full):.3f} s")
+    print(f"    ratio bare / full: {min(bare) / min(full):.3f}  (target >= 0.85)")
+
+
 def _timed(fn) -> float:
     began = time.perf_counter()
     fn()
@@ -150,10 +173,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0, help="synthetic session length for throughput")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--short-minutes", type=float, default=6.0, help="session length of the short-session case")
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--instruments", type=int, default=20)
     args = parser.parse_args()
     bench_throughput(args.minutes, args.repeat)
+    bench_short_session(args.short_minutes, args.repeat)
     bench_recalc(args.accounts, args.instruments, args.repeat)
 
 

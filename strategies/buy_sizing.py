@@ -75,18 +75,20 @@ def size_plan_buys(
     cash_nanos = [floor_nanos(cash[a]) for a in account_ids]  # fractions of a nano are never spent
 
     mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
-    bought = set(buys["instrument_id"].unique())
+    instrument_col = buys["instrument_id"].to_numpy(dtype=object)
+    account_col = buys["account_id"].to_numpy(dtype=object)
+    bought = set(instrument_col.tolist())
     limit_by_instrument = {i: to_nanos(limit, f"buy limit of {i}") for i, (_, limit) in prices.items() if i in bought}
 
     nav = list(cash_nanos)
+    unvalued = []
     if reserve_pct:
+        # only a percentage reserve reads the accounts' value: without one, holdings are not marked
         held = {i for (a, i), qty in positions.items() if qty and a in code_of}
         unvalued = sorted(held - mark_by_instrument.keys())
-    else:
-        unvalued = []
-    for (account, instrument_id), qty in positions.items():
-        if qty and instrument_id in mark_by_instrument and account in code_of:
-            nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
+        for (account, instrument_id), qty in positions.items():
+            if qty and instrument_id in mark_by_instrument and account in code_of:
+                nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
     reserve = reserve_nanos(nav, to_nanos(reserve_abs, "cash_reserve_abs"), reserve_pct)
     held = [0] * len(account_ids)
     for account, amount in (committed or {}).items():
@@ -97,22 +99,34 @@ def size_plan_buys(
         [min(c - r - h, 2**62) for c, r, h in zip(cash_nanos, reserve, held, strict=True)], dtype=np.int64
     )
 
-    priced = buys["instrument_id"].isin(limit_by_instrument.keys()).to_numpy()
-    requested = np.where(priced, buys["quantity"].to_numpy(dtype=np.int64), 0)
-    limits = buys["instrument_id"].map(limit_by_instrument).fillna(0).to_numpy(dtype=np.int64)
-    codes = buys["account_id"].map(code_of).to_numpy(dtype=np.int64)
+    # plain dict look-ups over object arrays: pandas' string maps cost more than the sizing itself
+    priced = np.fromiter((i in limit_by_instrument for i in instrument_col.tolist()), dtype=bool, count=len(buys))
+    quantity = buys["quantity"].to_numpy(dtype=np.int64)
+    requested = np.where(priced, quantity, 0)
+    limits = np.fromiter(
+        (limit_by_instrument.get(i, 0) for i in instrument_col.tolist()), dtype=np.int64, count=len(buys)
+    )
+    codes = np.fromiter((code_of[a] for a in account_col.tolist()), dtype=np.int64, count=len(buys))
     sized = size_buys(codes, requested, limits, budget, pricing, top_up=top_up)
     buys["sized"] = sized
 
     result = BuySizing(buys, build_blocks(buys, "BUY", quantity_column="sized"), unvalued=unvalued)
-    was_cut = sized < buys["quantity"].to_numpy()
-    for position, row in zip(np.flatnonzero(was_cut), buys[was_cut].itertuples(index=False), strict=True):
+    was_cut = np.flatnonzero(sized < quantity)
+    request_col = buys["request_id"].to_numpy(dtype=object)
+    for position, request_id, instrument_id, asked, got in zip(
+        was_cut.tolist(),
+        request_col[was_cut].tolist(),
+        instrument_col[was_cut].tolist(),
+        quantity[was_cut].tolist(),
+        sized[was_cut].tolist(),
+        strict=True,
+    ):
         if not priced[position]:
-            result.not_sent[row.request_id] = f"no reference price for {row.instrument_id}"
-        elif row.sized == 0:
-            result.not_sent[row.request_id] = "cut to 0 by RECALC: not enough cash"
+            result.not_sent[request_id] = f"no reference price for {instrument_id}"
+        elif got == 0:
+            result.not_sent[request_id] = "cut to 0 by RECALC: not enough cash"
         else:
-            result.cut[row.request_id] = f"cut by RECALC from {row.quantity} to {row.sized}: not enough cash"
+            result.cut[request_id] = f"cut by RECALC from {asked} to {got}: not enough cash"
     result.spendable = from_nanos(sum(max(0, int(b)) for b in budget))
     return result
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -74,8 +75,38 @@ class Plan:
 # Reading (strategies.plan_files) and writing
 
 
+# A sweep loads the same plan for every session; validating it again is most of a short session's
+# fixed cost. Keyed by the files' size and modification time, so an edited plan is read afresh.
+_LOADED: OrderedDict[tuple, Plan] = OrderedDict()
+_LOADED_MAX = 8
+
+
+def _files_signature(path: Path) -> tuple:
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
 def load_plan(path: str | Path, known_instruments: set[str] | None = None, default_venue: str = DEFAULT_VENUE) -> Plan:
-    return validate_plan(read_plan_tables(path), known_instruments, default_venue)
+    """The validated plan at `path`; a plan loaded before with unchanged files is not validated again."""
+    try:
+        resolved = Path(path).resolve()
+        key = (
+            str(resolved),
+            _files_signature(resolved),
+            None if known_instruments is None else frozenset(known_instruments),
+            default_venue,
+        )
+    except OSError:
+        key = None  # unreadable: read_plan_tables says why
+    plan = _LOADED.get(key) if key is not None else None
+    if plan is None:
+        plan = validate_plan(read_plan_tables(path), known_instruments, default_venue)
+        if key is not None:
+            _LOADED[key] = plan
+            while len(_LOADED) > _LOADED_MAX:
+                _LOADED.popitem(last=False)
+    # copies, so a caller that changes its frames cannot change the next session's plan
+    return Plan(plan.accounts.copy(), plan.positions.copy(), plan.requests.copy())
 
 
 def write_plan(plan: Plan, folder: str | Path, fmt: str = "csv") -> Path:

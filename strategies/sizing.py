@@ -50,15 +50,25 @@ def build_blocks(requests: pd.DataFrame, side: str, quantity_column: str = "quan
     Blocks come out sorted by instrument id so runs are reproducible.
     """
     rows = requests[(requests["side"] == side) & (requests[quantity_column] > 0)]
+    if rows.empty:
+        return []
+    # grouped by hand over numpy arrays: a pandas groupby over string columns costs several times more
+    codes, names = pd.factorize(rows["instrument_id"].to_numpy(dtype=object))
+    order = np.argsort(codes, kind="stable")  # plan order within each instrument
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    accounts = rows["account_id"].to_numpy(dtype=object)[order]
+    request_ids = rows["request_id"].to_numpy(dtype=object)[order]
+    targets = rows[quantity_column].to_numpy(dtype=np.int64)[order]
     blocks = []
-    for instrument_id, group in rows.groupby("instrument_id", sort=True):
+    for code in sorted(range(len(names)), key=lambda c: str(names[c])):
+        lo, hi = bounds[code], bounds[code + 1]
         blocks.append(
             Block(
-                instrument_id=str(instrument_id),
+                instrument_id=str(names[code]),
                 side=side,
-                accounts=group["account_id"].to_numpy(dtype=object),
-                request_ids=group["request_id"].to_numpy(dtype=object),
-                targets=group[quantity_column].to_numpy(dtype=np.int64),
+                accounts=accounts[lo:hi],
+                request_ids=request_ids[lo:hi],
+                targets=targets[lo:hi],
             )
         )
     return blocks
