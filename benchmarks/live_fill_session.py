@@ -8,7 +8,13 @@ the one clock every process of the machine shares (`time.monotonic_ns`): the fak
 an execution on the wire and when a BUY order reaches it, the child when the strategy books an
 allocation and when its SELL phase is settled.
 
+IB paces every message at 45 a second, and a login of more than 50 clients has its positions
+read one account at a time at connect (two messages each): 7.5 minutes for 10,000 accounts. What
+is measured here is the fills, so the fake and ib_async in the child let the messages through
+unpaced; the adapter's own order pace (pacing.py) stays as it is.
+
     python benchmarks/live_fill_session.py CHILD PLAN_JSON OUT_DIR PORT   (what `run` starts)
+    python benchmarks/live_fill_session.py IB_ASYNC N PORT                (what `ib_async_rate` starts)
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ BOUGHT = 5  # shares of the bought instrument every account buys
 CASH = 1000.0
 EXEC_DETAILS = "11"
 # IB serves account summaries for group "All" up to 50 accounts: a group of every client instead
-SUMMARY_GROUP = "Clients"  # the TWS message id of execDetails
+SUMMARY_GROUP = "Clients"
+BASELINE_GROUP = "Baseline"  # the TWS message id of execDetails
 
 
 def accounts(n: int) -> list[str]:
@@ -84,7 +91,9 @@ def start_gateway(plan_rows: dict):
     from venues.ib_fa.fake_gateway import FaGroup, FakeGatewayThread
 
     ids = [row["account_id"] for row in plan_rows["accounts"]]
-    gw = FakeGatewayThread(accounts=[MASTER, *ids], cash={a: CASH for a in ids})
+    from venues.ib_fa.fake_gateway.pacing import PacingRule
+
+    gw = FakeGatewayThread(accounts=[MASTER, *ids], cash={a: CASH for a in ids}, pacing=PacingRule(limit=10**9))
     gw.start()
     broker = gw.broker
 
@@ -120,6 +129,8 @@ def _child(plan_path: Path, out: Path, port: int, profile: str | None = None) ->
     """
     import cProfile
 
+    from ib_async.client import Client
+
     from live.node import IBSessionConfig, run_session
     from strategies.rebalance_exec import Phase, RebalanceExecutor
     from venues.ib_fa.config import IBFAConnectionConfig
@@ -151,6 +162,7 @@ def _child(plan_path: Path, out: Path, port: int, profile: str | None = None) ->
             profiler.enable()
         on_execution(self, *args)
 
+    Client.MaxRequests = 0  # unpaced: see the module's docstring
     RebalanceExecutor._book = timed_book
     RebalanceExecutor._finish_phase = timed_finish
     IBFAExecutionClient._on_exec_details = first_execution
@@ -270,6 +282,62 @@ def run(n_accounts: int, out: Path, n_instruments: int = 2, timeout: float = 900
         gw.stop()
 
 
+def _ib_async_child(n_accounts: int, port: int) -> dict:
+    """A bare ib_async client places one SELL of every account's HELD shares of SPY under the
+    group BASELINE_GROUP; when it has every execution's commission report, in monotonic ns."""
+    import asyncio
+
+    from ib_async import IB, LimitOrder, Stock
+
+    async def main() -> dict:
+        ib = IB()
+        ib.client.MaxRequests = 0
+        await ib.connectAsync("127.0.0.1", port, clientId=CLIENT_ID, timeout=120)
+        ib.client.cancelPositions()  # as the adapter does beyond 50 clients
+        done = asyncio.get_running_loop().create_future()
+        seen = [0]
+
+        def on_report(trade, fill, report) -> None:
+            seen[0] += 1
+            if seen[0] == n_accounts + 1 and not done.done():
+                done.set_result(time.monotonic_ns())
+
+        ib.commissionReportEvent += on_report
+        order = LimitOrder("SELL", n_accounts * HELD, PRICES["SPY"] - 1, faGroup=BASELINE_GROUP, tif="DAY")
+        ib.placeOrder(Stock("SPY", "SMART", "USD", primaryExchange="ARCA"), order)
+        last = await asyncio.wait_for(done, 300)
+        ib.disconnect()
+        return {"last_report_ns": last, "reports": seen[0]}
+
+    return asyncio.run(main())
+
+
+def ib_async_rate(n_accounts: int, timeout: float = 600) -> float:
+    """Executions per second a bare ib_async client takes in (decoded, its state kept, commission
+    matched) for one block fill of `n_accounts`, from the fake's first execution on the wire."""
+    from venues.ib_fa.fake_gateway import FaGroup
+
+    rows = plan(n_accounts)
+    gw = start_gateway(rows)
+    wire = WireTimes()
+    try:
+        ids = [row["account_id"] for row in rows["accounts"]]
+        group = FaGroup(BASELINE_GROUP, "ContractsOrShares", [(a, float(HELD)) for a in ids])
+        gw.call(gw.broker.fa_groups.__setitem__, BASELINE_GROUP, group)
+        gw.call(gw.gateway.taps.append, wire.tap)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run(
+            [sys.executable, __file__, "IB_ASYNC", str(n_accounts), str(gw.port)],
+            capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"the bare ib_async client failed:\n{proc.stderr[-4000:]}")
+        noted = json.loads(proc.stdout.strip().splitlines()[-1])
+        return n_accounts / ((noted["last_report_ns"] - min(wire.exec_sent_ns)) / 1e9)
+    finally:
+        gw.stop()
+
+
 def broker_records(gw) -> dict:
     """The fake's own view of every client account: cash and shares per symbol."""
     broker = gw.broker
@@ -284,6 +352,9 @@ def broker_records(gw) -> dict:
     return gw.call(read, timeout=60)
 
 
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "IB_ASYNC":
+    sys.path.insert(0, str(ROOT))
+    print(json.dumps(_ib_async_child(int(sys.argv[2]), int(sys.argv[3]))))
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "CHILD":
     sys.path.insert(0, str(ROOT))
     noted = _child(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), os.environ.get("LIVE_FILLS_PROFILE"))
