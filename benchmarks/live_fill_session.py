@@ -256,6 +256,18 @@ class LiveFillRun:
     def recalc_to_first_buy_secs(self) -> float:
         return (min(self.wire.buy_placed_ns) - self.child["sell_settled_ns"]) / 1e9
 
+    def first_buy_steps(self) -> dict[str, float]:
+        """Where RECALC to the first BUY went, in seconds: the strategy until the adapter starts the
+        first block's placement, its FA group write (read, replaceFA, read back), then the order."""
+        settled, marks = self.child["sell_settled_ns"], self.child["marks_ns"]
+        start = min(t for t in marks["write_group_start"] if t >= settled)
+        end = min(t for t in marks["write_group_end"] if t >= start)
+        return {
+            "recalc and blocks": (start - settled) / 1e9,
+            "FA group write": (end - start) / 1e9,
+            "placeOrder": (min(self.wire.buy_placed_ns) - end) / 1e9,
+        }
+
 
 def run(n_accounts: int, out: Path, n_instruments: int = 2, timeout: float = 900, records: bool = False) -> LiveFillRun:
     """One session of `n_accounts` in a child process against a fake gateway in this one; with

@@ -61,6 +61,8 @@ def main() -> None:
         f"    {n} accounts: {large_latency * 1e3:8.1f} ms   ratio {large_latency / small_latency:.1f}x"
         f"  (target < 200 ms)"
     )
+    steps = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in large.first_buy_steps().items())
+    print(f"    of which: {steps}")
 
 
 if __name__ == "__main__":
