@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -328,8 +329,12 @@ async def _drive(session: LiveSession) -> tuple[bool, str | None]:
     task = asyncio.ensure_future(node.run_async())
     started = time.monotonic()
     timed_out, error = False, None
+    frozen = False
     try:
         while not strategy.is_done:
+            if not frozen and strategy.is_running:
+                frozen = True
+                _freeze_startup_objects()
             if preflight.error is not None:
                 break
             fatal = session.connection.fatal
@@ -369,6 +374,18 @@ async def _drive(session: LiveSession) -> tuple[bool, str | None]:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return timed_out, error
+
+
+def _freeze_startup_objects() -> None:
+    """Keep the collector off what the node built at startup (NautilusTrader, the plan, IB's state).
+
+    A block fill of 10,000 accounts creates objects faster than they die, so the collector runs
+    its full collection during the fill, and each one walks every object of the process: about a
+    third of a second at 2,000 accounts, in the middle of the allocations. Frozen objects are
+    never walked again; what the session creates from here on still is.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _stop_started_actors(node: TradingNode) -> None:

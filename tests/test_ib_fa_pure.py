@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from nautilus_trader.common.component import TestClock
 from nautilus_trader.common.factories import OrderFactory
 from nautilus_trader.model.enums import OrderSide, TimeInForce
@@ -338,3 +341,14 @@ def test_last_liquidity_maps_to_maker_or_taker():
     assert liquidity_side(1) == LiquiditySide.MAKER
     assert [liquidity_side(v) for v in (2, 3)] == [LiquiditySide.TAKER] * 2
     assert liquidity_side(0) == LiquiditySide.NO_LIQUIDITY_SIDE
+
+
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.sampled_from([UTC, ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")]),
+)
+def test_an_execution_time_is_the_nanoseconds_pandas_gives_it(naive, zone):
+    aware = naive.replace(tzinfo=zone)
+    assert ib_time_to_ns(aware) == pd.Timestamp(aware).value
+    # a naive time is UTC
+    assert ib_time_to_ns(naive) == pd.Timestamp(naive.replace(tzinfo=UTC)).value

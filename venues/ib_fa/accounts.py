@@ -12,10 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from venues.ib_fa.connection import IBFAConnection
+from venues.ib_fa.connection import MAX_SYNCED_SUB_ACCOUNTS, IBFAConnection
 from venues.ib_fa.providers import IBFAInstrumentProvider
-
-MAX_SYNCED_SUB_ACCOUNTS = 50  # IB: no "All" account summary and no reqPositions beyond this
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from venues.ib_fa.config import IBFAConnectionConfig
 from venues.ib_fa.parsing import CLIENT_ID_IN_USE
 from venues.ib_fa.wrapper import FAIB
 
+MAX_SYNCED_SUB_ACCOUNTS = 50  # IB: no "All" account summary and no reqPositions beyond this
+
 log = logging.getLogger(__name__)
 
 
@@ -354,6 +356,13 @@ class IBFAConnection:
         except NotFAMasterError:
             self.ib.disconnect()
             raise
+        # the master's own executions go through ib_async's state layer, the clients' only raw
+        self.ib.fa_wrapper.fa_master = s.fa_master_account
+        if len(self.sub_accounts) > MAX_SYNCED_SUB_ACCOUNTS:
+            # ib_async subscribes to every position at connect; beyond 50 sub-accounts the adapter
+            # reads positions per account (positionMulti) and never ib.positions(), and a stream
+            # that sends one message per account after each fill would only delay the fills.
+            self.ib.client.cancelPositions()
 
     def check_plan_accounts(self, plan_accounts) -> None:
         check_plan_accounts(self.ib.managedAccounts(), plan_accounts, self.master)

@@ -3,6 +3,11 @@
 replaceFA replaces *every* group of the login at once, so a group is written by reading the
 current XML, swapping in ours and writing the whole document back (`upsert_group`); writing only
 our group would delete the advisor's own groups.
+
+A login of 10,000 clients holds groups of 10,000 accounts each (every block's, and the advisor's),
+megabytes of XML that an ElementTree round trip takes a second over. So a new group is spliced
+into the document's text when its name appears nowhere in it (then no group can have it), and a
+read-back is checked on its own group's text; anything else takes the whole-tree path.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from decimal import Decimal
+from xml.sax.saxutils import escape
 
 from strategies.events import AllocationGroup
 from strategies.fa_methods import CONTRACTS_OR_SHARES, EQUAL_QUANTITY, fa_method
@@ -55,6 +61,20 @@ def _group_element(name: str, targets: dict[str, int], method: str = CONTRACTS_O
         if with_amounts:
             ET.SubElement(node, "amount").text = f"{int(amount)}.0"
     return group
+
+
+def _group_text(name: str, targets: dict[str, int], method: str) -> str:
+    """The same group as `_group_element`, written straight to text."""
+    with_amounts = fa_method(method).xml_amounts
+    parts = [f"<Group><name>{escape(name)}</name><defaultMethod>{escape(method)}</defaultMethod>"]
+    parts.append('<ListOfAccts varName="list">')
+    for account, amount in targets.items():
+        if int(amount) <= 0:
+            raise ValueError(f"group {name}: account {account} has a non-positive amount {amount}")
+        amount_text = f"<amount>{int(amount)}.0</amount>" if with_amounts else ""
+        parts.append(f"<Account><acct>{escape(account)}</acct>{amount_text}</Account>")
+    parts.append("</ListOfAccts></Group>")
+    return "".join(parts)
 
 
 def build_groups_xml(groups: dict[str, dict[str, int]], method: str = CONTRACTS_OR_SHARES) -> str:
@@ -106,6 +126,11 @@ def group_methods(xml: str) -> dict[str, str]:
 
 def upsert_group(existing_xml: str, name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES) -> str:
     """Whole-document XML for replaceFA: the login's current groups with `name` set to `targets`."""
+    text = (existing_xml or "").rstrip()
+    closing = "</ListOfGroups>"
+    if text.endswith(closing) and name not in text:
+        # the common case, a new block's group: the advisor's document stays byte for byte
+        return text[: -len(closing)] + _group_text(name, targets, method) + closing
     root = _parse_root(existing_xml)
     for group in root.findall("Group"):
         if (group.findtext("name") or "").strip() == name:
@@ -127,9 +152,37 @@ def group_matches(xml: str, name: str, targets: dict[str, int], method: str = CO
     """True if the read-back XML holds `name` with this method and exactly these amounts; for a
     method without amounts, these accounts in this order (EqualQuantity gives its extra shares to
     the accounts first in the group)."""
-    groups = parse_groups_xml(xml)
-    if name not in groups or group_methods(xml).get(name) != method:
+    group = _group_fragment(xml, name)
+    if group is None:
+        group = next((g for g in _parse_root(xml).findall("Group") if (g.findtext("name") or "").strip() == name), None)
+    if group is None:
         return False
+    found = (group.findtext("defaultMethod") or "").strip()
+    if METHOD_ALIASES.get(found, found) != method:
+        return False
+    members: dict[str, Decimal] = {}
+    for account in group.iter("Account"):
+        acct = (account.findtext("acct") or "").strip()
+        amount = (account.findtext("amount") or "").strip()
+        if acct:
+            members[acct] = Decimal(amount) if amount else Decimal(0)
     if not fa_method(method).xml_amounts:
-        return list(groups[name]) == list(targets)
-    return groups[name] == {a: Decimal(int(q)) for a, q in targets.items()}
+        return list(members) == list(targets)
+    return members == {a: Decimal(int(q)) for a, q in targets.items()}
+
+
+def _group_fragment(xml: str, name: str) -> ET.Element | None:
+    """The one group named `name`, parsed from its own text; None when that is not certain
+    (not found, named twice, or its text is not one plain <Group> element)."""
+    marker = f"<name>{escape(name)}</name>"
+    at = xml.find(marker)
+    if at < 0 or xml.find(marker, at + 1) >= 0:
+        return None
+    start, end = xml.rfind("<Group>", 0, at), xml.find("</Group>", at)
+    if start < 0 or end < 0:
+        return None
+    try:
+        group = ET.fromstring(xml[start : end + len("</Group>")])
+    except ET.ParseError:
+        return None  # e.g. the previous group's start tag: this one's carries attributes
+    return group if (group.findtext("name") or "").strip() == name else None

@@ -171,6 +171,9 @@ def side_name(side: str) -> str:
     return "BUY" if side_from_ib(side) == OrderSide.BUY else "SELL"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ib_time_to_ns(value) -> int:
     """IB times (datetime, 'YYYYMMDD HH:MM:SS[ zone]', 'YYYYMMDD-HH:MM:SS', epoch secs) -> UTC ns.
 
@@ -178,8 +181,9 @@ def ib_time_to_ns(value) -> int:
     dash form is UTC by definition.
     """
     if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(pd.Timestamp(dt).value)
+        # integer arithmetic, not pandas: this runs for every execution, 10,000 per block fill
+        delta = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
     if isinstance(value, int | float):
         return int(value * 1_000_000_000)
     text = str(value).strip()

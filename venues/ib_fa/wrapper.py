@@ -8,6 +8,12 @@
   executions whose Trade it does not know (orders from an earlier session), and it rewrites a
   Trade's status on informational errors (ib_async#191) and on IB's pacing error 100, which
   drops a message but leaves its order as it was. The execution client reads only these.
+- A live execution of a client account (an allocation, once `fa_master` is set) goes out raw
+  only, not through ib_async's state layer: that keeps a Fill, a trade log line and two
+  formatted log lines per execution, which at 10,000 accounts per block fill costs more than
+  the adapter's own work, and nothing reads them (the client matches and de-duplicates
+  executions by execId itself). `ib.fills()` therefore holds the master's executions and the
+  replies to reqExecutions, not live allocations; its commission reports are matched as before.
 - `FAIB.messageSentEvent` fires for every message written to the socket, for the pace of the
   session's order messages (pacing.py).
 """
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 
 from eventkit import Event
 from ib_async import IB, Contract
+from ib_async.util import UNSET_INTEGER
 from ib_async.wrapper import Wrapper
 
 from venues.ib_fa.parsing import PACING_CODE, is_informational
@@ -41,6 +48,7 @@ class FAWrapper(Wrapper):
         # (orderId, status, filled, remaining, avgFillPrice, permId, clientId)
         self.rawOrderStatusEvent = Event("rawOrderStatusEvent")
         self.rawOpenOrderEvent = Event("rawOpenOrderEvent")  # (orderId, contract, order, orderState)
+        self.fa_master: str | None = None  # set once connected; until then every execution goes to ib_async
         self._fa_futures: dict[int, asyncio.Future] = {}
         self._position_multi: dict[int, tuple[asyncio.Future, list[PositionRow]]] = {}
 
@@ -87,7 +95,11 @@ class FAWrapper(Wrapper):
     # -- raw streams -----------------------------------------------------------------------------
 
     def execDetails(self, reqId, contract, execution) -> None:
-        super().execDetails(reqId, contract, execution)
+        live = reqId not in self._futures  # not a reply to reqExecutions
+        if not (live and self.fa_master is not None and execution.acctNumber != self.fa_master):
+            super().execDetails(reqId, contract, execution)
+        elif execution.orderId == UNSET_INTEGER:
+            execution.orderId = 0  # as ib_async does: TWS leaves it unset on manual orders' executions
         self.rawExecDetailsEvent.emit(reqId, contract, execution)
 
     def commissionReport(self, commissionReport) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
+from xml.sax.saxutils import escape
 
 
 @dataclass
@@ -23,17 +24,16 @@ class FaGroup:
 
 
 def fa_groups_to_xml(groups: Iterable[FaGroup]) -> str:
-    root = ET.Element("ListOfGroups")
+    # written as text: an ElementTree of 10,000-account groups takes half a second to serialize
+    parts = ['<?xml version="1.0" encoding="UTF-8"?><ListOfGroups>']
     for g in groups:
-        ge = ET.SubElement(root, "Group")
-        ET.SubElement(ge, "name").text = g.name
-        accts = ET.SubElement(ge, "ListOfAccts", varName="list")
-        for acct, amount in g.members:
-            ae = ET.SubElement(accts, "Account")
-            ET.SubElement(ae, "acct").text = acct
-            ET.SubElement(ae, "amount").text = f"{amount:.1f}"
-        ET.SubElement(ge, "defaultMethod").text = g.method
-    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
+        parts.append(f'<Group><name>{escape(g.name)}</name><ListOfAccts varName="list">')
+        parts.extend(
+            f"<Account><acct>{escape(acct)}</acct><amount>{amount:.1f}</amount></Account>" for acct, amount in g.members
+        )
+        parts.append(f"</ListOfAccts><defaultMethod>{escape(g.method)}</defaultMethod></Group>")
+    parts.append("</ListOfGroups>")
+    return "".join(parts)
 
 
 def fa_groups_from_xml(xml: str) -> list[FaGroup]:
