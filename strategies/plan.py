@@ -17,6 +17,7 @@ field, before anything can reach a venue.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from collections import OrderedDict
@@ -76,14 +77,15 @@ class Plan:
 
 
 # A sweep loads the same plan for every session; validating it again is most of a short session's
-# fixed cost. Keyed by the files' size and modification time, so an edited plan is read afresh.
+# fixed cost. Keyed by the files' contents, not their modification times: a plan rewritten within one
+# clock tick at the same size must never be taken for the approved one it replaced.
 _LOADED: OrderedDict[tuple, Plan] = OrderedDict()
 _LOADED_MAX = 8
 
 
 def _files_signature(path: Path) -> tuple:
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return tuple((p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files)
 
 
 def load_plan(path: str | Path, known_instruments: set[str] | None = None, default_venue: str = DEFAULT_VENUE) -> Plan:

@@ -20,18 +20,20 @@ def _copy_demo(tmp_path: Path) -> Path:
     return folder
 
 
-def test_an_edited_plan_is_validated_again(tmp_path):
+def test_an_edited_plan_is_validated_again_even_at_the_same_size_and_modification_time(tmp_path):
     folder = _copy_demo(tmp_path)
     first = load_plan(folder)
     again = load_plan(folder)
     assert again.requests.equals(first.requests) and again.accounts.equals(first.accounts)
 
     requests = folder / "requests.csv"
-    lines = requests.read_text().splitlines()
-    lines[1] = lines[1].rsplit(",", 1)[0] + ",-5"
-    requests.write_text("\n".join(lines) + "\n")
     stat = requests.stat()
-    os.utime(requests, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    lines = requests.read_text().splitlines()
+    head, quantity = lines[1].rsplit(",", 1)
+    lines[1] = f"{head},-{quantity[1:]}"  # a negative quantity of the same width
+    requests.write_text("\n".join(lines) + "\n")
+    os.utime(requests, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert requests.stat().st_size == stat.st_size and requests.stat().st_mtime_ns == stat.st_mtime_ns
     with pytest.raises(PlanError, match="quantity"):
         load_plan(folder)
 
