@@ -11,7 +11,6 @@ shares of a group order (allocation.py), booking and reporting fills and their c
 from __future__ import annotations
 
 import itertools
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,7 +29,7 @@ from .events import (
     PositionChanged,
 )
 from .executions import ExecutionDesk
-from .fa_groups import FaGroup, account_aliases_xml, fa_groups_from_xml, fa_groups_to_xml
+from .fa_groups import FaGroup, account_aliases_xml, fa_groups_to_xml, replacement_groups
 from .faults import INFO_TEXTS, FaultPlan
 from .model import ContractSpec, OrderRequest, OrderView
 from .order_tree import OrderTrees
@@ -309,19 +308,10 @@ class Broker:
 
     def replace_fa(self, fa_data_type: int, xml: str) -> tuple[int, str] | None:
         """Returns an (error code, text) when IB would refuse the update."""
-        if self.master is None:
-            return 321, "Error validating request.-'bA' : cause - FA data operations ignored for non FA customers."
-        if fa_data_type != 1:
-            return 585, "Replace FA is only supported for groups (faDataType 1)."
-        try:
-            groups = fa_groups_from_xml(xml)
-        except ET.ParseError as exc:
-            return 321, f"Error validating request: invalid FA XML ({exc})"
-        for g in groups:
-            unknown = [a for a in g.accounts if a not in self.accounts or a == self.master]
-            if unknown:
-                return 321, f"Error validating request: group {g.name} has unknown accounts {unknown}"
-        self.fa_groups = {g.name: g for g in groups}
+        found = replacement_groups(self.master, self.accounts, fa_data_type, xml)
+        if isinstance(found, tuple):
+            return found
+        self.fa_groups = {g.name: g for g in found}
         return None
 
     def request_fa(self, fa_data_type: int) -> str:
