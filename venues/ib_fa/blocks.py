@@ -163,7 +163,8 @@ class BlockRegistry:
             side=order.side,
             order_type=order.order_type,
             expire_time_ns=getattr(order, "expire_time_ns", 0) or None,  # a market order has none
-            account=_tagged_account(order.tags),
+            # an order reconciliation made from IB's report has no tags: IB's order says its account
+            account=_tagged_account(order.tags) or self._ib_single_account(coid),
             venue_order_id=VenueOrderId(str(order_id)) if order_id else order.venue_order_id,
             accepted=order.is_open,
             closed=order.is_closed,
@@ -211,6 +212,14 @@ class BlockRegistry:
             if best is None or (best.isDone(), -best.order.permId) > (trade.isDone(), -order.permId):
                 best = trade
         return best
+
+    def _ib_single_account(self, order_ref: str) -> str:
+        """The account of IB's single-account order with this orderRef; "" for a group block or none."""
+        trade = self.ib_trade_for_ref(order_ref)
+        if trade is None or trade.order.faGroup:
+            return ""
+        account = trade.order.account or ""
+        return account if account != self._connection.master else ""
 
     def ib_order_id(self, order) -> int:
         """IB's order id. Completed orders come without it; their executions carry it."""

@@ -443,7 +443,7 @@ class IBFAExecutionClient(LiveExecutionClient):
         return await self._reports.order_status_report(command)
 
     async def generate_fill_reports(self, command: GenerateFillReports) -> list[FillReport]:
-        """The master's executions only: sub-account executions are allocations, not fills."""
+        """A group block's master executions and a single-account order's own (reconciliation.py)."""
         return await self._reports.fill_reports(command)
 
     async def generate_position_status_reports(

@@ -1,9 +1,10 @@
 """What IB holds, as the reports NautilusTrader's reconciliation asks an execution client for.
 
-Only the block orders and the master's executions are reported: sub-account executions are
-allocations, not fills, and the block-level position is the clients' holdings added up, as in
-the simulation. Orders and executions of another run (order_ref_prefix) are left out, so they
-never become orders of this run's strategy.
+The block orders and their fills are reported: a group block's fills are the master's executions
+(sub-account executions are its allocations), a single-account order's (IB `account` set, no
+faGroup) are the executions of its account, which are both fill and allocation. The block-level
+position is the clients' holdings added up, as in the simulation. Orders and executions of
+another run (order_ref_prefix) are left out, so they never become orders of this run's strategy.
 """
 
 from __future__ import annotations
@@ -66,10 +67,26 @@ class IBFAReports:
         self._accounts = accounts
         self.master = connection.master
 
-    def _master_avg_px(self, perm_id: int) -> Decimal | None:
-        """Average price of the block's master executions (a completed order's status has none)."""
+    def _single_account(self, order) -> str:
+        """The account of a single-account order; "" for an FA group block."""
+        account = order.account or ""
+        return account if account not in ("", self.master) and not order.faGroup else ""
+
+    def _fill_account(self, perm_id: int, executions: list[Execution]) -> str:
+        """The account whose executions of an order are its fills: the master's, or a single-account
+        order's own. An order IB no longer lists is single-account when no master execution is of it."""
+        trade = self._connection.ib.wrapper.permId2Trade.get(perm_id) if perm_id else None
+        if trade is not None:
+            return self._single_account(trade.order) or self.master
+        accounts = {e.acctNumber for e in executions if e.permId == perm_id}
+        if self.master in accounts or len(accounts) != 1:
+            return self.master
+        return accounts.pop()
+
+    def _block_avg_px(self, perm_id: int, account: str) -> Decimal | None:
+        """Average price of the order's fills in `account` (a completed order's status has none)."""
         executions = [f.execution for f in self._connection.ib.fills() if f.execution.permId == perm_id]
-        executions = [e for e in executions if e.acctNumber == self.master]
+        executions = [e for e in executions if e.acctNumber == account]
         newest = set(newest_versions(e.execId for e in executions).values())  # a correction replaces its original
         executions = [e for e in executions if e.execId in newest]
         shares = sum(Decimal(repr(e.shares)) for e in executions)
@@ -105,7 +122,7 @@ class IBFAReports:
         order_id = self._blocks.ib_order_id(order) or order.permId
         avg_px = Decimal(repr(status.avgFillPrice)) if filled > 0 and status.avgFillPrice > 0 else None
         if filled > 0 and avg_px is None:
-            avg_px = self._master_avg_px(order.permId)
+            avg_px = self._block_avg_px(order.permId, self._single_account(order) or self.master)
         return OrderStatusReport(
             account_id=self._account_id,
             instrument_id=iid,
@@ -140,8 +157,6 @@ class IBFAReports:
             if (trade.order.permId, trade.order.orderRef) in seen:
                 continue
             seen.add((trade.order.permId, trade.order.orderRef))
-            if trade.order.account and trade.order.account not in ("", self.master) and not trade.order.faGroup:
-                continue
             if not self._blocks.is_ours(trade.order.orderRef):
                 # another run's order must not become an order of this run's strategy
                 order = trade.order
@@ -164,14 +179,15 @@ class IBFAReports:
         return None
 
     async def fill_reports(self, command: GenerateFillReports) -> list[FillReport]:
-        """The master's executions only: sub-account executions are allocations, not fills."""
-        fills = await self._connection.ib.reqExecutionsAsync(ExecutionFilter(acctCode=self.master))
-        quantities = self._master_fill_quantities([f.execution for f in fills if f.execution.acctNumber == self.master])
+        """A group block's master executions and a single-account order's own: the rest are allocations."""
+        fills = await self._connection.ib.reqExecutionsAsync(ExecutionFilter())
+        every = [f.execution for f in fills]
+        fill_accounts = {e.permId: self._fill_account(e.permId, every) for e in every}
+        fills = [f for f in fills if f.execution.acctNumber == fill_accounts[f.execution.permId]]
+        quantities = self._fill_quantities([f.execution for f in fills])
         reports = []
         for fill in fills:
             execution = fill.execution
-            if execution.acctNumber != self.master:
-                continue
             if not self._blocks.is_ours(execution.orderRef):
                 self._blocks.leave_foreign(execution.orderRef, f"execution {execution.execId}")
                 continue
@@ -202,7 +218,7 @@ class IBFAReports:
             )
         return reports
 
-    def _master_fill_quantities(self, executions: list[Execution]) -> dict[str, float]:
+    def _fill_quantities(self, executions: list[Execution]) -> dict[str, float]:
         """execId -> shares it adds to its order, per order (by permId), corrections included."""
         by_order: dict[int, list[Execution]] = {}
         for execution in executions:

@@ -2,22 +2,20 @@
 
 It knows nothing about sockets. Everything it wants the outside world to see is an event
 (events.py) handed to its listeners, in the order IB would send it; the server turns events into
-messages. Attached orders (parentId) start once their parent fills, orders sent with
-transmit=False wait for the next transmitted order of their tree, and OCA groups cancel or reduce
-their other orders as one fills. The jobs it delegates: matching against the book (matching.py), who gets which shares
-of a group order (allocation.py), booking and reporting fills and their corrections
+messages. The jobs it delegates: matching against the book (matching.py), IB's algos (algos.py),
+order trees of attached and held orders (order_tree.py), OCA groups (oca.py), who gets which
+shares of a group order (allocation.py), booking and reporting fills and their corrections
 (executions.py), each account's cash and positions (accounts.py).
 """
 
 from __future__ import annotations
 
 import itertools
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from . import allocation, matching
+from . import algos, allocation, matching, oca
 from .accounts import Account, account_values
 from .book import Instrument
 from .clock import Clock, ib_time, parse_good_till_date
@@ -31,17 +29,16 @@ from .events import (
     PositionChanged,
 )
 from .executions import ExecutionDesk
-from .fa_groups import FaGroup, account_aliases_xml, fa_groups_from_xml, fa_groups_to_xml
+from .fa_groups import FaGroup, account_aliases_xml, fa_groups_to_xml, replacement_groups
 from .faults import INFO_TEXTS, FaultPlan
 from .model import ContractSpec, OrderRequest, OrderView
+from .order_tree import OrderTrees
 from .orders import (
     DONE,
     BrokerOrder,
     child_problem,
     modify_problem,
     order_problem,
-    twap_allowed,
-    twap_window,
     what_if_view,
 )
 from .pricing import GatewayPricing
@@ -74,6 +71,9 @@ class Broker:
         self._perm_ids = itertools.count(1_000_001)
         self._order_seq = itertools.count()
         self._desk = ExecutionDesk(master, self.accounts, self.clock, self.faults, self.pricing, self._emit)
+        self._trees = OrderTrees(
+            self._orders, self._emit, self._activate, self._work, lambda o: self._finish(o, "Cancelled", error_202=True)
+        )
 
     # ------------------------------------------------------------ set-up
 
@@ -233,7 +233,7 @@ class Broker:
             self.faults.held_acks.add(key)
         if req.tif == "GTD":
             o.expires_at = parse_good_till_date(req.good_till_date)
-        o.twap_window = twap_window(req, self.clock.now())
+        o.twap_window = algos.twap_window(req, self.clock.now())
         if req.fa_group:
             group = self.fa_groups[req.fa_group]
             o.accounts = group.accounts
@@ -253,41 +253,7 @@ class Broker:
         if not req.transmit:
             o.held = True  # TWS keeps it, unsent, until an order of its tree is transmitted
             return
-        self._transmit(parent if parent is not None else o, o)
-
-    def _transmit(self, root: BrokerOrder, new: BrokerOrder) -> None:
-        """Start `new` and the orders of its tree that were held: the parent first, then its children."""
-        tree = [root, *self._children(root)]
-        start = [x for x in tree if x.held or x is new]
-        for x in start:
-            x.held = False
-        for x in start:
-            if x.request.parent_id:
-                self._activate_child(x)
-            else:
-                self._activate(x)
-
-    def _children(self, parent: BrokerOrder) -> list[BrokerOrder]:
-        pid, cid = parent.request.order_id, parent.request.client_id
-        return sorted(
-            (o for o in self._orders.values() if o.request.parent_id == pid and o.request.client_id == cid),
-            key=lambda o: o.seq,
-        )
-
-    def _activate_child(self, o: BrokerOrder) -> None:
-        """An attached order is acknowledged, and held by IB until its parent has filled."""
-        parent = self._orders[(o.request.client_id, o.request.parent_id)]
-        self._emit(OrderUpdate(o.request.client_id, o.view()))
-        if parent.status == "Filled":
-            self._release_child(o)
-        else:
-            o.waiting_parent = True
-
-    def _release_child(self, o: BrokerOrder) -> None:
-        o.waiting_parent = False
-        o.status = "Submitted"
-        self._emit(OrderUpdate(o.request.client_id, o.view()))
-        self._work(o)
+        self._trees.transmit(parent if parent is not None else o, o)
 
     def _activate(self, o: BrokerOrder) -> None:
         req, inst = o.request, o.instrument
@@ -342,19 +308,10 @@ class Broker:
 
     def replace_fa(self, fa_data_type: int, xml: str) -> tuple[int, str] | None:
         """Returns an (error code, text) when IB would refuse the update."""
-        if self.master is None:
-            return 321, "Error validating request.-'bA' : cause - FA data operations ignored for non FA customers."
-        if fa_data_type != 1:
-            return 585, "Replace FA is only supported for groups (faDataType 1)."
-        try:
-            groups = fa_groups_from_xml(xml)
-        except ET.ParseError as exc:
-            return 321, f"Error validating request: invalid FA XML ({exc})"
-        for g in groups:
-            unknown = [a for a in g.accounts if a not in self.accounts or a == self.master]
-            if unknown:
-                return 321, f"Error validating request: group {g.name} has unknown accounts {unknown}"
-        self.fa_groups = {g.name: g for g in groups}
+        found = replacement_groups(self.master, self.accounts, fa_data_type, xml)
+        if isinstance(found, tuple):
+            return found
+        self.fa_groups = {g.name: g for g in found}
         return None
 
     def request_fa(self, fa_data_type: int) -> str:
@@ -462,8 +419,7 @@ class Broker:
         )
 
     def _cap(self, o: BrokerOrder) -> int | None:
-        allowed = twap_allowed(o, self.clock.now())
-        return None if allowed is None else max(allowed - o.filled, 0)
+        return algos.fill_cap(o, self.clock.now())
 
     def _match(self, o: BrokerOrder) -> None:
         if matching.match(o, self._execute, self._cap(o)):
@@ -488,28 +444,11 @@ class Broker:
             self._oca_fill(o, qty, got)
 
     def _oca_fill(self, o: BrokerOrder, qty: int, got: list[int] | None) -> None:
-        """IB's OCA groups: ocaType 1 cancels the others once one fills; 2 and 3 reduce them by the fill.
-
-        A reduced group order gives up, per account, the shares the fill gave that account.
-        """
-        req = o.request
-        siblings = [
-            x
-            for x in sorted(self._orders.values(), key=lambda x: x.seq)
-            if x is not o
-            and x.status not in DONE
-            and x.request.client_id == req.client_id
-            and x.request.oca_group == req.oca_group
-        ]
-        for x in siblings:
-            if x.request.oca_type in (2, 3):
-                x.request.total_quantity = max(x.request.total_quantity - qty, x.filled)
-                if x.targets is not None and got is not None and len(got) == len(x.targets):
-                    x.targets = [max(t - g, a) for t, g, a in zip(x.targets, got, x.allocated, strict=True)]
-                if x.remaining > 0:
-                    self._emit(OrderUpdate(x.request.client_id, x.view()))
-                    continue
-            self._finish(x, "Cancelled", error_202=True)
+        for x in oca.siblings(self._orders.values(), o):
+            if oca.reduce_or_cancel(x, qty, got):
+                self._emit(OrderUpdate(x.request.client_id, x.view()))
+            else:
+                self._finish(x, "Cancelled", error_202=True)
 
     def _finish(self, o: BrokerOrder, status: str, error_202: bool = False) -> None:
         o.status = status
@@ -524,9 +463,5 @@ class Broker:
         deferred, o.deferred = o.deferred, []
         for r in deferred:
             self._desk.emit_execution(r)
-        for child in self._children(o):
-            # IB starts a parent's children once it has filled, and cancels them with it
-            if status == "Filled" and child.waiting_parent:
-                self._release_child(child)
-            elif status != "Filled" and child.status not in DONE:
-                self._finish(child, "Cancelled", error_202=True)
+        # IB starts a parent's children once it has filled, and cancels them with it
+        self._trees.parent_finished(o)

@@ -58,3 +58,23 @@ def account_aliases_xml(accounts: Iterable[str]) -> str:
         + "".join(f"<AccountAlias><account>{a}</account><alias>{a}</alias></AccountAlias>" for a in accounts)
         + "</ListOfAccountAliases>"
     )
+
+
+def replacement_groups(
+    master: str | None, accounts: Iterable[str], fa_data_type: int, xml: str
+) -> list[FaGroup] | tuple[int, str]:
+    """The groups a replaceFA sets, or IB's (error code, text) when it would refuse the update."""
+    if master is None:
+        return 321, "Error validating request.-'bA' : cause - FA data operations ignored for non FA customers."
+    if fa_data_type != 1:
+        return 585, "Replace FA is only supported for groups (faDataType 1)."
+    try:
+        groups = fa_groups_from_xml(xml)
+    except ET.ParseError as exc:
+        return 321, f"Error validating request: invalid FA XML ({exc})"
+    known = set(accounts) - {master}
+    for g in groups:
+        unknown = [a for a in g.accounts if a not in known]
+        if unknown:
+            return 321, f"Error validating request: group {g.name} has unknown accounts {unknown}"
+    return groups

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from .algos import walk_adaptive
 from .orders import DONE, TRAILING, BrokerOrder
 
 Execute = Callable[[BrokerOrder, int, float, str], None]
@@ -69,31 +70,6 @@ def is_working(o: BrokerOrder) -> bool:
     return o.request.order_type in ("LMT", "MKT") or o.triggered
 
 
-# IB Adaptive as the fake approximates it: a limit pegged to the near side of the book that walks
-# this many ticks toward the order's limit at each book change; Urgent works at the limit at once
-ADAPTIVE_TICKS = {"Patient": 1, "Normal": 2}
-
-
-def _walk_adaptive(o: BrokerOrder) -> None:
-    req = o.request
-    if req.algo_strategy != "Adaptive" or req.order_type != "LMT":
-        return
-    priority = dict(req.algo_params).get("adaptivePriority", "Normal")
-    steps = ADAPTIVE_TICKS.get(priority)
-    buy = req.action == "BUY"
-    limit = req.lmt_price
-    if steps is None:
-        o.algo_price = limit
-        return
-    if o.algo_price is None:
-        near = o.instrument.bids if buy else o.instrument.asks
-        start = near[0][0] if near else limit
-        o.algo_price = min(start, limit) if buy else max(start, limit)
-        return
-    step = steps * o.instrument.min_tick
-    o.algo_price = round(min(limit, o.algo_price + step) if buy else max(limit, o.algo_price - step), 8)
-
-
 def effective_limit(o: BrokerOrder) -> float | None:
     t = o.request.order_type
     if o.algo_price is not None:
@@ -144,7 +120,7 @@ def match(o: BrokerOrder, execute: Execute, cap: int | None = None) -> bool:
             maybe_trigger(o, best)
     if not is_working(o):
         return False
-    _walk_adaptive(o)
+    walk_adaptive(o)
     levels = _levels(o)
     touched = False
     left = o.remaining if cap is None else min(cap, o.remaining)

@@ -18,10 +18,8 @@ from .pricing import GatewayPricing
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ORDER_TYPES = ("LMT", "MKT", "STP", "STP LMT", "MIT", "LIT", "TRAIL", "TRAIL LIMIT")
 TRAILING = ("TRAIL", "TRAIL LIMIT")
-# IB's algos the fake takes, and the order types IB lists for each. An Adaptive limit is pegged to
-# the near side and walks toward its limit (matching.py); a Twap order with an endTime fills no
-# faster than even slices over its window (`twap_allowed`); Vwap, an Adaptive market order and a
-# Twap without an end are worked as their base order. Their fills are allocated as any other's.
+# IB's algos the fake takes, and the order types IB lists for each; how each is worked is in
+# algos.py. Their fills are allocated as any other's.
 ALGO_ORDER_TYPES = {"Adaptive": ("LMT", "MKT"), "Twap": ("LMT", "MKT"), "Vwap": ("LMT", "MKT")}
 TIMES_IN_FORCE = ("DAY", "GTC", "IOC", "FOK", "GTD")
 TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
@@ -179,27 +177,6 @@ def _touch_trail_algo_problem(req: OrderRequest) -> str | None:
                 except (ValueError, KeyError):
                     return f"invalid {key} {value!r} for the {req.algo_strategy} algo"
     return None
-
-
-def twap_window(req: OrderRequest, now: datetime) -> tuple[datetime, datetime] | None:
-    """A Twap order's window, from its startTime (or now) to its endTime; None without an end."""
-    params = dict(req.algo_params)
-    if req.algo_strategy != "Twap" or "endTime" not in params:
-        return None
-    start = parse_good_till_date(params["startTime"]) if "startTime" in params else now
-    return start, max(parse_good_till_date(params["endTime"]), start)
-
-
-def twap_allowed(o: BrokerOrder, now: datetime) -> int | None:
-    """Shares a Twap order may have filled by `now`: even slices over its window (None: no cap)."""
-    if o.twap_window is None:
-        return None
-    start, end = o.twap_window
-    if now >= end:
-        return o.qty
-    if now <= start:
-        return 0
-    return int(o.qty * (now - start).total_seconds() // (end - start).total_seconds())
 
 
 def child_problem(req: OrderRequest, parent: BrokerOrder | None) -> tuple[int, str] | None:
