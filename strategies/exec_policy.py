@@ -30,8 +30,8 @@ While the block holds (before `hold_until`) and already has a price, a touch tha
 Such a move is mostly a level briefly emptied and refilled, and following it at once sells a tick
 lower (buys a tick higher) for fills a resting order often gets anyway: on the recorded ES day the
 sell that followed the ask down at once filled 36 of its 55 contracts one tick lower. A larger move
-is followed, so a trend costs the hold at most one tick. From `hold_until` on the path is followed
-as drawn.
+is followed, so a trend costs the hold at most one tick (README, "Measuring execution quality",
+has the benchmark's table with and without it). From `hold_until` on the path is followed as drawn.
 
 Two rules bind every price, applied after the path:
 
