@@ -6,8 +6,8 @@
 For every dataset (benchmarks/exec_plans.py) the rebalancer runs through the project's backtest path
 once per policy (`default` is the strategy's own default, any other name is sent as
 `--param execution_policy=NAME`; a policy the strategy does not accept is skipped with its message).
-Each policy's blocks (instrument, side, quantity, send time, deadline = send time + the phase
-deadline, from its run folder's blocks table) are then worked by the two baselines
+Each policy's blocks (instrument, side, quantity, send time and the deadline the rebalancer gave
+each, from its run folder's blocks table) are then worked by the two baselines
 (benchmarks/exec_baselines.py) in the same simulated venue over the same catalog; a policy whose
 blocks differ from the first one's (a slower SELL moves the BUY phase) gets baselines of its own,
 shown as `market@policy` and `mid_chase@policy`.
@@ -58,6 +58,15 @@ def policy_params(policy: str) -> list[str]:
     return [] if policy == DEFAULT_POLICY else [f"execution_policy={policy}"]
 
 
+def block_deadline_ns(row: pd.Series, deadline_secs: float) -> int:
+    """The deadline the rebalancer gave the block: an early buy keeps the SELL phase's and a top-up
+    round the BUY phase's, so the baselines get no more time than it had; a run folder written
+    before the column existed falls back to the send time plus the phase deadline."""
+    if row.get("deadline_ns", ""):
+        return int(row["deadline_ns"])
+    return int(row["ts_submitted"]) + int(deadline_secs * NS_PER_SEC)
+
+
 def read_rebalancer_run(
     folder: Path, deadline_secs: float
 ) -> tuple[list[BlockTask], dict[str, list[Fill]], dict[str, str]]:
@@ -73,7 +82,7 @@ def read_rebalancer_run(
             side=row["side"],
             quantity=int(row["quantity"]),
             sent_ns=int(row["ts_submitted"]),
-            deadline_ns=int(row["ts_submitted"]) + int(deadline_secs * NS_PER_SEC),
+            deadline_ns=block_deadline_ns(row, deadline_secs),
         )
         for _, row in sent.iterrows()
     ]

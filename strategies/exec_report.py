@@ -38,6 +38,8 @@ def block_row(state: BlockState, order: Order | None, close_mid: Decimal | None 
         "allocated_qty": state.allocated_qty,
         "avg_price": avg,
         "ts_submitted": state.ts_submitted,
+        # what the block was given (an early buy or a top-up round keeps its phase's, not send + deadline)
+        "deadline_ns": state.expire_ns or None,
         "ts_closed": order.ts_last if order is not None and order.is_closed else None,
         "first_fill_ns": state.first_fill_ns,
         "last_fill_ns": state.last_fill_ns,

@@ -20,7 +20,7 @@ from strategies.pricing import slippage_bps
 # the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
 DEADLINE_ENDS = ("deadline", "expired")
 # the blocks' nanosecond times, absent where a block was never sent or never filled
-BLOCK_NS_COLUMNS = ("ts_submitted", "ts_closed", "first_fill_ns", "last_fill_ns")
+BLOCK_NS_COLUMNS = ("ts_submitted", "deadline_ns", "ts_closed", "first_fill_ns", "last_fill_ns")
 STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
 
 

@@ -74,6 +74,7 @@ def what_if_row(client_order_id: ClientOrderId, phase: Phase, block: Block, limi
         "allocated_qty": 0,
         "avg_price": None,
         "ts_submitted": None,
+        "deadline_ns": None,
         "ts_closed": None,
         "first_fill_ns": None,
         "last_fill_ns": None,

@@ -1,6 +1,7 @@
 """Property tests of the execution policy (strategies/exec_policy.py) against the rules restated here
 in whole ticks and exact fractions: never beyond the collar, never less aggressive as time passes
-for one book, at the collar for the phase's last part, and on the path the module docstring draws.
+for one book, at the collar for the phase's last part, on the path the module docstring draws, and
+while holding, a price one tick behind the path kept.
 """
 
 from __future__ import annotations
@@ -104,6 +105,21 @@ def test_a_book_with_a_side_missing_keeps_the_price_or_takes_the_collar(book, t,
     capped = min(current, collar) if side == "BUY" else max(current, collar)
     assert kept == (collar if t >= final else capped) * tick
     assert limit(side, t, bid_px, ask_px, collar * tick, tick, urgency) == collar * tick
+
+
+@given(books(), fractions_of_phase, st.sampled_from(SCHEDULES), st.integers(-5, 5))
+def test_while_holding_a_one_tick_move_toward_the_far_side_is_not_followed(book, t, urgency, offset):
+    # `offset` puts the block's price that many ticks from where the path would put it now, a
+    # positive offset on the passive side (below for a buy, above for a sell)
+    side, tick, bid, ask, collar = book
+    path = expected_ticks(side, t, bid, ask, collar, URGENCIES[urgency])
+    sign = 1 if side == "BUY" else -1
+    current = path - sign * offset
+    if current < 1:
+        return
+    got = limit(side, t, bid * tick, ask * tick, collar * tick, tick, urgency, current * tick)
+    holding = t < Fraction(str(URGENCIES[urgency].hold_until))
+    assert got == (current if holding and offset == 1 else path) * tick
 
 
 def test_the_start_is_at_our_touch_or_one_tick_inside_a_wide_spread():
