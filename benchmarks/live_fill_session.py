@@ -118,6 +118,10 @@ def strategy_config(plan_path: Path, output_dir: Path):
         sync_timeout_secs=20,
         allocation_grace_secs=60,
         output_dir=str(output_dir),
+        # one sell and one buy block per instrument, each one limit: every account gets one execution per fill
+        execution_policy="collar",
+        early_buys=False,
+        top_up_rounds=0,
     )
 
 

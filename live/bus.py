@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 from nautilus_trader.config import DatabaseConfig, MessageBusConfig
 from nautilus_trader.model.data import (
     Bar,
@@ -30,8 +31,9 @@ from nautilus_trader.model.data import (
 from nautilus_trader.model.instruments import Equity
 from nautilus_trader.serialization.base import register_serializable_type
 
-from strategies.events import Allocation
+from strategies.events import Allocation, AllocationBatch
 from strategies.extras import MissingExtraError, require
+from strategies.money import to_nanos
 
 SCHEMES = {"redis": False, "rediss": True}  # scheme -> TLS
 DEFAULT_PORT = 6379
@@ -41,6 +43,7 @@ BACKTEST_STREAMS_PREFIX = "backtest"
 # Redis streams with the MINID trimming NautilusTrader uses need 6.2
 MIN_REDIS_VERSION = (6, 2)
 ALLOCATION_TYPE = "Allocation"
+BATCH_TYPE = "AllocationBatch"
 # Market data, and the instrument definitions sent with it, are not executions.
 NOT_STREAMED = (OrderBookDelta, OrderBookDeltas, QuoteTick, TradeTick, Bar, InstrumentStatus, InstrumentClose, Equity)
 
@@ -131,6 +134,41 @@ def allocation_from_dict(values: dict) -> Allocation:
     )
 
 
+def batch_to_dict(batch: AllocationBatch) -> dict:
+    """One fill's allocations in one entry, each as `allocation_to_dict` writes it, in booking order."""
+    return {"type": BATCH_TYPE, "allocations": [allocation_to_dict(a) for a in batch.allocations()]}
+
+
+def batch_from_dict(values: dict) -> AllocationBatch:
+    """The batch `batch_to_dict` wrote."""
+    allocations = [allocation_from_dict(a) for a in values["allocations"]]
+    first = allocations[0]
+    return AllocationBatch(
+        client_order_id=first.client_order_id,
+        venue_order_id=first.venue_order_id,
+        execution_id=first.execution_id.rsplit(".", 2)[0],
+        instrument_id=first.instrument_id,
+        side=first.side,
+        price=first.price,
+        ts_event=first.ts_event,
+        ts_init=first.ts_init,
+        accounts=tuple(a.account_id for a in allocations),
+        slots=np.arange(len(allocations), dtype=np.int64),
+        quantities=np.array([a.quantity for a in allocations], dtype=np.int64),
+        commission_nanos=np.array([to_nanos(a.commission, "commission") for a in allocations], dtype=np.int64),
+        version=first.execution_id.rsplit(".", 1)[1],
+    )
+
+
+def stream_allocations(payload: dict) -> list[dict]:
+    """The allocations one stream entry carries: one, or a fill's batch of them; none for other types."""
+    if payload.get("type") == ALLOCATION_TYPE:
+        return [payload]
+    if payload.get("type") == BATCH_TYPE:
+        return list(payload["allocations"])
+    return []
+
+
 def _plain(value: Decimal) -> str:
     # "1E+2" is a valid Decimal but not what a reader of the stream expects: always positional digits
     return format(value, "f")
@@ -142,6 +180,11 @@ def register_bus_types() -> None:
         register_serializable_type(Allocation, allocation_to_dict, allocation_from_dict)
     except KeyError:
         pass  # already registered by an earlier session of this process
+    try:
+        # the simulated venue publishes one batch per fill
+        register_serializable_type(AllocationBatch, batch_to_dict, batch_from_dict)
+    except KeyError:
+        pass
 
 
 def message_bus_config(settings: BusSettings, streams_prefix: str = STREAMS_PREFIX) -> MessageBusConfig:

@@ -22,7 +22,14 @@ import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
-from live.bus import BACKTEST_STREAMS_PREFIX, STREAMS_PREFIX, BusSettingError, parse_bus_url, stream_key
+from live.bus import (
+    BACKTEST_STREAMS_PREFIX,
+    STREAMS_PREFIX,
+    BusSettingError,
+    parse_bus_url,
+    stream_allocations,
+    stream_key,
+)
 from strategies.events import ALLOCATION_TOPIC
 from strategies.extras import MissingExtraError, require
 
@@ -89,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[str] = set()
     try:
         for entry_id, payload in read_after(client, key, start, follow=not args.once):
-            if payload.get("type") != "Allocation" or payload["execution_id"] in seen:
-                continue
-            seen.add(payload["execution_id"])
-            print(f"{entry_id}  {describe(payload)}", flush=True)
+            for allocation in stream_allocations(payload):
+                if allocation["execution_id"] in seen:
+                    continue
+                seen.add(allocation["execution_id"])
+                print(f"{entry_id}  {describe(allocation)}", flush=True)
     except KeyboardInterrupt:
         pass
     except redis.exceptions.RedisError as exc:

@@ -34,6 +34,7 @@ from live.bus import (  # noqa: E402  (the path above, for a scenario run direct
     check_reachable,
     parse_bus_url,
     register_bus_types,
+    stream_allocations,
 )
 from strategies.events import Allocation  # noqa: E402
 from tests.ib_node_session import (  # noqa: E402
@@ -191,7 +192,9 @@ def test_a_backtest_streams_its_allocations_apart_from_live_sessions(synth_catal
     keys = set(client.keys("*"))
     assert f"trader-{TRADER}:backtest:rebalance.fa.allocations" in keys
     assert not [k for k in keys if ":stream:" in k]  # nothing where the live sessions' consumers read
-    payloads = [e["payload"] for e in _entries(client, f"trader-{TRADER}:backtest:rebalance.fa.allocations")]
+    # the simulated venue books each fill as one batch: one entry carries all of its allocations
+    entries = _entries(client, f"trader-{TRADER}:backtest:rebalance.fa.allocations")
+    payloads = [a for e in entries for a in stream_allocations(e["payload"])]
     tx = pd.read_csv(out / "transactions.csv", dtype=str)
     assert len(tx) > 0
     assert [p["execution_id"] for p in payloads] == tx["execution_id"].tolist()
@@ -207,9 +210,12 @@ def test_a_backtest_streams_its_allocations_apart_from_live_sessions(synth_catal
     assert [line.rsplit(" exec ", 1)[1] for line in lines] == tx["execution_id"].tolist()
     first = lines[0]
     assert tx["account_id"].iloc[0] in first and f"block {tx['client_order_id'].iloc[0]}" in first
-    middle = len(lines) // 2
-    assert consume(["--bus", redis_url, "--backtest", "--once", "--from", lines[middle - 1].split()[0]]) == 0
-    assert capsys.readouterr().out.splitlines() == lines[middle:]
+    # a cursor is an entry: from the middle entry on, every allocation of the entries after it
+    entry_ids = list(dict.fromkeys(line.split()[0] for line in lines))
+    cursor = entry_ids[len(entry_ids) // 2 - 1]
+    assert consume(["--bus", redis_url, "--backtest", "--once", "--from", cursor]) == 0
+    after = [line for line in lines if entry_ids.index(line.split()[0]) > entry_ids.index(cursor)]
+    assert after and capsys.readouterr().out.splitlines() == after
     assert consume(["--bus", redis_url, "--backtest", "--once", "--from", "$"]) == 0
     assert capsys.readouterr().out == ""
 

@@ -30,7 +30,7 @@ from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.objects import Price, Quantity
 from nautilus_trader.portfolio.portfolio import Portfolio
 
-from strategies.events import ALLOCATION_TOPIC
+from strategies.events import ALLOCATION_TOPIC, AllocationBatch
 from strategies.fee_table import load_pricing
 from tests.ib_execution_harness import ACCOUNTS, MASTER, SPY_CONTRACT, T0, Harness, trade
 from venues.ib_fa.config import IBFAConnectionConfig
@@ -60,7 +60,8 @@ def sim_allocations(order, group, fills: list[OrderFilled]) -> list:
     for fill in fills:
         allocator.allocate(order.client_order_id.value, int(fill.last_qty), fill.last_px.as_decimal())
         publisher._on_order_event(fill)
-    return published
+    # the sim publishes one batch per fill where IB reports each account: compare them account by account
+    return [a for item in published for a in (item.allocations() if isinstance(item, AllocationBatch) else [item])]
 
 
 def key(a):
@@ -86,7 +87,7 @@ def feed_block_fill(h: Harness, order, group, fills: list[tuple[int, float]], la
     for n, (qty, price) in enumerate(fills):
         master_id = f"0000e0d5.{n:04d}.01.01"
         block_commission = allocator.allocate(order.client_order_id.value, qty, Decimal(repr(price)))
-        parts = allocator.pop_pending(order.client_order_id.value)
+        parts = allocator.pop_pending(order.client_order_id.value).parts()
         h.feed_exec(h.execution(order, MASTER, qty, price, master_id, seconds=n))
         h.feed_commission(master_id, block_commission)
         if late_allocations:
@@ -295,7 +296,7 @@ def _reports_for_one_fill(h: Harness, order, group):
     allocator.register(group)
     block_fee = allocator.allocate(order.client_order_id.value, 100, Decimal("50"))
     messages = [("exec", h.execution(order, MASTER, 100, 50.0, "m1")), ("fee", ("m1", block_fee))]
-    for account, qty, fee in allocator.pop_pending(order.client_order_id.value):
+    for account, qty, fee in allocator.pop_pending(order.client_order_id.value).parts():
         messages.append(("exec", h.execution(order, account, qty, 50.0, f"m1.{account}")))
         messages.append(("fee", (f"m1.{account}", fee)))
     messages.append(("status", trade(order, "Cancelled", 100, 50)))

@@ -250,6 +250,7 @@ def scenario_no_price(out: Path) -> dict:
             "--client-id", str(CLIENT_ID), "--fa-master", MASTER, "--log-level", "WARNING",
             "--ignore-market-hours", "--state-dir", str(out / "state"), "--journal", f"sqlite:///{out / 'journal.db'}",
             "--param", "sync_timeout_secs=3", "--param", "phase_deadline_secs=2", "--param", "allocation_grace_secs=2",
+            "--param", "execution_policy=collar", "--param", "early_buys=false", "--param", "top_up_rounds=0",
         ]  # fmt: skip
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = main(argv)

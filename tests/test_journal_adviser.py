@@ -156,7 +156,7 @@ def _cli(*argv: str) -> int:
 def test_cli(tmp_path, capsys):
     url = str(tmp_path / "journal.db")
     assert _cli("journal", "migrate", "--journal", url) == 0
-    assert "journal schema at version 2 (applied [1, 2])" in capsys.readouterr().out
+    assert "journal schema at version 3 (applied [1, 2, 3])" in capsys.readouterr().out
     assert _cli("journal", "migrate", "--journal", url) == 0
     assert "(up to date)" in capsys.readouterr().out
     with Journal.open(url) as journal:

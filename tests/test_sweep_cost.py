@@ -187,7 +187,9 @@ def stranding_sweep(tmp_path_factory):
     synthetic day on which the passive sells strand part of their shares."""
     days = [d for d in write_two_days(tmp_path_factory.mktemp("cost") / "catalogs") if d.name == "2024-03-04"]
     points = [{"sell_offset_bps": 0.0, "depth_fraction": 0.5}, {"sell_offset_bps": 50.0, "depth_fraction": 0.5}]
-    return run_sweep(DEMO_PLAN, days, points, workers=1, base_strategy=BASE)
+    # one limit per block at its offset, never re-priced: the offset alone decides what strands
+    classic = {**BASE, "execution_policy": "collar", "early_buys": False, "top_up_rounds": 0}
+    return run_sweep(DEMO_PLAN, days, points, workers=1, base_strategy=classic)
 
 
 def test_a_real_sweep_charges_the_stranded_shares_and_recommends_the_filling_point(stranding_sweep):

@@ -52,6 +52,13 @@ class PendingFill:
     quantities: np.ndarray
     commission_nanos: np.ndarray
 
+    def parts(self) -> list[tuple[str, int, Decimal]]:
+        """(account, shares, commission) of each receiving account, as IB reports them one by one."""
+        return [
+            (self.accounts[slot], int(qty), from_nanos(int(fee)))
+            for slot, qty, fee in zip(self.slots, self.quantities, self.commission_nanos, strict=True)
+        ]
+
 
 class FAAllocator:
     def __init__(self, pricing: PricingPlan) -> None:
