@@ -77,7 +77,9 @@ class BuyRounds:
     ) -> BuySizing:
         """The buys still wanted, cut to what each account of `ledger` can afford once the worst case
         of its `working` buy blocks is held back; with `note`, the requests' reasons are set."""
-        held = working_buys(working, self.settled, ledger.transactions, self._pricing)
+        # what the blocks booked is read from the run's books, not the ledger's rows: those are
+        # built on read, a million of them after the SELL of a large plan
+        held = working_buys(working, self.settled, self._books.booked, self._pricing)
         wanted = still_wanted(self._books.outcomes.values(), held.open_qty)
         sizing = self.sizing(requests, account_ids, ledger, prices, wanted, held.committed)
         if note:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 from nautilus_trader.common.component import Logger
@@ -23,7 +24,7 @@ from nautilus_trader.model.orders import Order
 from strategies.events import Allocation, AllocationBatch
 from strategies.exec_state import BlockState
 from strategies.ledger import Ledger
-from strategies.money import from_nanos, to_nanos
+from strategies.money import floor_nanos, from_nanos, to_nanos
 from strategies.plan import Plan
 from strategies.report import RequestOutcome
 from strategies.sizing import Block
@@ -61,6 +62,17 @@ class _BlockFills:
         self.last_fill_ns = np.zeros(n, dtype=np.int64)
         self.last_booked_ns = np.zeros(n, dtype=np.int64)
         self.due = False
+        # every booking in force of this block, per request: what a later buy round holds back
+        self.booked_qty = np.zeros(n, dtype=np.int64)
+        self.booked_spend_nanos = np.zeros(n, dtype=object)  # batches' spend, Python ints
+        self.booked_spend: dict[int, Decimal] = {}  # single allocations' spend (any sub-nano price), by slot
+
+    def booked(self) -> tuple[np.ndarray, np.ndarray]:
+        """(shares, spend floored to the nano) booked per request slot."""
+        spend = self.booked_spend_nanos.copy()
+        for slot, amount in self.booked_spend.items():
+            spend[slot] += floor_nanos(amount)  # floor(n + x) = n + floor(x) for a whole n
+        return self.booked_qty.copy(), spend
 
 
 class RunBooks:
@@ -117,6 +129,17 @@ class RunBooks:
                 side=row.side,
                 requested_qty=int(row.quantity),
             )
+
+    def _fills_of(self, coid: ClientOrderId, state: BlockState) -> _BlockFills:
+        fills = self._fills.get(coid)
+        if fills is None:
+            fills = self._fills[coid] = _BlockFills(state)
+        return fills
+
+    def booked(self, state: BlockState) -> tuple[np.ndarray, np.ndarray]:
+        """(shares, spend floored to the nano) every booking in force of the block holds, per
+        account of the block in its order (see strategies/buy_rounds.py `Booked`)."""
+        return self._fills_of(state.client_order_id, state).booked()
 
     def add(self, state: BlockState) -> None:
         self.blocks[state.client_order_id] = state
@@ -207,6 +230,10 @@ class RunBooks:
         state.last_fill_ns = allocation.ts_event
         if not request_id:
             return Booking(request_id)
+        fills = self._fills_of(state.client_order_id, state)
+        slot = fills.slot_of[allocation.account_id]
+        fills.booked_qty[slot] += quantity
+        fills.booked_spend[slot] = fills.booked_spend.get(slot, Decimal(0)) + value + commission
         outcome = outcomes[request_id]
         outcome.filled_qty += quantity
         outcome.filled_value += value
@@ -222,9 +249,7 @@ class RunBooks:
         state = self.blocks.get(coid)
         if state is None:
             return True  # book_batch says it is unknown
-        fills = self._fills.get(coid)
-        if fills is None:
-            fills = self._fills[coid] = _BlockFills(state)
+        fills = self._fills_of(coid, state)
         return bool((self._request_slots(fills, batch) >= 0).all()) and self.ledger.can_book_batch(batch)
 
     def book_batch(self, batch: AllocationBatch, booked_ns: int) -> BatchBooking | None:
@@ -249,6 +274,10 @@ class RunBooks:
         fills.last_fill_ns[at] = batch.ts_event
         fills.last_booked_ns[at] = booked_ns
         fills.due = True
+        fills.booked_qty[at] += qty
+        fills.booked_spend_nanos[at] += qty.astype(object) * to_nanos(batch.price, "fill price") + (
+            batch.commission_nanos.astype(object)
+        )
         state.allocated_qty += int(qty.sum())
         state.first_fill_ns = state.first_fill_ns or batch.ts_event
         state.last_fill_ns = batch.ts_event
