@@ -120,7 +120,10 @@ def round_reasons(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(not sent, cut) reasons of RECALC in the request's own terms: a request an early round
     already sent is cut, never 'not sent', and its cut says the most it can now end with."""
-    sized = dict(zip(sizing.buys["request_id"], sizing.buys["sized"], strict=True)) if "sized" in sizing.buys else {}
+    buys = sizing.buys
+    sized = {}
+    if "sized" in buys and (sizing.not_sent or sizing.cut):
+        sized = dict(zip(buys["request_id"].to_numpy(dtype=object).tolist(), buys["sized"].tolist(), strict=True))
     not_sent, cut = {}, {}
     for request_id, reason in (*sizing.not_sent.items(), *sizing.cut.items()):
         outcome = outcomes[request_id]

@@ -143,14 +143,16 @@ class RunBooks:
 
     def add(self, state: BlockState) -> None:
         self.blocks[state.client_order_id] = state
+        # what is sent touches no fill: the outcomes are read without folding the batches in
+        outcomes, coid, limit, arrival = self._outcomes, state.client_order_id.value, state.limit, state.arrival
         for request_id, target in zip(state.block.request_ids.tolist(), state.block.targets.tolist(), strict=True):
-            outcome = self.outcomes[request_id]
+            outcome = outcomes[request_id]
             # a buy may go in several rounds (early, RECALC, top-ups): sent is what they all sent,
             # and the order id and limit are the latest round's
-            outcome.sent_qty += int(target)
-            outcome.client_order_id = state.client_order_id.value
-            outcome.limit_price = state.limit
-            outcome.arrival_price = state.arrival
+            outcome.sent_qty += target
+            outcome.client_order_id = coid
+            outcome.limit_price = limit
+            outcome.arrival_price = arrival
 
     def withdraw(self, state: BlockState, reason: str) -> None:
         """Forget a recorded block that will never be sent: its requests end NOT_SENT for `reason`."""
@@ -165,18 +167,21 @@ class RunBooks:
 
     def mark_not_sent(self, block: Block, reason: str) -> None:
         self._log.warning(f"{block.side} {block.instrument_id} not sent: {reason}")
+        outcomes = self._outcomes  # a reason touches no fill
         for request_id in block.request_ids.tolist():
-            self.outcomes[request_id].not_sent_reason = reason
+            outcomes[request_id].not_sent_reason = reason
 
     def hold_back(self, reasons: Mapping[str, str]) -> None:
         """Requests the sizing left out before any block was built, request id -> why."""
+        outcomes = self._outcomes  # a reason touches no fill
         for request_id, reason in reasons.items():
-            self.outcomes[request_id].not_sent_reason = reason
+            outcomes[request_id].not_sent_reason = reason
 
     def note_cuts(self, reasons: Mapping[str, str]) -> None:
         """Requests RECALC sends less of than was requested, request id -> why."""
+        outcomes = self._outcomes  # a reason touches no fill
         for request_id, reason in reasons.items():
-            self.outcomes[request_id].cut_reason = reason
+            outcomes[request_id].cut_reason = reason
 
     def mark_buys_not_sent(self, reason: str, unsent_only: bool = False) -> None:
         for outcome in self.outcomes.values():
