@@ -106,10 +106,18 @@ def working_buys(
     return working
 
 
-def still_wanted(outcomes: Iterable[RequestOutcome], open_qty: Mapping[str, int]) -> dict[str, int]:
-    """Request id -> the shares of each buy neither filled nor still working."""
+def still_wanted(
+    outcomes: Iterable[RequestOutcome], open_qty: Mapping[str, int], filled: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Request id -> the shares of each buy neither filled nor still working; `filled`, request id
+    -> shares, when given, is what was filled in place of the outcomes' own count."""
     return {
-        o.request_id: max(0, o.requested_qty - o.filled_qty - open_qty.get(o.request_id, 0))
+        o.request_id: max(
+            0,
+            o.requested_qty
+            - (o.filled_qty if filled is None else filled[o.request_id])
+            - open_qty.get(o.request_id, 0),
+        )
         for o in outcomes
         if o.side == "BUY"
     }

@@ -91,6 +91,23 @@ class RunBooks:
                 self._fold(fills)
         return self._outcomes
 
+    @property
+    def unfolded_outcomes(self) -> Mapping[str, RequestOutcome]:
+        """The outcomes without the batches booked since they were last read: right for everything
+        but their fills (see `filled_qty`)."""
+        return self._outcomes
+
+    def filled_qty(self) -> dict[str, int]:
+        """Request id -> shares booked, batches not folded in yet counted: what a buy round reads,
+        without making the Decimal values and commissions that folding them makes."""
+        filled = {r: o.filled_qty for r, o in self._outcomes.items()}
+        for fills in self._fills.values():
+            if fills.due:
+                booked = np.flatnonzero(fills.qty)
+                for request_id, qty in zip(fills.request_ids[booked].tolist(), fills.qty[booked].tolist(), strict=True):
+                    filled[request_id] += qty
+        return filled
+
     def _request_slots(self, fills: _BlockFills, batch: AllocationBatch) -> np.ndarray:
         """The request slot of each allocation of `batch` (-1: an account the block was not sent for)."""
         if fills.group is not batch.accounts and fills.group != batch.accounts:
