@@ -291,15 +291,14 @@ class RunBooks:
             self._log.error(f"LEDGER BREACH: {breach}")
         qty = batch.quantities.astype(np.int64)
         fills.qty[at] += qty
-        fills.value_nanos[at] += qty.astype(object) * to_nanos(batch.price, "fill price")
+        value = qty.astype(object) * to_nanos(batch.price, "fill price")
+        fills.value_nanos[at] += value
         fills.commission_nanos[at] += batch.commission_nanos
         fills.last_fill_ns[at] = batch.ts_event
         fills.last_booked_ns[at] = booked_ns
         fills.due = True
         fills.booked_qty[at] += qty
-        fills.booked_spend_nanos[at] += qty.astype(object) * to_nanos(batch.price, "fill price") + (
-            batch.commission_nanos.astype(object)
-        )
+        fills.booked_spend_nanos[at] += value + batch.commission_nanos
         state.allocated_qty += int(qty.sum())
         state.first_fill_ns = state.first_fill_ns or batch.ts_event
         state.last_fill_ns = batch.ts_event
