@@ -12,6 +12,12 @@
 3. A short session, end to end (engine and venue build, plan loading, run, report, dispose) for the
    demo plan over 6 minutes of books, against a bare engine built, run and disposed over the same
    books: what each session of a sweep of short sessions pays. Target: >= 0.85.
+4. A plan of 10,000 accounts x 20 instruments over a few minutes of synthetic books for every
+   instrument: the full stack's throughput against the bare engine's with a subscribed do-nothing
+   strategy on the same books held in memory (the engine run only; plan loading is in item 2).
+   Target: >= 0.5.
+
+    uv run python benchmarks/run.py --only 4 --plan-minutes 5 --repeat 1
 """
 
 from __future__ import annotations
@@ -85,9 +91,22 @@ def bench_throughput(minutes: float, repeat: int) -> None:
     print(f"    (the rebalance itself: {states}, min cash left {summary['min_cash_left']} USD)")
 
 
+def _plan_prices(rng: np.random.Generator, n_instruments: int) -> dict[str, float]:
+    return {f"E{i:02d}.SMART": float(np.round(rng.uniform(20, 600), 2)) for i in range(n_instruments)}
+
+
+def _plan_specs(prices: dict[str, float]) -> list[SyntheticInstrumentSpec]:
+    return [
+        SyntheticInstrumentSpec(
+            iid.split(".")[0], Decimal(f"{p:.2f}"), daily_vol=0.01, level_size_mean=20_000, trade_size_mean=500
+        )
+        for iid, p in prices.items()
+    ]
+
+
 def bench_recalc(n_accounts: int, n_instruments: int, repeat: int) -> None:
     rng = np.random.default_rng(0)
-    prices = {f"E{i:02d}.SMART": float(np.round(rng.uniform(20, 600), 2)) for i in range(n_instruments)}
+    prices = _plan_prices(rng, n_instruments)
     plan = random_plan(n_accounts, prices, seed=3)
     requests = plan.requests
     accounts = plan.accounts["account_id"].tolist()
@@ -115,12 +134,7 @@ def bench_recalc(n_accounts: int, n_instruments: int, repeat: int) -> None:
     print(f"    baseline, a pandas groupby-sum of the requests: {base_t * 1000:.1f} ms (ratio {pure_t / base_t:.1f}x)")
 
     # the same step inside the strategy, during a backtest over synthetic books for these instruments
-    specs = [
-        SyntheticInstrumentSpec(
-            iid.split(".")[0], Decimal(f"{p:.2f}"), daily_vol=0.01, level_size_mean=20_000, trade_size_mean=500
-        )
-        for iid, p in prices.items()
-    ]
+    specs = _plan_specs(prices)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_synthetic_catalog(
@@ -163,6 +177,35 @@ def bench_short_session(minutes: float, repeat: int) -> None:
     print(f"    ratio bare / full: {min(bare) / min(full):.3f}  (target >= 0.85)")
 
 
+def bench_plan_throughput(n_accounts: int, n_instruments: int, minutes: float, repeat: int) -> None:
+    prices = _plan_prices(np.random.default_rng(0), n_instruments)
+    plan = random_plan(n_accounts, prices, seed=3)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_synthetic_catalog(
+            tmp / "catalog", specs=_plan_specs(prices), duration=pd.Timedelta(minutes=minutes), seed=3, events_per_sec=5
+        )
+        instruments = catalog_instruments(tmp / "catalog")
+        chunks = list(stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]))
+        events = book_events(chunks)
+        plan_dir = write_plan(plan, tmp / "plan", fmt="parquet")
+        venue = SimVenueConfig(depth_fraction=0.8)
+        bare, full = [], []
+        summary = {}
+        for _ in range(repeat):  # interleaved, so drift in machine load hits both alike
+            gc.collect()
+            bare.append(run_bare(instruments, chunks, venue))
+            gc.collect()
+            wall, summary = run_full(instruments, chunks, plan_dir, venue)
+            full.append(wall)
+    size = f"{n_accounts:,} accounts x {n_instruments} instruments, {minutes:g} min, {events:,} book events"
+    print(f"\n[4] a large plan's throughput ({size}, best of {repeat})")
+    print(f"    bare engine, do-nothing strategy subscribed: {events / min(bare):>10,.0f} events/s")
+    print(f"    full stack, the plan's rebalance           : {events / min(full):>10,.0f} events/s")
+    print(f"    ratio full / bare: {min(bare) / min(full):.3f}  (target >= 0.5)")
+    print(f"    (the rebalance itself: {summary['request_states']}, min cash left {summary['min_cash_left']} USD)")
+
+
 def _timed(fn) -> float:
     began = time.perf_counter()
     fn()
@@ -176,10 +219,18 @@ def main() -> None:
     parser.add_argument("--short-minutes", type=float, default=6.0, help="session length of the short-session case")
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--instruments", type=int, default=20)
+    parser.add_argument("--plan-minutes", type=float, default=5.0, help="session length of the large-plan case")
+    parser.add_argument("--only", type=int, nargs="*", choices=(1, 2, 3, 4), help="run only these cases")
     args = parser.parse_args()
-    bench_throughput(args.minutes, args.repeat)
-    bench_short_session(args.short_minutes, args.repeat)
-    bench_recalc(args.accounts, args.instruments, args.repeat)
+    cases = {
+        1: lambda: bench_throughput(args.minutes, args.repeat),
+        3: lambda: bench_short_session(args.short_minutes, args.repeat),
+        2: lambda: bench_recalc(args.accounts, args.instruments, args.repeat),
+        4: lambda: bench_plan_throughput(args.accounts, args.instruments, args.plan_minutes, args.repeat),
+    }
+    for number, case in cases.items():
+        if not args.only or number in args.only:
+            case()
 
 
 if __name__ == "__main__":

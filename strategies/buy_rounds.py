@@ -47,6 +47,10 @@ def sell_losses(sells: pd.DataFrame, prices: Prices, pricing: PricingPlan) -> di
     return {a: from_nanos(n) for a, n in losses.items() if n > 0}
 
 
+# a block's booked shares and spend (floored to the nano) per account, aligned with its accounts
+Booked = Callable[[BlockState], tuple[np.ndarray, np.ndarray]]
+
+
 @dataclass
 class Working:
     """What the buy blocks still working (or not yet fully allocated) may still buy and cost."""
@@ -55,44 +59,65 @@ class Working:
     committed: dict[str, Decimal] = field(default_factory=dict)  # account -> the most they may still cost
 
 
+def booked_from_rows(transactions: Iterable[Mapping]) -> Booked:
+    """`Booked` read from ledger rows (client_order_id, account_id, quantity, price, commission)."""
+    qty: dict[tuple[str, str], int] = defaultdict(int)
+    spend: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in transactions:
+        key = (row["client_order_id"], row["account_id"])
+        qty[key] += int(row["quantity"])
+        spend[key] += row["quantity"] * row["price"] + row["commission"]
+
+    def booked(state: BlockState) -> tuple[np.ndarray, np.ndarray]:
+        keys = [(state.client_order_id.value, a) for a in state.block.accounts.tolist()]
+        return (
+            np.array([qty.get(k, 0) for k in keys], dtype=np.int64),
+            np.array([floor_nanos(spend.get(k, Decimal(0))) for k in keys], dtype=object),
+        )
+
+    return booked
+
+
 def working_buys(
-    states: Iterable[BlockState],
-    settled: Callable[[BlockState], bool],
-    transactions: Iterable[Mapping],
-    pricing: PricingPlan,
+    states: Iterable[BlockState], settled: Callable[[BlockState], bool], booked: Booked, pricing: PricingPlan
 ) -> Working:
     """The worst case of every unsettled buy block, per request and per account (see the module)."""
-    unsettled = {s.client_order_id.value: s for s in states if s.block.side == "BUY" and not settled(s)}
+    unsettled = [s for s in states if s.block.side == "BUY" and not settled(s)]
     working = Working()
     if not unsettled:
         return working
-    booked_qty: dict[tuple[str, str], int] = defaultdict(int)
-    booked_spend: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for row in transactions:
-        key = (row["client_order_id"], row["account_id"])
-        if key[0] in unsettled:
-            booked_qty[key] += int(row["quantity"])
-            booked_spend[key] += row["quantity"] * row["price"] + row["commission"]
+    open_qty: dict[str, int] = defaultdict(int)
     committed: dict[str, int] = defaultdict(int)
-    for coid, state in unsettled.items():
+    for state in unsettled:
         block = state.block
-        limit = np.full(block.targets.size, to_nanos(state.limit, f"limit of {coid}"), dtype=np.int64)
+        limit = np.full(block.targets.size, to_nanos(state.limit, f"limit of {state.client_order_id}"), dtype=np.int64)
         worst = worst_case_cost_nanos(block.targets, limit, pricing)[0]
-        for account, request_id, target, cost in zip(
-            block.accounts.tolist(), block.request_ids.tolist(), block.targets.tolist(), worst.tolist(), strict=True
-        ):
-            key = (coid, account)
-            working.open_qty[request_id] = working.open_qty.get(request_id, 0) + max(0, target - booked_qty[key])
-            # what is booked is spent already; the spend is floored so that the rest held is not less
-            committed[account] += max(0, int(cost) - floor_nanos(booked_spend[key]))
+        qty, spend = booked(state)
+        left = np.maximum(block.targets - qty, 0)
+        # what is booked is spent already; the spend is floored so that the rest held is not less.
+        # Python ints: the spend booked has no bound
+        held = np.maximum(worst.astype(object) - spend, 0)
+        for request_id, shares in zip(block.request_ids.tolist(), left.tolist(), strict=True):
+            open_qty[request_id] += shares
+        for account, cost in zip(block.accounts.tolist(), held.tolist(), strict=True):
+            committed[account] += cost
+    working.open_qty = dict(open_qty)
     working.committed = {a: from_nanos(n) for a, n in committed.items() if n > 0}
     return working
 
 
-def still_wanted(outcomes: Iterable[RequestOutcome], open_qty: Mapping[str, int]) -> dict[str, int]:
-    """Request id -> the shares of each buy neither filled nor still working."""
+def still_wanted(
+    outcomes: Iterable[RequestOutcome], open_qty: Mapping[str, int], filled: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Request id -> the shares of each buy neither filled nor still working; `filled`, request id
+    -> shares, when given, is what was filled in place of the outcomes' own count."""
     return {
-        o.request_id: max(0, o.requested_qty - o.filled_qty - open_qty.get(o.request_id, 0))
+        o.request_id: max(
+            0,
+            o.requested_qty
+            - (o.filled_qty if filled is None else filled[o.request_id])
+            - open_qty.get(o.request_id, 0),
+        )
         for o in outcomes
         if o.side == "BUY"
     }
@@ -103,7 +128,10 @@ def round_reasons(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(not sent, cut) reasons of RECALC in the request's own terms: a request an early round
     already sent is cut, never 'not sent', and its cut says the most it can now end with."""
-    sized = dict(zip(sizing.buys["request_id"], sizing.buys["sized"], strict=True)) if "sized" in sizing.buys else {}
+    buys = sizing.buys
+    sized = {}
+    if "sized" in buys and (sizing.not_sent or sizing.cut):
+        sized = dict(zip(buys["request_id"].to_numpy(dtype=object).tolist(), buys["sized"].tolist(), strict=True))
     not_sent, cut = {}, {}
     for request_id, reason in (*sizing.not_sent.items(), *sizing.cut.items()):
         outcome = outcomes[request_id]

@@ -70,7 +70,8 @@ def size_plan_buys(
     if buys.empty:
         return BuySizing(buys)
     if wanted is not None:
-        buys["quantity"] = buys["request_id"].map(lambda r: int(wanted.get(r, 0))).astype(np.int64)
+        ids = buys["request_id"].to_numpy(dtype=object).tolist()  # a pandas map over strings costs 10x more
+        buys["quantity"] = np.fromiter((wanted.get(r, 0) for r in ids), dtype=np.int64, count=len(ids))
     code_of = {a: i for i, a in enumerate(account_ids)}
     cash_nanos = [floor_nanos(cash[a]) for a in account_ids]  # fractions of a nano are never spent
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 from nautilus_trader.common.component import Logger
@@ -23,7 +24,7 @@ from nautilus_trader.model.orders import Order
 from strategies.events import Allocation, AllocationBatch
 from strategies.exec_state import BlockState
 from strategies.ledger import Ledger
-from strategies.money import from_nanos, to_nanos
+from strategies.money import floor_nanos, from_nanos, to_nanos
 from strategies.plan import Plan
 from strategies.report import RequestOutcome
 from strategies.sizing import Block
@@ -61,6 +62,17 @@ class _BlockFills:
         self.last_fill_ns = np.zeros(n, dtype=np.int64)
         self.last_booked_ns = np.zeros(n, dtype=np.int64)
         self.due = False
+        # every booking in force of this block, per request: what a later buy round holds back
+        self.booked_qty = np.zeros(n, dtype=np.int64)
+        self.booked_spend_nanos = np.zeros(n, dtype=object)  # batches' spend, Python ints
+        self.booked_spend: dict[int, Decimal] = {}  # single allocations' spend (any sub-nano price), by slot
+
+    def booked(self) -> tuple[np.ndarray, np.ndarray]:
+        """(shares, spend floored to the nano) booked per request slot."""
+        spend = self.booked_spend_nanos.copy()
+        for slot, amount in self.booked_spend.items():
+            spend[slot] += floor_nanos(amount)  # floor(n + x) = n + floor(x) for a whole n
+        return self.booked_qty.copy(), spend
 
 
 class RunBooks:
@@ -78,6 +90,23 @@ class RunBooks:
             if fills.due:
                 self._fold(fills)
         return self._outcomes
+
+    @property
+    def unfolded_outcomes(self) -> Mapping[str, RequestOutcome]:
+        """The outcomes without the batches booked since they were last read: right for everything
+        but their fills (see `filled_qty`)."""
+        return self._outcomes
+
+    def filled_qty(self) -> dict[str, int]:
+        """Request id -> shares booked, batches not folded in yet counted: what a buy round reads,
+        without making the Decimal values and commissions that folding them makes."""
+        filled = {r: o.filled_qty for r, o in self._outcomes.items()}
+        for fills in self._fills.values():
+            if fills.due:
+                booked = np.flatnonzero(fills.qty)
+                for request_id, qty in zip(fills.request_ids[booked].tolist(), fills.qty[booked].tolist(), strict=True):
+                    filled[request_id] += qty
+        return filled
 
     def _request_slots(self, fills: _BlockFills, batch: AllocationBatch) -> np.ndarray:
         """The request slot of each allocation of `batch` (-1: an account the block was not sent for)."""
@@ -118,16 +147,29 @@ class RunBooks:
                 requested_qty=int(row.quantity),
             )
 
+    def _fills_of(self, coid: ClientOrderId, state: BlockState) -> _BlockFills:
+        fills = self._fills.get(coid)
+        if fills is None:
+            fills = self._fills[coid] = _BlockFills(state)
+        return fills
+
+    def booked(self, state: BlockState) -> tuple[np.ndarray, np.ndarray]:
+        """(shares, spend floored to the nano) every booking in force of the block holds, per
+        account of the block in its order (see strategies/buy_rounds.py `Booked`)."""
+        return self._fills_of(state.client_order_id, state).booked()
+
     def add(self, state: BlockState) -> None:
         self.blocks[state.client_order_id] = state
+        # what is sent touches no fill: the outcomes are read without folding the batches in
+        outcomes, coid, limit, arrival = self._outcomes, state.client_order_id.value, state.limit, state.arrival
         for request_id, target in zip(state.block.request_ids.tolist(), state.block.targets.tolist(), strict=True):
-            outcome = self.outcomes[request_id]
+            outcome = outcomes[request_id]
             # a buy may go in several rounds (early, RECALC, top-ups): sent is what they all sent,
             # and the order id and limit are the latest round's
-            outcome.sent_qty += int(target)
-            outcome.client_order_id = state.client_order_id.value
-            outcome.limit_price = state.limit
-            outcome.arrival_price = state.arrival
+            outcome.sent_qty += target
+            outcome.client_order_id = coid
+            outcome.limit_price = limit
+            outcome.arrival_price = arrival
 
     def withdraw(self, state: BlockState, reason: str) -> None:
         """Forget a recorded block that will never be sent: its requests end NOT_SENT for `reason`."""
@@ -142,18 +184,21 @@ class RunBooks:
 
     def mark_not_sent(self, block: Block, reason: str) -> None:
         self._log.warning(f"{block.side} {block.instrument_id} not sent: {reason}")
+        outcomes = self._outcomes  # a reason touches no fill
         for request_id in block.request_ids.tolist():
-            self.outcomes[request_id].not_sent_reason = reason
+            outcomes[request_id].not_sent_reason = reason
 
     def hold_back(self, reasons: Mapping[str, str]) -> None:
         """Requests the sizing left out before any block was built, request id -> why."""
+        outcomes = self._outcomes  # a reason touches no fill
         for request_id, reason in reasons.items():
-            self.outcomes[request_id].not_sent_reason = reason
+            outcomes[request_id].not_sent_reason = reason
 
     def note_cuts(self, reasons: Mapping[str, str]) -> None:
         """Requests RECALC sends less of than was requested, request id -> why."""
+        outcomes = self._outcomes  # a reason touches no fill
         for request_id, reason in reasons.items():
-            self.outcomes[request_id].cut_reason = reason
+            outcomes[request_id].cut_reason = reason
 
     def mark_buys_not_sent(self, reason: str, unsent_only: bool = False) -> None:
         for outcome in self.outcomes.values():
@@ -207,6 +252,10 @@ class RunBooks:
         state.last_fill_ns = allocation.ts_event
         if not request_id:
             return Booking(request_id)
+        fills = self._fills_of(state.client_order_id, state)
+        slot = fills.slot_of[allocation.account_id]
+        fills.booked_qty[slot] += quantity
+        fills.booked_spend[slot] = fills.booked_spend.get(slot, Decimal(0)) + value + commission
         outcome = outcomes[request_id]
         outcome.filled_qty += quantity
         outcome.filled_value += value
@@ -222,9 +271,7 @@ class RunBooks:
         state = self.blocks.get(coid)
         if state is None:
             return True  # book_batch says it is unknown
-        fills = self._fills.get(coid)
-        if fills is None:
-            fills = self._fills[coid] = _BlockFills(state)
+        fills = self._fills_of(coid, state)
         return bool((self._request_slots(fills, batch) >= 0).all()) and self.ledger.can_book_batch(batch)
 
     def book_batch(self, batch: AllocationBatch, booked_ns: int) -> BatchBooking | None:
@@ -244,11 +291,14 @@ class RunBooks:
             self._log.error(f"LEDGER BREACH: {breach}")
         qty = batch.quantities.astype(np.int64)
         fills.qty[at] += qty
-        fills.value_nanos[at] += qty.astype(object) * to_nanos(batch.price, "fill price")
+        value = qty.astype(object) * to_nanos(batch.price, "fill price")
+        fills.value_nanos[at] += value
         fills.commission_nanos[at] += batch.commission_nanos
         fills.last_fill_ns[at] = batch.ts_event
         fills.last_booked_ns[at] = booked_ns
         fills.due = True
+        fills.booked_qty[at] += qty
+        fills.booked_spend_nanos[at] += value + batch.commission_nanos
         state.allocated_qty += int(qty.sum())
         state.first_fill_ns = state.first_fill_ns or batch.ts_event
         state.last_fill_ns = batch.ts_event

@@ -110,10 +110,12 @@ class _AccountCosts:
     def rows(self, qty: np.ndarray) -> np.ndarray:
         return worst_case_cost_nanos(qty, self.limit, self.plan)[0]
 
-    def total(self, row_costs: np.ndarray) -> np.ndarray:
-        exact = np.bincount(self.codes, weights=row_costs.astype(np.float64), minlength=self.n) < INT64_SAFE
+    def total(self, row_costs: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+        """Per-account totals of `row_costs`, rows of `codes` (all rows when None)."""
+        codes = self.codes if codes is None else codes
+        exact = np.bincount(codes, weights=row_costs.astype(np.float64), minlength=self.n) < INT64_SAFE
         total = np.zeros(self.n, dtype=np.int64)
-        np.add.at(total, self.codes, row_costs)  # may wrap where `exact` is False; replaced below
+        np.add.at(total, codes, row_costs)  # may wrap where `exact` is False; replaced below
         return np.where(exact, total, INT64_SAFE)
 
 
@@ -150,10 +152,14 @@ def size_buys(
     lo = np.where(fits_whole, FULL_SCALE, 0).astype(np.int64)
     hi = lo.copy()
     hi[~fits_whole] = FULL_SCALE - 1
-    while (open_ := lo < hi).any():
+    # each step bisects only the rows of accounts still open: an account's total is its own rows'
+    rows = np.flatnonzero(~fits_whole[account_codes])
+    while (rows := rows[(lo < hi)[account_codes[rows]]]).size:
+        open_ = lo < hi
         mid = np.where(open_, (lo + hi + 1) // 2, lo)
-        qty = (requested * mid[account_codes]) >> SCALE_BITS
-        ok = costs.total(costs.rows(qty)) <= budget_nanos
+        codes = account_codes[rows]
+        qty = (requested[rows] * mid[codes]) >> SCALE_BITS
+        ok = costs.total(worst_case_cost_nanos(qty, limit_nanos[rows], plan)[0], codes) <= budget_nanos
         lo = np.where(open_ & ok, mid, lo)
         hi = np.where(open_ & ~ok, mid - 1, hi)
     sized = (requested * lo[account_codes]) >> SCALE_BITS
@@ -178,10 +184,10 @@ def top_up_buys(costs: _AccountCosts, requested: np.ndarray, sized: np.ndarray, 
     first = np.r_[True, codes[cut][1:] != codes[cut][:-1]]
     starts = np.flatnonzero(first)
     rank = np.arange(cut.size) - np.repeat(starts, np.diff(np.r_[starts, cut.size]))
+    row_costs = costs.rows(sized)  # kept up to date pass by pass: a pass moves only its own rows
     for r in range(int(rank.max()) + 1):
         rows = cut[rank == r]
         accounts = codes[rows]
-        row_costs = costs.rows(sized)
         others = costs.total(row_costs)[accounts] - row_costs[rows]
         room = budget[accounts] - others
         lo = np.zeros(rows.size, dtype=np.int64)
@@ -193,6 +199,7 @@ def top_up_buys(costs: _AccountCosts, requested: np.ndarray, sized: np.ndarray, 
             lo = np.where(open_ & ok, mid, lo)
             hi = np.where(open_ & ~ok, mid - 1, hi)
         sized[rows] += lo
+        row_costs[rows] = worst_case_cost_nanos(sized[rows], limit, costs.plan)[0]
     return sized
 
 

@@ -21,7 +21,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nautilus_trader.model.identifiers import ClientOrderId
 
-from strategies.buy_rounds import round_reasons, sell_losses, still_wanted, top_up_fits, working_buys
+from strategies.buy_rounds import (
+    booked_from_rows,
+    round_reasons,
+    sell_losses,
+    still_wanted,
+    top_up_fits,
+    working_buys,
+)
 from strategies.buy_sizing import size_plan_buys
 from strategies.exec_state import BlockState, Phase
 from strategies.fee_table import load_pricing
@@ -57,7 +64,7 @@ def test_a_working_block_holds_its_worst_case_less_what_is_booked_of_it():
     state = _block_state("E1", _one_block({"A": 100, "B": 10}), Decimal("50.00"))
     # A has 40 of its 100 booked at 49.90 with USD 1 charged; B nothing yet
     booked = [{"client_order_id": "E1", "account_id": "A", "quantity": 40, "price": Decimal("49.90"), "commission": 1}]
-    working = working_buys([state], lambda s: False, booked, pricing)
+    working = working_buys([state], lambda s: False, booked_from_rows(booked), pricing)
     assert working.open_qty == {"r-A": 60, "r-B": 10}
     # A: 100 x 50 + max(100 x 0.005, 1) = 5001, less 40 x 49.90 + 1 = 1997 spent: 3004 still held,
     # and the table's regulatory fees are sells only, so nothing else is added to a buy
@@ -69,7 +76,7 @@ def test_a_working_block_holds_its_worst_case_less_what_is_booked_of_it():
 def test_a_settled_block_holds_nothing_and_its_unfilled_shares_are_wanted_again():
     pricing = load_pricing("ib_fixed", DAY)
     state = _block_state("E1", _one_block({"A": 100}), Decimal("50.00"))
-    assert working_buys([state], lambda s: True, [], pricing).committed == {}
+    assert working_buys([state], lambda s: True, booked_from_rows([]), pricing).committed == {}
     outcome = RequestOutcome("r-A", "A", "X.SMART", "BUY", requested_qty=150, sent_qty=100, filled_qty=70)
     assert still_wanted([outcome], {}) == {"r-A": 80}
     assert still_wanted([outcome], {"r-A": 30}) == {"r-A": 50}  # 30 more may still come from a working block
@@ -238,7 +245,8 @@ def test_early_buys_then_recalc_never_overdraw_whatever_fills(session, data):
     ]
     for outcome in outcomes:
         outcome.filled_qty = broker.filled.get(outcome.request_id, 0)
-    working = working_buys(states, lambda s: s.client_order_id.value not in still_open, broker.transactions, pricing)
+    still = lambda s: s.client_order_id.value not in still_open  # noqa: E731
+    working = working_buys(states, still, booked_from_rows(broker.transactions), pricing)
     wanted = still_wanted(outcomes, working.open_qty)
     later = size_plan_buys(
         requests, accounts, booked, session["positions"], buy_prices, *reserve, pricing,
