@@ -77,7 +77,7 @@ class BuyRounds:
     ) -> BuySizing:
         """The buys still wanted, cut to what each account of `ledger` can afford once the worst case
         of its `working` buy blocks is held back; with `note`, the requests' reasons are set."""
-        held = working_buys(working, self.settled, ledger.transactions, self._pricing)
+        held = working_buys(working, self.settled, ledger, self._pricing)
         wanted = still_wanted(self._books.outcomes.values(), held.open_qty)
         sizing = self.sizing(requests, account_ids, ledger, prices, wanted, held.committed)
         if note:

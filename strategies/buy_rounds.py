@@ -28,6 +28,7 @@ from strategies.buy_sizing import BuySizing, Prices
 from strategies.exec_state import BlockState
 from strategies.fee_bound import sell_net_floor
 from strategies.fee_table import PricingPlan
+from strategies.ledger import Ledger
 from strategies.money import floor_nanos, from_nanos, to_nanos
 from strategies.report import RequestOutcome
 from strategies.sizing import worst_case_cost_nanos
@@ -58,21 +59,20 @@ class Working:
 def working_buys(
     states: Iterable[BlockState],
     settled: Callable[[BlockState], bool],
-    transactions: Iterable[Mapping],
+    transactions: Iterable[Mapping] | Ledger,
     pricing: PricingPlan,
 ) -> Working:
-    """The worst case of every unsettled buy block, per request and per account (see the module)."""
+    """The worst case of every unsettled buy block, per request and per account (see the module).
+
+    `transactions` is the ledger (its bookings summed from columns) or its rows."""
     unsettled = {s.client_order_id.value: s for s in states if s.block.side == "BUY" and not settled(s)}
     working = Working()
     if not unsettled:
         return working
-    booked_qty: dict[tuple[str, str], int] = defaultdict(int)
-    booked_spend: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for row in transactions:
-        key = (row["client_order_id"], row["account_id"])
-        if key[0] in unsettled:
-            booked_qty[key] += int(row["quantity"])
-            booked_spend[key] += row["quantity"] * row["price"] + row["commission"]
+    if isinstance(transactions, Ledger):
+        booked = transactions.booked(unsettled)
+    else:
+        booked = booked_of_rows(transactions, unsettled)
     committed: dict[str, int] = defaultdict(int)
     for coid, state in unsettled.items():
         block = state.block
@@ -82,11 +82,23 @@ def working_buys(
             block.accounts.tolist(), block.request_ids.tolist(), block.targets.tolist(), worst.tolist(), strict=True
         ):
             key = (coid, account)
-            working.open_qty[request_id] = working.open_qty.get(request_id, 0) + max(0, target - booked_qty[key])
+            booked_qty, booked_spend = booked.get(key, (0, Decimal(0)))
+            working.open_qty[request_id] = working.open_qty.get(request_id, 0) + max(0, target - booked_qty)
             # what is booked is spent already; the spend is floored so that the rest held is not less
-            committed[account] += max(0, int(cost) - floor_nanos(booked_spend[key]))
+            committed[account] += max(0, int(cost) - floor_nanos(booked_spend))
     working.committed = {a: from_nanos(n) for a, n in committed.items() if n > 0}
     return working
+
+
+def booked_of_rows(transactions: Iterable[Mapping], client_order_ids) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    """(client order id, account) -> shares booked and their value plus commission, from rows."""
+    booked: dict[tuple[str, str], tuple[int, Decimal]] = {}
+    for row in transactions:
+        key = (row["client_order_id"], row["account_id"])
+        if key[0] in client_order_ids:
+            qty, spend = booked.get(key, (0, Decimal(0)))
+            booked[key] = (qty + int(row["quantity"]), spend + row["quantity"] * row["price"] + row["commission"])
+    return booked
 
 
 def still_wanted(outcomes: Iterable[RequestOutcome], open_qty: Mapping[str, int]) -> dict[str, int]:
