@@ -1,4 +1,4 @@
-"""`Ledger.booked`, summed from the batches' columns, against a sum kept here from what was booked.
+"""`Ledger.booked` and the transactions table, built from the batches' columns, against what was booked.
 
 Random fills of a few blocks are booked as `AllocationBatch`es, then some of their allocations are
 corrected (a newer version of the execution, booked one at a time) and later fills arrive as single
@@ -78,3 +78,5 @@ def test_booked_sums_the_bookings_in_force_of_the_orders_asked(batches, correcti
             had_q, had_cost = expected.get((coid, account), (0, Decimal(0)))
             expected[(coid, account)] = (had_q + q, had_cost + q * price + fee)
     assert ledger.booked(asked) == expected
+    # the columnar table (Arrow text, shared Decimals, corrections put in place) reads as the rows do
+    assert ledger.transactions_frame().to_dict("records") == ledger.transactions
