@@ -144,17 +144,25 @@ def _charge_fee(
     if fee.basis == "commission":
         exact = acc_commission * fee.rate
     else:
-        held = state.exact.setdefault(fee.name, np.zeros(len(state.accounts), dtype=dtype))
+        held = _column(state.exact, fee.name, len(state.accounts), dtype)
         exact = held[slots] + qty * _per_share(fee, price_nanos)
         held[slots] = exact
     target = _ceil_div(exact, RATE_SCALE)
     if fee.cap_nanos is not None:
         target = np.minimum(target, fee.cap_nanos)
-    charged = state.charged.setdefault(fee.name, np.zeros(len(state.accounts), dtype=dtype))
+    charged = _column(state.charged, fee.name, len(state.accounts), dtype)
     before = charged[slots]
     amount = np.maximum(target - before, 0)
     charged[slots] = before + amount
     return amount
+
+
+def _column(columns: dict[str, np.ndarray], name: str, n: int, dtype) -> np.ndarray:
+    """The fee's running column, made on its first fill only (not a fresh array per fill)."""
+    values = columns.get(name)
+    if values is None:
+        values = columns[name] = np.zeros(n, dtype=dtype)
+    return values
 
 
 def _narrow(values: np.ndarray, what: str) -> np.ndarray:
