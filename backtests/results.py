@@ -13,9 +13,13 @@ from strategies.report import STATES
 MAX_ACCOUNT_ROWS = 30
 
 
-def account_table(result: BacktestResult) -> pd.DataFrame:
+def account_table(result: BacktestResult, limit: int | None = None) -> pd.DataFrame:
+    """The table of the plan's first `limit` accounts (all without one): only those rows are
+    computed, since a run of 10,000 accounts prints a few dozen."""
     report = result.report
     accounts = report.accounts.set_index("account_id")
+    if limit is not None:
+        accounts = accounts.head(limit)
     table = pd.DataFrame(
         {
             "cash start": accounts["cash_start"].map(lambda v: f"{v:,.2f}"),
@@ -29,6 +33,8 @@ def account_table(result: BacktestResult) -> pd.DataFrame:
         if state in accounts:
             table[state.lower().replace("_", " ")] = accounts[state].astype(int)
     tx = report.transactions
+    if limit is not None:
+        tx = tx[tx["account_id"].isin(accounts.index)]
     if len(tx):
         # a display to the cent: each account's rows summed exactly per price first, then as floats
         sign = np.where(tx["side"].to_numpy() == "SELL", 1, -1)
@@ -63,12 +69,13 @@ def print_results(result: BacktestResult) -> None:
         print("no report: the session ended before the plan was loaded")
         return
     summary = report.summary
-    table = account_table(result)
+    table = account_table(result, MAX_ACCOUNT_ROWS)
+    n_accounts = len(report.accounts)
     print()
-    print(f"Per-account results ({len(table)} accounts)")
-    print(table.head(MAX_ACCOUNT_ROWS).to_string())
-    if len(table) > MAX_ACCOUNT_ROWS:
-        print(f"... {len(table) - MAX_ACCOUNT_ROWS} more accounts in {result.output_dir}/accounts.csv")
+    print(f"Per-account results ({n_accounts} accounts)")
+    print(table.to_string())
+    if n_accounts > MAX_ACCOUNT_ROWS:
+        print(f"... {n_accounts - MAX_ACCOUNT_ROWS} more accounts in {result.output_dir}/accounts.csv")
     print()
     print("Phases")
     print(phase_table(result).to_string())

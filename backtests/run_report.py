@@ -27,6 +27,7 @@ from backtests.html_pages import TEMPLATES
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.html"
+ACCOUNT_ROWS = 1_000  # the most accounts the page's table draws (see _accounts_drawn)
 NS = 1e9
 PRICE_EVENTS = ("SUBMITTED", "ACCEPTED", "UPDATED", "CANCELED", "EXPIRED")
 SIDES = ("bid", "ask", "mid")
@@ -225,6 +226,7 @@ def render_run_report(folder: Path) -> str:
     summary = json.loads((folder / "summary.json").read_text())
     blocks = _blocks(folder)
     accounts = _read(folder, "accounts")
+    drawn = _accounts_drawn(accounts)
     sections = []
     with run_charts.style():
         for phase in dict.fromkeys(b["phase"] for b in blocks):
@@ -250,8 +252,19 @@ def render_run_report(folder: Path) -> str:
         block_head=BLOCK_HEAD,
         block_rows=[_block_cells(b) for b in blocks],
         account_head=list(accounts.columns),
-        account_rows=[[_fmt(v) for v in row] for row in accounts.itertuples(index=False)],
+        account_rows=[[_fmt(v) for v in row] for row in drawn.itertuples(index=False)],
+        accounts_left_out=len(accounts) - len(drawn),
     )
+
+
+def _accounts_drawn(accounts: pd.DataFrame) -> pd.DataFrame:
+    """The accounts the page's table shows: all of them up to ACCOUNT_ROWS, else the ACCOUNT_ROWS
+    left with the least cash (the ones an overdraft would show in), in the plan's order. A page of
+    10,000 rows is no view; accounts.csv beside it holds every account."""
+    if len(accounts) <= ACCOUNT_ROWS or "cash_end" not in accounts:
+        return accounts
+    cash = pd.to_numeric(accounts["cash_end"].astype(str))
+    return accounts.loc[sorted(cash.nsmallest(ACCOUNT_ROWS, keep="first").index)]
 
 
 def write_run_report(folder: str | Path | None) -> Path | None:

@@ -118,7 +118,9 @@ def _label_rounds(report: RunReport, books: RunBooks) -> None:
     and every round a request went in."""
     if len(report.blocks):
         report.blocks.insert(2, "round", report.blocks["client_order_id"].map(round_label))
-    report.transactions["round"] = report.transactions["client_order_id"].map(round_label)
+    # a label per block, looked up by the rows: millions of rows come from a few hundred blocks
+    orders = report.transactions["client_order_id"]
+    report.transactions["round"] = orders.map({c: round_label(c) for c in orders.unique()})
     rounds: dict[str, list[str]] = {}
     for coid, state in books.blocks.items():
         for request_id in state.block.request_ids.tolist():

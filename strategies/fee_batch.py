@@ -33,7 +33,11 @@ class GroupFeeState:
     shares: np.ndarray
     value_nanos: np.ndarray
     commission_nanos: np.ndarray
-    exact: dict[str, np.ndarray] = field(default_factory=dict)  # fee -> running exact amount, 1e-18 USD
+    # fee -> running exact amount of a per-share or per-value fee, as whole nanos and the rest in
+    # 1e-18 USD (< RATE_SCALE): the 1e-18 total itself passes int64 at about USD 9 of fee per
+    # account, which a large account's SEC fee reaches, and would widen the order to Python ints
+    exact: dict[str, np.ndarray] = field(default_factory=dict)
+    exact_rest: dict[str, np.ndarray] = field(default_factory=dict)
     charged: dict[str, np.ndarray] = field(default_factory=dict)  # fee -> nanos charged so far
 
     @classmethod
@@ -45,7 +49,7 @@ class GroupFeeState:
         """Every column over Python ints from now on: this order's amounts outgrew int64."""
         for name in ("shares", "value_nanos", "commission_nanos"):
             setattr(self, name, getattr(self, name).astype(object))
-        for columns in (self.exact, self.charged):
+        for columns in (self.exact, self.exact_rest, self.charged):
             for key, values in columns.items():
                 columns[key] = values.astype(object)
 
@@ -126,7 +130,8 @@ def _fits_int64(state, slots, qty, price_nanos, order_num, order_den, order_shar
         else:
             held = state.exact.get(fee.name)
             held_most = 0 if held is None else int(held[slots].max(initial=0))
-            bounds.append(held_most + most_qty * _per_share(fee, price_nanos))
+            bounds.append(held_most + most_qty * (_per_share(fee, price_nanos) // RATE_SCALE) + 1)
+            bounds.append((most_qty + 1) * RATE_SCALE)  # the rest before its carry
     return max(bounds) <= _INT64_MAX
 
 
@@ -142,19 +147,31 @@ def _charge_fee(
 ) -> np.ndarray:
     dtype = state.shares.dtype
     if fee.basis == "commission":
-        exact = acc_commission * fee.rate
+        target = _ceil_div(acc_commission * fee.rate, RATE_SCALE)
     else:
-        held = state.exact.setdefault(fee.name, np.zeros(len(state.accounts), dtype=dtype))
-        exact = held[slots] + qty * _per_share(fee, price_nanos)
-        held[slots] = exact
-    target = _ceil_div(exact, RATE_SCALE)
+        whole, rest = divmod(_per_share(fee, price_nanos), RATE_SCALE)
+        held = _column(state.exact, fee.name, len(state.accounts), dtype)
+        held_rest = _column(state.exact_rest, fee.name, len(state.accounts), dtype)
+        rests = held_rest[slots] + qty * rest
+        carry = rests // RATE_SCALE
+        held_rest[slots] = rests = rests - carry * RATE_SCALE
+        held[slots] = nanos = held[slots] + qty * whole + carry
+        target = nanos + (rests > 0)  # the exact amount rounded up to the nano
     if fee.cap_nanos is not None:
         target = np.minimum(target, fee.cap_nanos)
-    charged = state.charged.setdefault(fee.name, np.zeros(len(state.accounts), dtype=dtype))
+    charged = _column(state.charged, fee.name, len(state.accounts), dtype)
     before = charged[slots]
     amount = np.maximum(target - before, 0)
     charged[slots] = before + amount
     return amount
+
+
+def _column(columns: dict[str, np.ndarray], name: str, n: int, dtype) -> np.ndarray:
+    """The fee's running column, made on its first fill only (not a fresh array per fill)."""
+    values = columns.get(name)
+    if values is None:
+        values = columns[name] = np.zeros(n, dtype=dtype)
+    return values
 
 
 def _narrow(values: np.ndarray, what: str) -> np.ndarray:

@@ -244,7 +244,11 @@ def _for_files(frame: pd.DataFrame) -> pa.Table:
     for column in frame.columns:
         values = frame[column]
         if values.dtype == object and any(isinstance(v, Decimal) for v in values.head(1000)):
-            values = pa.array([None if v is None else str(v) for v in values.tolist()], type=pa.string())
+            # a column of amounts holds few distinct ones (a fill's rows share their price): each is
+            # written once and taken by code, not turned into text row by row
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            text = pa.array([None if v is None else str(v) for v in uniques.tolist()], type=pa.string())
+            values = text.take(pa.array(codes, mask=codes < 0))
         columns[str(column)] = values
     return pa.Table.from_pydict({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in columns.items()})
 

@@ -79,3 +79,15 @@ def test_a_fill_must_name_the_same_accounts_as_the_order_before():
         assert "other accounts" in str(exc)
     else:
         raise AssertionError("a fill naming other accounts was charged")
+
+
+def test_a_large_accounts_value_fees_stay_in_int64_and_agree_with_the_scalar_path():
+    # USD 500,000 of one sell: its value fees are past int64 at 1e-18 USD, not at the nano
+    pricing = load_pricing("ib_tiered", date(2024, 3, 4))
+    batch, scalar = FAFeeCharger(pricing), FAFeeCharger(pricing)
+    accounts = ("A", "B", "C")
+    for qty, price in ([(1000, 0, 7), Decimal("500.013")], [(3000, 1, 0), Decimal("499.871")]):
+        charges = batch.charge_batch("S1", "SELL", price, accounts, np.array(qty), True)
+        one_by_one = scalar.charge("S1", "SELL", price, [p for p in zip(accounts, qty, strict=True) if p[1]], True)
+        assert [from_nanos(int(n)) for n in charges.total_nanos] == [c.commission for c in one_by_one]
+    assert batch._groups["S1"].shares.dtype == np.int64
