@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -90,9 +91,16 @@ def process_alive(pid: int, started: str | None = None) -> bool:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write by renaming a finished temporary file over `path`: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    # a temporary name of its own per write: two threads of one process (a status timer and the
+    # node's stop) may write the same file at once, and a shared name lets one rename the other's away
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_pid_file(state_dir: str | Path) -> PidInfo | None:

@@ -81,7 +81,9 @@ def _node(port: int):
                 "IB": IBFADataClientConfig(**common, connection=msgspec.structs.replace(connection, readonly=True))
             },
             exec_clients={"IB": IBFAExecClientConfig(**common, connection=connection, commission_wait_secs=1.0)},
-        )
+        ),
+        # a loop of its own: an earlier test in this process may have closed the default one
+        loop=asyncio.new_event_loop(),
     )
     node.add_data_client_factory("IB", IBFALiveDataClientFactory)
     node.add_exec_client_factory("IB", IBFALiveExecClientFactory)
@@ -148,6 +150,7 @@ def test_a_single_account_order_of_an_earlier_process_is_reconciled_with_its_fil
             reconciled, done, group_fills = node.get_event_loop().run_until_complete(drive())
         finally:
             node.dispose()
+            node.get_event_loop().close()
         at_ib = _at_ib(gw, coid, ACCOUNT)
         group_at_ib = _at_ib(gw, group_coid, MASTER)
     finally:
