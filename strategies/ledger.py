@@ -90,11 +90,6 @@ class Ledger:
     def transactions_frame(self) -> pd.DataFrame:
         return self._rows.frame()
 
-    def booked(self, client_order_ids) -> dict[tuple[str, str], tuple[int, Decimal]]:
-        """(client order id, account) -> shares booked and their value plus commission, over the
-        bookings in force of those orders (summed from columns, no row built per allocation)."""
-        return self._rows.booked(client_order_ids)
-
     def _settle(self) -> None:
         if not self._due:
             return

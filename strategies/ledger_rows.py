@@ -9,8 +9,7 @@ correction replaces is replaced in place: the table holds only the bookings in f
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from strategies.events import Allocation, AllocationBatch
-from strategies.money import decimals_of_nanos, from_nanos, to_nanos
+from strategies.money import decimals_of_nanos, from_nanos
 
 TRANSACTION_COLUMNS = (
     "account_id",
@@ -123,59 +122,6 @@ class TransactionRows:
 
     def rows(self) -> list[dict]:
         return [self.row(i) for i in range(self._size)]
-
-    def booked(self, client_order_ids: Collection[str]) -> dict[tuple[str, str], tuple[int, Decimal]]:
-        """(client order id, account) -> the shares booked and what they cost the account's cash
-        (value plus commission; a sell's value counts as spent too, like a buy's), over the rows in
-        force of `client_order_ids` only. A batch's rows are summed as int64 columns per group slot,
-        without a row each; a batch one of whose rows a correction replaced is read row by row."""
-        wanted = set(client_order_ids)
-        if not wanted:
-            return {}
-        replaced = sorted(self._replaced)
-        # per order: its group, and the shares and cost in nanos of each of its slots so far
-        sums: dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
-        singles: dict[tuple[str, str], list] = {}
-        for start, chunk in zip(self._starts, self._chunks, strict=True):
-            if isinstance(chunk, list):
-                rows = [self.row(start + i) for i in range(len(chunk))]
-            else:
-                batch = chunk[0]
-                if batch.client_order_id not in wanted:
-                    continue
-                at = bisect.bisect_left(replaced, start)
-                if at == len(replaced) or replaced[at] >= start + len(batch):
-                    self._sum_batch(batch, sums)
-                    continue
-                rows = [self.row(start + i) for i in range(len(batch))]
-            for row in rows:
-                if row["client_order_id"] in wanted:
-                    entry = singles.setdefault((row["client_order_id"], row["account_id"]), [0, Decimal(0)])
-                    entry[0] += int(row["quantity"])
-                    entry[1] += row["quantity"] * row["price"] + row["commission"]
-        out: dict[tuple[str, str], tuple[int, Decimal]] = {}
-        for coid, (accounts, qty, cost) in sums.items():
-            for slot in np.flatnonzero(qty).tolist():
-                out[(coid, accounts[slot])] = (int(qty[slot]), from_nanos(int(cost[slot])))
-        for key, (qty, cost) in singles.items():
-            had_qty, had_cost = out.get(key, (0, Decimal(0)))
-            out[key] = (had_qty + qty, had_cost + cost)
-        return out
-
-    @staticmethod
-    def _sum_batch(batch: AllocationBatch, sums: dict) -> None:
-        entry = sums.get(batch.client_order_id)
-        if entry is None or entry[0] != batch.accounts:
-            if entry is not None:  # another group under the same order: no real venue does this
-                raise ValueError(f"fills of {batch.client_order_id} name different account groups")
-            n = len(batch.accounts)
-            entry = sums[batch.client_order_id] = (batch.accounts, np.zeros(n, dtype=object), np.zeros(n, dtype=object))
-        qty = batch.quantities.astype(np.int64)
-        # the ledger books a batch only when qty x price fits int64 with room (Ledger.can_book_batch),
-        # so each fill's cost is exact in int64; the running sums are Python ints and cannot overflow
-        cost = qty * to_nanos(batch.price, "fill price") + batch.commission_nanos.astype(np.int64)
-        entry[1][batch.slots] += qty.astype(object)
-        entry[2][batch.slots] += cost.astype(object)
 
     def frame(self) -> pd.DataFrame:
         """Every row in force, in booking order, column by column: the text columns are built as
