@@ -51,6 +51,9 @@ from venues.sim.venue import SimVenueConfig
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_POLICY = "default"
 PHASES = ("SELL", "BUY")
+# a phase's blocks by side: the SELL phase's early buys (own-cash buys sent with the sells) are
+# measured apart from its sells, as they trade the other way
+GROUPS = tuple((phase, side) for phase in PHASES for side in ("SELL", "BUY"))
 warnings.filterwarnings("ignore", category=pd.errors.Pandas4Warning)
 
 
@@ -108,10 +111,11 @@ def read_rebalancer_run(
 def measure(
     executor: str, tasks: Sequence[BlockTask], fills: dict[str, list[Fill]], phase_of: dict[str, str], tape: MidTape
 ) -> tuple[dict[str, dict], list[dict]]:
-    """Per phase, the metrics of the tasks' fills against the tape; and one row per block."""
+    """Per (phase, side), the metrics of the tasks' fills against the tape; and one row per block."""
     phases, rows = {}, []
-    for phase in PHASES:
-        mine = [t for t in tasks if phase_of[t.block_id] == phase]
+    for group in GROUPS:
+        phase, side = group
+        mine = [t for t in tasks if phase_of[t.block_id] == phase and t.side == side]
         runs = [
             BlockRun(
                 side=t.side,
@@ -128,7 +132,7 @@ def measure(
         ]
         if not runs:
             continue
-        phases[phase] = {"blocks": len(runs), **asdict(phase_metrics(runs))}
+        phases[group] = {"blocks": len(runs), **asdict(phase_metrics(runs))}
         for task, run in zip(mine, runs, strict=True):
             rows.append(
                 {
@@ -168,7 +172,7 @@ def run_rebalancer(
 def run_dataset(
     dataset: Dataset, policies: Sequence[str], deadline_secs: float, extra: list[str], out: Path
 ) -> tuple[list[dict], list[dict], list[str]]:
-    """Rows (one per phase and executor), block rows and notes (skipped policies) for one dataset.
+    """Rows (one per phase, side and executor), block rows and notes (skipped policies) for one dataset.
 
     The baselines work each policy's blocks in the venue it ran in; baselines on another set of blocks
     than the first policy's are labelled `@policy`.
@@ -220,11 +224,12 @@ def run_dataset(
         tasks, phase_of, _ = next(r for r in ran.values() if _blocks_key(r[0]) == key)
         for name, metrics in by_name.items():
             kept = {}
-            for phase, m in metrics.items():
-                seen = (name, phase, _blocks_key([t for t in tasks if phase_of[t.block_id] == phase]))
+            for group, m in metrics.items():
+                mine = [t for t in tasks if phase_of[t.block_id] == group[0] and t.side == group[1]]
+                seen = (name, group, _blocks_key(mine))
                 if seen not in shown:
                     shown.add(seen)
-                    kept[phase] = m
+                    kept[group] = m
             labelled[f"{name}{labels[key]}"] = kept
     return _rows(dataset.name, measured, against, labelled), block_rows, notes
 
@@ -240,15 +245,16 @@ def _ratio(value: float, base: float) -> float | None:
 def _rows(
     dataset: str, rebalancer: dict[str, dict], against: dict[str, dict[str, dict]], baselines: dict[str, dict]
 ) -> list[dict]:
-    """One row per phase and executor; a policy's ratios and verdict are against the baselines that
+    """One row per phase, side and executor; a policy's ratios and verdict are against the baselines that
     worked its blocks (`against[policy]`, by baseline name); `baselines` are the rows, by label."""
     rows = []
-    for phase in PHASES:
+    for group in GROUPS:
+        named = {"dataset": dataset, "phase": group[0], "side": group[1]}
         for executor, metrics in rebalancer.items():
-            if phase not in metrics:
+            if group not in metrics:
                 continue
-            row = {"dataset": dataset, "phase": phase, "executor": executor, **metrics[phase]}
-            base = {name: m[phase] for name, m in against[executor].items() if phase in m}
+            row = {**named, "executor": executor, **metrics[group]}
+            base = {name: m[group] for name, m in against[executor].items() if group in m}
             best = min((b["shortfall_bps"] for b in base.values()), default=None)
             for name, b in base.items():
                 row[f"ratio_vs_{name}"] = _ratio(row["shortfall_bps"], b["shortfall_bps"])
@@ -262,10 +268,8 @@ def _rows(
             row["verdict_incl_fees"] = "pass" if with_fees else "fail"
             rows.append(row)
         for label, metrics in baselines.items():
-            if phase in metrics:
-                rows.append(
-                    {"dataset": dataset, "phase": phase, "executor": label, **metrics[phase], "verdict": "baseline"}
-                )
+            if group in metrics:
+                rows.append({**named, "executor": label, **metrics[group], "verdict": "baseline"})
     return rows
 
 
@@ -275,7 +279,7 @@ def _markdown(table: pd.DataFrame) -> str:
     columns = [
         c
         for c in (
-            "dataset", "phase", "executor", "blocks", "sent_qty", "fill_rate", "shortfall_bps", "fees_bps",
+            "dataset", "phase", "side", "executor", "blocks", "sent_qty", "fill_rate", "shortfall_bps", "fees_bps",
             "total_bps", "fill_span_secs", "secs_to_99pct", "ratio_vs_market", "ratio_vs_mid_chase", "vs_best_bps",
             "verdict",
         )

@@ -26,6 +26,8 @@ BOOK_TYPES = ("L1_MBP", "L2_MBP", "L3_MBO")
 EXECUTION_POLICIES = ("adaptive", "collar")
 # IB drops what passes 50 messages a second across the login; re-pricing must leave room for the rest
 MAX_MODIFIES_PER_SEC = 40.0
+# fewer one-second steps than this say nothing about a trend
+MIN_TREND_LOOKBACK_SECS = 10.0
 # A session runs within one trading day; a longer wait is a typo, and would overflow the nanosecond timers.
 MAX_WAIT_SECS = 86_400.0
 
@@ -76,6 +78,10 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
     urgency: str = "normal"  # the adaptive policy's schedule: patient | normal | urgent
     reprice_secs: float = 1.0  # how often the adaptive policy re-prices the working blocks (the demo: 5 s costs more)
     max_modifies_per_sec: float = 10.0  # re-prices sent a second, across every block of the session
+    # a block whose mid has trended against it over this many seconds (z >= trend_z) goes to the far
+    # touch if that fills it at once (strategies/trend.py, repricer.py); 0 turns the test off
+    trend_lookback_secs: float = 60.0
+    trend_z: float = 1.25
 
     @property
     def method_preference(self) -> tuple[str, ...]:
@@ -135,6 +141,10 @@ class RebalanceExecutorConfig(StrategyConfig, frozen=True):
             refuse("reprice_secs", f"must be at least 0.1 and at most {MAX_WAIT_SECS:g} seconds")
         if not 0.1 <= self.max_modifies_per_sec <= MAX_MODIFIES_PER_SEC:
             refuse("max_modifies_per_sec", f"must be at least 0.1 and at most {MAX_MODIFIES_PER_SEC:g} a second")
+        if not (self.trend_lookback_secs == 0 or MIN_TREND_LOOKBACK_SECS <= self.trend_lookback_secs <= 3600):
+            refuse("trend_lookback_secs", f"must be 0 (off) or from {MIN_TREND_LOOKBACK_SECS:g} to 3600 seconds")
+        if not 0 < self.trend_z <= 10:
+            refuse("trend_z", "must be a z-score above 0 and at most 10")
         if self.start_time is not None:
             try:
                 start = pd.Timestamp(self.start_time)

@@ -39,6 +39,12 @@ Two rules bind every price, applied after the path:
 2. The collar: a buy is never above its collar, a sell never below; a path point beyond the collar
    (the spread wider than the offset, or the market gone past it) is the collar.
 
+The trend of the block's market (strategies/trend.py) bends the path. A block it runs AGAINST (a
+buy in a rising market, a sell in a falling one) is priced as if `cross_at` had come: resting
+passively it would be left behind and pay the trend on top of the spread. The caller keeps a block
+AGAINST once it was, so the price still only moves one way. A block the trend goes WITH holds its
+price through the hold whatever the touch does: the market is coming to it.
+
 Both rules and the path are monotone, so for a fixed book the price never gets less aggressive as
 time passes. A book missing a side (no bid or no ask) gives no path: before `collar_from` the block
 stays where it is (`current`), or is sent at the collar when it has no price yet; from `collar_from`
@@ -54,6 +60,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from strategies.pricing import round_to_tick
+from strategies.trend import Trend
 
 WIDE_SPREAD_TICKS = 2
 HOLD_SLACK_TICKS = 1
@@ -104,11 +111,14 @@ def policy_limit(
     tick: Decimal,
     urgency: Urgency,
     current: Decimal | None = None,
+    trend: Trend = Trend.NONE,
 ) -> Decimal:
     """The limit of a `side` ("BUY"/"SELL") block at `elapsed` (fraction of its phase) for this book.
 
     `collar` must be on the tick (strategies.pricing makes it so); `current` is the block's price now,
-    kept while the book has a side missing.
+    kept while the book has a side missing. `trend` is the block's market's (strategies/trend.py):
+    AGAINST skips the passive part (the far touch until `cross_at`, then on to the collar as any
+    block); WITH keeps `current` through the hold however far the touch moved toward the far side.
     """
     if side not in ("BUY", "SELL"):
         raise ValueError(f"side must be BUY or SELL, was {side!r}")
@@ -118,6 +128,8 @@ def policy_limit(
         raise ValueError(f"collar {collar} is not on the tick {tick}")
     buy = side == "BUY"
     t = min(max(elapsed, Decimal(0)), Decimal(1))
+    if trend is Trend.AGAINST:
+        t = max(t, urgency.cross_at)
 
     def bounded(price: Decimal) -> Decimal:
         rounded = round_to_tick(price, tick, up=not buy)
@@ -136,7 +148,7 @@ def policy_limit(
     if t < urgency.hold_until and current is not None:
         start = bounded(passive)
         behind = start - current if buy else current - start
-        if 0 < behind <= HOLD_SLACK_TICKS * tick:
+        if 0 < behind and (trend is Trend.WITH or behind <= HOLD_SLACK_TICKS * tick):
             return current
     if t < urgency.cross_at:
         price = passive + (far - passive) * _share(t, urgency.hold_until, urgency.cross_at)

@@ -94,6 +94,7 @@ from strategies.repricer import Repricer
 from strategies.resume import restore
 from strategies.run_books import RunBooks
 from strategies.sizing import Block, build_blocks
+from strategies.trend_watch import TrendWatch
 from strategies.what_if import assume_sells_filled, mark_nothing_sent, mark_would_send, what_if_row
 
 
@@ -138,6 +139,7 @@ class RebalanceExecutor(Strategy):
         self._prices: ReferencePrices | None = None
         self._desk: BlockDesk | None = None
         self._tape: MarketTape | None = None  # the book and limit path for the run folder's report
+        self._trend: TrendWatch | None = None
         self._phase_started_ns: dict[Phase, int] = {}
         self._marks = PhaseMarks()  # the mids each side opened and closed at, for the cost of unfilled shares
         self._session = config.session_id
@@ -172,7 +174,12 @@ class RebalanceExecutor(Strategy):
         self._loop = asyncio.get_running_loop() if isinstance(self.clock, LiveClock) else None
         self._prices = ReferencePrices(self.cache, self.config)
         grace = self.config.allocation_grace_secs
-        repricer = Repricer(self, self._loop, self.config, self._prices.best_bid_ask, lambda: self.phase)
+        config = self.config
+        self._trend = TrendWatch(self, self._prices.best_bid_ask, config.trend_lookback_secs, config.trend_z)
+        prices = self._prices
+        repricer = Repricer(
+            self, self._loop, config, prices.best_bid_ask, lambda: self.phase, self._trend, prices.far_touch_size
+        )
         self._desk = BlockDesk(self, self._books, self._loop, grace, lambda: self.phase, self._finish_phase, repricer)
         known = {str(i.id) for i in self.cache.instruments()}
         try:
@@ -197,6 +204,8 @@ class RebalanceExecutor(Strategy):
             self._resume()
             return
         self._prices.subscribe(self, plan.traded_instrument_ids, plan.instrument_ids)
+        if self.config.execution_policy == "adaptive":
+            self._trend.start(self._loop, plan.traded_instrument_ids)
         if self.config.output_dir:
             self._tape = MarketTape(self, plan.instrument_ids, lambda: self.phase.value)
             self._tape.start(self._loop)

@@ -74,6 +74,19 @@ class ReferencePrices:
             return quote.bid_price.as_decimal(), quote.ask_price.as_decimal()
         return None, None
 
+    def far_touch_size(self, iid: InstrumentId, side: str) -> int:
+        """What a `side` block could take at once at the far touch (the best ask for a buy, the best
+        bid for a sell), from the book or the last quote; 0 when neither shows that side."""
+        book = self._cache.order_book(iid)
+        if book is not None:
+            size = book.best_ask_size() if side == "BUY" else book.best_bid_size()
+            if size is not None and size.as_double() > 0:
+                return int(size)
+        quote = self._cache.quote_tick(iid)
+        if quote is not None:
+            return int(quote.ask_size if side == "BUY" else quote.bid_size)
+        return 0
+
     def limits(self, side: str, instrument_ids: Iterable[str]) -> dict[str, tuple[Decimal, Decimal]]:
         """(reference, limit) per instrument that has a reference price now, for a block of `side`."""
         offset = self._offset_bps[side]

@@ -29,12 +29,15 @@ from strategies.exec_config import RebalanceExecutorConfig
 from strategies.exec_policy import URGENCIES, policy_limit
 from strategies.exec_state import BlockState, Phase
 from strategies.loop_timers import in_loop
+from strategies.trend import Trend
+from strategies.trend_watch import TrendWatch
 
 # a modify of an order in any other state is refused or overtaken (on its way, being changed, or closing)
 MODIFIABLE = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
 NS = 1_000_000_000
 
 BidAsk = Callable[[InstrumentId], tuple[Decimal | None, Decimal | None]]
+FarSize = Callable[[InstrumentId, str], int]
 
 
 class ModifyBudget:
@@ -74,6 +77,8 @@ class Repricer:
         config: RebalanceExecutorConfig,
         bid_ask: BidAsk,
         phase_of: Callable[[], Phase],
+        trend: TrendWatch | None = None,
+        far_size: FarSize | None = None,
     ) -> None:
         self._strategy = strategy
         self._loop = loop
@@ -83,6 +88,10 @@ class Repricer:
         self._budget = ModifyBudget(config.max_modifies_per_sec, strategy.clock.timestamp_ns())
         self._bid_ask = bid_ask
         self._phase_of = phase_of
+        self._trend = trend
+        self._far_size = far_size
+        # blocks whose market ran away from them once: they stay so, and their price only moves one way
+        self._running: set[str] = set()
         self._phase = Phase.SYNC
         self._states: list[BlockState] = []
         self._turn = 0  # where the next round starts
@@ -98,7 +107,7 @@ class Repricer:
         """The limit a block is sent at: the policy's at its phase's start, or the collar."""
         if not self._adaptive:
             return state.limit
-        return self._price(state, self._strategy.clock.timestamp_ns(), None)
+        return self._price(state, self._strategy.clock.timestamp_ns(), None, state.block.quantity)
 
     def start(self, phase: Phase, states: list[BlockState]) -> None:
         """Re-price `states` every interval from now until `stop` (blocks taken back after a restart too)."""
@@ -117,12 +126,23 @@ class Repricer:
             )
         self._states, self.modifies, self.deferred = [], 0, 0
 
-    def _price(self, state: BlockState, now_ns: int, current: Decimal | None) -> Decimal:
+    def _price(self, state: BlockState, now_ns: int, current: Decimal | None, leaves: int) -> Decimal:
         iid = InstrumentId.from_str(state.block.instrument_id)
         tick = self._strategy.cache.instrument(iid).price_increment.as_decimal()
         bid, ask = self._bid_ask(iid)
         t = elapsed_share(state, now_ns)
-        return policy_limit(state.block.side, t, bid, ask, state.limit, tick, self._urgency, current)
+        coid, side = state.client_order_id.value, state.block.side
+        trend = Trend.AGAINST if coid in self._running else Trend.NONE
+        if trend is Trend.NONE and self._trend is not None:
+            trend = self._trend.trend(iid, side)
+            # Crossing ends the trend's cost only for what the far touch fills at once: the rest of
+            # a larger block would rest at that price all the same, having paid the spread for it.
+            if trend is Trend.AGAINST and self._far_size is not None and leaves > self._far_size(iid, side):
+                trend = Trend.NONE
+            if trend is Trend.AGAINST:
+                self._strategy.log.info(f"{coid}: the {iid} market trends against the {side}: to the far touch")
+                self._running.add(coid)
+        return policy_limit(side, t, bid, ask, state.limit, tick, self._urgency, current, trend)
 
     def _on_timer(self, event: TimeEvent) -> None:
         if self._phase_of() != self._phase or not self._states:
@@ -136,7 +156,7 @@ class Repricer:
             if order is None or order.status not in MODIFIABLE:
                 continue
             current = order.price.as_decimal()
-            price = self._price(state, now, current)
+            price = self._price(state, now, current, int(order.leaves_qty))
             if price == current:
                 continue
             if not self._budget.take(now):

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strategies.exec_policy import URGENCIES, Urgency, policy_limit
+from strategies.trend import Trend
 
 TICKS = [Decimal("0.01"), Decimal("0.05"), Decimal("0.25"), Decimal("0.0001"), Decimal(1)]
 SCHEDULES = sorted(URGENCIES)
@@ -57,10 +58,9 @@ def expected_ticks(side: str, t: Fraction, bid: int, ask: int, collar: int, urge
     return min(rounded, collar) if side == "BUY" else max(rounded, collar)
 
 
-def limit(side, t, bid, ask, collar, tick, urgency, current=None):
-    return policy_limit(
-        side, Decimal(t.numerator) / Decimal(t.denominator), bid, ask, collar, tick, URGENCIES[urgency], current
-    )
+def limit(side, t, bid, ask, collar, tick, urgency, current=None, trend=Trend.NONE):
+    elapsed = Decimal(t.numerator) / Decimal(t.denominator)
+    return policy_limit(side, elapsed, bid, ask, collar, tick, URGENCIES[urgency], current, trend)
 
 
 @given(books(), fractions_of_phase, st.sampled_from(SCHEDULES))
@@ -161,3 +161,45 @@ def test_bad_arguments_are_refused(args, needle):
 def test_a_schedule_out_of_order_is_refused():
     with pytest.raises(ValueError, match="hold_until <= cross_at"):
         Urgency("odd", Decimal("0.5"), Decimal("0.4"), Decimal("0.9"))
+
+
+@given(books(), fractions_of_phase, st.sampled_from(SCHEDULES), st.integers(-5, 5))
+def test_a_block_the_trend_runs_against_skips_the_passive_part(book, t, urgency, offset):
+    # from the send on it is where the path is at cross_at (the far touch), then on the path; whatever
+    # price it holds now, and never past the collar
+    side, tick, bid, ask, collar = book
+    cross = Fraction(str(URGENCIES[urgency].cross_at))
+    expected = expected_ticks(side, max(t, cross), bid, ask, collar, URGENCIES[urgency])
+    current = expected + offset
+    got = limit(side, t, bid * tick, ask * tick, collar * tick, tick, urgency, max(current, 1) * tick, Trend.AGAINST)
+    assert got == expected * tick
+    assert got <= collar * tick if side == "BUY" else got >= collar * tick
+
+
+@given(books(), fractions_of_phase, fractions_of_phase, st.sampled_from(SCHEDULES))
+def test_a_block_kept_against_the_trend_only_gets_more_aggressive(book, t1, t2, urgency):
+    # the repricer keeps a block AGAINST once it was: from then on, against the same book, the price
+    # moves one way, and it is never less aggressive than it would be without the trend
+    side, tick, bid, ask, collar = book
+    early, late = sorted((t1, t2))
+    prices = (bid * tick, ask * tick, collar * tick, tick, urgency)
+    before = limit(side, early, *prices[:2], *prices[2:])
+    a = limit(side, early, *prices[:2], *prices[2:], trend=Trend.AGAINST)
+    b = limit(side, late, *prices[:2], *prices[2:], trend=Trend.AGAINST)
+    more = (lambda x, y: x >= y) if side == "BUY" else (lambda x, y: x <= y)
+    assert more(b, a) and more(a, before)
+
+
+@given(books(), fractions_of_phase, st.sampled_from(SCHEDULES), st.integers(-8, 8))
+def test_a_block_the_trend_goes_with_holds_its_price_through_any_dip(book, t, urgency, offset):
+    # during the hold a price any number of ticks on the passive side of the path is kept; one on the
+    # far side of it (the path moved back) is brought to the path
+    side, tick, bid, ask, collar = book
+    path = expected_ticks(side, t, bid, ask, collar, URGENCIES[urgency])
+    sign = 1 if side == "BUY" else -1
+    current = path - sign * offset
+    if current < 1:
+        return
+    got = limit(side, t, bid * tick, ask * tick, collar * tick, tick, urgency, current * tick, Trend.WITH)
+    holding = t < Fraction(str(URGENCIES[urgency].hold_until))
+    assert got == (current if holding and offset > 0 else path) * tick

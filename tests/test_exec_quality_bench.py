@@ -118,14 +118,17 @@ def tiny_run(tmp_path_factory):
 def test_harness_measures_every_executor_on_the_same_blocks(tiny_run):
     _, _, table, notes = tiny_run
     assert set(table["phase"]) == {"SELL", "BUY"}
-    for _, rows in table.groupby("phase"):
+    # the SELL phase's early buys are a row of their own, beside its sells
+    assert set(zip(table["phase"], table["side"], strict=True)) == {("SELL", "SELL"), ("SELL", "BUY"), ("BUY", "BUY")}
+    for _, rows in table.groupby(["phase", "side"]):
         assert set(rows["executor"]) == {"default", "market", "mid_chase"}
         assert rows["sent_qty"].nunique() == 1 and rows["blocks"].nunique() == 1  # same blocks for all
     assert table["fill_rate"].between(0, 1).all()
     ours = table[table["executor"] == "default"]
     assert set(ours["verdict"]) <= {"pass", "fail"} and set(ours["verdict_incl_fees"]) <= {"pass", "fail"}
     for _, row in ours.iterrows():
-        base = table[(table["phase"] == row["phase"]) & (table["executor"] != "default")]
+        same = (table["phase"] == row["phase"]) & (table["side"] == row["side"])
+        base = table[same & (table["executor"] != "default")]
         beats = row["fill_rate"] >= 0.99 and row["shortfall_bps"] <= base["shortfall_bps"].min()
         assert row["verdict"] == ("pass" if beats else "fail")
     assert (table.loc[table["executor"] != "default", "verdict"] == "baseline").all()
@@ -153,11 +156,12 @@ def test_harness_writes_the_table_as_csv_and_json(tiny_run):
 def test_block_rows_add_up_to_their_phase(tiny_run):
     _, out, table, _ = tiny_run
     blocks = pd.read_csv(out / "exec_quality_blocks.csv")
-    summed = blocks.groupby(["phase", "executor"])[["sent_qty", "filled_qty"]].sum()
+    keys = ["phase", "side", "executor"]
+    summed = blocks.groupby(keys)[["sent_qty", "filled_qty"]].sum()
     for _, row in table.iterrows():
-        assert tuple(summed.loc[(row["phase"], row["executor"])]) == (row["sent_qty"], row["filled_qty"])
-    counts = blocks.groupby(["phase", "executor"]).size()
-    assert counts.to_dict() == table.set_index(["phase", "executor"])["blocks"].to_dict()
+        assert tuple(summed.loc[tuple(row[keys])]) == (row["sent_qty"], row["filled_qty"])
+    counts = blocks.groupby(keys).size()
+    assert counts.to_dict() == table.set_index(keys)["blocks"].to_dict()
 
 
 def test_a_policy_with_other_blocks_gets_baselines_of_its_own(tmp_path, monkeypatch):
