@@ -80,13 +80,10 @@ class BuyRounds:
         # what the blocks booked is read from the run's books, not the ledger's rows: those are
         # built on read, a million of them after the SELL of a large plan
         held = working_buys(working, self.settled, self._books.booked, self._pricing)
-        # the outcomes as they stand before fills are folded in: only their fill counts are read,
-        # and those come from `filled_qty`; folding makes a Decimal per request and fill
-        outcomes = self._books.unfolded_outcomes
-        wanted = still_wanted(outcomes.values(), held.open_qty, self._books.filled_qty())
+        wanted = still_wanted(self._books.requests, held.open_qty)
         sizing = self.sizing(requests, account_ids, ledger, prices, wanted, held.committed)
         if note:
-            not_sent, cut = round_reasons(sizing, outcomes, wanted)
+            not_sent, cut = round_reasons(sizing, self._books.requests, wanted)
             self._books.hold_back(not_sent)
             self._books.note_cuts(cut)
         return sizing

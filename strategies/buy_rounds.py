@@ -1,7 +1,7 @@
 """Buys in rounds: what an account's own cash lets it buy before any sell has filled (the early
 buys), and what a later round of buys may still spend while earlier rounds' orders are working.
 
-Pure functions over the plan's frames, the books' blocks and outcomes and the ledger's
+Pure functions over the plan's frames, the books' blocks and request table and the ledger's
 transactions; no NautilusTrader calls. rebalance_exec.py decides when a round goes; this module
 says what it may buy and what it must hold back so that no account is ever overdrawn:
 
@@ -29,7 +29,7 @@ from strategies.exec_state import BlockState
 from strategies.fee_bound import sell_net_floor
 from strategies.fee_table import PricingPlan
 from strategies.money import floor_nanos, from_nanos, to_nanos
-from strategies.report import RequestOutcome
+from strategies.request_table import RequestTable
 from strategies.sizing import worst_case_cost_nanos
 
 
@@ -106,25 +106,19 @@ def working_buys(
     return working
 
 
-def still_wanted(
-    outcomes: Iterable[RequestOutcome], open_qty: Mapping[str, int], filled: Mapping[str, int] | None = None
-) -> dict[str, int]:
-    """Request id -> the shares of each buy neither filled nor still working; `filled`, request id
-    -> shares, when given, is what was filled in place of the outcomes' own count."""
-    return {
-        o.request_id: max(
-            0,
-            o.requested_qty
-            - (o.filled_qty if filled is None else filled[o.request_id])
-            - open_qty.get(o.request_id, 0),
-        )
-        for o in outcomes
-        if o.side == "BUY"
-    }
+def still_wanted(requests: RequestTable, open_qty: Mapping[str, int]) -> dict[str, int]:
+    """Request id -> the shares of each buy neither filled nor still working (`open_qty`, request
+    id -> shares its working blocks may still buy)."""
+    left = requests.requested - requests.filled
+    if open_qty:
+        rows = requests.rows(open_qty.keys())
+        np.subtract.at(left, rows, np.fromiter(open_qty.values(), dtype=np.int64, count=len(open_qty)))
+    buys = np.flatnonzero(requests.is_buy)
+    return dict(zip(requests.request_id[buys].tolist(), np.maximum(left[buys], 0).tolist(), strict=True))
 
 
 def round_reasons(
-    sizing: BuySizing, outcomes: Mapping[str, RequestOutcome], wanted: Mapping[str, int]
+    sizing: BuySizing, requests: RequestTable, wanted: Mapping[str, int]
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(not sent, cut) reasons of RECALC in the request's own terms: a request an early round
     already sent is cut, never 'not sent', and its cut says the most it can now end with."""
@@ -133,14 +127,18 @@ def round_reasons(
     if "sized" in buys and (sizing.not_sent or sizing.cut):
         sized = dict(zip(buys["request_id"].to_numpy(dtype=object).tolist(), buys["sized"].tolist(), strict=True))
     not_sent, cut = {}, {}
-    for request_id, reason in (*sizing.not_sent.items(), *sizing.cut.items()):
-        outcome = outcomes[request_id]
-        if outcome.sent_qty == 0 and request_id in sizing.not_sent:
+    given = (*sizing.not_sent.items(), *sizing.cut.items())
+    if not given:
+        return not_sent, cut
+    rows = requests.rows([request_id for request_id, _ in given])
+    sent, requested = requests.sent[rows].tolist(), requests.requested[rows].tolist()
+    for (request_id, reason), sent_qty, requested_qty in zip(given, sent, requested, strict=True):
+        if sent_qty == 0 and request_id in sizing.not_sent:
             not_sent[request_id] = reason
             continue
-        most = outcome.requested_qty - wanted.get(request_id, 0) + int(sized.get(request_id, 0))
+        most = requested_qty - wanted.get(request_id, 0) + int(sized.get(request_id, 0))
         why = "not enough cash" if "cash" in reason else reason
-        cut[request_id] = f"cut by RECALC from {outcome.requested_qty} to {most}: {why}"
+        cut[request_id] = f"cut by RECALC from {requested_qty} to {most}: {why}"
     return not_sent, cut
 
 

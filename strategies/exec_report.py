@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.orders import Order
 
 from strategies.exec_state import BlockState, Phase
-from strategies.order_ids import round_label
+from strategies.order_ids import round_label, round_rank
 from strategies.phase_marks import PhaseMarks
 from strategies.plan import Plan
 from strategies.report import RunReport, build_report
@@ -96,7 +97,7 @@ def session_report(
         block_row(s, orders[c], marks.close_mid(s.phase.value, s.block.instrument_id)) for c, s in books.blocks.items()
     ]
     report = build_report(
-        outcomes=list(books.outcomes.values()),
+        books.requests,
         ledger=books.ledger,
         blocks=blocks + what_if_blocks,
         phase_started_ns={p.value: t for p, t in phase_started_ns.items()},
@@ -115,18 +116,23 @@ def session_report(
 
 def _label_rounds(report: RunReport, books: RunBooks) -> None:
     """Which round (SELL, EARLY_BUY, BUY, BUY-<n> for a top-up) every block and transaction was of,
-    and every round a request went in."""
+    and every round a request went in, in the order the rounds go."""
     if len(report.blocks):
         report.blocks.insert(2, "round", report.blocks["client_order_id"].map(round_label))
     # a label per block, looked up by the rows: millions of rows come from a few hundred blocks
     orders = report.transactions["client_order_id"]
     report.transactions["round"] = orders.map({c: round_label(c) for c in orders.unique()})
-    rounds: dict[str, list[str]] = {}
-    for coid, state in books.blocks.items():
-        for request_id in state.block.request_ids.tolist():
-            rounds.setdefault(request_id, []).append(round_label(coid.value))
-    if len(report.requests):
-        report.requests["rounds"] = report.requests["request_id"].map(lambda r: "+".join(rounds.get(r, [])))
+    if not len(report.requests):
+        return
+    # each request's rounds as bits, in the order rounds go; then one label per distinct set
+    labels = {round_label(c.value) for c in books.blocks}
+    order = sorted(labels, key=round_rank)
+    bit = {label: 1 << i for i, label in enumerate(order)}
+    rounds = np.zeros(len(books.requests), dtype=np.int64)
+    for coid in books.blocks:
+        rounds[books.rows_of(coid)] |= bit[round_label(coid.value)]
+    names = {m: "+".join(label for label in order if m & bit[label]) for m in np.unique(rounds).tolist()}
+    report.requests["rounds"] = pd.Series(rounds).map(names).to_numpy(dtype=object)
 
 
 def plan_line(plan: Plan) -> str:

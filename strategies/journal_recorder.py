@@ -152,12 +152,13 @@ class JournalRecorder:
 
         With `record` False the states are taken as already in the journal (a resumed run's).
         """
-        states = []
+        states, table = [], self._books.requests
         for request_id, state, reason in changes:
             if self._request_states.get(request_id) == state:
                 continue
             self._request_states[request_id] = state
-            states.append(RequestState(request_id, state, self._books.outcomes[request_id].filled_qty, ts_ns, reason))
+            filled = int(table.filled[table.row(request_id)])
+            states.append(RequestState(request_id, state, filled, ts_ns, reason))
         if record and states:
             self._journal.record_request_states(states)
 

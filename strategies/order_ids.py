@@ -79,6 +79,16 @@ def round_label(client_order_id: str) -> str:
     raise ValueError(f"{client_order_id!r} is not a rebalance block's client order id")
 
 
+def round_rank(label: str) -> int:
+    """Where a round (a `round_label`) goes in its session: SELL, EARLY_BUY, BUY, then BUY-1, BUY-2..."""
+    fixed = {"SELL": 0, "EARLY_BUY": 1, "BUY": 2}
+    if label in fixed:
+        return fixed[label]
+    if label.startswith("BUY-") and label[4:].isdigit():
+        return 2 + int(label[4:])
+    raise ValueError(f"{label!r} is not a round of a rebalance session")
+
+
 def top_up_round(client_order_id: str) -> int:
     """The top-up round of a BUY block's id: 0 for the BUY phase's first round (and other phases)."""
     label = round_label(client_order_id)
@@ -97,6 +107,7 @@ __all__ = [
     "client_order_id",
     "is_of_run",
     "round_label",
+    "round_rank",
     "run_prefix",
     "run_tag",
     "top_up_round",

@@ -62,7 +62,7 @@ from nautilus_trader.model.events import (
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
-from strategies import order_ids
+from strategies import order_ids, request_states
 from strategies.block_desk import BlockDesk
 from strategies.block_screen import screen_blocks
 from strategies.buy_round_state import BuyRounds, Sendable
@@ -550,7 +550,14 @@ class RebalanceExecutor(Strategy):
                 clock_is_data=self._loop is None,
             )
         )
-        self._recorder.request_states([(o.request_id, o.state, o.reason) for o in books.outcomes.values()], now)
+        table = books.requests
+        ended = zip(
+            table.request_id.tolist(),
+            request_states.states(table).tolist(),
+            request_states.reasons(table).tolist(),
+            strict=True,
+        )
+        self._recorder.request_states(ended, now)
         self._recorder.flush()
         self.report = session_report(
             books,
@@ -584,14 +591,14 @@ class RebalanceExecutor(Strategy):
         assumed = assume_sells_filled(self.ledger, sells, self.pricing, now)
         sizing, buy_prices = self._size_buys(assumed, [])
         self._would_send(Phase.BUY, self._sendable(Phase.BUY, sizing.blocks, buy_prices))
-        mark_nothing_sent(self._books.outcomes)
+        mark_nothing_sent(self._books.requests)
         self._enter_done(f"what-if: {len(self.what_if_blocks)} blocks would be sent, nothing sent")
 
     def _would_send(self, phase: Phase, sendable: list[tuple[Block, Decimal, Decimal]]) -> None:
         for block, reference, limit in sendable:
             coid = self._client_order_id(phase, block)
             self.log.info(f"WHAT-IF {phase.value}: would {block_line(block, reference, limit, coid)}")
-            mark_would_send(self._books.outcomes, block, limit)
+            mark_would_send(self._books.requests, block, limit)
             arrival = self._prices.arrival(block.instrument_id, reference)
             self.what_if_blocks.append(what_if_row(coid, phase, block, limit, arrival))
 

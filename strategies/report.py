@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
@@ -16,81 +17,11 @@ import pyarrow.parquet as pq
 from strategies.ledger import Ledger
 from strategies.ledger_rows import TRANSACTION_COLUMNS  # noqa: F401 - the run files' columns, read from here
 from strategies.pricing import slippage_bps
+from strategies.request_states import STATES, requests_frame
+from strategies.request_table import NO_TIME, RequestTable
 
-# the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
-DEADLINE_ENDS = ("deadline", "expired")
 # the blocks' nanosecond times, absent where a block was never sent or never filled
 BLOCK_NS_COLUMNS = ("ts_submitted", "deadline_ns", "ts_closed", "first_fill_ns", "last_fill_ns")
-STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
-
-
-@dataclass
-class RequestOutcome:
-    request_id: str
-    account_id: str
-    instrument_id: str
-    side: str
-    requested_qty: int
-    sent_qty: int = 0
-    filled_qty: int = 0
-    filled_value: Decimal = Decimal(0)
-    commission: Decimal = Decimal(0)
-    client_order_id: str | None = None
-    limit_price: Decimal | None = None
-    arrival_price: Decimal | None = None
-    last_fill_ns: int | None = None  # the execution's time at the broker
-    last_booked_ns: int | None = None  # when the session booked it, on the clock that started the phase
-    not_sent_reason: str | None = None
-    cut_reason: str | None = None
-    rejected_reason: str | None = None
-    end_reason: str | None = None
-    cancelled_reason: str | None = None  # the session was halted while the block worked
-
-    @property
-    def state(self) -> str:
-        if self.sent_qty == 0 and self.filled_qty == 0:
-            return "NOT_SENT"
-        if self.filled_qty >= self.requested_qty:
-            return "FILLED"
-        # a halted block ends CANCELLED whatever it had filled: the reason says how much
-        if self.cancelled_reason:
-            return "CANCELLED"
-        if self.filled_qty > 0:
-            return "PARTIALLY_FILLED"
-        if self.rejected_reason:
-            return "REJECTED"
-        return "EXPIRED"
-
-    @property
-    def ended_by(self) -> str:
-        """What ended the request: filled, deadline, cut (RECALC sent less and all of it filled),
-        not_sent, rejected, cancelled, or closed (its order ended some other way)."""
-        if self.filled_qty >= self.requested_qty:
-            return "filled"
-        if self.sent_qty == 0 and self.filled_qty == 0:
-            return "not_sent"
-        if self.cancelled_reason:
-            return "cancelled"
-        if self.rejected_reason:
-            return "rejected"
-        if self.filled_qty >= self.sent_qty:
-            return "cut" if self.cut_reason else "closed"
-        return "deadline" if self.end_reason in DEADLINE_ENDS else "closed"
-
-    @property
-    def slippage_bps(self) -> Decimal | None:
-        """Cost against the arrival mid, positive when worse, on what was filled."""
-        if not self.filled_qty or self.arrival_price is None:
-            return None
-        return slippage_bps(1 if self.side == "BUY" else -1, self.arrival_price, self.filled_value / self.filled_qty)
-
-    @property
-    def reason(self) -> str:
-        parts = [self.not_sent_reason if self.sent_qty == 0 else None, self.cut_reason, self.rejected_reason]
-        if self.sent_qty and self.filled_qty < self.sent_qty and not self.rejected_reason:
-            end = self.cancelled_reason or self.end_reason or "closed"
-            parts.append(f"{end} with {self.filled_qty} of {self.sent_qty} filled")
-        return "; ".join(p for p in parts if p)
 
 
 @dataclass
@@ -144,72 +75,20 @@ def _phase_stats(
 
 
 def build_report(
-    outcomes: list[RequestOutcome], ledger: Ledger, blocks: list[dict], phase_started_ns: dict[str, int]
+    requests_table: RequestTable, ledger: Ledger, blocks: list[dict], phase_started_ns: dict[str, int]
 ) -> RunReport:
     transactions = ledger.transactions_frame()
     transactions.insert(7, "time", pd.to_datetime(transactions["ts_event"].astype("int64"), unit="ns", utc=True))
-    requests = pd.DataFrame(
-        [
-            {
-                "request_id": o.request_id,
-                "account_id": o.account_id,
-                "instrument_id": o.instrument_id,
-                "side": o.side,
-                "state": o.state,
-                "requested_qty": o.requested_qty,
-                "sent_qty": o.sent_qty,
-                "filled_qty": o.filled_qty,
-                "avg_price": (o.filled_value / o.filled_qty).quantize(Decimal("0.0001")) if o.filled_qty else None,
-                "commission": o.commission,
-                "limit_price": o.limit_price,
-                "arrival_price": o.arrival_price,
-                "slippage_bps": round(float(o.slippage_bps), 2) if o.slippage_bps is not None else None,
-                "client_order_id": o.client_order_id,
-                "last_fill_ns": o.last_fill_ns,
-                "reason": o.reason,
-                "ended_by": o.ended_by,
-            }
-            for o in outcomes
-        ]
-    )
+    requests = requests_frame(requests_table)
     blocks_frame = pd.DataFrame(blocks)
-    _exact_nanos(requests, [o.last_fill_ns for o in outcomes], "last_fill_ns")
     for column in BLOCK_NS_COLUMNS:
         if column in blocks_frame:
             _exact_nanos(blocks_frame, [b.get(column) for b in blocks], column)
-    accounts = pd.DataFrame(
-        {
-            "account_id": list(ledger.starting_cash),
-            "cash_start": list(ledger.starting_cash.values()),
-            "cash_end": [ledger.cash[a] for a in ledger.starting_cash],
-            "commissions": [ledger.commissions.get(a, Decimal(0)) for a in ledger.starting_cash],
-        }
-    )
-    filled = [o for o in outcomes if o.slippage_bps is not None]
-    if filled:
-        weighted = (
-            pd.DataFrame(
-                {
-                    "account_id": [o.account_id for o in filled],
-                    "value": [float(o.filled_value) for o in filled],
-                    "cost": [float(o.slippage_bps * o.filled_value) for o in filled],
-                }
-            )
-            .groupby("account_id")[["value", "cost"]]
-            .sum()
-        )
-        slippage = (weighted["cost"] / weighted["value"]).round(2).rename("slippage_bps")
-        accounts = accounts.merge(slippage, left_on="account_id", right_index=True, how="left")
-    if len(requests):
-        counts = requests.pivot_table(index="account_id", columns="state", values="request_id", aggfunc="count")
-        counts = counts.reindex(columns=list(STATES), fill_value=0).fillna(0).astype(int)
-        accounts = accounts.merge(counts, left_on="account_id", right_index=True, how="left").fillna(
-            {s: 0 for s in STATES}
-        )
-    booked: dict[str, list[int]] = {}
-    for o in outcomes:
-        if o.last_booked_ns is not None:
-            booked.setdefault(o.side, []).append(o.last_booked_ns)
+    accounts = _accounts_frame(ledger, requests, requests_table)
+    t = requests_table
+    booked = {
+        side: t.last_booked_ns[(t.side == side) & (t.last_booked_ns != NO_TIME)].tolist() for side in ("SELL", "BUY")
+    }
     state_counts = requests["state"].value_counts().reindex(list(STATES), fill_value=0) if len(requests) else None
     summary = {
         "accounts": len(accounts),
@@ -225,6 +104,46 @@ def build_report(
         "phases": _phase_stats(blocks_frame, requests, phase_started_ns, booked) if len(requests) else {},
     }
     return RunReport(transactions, requests, blocks_frame, accounts, summary)
+
+
+def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> pd.DataFrame:
+    """Per account: its cash at both ends, its fees, the value-weighted slippage of its filled
+    requests, and how many of its requests ended in each state."""
+    accounts = pd.DataFrame(
+        {
+            "account_id": list(ledger.starting_cash),
+            "cash_start": list(ledger.starting_cash.values()),
+            "cash_end": [ledger.cash[a] for a in ledger.starting_cash],
+            "commissions": [ledger.commissions.get(a, Decimal(0)) for a in ledger.starting_cash],
+        }
+    )
+    filled = requests["slippage_bps"].notna().to_numpy()
+    if filled.any():
+        # the request's exact slippage (not the rounded one shown) weighs in, as a float: it is shown only
+        value = t.value_nanos[filled].astype(float) / 1e9
+        avg = value / t.filled[filled]
+        arrival = t.arrival_price[filled].astype(float)
+        sign = np.where(t.is_buy[filled], 1.0, -1.0)
+        weighted = (
+            pd.DataFrame(
+                {
+                    "account_id": t.account_id[filled],
+                    "value": value,
+                    "cost": sign * (avg - arrival) / arrival * 1e4 * value,
+                }
+            )
+            .groupby("account_id")[["value", "cost"]]
+            .sum()
+        )
+        slippage = (weighted["cost"] / weighted["value"]).round(2).rename("slippage_bps")
+        accounts = accounts.merge(slippage, left_on="account_id", right_index=True, how="left")
+    if len(requests):
+        counts = pd.crosstab(requests["account_id"], requests["state"])
+        counts = counts.reindex(columns=list(STATES), fill_value=0).fillna(0).astype(int)
+        accounts = accounts.merge(counts, left_on="account_id", right_index=True, how="left").fillna(
+            {s: 0 for s in STATES}
+        )
+    return accounts
 
 
 def _exact_nanos(frame: pd.DataFrame, values: list[int | None], column: str) -> None:

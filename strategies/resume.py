@@ -8,7 +8,7 @@ is dropped with a reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container
 
 import numpy as np
 from nautilus_trader.model.identifiers import ClientOrderId, StrategyId
@@ -17,7 +17,7 @@ from nautilus_trader.model.orders import Order
 from strategies.exec_state import BlockState, Phase
 from strategies.journal_port import BlockIntent, RecoveredRun
 from strategies.journal_recorder import Recorder
-from strategies.report import RequestOutcome
+from strategies.request_table import RequestTable
 from strategies.run_books import RunBooks
 from strategies.sizing import Block
 
@@ -31,7 +31,7 @@ def restore(books: RunBooks, recorder: Recorder, recovered: RecoveredRun, clock_
     """Rebuild blocks, books and outcomes from what an earlier process of this run recorded; the
     phase to carry on in (None: SYNC). What was recorded is not recorded again."""
     for intent in recovered.blocks:
-        books.add(restored_block(intent, books.outcomes))
+        books.add(restored_block(intent, books.requests))
     sent = [(r, "SENT", "") for s in books.blocks.values() for r in s.block.request_ids]
     recorder.request_states(sent, clock_ns(), record=False)
     for allocation in recovered.allocations:
@@ -39,7 +39,7 @@ def restore(books: RunBooks, recorder: Recorder, recovered: RecoveredRun, clock_
         if (booking := books.book(allocation, booked_ns)) is not None and booking.request_id:
             recorder.request_states([(booking.request_id, booking.request_state, "")], booked_ns, record=False)
     phase = phase_to_resume(recovered, {s.phase for s in books.blocks.values()})
-    explain_unsent(books.outcomes.values(), phase)
+    explain_unsent(books.requests, phase)
     return phase
 
 
@@ -74,21 +74,21 @@ def phase_to_resume(recovered: RecoveredRun, block_phases: set[Phase]) -> Phase 
     return None
 
 
-def explain_unsent(outcomes: Iterable[RequestOutcome], phase: Phase | None) -> None:
+def explain_unsent(requests: RequestTable, phase: Phase | None) -> None:
     """Reasons for the requests of phases an earlier process ran that its blocks left out.
 
     The earlier process's reasons were not recorded, only its blocks: a request of such a
     phase without a block was not sent (no price, below the minimum, a rail, cut to 0), and a
     buy sent short was cut by RECALC.
     """
-    sides = DECIDED_SIDES.get(phase, ())
-    for outcome in outcomes:
-        if outcome.side not in sides:
-            continue
-        if outcome.sent_qty == 0:
-            outcome.not_sent_reason = f"not sent by the {outcome.side} phase of the earlier process of this run"
-        elif outcome.side == "BUY" and outcome.sent_qty < outcome.requested_qty:
-            outcome.cut_reason = f"cut by RECALC from {outcome.requested_qty} to {outcome.sent_qty}: not enough cash"
+    t = requests
+    for side in DECIDED_SIDES.get(phase, ()):
+        of_side = t.side == side
+        unsent = np.flatnonzero(of_side & (t.sent == 0))
+        t.set_reason("not_sent_reason", unsent, f"not sent by the {side} phase of the earlier process of this run")
+        if side == "BUY":
+            for row in np.flatnonzero(of_side & (t.sent > 0) & (t.sent < t.requested)).tolist():
+                t.cut_reason[row] = f"cut by RECALC from {t.requested[row]} to {t.sent[row]}: not enough cash"
 
 
 def owner_note(order: Order, strategy_id: StrategyId) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 from nautilus_trader.model.identifiers import ClientOrderId
 
 from strategies.events import Allocation
@@ -15,7 +16,7 @@ from strategies.exec_state import Phase
 from strategies.fee_table import PricingPlan
 from strategies.fees import FAFeeCharger
 from strategies.ledger import Ledger
-from strategies.report import RequestOutcome
+from strategies.request_table import RequestTable
 from strategies.sizing import Block
 
 
@@ -46,16 +47,18 @@ def assume_sells_filled(
     return assumed
 
 
-def mark_would_send(outcomes: dict[str, RequestOutcome], block: Block, limit: Decimal) -> None:
-    for request_id, target in zip(block.request_ids.tolist(), block.targets.tolist(), strict=True):
-        outcomes[request_id].not_sent_reason = f"what-if session: would send {target} at {limit}"
-        outcomes[request_id].limit_price = limit
+def mark_would_send(requests: RequestTable, block: Block, limit: Decimal) -> None:
+    rows = requests.rows(block.request_ids)
+    why = np.array(
+        [f"what-if session: would send {target} at {limit}" for target in block.targets.tolist()], dtype=object
+    )
+    requests.set_reason("not_sent_reason", rows, why)
+    requests.limit_price[rows] = limit
 
 
-def mark_nothing_sent(outcomes: dict[str, RequestOutcome]) -> None:
-    for outcome in outcomes.values():
-        if outcome.not_sent_reason is None:
-            outcome.not_sent_reason = "what-if session: nothing sent"
+def mark_nothing_sent(requests: RequestTable) -> None:
+    unexplained = np.flatnonzero(np.equal(requests.not_sent_reason, None))
+    requests.set_reason("not_sent_reason", unexplained, "what-if session: nothing sent")
 
 
 def what_if_row(client_order_id: ClientOrderId, phase: Phase, block: Block, limit: Decimal, arrival: Decimal) -> dict:

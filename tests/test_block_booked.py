@@ -1,6 +1,6 @@
 """What the run's books say each buy block has booked per account (RunBooks.booked), which a later
-buy round holds back, and each request has filled (RunBooks.filled_qty, read without folding),
-against the test's own record of the bookings in force.
+buy round holds back, and each request has filled (RunBooks.filled_qty and the request table's
+value and fees), against the test's own record of the bookings in force.
 
 Random fills of one block come as batches and as single allocations (at prices finer than a nano
 too), with IB corrections (a newer version replaces the older) and replays (no effect). The test
@@ -106,13 +106,16 @@ def test_the_books_hold_what_every_booking_in_force_of_a_block_bought_and_cost(e
             if (account, base) not in in_force or version > in_force[(account, base)][0]:
                 in_force[(account, base)] = (version, q, price, commission)
 
-    filled = books.filled_qty()  # read before `outcomes` folds the batches in
-    assert filled == {r: o.filled_qty for r, o in books.outcomes.items()}
+    filled = books.filled_qty()
+    table = books.requests
     qty, spend = books.booked(state)
     for i, account in enumerate(ACCOUNTS):
         mine = [v for (a, _), v in in_force.items() if a == account]
-        assert qty[i] == sum(q for _, q, _, _ in mine)
+        assert qty[i] == sum(q for _, q, _, _ in mine) == filled[f"r-{account}"]
         total = sum((q * p + c for _, q, p, c in mine), Decimal(0))
         assert spend[i] == int((total * 10**9).to_integral_value(rounding=ROUND_FLOOR))
+        # the request's own columns hold the value and fees exactly, sub-nano parts included
+        row = table.row(f"r-{account}")
+        assert table.filled_value(row) + table.commission(row) == total
     from_rows = booked_from_rows(books.ledger.transactions)(state)
     assert from_rows[0].tolist() == qty.tolist() and from_rows[1].tolist() == spend.tolist()

@@ -33,7 +33,7 @@ from strategies.buy_sizing import size_plan_buys
 from strategies.exec_state import BlockState, Phase
 from strategies.fee_table import load_pricing
 from strategies.pricing import buy_limit, sell_limit
-from strategies.report import RequestOutcome
+from strategies.request_table import RequestTable
 from strategies.sizing import Block
 from venues.ib_fa.fake_gateway.pricing import GatewayPricing
 
@@ -73,13 +73,25 @@ def test_a_working_block_holds_its_worst_case_less_what_is_booked_of_it():
     assert working.committed["A"] < Decimal("3004.01") and working.committed["B"] < Decimal("501.01")
 
 
+def _table(rows: list[tuple[str, str, str, int, int, int]]) -> RequestTable:
+    """Requests (id, account, side, requested, sent, filled) of one instrument, as the books hold them."""
+    ids, accounts, sides, requested, sent, filled = zip(*rows, strict=True)
+    frame = pd.DataFrame(
+        {"request_id": ids, "account_id": accounts, "instrument_id": "X.SMART", "side": sides, "quantity": requested}
+    )
+    table = RequestTable(frame)
+    table.sent[:], table.filled[:] = sent, filled
+    return table
+
+
 def test_a_settled_block_holds_nothing_and_its_unfilled_shares_are_wanted_again():
     pricing = load_pricing("ib_fixed", DAY)
     state = _block_state("E1", _one_block({"A": 100}), Decimal("50.00"))
     assert working_buys([state], lambda s: True, booked_from_rows([]), pricing).committed == {}
-    outcome = RequestOutcome("r-A", "A", "X.SMART", "BUY", requested_qty=150, sent_qty=100, filled_qty=70)
-    assert still_wanted([outcome], {}) == {"r-A": 80}
-    assert still_wanted([outcome], {"r-A": 30}) == {"r-A": 50}  # 30 more may still come from a working block
+    table = _table([("r-A", "A", "BUY", 150, 100, 70), ("r-S", "A", "SELL", 40, 40, 0)])
+    assert still_wanted(table, {}) == {"r-A": 80}  # a sell is never wanted by a buy round
+    assert still_wanted(table, {"r-A": 30}) == {"r-A": 50}  # 30 more may still come from a working block
+    assert still_wanted(table, {"r-A": 90}) == {"r-A": 0}
 
 
 def test_only_sub_penny_sells_take_the_sellers_own_cash():
@@ -101,12 +113,12 @@ def test_a_request_an_early_round_sent_is_cut_not_unsent():
         {"request_id": ["r1"], "account_id": ["A"], "instrument_id": ["X.SMART"], "side": ["BUY"], "quantity": [100]}
     )
     prices = {"X.SMART": (Decimal("10"), Decimal("10.05"))}
-    outcome = RequestOutcome("r1", "A", "X.SMART", "BUY", requested_qty=100, sent_qty=30, filled_qty=30)
+    table = _table([("r1", "A", "BUY", 100, 30, 30)])
     wanted = {"r1": 70}
     sizing = size_plan_buys(
         requests, ["A"], {"A": Decimal(0)}, {}, prices, Decimal(0), Decimal(0), pricing, True, wanted
     )
-    not_sent, cut = round_reasons(sizing, {"r1": outcome}, wanted)
+    not_sent, cut = round_reasons(sizing, table, wanted)
     assert not_sent == {}
     assert cut["r1"] == "cut by RECALC from 100 to 30: not enough cash"
 
@@ -239,15 +251,11 @@ def test_early_buys_then_recalc_never_overdraw_whatever_fills(session, data):
 
     # RECALC: the ledger's cash as booked (by the test), what the working early blocks may still cost held
     booked = {a: cash[a] + broker.cash_moves.get(a, Decimal(0)) for a in accounts}
-    outcomes = [
-        RequestOutcome(r.request_id, r.account_id, r.instrument_id, r.side, int(r.quantity))
-        for r in requests.itertuples(index=False)
-    ]
-    for outcome in outcomes:
-        outcome.filled_qty = broker.filled.get(outcome.request_id, 0)
+    table = RequestTable(requests)
+    table.filled[:] = [broker.filled.get(r, 0) for r in requests["request_id"]]
     still = lambda s: s.client_order_id.value not in still_open  # noqa: E731
     working = working_buys(states, still, booked_from_rows(broker.transactions), pricing)
-    wanted = still_wanted(outcomes, working.open_qty)
+    wanted = still_wanted(table, working.open_qty)
     later = size_plan_buys(
         requests, accounts, booked, session["positions"], buy_prices, *reserve, pricing,
         wanted=wanted, committed=working.committed,

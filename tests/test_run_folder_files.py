@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from strategies.ledger import Ledger
-from strategies.report import RequestOutcome, build_report, write_report
+from strategies.report import build_report, write_report
+from strategies.request_table import RequestTable
 
 FILL_NS = 1_723_161_384_364_219_123  # more digits than a float64 holds
 
 
 def test_nanosecond_times_stay_integers_beside_requests_and_blocks_that_have_none(tmp_path):
-    filled = RequestOutcome(
-        "r1", "DU1", "SPY.SMART", "SELL", 10, sent_qty=10, filled_qty=10, filled_value=Decimal("5000"),
-        client_order_id="B1", limit_price=Decimal("497.5"), arrival_price=Decimal("500"), last_fill_ns=FILL_NS,
+    requests = RequestTable(
+        pd.DataFrame(
+            {
+                "request_id": ["r1", "r2"], "account_id": ["DU1", "DU1"], "instrument_id": ["SPY.SMART", "QQQ.SMART"],
+                "side": ["SELL", "BUY"], "quantity": [10, 5],
+            }
+        )
     )  # fmt: skip
-    unsent = RequestOutcome("r2", "DU1", "QQQ.SMART", "BUY", 5, not_sent_reason="no reference price")
+    requests.send(np.array([0]), np.array([10]), "B1", Decimal("497.5"), Decimal("500"))
+    requests.book_one(0, 10, Decimal("5000"), Decimal(0), FILL_NS, FILL_NS)
+    requests.set_reason("not_sent_reason", np.array([1]), "no reference price")
     sell = {
         "client_order_id": "B1",
         "phase": "SELL",
@@ -55,7 +63,7 @@ def test_nanosecond_times_stay_integers_beside_requests_and_blocks_that_have_non
     }
     blocks = [sell, buy]  # fmt: skip
     ledger = Ledger({"DU1": Decimal("100")}, {})
-    folder = write_report(build_report([filled, unsent], ledger, blocks, {}), tmp_path / "run")
+    folder = write_report(build_report(requests, ledger, blocks, {}), tmp_path / "run")
 
     requests = pd.read_csv(folder / "requests.csv", dtype=str, keep_default_na=False)
     assert requests["last_fill_ns"].tolist() == [str(FILL_NS), ""]

@@ -1,0 +1,158 @@
+"""How every request ended, read from its columns (strategies/request_table.py) in whole-array steps.
+
+The rules, in the order they are tried:
+
+- state: NOT_SENT (nothing sent or filled), FILLED (every requested share), CANCELLED (a halt
+  cancelled its block: whatever it filled, the reason says how much), PARTIALLY_FILLED, REJECTED,
+  else EXPIRED;
+- ended_by: filled, not_sent, cancelled, rejected, then for a request that filled all it was sent
+  `cut` (RECALC sent less) or `closed`, else `deadline` when its block's phase deadline closed it
+  and `closed` when it ended some other way;
+- reason: the parts that apply, joined by "; ": why it was not sent (only if nothing was), why
+  RECALC cut it, why its block was refused, and for one sent but not all filled (and not refused)
+  what ended it, "<end> with <filled> of <sent> filled".
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from strategies.money import from_nanos
+from strategies.request_table import NO_TIME, RequestTable
+
+# the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
+DEADLINE_ENDS = ("deadline", "expired")
+STATES = ("FILLED", "PARTIALLY_FILLED", "EXPIRED", "REJECTED", "CANCELLED", "NOT_SENT")
+AVG_PLACES = 4
+
+
+def _given(column: np.ndarray) -> np.ndarray:
+    """Where a text column holds a non-empty value."""
+    return np.fromiter((bool(v) for v in column), dtype=bool, count=len(column))
+
+
+def states(t: RequestTable) -> np.ndarray:
+    cases = [
+        (t.sent == 0) & (t.filled == 0),
+        t.filled >= t.requested,
+        _given(t.cancelled_reason),
+        t.filled > 0,
+        _given(t.rejected_reason),
+    ]
+    return np.select(cases, ["NOT_SENT", "FILLED", "CANCELLED", "PARTIALLY_FILLED", "REJECTED"], "EXPIRED").astype(
+        object
+    )
+
+
+def ended_by(t: RequestTable) -> np.ndarray:
+    all_sent_filled = t.filled >= t.sent
+    deadline = np.isin(t.end_reason, DEADLINE_ENDS)
+    cases = [
+        t.filled >= t.requested,
+        (t.sent == 0) & (t.filled == 0),
+        _given(t.cancelled_reason),
+        _given(t.rejected_reason),
+        all_sent_filled & _given(t.cut_reason),
+        all_sent_filled,
+        deadline,
+    ]
+    labels = ["filled", "not_sent", "cancelled", "rejected", "cut", "closed", "deadline"]
+    return np.select(cases, labels, "closed").astype(object)
+
+
+def reasons(t: RequestTable) -> np.ndarray:
+    n = len(t)
+    rejected = _given(t.rejected_reason)
+    unsent = np.where(t.sent == 0, t.not_sent_reason, None)
+    short = (t.sent > 0) & (t.filled < t.sent) & ~rejected
+    end = np.where(_given(t.end_reason), t.end_reason, "closed")
+    end = np.where(_given(t.cancelled_reason), t.cancelled_reason, end)
+    ended = np.full(n, None, dtype=object)
+    if short.any():
+        filled, sent = t.filled[short].astype(str).astype(object), t.sent[short].astype(str).astype(object)
+        ended[short] = end[short] + " with " + filled + " of " + sent + " filled"
+    joined = np.full(n, "", dtype=object)
+    for part in (unsent, t.cut_reason, t.rejected_reason, ended):
+        has = _given(part)
+        after = has & (joined != "")
+        joined[after] = joined[after] + "; " + part[after]
+        first = has & ~after
+        joined[first] = part[first]
+    return joined
+
+
+def _decimals(nanos: np.ndarray, sub_nano: dict[int, Decimal]) -> np.ndarray:
+    """Exact Decimals of nano amounts, made once per distinct amount; rows with a sub-nano part add it."""
+    codes, uniques = pd.factorize(nanos)
+    amounts = np.array([from_nanos(int(u)) for u in uniques], dtype=object)[codes]
+    for row, below in sub_nano.items():
+        amounts[row] = amounts[row] + below
+    return amounts
+
+
+def average_prices(t: RequestTable) -> np.ndarray:
+    """Filled value over filled shares, to AVG_PLACES places rounded half to even; None where none filled."""
+    out = np.full(len(t), None, dtype=object)
+    rows = np.flatnonzero(t.filled > 0)
+    if not len(rows):
+        return out
+    # value / (shares x 10^(9 - places)) in whole 10^-places, exactly, in Python ints
+    den = t.filled[rows].astype(object) * 10 ** (9 - AVG_PLACES)
+    num = t.value_nanos[rows]
+    q, r = num // den, num % den
+    q = q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1))).astype(object)
+    codes, uniques = pd.factorize(q)
+    out[rows] = np.array([Decimal(int(u)).scaleb(-AVG_PLACES) for u in uniques], dtype=object)[codes]
+    quantum = Decimal(1).scaleb(-AVG_PLACES)
+    for row in t.sub_nano_value:  # a rare single allocation below the nano: the exact Decimal way
+        if t.filled[row] > 0:
+            out[row] = (t.filled_value(row) / int(t.filled[row])).quantize(quantum)
+    return out
+
+
+def slippage_bps(t: RequestTable) -> np.ndarray:
+    """Cost against the arrival mid, positive when worse, on what was filled, rounded to 2 places for
+    the tables (float: it is shown, never summed into money); NaN where nothing was filled."""
+    out = np.full(len(t), np.nan)
+    rows = np.flatnonzero((t.filled > 0) & pd.notna(t.arrival_price))
+    if not len(rows):
+        return out
+    value = t.value_nanos[rows].astype(float) / 1e9
+    for i, row in enumerate(rows.tolist()):
+        if row in t.sub_nano_value:
+            value[i] = float(t.filled_value(row))
+    avg = value / t.filled[rows]
+    arrival = t.arrival_price[rows].astype(float)
+    sign = np.where(t.is_buy[rows], 1.0, -1.0)
+    out[rows] = np.round(sign * (avg - arrival) / arrival * 10_000, 2)
+    return out
+
+
+def requests_frame(t: RequestTable) -> pd.DataFrame:
+    """The run folder's requests table."""
+    last_fill = pd.array(t.last_fill_ns, dtype="Int64")
+    last_fill[t.last_fill_ns == NO_TIME] = pd.NA
+    return pd.DataFrame(
+        {
+            "request_id": t.request_id,
+            "account_id": t.account_id,
+            "instrument_id": t.instrument_id,
+            "side": t.side,
+            "state": states(t),
+            "requested_qty": t.requested,
+            "sent_qty": t.sent,
+            "filled_qty": t.filled,
+            "avg_price": average_prices(t),
+            "commission": _decimals(t.commission_nanos, t.sub_nano_fee),
+            "limit_price": t.limit_price,
+            "arrival_price": t.arrival_price,
+            "slippage_bps": slippage_bps(t),
+            "client_order_id": t.client_order_id,
+            "last_fill_ns": last_fill,
+            "reason": reasons(t),
+            "ended_by": ended_by(t),
+        }
+    )

@@ -1,0 +1,140 @@
+"""Every request of a session as columns, one row per request in the plan's order.
+
+A fill shared by 10,000 accounts moves 10,000 rows of a few integer columns in one array step;
+nothing here makes a Python object per request per fill. Money is whole nano-dollars: the filled
+value as Python ints (a request's value has no bound), the commission in int64 (one request's
+fees stay far below 9e9 USD). A single allocation whose value or fee has more than nine places
+(the batched path refuses those where they enter) keeps its sub-nano parts apart, exactly.
+
+What a request's state, end and reason are is read from these columns by
+strategies/request_states.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from strategies.money import floor_nanos, from_nanos
+
+NO_TIME = -1  # a nanosecond column's "never"
+REASONS = ("not_sent_reason", "cut_reason", "rejected_reason", "end_reason", "cancelled_reason")
+
+
+def _nones(n: int) -> np.ndarray:
+    return np.full(n, None, dtype=object)
+
+
+class RequestTable:
+    def __init__(self, requests: pd.DataFrame) -> None:
+        """From the plan's requests (request_id, account_id, instrument_id, side, quantity)."""
+        n = len(requests)
+        self.request_id = requests["request_id"].to_numpy(dtype=object)
+        self.account_id = requests["account_id"].to_numpy(dtype=object)
+        self.instrument_id = requests["instrument_id"].to_numpy(dtype=object)
+        self.side = requests["side"].to_numpy(dtype=object)
+        self.is_buy = self.side == "BUY"
+        self.requested = requests["quantity"].to_numpy(dtype=np.int64).copy()
+        self._index = pd.Index(self.request_id)
+        self.sent = np.zeros(n, dtype=np.int64)
+        self.filled = np.zeros(n, dtype=np.int64)
+        self.value_nanos = np.zeros(n, dtype=object)  # Python ints 0
+        self.commission_nanos = np.zeros(n, dtype=np.int64)
+        # row -> the value and the fees below the nano, of single allocations only
+        self.sub_nano_value: dict[int, Decimal] = {}
+        self.sub_nano_fee: dict[int, Decimal] = {}
+        self.last_fill_ns = np.full(n, NO_TIME, dtype=np.int64)  # the execution's time at the broker
+        self.last_booked_ns = np.full(n, NO_TIME, dtype=np.int64)  # when the session booked it
+        # the latest round's: a buy may go in several (early, RECALC, top-ups)
+        self.client_order_id = _nones(n)
+        self.limit_price = _nones(n)
+        self.arrival_price = _nones(n)
+        for name in REASONS:
+            setattr(self, name, _nones(n))
+
+    def __len__(self) -> int:
+        return len(self.request_id)
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._index
+
+    def rows(self, request_ids: Iterable[str]) -> np.ndarray:
+        """The rows of `request_ids`, refused if any is not a request of the plan."""
+        ids = request_ids if isinstance(request_ids, np.ndarray) else np.asarray(list(request_ids), dtype=object)
+        rows = self._index.get_indexer(ids)
+        if (rows < 0).any():
+            raise KeyError(f"not requests of the plan: {ids[rows < 0][:5].tolist()}")
+        return rows.astype(np.int64)
+
+    def row(self, request_id: str) -> int:
+        return int(self._index.get_loc(request_id))
+
+    # ------------------------------------------------------------------------------------------
+    # What the session sends
+
+    def send(self, rows: np.ndarray, targets: np.ndarray, client_order_id: str, limit, arrival) -> None:
+        self.sent[rows] += targets
+        self.client_order_id[rows] = client_order_id
+        self.limit_price[rows] = limit
+        self.arrival_price[rows] = arrival
+
+    def unsend(self, rows: np.ndarray, targets: np.ndarray) -> None:
+        """A recorded block that will never be sent: its shares were never sent."""
+        self.sent[rows] -= targets
+        none_left = rows[self.sent[rows] == 0]
+        self.client_order_id[none_left] = None
+        self.limit_price[none_left] = None
+
+    def set_reason(self, name: str, rows: np.ndarray, reason: object) -> None:
+        """`reason` (one for all, or one per row) as the `name` reason of `rows`."""
+        if name not in REASONS:
+            raise ValueError(f"not a reason column: {name!r}")
+        getattr(self, name)[rows] = reason
+
+    def set_reasons(self, name: str, reasons: Mapping[str, str]) -> None:
+        """request id -> reason, as the `name` reason."""
+        if reasons:
+            self.set_reason(name, self.rows(reasons.keys()), np.asarray(list(reasons.values()), dtype=object))
+
+    # ------------------------------------------------------------------------------------------
+    # What the venue fills
+
+    def book_rows(
+        self, rows: np.ndarray, qty: np.ndarray, value_nanos: np.ndarray, commission_nanos: np.ndarray, ts_event, ts
+    ) -> None:
+        """One execution's allocations to distinct `rows`: shares, value (Python ints) and fees in nanos."""
+        self.filled[rows] += qty
+        self.value_nanos[rows] += value_nanos
+        self.commission_nanos[rows] += commission_nanos
+        self.last_fill_ns[rows] = ts_event
+        self.last_booked_ns[rows] = ts
+
+    def book_one(self, row: int, qty: int, value: Decimal, commission: Decimal, ts_event: int, ts: int) -> None:
+        """One allocation (or the difference an IB correction makes), at any precision."""
+        value_nanos, commission_nanos = floor_nanos(value), floor_nanos(commission)
+        # kept apart so the nano columns stay whole; the report adds them back
+        for below, kept in ((value - from_nanos(value_nanos), self.sub_nano_value),
+                            (commission - from_nanos(commission_nanos), self.sub_nano_fee)):  # fmt: skip
+            if below:
+                kept[row] = kept.get(row, Decimal(0)) + below
+        self.filled[row] += qty
+        self.value_nanos[row] += value_nanos
+        self.commission_nanos[row] += commission_nanos
+        self.last_fill_ns[row] = ts_event
+        self.last_booked_ns[row] = ts
+
+    def done(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each of `rows` has every requested share."""
+        return self.filled[rows] >= self.requested[rows]
+
+    # ------------------------------------------------------------------------------------------
+    # Reading one request (the journal, a resume, tests)
+
+    def filled_value(self, row: int) -> Decimal:
+        return from_nanos(self.value_nanos[row]) + self.sub_nano_value.get(row, Decimal(0))
+
+    def commission(self, row: int) -> Decimal:
+        return from_nanos(int(self.commission_nanos[row])) + self.sub_nano_fee.get(row, Decimal(0))
