@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from venues.ib_fa import fa_xml
-from venues.ib_fa.fake_gateway.fa_groups import FaGroup, fa_groups_to_xml
+from venues.ib_fa.fake_gateway.fa_groups import FaGroup, GroupTexts, fa_groups_to_xml
 
 ACCOUNTS = [f"DU{1000 + k}" for k in range(12)]
 NAMES = ["Advisors", "RB1", "RB12", "RBBUY", "Clients", "RB1SELL"]
@@ -84,3 +84,43 @@ def test_a_group_whose_start_tag_carries_attributes_is_read_from_the_whole_docum
     )
     assert fa_xml.group_matches(xml, "B", {"DU2": 4})
     assert not fa_xml.group_matches(xml, "B", {"DU1": 3})
+
+
+def _echo(xml: str) -> str:
+    """The document as the fake gives it back after a replaceFA: its own layout, method last."""
+    texts = GroupTexts()
+    return texts.to_xml(texts.from_xml(xml))
+
+
+@settings(max_examples=150, deadline=None)
+@given(documents, st.sampled_from(NAMES), st.sampled_from(METHODS), targets, st.sampled_from(["fake", "tree"]))
+def test_a_read_back_compared_with_the_text_written_agrees_with_one_parsed(doc, name, method, members, writer):
+    written = fa_xml.group_text(name, members, method)
+    spliced = fa_xml.upsert_group(_as_written(doc, writer), name, members, method, written)
+    assert spliced == fa_xml.upsert_group(_as_written(doc, writer), name, members, method)
+    for echo in (spliced, _echo(spliced)):
+        assert fa_xml.group_matches(echo, name, members, method, written)
+    # a read-back that does not hold the group as written never matches, whatever the text says
+    other = {**members, "DU9999": 1}
+    for xml in (_as_written(doc, writer), spliced):
+        held = _read(xml).get(name)
+        expected = held is not None and held[0] == method
+        expected = expected and (
+            held[1] == other if method == "ContractsOrShares" else list(held[1]) == list(other)
+        )  # fmt: skip
+        assert fa_xml.group_matches(xml, name, other, method, fa_xml.group_text(name, other, method)) == expected
+
+
+def test_the_fakes_echo_of_a_written_group_is_matched_without_a_parse():
+    written = fa_xml.group_text("RB1", {"DU1": 3, "DU2": 4})
+    echo = _echo(fa_xml.upsert_group("<ListOfGroups></ListOfGroups>", "RB1", {"DU1": 3, "DU2": 4}, written=written))
+    assert echo != f"<ListOfGroups>{written}</ListOfGroups>"  # the method moved behind the accounts
+    assert fa_xml._echoes(echo, "RB1", written)
+    assert not fa_xml._echoes(echo.replace("<amount>4.0<", "<amount>5.0<"), "RB1", written)
+    assert not fa_xml._echoes(echo.replace(">ContractsOrShares<", ">EqualQuantity<"), "RB1", written)
+    assert not fa_xml.group_matches(echo.replace("<amount>4.0<", "<amount>5.0<"), "RB1", {"DU1": 3, "DU2": 4})
+    # the same group in another form is not one text equal to it: it is parsed, and still matches
+    assert not fa_xml._echoes(echo.replace("<amount>4.0<", "<amount>4<"), "RB1", written)
+    assert fa_xml.group_matches(
+        echo.replace("<amount>4.0<", "<amount>4<"), "RB1", {"DU1": 3, "DU2": 4}, written=written
+    )

@@ -42,10 +42,15 @@ class FAGroupWriter:
         ib = self._connection.ib
         timeout = self._timeout
         async with self._lock:
-            current = await ib.requestFAAsync(fa_xml.FA_GROUPS)
+            reading = asyncio.ensure_future(ib.requestFAAsync(fa_xml.FA_GROUPS))
+            await asyncio.sleep(0)  # the request goes out: IB writes the document while ours is built
+            try:
+                written = fa_xml.group_text(name, targets, method)
+            finally:
+                current = await reading
             if current is None:
                 raise AllocationGroupError("requestFA(groups) got no answer")
-            xml = fa_xml.upsert_group(current, name, targets, method)
+            xml = fa_xml.upsert_group(current, name, targets, method, written)
             req_id = ib.client.getReqId()
             done = ib.fa_wrapper.expect_replace_fa_end(req_id)
             failed = asyncio.get_running_loop().create_future()
@@ -63,7 +68,7 @@ class FAGroupWriter:
             # IB answers 10230 to a read that comes before the save; one retry covers it.
             for attempt in range(3):
                 readback = await ib.requestFAAsync(fa_xml.FA_GROUPS)
-                if readback and fa_xml.group_matches(readback, name, targets, method):
+                if readback and fa_xml.group_matches(readback, name, targets, method, written):
                     return
                 await asyncio.sleep(0.2 * (attempt + 1))
             raise AllocationGroupError(f"group {name} did not read back as written ({method})")

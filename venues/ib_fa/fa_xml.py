@@ -7,7 +7,8 @@ our group would delete the advisor's own groups.
 A login of 10,000 clients holds groups of 10,000 accounts each (every block's, and the advisor's),
 megabytes of XML that an ElementTree round trip takes a second over. So a new group is spliced
 into the document's text when its name appears nowhere in it (then no group can have it), and a
-read-back is checked on its own group's text; anything else takes the whole-tree path.
+read-back is checked on its own group's text: compared with the text written, parsed only when
+IB's echo differs from it in form; anything else takes the whole-tree path.
 """
 
 from __future__ import annotations
@@ -63,18 +64,26 @@ def _group_element(name: str, targets: dict[str, int], method: str = CONTRACTS_O
     return group
 
 
-def _group_text(name: str, targets: dict[str, int], method: str) -> str:
-    """The same group as `_group_element`, written straight to text."""
-    with_amounts = fa_method(method).xml_amounts
-    parts = [f"<Group><name>{escape(name)}</name><defaultMethod>{escape(method)}</defaultMethod>"]
-    parts.append('<ListOfAccts varName="list">')
-    for account, amount in targets.items():
-        if int(amount) <= 0:
+def group_text(name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES) -> str:
+    """The same group as `_group_element`, written straight to text: what `upsert_group` splices
+    in and `group_matches` compares IB's echo with."""
+    amounts = [int(q) for q in targets.values()]
+    for account, amount in zip(targets, amounts, strict=True):
+        if amount <= 0:
             raise ValueError(f"group {name}: account {account} has a non-positive amount {amount}")
-        amount_text = f"<amount>{int(amount)}.0</amount>" if with_amounts else ""
-        parts.append(f"<Account><acct>{escape(account)}</acct>{amount_text}</Account>")
-    parts.append("</ListOfAccts></Group>")
-    return "".join(parts)
+    if fa_method(method).xml_amounts:
+        body = "".join(
+            [
+                f"<Account><acct>{escape(a)}</acct><amount>{q}.0</amount></Account>"
+                for a, q in zip(targets, amounts, strict=True)
+            ]
+        )
+    else:
+        body = "".join([f"<Account><acct>{escape(a)}</acct></Account>" for a in targets])
+    return (
+        f"<Group><name>{escape(name)}</name><defaultMethod>{escape(method)}</defaultMethod>"
+        f'<ListOfAccts varName="list">{body}</ListOfAccts></Group>'
+    )
 
 
 def build_groups_xml(groups: dict[str, dict[str, int]], method: str = CONTRACTS_OR_SHARES) -> str:
@@ -124,13 +133,18 @@ def group_methods(xml: str) -> dict[str, str]:
     return methods
 
 
-def upsert_group(existing_xml: str, name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES) -> str:
-    """Whole-document XML for replaceFA: the login's current groups with `name` set to `targets`."""
+def upsert_group(
+    existing_xml: str, name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES, written: str = ""
+) -> str:
+    """Whole-document XML for replaceFA: the login's current groups with `name` set to `targets`.
+
+    `written`: the group's `group_text`, when the caller has it already.
+    """
     text = (existing_xml or "").rstrip()
     closing = "</ListOfGroups>"
     if text.endswith(closing) and name not in text:
         # the common case, a new block's group: the advisor's document stays byte for byte
-        return text[: -len(closing)] + _group_text(name, targets, method) + closing
+        return text[: -len(closing)] + (written or group_text(name, targets, method)) + closing
     root = _parse_root(existing_xml)
     for group in root.findall("Group"):
         if (group.findtext("name") or "").strip() == name:
@@ -148,10 +162,18 @@ def remove_groups(existing_xml: str, prefix: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
 
 
-def group_matches(xml: str, name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES) -> bool:
+def group_matches(
+    xml: str, name: str, targets: dict[str, int], method: str = CONTRACTS_OR_SHARES, written: str = ""
+) -> bool:
     """True if the read-back XML holds `name` with this method and exactly these amounts; for a
     method without amounts, these accounts in this order (EqualQuantity gives its extra shares to
-    the accounts first in the group)."""
+    the accounts first in the group).
+
+    `written`: the group's `group_text`. IB's echo of it, when it is that text or that text with
+    the method after the accounts, matches without being parsed; any other form is parsed.
+    """
+    if written and _echoes(xml, name, written):
+        return True
     group = _group_fragment(xml, name)
     if group is None:
         group = next((g for g in _parse_root(xml).findall("Group") if (g.findtext("name") or "").strip() == name), None)
@@ -171,9 +193,9 @@ def group_matches(xml: str, name: str, targets: dict[str, int], method: str = CO
     return members == {a: Decimal(int(q)) for a, q in targets.items()}
 
 
-def _group_fragment(xml: str, name: str) -> ET.Element | None:
-    """The one group named `name`, parsed from its own text; None when that is not certain
-    (not found, named twice, or its text is not one plain <Group> element)."""
+def _fragment_text(xml: str, name: str) -> str | None:
+    """The text of the one <Group> element holding `<name>name</name>`; None when the name is not
+    there or there twice (then a text search cannot tell which group is ours)."""
     marker = f"<name>{escape(name)}</name>"
     at = xml.find(marker)
     if at < 0 or xml.find(marker, at + 1) >= 0:
@@ -181,8 +203,31 @@ def _group_fragment(xml: str, name: str) -> ET.Element | None:
     start, end = xml.rfind("<Group>", 0, at), xml.find("</Group>", at)
     if start < 0 or end < 0:
         return None
+    return xml[start : end + len("</Group>")]
+
+
+def _echoes(xml: str, name: str, written: str) -> bool:
+    """True if the group named `name` in `xml` is `written` (a `group_text`) as it stands, or with
+    its <defaultMethod> moved behind <ListOfAccts>; text equal to it holds what it holds."""
+    found = _fragment_text(xml, name)
+    if found is None or len(found) != len(written):
+        return False
+    if found == written:
+        return True
+    head = f"<Group><name>{escape(name)}</name>"
+    method_end = written.find("</defaultMethod>", len(head)) + len("</defaultMethod>")
+    method, accounts = written[len(head) : method_end], written[method_end : -len("</Group>")]
+    return found == f"{head}{accounts}{method}</Group>"
+
+
+def _group_fragment(xml: str, name: str) -> ET.Element | None:
+    """The one group named `name`, parsed from its own text; None when that is not certain
+    (not found, named twice, or its text is not one plain <Group> element)."""
+    text = _fragment_text(xml, name)
+    if text is None:
+        return None
     try:
-        group = ET.fromstring(xml[start : end + len("</Group>")])
+        group = ET.fromstring(text)
     except ET.ParseError:
         return None  # e.g. the previous group's start tag: this one's carries attributes
     return group if (group.findtext("name") or "").strip() == name else None

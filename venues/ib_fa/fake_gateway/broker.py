@@ -29,7 +29,7 @@ from .events import (
     PositionChanged,
 )
 from .executions import ExecutionDesk
-from .fa_groups import FaGroup, account_aliases_xml, fa_groups_to_xml, replacement_groups
+from .fa_groups import FaGroup, GroupTexts, account_aliases_xml, replacement_groups
 from .faults import INFO_TEXTS, FaultPlan
 from .model import ContractSpec, OrderRequest, OrderView
 from .order_tree import OrderTrees
@@ -63,6 +63,7 @@ class Broker:
         self.clock = clock or Clock()
         self.instruments: dict[int, Instrument] = {}
         self.fa_groups: dict[str, FaGroup] = {}
+        self._fa_texts = GroupTexts()
         self.faults = FaultPlan()
         self.pricing = GatewayPricing(pricing_plan, self.clock.now().date())
         self.listeners: list[Callable[[object], None]] = []
@@ -308,7 +309,7 @@ class Broker:
 
     def replace_fa(self, fa_data_type: int, xml: str) -> tuple[int, str] | None:
         """Returns an (error code, text) when IB would refuse the update."""
-        found = replacement_groups(self.master, self.accounts, fa_data_type, xml)
+        found = replacement_groups(self.master, self.accounts, fa_data_type, xml, self._fa_texts)
         if isinstance(found, tuple):
             return found
         self.fa_groups = {g.name: g for g in found}
@@ -317,7 +318,7 @@ class Broker:
     def request_fa(self, fa_data_type: int) -> str:
         if fa_data_type == 3:
             return account_aliases_xml(self.sub_accounts)
-        return fa_groups_to_xml(self.fa_groups.values())
+        return self._fa_texts.to_xml(self.fa_groups.values())
 
     # ------------------------------------------------------------ queries
 
