@@ -107,19 +107,27 @@ def test_a_book_with_a_side_missing_keeps_the_price_or_takes_the_collar(book, t,
     assert limit(side, t, bid_px, ask_px, collar * tick, tick, urgency) == collar * tick
 
 
-@given(books(), fractions_of_phase, st.sampled_from(SCHEDULES), st.integers(-5, 5))
-def test_while_holding_a_one_tick_move_toward_the_far_side_is_not_followed(book, t, urgency, offset):
+@given(
+    books(),
+    fractions_of_phase,
+    st.sampled_from(SCHEDULES),
+    st.integers(-8, 8),
+    st.sampled_from([Trend.NONE, Trend.WITH]),
+)
+def test_while_holding_a_move_toward_the_far_side_is_kept_within_the_slack(book, t, urgency, offset, trend):
     # `offset` puts the block's price that many ticks from where the path would put it now, a
-    # positive offset on the passive side (below for a buy, above for a sell)
+    # positive offset on the passive side (below for a buy, above for a sell). With no trend one
+    # tick is kept; a block the trend goes WITH keeps any number of ticks; past the hold, neither
     side, tick, bid, ask, collar = book
     path = expected_ticks(side, t, bid, ask, collar, URGENCIES[urgency])
     sign = 1 if side == "BUY" else -1
     current = path - sign * offset
     if current < 1:
         return
-    got = limit(side, t, bid * tick, ask * tick, collar * tick, tick, urgency, current * tick)
+    got = limit(side, t, bid * tick, ask * tick, collar * tick, tick, urgency, current * tick, trend)
     holding = t < Fraction(str(URGENCIES[urgency].hold_until))
-    assert got == (current if holding and offset == 1 else path) * tick
+    kept = offset == 1 if trend is Trend.NONE else offset > 0
+    assert got == (current if holding and kept else path) * tick
 
 
 def test_the_start_is_at_our_touch_or_one_tick_inside_a_wide_spread():
@@ -188,18 +196,3 @@ def test_a_block_kept_against_the_trend_only_gets_more_aggressive(book, t1, t2, 
     b = limit(side, late, *prices[:2], *prices[2:], trend=Trend.AGAINST)
     more = (lambda x, y: x >= y) if side == "BUY" else (lambda x, y: x <= y)
     assert more(b, a) and more(a, before)
-
-
-@given(books(), fractions_of_phase, st.sampled_from(SCHEDULES), st.integers(-8, 8))
-def test_a_block_the_trend_goes_with_holds_its_price_through_any_dip(book, t, urgency, offset):
-    # during the hold a price any number of ticks on the passive side of the path is kept; one on the
-    # far side of it (the path moved back) is brought to the path
-    side, tick, bid, ask, collar = book
-    path = expected_ticks(side, t, bid, ask, collar, URGENCIES[urgency])
-    sign = 1 if side == "BUY" else -1
-    current = path - sign * offset
-    if current < 1:
-        return
-    got = limit(side, t, bid * tick, ask * tick, collar * tick, tick, urgency, current * tick, Trend.WITH)
-    holding = t < Fraction(str(URGENCIES[urgency].hold_until))
-    assert got == (current if holding and offset > 0 else path) * tick
