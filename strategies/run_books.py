@@ -76,11 +76,6 @@ class RunBooks:
         self.ledger: Ledger | None = None  # opened with the plan
         self._fills: dict[ClientOrderId, _BlockFills] = {}
 
-    def filled_qty(self) -> dict[str, int]:
-        """Request id -> shares booked."""
-        t = self.requests
-        return dict(zip(t.request_id.tolist(), t.filled.tolist(), strict=True))
-
     def _request_slots(self, fills: _BlockFills, batch: AllocationBatch) -> np.ndarray:
         """The request slot of each allocation of `batch` (-1: an account the block was not sent for)."""
         if fills.group is not batch.accounts and fills.group != batch.accounts:

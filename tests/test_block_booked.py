@@ -1,5 +1,5 @@
 """What the run's books say each buy block has booked per account (RunBooks.booked), which a later
-buy round holds back, and each request has filled (RunBooks.filled_qty and the request table's
+buy round holds back, and each request has filled (the request table's shares,
 value and fees), against the test's own record of the bookings in force.
 
 Random fills of one block come as batches and as single allocations (at prices finer than a nano
@@ -106,8 +106,8 @@ def test_the_books_hold_what_every_booking_in_force_of_a_block_bought_and_cost(e
             if (account, base) not in in_force or version > in_force[(account, base)][0]:
                 in_force[(account, base)] = (version, q, price, commission)
 
-    filled = books.filled_qty()
     table = books.requests
+    filled = dict(zip(table.request_id, table.filled.tolist(), strict=True))
     qty, spend = books.booked(state)
     for i, account in enumerate(ACCOUNTS):
         mine = [v for (a, _), v in in_force.items() if a == account]
