@@ -100,17 +100,10 @@ def live_session() -> dict:
     """The example on a TradingNode against a fake gateway in this process; what it and the fake saw."""
     import asyncio
 
-    import msgspec
-    from nautilus_trader.config import (
-        InstrumentProviderConfig,
-        LiveExecEngineConfig,
-        LoggingConfig,
-        TradingNodeConfig,
-    )
     from nautilus_trader.live.node import TradingNode
 
     from strategies.bracket_example import BracketExample
-    from venues.ib_fa.config import IBFAConnectionConfig, IBFADataClientConfig, IBFAExecClientConfig
+    from tests.ib_spy_node import spy_node_config
     from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory
     from venues.ib_fa.fake_gateway import FakeGatewayThread
 
@@ -118,27 +111,7 @@ def live_session() -> dict:
     gw.start()
     bids, asks = PATH[0]
     gw.call(gw.broker.set_book, "SPY", bids=bids, asks=asks)
-    connection = IBFAConnectionConfig(host="127.0.0.1", port=gw.port, client_id=CLIENT_ID, fa_master_account=MASTER)
-    common = dict(
-        venue="SMART",
-        primary_exchanges={"SPY": "ARCA"},
-        instrument_provider=InstrumentProviderConfig(load_ids=frozenset({"SPY.SMART"})),
-    )
-    node_config = TradingNodeConfig(
-        trader_id="EXAMPLE-001",
-        logging=LoggingConfig(log_level="WARNING"),
-        exec_engine=LiveExecEngineConfig(reconciliation=True),
-        timeout_connection=15,
-        timeout_reconciliation=10,
-        timeout_portfolio=10,
-        timeout_disconnection=5,
-        timeout_post_stop=1,
-        data_clients={
-            "IB": IBFADataClientConfig(**common, connection=msgspec.structs.replace(connection, readonly=True))
-        },
-        exec_clients={"IB": IBFAExecClientConfig(**common, connection=connection, commission_wait_secs=1.0)},
-    )
-    node = TradingNode(node_config)
+    node = TradingNode(spy_node_config("EXAMPLE-001", gw.port, CLIENT_ID, MASTER))
     strategy = BracketExample(config())
     node.trader.add_strategy(strategy)
     node.add_data_client_factory("IB", IBFALiveDataClientFactory)

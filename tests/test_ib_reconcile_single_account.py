@@ -54,34 +54,13 @@ def _earlier_process(port: int) -> tuple[str, str]:
 
 
 def _node(port: int):
-    import msgspec
-    from nautilus_trader.config import InstrumentProviderConfig, LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
     from nautilus_trader.live.node import TradingNode
 
-    from venues.ib_fa.config import IBFAConnectionConfig, IBFADataClientConfig, IBFAExecClientConfig
+    from tests.ib_spy_node import spy_node_config
     from venues.ib_fa.factories import IBFALiveDataClientFactory, IBFALiveExecClientFactory
 
-    connection = IBFAConnectionConfig(host="127.0.0.1", port=port, client_id=CLIENT_ID, fa_master_account=MASTER)
-    common = dict(
-        venue="SMART",
-        primary_exchanges={"SPY": "ARCA"},
-        instrument_provider=InstrumentProviderConfig(load_ids=frozenset({SPY.value})),
-    )
     node = TradingNode(
-        TradingNodeConfig(
-            trader_id="RECON-001",
-            logging=LoggingConfig(log_level="WARNING"),
-            exec_engine=LiveExecEngineConfig(reconciliation=True),
-            timeout_connection=15,
-            timeout_reconciliation=10,
-            timeout_portfolio=10,
-            timeout_disconnection=5,
-            timeout_post_stop=1,
-            data_clients={
-                "IB": IBFADataClientConfig(**common, connection=msgspec.structs.replace(connection, readonly=True))
-            },
-            exec_clients={"IB": IBFAExecClientConfig(**common, connection=connection, commission_wait_secs=1.0)},
-        ),
+        spy_node_config("RECON-001", port, CLIENT_ID, MASTER),
         # a loop of its own: an earlier test in this process may have closed the default one
         loop=asyncio.new_event_loop(),
     )
