@@ -16,21 +16,12 @@ from decimal import Decimal
 from strategies.events import AllocationBatch, AllocationGroup
 from strategies.fee_table import load_pricing
 from strategies.ledger import Ledger
+from tests.test_allocation_ties import by_the_rule
 from venues.ib_fa.fake_gateway.pricing import GatewayPricing
 from venues.sim.allocator import FAAllocator
 
 DAY = date(2024, 3, 4)
 N = 10_000
-
-
-def largest_remainder(fill: int, open_qty: list[int]) -> list[int]:
-    """IB's ContractsOrShares split of one fill over what each account still has open."""
-    total = sum(open_qty)
-    base = [q * fill // total for q in open_qty]
-    rank = sorted(range(len(open_qty)), key=lambda i: (-(open_qty[i] * fill % total), -open_qty[i], i))
-    for i in rank[: fill - sum(base)]:
-        base[i] += 1
-    return base
 
 
 def test_ten_thousand_accounts_book_what_an_independent_recomputation_gives():
@@ -61,7 +52,7 @@ def test_ten_thousand_accounts_book_what_an_independent_recomputation_gives():
     spent = {a: Decimal(0) for a in accounts}
     rows, overdrawn = 0, []
     for n, (qty, price) in enumerate(fills):
-        shares = largest_remainder(qty, [targets[a] - got[a] for a in accounts])
+        shares = by_the_rule(qty, [targets[a] - got[a] for a in accounts])
         parts = [(a, q) for a, q in zip(accounts, shares, strict=True) if q]
         rows += len(parts)
         for a, fee in gateway.charge_fill("B1", "BUY", price, parts, n == 0).items():
