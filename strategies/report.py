@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
@@ -17,7 +16,7 @@ import pyarrow.parquet as pq
 from strategies.ledger import Ledger
 from strategies.ledger_rows import TRANSACTION_COLUMNS  # noqa: F401 - the run files' columns, read from here
 from strategies.pricing import slippage_bps
-from strategies.request_states import STATES, requests_frame
+from strategies.request_states import STATES, filled_slippage, requests_frame
 from strategies.request_table import NO_TIME, RequestTable
 
 # the blocks' nanosecond times, absent where a block was never sent or never filled
@@ -117,24 +116,11 @@ def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> 
             "commissions": [ledger.commissions.get(a, Decimal(0)) for a in ledger.starting_cash],
         }
     )
-    filled = requests["slippage_bps"].notna().to_numpy()
-    if filled.any():
-        # the request's exact slippage (not the rounded one shown) weighs in, as a float: it is shown only
-        value = t.value_nanos[filled].astype(float) / 1e9
-        avg = value / t.filled[filled]
-        arrival = t.arrival_price[filled].astype(float)
-        sign = np.where(t.is_buy[filled], 1.0, -1.0)
-        weighted = (
-            pd.DataFrame(
-                {
-                    "account_id": t.account_id[filled],
-                    "value": value,
-                    "cost": sign * (avg - arrival) / arrival * 1e4 * value,
-                }
-            )
-            .groupby("account_id")[["value", "cost"]]
-            .sum()
-        )
+    rows, value, bps = filled_slippage(t)
+    if len(rows):
+        # each request's slippage before it is rounded for its row weighs in
+        frame = pd.DataFrame({"account_id": t.account_id[rows], "value": value, "cost": bps * value})
+        weighted = frame.groupby("account_id")[["value", "cost"]].sum()
         slippage = (weighted["cost"] / weighted["value"]).round(2).rename("slippage_bps")
         accounts = accounts.merge(slippage, left_on="account_id", right_index=True, how="left")
     if len(requests):

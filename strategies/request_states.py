@@ -113,13 +113,10 @@ def average_prices(t: RequestTable) -> np.ndarray:
     return out
 
 
-def slippage_bps(t: RequestTable) -> np.ndarray:
-    """Cost against the arrival mid, positive when worse, on what was filled, rounded to 2 places for
-    the tables (float: it is shown, never summed into money); NaN where nothing was filled."""
-    out = np.full(len(t), np.nan)
+def filled_slippage(t: RequestTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, filled value, cost against the arrival mid in bps, positive when worse) of the requests
+    that filled and have an arrival price; floats, for the tables only, never summed into money."""
     rows = np.flatnonzero((t.filled > 0) & pd.notna(t.arrival_price))
-    if not len(rows):
-        return out
     value = t.value_nanos[rows].astype(float) / 1e9
     for i, row in enumerate(rows.tolist()):
         if row in t.sub_nano_value:
@@ -127,7 +124,14 @@ def slippage_bps(t: RequestTable) -> np.ndarray:
     avg = value / t.filled[rows]
     arrival = t.arrival_price[rows].astype(float)
     sign = np.where(t.is_buy[rows], 1.0, -1.0)
-    out[rows] = np.round(sign * (avg - arrival) / arrival * 10_000, 2)
+    return rows, value, sign * (avg - arrival) / arrival * 10_000
+
+
+def slippage_bps(t: RequestTable) -> np.ndarray:
+    """Each request's `filled_slippage` rounded to 2 places; NaN where nothing was filled."""
+    out = np.full(len(t), np.nan)
+    rows, _, bps = filled_slippage(t)
+    out[rows] = np.round(bps, 2)
     return out
 
 
