@@ -1,5 +1,5 @@
 """ContractsOrShares' leftover shares go to the largest remainders, ties to the larger open quantity,
-then to the account listed first: `allocate_fill` against that rule written here in plain Python
+then to the account listed first: `allocate_fill` against that rule restated in plain Python ints
 ints, on groups built to tie often, and on groups large enough to take the split's sorting path."""
 
 from __future__ import annotations
@@ -9,15 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strategies.allocation import allocate_fill
-
-
-def by_the_rule(fill: int, open_qty: list[int]) -> list[int]:
-    total = sum(open_qty)
-    shares = [q * fill // total for q in open_qty]
-    ranked = sorted(range(len(open_qty)), key=lambda i: (-(open_qty[i] * fill % total), -open_qty[i], i))
-    for i in ranked[: fill - sum(shares)]:
-        shares[i] += 1
-    return shares
+from tests.largest_remainder import by_the_rule
 
 
 @settings(max_examples=200, deadline=None)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from strategies.events import AllocationBatch, AllocationGroup
 from strategies.fee_table import load_pricing
 from strategies.ledger import Ledger
-from tests.test_allocation_ties import by_the_rule
+from tests.largest_remainder import by_the_rule
 from venues.ib_fa.fake_gateway.pricing import GatewayPricing
 from venues.sim.allocator import FAAllocator
 
