@@ -1,6 +1,7 @@
 """ContractsOrShares' leftover shares go to the largest remainders, ties to the larger open quantity,
 then to the account listed first: `allocate_fill` against that rule restated in plain Python ints
-ints, on groups built to tie often, and on groups large enough to take the split's sorting path."""
+(tests/largest_remainder.py), on groups built to tie often, and on groups large enough to take the
+split's sorting path."""
 
 from __future__ import annotations
 
