@@ -115,13 +115,10 @@ def session_report(
 
 
 def _label_rounds(report: RunReport, books: RunBooks) -> None:
-    """Which round (SELL, EARLY_BUY, BUY, BUY-<n> for a top-up) every block and transaction was of,
-    and every round a request went in, in the order the rounds go."""
+    """Which round (SELL, EARLY_BUY, BUY, BUY-<n> for a top-up) every block was of, and every round
+    a request went in, in the order the rounds go (the transactions' rounds: report.transactions_table)."""
     if len(report.blocks):
         report.blocks.insert(2, "round", report.blocks["client_order_id"].map(round_label))
-    # a label per block, looked up by the rows: millions of rows come from a few hundred blocks
-    orders = report.transactions["client_order_id"]
-    report.transactions["round"] = orders.map({c: round_label(c) for c in orders.unique()})
     if not len(report.requests):
         return
     # each request's rounds as bits, in the order rounds go; then one label per distinct set

@@ -90,6 +90,9 @@ class Ledger:
     def transactions_frame(self) -> pd.DataFrame:
         return self._rows.frame()
 
+    def transaction_count(self) -> int:
+        return len(self._rows)
+
     def _settle(self) -> None:
         if not self._due:
             return

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pa_compute
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 
 from strategies.ledger import Ledger
 from strategies.ledger_rows import TRANSACTION_COLUMNS  # noqa: F401 - the run files' columns, read from here
+from strategies.order_ids import round_label
 from strategies.pricing import slippage_bps
 from strategies.request_states import STATES, filled_slippage, requests_frame
 from strategies.request_table import NO_TIME, RequestTable
@@ -23,13 +25,42 @@ from strategies.request_table import NO_TIME, RequestTable
 BLOCK_NS_COLUMNS = ("ts_submitted", "deadline_ns", "ts_closed", "first_fill_ns", "last_fill_ns")
 
 
-@dataclass
 class RunReport:
-    transactions: pd.DataFrame
-    requests: pd.DataFrame
-    blocks: pd.DataFrame
-    accounts: pd.DataFrame
-    summary: dict = field(default_factory=dict)
+    """The run's tables and summary. The transactions table (millions of rows for a plan of 10,000
+    accounts) is built when first read, so a session whose caller reads only the summary never pays
+    for it; `transactions` may be given as that table or as the function that builds it."""
+
+    def __init__(
+        self,
+        transactions: pd.DataFrame | Callable[[], pd.DataFrame],
+        requests: pd.DataFrame,
+        blocks: pd.DataFrame,
+        accounts: pd.DataFrame,
+        summary: dict | None = None,
+    ) -> None:
+        self._transactions = transactions
+        self.requests = requests
+        self.blocks = blocks
+        self.accounts = accounts
+        self.summary = {} if summary is None else summary
+
+    @property
+    def transactions(self) -> pd.DataFrame:
+        if callable(self._transactions):
+            self._transactions = self._transactions()
+        return self._transactions
+
+
+def transactions_table(ledger: Ledger) -> pd.DataFrame:
+    """The ledger's bookings in force with their UTC time and the round (strategies/order_ids.py)
+    of the block each is of."""
+    transactions = ledger.transactions_frame()
+    transactions.insert(7, "time", pd.to_datetime(transactions["ts_event"].astype("int64"), unit="ns", utc=True))
+    # a label per block, taken by the rows: millions of rows come from a few hundred blocks
+    codes, orders = pd.factorize(transactions["client_order_id"])
+    labels = pa.array([round_label(c) for c in orders], type=pa.large_string())
+    transactions["round"] = pd.array(labels.take(codes), dtype=pd.StringDtype(na_value=np.nan))
+    return transactions
 
 
 def _phase_stats(
@@ -76,8 +107,6 @@ def _phase_stats(
 def build_report(
     requests_table: RequestTable, ledger: Ledger, blocks: list[dict], phase_started_ns: dict[str, int]
 ) -> RunReport:
-    transactions = ledger.transactions_frame()
-    transactions.insert(7, "time", pd.to_datetime(transactions["ts_event"].astype("int64"), unit="ns", utc=True))
     requests = requests_frame(requests_table)
     blocks_frame = pd.DataFrame(blocks)
     for column in BLOCK_NS_COLUMNS:
@@ -93,7 +122,7 @@ def build_report(
         "accounts": len(accounts),
         "requests": len(requests),
         "request_states": {s: int(state_counts[s]) for s in STATES} if state_counts is not None else {},
-        "transactions": len(transactions),
+        "transactions": ledger.transaction_count(),
         "commissions": str(sum(ledger.commissions.values(), Decimal(0))),
         "cash_start": str(sum(ledger.starting_cash.values(), Decimal(0))),
         "cash_end": str(sum(ledger.cash.values(), Decimal(0))),
@@ -102,7 +131,7 @@ def build_report(
         "ledger_breaches": list(ledger.breaches),
         "phases": _phase_stats(blocks_frame, requests, phase_started_ns, booked) if len(requests) else {},
     }
-    return RunReport(transactions, requests, blocks_frame, accounts, summary)
+    return RunReport(lambda: transactions_table(ledger), requests, blocks_frame, accounts, summary)
 
 
 def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> pd.DataFrame:

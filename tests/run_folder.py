@@ -10,6 +10,7 @@ fee for removing liquidity, a maker does not), and the cash is recomputed with i
 from __future__ import annotations
 
 import copy
+import json
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -34,6 +35,7 @@ def recompute_cash(
     side, shares), as in the plan.
     """
     tx = read_table(out, "transactions")
+    assert json.loads((out / "summary.json").read_text())["transactions"] == len(tx)
     accounts = read_table(out, "accounts").set_index("account_id")
     model = GatewayPricing(plan_name, trade_day)
     held = defaultdict(int, {(a, i): int(q) for a, i, q in positions})
