@@ -82,3 +82,19 @@ def decimals_of_nanos(nanos: np.ndarray) -> list[Decimal]:
     text = np.strings.add(whole.astype(str), np.where(digits == "", "", np.strings.add(".", digits)))
     text = np.where(values < 0, np.strings.add("-", text), text)
     return list(map(Decimal, text.tolist()))
+
+
+def add_exactly(column: np.ndarray, rows: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+    """`column[rows] += amounts` (distinct `rows`) with no overflow: an int64 column whose sums could
+    leave int64 comes back as Python ints (object), which it stays. The caller keeps what is returned."""
+    if column.dtype == np.int64 and len(rows):
+        small = amounts.dtype == np.int64 or all(-INT64_SAFE <= int(a) <= INT64_SAFE for a in amounts.tolist())
+        if small:
+            amounts = np.asarray(amounts, dtype=np.int64)
+            now = column[rows]
+            low, high = int(now.min()) + int(amounts.min()), int(now.max()) + int(amounts.max())
+            small = -INT64_SAFE <= low and high <= INT64_SAFE
+        if not small:
+            column = column.astype(object)
+    column[rows] += amounts if column.dtype == np.int64 else np.asarray(amounts, dtype=object)
+    return column

@@ -101,7 +101,7 @@ def average_prices(t: RequestTable) -> np.ndarray:
         return out
     # value / (shares x 10^(9 - places)) in whole 10^-places, exactly, in Python ints
     den = t.filled[rows].astype(object) * 10 ** (9 - AVG_PLACES)
-    num = t.value_nanos[rows]
+    num = t.value_nanos[rows].astype(object)
     q, r = num // den, num % den
     q = q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1))).astype(object)
     codes, uniques = pd.factorize(q)

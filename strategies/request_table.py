@@ -2,7 +2,8 @@
 
 A fill shared by 10,000 accounts moves 10,000 rows of a few integer columns in one array step;
 nothing here makes a Python object per request per fill. Money is whole nano-dollars: the filled
-value as Python ints (a request's value has no bound), the commission in int64 (one request's
+value in int64 until a sum would outgrow it, then as Python ints (a request's value has no
+bound, strategies.money.add_exactly), the commission in int64 (one request's
 fees stay far below 9e9 USD). A single allocation whose value or fee has more than nine places
 (the batched path refuses those where they enter) keeps its sub-nano parts apart, exactly.
 
@@ -18,7 +19,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from strategies.money import floor_nanos, from_nanos
+from strategies.money import add_exactly, floor_nanos, from_nanos
 
 NO_TIME = -1  # a nanosecond column's "never"
 REASONS = ("not_sent_reason", "cut_reason", "rejected_reason", "end_reason", "cancelled_reason")
@@ -41,7 +42,7 @@ class RequestTable:
         self._index = pd.Index(self.request_id)
         self.sent = np.zeros(n, dtype=np.int64)
         self.filled = np.zeros(n, dtype=np.int64)
-        self.value_nanos = np.zeros(n, dtype=object)  # Python ints 0
+        self.value_nanos = np.zeros(n, dtype=np.int64)  # Python ints once a sum outgrows int64
         self.commission_nanos = np.zeros(n, dtype=np.int64)
         # row -> the value and the fees below the nano, of single allocations only
         self.sub_nano_value: dict[int, Decimal] = {}
@@ -105,9 +106,9 @@ class RequestTable:
     def book_rows(
         self, rows: np.ndarray, qty: np.ndarray, value_nanos: np.ndarray, commission_nanos: np.ndarray, ts_event, ts
     ) -> None:
-        """One execution's allocations to distinct `rows`: shares, value (Python ints) and fees in nanos."""
+        """One execution's allocations to distinct `rows`: shares, value and fees in nanos."""
         self.filled[rows] += qty
-        self.value_nanos[rows] += value_nanos
+        self.value_nanos = add_exactly(self.value_nanos, rows, value_nanos)
         self.commission_nanos[rows] += commission_nanos
         self.last_fill_ns[rows] = ts_event
         self.last_booked_ns[rows] = ts
@@ -121,7 +122,7 @@ class RequestTable:
             if below:
                 kept[row] = kept.get(row, Decimal(0)) + below
         self.filled[row] += qty
-        self.value_nanos[row] += value_nanos
+        self.value_nanos = add_exactly(self.value_nanos, np.array([row]), np.array([value_nanos], dtype=object))
         self.commission_nanos[row] += commission_nanos
         self.last_fill_ns[row] = ts_event
         self.last_booked_ns[row] = ts

@@ -23,7 +23,7 @@ from nautilus_trader.model.orders import Order
 from strategies.events import Allocation, AllocationBatch
 from strategies.exec_state import BlockState
 from strategies.ledger import Ledger
-from strategies.money import floor_nanos, to_nanos
+from strategies.money import INT64_SAFE, add_exactly, floor_nanos, to_nanos
 from strategies.plan import Plan
 from strategies.request_table import RequestTable
 from strategies.sizing import Block
@@ -57,12 +57,12 @@ class _BlockFills:
         n = len(rows)
         # every booking in force of this block, per request: what a later buy round holds back
         self.booked_qty = np.zeros(n, dtype=np.int64)
-        self.booked_spend_nanos = np.zeros(n, dtype=object)  # batches' spend, Python ints
+        self.booked_spend_nanos = np.zeros(n, dtype=np.int64)  # batches' spend (see money.add_exactly)
         self.booked_spend: dict[int, Decimal] = {}  # single allocations' spend (any sub-nano price), by slot
 
     def booked(self) -> tuple[np.ndarray, np.ndarray]:
         """(shares, spend floored to the nano) booked per request slot."""
-        spend = self.booked_spend_nanos.copy()
+        spend = self.booked_spend_nanos.astype(object)  # what is held back against it has no bound
         for slot, amount in self.booked_spend.items():
             spend[slot] += floor_nanos(amount)  # floor(n + x) = n + floor(x) for a whole n
         return self.booked_qty.copy(), spend
@@ -219,11 +219,13 @@ class RunBooks:
         for breach in self.ledger.breaches[breaches_before:]:
             self._log.error(f"LEDGER BREACH: {breach}")
         qty = batch.quantities.astype(np.int64)
-        value = qty.astype(object) * to_nanos(batch.price, "fill price")
+        price = to_nanos(batch.price, "fill price")
+        value = qty * price if int(qty.max(initial=0)) * price <= INT64_SAFE else qty.astype(object) * price
         rows = fills.rows[at]
         self.requests.book_rows(rows, qty, value, batch.commission_nanos, batch.ts_event, booked_ns)
         fills.booked_qty[at] += qty
-        fills.booked_spend_nanos[at] += value + batch.commission_nanos
+        fills.booked_spend_nanos = add_exactly(fills.booked_spend_nanos, at, value)
+        fills.booked_spend_nanos = add_exactly(fills.booked_spend_nanos, at, np.asarray(batch.commission_nanos))
         state.allocated_qty += int(qty.sum())
         state.first_fill_ns = state.first_fill_ns or batch.ts_event
         state.last_fill_ns = batch.ts_event
