@@ -137,12 +137,13 @@ def build_report(
 def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> pd.DataFrame:
     """Per account: its cash at both ends, its fees, the value-weighted slippage of its filled
     requests, and how many of its requests ended in each state."""
+    cash, commissions = ledger.cash, ledger.commissions
     accounts = pd.DataFrame(
         {
             "account_id": list(ledger.starting_cash),
             "cash_start": list(ledger.starting_cash.values()),
-            "cash_end": [ledger.cash[a] for a in ledger.starting_cash],
-            "commissions": [ledger.commissions.get(a, Decimal(0)) for a in ledger.starting_cash],
+            "cash_end": [cash[a] for a in ledger.starting_cash],
+            "commissions": [commissions.get(a, Decimal(0)) for a in ledger.starting_cash],
         }
     )
     rows, value, bps = filled_slippage(t)
@@ -153,11 +154,13 @@ def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> 
         slippage = (weighted["cost"] / weighted["value"]).round(2).rename("slippage_bps")
         accounts = accounts.merge(slippage, left_on="account_id", right_index=True, how="left")
     if len(requests):
-        counts = pd.crosstab(requests["account_id"], requests["state"])
-        counts = counts.reindex(columns=list(STATES), fill_value=0).fillna(0).astype(int)
-        accounts = accounts.merge(counts, left_on="account_id", right_index=True, how="left").fillna(
-            {s: 0 for s in STATES}
-        )
+        # requests of accounts outside the starting books count nowhere, as a left merge has them
+        at = pd.Index(accounts["account_id"]).get_indexer(requests["account_id"])
+        state = pd.Index(STATES).get_indexer(requests["state"])
+        counts = np.zeros((len(accounts), len(STATES)), dtype=np.int64)
+        np.add.at(counts, (at[at >= 0], state[at >= 0]), 1)
+        for i, name in enumerate(STATES):
+            accounts[name] = counts[:, i]
     return accounts
 
 
