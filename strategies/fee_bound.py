@@ -18,6 +18,9 @@ them as unaffordable (no account holds that much cash), never as a wrapped numbe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 
 from strategies.fee_table import PricingPlan
@@ -28,35 +31,72 @@ from strategies.money import INT64_SAFE, NANOS_PER_USD, ceil_ratio, fits_int64, 
 ROUNDING_NANOS_PER_FEE = 1
 
 
+@dataclass(frozen=True)
+class _FeeTerms:
+    """One buy fee's rates as the bound applies them, in exact integers."""
+
+    basis: str
+    rate: tuple[int, int]  # the highest rate the table lists, as a ratio
+    per_share_nanos: int  # that rate per share, for a per-share fee
+    below_1usd: tuple[int, int] | None  # the value rate under USD 1, as a ratio
+    cap_nanos: int | None
+
+
+@dataclass(frozen=True)
+class _BuyTerms:
+    max_rate_nanos: int
+    minimum_nanos: int
+    cap: tuple[int, int]  # the commission's cap, a share of value
+    fees: tuple[_FeeTerms, ...]
+
+
+@lru_cache(maxsize=16)
+def _buy_terms(plan: PricingPlan) -> _BuyTerms:
+    """The plan's buy rates in integers, once per plan: RECALC's bisection bounds fees dozens of times."""
+    fees = tuple(
+        _FeeTerms(
+            fee.basis,
+            ratio(fee.max_rate),
+            int(fee.max_rate * RATE_SCALE),
+            None if fee.value_rate_below_1usd is None else ratio(fee.value_rate_below_1usd),
+            None if fee.max_per_trade is None else to_nanos(fee.max_per_trade, fee.name),
+        )
+        for fee in plan.fees_for("BUY")
+    )
+    return _BuyTerms(
+        to_nanos(plan.max_rate, "rate"), to_nanos(plan.minimum_per_order, "minimum"), ratio(plan.max_pct_of_value), fees
+    )
+
+
 def buy_fee_bound(quantity: np.ndarray, limit_nanos: np.ndarray, plan: PricingPlan) -> tuple[np.ndarray, np.ndarray]:
     """(worst-case fees in nanos, exact) per row; fees are 0 for rows of 0 shares."""
+    terms = _buy_terms(plan)
     q = np.asarray(quantity, dtype=np.int64)
     limit = np.asarray(limit_nanos, dtype=np.int64)
-    exact = fits_int64(q, limit) & fits_int64(q, to_nanos(plan.max_rate, "rate"))
+    exact = fits_int64(q, limit) & fits_int64(q, terms.max_rate_nanos)
     q_safe = np.where(exact, q, 0)
     value = q_safe * limit
-    per_share = np.maximum(q_safe * to_nanos(plan.max_rate, "rate"), to_nanos(plan.minimum_per_order, "minimum"))
-    commission = np.minimum(per_share, ceil_ratio(value, *ratio(plan.max_pct_of_value)))
+    per_share = np.maximum(q_safe * terms.max_rate_nanos, terms.minimum_nanos)
+    commission = np.minimum(per_share, ceil_ratio(value, *terms.cap))
     total = commission.copy()
-    for fee in plan.fees_for("BUY"):
+    for fee in terms.fees:
         total += _fee_bound(fee, q_safe, limit, value, commission)
     return np.where(q > 0, np.where(exact, total, INT64_SAFE), 0), exact
 
 
-def _fee_bound(fee, q: np.ndarray, limit: np.ndarray, value: np.ndarray, commission: np.ndarray) -> np.ndarray:
-    rate = ratio(fee.max_rate)
+def _fee_bound(fee: _FeeTerms, q: np.ndarray, limit: np.ndarray, value: np.ndarray, commission: np.ndarray):
     if fee.basis == "commission":
-        amount = ceil_ratio(commission, *rate)
+        amount = ceil_ratio(commission, *fee.rate)
     elif fee.basis == "value":
-        amount = ceil_ratio(value, *rate)
+        amount = ceil_ratio(value, *fee.rate)
     else:
         # buys fill at or below the limit: under USD 1 the value rate applies to a smaller value
-        amount = q * int(fee.max_rate * RATE_SCALE)
-        if fee.value_rate_below_1usd is not None:
-            below = ceil_ratio(value, *ratio(fee.value_rate_below_1usd))
+        amount = q * fee.per_share_nanos
+        if fee.below_1usd is not None:
+            below = ceil_ratio(value, *fee.below_1usd)
             amount = np.where(limit < NANOS_PER_USD, below, amount)
-    if fee.max_per_trade is not None:
-        amount = np.minimum(amount, to_nanos(fee.max_per_trade, fee.name))
+    if fee.cap_nanos is not None:
+        amount = np.minimum(amount, fee.cap_nanos)
     return amount
 
 
