@@ -64,41 +64,44 @@ def transactions_table(ledger: Ledger) -> pd.DataFrame:
 
 
 def _phase_stats(
-    blocks: pd.DataFrame, requests: pd.DataFrame, phase_started_ns: dict[str, int], booked_ns: dict[str, list[int]]
+    blocks: list[dict], t: RequestTable, commissions: np.ndarray, phase_started_ns: dict[str, int]
 ) -> dict:
-    """Per side: the early buys sent during SELL count with the BUY side's blocks."""
+    """Per side: the early buys sent during SELL count with the BUY side's blocks. `commissions`
+    are the requests' Decimal commissions, aligned with `t`."""
     stats = {}
     trading_start = min((phase_started_ns[p] for p in ("SELL", "BUY") if p in phase_started_ns), default=None)
     for phase in ("SELL", "BUY"):
-        b = blocks[blocks["side"] == phase] if len(blocks) else blocks
-        r = requests[requests["side"] == phase]
-        sent = int(b["quantity"].sum()) if len(b) else 0
-        filled = int(b["filled_qty"].sum()) if len(b) else 0
+        b = [row for row in blocks if row["side"] == phase]
+        side = t.side == phase
         slip_num, value = Decimal(0), Decimal(0)
-        for row in b.itertuples(index=False):
-            if row.filled_qty and row.avg_price is not None:
-                notional = row.avg_price * row.filled_qty
+        for row in b:
+            if row["filled_qty"] and row["avg_price"] is not None:
+                notional = row["avg_price"] * row["filled_qty"]
                 sign = 1 if phase == "BUY" else -1
-                slip_num += slippage_bps(sign, row.arrival_price, row.avg_price) * notional
+                slip_num += slippage_bps(sign, row["arrival_price"], row["avg_price"]) * notional
                 value += notional
         start = phase_started_ns.get(phase)
         # booked times, not the broker's execution times: those are on another clock (a fake
         # gateway's is fixed in 2024), and only the session's own clock started the phase
-        fill_secs = [(t - start) / 1e9 for t in booked_ns.get(phase, [])] if start is not None else []
-        booked = booked_ns.get(phase, [])
+        booked = t.last_booked_ns[side & (t.last_booked_ns != NO_TIME)]
+        fill_secs = (booked - start) / 1e9 if start is not None else np.zeros(0)
+        sent = sum(int(row["quantity"]) for row in b)
+        filled = sum(int(row["filled_qty"]) for row in b)
         stats[phase] = {
             "blocks": len(b),
-            "requested_qty": int(r["requested_qty"].sum()),
+            "requested_qty": int(t.requested[side].sum()),
             "sent_qty": sent,
             "filled_qty": filled,
             "fill_rate": round(filled / sent, 4) if sent else None,
             "filled_value": str(value.quantize(Decimal("0.01"))),
-            "commissions": str(sum(r["commission"], Decimal(0))),
+            "commissions": str(sum(commissions[side], Decimal(0))),
             "slippage_bps_vs_arrival": round(float(slip_num / value), 2) if value else None,
-            "median_secs_to_last_fill": round(float(pd.Series(fill_secs).median()), 3) if fill_secs else None,
+            "median_secs_to_last_fill": round(float(np.median(fill_secs)), 3) if len(fill_secs) else None,
             # when the side's last request was done, from the start of trading (SELL's start)
             "secs_to_last_fill_from_start": (
-                round((max(booked) - trading_start) / 1e9, 6) if booked and trading_start is not None else None
+                round((int(booked.max()) - trading_start) / 1e9, 6)
+                if len(booked) and trading_start is not None
+                else None
             ),
         }
     return stats
@@ -114,9 +117,6 @@ def build_report(
             _exact_nanos(blocks_frame, [b.get(column) for b in blocks], column)
     accounts = _accounts_frame(ledger, requests, requests_table)
     t = requests_table
-    booked = {
-        side: t.last_booked_ns[(t.side == side) & (t.last_booked_ns != NO_TIME)].tolist() for side in ("SELL", "BUY")
-    }
     state_counts = requests["state"].value_counts().reindex(list(STATES), fill_value=0) if len(requests) else None
     summary = {
         "accounts": len(accounts),
@@ -129,7 +129,9 @@ def build_report(
         "min_cash_left": str(min(ledger.cash.values(), default=Decimal(0))),
         "accounts_below_zero": int(sum(1 for c in ledger.cash.values() if c < 0)),
         "ledger_breaches": list(ledger.breaches),
-        "phases": _phase_stats(blocks_frame, requests, phase_started_ns, booked) if len(requests) else {},
+        "phases": (
+            _phase_stats(blocks, t, requests["commission"].to_numpy(), phase_started_ns) if len(requests) else {}
+        ),
     }
     return RunReport(lambda: transactions_table(ledger), requests, blocks_frame, accounts, summary)
 
@@ -151,8 +153,8 @@ def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> 
         # each request's slippage before it is rounded for its row weighs in
         frame = pd.DataFrame({"account_id": t.account_id[rows], "value": value, "cost": bps * value})
         weighted = frame.groupby("account_id")[["value", "cost"]].sum()
-        slippage = (weighted["cost"] / weighted["value"]).round(2).rename("slippage_bps")
-        accounts = accounts.merge(slippage, left_on="account_id", right_index=True, how="left")
+        slippage = (weighted["cost"] / weighted["value"]).round(2)
+        accounts["slippage_bps"] = slippage.reindex(accounts["account_id"]).to_numpy()
     if len(requests):
         # requests of accounts outside the starting books count nowhere, as a left merge has them
         at = pd.Index(accounts["account_id"]).get_indexer(requests["account_id"])
