@@ -138,32 +138,32 @@ def build_report(
 
 def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> pd.DataFrame:
     """Per account: its cash at both ends, its fees, the value-weighted slippage of its filled
-    requests, and how many of its requests ended in each state."""
+    requests, and how many of its requests ended in each state (`requests` is `t`'s frame).
+    Requests of an account outside the starting books count nowhere."""
+    ids = list(ledger.starting_cash)
     cash, commissions = ledger.cash, ledger.commissions
-    accounts = pd.DataFrame(
-        {
-            "account_id": list(ledger.starting_cash),
-            "cash_start": list(ledger.starting_cash.values()),
-            "cash_end": [cash[a] for a in ledger.starting_cash],
-            "commissions": [commissions.get(a, Decimal(0)) for a in ledger.starting_cash],
-        }
-    )
+    columns = {
+        "account_id": ids,
+        "cash_start": list(ledger.starting_cash.values()),
+        "cash_end": [cash[a] for a in ids],
+        "commissions": [commissions.get(a, Decimal(0)) for a in ids],
+    }
+    at = pd.Index(ids).get_indexer(t.account_id)  # each request's account, -1 outside the books
     rows, value, bps = filled_slippage(t)
     if len(rows):
         # each request's slippage before it is rounded for its row weighs in
-        frame = pd.DataFrame({"account_id": t.account_id[rows], "value": value, "cost": bps * value})
-        weighted = frame.groupby("account_id")[["value", "cost"]].sum()
-        slippage = (weighted["cost"] / weighted["value"]).round(2)
-        accounts["slippage_bps"] = slippage.reindex(accounts["account_id"]).to_numpy()
+        mine = at[rows] >= 0
+        codes = at[rows][mine]
+        weight = np.bincount(codes, weights=value[mine], minlength=len(ids))
+        cost = np.bincount(codes, weights=(bps * value)[mine], minlength=len(ids))
+        filled = np.bincount(codes, minlength=len(ids)) > 0
+        columns["slippage_bps"] = np.round(np.divide(cost, weight, out=np.full(len(ids), np.nan), where=filled), 2)
     if len(requests):
-        # requests of accounts outside the starting books count nowhere, as a left merge has them
-        at = pd.Index(accounts["account_id"]).get_indexer(requests["account_id"])
         state = pd.Index(STATES).get_indexer(requests["state"])
-        counts = np.zeros((len(accounts), len(STATES)), dtype=np.int64)
+        counts = np.zeros((len(ids), len(STATES)), dtype=np.int64)
         np.add.at(counts, (at[at >= 0], state[at >= 0]), 1)
-        for i, name in enumerate(STATES):
-            accounts[name] = counts[:, i]
-    return accounts
+        columns.update({name: counts[:, i] for i, name in enumerate(STATES)})
+    return pd.DataFrame(columns)
 
 
 def _exact_nanos(frame: pd.DataFrame, values: list[int | None], column: str) -> None:
