@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+import numpy as np
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.orders import Order
 
@@ -94,7 +95,7 @@ class BuyRounds:
         account_ids,
         ledger: Ledger,
         prices: Prices,
-        wanted: Mapping[str, int] | None = None,
+        wanted: np.ndarray | None = None,
         committed: Mapping[str, Decimal] | None = None,
     ) -> BuySizing:
         config = self._config

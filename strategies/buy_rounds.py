@@ -106,19 +106,18 @@ def working_buys(
     return working
 
 
-def still_wanted(requests: RequestTable, open_qty: Mapping[str, int]) -> dict[str, int]:
-    """Request id -> the shares of each buy neither filled nor still working (`open_qty`, request
-    id -> shares its working blocks may still buy)."""
+def still_wanted(requests: RequestTable, open_qty: Mapping[str, int]) -> np.ndarray:
+    """Per request of the table, the shares of each buy neither filled nor still working
+    (`open_qty`, request id -> shares its working blocks may still buy); 0 for a sell."""
     left = requests.requested - requests.filled
     if open_qty:
         rows = requests.rows(open_qty.keys())
         np.subtract.at(left, rows, np.fromiter(open_qty.values(), dtype=np.int64, count=len(open_qty)))
-    buys = np.flatnonzero(requests.is_buy)
-    return dict(zip(requests.request_id[buys].tolist(), np.maximum(left[buys], 0).tolist(), strict=True))
+    return np.where(requests.is_buy, np.maximum(left, 0), 0)
 
 
 def round_reasons(
-    sizing: BuySizing, requests: RequestTable, wanted: Mapping[str, int]
+    sizing: BuySizing, requests: RequestTable, wanted: np.ndarray
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(not sent, cut) reasons of RECALC in the request's own terms: a request an early round
     already sent is cut, never 'not sent', and its cut says the most it can now end with."""
@@ -132,11 +131,13 @@ def round_reasons(
         return not_sent, cut
     rows = requests.rows([request_id for request_id, _ in given])
     sent, requested = requests.sent[rows].tolist(), requests.requested[rows].tolist()
-    for (request_id, reason), sent_qty, requested_qty in zip(given, sent, requested, strict=True):
+    for (request_id, reason), sent_qty, requested_qty, wants in zip(
+        given, sent, requested, wanted[rows].tolist(), strict=True
+    ):
         if sent_qty == 0 and request_id in sizing.not_sent:
             not_sent[request_id] = reason
             continue
-        most = requested_qty - wanted.get(request_id, 0) + int(sized.get(request_id, 0))
+        most = requested_qty - wants + int(sized.get(request_id, 0))
         why = "not enough cash" if "cash" in reason else reason
         cut[request_id] = f"cut by RECALC from {requested_qty} to {most}: {why}"
     return not_sent, cut

@@ -89,9 +89,9 @@ def test_a_settled_block_holds_nothing_and_its_unfilled_shares_are_wanted_again(
     state = _block_state("E1", _one_block({"A": 100}), Decimal("50.00"))
     assert working_buys([state], lambda s: True, booked_from_rows([]), pricing).committed == {}
     table = _table([("r-A", "A", "BUY", 150, 100, 70), ("r-S", "A", "SELL", 40, 40, 0)])
-    assert still_wanted(table, {}) == {"r-A": 80}  # a sell is never wanted by a buy round
-    assert still_wanted(table, {"r-A": 30}) == {"r-A": 50}  # 30 more may still come from a working block
-    assert still_wanted(table, {"r-A": 90}) == {"r-A": 0}
+    assert still_wanted(table, {}).tolist() == [80, 0]  # a sell is never wanted by a buy round
+    assert still_wanted(table, {"r-A": 30}).tolist() == [50, 0]  # 30 more may still come from a working block
+    assert still_wanted(table, {"r-A": 90}).tolist() == [0, 0]
 
 
 def test_only_sub_penny_sells_take_the_sellers_own_cash():
@@ -114,7 +114,7 @@ def test_a_request_an_early_round_sent_is_cut_not_unsent():
     )
     prices = {"X.SMART": (Decimal("10"), Decimal("10.05"))}
     table = _table([("r1", "A", "BUY", 100, 30, 30)])
-    wanted = {"r1": 70}
+    wanted = np.array([70])
     sizing = size_plan_buys(
         requests, ["A"], {"A": Decimal(0)}, {}, prices, Decimal(0), Decimal(0), pricing, True, wanted
     )
