@@ -36,7 +36,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from strategies.shortfall import Leg, Shortfall, shortfall
+from strategies.shortfall import Leg, shortfall
 
 # Direction of "worse" for each metric, so the worst day is the max or the min.
 HIGHER_IS_WORSE = {
@@ -77,32 +77,64 @@ def _dec(value) -> Decimal | None:
     return Decimal(str(value))
 
 
+def _filled_by_request(transactions: pd.DataFrame) -> tuple[pd.Index, np.ndarray, list[Decimal]]:
+    """(request ids, shares filled, what they cost) over the transactions, in whole-column steps:
+    millions of rows share a few hundred prices. Rows booked to an account no request was sent for
+    ("" as request id) are no requested shares."""
+    ids = transactions["request_id"].to_numpy(dtype=object)
+    booked = ids.astype(bool)
+    request_code, request_ids = pd.factorize(ids[booked])
+    price_code, prices = pd.factorize(transactions["price"].to_numpy(dtype=object)[booked])
+    qty = transactions["quantity"].to_numpy(dtype=np.int64)[booked]
+    filled = np.zeros(len(request_ids), dtype=np.int64)
+    np.add.at(filled, request_code, qty)
+    # each request's shares at each of its prices, then one Decimal product per (request, price)
+    width = max(len(prices), 1)
+    pair_code, pairs = pd.factorize(request_code.astype(np.int64) * width + price_code)
+    pair_qty = np.zeros(len(pairs), dtype=np.int64)
+    np.add.at(pair_qty, pair_code, qty)
+    price_of = [Decimal(str(p)) for p in prices]
+    value = [Decimal(0)] * len(request_ids)
+    for pair, shares in zip(pairs.tolist(), pair_qty.tolist(), strict=True):
+        request, price = divmod(pair, width)
+        value[request] += shares * price_of[price]
+    return pd.Index(request_ids), filled, value
+
+
 def legs(report) -> list[Leg]:
-    """Every request of the session that has a price to be measured by, with its fills."""
-    requests, transactions = report.requests, report.transactions
+    """Every request of the session that has a price to be measured by, with its fills summed."""
+    requests = report.requests
     marks = report.summary.get("marks", {})
-    fills: dict[str, list[tuple[int, Decimal]]] = {}
-    for request_id, quantity, price in zip(
-        transactions["request_id"], transactions["quantity"], transactions["price"], strict=True
-    ):
-        if request_id:  # a booking for an account no request was sent for is not a requested share
-            fills.setdefault(request_id, []).append((int(quantity), Decimal(str(price))))
+    request_ids, filled, value = _filled_by_request(report.transactions)
+    at = request_ids.get_indexer(requests["request_id"].to_numpy(dtype=object)).tolist()
+    # a price per block, not per request: each distinct one read once
+    arrival_code, arrivals = pd.factorize(requests["arrival_price"].to_numpy(dtype=object), use_na_sentinel=True)
+    arrival_of = [_dec(a) for a in arrivals]
     out = []
-    for row in requests.itertuples(index=False):
-        side_marks = marks.get(row.side, {})
-        arrival = _dec(row.arrival_price) or _dec(side_marks.get("open", {}).get(row.instrument_id))
+    for side, requested, instrument_id, code, k in zip(
+        requests["side"].tolist(),
+        requests["requested_qty"].tolist(),
+        requests["instrument_id"].tolist(),
+        arrival_code.tolist(),
+        at,
+        strict=True,
+    ):
+        side_marks = marks.get(side, {})
+        arrival = (arrival_of[code] if code >= 0 else None) or _dec(side_marks.get("open", {}).get(instrument_id))
         if arrival is None:
             continue
-        close = _dec(side_marks.get("close", {}).get(row.instrument_id)) or arrival
-        out.append(Leg(row.side, int(row.requested_qty), arrival, close, tuple(fills.get(row.request_id, ()))))
+        close = _dec(side_marks.get("close", {}).get(instrument_id)) or arrival
+        got = (int(filled[k]), value[k]) if k >= 0 else (0, Decimal(0))
+        out.append(Leg(side, int(requested), arrival, close, *got))
     return out
 
 
 def _cost_metrics(report) -> dict:
     session_legs = legs(report)
-    total = shortfall(session_legs)
+    by_side = {side: shortfall(leg for leg in session_legs if leg.side == side) for side in ("SELL", "BUY")}
+    total = by_side["SELL"] + by_side["BUY"]
     fees = Decimal(report.summary.get("commissions", "0"))
-    traded = sum((price * q for leg in session_legs for q, price in leg.fills), Decimal(0))
+    traded = sum((leg.filled_value for leg in session_legs), Decimal(0))
     out = {
         "shortfall_bps": total.bps(total.total),
         "execution_bps": total.bps(total.execution),
@@ -113,8 +145,7 @@ def _cost_metrics(report) -> dict:
         "traded_value_usd": float(traded),
     }
     out["cost_bps"] = total.bps(total.total + fees)
-    for side in ("SELL", "BUY"):
-        mine: Shortfall = shortfall(leg for leg in session_legs if leg.side == side)
+    for side, mine in by_side.items():
         out[f"{side.lower()}_shortfall_bps"] = mine.bps(mine.total)
     return out
 
@@ -155,13 +186,14 @@ def session_metrics(report, plan) -> dict:
         out[f"{key}_fill_rate"] = filled / requested if requested else 1.0
         out[f"{key}_fill_rate_sent"] = filled / sent if sent else float("nan")
         out[f"{key}_median_secs_to_fill"] = _f(phases.get(phase, {}).get("median_secs_to_last_fill"))
-    secs = []
+    secs = np.zeros(0)
     if len(blocks) and len(requests):
-        submitted = dict(zip(blocks["client_order_id"], blocks["ts_submitted"], strict=True))
-        for coid, last in zip(requests["client_order_id"], requests["last_fill_ns"], strict=True):
-            if coid in submitted and last is not None and not pd.isna(last):
-                secs.append((int(last) - int(submitted[coid])) / 1e9)
-    out["median_secs_to_fill"] = float(np.median(secs)) if secs else float("nan")
+        at = pd.Index(blocks["client_order_id"]).get_indexer(requests["client_order_id"])
+        last = requests["last_fill_ns"]
+        mine = (at >= 0) & last.notna().to_numpy()
+        submitted = blocks["ts_submitted"].to_numpy(dtype=object)[at[mine]].astype(np.int64)
+        secs = (last[mine].to_numpy(dtype=np.int64) - submitted) / 1e9
+    out["median_secs_to_fill"] = float(np.median(secs)) if len(secs) else float("nan")
     nav = _arrival_nav(report, plan)
     out["nav_usd"] = nav
     out["cash_end_usd"] = float(Decimal(summary.get("cash_end", "0")))

@@ -4,7 +4,8 @@ included.
 
 For a request of `requested` shares on one side (sign +1 buy, -1 sell) decided at the mid `arrival`:
 
-- execution cost: sum over its fills of sign x (fill price - arrival) x fill quantity;
+- execution cost: sum over its fills of sign x (fill price - arrival) x fill quantity, that is
+  sign x (what the fills cost - arrival x shares filled);
 - opportunity cost: sign x (close - arrival) x (requested - filled), the unfilled shares valued at
   `close`, the mid when the phase that was to trade them ended: a buy left unbought while the
   price rose (a sell left unsold while it fell) cost the client that move;
@@ -15,7 +16,7 @@ Fees are not part of a leg: the caller adds what the run booked over the same ba
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -24,21 +25,19 @@ BPS = Decimal(10_000)
 
 @dataclass(frozen=True)
 class Leg:
-    """One request as traded: its side, size, decision mid, the phase's closing mid and its fills."""
+    """One request as traded: its side, size, decision mid, the phase's closing mid, and its fills
+    summed: the shares filled and what they cost (the sum of quantity x price over its fills)."""
 
     side: str  # BUY or SELL
     requested: int
     arrival: Decimal
     close: Decimal
-    fills: Sequence[tuple[int, Decimal]] = ()  # (quantity, price)
+    filled: int = 0
+    filled_value: Decimal = Decimal(0)
 
     @property
     def sign(self) -> int:
         return 1 if self.side == "BUY" else -1
-
-    @property
-    def filled(self) -> int:
-        return sum(q for q, _ in self.fills)
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,14 @@ class Shortfall:
     @property
     def total(self) -> Decimal:
         return self.execution + self.opportunity
+
+    def __add__(self, other: Shortfall) -> Shortfall:
+        return Shortfall(
+            self.execution + other.execution,
+            self.opportunity + other.opportunity,
+            self.base + other.base,
+            self.filled_base + other.filled_base,
+        )
 
     def bps(self, amount: Decimal) -> float:
         """`amount` in bps of the requested shares' arrival value; NaN when nothing was priced."""
@@ -70,7 +77,8 @@ def shortfall(legs: Iterable[Leg]) -> Shortfall:
         filled = leg.filled
         if filled > leg.requested:
             raise ValueError(f"{leg.side} leg filled {filled} of {leg.requested} requested shares")
-        execution += sum((leg.sign * (price - leg.arrival) * q for q, price in leg.fills), Decimal(0))
+        # the sum over the fills of sign x (price - arrival) x quantity, from the fills' sums
+        execution += leg.sign * (leg.filled_value - leg.arrival * filled)
         opportunity += leg.sign * (leg.close - leg.arrival) * (leg.requested - filled)
         base += leg.arrival * leg.requested
         filled_base += leg.arrival * filled

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtests.cli import DEMO_PLAN
-from backtests.sweep_metrics import session_metrics
+from backtests.sweep_metrics import legs, session_metrics
 from backtests.sweep_recommend import aggregate, recommend
 from backtests.sweep_runner import run_sweep
 from strategies.report import TRANSACTION_COLUMNS, RunReport
@@ -105,7 +105,7 @@ prices = st.integers(1, 500_000).map(lambda cents: D(cents) / 100)
 
 
 @st.composite
-def legs(draw):
+def leg_and_fills(draw):
     side = draw(st.sampled_from(["BUY", "SELL"]))
     requested = draw(st.integers(1, 10_000))
     quantities = draw(st.lists(st.integers(1, 1_000), max_size=5))
@@ -114,26 +114,28 @@ def legs(draw):
         if q <= left:
             fills.append((q, draw(prices)))
             left -= q
-    return Leg(side, requested, draw(prices), draw(prices), tuple(fills))
+    return Leg(
+        side, requested, draw(prices), draw(prices), sum(q for q, _ in fills), sum(q * p for q, p in fills)
+    ), fills
 
 
-@given(st.lists(legs(), max_size=6))
+@given(st.lists(leg_and_fills(), max_size=6))
 def test_shortfall_is_the_paper_portfolios_gain_less_the_real_ones(session):
     # Perold's own statement: the paper portfolio trades every requested share at the arrival mid
     # and is marked at the close; the real one holds what filled, at what it paid, marked the same.
     paper = real = Decimal(0)
-    for leg in session:
+    for leg, fills in session:
         direction = 1 if leg.side == "BUY" else -1
         paper += direction * leg.requested * (leg.close - leg.arrival)
-        real += direction * sum((q * (leg.close - p) for q, p in leg.fills), Decimal(0))
-    result = shortfall(session)
+        real += direction * sum((q * (leg.close - p) for q, p in fills), Decimal(0))
+    result = shortfall(leg for leg, _ in session)
     assert result.total == paper - real
-    assert result.base == sum((leg.arrival * leg.requested for leg in session), Decimal(0))
+    assert result.base == sum((leg.arrival * leg.requested for leg, _ in session), Decimal(0))
 
 
 def test_more_filled_than_requested_is_refused():
     with pytest.raises(ValueError, match="filled 3 of 2"):
-        shortfall([Leg("BUY", 2, D(1), D(1), ((3, D(1)),))])
+        shortfall([Leg("BUY", 2, D(1), D(1), 3, D(3))])
 
 
 def _session(sell_filled, sell_px, buy_sent, buy_px, sell_close, buy_close) -> RunReport:
@@ -218,3 +220,22 @@ def test_a_point_that_strands_shares_on_one_day_is_not_recommended_for_its_mean(
     assert points.loc["one_bad_day", "buy_fill_rate_mean"] == pytest.approx(0.95)
     assert points.loc["one_bad_day", "cost_bps_mean"] < points.loc["filling", "cost_bps_mean"]
     assert chosen["point_id"] == "filling"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["r1", "r2", "r3", ""]), st.integers(1, 500), st.sampled_from(["10.01", "10.1", "9.99"])
+        ),
+        max_size=40,
+    )
+)
+def test_each_leg_sums_its_own_fills(rows):
+    requests = [_request(r, "BUY", "QQQ", 10**6, 10**6, 0, "10.00") for r in ("r1", "r2", "r3")]
+    fills = [_fill(r, "BUY", "QQQ", q, p) for r, q, p in rows]
+    report = _report(requests, fills, {}, "0")
+    got = {r: (leg.filled, leg.filled_value) for r, leg in zip(("r1", "r2", "r3"), legs(report), strict=True)}
+    for request in ("r1", "r2", "r3"):
+        mine = [(q, D(p)) for r, q, p in rows if r == request]
+        assert got[request] == (sum(q for q, _ in mine), sum((q * p for q, p in mine), Decimal(0)))
