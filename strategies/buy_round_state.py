@@ -103,7 +103,8 @@ class BuyRounds:
             requests,
             account_ids,
             ledger.cash,
-            ledger.positions,
+            # holdings are read only to value the accounts for a percentage reserve
+            ledger.positions if config.cash_reserve_pct else {},
             prices,
             Decimal(config.cash_reserve_abs),
             Decimal(str(config.cash_reserve_pct)),

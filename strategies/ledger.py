@@ -13,7 +13,11 @@ Decimal books when they are read; its rows stay the batch's own columns (strateg
 A batch carries the first version of its executions (corrections come one `Allocation` at a time,
 as IB sends them); a batch any of whose execution ids is already booked, or one that names an
 account outside the plan or a price finer than a nano, is booked one allocation at a time instead,
-so replays and corrections follow the one rule above.
+so replays and corrections follow the one rule above. Single allocations are few: only their
+executions are indexed, and the batch row one corrects is found from its id.
+
+Each instrument's shares are also kept as an int64 column over the plan's accounts, so that a
+batch checks what its sellers hold without folding the books.
 
 `transactions` holds only the bookings in force, one row per execution and account: a correction
 replaces its earlier row in place. So cash_start + sells - buys - commissions over the rows gives
@@ -45,13 +49,14 @@ class Ledger:
         # the breach is kept here for the strategy to report loudly.
         self.breaches: list[str] = []
         self._rows = TransactionRows()
-        # (account, execution base) -> row in force; batches are indexed here only once a single
-        # allocation has been booked (see _index_batches)
+        # (account, execution base) -> row in force, of the executions single allocations booked
         self._in_force: dict[tuple[str, str], int] = {}
+        # of those keys whose base is a batch's "<execution id>.<account>": execution id -> accounts
+        self._singles_by_fill: dict[str, set[str]] = {}
         self._batch_fills: set[tuple[str, str]] = set()  # (client order id, execution id) of every batch
+        self._batches_by_fill: dict[str, list[tuple[int, AllocationBatch]]] = {}  # execution id -> (first row, batch)
         # client order id -> (its group's accounts, the ledger slot of each or -1 outside the plan)
         self._group_slots: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
-        self._unindexed: list[tuple[int, AllocationBatch]] = []  # (first row, batch) not yet in _in_force
         # the plan's accounts as columns: what batches moved and the Decimal books do not hold yet
         self._accounts = np.array(list(self.starting_cash), dtype=object)
         self._slot = {a: i for i, a in enumerate(self.starting_cash)}
@@ -59,28 +64,41 @@ class Ledger:
         self._cash_due = np.zeros(n, dtype=np.int64)
         self._commission_due = np.zeros(n, dtype=np.int64)
         self._shares_due: dict[str, np.ndarray] = {}
-        self._due = False
+        self._money_due = self._shares_owed = False
         # the books as they stand, for the breach checks of a batch: floor of cash in nanos (it is
-        # below zero exactly when the cash is) and shares held, per instrument a batch touched
+        # below zero exactly when the cash is) and, per instrument, the shares each plan account holds
         self._cash_floor = np.array([floor_nanos(Decimal(c)) for c in self.starting_cash.values()], dtype=np.int64)
         self._held: dict[str, np.ndarray] = {}
+        for (account, instrument_id), qty in positions.items():
+            slot = self._slot.get(account)
+            if slot is not None and qty:
+                self._held_column(instrument_id)[slot] += qty
+
+    @classmethod
+    def from_plan(cls, accounts: pd.DataFrame, positions: pd.DataFrame) -> Ledger:
+        """The books of a plan's `accounts` (account_id, cash) and `positions` (account_id,
+        instrument_id, quantity), read column by column."""
+        cash = dict(zip(accounts["account_id"].tolist(), accounts["cash"].tolist(), strict=True))
+        keys = zip(positions["account_id"].tolist(), positions["instrument_id"].tolist(), strict=True)
+        held = positions["quantity"].to_numpy(dtype=np.int64).tolist()
+        return cls(cash, dict(zip(keys, held, strict=True)))
 
     # ------------------------------------------------------------------------------------------
     # The books, with every batch folded in
 
     @property
     def cash(self) -> dict[str, Decimal]:
-        self._settle()
+        self._settle_money()
         return self._cash
 
     @property
     def positions(self) -> dict[tuple[str, str], int]:
-        self._settle()
+        self._settle_shares()
         return self._positions
 
     @property
     def commissions(self) -> dict[str, Decimal]:
-        self._settle()
+        self._settle_money()
         return self._commissions
 
     @property
@@ -93,40 +111,78 @@ class Ledger:
     def transaction_count(self) -> int:
         return len(self._rows)
 
-    def _settle(self) -> None:
-        if not self._due:
+    def _settle_money(self) -> None:
+        if not self._money_due:
             return
         accounts = self._accounts
         for i in np.flatnonzero(self._cash_due).tolist():
             self._cash[accounts[i]] += from_nanos(int(self._cash_due[i]))
         for i in np.flatnonzero(self._commission_due).tolist():
             self._commissions[accounts[i]] += from_nanos(int(self._commission_due[i]))
+        self._cash_due[:] = 0
+        self._commission_due[:] = 0
+        self._money_due = False
+
+    def _settle_shares(self) -> None:
+        if not self._shares_owed:
+            return
+        accounts = self._accounts
         for instrument_id, due in self._shares_due.items():
             for i in np.flatnonzero(due).tolist():
                 self._positions[(accounts[i], instrument_id)] += int(due[i])
             due[:] = 0
-        self._cash_due[:] = 0
-        self._commission_due[:] = 0
-        self._due = False
+        self._shares_owed = False
+
+    def _settle_account(self, account: str) -> None:
+        """Fold what batches moved of one account only: what a single allocation of it needs."""
+        slot = self._slot.get(account)
+        if slot is None:
+            return
+        if cash := int(self._cash_due[slot]):
+            self._cash[account] += from_nanos(cash)
+            self._cash_due[slot] = 0
+        if commission := int(self._commission_due[slot]):
+            self._commissions[account] += from_nanos(commission)
+            self._commission_due[slot] = 0
+        for instrument_id, due in self._shares_due.items():
+            if shares := int(due[slot]):
+                self._positions[(account, instrument_id)] += shares
+                due[slot] = 0
+
+    def _cash_of(self, account: str) -> Decimal:
+        """One account's cash with every batch folded in, leaving the other accounts unfolded."""
+        due = int(self._cash_due[self._slot[account]])
+        return self._cash[account] + from_nanos(due) if due else self._cash[account]
 
     # ------------------------------------------------------------------------------------------
     # Single allocations
 
     def in_force(self, allocation: Allocation) -> Allocation | None:
         """The booking of the same account and execution (any version) that `allocation` would replace."""
-        self._index_batches()
-        index = self._in_force.get(_key(allocation))
+        index = self._booked_row(_key(allocation))
         return self._rows.allocation(index) if index is not None else None
+
+    def _booked_row(self, key: tuple[str, str]) -> int | None:
+        """The row in force of (account, execution base): a single allocation's, else a batch's."""
+        index = self._in_force.get(key)
+        if index is not None:
+            return index
+        account, base = key
+        fill = _batch_fill_of(account, base)
+        for start, batch in self._batches_by_fill.get(fill, ()) if fill is not None else ():
+            if account in batch.accounts:
+                at = np.flatnonzero(batch.slots == batch.accounts.index(account))
+                if len(at):
+                    return start + int(at[0])
+        return None
 
     def apply(self, allocation: Allocation, request_id: str) -> bool:
         """Book one allocation; False when its execution is already booked in this or a newer version.
 
         A newer version (an IB correction) replaces the booking in force.
         """
-        self._index_batches()
-        self._settle()
         key = _key(allocation)
-        index = self._in_force.get(key)
+        index = self._booked_row(key)
         entry = self._rows.allocation(index) if index is not None else None
         if entry is not None and not is_newer_version(allocation.execution_id, entry.execution_id):
             return False
@@ -134,6 +190,7 @@ class Ledger:
         if account not in self._cash:
             self.breaches.append(f"allocation {allocation.execution_id} names account {account!r} outside the plan")
             self._cash[account] = Decimal(0)
+        self._settle_account(account)
         if entry is not None:
             self._move(entry, reverse=True)
         position_key = (account, allocation.instrument_id)
@@ -153,6 +210,9 @@ class Ledger:
         else:
             index = self._rows.append(row)
         self._in_force[key] = index
+        fill = _batch_fill_of(*key)
+        if fill is not None:
+            self._singles_by_fill.setdefault(fill, set()).add(account)
         return True
 
     def _move(self, allocation: Allocation, reverse: bool) -> None:
@@ -167,16 +227,7 @@ class Ledger:
         slot = self._slot.get(account)
         if slot is not None:
             self._cash_floor[slot] = floor_nanos(self._cash[account])
-            held = self._held.get(allocation.instrument_id)
-            if held is not None:
-                held[slot] += sign * shares
-
-    def _index_batches(self) -> None:
-        """Put the rows of the batches booked so far under their (account, execution base)."""
-        for start, batch in self._unindexed:
-            for offset, account in enumerate(batch.account_ids):
-                self._in_force[(account, execution_base(batch.execution_id_of(account)))] = start + offset
-        self._unindexed.clear()
+            self._held_column(allocation.instrument_id)[slot] += sign * shares
 
     # ------------------------------------------------------------------------------------------
     # Batches
@@ -192,9 +243,11 @@ class Ledger:
 
     def can_book_batch(self, batch: AllocationBatch) -> bool:
         """Whether `batch` books in array steps (else: one `apply` per allocation, same result)."""
+        singles = self._singles_by_fill.get(batch.execution_id)
         return (
-            not self._in_force  # no single allocation booked: no correction to match a batch against
-            and (batch.client_order_id, batch.execution_id) not in self._batch_fills
+            (batch.client_order_id, batch.execution_id) not in self._batch_fills
+            # no single allocation booked one of its executions already (a replay, a correction)
+            and (not singles or singles.isdisjoint(batch.account_ids))
             and has_nanos_precision(batch.price)
             and int(batch.quantities.max(initial=0)) * to_nanos(batch.price, "fill price") <= _INT64_MAX // 2
             and bool((self._ledger_slots(batch) >= 0).all())
@@ -221,26 +274,32 @@ class Ledger:
         self._shares_due.setdefault(batch.instrument_id, np.zeros(len(self._accounts), dtype=np.int64))[slots] += shares
         held[slots] += shares
         self._cash_floor[slots] += cash
-        self._due = True
+        self._money_due = self._shares_owed = True
         for i in np.flatnonzero(self._cash_floor[slots] < 0).tolist():
             account = self._accounts[slots[i]]
             self.breaches.append(
                 f"allocation {batch.execution_id_of(account)} would take account {account!r} "
-                f"to {self.cash[account]} USD"
+                f"to {self._cash_of(account)} USD"
             )
         start = self._rows.extend(batch, request_ids)
         self._batch_fills.add((batch.client_order_id, batch.execution_id))
-        self._unindexed.append((start, batch))
+        self._batches_by_fill.setdefault(batch.execution_id, []).append((start, batch))
 
     def _held_column(self, instrument_id: str) -> np.ndarray:
+        """The shares of `instrument_id` every plan account holds now; a column is made when the
+        instrument is first held or moved, so one not made yet is held by no plan account."""
         held = self._held.get(instrument_id)
         if held is None:
-            self._settle()
-            positions = self._positions
-            held = np.array([positions.get((a, instrument_id), 0) for a in self._accounts], dtype=np.int64)
-            self._held[instrument_id] = held
+            held = self._held[instrument_id] = np.zeros(len(self._accounts), dtype=np.int64)
         return held
 
 
 def _key(allocation: Allocation) -> tuple[str, str]:
     return allocation.account_id, execution_base(allocation.execution_id)
+
+
+def _batch_fill_of(account: str, base: str) -> str | None:
+    """The execution id of the batch whose row of `account` has this base, if it has a batch's
+    form "<execution id>.<account>" (AllocationBatch.execution_id_of); None if it has not."""
+    suffix = "." + account
+    return base[: -len(suffix)] if base.endswith(suffix) else None

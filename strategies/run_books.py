@@ -85,13 +85,7 @@ class RunBooks:
 
     def open(self, plan: Plan) -> None:
         """Books of the plan's accounts and requests, as they stand before anything is sent."""
-        self.ledger = Ledger(
-            cash=dict(zip(plan.accounts["account_id"], plan.accounts["cash"], strict=True)),
-            positions={
-                (a, i): int(q)
-                for a, i, q in plan.positions[["account_id", "instrument_id", "quantity"]].itertuples(index=False)
-            },
-        )
+        self.ledger = Ledger.from_plan(plan.accounts, plan.positions)
         self.requests = RequestTable(plan.requests)
 
     def _fills_of(self, coid: ClientOrderId, state: BlockState) -> _BlockFills:
