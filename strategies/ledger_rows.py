@@ -124,54 +124,37 @@ class TransactionRows:
         return [self.row(i) for i in range(self._size)]
 
     def frame(self) -> pd.DataFrame:
-        """Every row in force, in booking order, column by column: the text columns are built as
-        Arrow arrays (a batch's accounts are its group's, taken by slot), so no Python string is
-        made per row; price and commission stay Decimals, one object per distinct amount."""
-        text = ("account_id", "request_id", "instrument_id", "side", "client_order_id", "venue_order_id")
-        strings: dict[str, list[pa.Array]] = {c: [] for c in (*text, "execution_id")}
-        numbers: dict[str, list[np.ndarray]] = {c: [] for c in ("quantity", "ts_event", "price", "commission")}
-        groups: dict[int, pa.Array] = {}  # id of a group -> its accounts as Arrow text
-        for chunk in self._chunks:
-            if isinstance(chunk, list):
-                for column in strings:
-                    strings[column].append(pa.array([row[column] for row in chunk], type=pa.large_string()))
-                for column in ("quantity", "ts_event"):
-                    numbers[column].append(np.array([row[column] for row in chunk], dtype=np.int64))
-                for column in ("price", "commission"):
-                    numbers[column].append(_objects([row[column] for row in chunk]))
-                continue
-            batch, request_ids = chunk
-            n = len(batch)
-            if id(batch.accounts) not in groups:
-                groups[id(batch.accounts)] = pa.array(batch.accounts, type=pa.large_string())
-            accounts = groups[id(batch.accounts)].take(pa.array(batch.slots))
-            strings["account_id"].append(accounts)
-            strings["request_id"].append(pa.array(np.asarray(request_ids, dtype=object), type=pa.large_string()))
-            for column in ("instrument_id", "side", "client_order_id", "venue_order_id"):
-                strings[column].append(
-                    pa.array([getattr(batch, column)], type=pa.large_string()).take(np.zeros(n, np.int64))
+        """Every row in force, in booking order, column by column: the batches' rows in a fixed
+        number of whole-table steps (texts as Arrow arrays taken by code, so no Python string is
+        made per row; price and commission Decimals, one object per distinct amount), the single
+        allocations' rows from their dicts, put in booking order by one take."""
+        batches = [c for c in self._chunks if not isinstance(c, list)]
+        singles = [row for c in self._chunks if isinstance(c, list) for row in c]
+        columns = _batch_columns(batches)
+        if singles:
+            for column, values in _single_columns(singles).items():
+                both = columns[column]
+                columns[column] = (
+                    pa.concat_arrays([both, values]) if isinstance(both, pa.Array) else np.concatenate([both, values])
                 )
-            head, tail, glue = (
-                pa.scalar(t, pa.large_string()) for t in (f"{batch.execution_id}.", f".{batch.version}", "")
-            )
-            strings["execution_id"].append(pc.binary_join_element_wise(head, accounts, tail, glue))
-            numbers["quantity"].append(batch.quantities.astype(np.int64))
-            numbers["ts_event"].append(np.full(n, batch.ts_event, dtype=np.int64))
-            numbers["price"].append(np.repeat(_objects([batch.price]), n))
-            # a fill's accounts pay few distinct amounts: one Decimal per amount, shared by its rows
-            amounts, which = np.unique(batch.commission_nanos, return_inverse=True)
-            numbers["commission"].append(_objects(decimals_of_nanos(amounts))[which])
-        columns: dict[str, object] = {}
-        for column in TRANSACTION_COLUMNS:
-            if column in strings:
-                parts = strings[column]
-                joined = pa.concat_arrays(parts) if parts else pa.array([], type=pa.large_string())
-                columns[column] = pd.array(joined, dtype=pd.StringDtype(na_value=np.nan))
-            else:
-                parts = numbers[column]
-                dtype = np.int64 if column in ("quantity", "ts_event") else object
-                columns[column] = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-        frame = pd.DataFrame(columns, columns=list(TRANSACTION_COLUMNS))
+            # the output row of every source row: batches' rows first, then the singles'
+            at, batch_at, single_at = [], 0, sum(len(b) for b, _ in batches)
+            for chunk in self._chunks:
+                if isinstance(chunk, list):
+                    at.append(np.arange(single_at, single_at + len(chunk)))
+                    single_at += len(chunk)
+                else:
+                    at.append(np.arange(batch_at, batch_at + len(chunk[0])))
+                    batch_at += len(chunk[0])
+            order = np.concatenate(at)
+            columns = {k: v.take(pa.array(order)) if isinstance(v, pa.Array) else v[order] for k, v in columns.items()}
+        frame = pd.DataFrame(
+            {
+                k: pd.array(v, dtype=pd.StringDtype(na_value=np.nan)) if isinstance(v, pa.Array) else v
+                for k, v in ((c, columns[c]) for c in TRANSACTION_COLUMNS)
+            },
+            columns=list(TRANSACTION_COLUMNS),
+        )
         if self._replaced:
             at = sorted(self._replaced)
             for column in TRANSACTION_COLUMNS:
@@ -179,6 +162,59 @@ class TransactionRows:
         frame["quantity"] = frame["quantity"].astype("int64")
         frame["ts_event"] = frame["ts_event"].astype("int64")
         return frame
+
+
+_TEXT = ("account_id", "request_id", "instrument_id", "side", "client_order_id", "venue_order_id", "execution_id")
+
+
+def _text(values: Sequence) -> pa.Array:
+    return pa.array(values, type=pa.large_string())
+
+
+def _batch_columns(batches: list[tuple[AllocationBatch, Sequence[str]]]) -> dict[str, pa.Array | np.ndarray]:
+    """The rows of every batch, in order, as whole columns."""
+    lengths = np.array([len(b) for b, _ in batches], dtype=np.int64)
+    of_batch = np.repeat(np.arange(len(batches)), lengths)  # each row's batch
+    # a block's fills share its group: each group's accounts are made text once, taken by slot
+    group_at: dict[int, int] = {}
+    group_names: list[str] = []
+    offsets = []
+    for batch, _ in batches:
+        if id(batch.accounts) not in group_at:
+            group_at[id(batch.accounts)] = len(group_names)
+            group_names.extend(batch.accounts)
+        offsets.append(group_at[id(batch.accounts)])
+    slots = [b.slots.astype(np.int64) + offset for (b, _), offset in zip(batches, offsets, strict=True)]
+    accounts = _text(group_names).take(pa.array(_joined(slots, np.int64)))
+    per_batch = {c: _text([getattr(b, c) for b, _ in batches]).take(of_batch) for c in _TEXT[2:6]}
+    heads = _text([f"{b.execution_id}." for b, _ in batches]).take(of_batch)
+    tails = _text([f".{b.version}" for b, _ in batches]).take(of_batch)
+    nanos = _joined([b.commission_nanos.astype(np.int64) for b, _ in batches], np.int64)
+    # a fill's accounts pay few distinct amounts: one Decimal per amount, shared by its rows
+    which, amounts = pd.factorize(nanos)
+    return {
+        "account_id": accounts,
+        "request_id": _text(_joined([np.asarray(r, dtype=object) for _, r in batches], object)),
+        **per_batch,
+        "execution_id": pc.binary_join_element_wise(heads, accounts, tails, pa.scalar("", pa.large_string())),
+        "quantity": _joined([b.quantities.astype(np.int64) for b, _ in batches], np.int64),
+        "ts_event": np.repeat(np.array([b.ts_event for b, _ in batches], dtype=np.int64), lengths),
+        "price": _objects([b.price for b, _ in batches])[of_batch],
+        "commission": _objects(decimals_of_nanos(amounts) if len(amounts) else [])[which],
+    }
+
+
+def _joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def _single_columns(rows: list[dict]) -> dict[str, pa.Array | np.ndarray]:
+    out: dict[str, pa.Array | np.ndarray] = {c: _text([row[c] for row in rows]) for c in _TEXT}
+    for column in ("quantity", "ts_event"):
+        out[column] = np.array([row[column] for row in rows], dtype=np.int64)
+    for column in ("price", "commission"):
+        out[column] = _objects([row[column] for row in rows])
+    return out
 
 
 def _objects(values: Sequence) -> np.ndarray:
