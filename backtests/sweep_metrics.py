@@ -105,7 +105,9 @@ def legs(report) -> list[Leg]:
     """Every request of the session that has a price to be measured by, with its fills summed."""
     requests = report.requests
     marks = report.summary.get("marks", {})
-    request_ids, filled, value = _filled_by_request(report.transactions)
+    # a session's own books sum its fills without building its transactions table
+    fills_of = getattr(report, "fills_by_request", None)
+    request_ids, filled, value = fills_of() if fills_of is not None else _filled_by_request(report.transactions)
     at = request_ids.get_indexer(requests["request_id"].to_numpy(dtype=object)).tolist()
     # a price per block, not per request: each distinct one read once
     arrival_code, arrivals = pd.factorize(requests["arrival_price"].to_numpy(dtype=object), use_na_sentinel=True)

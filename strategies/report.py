@@ -18,7 +18,7 @@ from strategies.ledger import Ledger
 from strategies.ledger_rows import TRANSACTION_COLUMNS  # noqa: F401 - the run files' columns, read from here
 from strategies.order_ids import round_label
 from strategies.pricing import slippage_bps
-from strategies.request_states import STATES, filled_slippage, requests_frame
+from strategies.request_states import STATES, filled_by_request, filled_slippage, requests_frame
 from strategies.request_table import NO_TIME, RequestTable
 
 # the blocks' nanosecond times, absent where a block was never sent or never filled
@@ -28,7 +28,11 @@ BLOCK_NS_COLUMNS = ("ts_submitted", "deadline_ns", "ts_closed", "first_fill_ns",
 class RunReport:
     """The run's tables and summary. The transactions table (millions of rows for a plan of 10,000
     accounts) is built when first read, so a session whose caller reads only the summary never pays
-    for it; `transactions` may be given as that table or as the function that builds it."""
+    for it; `transactions` may be given as that table or as the function that builds it.
+
+    `fills_by_request`, when the session's books are at hand, gives each filled request's shares
+    and exact cost (request_states.filled_by_request) without that table; None for a report read
+    back from files, whose transactions say the same."""
 
     def __init__(
         self,
@@ -37,12 +41,14 @@ class RunReport:
         blocks: pd.DataFrame,
         accounts: pd.DataFrame,
         summary: dict | None = None,
+        fills_by_request: Callable[[], tuple[pd.Index, np.ndarray, list[Decimal]]] | None = None,
     ) -> None:
         self._transactions = transactions
         self.requests = requests
         self.blocks = blocks
         self.accounts = accounts
         self.summary = {} if summary is None else summary
+        self.fills_by_request = fills_by_request
 
     @property
     def transactions(self) -> pd.DataFrame:
@@ -133,7 +139,14 @@ def build_report(
             _phase_stats(blocks, t, requests["commission"].to_numpy(), phase_started_ns) if len(requests) else {}
         ),
     }
-    return RunReport(lambda: transactions_table(ledger), requests, blocks_frame, accounts, summary)
+    return RunReport(
+        lambda: transactions_table(ledger),
+        requests,
+        blocks_frame,
+        accounts,
+        summary,
+        fills_by_request=lambda: filled_by_request(requests_table),
+    )
 
 
 def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from strategies.money import from_nanos
+from strategies.money import decimals_of_nanos, from_nanos
 from strategies.request_table import NO_TIME, RequestTable
 
 # the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
@@ -133,6 +133,18 @@ def slippage_bps(t: RequestTable) -> np.ndarray:
     rows, _, bps = filled_slippage(t)
     out[rows] = np.round(bps, 2)
     return out
+
+
+def filled_by_request(t: RequestTable) -> tuple[pd.Index, np.ndarray, list[Decimal]]:
+    """(request ids, shares filled, what they cost, exact) of the requests that filled: the sums
+    of their bookings in force, without the million rows of the transactions table."""
+    rows = np.flatnonzero(t.filled > 0)
+    nanos = t.value_nanos[rows]
+    values = decimals_of_nanos(nanos) if nanos.dtype == np.int64 and len(rows) else [from_nanos(v) for v in nanos]
+    for i, row in enumerate(rows.tolist()):
+        if row in t.sub_nano_value:
+            values[i] = t.filled_value(row)
+    return pd.Index(t.request_id[rows]), t.filled[rows].copy(), values
 
 
 def requests_frame(t: RequestTable) -> pd.DataFrame:
