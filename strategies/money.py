@@ -98,3 +98,12 @@ def add_exactly(column: np.ndarray, rows: np.ndarray, amounts: np.ndarray) -> np
             column = column.astype(object)
     column[rows] += amounts if column.dtype == np.int64 else np.asarray(amounts, dtype=object)
     return column
+
+
+def exact_sum(values: np.ndarray) -> int:
+    """The sum of an int64 array as a Python int: in int64 when no partial sum can leave it."""
+    if not len(values):
+        return 0
+    if max(abs(int(values.max())), abs(int(values.min()))) * len(values) <= INT64_SAFE:
+        return int(values.sum())
+    return int(values.sum(dtype=object))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 from nautilus_trader.common.component import Logger
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.orders import Order
@@ -51,7 +52,7 @@ class _BlockFills:
 
     def __init__(self, state: BlockState, rows: np.ndarray) -> None:
         self.rows = rows  # the table row of each of the block's requests, in its order
-        self.slot_of = {a: i for i, a in enumerate(state.block.accounts.tolist())}
+        self.accounts = pd.Index(state.block.accounts)  # the request slot of an account, by get_loc
         self.group: tuple[str, ...] | None = None  # the venue's group of the block, as its batches name it
         self.group_slots = np.zeros(0, dtype=np.int64)  # the request slot of each of its accounts, or -1
         n = len(rows)
@@ -80,7 +81,7 @@ class RunBooks:
         """The request slot of each allocation of `batch` (-1: an account the block was not sent for)."""
         if fills.group is not batch.accounts and fills.group != batch.accounts:
             fills.group = batch.accounts
-            fills.group_slots = np.array([fills.slot_of.get(a, -1) for a in batch.accounts], dtype=np.int64)
+            fills.group_slots = fills.accounts.get_indexer(np.asarray(batch.accounts, dtype=object))
         return fills.group_slots[batch.slots]
 
     def open(self, plan: Plan) -> None:
@@ -179,7 +180,7 @@ class RunBooks:
         if not request_id:
             return Booking(request_id)
         fills = self._fills_of(state.client_order_id, state)
-        slot = fills.slot_of[allocation.account_id]
+        slot = fills.accounts.get_loc(allocation.account_id)
         fills.booked_qty[slot] += quantity
         fills.booked_spend[slot] = fills.booked_spend.get(slot, Decimal(0)) + value + commission
         row = int(fills.rows[slot])

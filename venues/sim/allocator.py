@@ -31,7 +31,7 @@ from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, Allocati
 from strategies.fa_methods import FAMethod, fa_method
 from strategies.fee_table import PricingPlan
 from strategies.fees import FAFeeCharger
-from strategies.money import from_nanos
+from strategies.money import exact_sum, from_nanos
 
 
 @dataclass
@@ -91,7 +91,7 @@ class FAAllocator:
         self._pending[client_order_id].append(
             PendingFill(state.accounts, charges.slots, charges.quantities, charges.total_nanos)
         )
-        return from_nanos(int(charges.total_nanos.sum(dtype=object)))
+        return from_nanos(exact_sum(charges.total_nanos))
 
     def pop_pending(self, client_order_id: str) -> PendingFill | None:
         queue = self._pending.get(client_order_id)
