@@ -1,5 +1,6 @@
 """Nano columns stay int64 while their sums fit and turn to Python ints when one would not: every
-sum is the one Python's ints give, booked through `add_exactly` and through the request table."""
+sum is the one Python's ints give, booked through `add_exactly` and through the request table, and
+summed by `exact_sum`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.money import add_exactly
+from strategies.money import add_exactly, exact_sum
 from strategies.request_table import RequestTable
 
 BIG = 2**63 - 1
@@ -53,3 +54,8 @@ def test_a_request_worth_more_than_int64_holds_its_whole_value():
     assert table.value_nanos.dtype == object
     assert table.filled_value(0) == Decimal(12 * 10**9)
     assert table.filled_value(1) == Decimal("0.000000021")
+
+
+@given(st.lists(st.one_of(st.integers(-(10**12), 10**12), st.integers(-BIG, BIG)), max_size=50))
+def test_an_int64_column_sums_to_its_python_sum(values):
+    assert exact_sum(np.array(values, dtype=np.int64)) == sum(values)
