@@ -20,7 +20,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from strategies.money import decimals_of_nanos, from_nanos
+from strategies.money import INT64_SAFE, decimals_of_nanos, from_nanos
 from strategies.request_table import NO_TIME, RequestTable
 
 # the strategy's end reasons for a block its phase deadline closed (cancelled, or expired at the venue)
@@ -99,11 +99,14 @@ def average_prices(t: RequestTable) -> np.ndarray:
     rows = np.flatnonzero(t.filled > 0)
     if not len(rows):
         return out
-    # value / (shares x 10^(9 - places)) in whole 10^-places, exactly, in Python ints
-    den = t.filled[rows].astype(object) * 10 ** (9 - AVG_PLACES)
-    num = t.value_nanos[rows].astype(object)
+    # value / (shares x 10^(9 - places)) in whole 10^-places, exactly: in int64 while the value
+    # column is (2 r stays below 2 den, far inside it), else in Python ints
+    num = t.value_nanos[rows]
+    if num.dtype == np.int64 and int(t.filled[rows].max()) * 2 * 10 ** (9 - AVG_PLACES) > INT64_SAFE:
+        num = num.astype(object)
+    den = t.filled[rows].astype(num.dtype) * 10 ** (9 - AVG_PLACES)
     q, r = num // den, num % den
-    q = q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1))).astype(object)
+    q = q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1))).astype(num.dtype)
     codes, uniques = pd.factorize(q)
     out[rows] = np.array([Decimal(int(u)).scaleb(-AVG_PLACES) for u in uniques], dtype=object)[codes]
     quantum = Decimal(1).scaleb(-AVG_PLACES)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strategies.money import add_exactly, exact_sum
+from strategies.request_states import average_prices
 from strategies.request_table import RequestTable
 
 BIG = 2**63 - 1
@@ -54,6 +55,7 @@ def test_a_request_worth_more_than_int64_holds_its_whole_value():
     assert table.value_nanos.dtype == object
     assert table.filled_value(0) == Decimal(12 * 10**9)
     assert table.filled_value(1) == Decimal("0.000000021")
+    assert average_prices(table).tolist() == [Decimal("10.0000"), Decimal("0.0000")]
 
 
 @given(st.lists(st.one_of(st.integers(-(10**12), 10**12), st.integers(-BIG, BIG)), max_size=50))
