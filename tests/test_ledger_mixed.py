@@ -1,0 +1,116 @@
+"""Batches, their replays and corrections, and single allocations booked into one ledger, in any
+order, against a plain model written here: the booking in force of each (account, execution) is
+its latest version, and cash, holdings, fees and the transactions table are those bookings summed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strategies.events import Allocation, AllocationBatch
+from strategies.ledger import Ledger
+
+ACCOUNTS = ("U0", "U1", "U2", "U3")
+CASH = {"U0": Decimal("100.00"), "U1": Decimal("5"), "U2": Decimal("0.1"), "U3": Decimal("2500.50")}
+prices = st.decimals(min_value=Decimal("0.5"), max_value=Decimal("900"), places=3)
+ops = st.one_of(
+    st.tuples(
+        st.just("batch"),
+        st.sampled_from(["X", "Y"]),
+        st.sampled_from(["BUY", "SELL"]),
+        prices,
+        st.lists(st.tuples(st.booleans(), st.integers(1, 400), st.integers(0, 3 * 10**9)), min_size=4, max_size=4),
+    ),
+    st.tuples(st.just("replay"), st.integers(0, 50)),
+    st.tuples(
+        st.just("correct"), st.integers(0, 200), st.integers(1, 400), st.sampled_from(["01", "02", "03"]), prices
+    ),
+    st.tuples(st.just("single"), st.sampled_from([*ACCOUNTS, "ZZ"]), st.sampled_from(["X", "Y"]), st.integers(1, 300)),
+)
+
+
+def _book(ledger: Ledger, batch: AllocationBatch) -> None:
+    if ledger.can_book_batch(batch):
+        ledger.apply_batch(batch, [f"r-{a}" for a in batch.account_ids])
+    else:
+        for allocation in batch.allocations():
+            ledger.apply(allocation, f"r-{allocation.account_id}")
+
+
+def _version(execution_id: str) -> int:
+    return int(execution_id.rsplit(".", 1)[1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ops, max_size=30), st.lists(st.integers(0, 5000), min_size=4, max_size=4))
+def test_the_books_are_the_bookings_in_force(steps, holdings):
+    positions = {(a, "X"): h for a, h in zip(ACCOUNTS, holdings, strict=True)}
+    ledger = Ledger(dict(CASH), dict(positions))
+    in_force: dict[tuple[str, str], Allocation] = {}  # (account, execution base) -> latest version
+    batches: list[AllocationBatch] = []
+    booked: list[Allocation] = []
+
+    def model(allocation: Allocation) -> None:
+        key = (allocation.account_id, allocation.execution_id.rsplit(".", 1)[0])
+        held = in_force.get(key)
+        if held is None or _version(allocation.execution_id) > _version(held.execution_id):
+            in_force[key] = allocation
+
+    for n, step in enumerate(steps):
+        if step[0] == "batch":
+            _, instrument, side, price, parts = step
+            slots = np.array([i for i, (chosen, _, _) in enumerate(parts) if chosen], dtype=np.int64)
+            if not len(slots):
+                continue
+            qty = np.array([parts[i][1] for i in slots], dtype=np.int64)
+            fee = np.array([parts[i][2] for i in slots], dtype=np.int64)
+            batch = AllocationBatch("B", "V", f"T{n}", instrument, side, price, n, n, ACCOUNTS, slots, qty, fee)
+            batches.append(batch)
+        elif step[0] == "replay":
+            if not batches:
+                continue
+            batch = batches[step[1] % len(batches)]
+        if step[0] in ("batch", "replay"):
+            _book(ledger, batch)
+            for allocation in batch.allocations():
+                model(allocation)
+                booked.append(allocation)
+            continue
+        if step[0] == "correct":
+            _, pick, q, version, price = step
+            if not booked:
+                continue
+            old = booked[pick % len(booked)]
+            base = old.execution_id.rsplit(".", 1)[0]
+            allocation = Allocation(
+                "B", "V", f"{base}.{version}", old.account_id, old.instrument_id, old.side, q, price,
+                Decimal("0.35"), n, n,
+            )  # fmt: skip
+        else:
+            _, account, instrument, q = step
+            allocation = Allocation(
+                "Q", "V", f"IB{n}.01", account, instrument, "BUY", q, Decimal("2"), Decimal(1), n, n
+            )
+        ledger.apply(allocation, f"r-{allocation.account_id}")
+        model(allocation)
+        booked.append(allocation)
+
+    cash = {a: c for a, c in CASH.items()}
+    shares = dict(positions)
+    fees: dict[str, Decimal] = {}
+    for a in in_force.values():
+        sign = 1 if a.side == "SELL" else -1
+        cash[a.account_id] = cash.get(a.account_id, Decimal(0)) + sign * a.quantity * a.price - a.commission
+        shares[(a.account_id, a.instrument_id)] = shares.get((a.account_id, a.instrument_id), 0) - sign * a.quantity
+        fees[a.account_id] = fees.get(a.account_id, Decimal(0)) + a.commission
+    assert ledger.cash == cash
+    assert {k: v for k, v in ledger.positions.items() if v} == {k: v for k, v in shares.items() if v}
+    assert {k: v for k, v in ledger.commissions.items() if v} == {k: v for k, v in fees.items() if v}
+    rows = ledger.transactions_frame()
+    assert sorted(zip(rows["execution_id"], rows["quantity"], rows["price"], strict=True)) == sorted(
+        (a.execution_id, a.quantity, a.price) for a in in_force.values()
+    )
+    assert rows.to_dict("records") == ledger.transactions
