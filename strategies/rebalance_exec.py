@@ -340,7 +340,8 @@ class RebalanceExecutor(Strategy):
         # durable before the first block can reach the venue: a restart finds every block sent
         if states or early:
             self._recorder.blocks([*states, *early])
-            sent = [(r, "SENT", "") for s in (*states, *early) for r in s.block.request_ids.tolist()]
+            # made as the recorder reads them: a session without a journal reads none
+            sent = ((r, "SENT", "") for s in (*states, *early) for r in s.block.request_ids.tolist())
             self._recorder.request_states(sent, self.clock.timestamp_ns())
         self._desk.send_all([*states, *early], deadline, arm=arm)
 
