@@ -40,7 +40,14 @@ _INT64_MAX = 2**63 - 1
 
 
 class Ledger:
-    def __init__(self, cash: dict[str, Decimal], positions: dict[tuple[str, str], int]) -> None:
+    def __init__(
+        self,
+        cash: dict[str, Decimal],
+        positions: dict[tuple[str, str], int],
+        held: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """`held`, if given, is `positions` as columns (instrument -> shares per account of `cash`,
+        in its order), which `from_plan` makes in array steps."""
         self.starting_cash = dict(cash)
         self._cash = dict(cash)
         self._positions: dict[tuple[str, str], int] = defaultdict(int, positions)
@@ -60,6 +67,7 @@ class Ledger:
         # the plan's accounts as columns: what batches moved and the Decimal books do not hold yet
         self._accounts = np.array(list(self.starting_cash), dtype=object)
         self._slot = {a: i for i, a in enumerate(self.starting_cash)}
+        self._account_index = pd.Index(self._accounts)
         n = len(self._accounts)
         self._cash_due = np.zeros(n, dtype=np.int64)
         self._commission_due = np.zeros(n, dtype=np.int64)
@@ -68,8 +76,8 @@ class Ledger:
         # the books as they stand, for the breach checks of a batch: floor of cash in nanos (it is
         # below zero exactly when the cash is) and, per instrument, the shares each plan account holds
         self._cash_floor = np.array([floor_nanos(Decimal(c)) for c in self.starting_cash.values()], dtype=np.int64)
-        self._held: dict[str, np.ndarray] = {}
-        for (account, instrument_id), qty in positions.items():
+        self._held: dict[str, np.ndarray] = {} if held is None else held
+        for (account, instrument_id), qty in positions.items() if held is None else ():
             slot = self._slot.get(account)
             if slot is not None and qty:
                 self._held_column(instrument_id)[slot] += qty
@@ -78,10 +86,19 @@ class Ledger:
     def from_plan(cls, accounts: pd.DataFrame, positions: pd.DataFrame) -> Ledger:
         """The books of a plan's `accounts` (account_id, cash) and `positions` (account_id,
         instrument_id, quantity), read column by column."""
-        cash = dict(zip(accounts["account_id"].tolist(), accounts["cash"].tolist(), strict=True))
-        keys = zip(positions["account_id"].tolist(), positions["instrument_id"].tolist(), strict=True)
-        held = positions["quantity"].to_numpy(dtype=np.int64).tolist()
-        return cls(cash, dict(zip(keys, held, strict=True)))
+        ids = accounts["account_id"].tolist()
+        cash = dict(zip(ids, accounts["cash"].tolist(), strict=True))
+        holders, instruments = positions["account_id"].tolist(), positions["instrument_id"].tolist()
+        qty = positions["quantity"].to_numpy(dtype=np.int64)
+        slots = pd.Index(ids).get_indexer(holders)
+        code, names = pd.factorize(np.asarray(instruments, dtype=object))
+        columns = {}
+        for i, name in enumerate(names.tolist()):
+            mine = (code == i) & (slots >= 0)
+            if qty[mine].any():
+                columns[name] = np.zeros(len(ids), dtype=np.int64)
+                np.add.at(columns[name], slots[mine], qty[mine])
+        return cls(cash, dict(zip(zip(holders, instruments, strict=True), qty.tolist(), strict=True)), columns)
 
     # ------------------------------------------------------------------------------------------
     # The books, with every batch folded in
@@ -237,7 +254,7 @@ class Ledger:
         mapped once per block, each fill is an array lookup."""
         entry = self._group_slots.get(batch.client_order_id)
         if entry is None or (entry[0] is not batch.accounts and entry[0] != batch.accounts):
-            mapped = np.array([self._slot.get(a, -1) for a in batch.accounts], dtype=np.int64)
+            mapped = self._account_index.get_indexer(np.asarray(batch.accounts, dtype=object))
             entry = self._group_slots[batch.client_order_id] = (batch.accounts, mapped)
         return entry[1][batch.slots]
 

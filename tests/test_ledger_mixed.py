@@ -1,12 +1,14 @@
-"""Batches, their replays and corrections, and single allocations booked into one ledger, in any
-order, against a plain model written here: the booking in force of each (account, execution) is
-its latest version, and cash, holdings, fees and the transactions table are those bookings summed."""
+"""Batches, their replays and corrections, and single allocations booked into one ledger (made
+from dicts or from a plan's frames), in any order, against a plain model written here: the
+booking in force of each (account, execution) is its latest version, and cash, holdings, fees and
+the transactions table are those bookings summed."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,11 +46,19 @@ def _version(execution_id: str) -> int:
     return int(execution_id.rsplit(".", 1)[1])
 
 
+def _from_plan(positions: dict[tuple[str, str], int]) -> Ledger:
+    accounts = pd.DataFrame({"account_id": list(CASH), "cash": list(CASH.values())})
+    held = pd.DataFrame(
+        [(a, i, q) for (a, i), q in positions.items()], columns=["account_id", "instrument_id", "quantity"]
+    )
+    return Ledger.from_plan(accounts, held)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(ops, max_size=30), st.lists(st.integers(0, 5000), min_size=4, max_size=4))
-def test_the_books_are_the_bookings_in_force(steps, holdings):
-    positions = {(a, "X"): h for a, h in zip(ACCOUNTS, holdings, strict=True)}
-    ledger = Ledger(dict(CASH), dict(positions))
+@given(st.lists(ops, max_size=30), st.lists(st.integers(0, 5000), min_size=4, max_size=4), st.booleans())
+def test_the_books_are_the_bookings_in_force(steps, holdings, of_plan):
+    positions = {(a, "X"): h for a, h in zip(ACCOUNTS, holdings, strict=True)} | {("ZZ", "Y"): 3}
+    ledger = _from_plan(positions) if of_plan else Ledger(dict(CASH), dict(positions))
     in_force: dict[tuple[str, str], Allocation] = {}  # (account, execution base) -> latest version
     batches: list[AllocationBatch] = []
     booked: list[Allocation] = []
