@@ -80,7 +80,9 @@ def size_plan_buys(
     mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
     # by code: 20 instruments and 10,000 accounts are looked up once each, not once per request
     instrument_code, instruments = pd.factorize(buys["instrument_id"].to_numpy(dtype=object))
-    codes = pd.Index(account_ids).get_indexer(buys["account_id"].to_numpy(dtype=object))
+    # object indexes: pandas would otherwise turn both sides to Arrow text on every look-up
+    holders = pd.Index(buys["account_id"].to_numpy(dtype=object), dtype=object)
+    codes = pd.Index(account_ids, dtype=object).get_indexer(holders)
     if (codes < 0).any():
         raise KeyError(buys["account_id"].iloc[int(np.flatnonzero(codes < 0)[0])])
     limit_by_instrument = {i: to_nanos(prices[i][1], f"buy limit of {i}") for i in instruments.tolist() if i in prices}

@@ -34,7 +34,7 @@ import pandas as pd
 
 from strategies.events import Allocation, AllocationBatch, execution_base, is_newer_version
 from strategies.ledger_rows import TransactionRows, allocation_row
-from strategies.money import floor_nanos, from_nanos, has_nanos_precision, to_nanos
+from strategies.money import decimals_of_nanos, floor_nanos, from_nanos, has_nanos_precision, to_nanos
 
 _INT64_MAX = 2**63 - 1
 
@@ -67,7 +67,7 @@ class Ledger:
         # the plan's accounts as columns: what batches moved and the Decimal books do not hold yet
         self._accounts = np.array(list(self.starting_cash), dtype=object)
         self._slot = {a: i for i, a in enumerate(self.starting_cash)}
-        self._account_index = pd.Index(self._accounts)
+        self._account_index = pd.Index(self._accounts, dtype=object)
         n = len(self._accounts)
         self._cash_due = np.zeros(n, dtype=np.int64)
         self._commission_due = np.zeros(n, dtype=np.int64)
@@ -90,7 +90,7 @@ class Ledger:
         cash = dict(zip(ids, accounts["cash"].tolist(), strict=True))
         holders, instruments = positions["account_id"].tolist(), positions["instrument_id"].tolist()
         qty = positions["quantity"].to_numpy(dtype=np.int64)
-        slots = pd.Index(ids).get_indexer(holders)
+        slots = pd.Index(ids, dtype=object).get_indexer(pd.Index(holders, dtype=object))
         code, names = pd.factorize(np.asarray(instruments, dtype=object))
         columns = {}
         for i, name in enumerate(names.tolist()):
@@ -132,10 +132,11 @@ class Ledger:
         if not self._money_due:
             return
         accounts = self._accounts
-        for i in np.flatnonzero(self._cash_due).tolist():
-            self._cash[accounts[i]] += from_nanos(int(self._cash_due[i]))
-        for i in np.flatnonzero(self._commission_due).tolist():
-            self._commissions[accounts[i]] += from_nanos(int(self._commission_due[i]))
+        # one text conversion for every account that moved, not a Decimal computed per account
+        for books, due in ((self._cash, self._cash_due), (self._commissions, self._commission_due)):
+            moved = np.flatnonzero(due)
+            for account, amount in zip(accounts[moved].tolist(), decimals_of_nanos(due[moved]), strict=True):
+                books[account] += amount
         self._cash_due[:] = 0
         self._commission_due[:] = 0
         self._money_due = False
@@ -254,7 +255,7 @@ class Ledger:
         mapped once per block, each fill is an array lookup."""
         entry = self._group_slots.get(batch.client_order_id)
         if entry is None or (entry[0] is not batch.accounts and entry[0] != batch.accounts):
-            mapped = self._account_index.get_indexer(np.asarray(batch.accounts, dtype=object))
+            mapped = self._account_index.get_indexer(pd.Index(batch.accounts, dtype=object))
             entry = self._group_slots[batch.client_order_id] = (batch.accounts, mapped)
         return entry[1][batch.slots]
 

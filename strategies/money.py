@@ -77,6 +77,8 @@ def fits_int64(*factors: np.ndarray) -> np.ndarray:
 def decimals_of_nanos(nanos: np.ndarray) -> list[Decimal]:
     """`from_nanos` of every entry of an int64 array, through one vectorised text conversion."""
     values = np.asarray(nanos, dtype=np.int64)
+    if not len(values):
+        return []
     whole, frac = np.divmod(np.abs(values), NANOS_PER_USD)
     digits = np.strings.rstrip(np.strings.zfill(frac.astype(str), PLACES), "0")
     text = np.strings.add(whole.astype(str), np.where(digits == "", "", np.strings.add(".", digits)))

@@ -161,7 +161,8 @@ def _accounts_frame(ledger: Ledger, requests: pd.DataFrame, t: RequestTable) -> 
         "cash_end": [cash[a] for a in ids],
         "commissions": [commissions.get(a, Decimal(0)) for a in ids],
     }
-    at = pd.Index(ids).get_indexer(t.account_id)  # each request's account, -1 outside the books
+    # each request's account, -1 outside the books
+    at = pd.Index(ids, dtype=object).get_indexer(pd.Index(t.account_id, dtype=object))
     rows, value, bps = filled_slippage(t)
     if len(rows):
         # each request's slippage before it is rounded for its row weighs in

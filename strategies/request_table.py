@@ -39,7 +39,8 @@ class RequestTable:
         self.side = requests["side"].to_numpy(dtype=object)
         self.is_buy = self.side == "BUY"
         self.requested = requests["quantity"].to_numpy(dtype=np.int64).copy()
-        self._index = pd.Index(self.request_id)
+        # object, not Arrow text: a look-up of object ids would turn them to Arrow every time
+        self._index = pd.Index(self.request_id, dtype=object)
         self.sent = np.zeros(n, dtype=np.int64)
         self.filled = np.zeros(n, dtype=np.int64)
         self.value_nanos = np.zeros(n, dtype=np.int64)  # Python ints once a sum outgrows int64
@@ -65,7 +66,7 @@ class RequestTable:
     def rows(self, request_ids: Iterable[str]) -> np.ndarray:
         """The rows of `request_ids`, refused if any is not a request of the plan."""
         ids = request_ids if isinstance(request_ids, np.ndarray) else np.asarray(list(request_ids), dtype=object)
-        rows = self._index.get_indexer(ids)
+        rows = self._index.get_indexer(pd.Index(ids, dtype=object))
         if (rows < 0).any():
             raise KeyError(f"not requests of the plan: {ids[rows < 0][:5].tolist()}")
         return rows.astype(np.int64)

@@ -52,7 +52,7 @@ class _BlockFills:
 
     def __init__(self, state: BlockState, rows: np.ndarray) -> None:
         self.rows = rows  # the table row of each of the block's requests, in its order
-        self.accounts = pd.Index(state.block.accounts)  # the request slot of an account, by get_loc
+        self.accounts = pd.Index(state.block.accounts, dtype=object)  # an account's request slot
         self.group: tuple[str, ...] | None = None  # the venue's group of the block, as its batches name it
         self.group_slots = np.zeros(0, dtype=np.int64)  # the request slot of each of its accounts, or -1
         n = len(rows)
@@ -81,7 +81,7 @@ class RunBooks:
         """The request slot of each allocation of `batch` (-1: an account the block was not sent for)."""
         if fills.group is not batch.accounts and fills.group != batch.accounts:
             fills.group = batch.accounts
-            fills.group_slots = fills.accounts.get_indexer(np.asarray(batch.accounts, dtype=object))
+            fills.group_slots = fills.accounts.get_indexer(pd.Index(batch.accounts, dtype=object))
         return fills.group_slots[batch.slots]
 
     def open(self, plan: Plan) -> None:

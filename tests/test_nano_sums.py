@@ -11,7 +11,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.money import add_exactly, exact_sum
+from strategies.money import add_exactly, decimals_of_nanos, exact_sum, from_nanos
 from strategies.request_states import average_prices
 from strategies.request_table import RequestTable
 
@@ -61,3 +61,8 @@ def test_a_request_worth_more_than_int64_holds_its_whole_value():
 @given(st.lists(st.one_of(st.integers(-(10**12), 10**12), st.integers(-BIG, BIG)), max_size=50))
 def test_an_int64_column_sums_to_its_python_sum(values):
     assert exact_sum(np.array(values, dtype=np.int64)) == sum(values)
+
+
+@given(st.lists(st.integers(-BIG, BIG), max_size=40))
+def test_nanos_turned_to_decimals_in_one_step_read_as_one_at_a_time(values):
+    assert [str(d) for d in decimals_of_nanos(np.array(values, dtype=np.int64))] == [str(from_nanos(v)) for v in values]
