@@ -75,13 +75,13 @@ def block_svg(
         line = _steps(ax, limits["x"], limits["price"], end, color=LIMIT, linewidth=1.8)
         chart.tag(line, "limit mark", f"limit: {len(limits)} prices", series="limit", points=len(limits))
         legend.append(("limit", line, "limit"))
-    dot = None
-    for fill in fills.itertuples(index=False):
-        (dot,) = ax.plot([fill.x], [fill.price], "o", markersize=DOT, color=FILL, markeredgecolor="#fff", zorder=4)
-        title = f"{fill.quantity} @ {fill.price:g} at {fill.x:.3f} s"
-        chart.tag(dot, "fill mark", title, series="fill", quantity=int(fill.quantity))
-    if dot is not None:
-        legend.append(("fill", dot, "fill"))
+    if not fills.empty:
+        xs, prices, quantities = fills["x"].tolist(), fills["price"].tolist(), fills["quantity"].tolist()
+        (dots,) = ax.plot(xs, prices, "o", markersize=DOT, color=FILL, markeredgecolor="#fff", zorder=4)
+        titles = [f"{q} @ {p:g} at {x:.3f} s" for q, p, x in zip(quantities, prices, xs, strict=True)]
+        each = {"series": ["fill"] * len(titles), "quantity": [int(q) for q in quantities]}
+        chart.tag_points(dots, "fill mark", titles, **each)
+        legend.append(("fill", dots, "fill"))
     xs = [start, end, *quotes["x"], *limits["x"], *fills["x"]]
     ax.set_xlim(*_x_limits(xs))
     chart.legend(ax, legend)

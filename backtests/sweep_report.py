@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from backtests.html_pages import TEMPLATES
 
@@ -64,6 +66,16 @@ STYLE = {
 }
 
 
+# how matplotlib's SVG writer draws a line of markers: its group, the marker's definition at its first
+# use, then one <use> per point inside a group that clips them to the plot
+_POINTS_GROUP = re.compile(
+    r'(?P<indent> *)<g id="[^"]+">\n(?P<defs>(?: *<defs>\n(?:(?!</defs>).)*</defs>\n)?)(?P<clip> *<g[^>]*>\n)'
+    r"(?P<uses>(?: *<use [^>]*/>\n)+)(?P<clip_end> *</g>\n)(?P=indent)</g>\n",
+    re.DOTALL,
+)
+_GROUP = re.compile(r'<g id="([^"]+)">')
+
+
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
@@ -94,12 +106,27 @@ class _Chart:
         FigureCanvasAgg(self.figure)
         self.axes: list[Axes] = list(self.figure.subplots(1, panels, squeeze=False)[0])
         self._tags: dict[str, str] = {}
+        self._points: dict[str, list[str]] = {}  # gid of a line of markers -> the gids of its points
 
     def tag(self, artist: Artist, classes: str, title: str | None = None, **data) -> None:
-        gid = f"{self.svg_id}-{len(self._tags)}"
+        gid = self._tag(classes, title, data)
         artist.set_gid(gid)
+
+    def tag_points(self, line: Line2D, classes: str, titles: Sequence[str], **data: Sequence) -> None:
+        """Each marker of `line` (markers only, every point inside the figure) as an element of its
+        own, with its own title and data (``data`` holds one value per point), as if each point were
+        a line of its own tagged with :meth:`tag`: thousands of fills cost one artist to draw, not one
+        each, and the page reads the same."""
+        gids = [self._tag(classes, title, {k: v[i] for k, v in data.items()}) for i, title in enumerate(titles)]
+        if gids:
+            line.set_gid(gids[0])
+            self._points[gids[0]] = gids
+
+    def _tag(self, classes: str, title: str | None, data: dict) -> str:
+        gid = f"{self.svg_id}-{len(self._tags)}"
         attrs = "".join(f' data-{key}="{_esc(value)}"' for key, value in data.items() if value is not None)
         self._tags[gid] = f'class="{classes}"{attrs}>' + (f"<title>{_esc(title)}</title>" if title else "")
+        return gid
 
     def plot_area(self, ax: Axes) -> None:
         self.tag(ax.patch, "plot-area")
@@ -122,14 +149,41 @@ class _Chart:
             self.figure.savefig(buffer, format="svg", metadata=dict.fromkeys(("Creator", "Date", "Format", "Type")))
         text = buffer.getvalue()
         text = text[text.index("<svg ") :]  # the XML prolog and doctype have no place inside HTML
-        for gid, attrs in self._tags.items():
-            opening = f'<g id="{gid}">'
-            if opening not in text:
+        for gids in self._points.values():
+            text = self._split_points(text, gids)
+        tagged: set[str] = set()
+
+        def with_attrs(match: re.Match) -> str:
+            # a tag's attributes go on the first group of its id, as a search from the top would find it
+            gid = match.group(1)
+            if gid not in self._tags or gid in tagged:
+                return match.group(0)
+            tagged.add(gid)
+            return f'<g id="{gid}" {self._tags[gid]}'
+
+        # one pass over the text: a search per tag would read a chart of thousands of fills thousands of times
+        text = _GROUP.sub(with_attrs, text)
+        for gid in self._tags:
+            if gid not in tagged:
                 raise RuntimeError(f"chart {self.svg_id}: matplotlib drew no group for {gid}")
-            text = text.replace(opening, f'<g id="{gid}" {attrs}', 1)
         extra = "".join(f' data-{key}="{_esc(value)}"' for key, value in data.items())
         root = f'<svg id="{self.svg_id}" class="{classes}"{extra} role="img" aria-label="{_esc(label)}" '
         return text.replace("<svg ", root, 1)
+
+    def _split_points(self, text: str, gids: list[str]) -> str:
+        """A line's group of markers as one group per marker, each as the SVG writer draws a line of
+        one point: the marker's definition, written at its first use, stays in the first."""
+        at = text.find(f'<g id="{gids[0]}">\n')
+        match = _POINTS_GROUP.match(text, text.rfind("\n", 0, at) + 1) if at >= 0 else None
+        uses = match["uses"].splitlines(keepends=True) if match else []
+        if len(uses) != len(gids):
+            raise RuntimeError(f"chart {self.svg_id}: {len(gids)} points tagged, {len(uses)} drawn in {gids[0]}")
+        indent, clip, clip_end = match["indent"], match["clip"], match["clip_end"]
+        groups = "".join(
+            f'{indent}<g id="{gid}">\n{match["defs"] if i == 0 else ""}{clip}{use}{clip_end}{indent}</g>\n'
+            for i, (gid, use) in enumerate(zip(gids, uses, strict=True))
+        )
+        return text[: match.start()] + groups + text[match.end() :]
 
 
 def _point_title(row: pd.Series, params: Sequence[str]) -> str:

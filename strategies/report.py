@@ -210,8 +210,14 @@ def _csv_table(table: pa.Table) -> pa.Table:
     """Timestamps as pandas writes them ("2024-08-08 23:56:24.364219123+00:00"), not Arrow's "...Z"."""
     for i, field_ in enumerate(table.schema):
         if pa.types.is_timestamp(field_.type):  # the run's times are UTC (build_report)
-            text = pa_compute.strftime(table.column(i), format="%Y-%m-%d %H:%M:%S+00:00")
-            table = table.set_column(i, field_.name, text)
+            # millions of transactions share the times of a few thousand fills: each distinct time is
+            # formatted once, and the CSV writer reads the rows' text through a dictionary of them
+            times = table.column(i)
+            distinct = pa_compute.unique(times)
+            text = pa_compute.strftime(distinct, format="%Y-%m-%d %H:%M:%S+00:00")
+            codes = pa_compute.index_in(times, value_set=distinct)
+            dictionary = [pa.DictionaryArray.from_arrays(chunk, text) for chunk in codes.chunks]
+            table = table.set_column(i, field_.name, pa.chunked_array(dictionary, pa.dictionary(pa.int32(), text.type)))
     return table
 
 
