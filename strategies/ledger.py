@@ -60,7 +60,6 @@ class Ledger:
         self._in_force: dict[tuple[str, str], int] = {}
         # of those keys whose base is a batch's "<execution id>.<account>": execution id -> accounts
         self._singles_by_fill: dict[str, set[str]] = {}
-        self._batch_fills: set[tuple[str, str]] = set()  # (client order id, execution id) of every batch
         self._batches_by_fill: dict[str, list[tuple[int, AllocationBatch]]] = {}  # execution id -> (first row, batch)
         # client order id -> (its group's accounts, the ledger slot of each or -1 outside the plan)
         self._group_slots: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
@@ -263,7 +262,9 @@ class Ledger:
         """Whether `batch` books in array steps (else: one `apply` per allocation, same result)."""
         singles = self._singles_by_fill.get(batch.execution_id)
         return (
-            (batch.client_order_id, batch.execution_id) not in self._batch_fills
+            # an execution id booked in a batch before (a replay, or another block's reuse of it)
+            # goes one allocation at a time, where each account's booking in force is found
+            batch.execution_id not in self._batches_by_fill
             # no single allocation booked one of its executions already (a replay, a correction)
             and (not singles or singles.isdisjoint(batch.account_ids))
             and has_nanos_precision(batch.price)
@@ -300,7 +301,6 @@ class Ledger:
                 f"to {self._cash_of(account)} USD"
             )
         start = self._rows.extend(batch, request_ids)
-        self._batch_fills.add((batch.client_order_id, batch.execution_id))
         self._batches_by_fill.setdefault(batch.execution_id, []).append((start, batch))
 
     def _held_column(self, instrument_id: str) -> np.ndarray:

@@ -124,3 +124,15 @@ def test_the_books_are_the_bookings_in_force(steps, holdings, of_plan):
         (a.execution_id, a.quantity, a.price) for a in in_force.values()
     )
     assert rows.to_dict("records") == ledger.transactions
+
+
+def test_an_execution_id_two_blocks_share_is_booked_once_per_account():
+    ledger = Ledger({"U0": Decimal(1000), "U1": Decimal(1000)}, {})
+    for block in ("B1", "B2"):
+        batch = AllocationBatch(
+            block, "V", "T7", "X", "BUY", Decimal(10), 1, 1, ("U0", "U1"), np.array([0, 1]), np.array([3, 4]),
+            np.zeros(2, dtype=np.int64),
+        )  # fmt: skip
+        _book(ledger, batch)
+    assert len(ledger.transactions) == 2
+    assert ledger.cash == {"U0": Decimal(970), "U1": Decimal(960)}
