@@ -143,14 +143,21 @@ def bench_recalc(n_accounts: int, n_instruments: int, repeat: int) -> None:
         instruments = catalog_instruments(tmp / "catalog")
         plan_dir = write_plan(plan, tmp / "plan", fmt="parquet")
         config = RebalanceExecutorConfig(plan_path=str(plan_dir), phase_deadline_secs=30)
-        began = time.perf_counter()
-        result = run_backtest(
-            config, instruments, stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]), log_level="OFF"
-        )
-        total = time.perf_counter() - began
-    strategy_t = result.report.summary["wall_secs"]["recalc_and_buy_blocks"]
+        strategy_times, totals = [], []
+        for _ in range(repeat):
+            gc.collect()
+            began = time.perf_counter()
+            result = run_backtest(
+                config, instruments, stream_catalog(tmp / "catalog", [str(i.id) for i in instruments]), log_level="OFF"
+            )
+            totals.append(time.perf_counter() - began)
+            strategy_times.append(result.report.summary["wall_secs"]["recalc_and_buy_blocks"])
+    strategy_t, total = min(strategy_times), min(totals)
     buy_blocks = int((result.report.blocks["phase"] == "BUY").sum())
-    print(f"    inside the strategy (RECALC, sizing, {buy_blocks} buy blocks built and sent): {strategy_t:.3f} s")
+    print(
+        f"    inside the strategy (RECALC, sizing, {buy_blocks} buy blocks built and sent), best of {repeat}: "
+        f"{strategy_t:.3f} s (target < 0.1 s; {strategy_t / base_t:.1f}x the groupby-sum)"
+    )
     print(
         f"    whole backtest of that plan: {total:.1f} s, {len(result.report.transactions):,} allocations booked, "
         f"{result.report.summary['accounts_below_zero']} accounts below zero"

@@ -131,7 +131,7 @@ class BlockDesk:
             state.client_order_id.value,
             state.block.instrument_id,
             state.block.side,
-            state.block.target_map(),
+            state.block.target_view(),
             method.name,
         )
         strategy.msgbus.publish(ALLOCATION_GROUP_TOPIC, group)

@@ -80,9 +80,10 @@ class BuyRounds:
         of its `working` buy blocks is held back; with `note`, the requests' reasons are set."""
         # what the blocks booked is read from the run's books, not the ledger's rows: those are
         # built on read, a million of them after the SELL of a large plan
-        held = working_buys(working, self.settled, self._books.booked, self._pricing)
-        wanted = still_wanted(self._books.requests, held.open_qty)
-        sizing = self.sizing(requests, account_ids, ledger, prices, wanted, held.committed)
+        books = self._books
+        held = working_buys(working, self.settled, books.booked, self._pricing, rows_of=books.rows_of_block)
+        wanted = still_wanted(books.requests, held)
+        sizing = self.sizing(requests, account_ids, ledger, prices, wanted, committed_nanos=held.committed_nanos)
         if note:
             not_sent, cut = round_reasons(sizing, self._books.requests, wanted)
             self._books.hold_back(not_sent)
@@ -97,12 +98,13 @@ class BuyRounds:
         prices: Prices,
         wanted: np.ndarray | None = None,
         committed: Mapping[str, Decimal] | None = None,
+        committed_nanos: Mapping[str, int] | None = None,
     ) -> BuySizing:
         config = self._config
         return size_plan_buys(
             requests,
             account_ids,
-            ledger.cash,
+            ledger.cash_floors(account_ids),
             # holdings are read only to value the accounts for a percentage reserve
             ledger.positions if config.cash_reserve_pct else {},
             prices,
@@ -112,6 +114,7 @@ class BuyRounds:
             top_up=config.top_up,
             wanted=wanted,
             committed=committed,
+            committed_nanos=committed_nanos,
         )
 
     def next_top_up(self, now_ns: int) -> tuple[int, int, str]:

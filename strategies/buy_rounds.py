@@ -56,7 +56,14 @@ class Working:
     """What the buy blocks still working (or not yet fully allocated) may still buy and cost."""
 
     open_qty: dict[str, int] = field(default_factory=dict)  # request id -> shares they may still buy
-    committed: dict[str, Decimal] = field(default_factory=dict)  # account -> the most they may still cost
+    committed_nanos: dict[str, int] = field(default_factory=dict)  # account -> the most they may still cost
+    # the request table's rows of open_qty and their shares, when the blocks' rows were given
+    open_rows: np.ndarray | None = None
+    open_left: np.ndarray | None = None
+
+    @property
+    def committed(self) -> dict[str, Decimal]:
+        return {a: from_nanos(n) for a, n in self.committed_nanos.items()}
 
 
 def booked_from_rows(transactions: Iterable[Mapping]) -> Booked:
@@ -79,15 +86,21 @@ def booked_from_rows(transactions: Iterable[Mapping]) -> Booked:
 
 
 def working_buys(
-    states: Iterable[BlockState], settled: Callable[[BlockState], bool], booked: Booked, pricing: PricingPlan
+    states: Iterable[BlockState],
+    settled: Callable[[BlockState], bool],
+    booked: Booked,
+    pricing: PricingPlan,
+    rows_of: Callable[[BlockState], np.ndarray] | None = None,
 ) -> Working:
-    """The worst case of every unsettled buy block, per request and per account (see the module)."""
+    """The worst case of every unsettled buy block, per request and per account (see the module);
+    with `rows_of` (a block's rows in the request table), the open shares come as rows too."""
     unsettled = [s for s in states if s.block.side == "BUY" and not settled(s)]
     working = Working()
     if not unsettled:
         return working
     open_qty: dict[str, int] = defaultdict(int)
     committed: dict[str, int] = defaultdict(int)
+    open_rows, open_left = [], []
     for state in unsettled:
         block = state.block
         limit = np.full(block.targets.size, to_nanos(state.limit, f"limit of {state.client_order_id}"), dtype=np.int64)
@@ -97,20 +110,29 @@ def working_buys(
         # what is booked is spent already; the spend is floored so that the rest held is not less.
         # Python ints: the spend booked has no bound
         held = np.maximum(worst.astype(object) - spend, 0)
-        for request_id, shares in zip(block.request_ids.tolist(), left.tolist(), strict=True):
-            open_qty[request_id] += shares
+        if rows_of is None:
+            for request_id, shares in zip(block.request_ids.tolist(), left.tolist(), strict=True):
+                open_qty[request_id] += shares
+        else:
+            open_rows.append(rows_of(state))
+            open_left.append(left)
         for account, cost in zip(block.accounts.tolist(), held.tolist(), strict=True):
             committed[account] += cost
-    working.open_qty = dict(open_qty)
-    working.committed = {a: from_nanos(n) for a, n in committed.items() if n > 0}
+    if rows_of is None:
+        working.open_qty = dict(open_qty)
+    else:
+        working.open_rows, working.open_left = np.concatenate(open_rows), np.concatenate(open_left)
+    working.committed_nanos = {a: n for a, n in committed.items() if n > 0}
     return working
 
 
-def still_wanted(requests: RequestTable, open_qty: Mapping[str, int]) -> np.ndarray:
-    """Per request of the table, the shares of each buy neither filled nor still working
-    (`open_qty`, request id -> shares its working blocks may still buy); 0 for a sell."""
+def still_wanted(requests: RequestTable, working: Working | Mapping[str, int]) -> np.ndarray:
+    """Per request of the table, the shares of each buy neither filled nor still working (what
+    `working` blocks may still buy, or request id -> those shares); 0 for a sell."""
     left = requests.requested - requests.filled
-    if open_qty:
+    if isinstance(working, Working) and working.open_rows is not None:
+        np.subtract.at(left, working.open_rows, working.open_left)
+    elif open_qty := (working.open_qty if isinstance(working, Working) else working):
         rows = requests.rows(open_qty.keys())
         np.subtract.at(left, rows, np.fromiter(open_qty.values(), dtype=np.int64, count=len(open_qty)))
     return np.where(requests.is_buy, np.maximum(left, 0), 0)
@@ -121,26 +143,37 @@ def round_reasons(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(not sent, cut) reasons of RECALC in the request's own terms: a request an early round
     already sent is cut, never 'not sent', and its cut says the most it can now end with."""
-    buys = sizing.buys
-    sized = {}
-    if "sized" in buys and (sizing.not_sent or sizing.cut):
-        sized = dict(zip(buys["request_id"].to_numpy(dtype=object).tolist(), buys["sized"].tolist(), strict=True))
     not_sent, cut = {}, {}
     given = (*sizing.not_sent.items(), *sizing.cut.items())
     if not given:
         return not_sent, cut
     rows = requests.rows([request_id for request_id, _ in given])
     sent, requested = requests.sent[rows].tolist(), requests.requested[rows].tolist()
-    for (request_id, reason), sent_qty, requested_qty, wants in zip(
-        given, sent, requested, wanted[rows].tolist(), strict=True
+    for (request_id, reason), sent_qty, requested_qty, wants, sized in zip(
+        given, sent, requested, wanted[rows].tolist(), _sized_at(sizing, requests, rows).tolist(), strict=True
     ):
         if sent_qty == 0 and request_id in sizing.not_sent:
             not_sent[request_id] = reason
             continue
-        most = requested_qty - wants + int(sized.get(request_id, 0))
+        most = requested_qty - wants + sized
         why = "not enough cash" if "cash" in reason else reason
         cut[request_id] = f"cut by RECALC from {requested_qty} to {most}: {why}"
     return not_sent, cut
+
+
+def _sized_at(sizing: BuySizing, requests: RequestTable, rows: np.ndarray) -> np.ndarray:
+    """What `sizing` sized for the requests at table `rows` (0 for one it did not size)."""
+    buys = sizing.columns
+    sized = np.zeros(len(requests), dtype=np.int64)
+    if "sized" not in buys:
+        return sized[rows]
+    ids, plan_rows = buys["request_id"], sizing.plan_rows
+    # the plan's rows are the table's when both come from one plan: checked, not assumed
+    in_table = plan_rows is not None and len(plan_rows) == len(ids) and (plan_rows < len(requests)).all()
+    if not in_table or not np.array_equal(requests.request_id[plan_rows], ids):
+        plan_rows = requests.rows(ids)
+    sized[plan_rows] = buys["sized"]
+    return sized[rows]
 
 
 def top_up_fits(now_ns: int, deadline_ns: int, phase_secs: float, min_fraction: float, min_secs: float) -> bool:

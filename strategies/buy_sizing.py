@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 
 from strategies.fee_table import PricingPlan
-from strategies.money import ceil_nanos, floor_nanos, from_nanos, to_nanos
-from strategies.sizing import Block, build_blocks, reserve_nanos, size_buys, unsafe_sells
+from strategies.money import ceil_nanos, exact_sum, floor_nanos, from_nanos, nano_column, to_nanos
+from strategies.sizing import Block, blocks_of, reserve_nanos, size_buys, unsafe_sells
 
 Prices = Mapping[str, tuple[Decimal, Decimal]]  # instrument id -> (reference, limit)
+
+
+BUY_COLUMNS = ("request_id", "account_id", "instrument_id", "side", "quantity")
 
 
 @dataclass
@@ -26,19 +29,32 @@ class BuySizing:
     """The plan's buys with their affordable quantity (column `sized`, absent when there are no buys),
     and why any was cut."""
 
-    buys: pd.DataFrame
+    columns: dict[str, np.ndarray]  # the buys' columns (BUY_COLUMNS, and `sized`), aligned
     blocks: list[Block] = field(default_factory=list)
     not_sent: dict[str, str] = field(default_factory=dict)  # request id -> why none of it is sent
     cut: dict[str, str] = field(default_factory=dict)  # request id -> why less is sent
     spendable: Decimal = Decimal(0)  # the accounts' cash after reserves, summed over those with some
     # held instruments a percentage reserve had to value at 0, for want of a price
     unvalued: list[str] = field(default_factory=list)
+    plan_rows: np.ndarray | None = None  # each buy's row in the requests it was sized from
+    buyers: int = 0  # accounts with a buy
+    _frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.columns["request_id"])
+
+    @property
+    def buys(self) -> pd.DataFrame:
+        """The columns as a frame, made when first read: RECALC itself reads the arrays."""
+        if self._frame is None:
+            self._frame = pd.DataFrame({name: pd.Series(col, dtype=col.dtype) for name, col in self.columns.items()})
+        return self._frame
 
     def summary(self) -> str:
-        buys = self.buys
+        columns = self.columns
         return (
-            f"{len(buys)} buys over {buys['account_id'].nunique()} accounts, "
-            f"{int(buys['quantity'].sum())} shares requested, {int(buys['sized'].sum())} affordable; "
+            f"{len(self)} buys over {self.buyers} accounts, "
+            f"{int(columns['quantity'].sum())} shares requested, {int(columns['sized'].sum())} affordable; "
             f"{len(self.not_sent) + len(self.cut)} requests cut; "
             f"spendable cash {self.spendable:,.2f} USD after reserves"
         )
@@ -47,7 +63,7 @@ class BuySizing:
 def size_plan_buys(
     requests: pd.DataFrame,
     account_ids: list[str],
-    cash: Mapping[str, Decimal],
+    cash: Mapping[str, Decimal] | np.ndarray,
     positions: Mapping[tuple[str, str], int],
     prices: Prices,
     reserve_abs: Decimal,
@@ -56,66 +72,78 @@ def size_plan_buys(
     top_up: bool = True,
     wanted: np.ndarray | None = None,
     committed: Mapping[str, Decimal] | None = None,
+    committed_nanos: Mapping[str, int] | None = None,
 ) -> BuySizing:
     """Cut the plan's buys to what each account can afford if every share fills at its limit
     with the worst fees IB can charge, after the account's reserve.
 
-    `cash` and `positions` are the booked books; positions are marked at the reference price to
+    `cash` (account -> USD, or each of `account_ids`' cash floored to the nano, as
+    Ledger.cash_floors gives it) and `positions` are the booked books; positions are marked at the reference price to
     value the account for a percentage reserve. A buy without a price is cut to 0.
     `wanted`, shares per request of `requests` in its order, replaces the requested quantities
     (what an earlier round left to buy); `committed`, account -> USD, is cash the account's budget
-    must leave alone (the worst case of what its orders still working can cost).
+    must leave alone (the worst case of what its orders still working can cost); `committed_nanos`
+    more of the same, in whole nanos.
     """
-    is_buy = (requests["side"] == "BUY").to_numpy()
-    buys = requests[is_buy].reset_index(drop=True)
-    if buys.empty:
+    is_buy = requests["side"].to_numpy(dtype=object) == "BUY"  # numpy's compare: a third of pandas' time
+    # numpy columns, not a frame taken of the rows: the plan's text columns are object arrays
+    buys = {name: requests[name].to_numpy(dtype=object)[is_buy] for name in BUY_COLUMNS[:4]}
+    buys["quantity"] = requests["quantity"].to_numpy(dtype=np.int64)[is_buy]
+    if not is_buy.any():
         return BuySizing(buys)
     if wanted is not None:
         if len(wanted) != len(requests):
             raise ValueError(f"wanted has {len(wanted)} entries for {len(requests)} requests")
         buys["quantity"] = np.asarray(wanted, dtype=np.int64)[is_buy]
     code_of = {a: i for i, a in enumerate(account_ids)}
-    cash_nanos = [floor_nanos(cash[a]) for a in account_ids]  # fractions of a nano are never spent
+    # fractions of a nano are never spent
+    cash_nanos = cash if isinstance(cash, np.ndarray) else nano_column([floor_nanos(cash[a]) for a in account_ids])
 
     mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
     # by code: 20 instruments and 10,000 accounts are looked up once each, not once per request
-    instrument_code, instruments = pd.factorize(buys["instrument_id"].to_numpy(dtype=object))
+    instrument_code, instruments = pd.factorize(buys["instrument_id"])
     # object indexes: pandas would otherwise turn both sides to Arrow text on every look-up
-    holders = pd.Index(buys["account_id"].to_numpy(dtype=object), dtype=object)
+    holders = pd.Index(buys["account_id"], dtype=object)
     codes = pd.Index(account_ids, dtype=object).get_indexer(holders)
     if (codes < 0).any():
-        raise KeyError(buys["account_id"].iloc[int(np.flatnonzero(codes < 0)[0])])
+        raise KeyError(buys["account_id"][int(np.flatnonzero(codes < 0)[0])])
     limit_by_instrument = {i: to_nanos(prices[i][1], f"buy limit of {i}") for i in instruments.tolist() if i in prices}
 
-    nav = list(cash_nanos)
     unvalued = []
+    reserve_abs_nanos = to_nanos(reserve_abs, "cash_reserve_abs")
     if reserve_pct:
         # only a percentage reserve reads the accounts' value: without one, holdings are not marked
+        nav = cash_nanos.tolist()
         held = {i for (a, i), qty in positions.items() if qty and a in code_of}
         unvalued = sorted(held - mark_by_instrument.keys())
         for (account, instrument_id), qty in positions.items():
             if qty and instrument_id in mark_by_instrument and account in code_of:
                 nav[code_of[account]] += floor_nanos(qty * mark_by_instrument[instrument_id])
-    reserve = reserve_nanos(nav, to_nanos(reserve_abs, "cash_reserve_abs"), reserve_pct)
+        reserve = nano_column(reserve_nanos(nav, reserve_abs_nanos, reserve_pct))
+    else:
+        reserve = nano_column([reserve_abs_nanos])
     held = [0] * len(account_ids)
     for account, amount in (committed or {}).items():
         if account in code_of:
             held[code_of[account]] += ceil_nanos(amount)  # a commitment is held in full: rounded up
-    # a budget beyond int64 is clipped: no buy of any plan comes near USD 9 billion
-    budget = np.array(
-        [min(c - r - h, 2**62) for c, r, h in zip(cash_nanos, reserve, held, strict=True)], dtype=np.int64
-    )
+    for account, nanos in (committed_nanos or {}).items():
+        if account in code_of:
+            held[code_of[account]] += int(nanos)
+    budget = _budgets(cash_nanos, reserve, nano_column(held))
 
     priced = np.array([i in limit_by_instrument for i in instruments.tolist()], dtype=bool)[instrument_code]
-    quantity = buys["quantity"].to_numpy(dtype=np.int64)
+    quantity = buys["quantity"]
     requested = np.where(priced, quantity, 0)
     limits = np.array([limit_by_instrument.get(i, 0) for i in instruments.tolist()], dtype=np.int64)[instrument_code]
     sized = size_buys(codes, requested, limits, budget, pricing, top_up=top_up)
     buys["sized"] = sized
 
-    result = BuySizing(buys, build_blocks(buys, "BUY", quantity_column="sized"), unvalued=unvalued)
+    plan_rows = np.flatnonzero(is_buy)
+    blocks = blocks_of("BUY", buys["request_id"], buys["account_id"], (instrument_code, instruments), sized, plan_rows)
+    buyers = int(np.count_nonzero(np.bincount(codes, minlength=len(account_ids))))
+    result = BuySizing(buys, blocks, unvalued=unvalued, plan_rows=plan_rows, buyers=buyers)
     was_cut = np.flatnonzero(sized < quantity)
-    request_col = buys["request_id"].to_numpy(dtype=object)
+    request_col = buys["request_id"]
     for position, request_id, instrument_id, asked, got in zip(
         was_cut.tolist(),
         request_col[was_cut].tolist(),
@@ -130,8 +158,20 @@ def size_plan_buys(
             result.not_sent[request_id] = "cut to 0 by RECALC: not enough cash"
         else:
             result.cut[request_id] = f"cut by RECALC from {asked} to {got}: not enough cash"
-    result.spendable = from_nanos(sum(max(0, int(b)) for b in budget))
+    result.spendable = from_nanos(exact_sum(np.maximum(budget, 0)))
     return result
+
+
+def _budgets(cash: np.ndarray, reserve: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """cash - reserve - held per account, clipped to +-2**62 nanos (no buy of any plan comes near
+    USD 4.6 billion, and an account that far below zero buys nothing either way); in int64 when
+    every term is within 2**61, else in Python ints."""
+    bound = 2**61
+    small = all(c.dtype == np.int64 and (c.size == 0 or int(np.abs(c).max()) <= bound) for c in (cash, reserve, held))
+    if small:
+        return np.clip(cash - reserve - held, -(2**62), 2**62)
+    exact = cash.astype(object) - reserve.astype(object) - held.astype(object)
+    return np.array([min(max(int(b), -(2**62)), 2**62) for b in exact.tolist()], dtype=np.int64)
 
 
 def sells_to_send(

@@ -21,6 +21,7 @@ the ledger, the journal's queries and the IB adapter.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -31,6 +32,40 @@ from strategies.money import from_nanos
 ALLOCATION_GROUP_TOPIC = "rebalance.fa.groups"
 ALLOCATION_TOPIC = "rebalance.fa.allocations"
 ALLOCATION_REPLAY_TOPIC = "rebalance.fa.replay"
+
+
+class Targets(Mapping[str, int]):
+    """A block's account -> shares as the two aligned arrays it is built from. A venue that wants
+    the arrays reads `accounts` and `quantities`; the dict a look-up needs is made on first use,
+    so publishing the group of a 10,000-account block makes none."""
+
+    __slots__ = ("_map", "accounts", "quantities")
+
+    def __init__(self, accounts: np.ndarray, quantities: np.ndarray) -> None:
+        if len(accounts) != len(quantities):
+            raise ValueError(f"{len(accounts)} accounts for {len(quantities)} targets")
+        self.accounts = accounts
+        self.quantities = quantities
+        self._map: dict[str, int] | None = None
+
+    def _dict(self) -> dict[str, int]:
+        if self._map is None:
+            self._map = dict(zip(self.accounts.tolist(), self.quantities.tolist(), strict=True))
+            if len(self._map) != len(self.accounts):
+                raise ValueError("an account appears twice in a block's targets")
+        return self._map
+
+    def __getitem__(self, account_id: str) -> int:
+        return self._dict()[account_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.accounts.tolist())
+
+    def __len__(self) -> int:
+        return len(self.accounts)
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +79,7 @@ class AllocationGroup:
     client_order_id: str
     instrument_id: str
     side: str  # BUY or SELL
-    targets: dict[str, int]  # account id -> shares, all > 0, in the group's order
+    targets: Mapping[str, int]  # account id -> shares, all > 0, in the group's order (a dict or Targets)
     method: str = "ContractsOrShares"  # a name in strategies.fa_methods.METHODS
 
 

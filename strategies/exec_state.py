@@ -29,7 +29,9 @@ class BlockState:
     ts_submitted: int
     expire_ns: int = 0
     allocated_qty: int = 0
-    request_of: dict[str, str] = field(default_factory=dict)  # account -> request id
+    _request_of: dict[str, str] | None = field(
+        default=None, repr=False, compare=False
+    )  # account -> request id, on first use
     first_fill_ns: int | None = None
     last_fill_ns: int | None = None
     rejected_reason: str | None = None
@@ -48,5 +50,12 @@ class BlockState:
         expire_ns: int,
     ) -> BlockState:
         """A block as it is sent (or was, for a recorded one), nothing of it filled yet."""
-        request_of = dict(zip(block.accounts.tolist(), block.request_ids.tolist(), strict=True))
-        return cls(block, client_order_id, phase, limit, arrival, ts, expire_ns, request_of=request_of)
+        return cls(block, client_order_id, phase, limit, arrival, ts, expire_ns)
+
+    def request_of(self, account_id: str) -> str:
+        """The block's request of `account_id`, '' if it has none. The map is made on first use:
+        a block whose fills are booked in batches never asks."""
+        if self._request_of is None:
+            block = self.block
+            self._request_of = dict(zip(block.accounts.tolist(), block.request_ids.tolist(), strict=True))
+        return self._request_of.get(account_id, "")

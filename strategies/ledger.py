@@ -34,7 +34,16 @@ import pandas as pd
 
 from strategies.events import Allocation, AllocationBatch, execution_base, is_newer_version
 from strategies.ledger_rows import TransactionRows, allocation_row
-from strategies.money import decimals_of_nanos, floor_nanos, from_nanos, has_nanos_precision, to_nanos
+from strategies.money import (
+    INT64_SAFE,
+    add_exactly,
+    decimals_of_nanos,
+    floor_nanos,
+    from_nanos,
+    has_nanos_precision,
+    nano_column,
+    to_nanos,
+)
 
 _INT64_MAX = 2**63 - 1
 
@@ -72,9 +81,10 @@ class Ledger:
         self._commission_due = np.zeros(n, dtype=np.int64)
         self._shares_due: dict[str, np.ndarray] = {}
         self._money_due = self._shares_owed = False
-        # the books as they stand, for the breach checks of a batch: floor of cash in nanos (it is
-        # below zero exactly when the cash is) and, per instrument, the shares each plan account holds
-        self._cash_floor = np.array([floor_nanos(Decimal(c)) for c in self.starting_cash.values()], dtype=np.int64)
+        # the books as they stand, for the breach checks of a batch and for RECALC: floor of cash in
+        # nanos (below zero exactly when the cash is; int64 until an account's cash leaves it, see
+        # money.add_exactly) and, per instrument, the shares each plan account holds
+        self._cash_floor = nano_column([floor_nanos(Decimal(c)) for c in self.starting_cash.values()])
         self._held: dict[str, np.ndarray] = {} if held is None else held
         for (account, instrument_id), qty in positions.items() if held is None else ():
             slot = self._slot.get(account)
@@ -106,6 +116,16 @@ class Ledger:
     def cash(self) -> dict[str, Decimal]:
         self._settle_money()
         return self._cash
+
+    def cash_floors(self, account_ids: list[str]) -> np.ndarray:
+        """Each of `account_ids`' cash floored to the nano, with every batch in: int64, or Python
+        ints if any is beyond int64 (money.add_exactly). Read from a column, without folding the books."""
+        if np.array_equal(np.asarray(account_ids, dtype=object), self._accounts):
+            return self._cash_floor.copy()
+        slots = self._account_index.get_indexer(pd.Index(account_ids, dtype=object))
+        if (slots < 0).any():
+            raise KeyError(f"not accounts of the ledger: {np.asarray(account_ids)[slots < 0][:5].tolist()}")
+        return self._cash_floor[slots]
 
     @property
     def positions(self) -> dict[tuple[str, str], int]:
@@ -243,7 +263,10 @@ class Ledger:
         self._commissions[account] += sign * allocation.commission
         slot = self._slot.get(account)
         if slot is not None:
-            self._cash_floor[slot] = floor_nanos(self._cash[account])
+            floor = floor_nanos(self._cash[account])
+            if self._cash_floor.dtype == np.int64 and not -INT64_SAFE <= floor <= INT64_SAFE:
+                self._cash_floor = self._cash_floor.astype(object)
+            self._cash_floor[slot] = floor
             self._held_column(allocation.instrument_id)[slot] += sign * shares
 
     # ------------------------------------------------------------------------------------------
@@ -288,11 +311,11 @@ class Ledger:
             cash, shares = value - commission, -qty
         else:
             cash, shares = -value - commission, qty
-        self._cash_due[slots] += cash
+        self._cash_due = add_exactly(self._cash_due, slots, cash)
         self._commission_due[slots] += commission
         self._shares_due.setdefault(batch.instrument_id, np.zeros(len(self._accounts), dtype=np.int64))[slots] += shares
         held[slots] += shares
-        self._cash_floor[slots] += cash
+        self._cash_floor = add_exactly(self._cash_floor, slots, cash)
         self._money_due = self._shares_owed = True
         for i in np.flatnonzero(self._cash_floor[slots] < 0).tolist():
             account = self._accounts[slots[i]]

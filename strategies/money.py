@@ -75,10 +75,13 @@ def fits_int64(*factors: np.ndarray) -> np.ndarray:
 
 
 def decimals_of_nanos(nanos: np.ndarray) -> list[Decimal]:
-    """`from_nanos` of every entry of an int64 array, through one vectorised text conversion."""
-    values = np.asarray(nanos, dtype=np.int64)
-    if not len(values):
+    """`from_nanos` of every entry of an int64 array, through one vectorised text conversion (of
+    Python ints, one at a time)."""
+    if not len(nanos):
         return []
+    if np.asarray(nanos).dtype == object:
+        return [from_nanos(v) for v in nanos.tolist()]
+    values = np.asarray(nanos, dtype=np.int64)
     whole, frac = np.divmod(np.abs(values), NANOS_PER_USD)
     digits = np.strings.rstrip(np.strings.zfill(frac.astype(str), PLACES), "0")
     text = np.strings.add(whole.astype(str), np.where(digits == "", "", np.strings.add(".", digits)))
@@ -100,6 +103,13 @@ def add_exactly(column: np.ndarray, rows: np.ndarray, amounts: np.ndarray) -> np
             column = column.astype(object)
     column[rows] += amounts if column.dtype == np.int64 else np.asarray(amounts, dtype=object)
     return column
+
+
+def nano_column(values: list[int]) -> np.ndarray:
+    """Whole nanos as an int64 column, or as Python ints (object) if any is beyond INT64_SAFE."""
+    if all(-INT64_SAFE <= v <= INT64_SAFE for v in values):
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=object)
 
 
 def exact_sum(values: np.ndarray) -> int:

@@ -313,12 +313,14 @@ def validate_plan(
                 "quantity": pos_qty,
             }
         ),
+        # object text, not Arrow: RECALC and the books take these columns as numpy arrays on every
+        # round, which from Arrow text is a copy of 200,000 strings each time
         requests=pd.DataFrame(
             {
-                "request_id": request_ids.to_numpy(dtype=object),
-                "account_id": req_accounts.to_numpy(dtype=object),
-                "instrument_id": req_instruments.to_numpy(dtype=object),
-                "side": sides.to_numpy(dtype=object),
+                "request_id": pd.Series(request_ids.to_numpy(dtype=object), dtype=object),
+                "account_id": pd.Series(req_accounts.to_numpy(dtype=object), dtype=object),
+                "instrument_id": pd.Series(req_instruments.to_numpy(dtype=object), dtype=object),
+                "side": pd.Series(sides.to_numpy(dtype=object), dtype=object),
                 "quantity": req_qty,
             }
         ),

@@ -276,7 +276,7 @@ class RebalanceExecutor(Strategy):
         self._books.hold_back(held_back)
         for request_id, reason in held_back.items():
             self.log.warning(f"SELL {request_id}: {reason}")
-        blocks = build_blocks(sells, "SELL")
+        blocks = build_blocks(sells, "SELL", plan_rows=sells.index.to_numpy())  # the plan's rows: a RangeIndex
         if self.config.what_if:
             self._what_if(blocks, prices)
             return
@@ -483,7 +483,7 @@ class RebalanceExecutor(Strategy):
             self._books.mark_buys_not_sent(f"not sent: {self.failure}", unsent_only=True)
             self._end_without_buys("RECALC failed")
             return
-        if sizing.buys.empty:
+        if not len(sizing):
             self.log.info("RECALC: no buys in the plan")
             self._end_without_buys("completed")
         else:
@@ -507,7 +507,7 @@ class RebalanceExecutor(Strategy):
         sizing = self._rounds.size(plan.requests, accounts, ledger, prices, working, note)
         if sizing.unvalued:
             self.log.warning(f"RECALC: no price for held {sizing.unvalued}: cash_reserve_pct counts them as 0")
-        if not sizing.buys.empty:
+        if len(sizing):
             self.log.info(f"RECALC: {sizing.summary()}")
         return sizing, prices
 

@@ -92,12 +92,24 @@ class RunBooks:
     def _fills_of(self, coid: ClientOrderId, state: BlockState) -> _BlockFills:
         fills = self._fills.get(coid)
         if fills is None:
-            fills = self._fills[coid] = _BlockFills(state, self.requests.rows(state.block.request_ids))
+            fills = self._fills[coid] = _BlockFills(state, self._request_rows(state.block))
         return fills
+
+    def _request_rows(self, block: Block) -> np.ndarray:
+        rows = block.plan_rows
+        table = self.requests
+        if rows is not None and rows.size and 0 <= rows.min() and rows.max() < len(table):
+            if np.array_equal(table.request_id[rows], block.request_ids):
+                return rows
+        return table.rows(block.request_ids)
 
     def rows_of(self, client_order_id: ClientOrderId) -> np.ndarray:
         """The request table's rows of a block's requests, in the block's order."""
         return self._fills[client_order_id].rows
+
+    def rows_of_block(self, state: BlockState) -> np.ndarray:
+        """`rows_of` a block sent or about to be."""
+        return self._fills_of(state.client_order_id, state).rows
 
     def booked(self, state: BlockState) -> tuple[np.ndarray, np.ndarray]:
         """(shares, spend floored to the nano) every booking in force of the block holds, per
@@ -157,7 +169,7 @@ class RunBooks:
         if state is None:
             self._log.warning(f"allocation {allocation.execution_id} for unknown order {allocation.client_order_id}")
             return None
-        request_id = state.request_of.get(allocation.account_id, "")
+        request_id = state.request_of(allocation.account_id)
         breaches_before = len(self.ledger.breaches)
         replaced = self.ledger.in_force(allocation)
         if not self.ledger.apply(allocation, request_id):

@@ -17,6 +17,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
+from strategies.events import Targets
 from strategies.fee_bound import buy_fee_bound, sell_net_floor
 from strategies.fee_table import PricingPlan
 from strategies.money import INT64_SAFE, ceil_div, fits_int64, ratio
@@ -34,6 +35,9 @@ class Block:
     accounts: np.ndarray  # object array of account ids, in plan order
     request_ids: np.ndarray  # object array, aligned with accounts
     targets: np.ndarray  # int64, aligned with accounts, all > 0
+    # the plan's row of each request, when the block was built from the plan's requests: the books
+    # then find them without a look-up of 10,000 ids (they check the ids before trusting them)
+    plan_rows: np.ndarray | None = None
 
     @property
     def quantity(self) -> int:
@@ -42,26 +46,59 @@ class Block:
     def target_map(self) -> dict[str, int]:
         return dict(zip(self.accounts.tolist(), self.targets.tolist(), strict=True))
 
+    def target_view(self) -> Targets:
+        return Targets(self.accounts, self.targets)
 
-def build_blocks(requests: pd.DataFrame, side: str, quantity_column: str = "quantity") -> list[Block]:
+
+def build_blocks(requests: pd.DataFrame, side: str, quantity_column: str = "quantity", plan_rows=None) -> list[Block]:
     """One block per instrument for `side`, accounts with a zero quantity left out.
 
-    `requests` has columns request_id, account_id, instrument_id, side and `quantity_column`.
+    `requests` has columns request_id, account_id, instrument_id, side and `quantity_column`;
+    `plan_rows`, aligned with it, is each request's row in the plan, carried into the blocks.
     Blocks come out sorted by instrument id so runs are reproducible.
     """
-    rows = requests[(requests["side"] == side) & (requests[quantity_column] > 0)]
-    if rows.empty:
+    quantity = requests[quantity_column].to_numpy(dtype=np.int64)
+    of_side = requests["side"].to_numpy(dtype=object) == side
+    return blocks_of(
+        side,
+        requests["request_id"].to_numpy(dtype=object),
+        requests["account_id"].to_numpy(dtype=object),
+        pd.factorize(requests["instrument_id"].to_numpy(dtype=object)),
+        np.where(of_side, quantity, 0),
+        plan_rows,
+    )
+
+
+def blocks_of(
+    side: str,
+    request_ids: np.ndarray,
+    accounts: np.ndarray,
+    instruments: tuple[np.ndarray, pd.Index],
+    quantity: np.ndarray,
+    plan_rows: np.ndarray | None = None,
+) -> list[Block]:
+    """`build_blocks` over aligned columns of requests all of `side`: `instruments` is pd.factorize
+    of their instrument ids, a request of quantity 0 is left out."""
+    codes, names = instruments
+    if not len(codes) == len(request_ids) == len(accounts) == len(quantity):
+        raise ValueError("the request columns are not aligned")
+    # grouped by hand over numpy columns: a pandas groupby over string columns, or even a frame
+    # taken of the rows, costs several times more
+    picked = np.flatnonzero(np.asarray(quantity) > 0)
+    if not picked.size:
         return []
-    # grouped by hand over numpy arrays: a pandas groupby over string columns costs several times more
-    codes, names = pd.factorize(rows["instrument_id"].to_numpy(dtype=object))
-    order = np.argsort(codes, kind="stable")  # plan order within each instrument
-    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
-    accounts = rows["account_id"].to_numpy(dtype=object)[order]
-    request_ids = rows["request_id"].to_numpy(dtype=object)[order]
-    targets = rows[quantity_column].to_numpy(dtype=np.int64)[order]
+    codes = codes[picked]
+    by_instrument = np.argsort(codes, kind="stable")  # plan order within each instrument
+    order = picked[by_instrument]
+    bounds = np.searchsorted(codes[by_instrument], np.arange(len(names) + 1))
+    accounts, request_ids = accounts[order], request_ids[order]
+    targets = np.asarray(quantity, dtype=np.int64)[order]
+    in_plan = None if plan_rows is None else np.asarray(plan_rows, dtype=np.int64)[order]
     blocks = []
     for code in sorted(range(len(names)), key=lambda c: str(names[c])):
         lo, hi = bounds[code], bounds[code + 1]
+        if lo == hi:
+            continue  # an instrument with no shares to trade
         blocks.append(
             Block(
                 instrument_id=str(names[code]),
@@ -69,6 +106,7 @@ def build_blocks(requests: pd.DataFrame, side: str, quantity_column: str = "quan
                 accounts=accounts[lo:hi],
                 request_ids=request_ids[lo:hi],
                 targets=targets[lo:hi],
+                plan_rows=None if in_plan is None else in_plan[lo:hi],
             )
         )
     return blocks
@@ -148,10 +186,9 @@ def size_buys(
         return requested.copy()
 
     costs = _AccountCosts(account_codes, budget_nanos.size, limit_nanos, plan)
-    fits_whole = costs.total(costs.rows(requested)) <= budget_nanos
-    lo = np.where(fits_whole, FULL_SCALE, 0).astype(np.int64)
-    hi = lo.copy()
-    hi[~fits_whole] = FULL_SCALE - 1
+    whole_cost = costs.rows(requested)
+    fits_whole = costs.total(whole_cost) <= budget_nanos
+    lo, hi = _bracket(costs, requested, whole_cost, budget_nanos, fits_whole)
     # each step bisects only the rows of accounts still open: an account's total is its own rows'
     rows = np.flatnonzero(~fits_whole[account_codes])
     while (rows := rows[(lo < hi)[account_codes[rows]]]).size:
@@ -163,20 +200,72 @@ def size_buys(
         lo = np.where(open_ & ok, mid, lo)
         hi = np.where(open_ & ~ok, mid - 1, hi)
     sized = (requested * lo[account_codes]) >> SCALE_BITS
-    return top_up_buys(costs, requested, sized, budget_nanos) if top_up else sized
+    return top_up_buys(costs, requested, sized, budget_nanos, whole_cost) if top_up else sized
 
 
-def top_up_buys(costs: _AccountCosts, requested: np.ndarray, sized: np.ndarray, budget: np.ndarray) -> np.ndarray:
+def _bracket(
+    costs: _AccountCosts, requested: np.ndarray, whole_cost: np.ndarray, budget: np.ndarray, fits_whole: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) per account with the largest affordable factor k in [lo, hi], cost(lo) within the
+    budget: FULL_SCALE for an account that affords everything, else a narrow range around where
+    the notional alone meets the budget, so the bisection takes a few steps instead of 20.
+
+    Shares at factor k cost at least k x N - L (N the account's whole notional, L its limits
+    summed: flooring loses less than one share a row) and at most k x N + F (F the fees of the
+    whole buys, which the cut ones do not exceed). Both ends are estimated in float64 and then
+    tried at the real cost, so a wrong estimate only costs the steps it was meant to save."""
+    n = budget.size
+    lo = np.where(fits_whole, FULL_SCALE, 0).astype(np.int64)
+    hi = np.where(fits_whole, FULL_SCALE, FULL_SCALE - 1).astype(np.int64)
+    codes = costs.codes
+    rows = np.flatnonzero(~fits_whole[codes])
+    if not rows.size:
+        return lo, hi
+    limit = costs.limit.astype(np.float64)
+    notional = np.bincount(codes, weights=requested * limit, minlength=n)
+    fees = np.bincount(codes, weights=whole_cost.astype(np.float64), minlength=n) - notional
+    slack = np.bincount(codes, weights=limit, minlength=n)
+    open_ = ~fits_whole & (notional > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = np.floor((budget - fees) / notional * FULL_SCALE) - 2
+        high = np.ceil((budget + slack) / notional * FULL_SCALE) + 2
+    low = np.where(open_, np.clip(np.nan_to_num(low), 0, FULL_SCALE - 1), 0).astype(np.int64)
+    high = np.where(open_, np.clip(np.nan_to_num(high), low, FULL_SCALE - 1), FULL_SCALE - 1).astype(np.int64)
+
+    def fits(k: np.ndarray) -> np.ndarray:
+        k_rows = k[codes[rows]]
+        qty = (requested[rows] * k_rows) >> SCALE_BITS
+        return costs.total(worst_case_cost_nanos(qty, costs.limit[rows], costs.plan)[0], codes[rows]) <= budget
+
+    low_ok = fits(low)
+    above = np.minimum(high + 1, FULL_SCALE - 1)
+    above_ok = fits(above)
+    lo = np.where(open_ & low_ok, low, lo)
+    # where high + 1 still fits, the estimate was short: the answer is above it
+    lo = np.where(open_ & above_ok & (high + 1 < FULL_SCALE), above, lo)
+    hi = np.where(open_ & ~above_ok, high, hi)
+    return lo, hi
+
+
+def top_up_buys(
+    costs: _AccountCosts,
+    requested: np.ndarray,
+    sized: np.ndarray,
+    budget: np.ndarray,
+    whole_costs: np.ndarray | None = None,
+) -> np.ndarray:
     """Spend what the common factor left: each cut buy of an account, in plan order, takes as many
     more shares (up to what was requested) as still fit under the bound, then the next one.
 
     Vectorised over accounts: pass r looks at every account's r-th cut row and bisects the shares
-    it can add given the cost of all the account's other rows as they stand.
+    it can add given the cost of all the account's other rows as they stand. `whole_costs`, each
+    row's cost at its requested quantity, narrows the bisection (see `_share_bracket`).
     """
     sized = sized.copy()
     cut = np.flatnonzero(sized < requested)
     if cut.size == 0:
         return sized
+    whole_costs = costs.rows(requested) if whole_costs is None else whole_costs
     codes = costs.codes
     # rank of each cut row among its account's cut rows, in plan order
     order = np.lexsort((cut, codes[cut]))
@@ -185,22 +274,49 @@ def top_up_buys(costs: _AccountCosts, requested: np.ndarray, sized: np.ndarray, 
     starts = np.flatnonzero(first)
     rank = np.arange(cut.size) - np.repeat(starts, np.diff(np.r_[starts, cut.size]))
     row_costs = costs.rows(sized)  # kept up to date pass by pass: a pass moves only its own rows
+    totals = costs.total(row_costs)
+    # every total stays at or below its budget, so where the budgets are far below INT64_SAFE the
+    # totals are kept by difference instead of summed again over every row on every pass
+    by_difference = int(budget.max(initial=0)) < INT64_SAFE // 2 and int(totals.max(initial=0)) < INT64_SAFE // 2
     for r in range(int(rank.max()) + 1):
         rows = cut[rank == r]
-        accounts = codes[rows]
-        others = costs.total(row_costs)[accounts] - row_costs[rows]
+        accounts = codes[rows]  # one row per account in a pass
+        if not by_difference and r:
+            totals = costs.total(row_costs)
+        others = totals[accounts] - row_costs[rows]
         room = budget[accounts] - others
-        lo = np.zeros(rows.size, dtype=np.int64)
-        hi = requested[rows] - sized[rows]
         limit = costs.limit[rows]
+        lo, hi = _share_bracket(sized[rows], requested[rows], limit, room, whole_costs[rows], costs.plan)
         while (open_ := lo < hi).any():
             mid = np.where(open_, (lo + hi + 1) // 2, lo)
             ok = worst_case_cost_nanos(sized[rows] + mid, limit, costs.plan)[0] <= room
             lo = np.where(open_ & ok, mid, lo)
             hi = np.where(open_ & ~ok, mid - 1, hi)
         sized[rows] += lo
-        row_costs[rows] = worst_case_cost_nanos(sized[rows], limit, costs.plan)[0]
+        moved = worst_case_cost_nanos(sized[rows], limit, costs.plan)[0]
+        totals[accounts] += moved - row_costs[rows]
+        row_costs[rows] = moved
     return sized
+
+
+def _share_bracket(
+    sized: np.ndarray, requested: np.ndarray, limit: np.ndarray, room: np.ndarray, whole: np.ndarray, plan
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) per row: the most shares m a row can add with cost(sized + m) <= room lies in
+    [lo, hi], and lo fits. q shares cost at least q x limit and at most q x limit plus the fees of
+    the whole request (`whole` less its notional); both ends are estimated in float64, then tried."""
+    most = requested - sized
+    limit_f = np.maximum(limit.astype(np.float64), 1.0)
+    fees = whole.astype(np.float64) - requested * limit.astype(np.float64)
+    low = np.clip(np.floor((room - fees) / limit_f) - sized - 1, 0, most).astype(np.int64)
+    high = np.clip(np.floor(room / limit_f) - sized + 1, low, most).astype(np.int64)
+    low_ok = worst_case_cost_nanos(sized + low, limit, plan)[0] <= room
+    above = np.minimum(high + 1, most)
+    above_ok = worst_case_cost_nanos(sized + above, limit, plan)[0] <= room
+    lo = np.where(low_ok, low, 0)
+    lo = np.where(above_ok & (high < most), above, lo)
+    hi = np.where(~above_ok, high, most)
+    return lo, hi
 
 
 def unsafe_sells(

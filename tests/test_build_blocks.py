@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,3 +44,12 @@ def test_blocks_are_the_rows_of_each_instrument_in_plan_order(table, side):
         got = list(zip(block.request_ids.tolist(), block.accounts.tolist(), block.targets.tolist(), strict=True))
         assert got == expected[block.instrument_id]
         assert block.quantity == sum(q for _, _, q in expected[block.instrument_id])
+
+    # with plan rows: the same blocks, each row's plan row carried
+    plan_rows = np.arange(len(table), dtype=np.int64) * 3 + 1
+    again = build_blocks(requests, side, "sized", plan_rows)
+    assert [b.instrument_id for b in again] == [b.instrument_id for b in blocks]
+    for block, other in zip(blocks, again, strict=True):
+        assert other.request_ids.tolist() == block.request_ids.tolist()
+        assert other.targets.tolist() == block.targets.tolist()
+        assert other.plan_rows.tolist() == [int(r[1:]) * 3 + 1 for r in block.request_ids.tolist()]

@@ -71,6 +71,11 @@ def worst_cost(qty: int, limit: Decimal, plan) -> int:
 def test_no_account_can_spend_more_than_its_cash_after_reserve_at_the_limit_with_the_fee_bound(case, plan, top_up):
     accounts, cash, positions, prices, requests, reserve_abs, reserve_pct = case
     sizing = size_plan_buys(requests, accounts, cash, positions, prices, reserve_abs, reserve_pct, plan, top_up)
+    # the ledger's floored cash column (Ledger.cash_floors) sizes exactly as the cash it floors
+    floors = np.array([floor_nanos(cash[a]) for a in accounts], dtype=np.int64)
+    args = (positions, prices, reserve_abs, reserve_pct, plan, top_up)
+    from_column = size_plan_buys(requests, accounts, floors, *args)
+    assert from_column.buys.equals(sizing.buys) and from_column.cut == sizing.cut
 
     buys = sizing.buys
     if buys.empty:

@@ -5,6 +5,7 @@ the transactions table are those bookings summed."""
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 
 import numpy as np
@@ -17,6 +18,8 @@ from strategies.ledger import Ledger
 
 ACCOUNTS = ("U0", "U1", "U2", "U3")
 CASH = {"U0": Decimal("100.00"), "U1": Decimal("5"), "U2": Decimal("0.1"), "U3": Decimal("2500.50")}
+# an account the plan's limits allow that int64 nanos cannot hold (USD 9.2 billion)
+RICH = CASH | {"U1": Decimal("50000000000.000000005")}
 prices = st.decimals(min_value=Decimal("0.5"), max_value=Decimal("900"), places=3)
 ops = st.one_of(
     st.tuples(
@@ -46,8 +49,8 @@ def _version(execution_id: str) -> int:
     return int(execution_id.rsplit(".", 1)[1])
 
 
-def _from_plan(positions: dict[tuple[str, str], int]) -> Ledger:
-    accounts = pd.DataFrame({"account_id": list(CASH), "cash": list(CASH.values())})
+def _from_plan(cash: dict[str, Decimal], positions: dict[tuple[str, str], int]) -> Ledger:
+    accounts = pd.DataFrame({"account_id": list(cash), "cash": list(cash.values())})
     held = pd.DataFrame(
         [(a, i, q) for (a, i), q in positions.items()], columns=["account_id", "instrument_id", "quantity"]
     )
@@ -55,10 +58,15 @@ def _from_plan(positions: dict[tuple[str, str], int]) -> Ledger:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(ops, max_size=30), st.lists(st.integers(0, 5000), min_size=4, max_size=4), st.booleans())
-def test_the_books_are_the_bookings_in_force(steps, holdings, of_plan):
+@given(
+    st.lists(ops, max_size=30),
+    st.lists(st.integers(0, 5000), min_size=4, max_size=4),
+    st.booleans(),
+    st.sampled_from([CASH, RICH]),
+)
+def test_the_books_are_the_bookings_in_force(steps, holdings, of_plan, start):
     positions = {(a, "X"): h for a, h in zip(ACCOUNTS, holdings, strict=True)} | {("ZZ", "Y"): 3}
-    ledger = _from_plan(positions) if of_plan else Ledger(dict(CASH), dict(positions))
+    ledger = _from_plan(start, positions) if of_plan else Ledger(dict(start), dict(positions))
     in_force: dict[tuple[str, str], Allocation] = {}  # (account, execution base) -> latest version
     batches: list[AllocationBatch] = []
     booked: list[Allocation] = []
@@ -108,7 +116,7 @@ def test_the_books_are_the_bookings_in_force(steps, holdings, of_plan):
         model(allocation)
         booked.append(allocation)
 
-    cash = {a: c for a, c in CASH.items()}
+    cash = dict(start)
     shares = dict(positions)
     fees: dict[str, Decimal] = {}
     for a in in_force.values():
@@ -116,6 +124,9 @@ def test_the_books_are_the_bookings_in_force(steps, holdings, of_plan):
         cash[a.account_id] = cash.get(a.account_id, Decimal(0)) + sign * a.quantity * a.price - a.commission
         shares[(a.account_id, a.instrument_id)] = shares.get((a.account_id, a.instrument_id), 0) - sign * a.quantity
         fees[a.account_id] = fees.get(a.account_id, Decimal(0)) + a.commission
+    # read before the Decimal books are folded, as RECALC reads it
+    for order in (list(ACCOUNTS), list(reversed(ACCOUNTS))):
+        assert ledger.cash_floors(order).tolist() == [math.floor(cash[a] * 10**9) for a in order]
     assert ledger.cash == cash
     assert {k: v for k, v in ledger.positions.items() if v} == {k: v for k, v in shares.items() if v}
     assert {k: v for k, v in ledger.commissions.items() if v} == {k: v for k, v in fees.items() if v}

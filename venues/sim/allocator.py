@@ -27,7 +27,7 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.events import OrderFilled
 
-from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationBatch, AllocationGroup
+from strategies.events import ALLOCATION_GROUP_TOPIC, ALLOCATION_TOPIC, AllocationBatch, AllocationGroup, Targets
 from strategies.fa_methods import FAMethod, fa_method
 from strategies.fee_table import PricingPlan
 from strategies.fees import FAFeeCharger
@@ -67,8 +67,14 @@ class FAAllocator:
         self._pending: dict[str, deque[PendingFill]] = defaultdict(deque)
 
     def register(self, group: AllocationGroup) -> None:
-        accounts = tuple(group.targets)
-        targets = np.array([group.targets[a] for a in accounts], dtype=np.int64)
+        given = group.targets
+        if isinstance(given, Targets):  # the strategy's own arrays: no dict of 10,000 accounts
+            accounts, targets = tuple(given.accounts.tolist()), np.array(given.quantities, dtype=np.int64)
+            if len(set(accounts)) != len(accounts):
+                raise ValueError(f"allocation group {group.client_order_id} names an account twice")
+        else:
+            accounts = tuple(given)
+            targets = np.array([given[a] for a in accounts], dtype=np.int64)
         if (targets <= 0).any():
             raise ValueError(f"allocation group {group.client_order_id} has a non-positive target")
         method = fa_method(group.method)
