@@ -16,7 +16,7 @@ from nautilus_trader.model.orders import Order
 
 from strategies import order_ids
 from strategies.buy_rounds import round_reasons, still_wanted, top_up_fits, working_buys
-from strategies.buy_sizing import BuySizing, Prices, size_plan_buys
+from strategies.buy_sizing import BuySizing, PlanBuys, Prices, size_plan_buys
 from strategies.exec_config import RebalanceExecutorConfig
 from strategies.exec_state import BlockState, Phase
 from strategies.fee_table import PricingPlan
@@ -42,6 +42,7 @@ class BuyRounds:
         # early buys of instruments being sold, by instrument, until that instrument's sell block closes
         self.held_early: dict[str, list[Sendable]] = {}
         self._rounds_tried = 0  # top-up rounds sized so far (one may have sent nothing)
+        self._plan_buys: PlanBuys | None = None  # the plan's buys, coded by the first round sized
 
     def hold(self, early: list[Sendable], sold: set[str]) -> list[Sendable]:
         """The early buys to send now; those of an instrument in `sold` wait for its sell block."""
@@ -101,8 +102,10 @@ class BuyRounds:
         committed_nanos: Mapping[str, int] | None = None,
     ) -> BuySizing:
         config = self._config
+        if self._plan_buys is None or not self._plan_buys.of_same(requests, account_ids):
+            self._plan_buys = PlanBuys.of(requests, account_ids)
         return size_plan_buys(
-            requests,
+            self._plan_buys,
             account_ids,
             ledger.cash_floors(account_ids),
             # holdings are read only to value the accounts for a percentage reserve

@@ -24,7 +24,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from strategies.buy_sizing import BuySizing, Prices
+from strategies.buy_sizing import CUT, NO_PRICE, BuySizing, Prices, not_sent_reason
 from strategies.exec_state import BlockState
 from strategies.fee_bound import sell_net_floor
 from strategies.fee_table import PricingPlan
@@ -143,37 +143,45 @@ def round_reasons(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(not sent, cut) reasons of RECALC in the request's own terms: a request an early round
     already sent is cut, never 'not sent', and its cut says the most it can now end with."""
-    not_sent, cut = {}, {}
-    given = (*sizing.not_sent.items(), *sizing.cut.items())
-    if not given:
-        return not_sent, cut
-    rows = requests.rows([request_id for request_id, _ in given])
-    sent, requested = requests.sent[rows].tolist(), requests.requested[rows].tolist()
-    for (request_id, reason), sent_qty, requested_qty, wants, sized in zip(
-        given, sent, requested, wanted[rows].tolist(), _sized_at(sizing, requests, rows).tolist(), strict=True
+    short = sizing.short
+    if not short.size:
+        return {}, {}
+    columns = sizing.columns
+    ids = columns["request_id"][short]
+    rows = _table_rows(sizing, requests, short)
+    kind = sizing.short_kind
+    not_sent = (kind != CUT) & (requests.sent[rows] == 0)
+    requested = requests.requested[rows]
+    most = requested - wanted[rows] + columns["sized"][short]
+    cut = {}
+    for request_id, instrument_id, asked, ends_with, why in zip(
+        ids[~not_sent].tolist(),
+        columns["instrument_id"][short][~not_sent].tolist(),
+        requested[~not_sent].tolist(),
+        most[~not_sent].tolist(),
+        kind[~not_sent].tolist(),
+        strict=True,
     ):
-        if sent_qty == 0 and request_id in sizing.not_sent:
-            not_sent[request_id] = reason
-            continue
-        most = requested_qty - wants + sized
-        why = "not enough cash" if "cash" in reason else reason
-        cut[request_id] = f"cut by RECALC from {requested_qty} to {most}: {why}"
-    return not_sent, cut
+        reason = f"no reference price for {instrument_id}" if why == NO_PRICE else "not enough cash"
+        cut[request_id] = f"cut by RECALC from {asked} to {ends_with}: {reason}"
+    instruments = columns["instrument_id"][short][not_sent].tolist()
+    return {
+        request_id: not_sent_reason(why, instrument_id)
+        for request_id, why, instrument_id in zip(
+            ids[not_sent].tolist(), kind[not_sent].tolist(), instruments, strict=True
+        )
+    }, cut
 
 
-def _sized_at(sizing: BuySizing, requests: RequestTable, rows: np.ndarray) -> np.ndarray:
-    """What `sizing` sized for the requests at table `rows` (0 for one it did not size)."""
-    buys = sizing.columns
-    sized = np.zeros(len(requests), dtype=np.int64)
-    if "sized" not in buys:
-        return sized[rows]
-    ids, plan_rows = buys["request_id"], sizing.plan_rows
-    # the plan's rows are the table's when both come from one plan: checked, not assumed
-    in_table = plan_rows is not None and len(plan_rows) == len(ids) and (plan_rows < len(requests)).all()
-    if not in_table or not np.array_equal(requests.request_id[plan_rows], ids):
-        plan_rows = requests.rows(ids)
-    sized[plan_rows] = buys["sized"]
-    return sized[rows]
+def _table_rows(sizing: BuySizing, requests: RequestTable, positions: np.ndarray) -> np.ndarray:
+    """The request table's row of each of `sizing`'s buys at `positions`."""
+    ids, plan_rows = sizing.columns["request_id"][positions], sizing.plan_rows
+    if plan_rows is not None and len(plan_rows) == len(sizing.columns["request_id"]):
+        rows = plan_rows[positions]
+        # the plan's rows are the table's when both come from one plan: checked, not assumed
+        if (rows < len(requests)).all() and np.array_equal(requests.request_id[rows], ids):
+            return rows
+    return requests.rows(ids)
 
 
 def top_up_fits(now_ns: int, deadline_ns: int, phase_secs: float, min_fraction: float, min_secs: float) -> bool:

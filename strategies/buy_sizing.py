@@ -22,6 +22,12 @@ Prices = Mapping[str, tuple[Decimal, Decimal]]  # instrument id -> (reference, l
 
 
 BUY_COLUMNS = ("request_id", "account_id", "instrument_id", "side", "quantity")
+NO_PRICE, CUT_TO_0, CUT = 0, 1, 2  # why a buy is sent short
+
+
+def not_sent_reason(kind: int, instrument_id: str) -> str:
+    """Why RECALC sends none of a buy, by its kind (NO_PRICE or CUT_TO_0)."""
+    return f"no reference price for {instrument_id}" if kind == NO_PRICE else "cut to 0 by RECALC: not enough cash"
 
 
 @dataclass
@@ -31,14 +37,51 @@ class BuySizing:
 
     columns: dict[str, np.ndarray]  # the buys' columns (BUY_COLUMNS, and `sized`), aligned
     blocks: list[Block] = field(default_factory=list)
-    not_sent: dict[str, str] = field(default_factory=dict)  # request id -> why none of it is sent
-    cut: dict[str, str] = field(default_factory=dict)  # request id -> why less is sent
+    # the buys sent short (positions in the columns), and why: NO_PRICE, CUT_TO_0 or CUT
+    short: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    short_kind: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     spendable: Decimal = Decimal(0)  # the accounts' cash after reserves, summed over those with some
     # held instruments a percentage reserve had to value at 0, for want of a price
     unvalued: list[str] = field(default_factory=list)
     plan_rows: np.ndarray | None = None  # each buy's row in the requests it was sized from
     buyers: int = 0  # accounts with a buy
     _frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    _reasons: tuple[dict[str, str], dict[str, str]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def not_sent(self) -> dict[str, str]:
+        """request id -> why none of it is sent."""
+        return self._reason_texts()[0]
+
+    @property
+    def cut(self) -> dict[str, str]:
+        """request id -> why less is sent."""
+        return self._reason_texts()[1]
+
+    def _reason_texts(self) -> tuple[dict[str, str], dict[str, str]]:
+        # worded when first read: a buy round words its requests' reasons itself (buy_rounds.round_reasons)
+        if self._reasons is None:
+            self._reasons = self._word_reasons()
+        return self._reasons
+
+    def _word_reasons(self) -> tuple[dict[str, str], dict[str, str]]:
+        not_sent, cut = {}, {}
+        columns, short = self.columns, self.short
+        if not short.size:
+            return not_sent, cut
+        for request_id, instrument_id, asked, got, kind in zip(
+            columns["request_id"][short].tolist(),
+            columns["instrument_id"][short].tolist(),
+            columns["quantity"][short].tolist(),
+            columns["sized"][short].tolist(),
+            self.short_kind.tolist(),
+            strict=True,
+        ):
+            if kind == CUT:
+                cut[request_id] = f"cut by RECALC from {asked} to {got}: not enough cash"
+            else:
+                not_sent[request_id] = not_sent_reason(kind, instrument_id)
+        return not_sent, cut
 
     def __len__(self) -> int:
         return len(self.columns["request_id"])
@@ -55,13 +98,44 @@ class BuySizing:
         return (
             f"{len(self)} buys over {self.buyers} accounts, "
             f"{int(columns['quantity'].sum())} shares requested, {int(columns['sized'].sum())} affordable; "
-            f"{len(self.not_sent) + len(self.cut)} requests cut; "
+            f"{len(self.short)} requests cut; "
             f"spendable cash {self.spendable:,.2f} USD after reserves"
         )
 
 
+@dataclass(frozen=True, eq=False)
+class PlanBuys:
+    """The buy rows of a plan's requests as numpy columns, their accounts and instruments coded:
+    every round of a session sizes the same rows, so a session codes them once."""
+
+    requests: pd.DataFrame  # the requests they were taken from
+    account_ids: tuple[str, ...]  # what `account_codes` index
+    is_buy: np.ndarray  # per request of `requests`
+    columns: dict[str, np.ndarray]  # BUY_COLUMNS of the buys, quantity as requested
+    account_codes: np.ndarray
+    instruments: tuple[np.ndarray, pd.Index]  # pd.factorize of the buys' instrument ids
+
+    @classmethod
+    def of(cls, requests: pd.DataFrame, account_ids: list[str]) -> PlanBuys:
+        is_buy = requests["side"].to_numpy(dtype=object) == "BUY"  # numpy's compare: a third of pandas' time
+        # numpy columns, not a frame taken of the rows: the plan's text columns are object arrays
+        columns = {name: requests[name].to_numpy(dtype=object)[is_buy] for name in BUY_COLUMNS[:4]}
+        columns["quantity"] = requests["quantity"].to_numpy(dtype=np.int64)[is_buy]
+        # object indexes: pandas would otherwise turn both sides to Arrow text on every look-up
+        holders = pd.Index(columns["account_id"], dtype=object)
+        codes = pd.Index(account_ids, dtype=object).get_indexer(holders)
+        if (codes < 0).any():
+            raise KeyError(columns["account_id"][int(np.flatnonzero(codes < 0)[0])])
+        instruments = pd.factorize(columns["instrument_id"])
+        return cls(requests, tuple(account_ids), is_buy, columns, codes, instruments)
+
+    def of_same(self, requests: pd.DataFrame, account_ids: list[str]) -> bool:
+        """Whether these are the buys of `requests` coded against `account_ids`."""
+        return self.requests is requests and self.account_ids == tuple(account_ids)
+
+
 def size_plan_buys(
-    requests: pd.DataFrame,
+    requests: pd.DataFrame | PlanBuys,
     account_ids: list[str],
     cash: Mapping[str, Decimal] | np.ndarray,
     positions: Mapping[tuple[str, str], int],
@@ -83,17 +157,17 @@ def size_plan_buys(
     `wanted`, shares per request of `requests` in its order, replaces the requested quantities
     (what an earlier round left to buy); `committed`, account -> USD, is cash the account's budget
     must leave alone (the worst case of what its orders still working can cost); `committed_nanos`
-    more of the same, in whole nanos.
+    more of the same, in whole nanos. `requests` may come as the session's `PlanBuys` of them.
     """
-    is_buy = requests["side"].to_numpy(dtype=object) == "BUY"  # numpy's compare: a third of pandas' time
-    # numpy columns, not a frame taken of the rows: the plan's text columns are object arrays
-    buys = {name: requests[name].to_numpy(dtype=object)[is_buy] for name in BUY_COLUMNS[:4]}
-    buys["quantity"] = requests["quantity"].to_numpy(dtype=np.int64)[is_buy]
+    coded = requests if isinstance(requests, PlanBuys) else PlanBuys.of(requests, account_ids)
+    if coded.account_ids != tuple(account_ids):
+        raise ValueError("the plan's buys were coded against other accounts")
+    is_buy, buys = coded.is_buy, dict(coded.columns)
     if not is_buy.any():
         return BuySizing(buys)
     if wanted is not None:
-        if len(wanted) != len(requests):
-            raise ValueError(f"wanted has {len(wanted)} entries for {len(requests)} requests")
+        if len(wanted) != len(is_buy):
+            raise ValueError(f"wanted has {len(wanted)} entries for {len(is_buy)} requests")
         buys["quantity"] = np.asarray(wanted, dtype=np.int64)[is_buy]
     code_of = {a: i for i, a in enumerate(account_ids)}
     # fractions of a nano are never spent
@@ -101,12 +175,8 @@ def size_plan_buys(
 
     mark_by_instrument = {i: reference for i, (reference, _) in prices.items()}
     # by code: 20 instruments and 10,000 accounts are looked up once each, not once per request
-    instrument_code, instruments = pd.factorize(buys["instrument_id"])
-    # object indexes: pandas would otherwise turn both sides to Arrow text on every look-up
-    holders = pd.Index(buys["account_id"], dtype=object)
-    codes = pd.Index(account_ids, dtype=object).get_indexer(holders)
-    if (codes < 0).any():
-        raise KeyError(buys["account_id"][int(np.flatnonzero(codes < 0)[0])])
+    instrument_code, instruments = coded.instruments
+    codes = coded.account_codes
     limit_by_instrument = {i: to_nanos(prices[i][1], f"buy limit of {i}") for i in instruments.tolist() if i in prices}
 
     unvalued = []
@@ -141,25 +211,18 @@ def size_plan_buys(
     plan_rows = np.flatnonzero(is_buy)
     blocks = blocks_of("BUY", buys["request_id"], buys["account_id"], (instrument_code, instruments), sized, plan_rows)
     buyers = int(np.count_nonzero(np.bincount(codes, minlength=len(account_ids))))
-    result = BuySizing(buys, blocks, unvalued=unvalued, plan_rows=plan_rows, buyers=buyers)
-    was_cut = np.flatnonzero(sized < quantity)
-    request_col = buys["request_id"]
-    for position, request_id, instrument_id, asked, got in zip(
-        was_cut.tolist(),
-        request_col[was_cut].tolist(),
-        instruments[instrument_code[was_cut]].tolist(),
-        quantity[was_cut].tolist(),
-        sized[was_cut].tolist(),
-        strict=True,
-    ):
-        if not priced[position]:
-            result.not_sent[request_id] = f"no reference price for {instrument_id}"
-        elif got == 0:
-            result.not_sent[request_id] = "cut to 0 by RECALC: not enough cash"
-        else:
-            result.cut[request_id] = f"cut by RECALC from {asked} to {got}: not enough cash"
-    result.spendable = from_nanos(exact_sum(np.maximum(budget, 0)))
-    return result
+    short = np.flatnonzero(sized < quantity)
+    kind = np.where(~priced[short], NO_PRICE, np.where(sized[short] == 0, CUT_TO_0, CUT)).astype(np.int8)
+    return BuySizing(
+        buys,
+        blocks,
+        short,
+        kind,
+        spendable=from_nanos(exact_sum(np.maximum(budget, 0))),
+        unvalued=unvalued,
+        plan_rows=plan_rows,
+        buyers=buyers,
+    )
 
 
 def _budgets(cash: np.ndarray, reserve: np.ndarray, held: np.ndarray) -> np.ndarray:

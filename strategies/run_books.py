@@ -52,7 +52,8 @@ class _BlockFills:
 
     def __init__(self, state: BlockState, rows: np.ndarray) -> None:
         self.rows = rows  # the table row of each of the block's requests, in its order
-        self.accounts = pd.Index(state.block.accounts, dtype=object)  # an account's request slot
+        self._accounts = state.block.accounts
+        self._index: pd.Index | None = None
         self.group: tuple[str, ...] | None = None  # the venue's group of the block, as its batches name it
         self.group_slots = np.zeros(0, dtype=np.int64)  # the request slot of each of its accounts, or -1
         n = len(rows)
@@ -60,6 +61,13 @@ class _BlockFills:
         self.booked_qty = np.zeros(n, dtype=np.int64)
         self.booked_spend_nanos = np.zeros(n, dtype=np.int64)  # batches' spend (see money.add_exactly)
         self.booked_spend: dict[int, Decimal] = {}  # single allocations' spend (any sub-nano price), by slot
+
+    @property
+    def accounts(self) -> pd.Index:
+        """An account's request slot; made at the block's first booking."""
+        if self._index is None:
+            self._index = pd.Index(self._accounts, dtype=object)
+        return self._index
 
     def booked(self) -> tuple[np.ndarray, np.ndarray]:
         """(shares, spend floored to the nano) booked per request slot."""

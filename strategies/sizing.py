@@ -273,7 +273,9 @@ def top_up_buys(
     first = np.r_[True, codes[cut][1:] != codes[cut][:-1]]
     starts = np.flatnonzero(first)
     rank = np.arange(cut.size) - np.repeat(starts, np.diff(np.r_[starts, cut.size]))
-    row_costs = costs.rows(sized)  # kept up to date pass by pass: a pass moves only its own rows
+    # kept up to date pass by pass (a pass moves only its own rows); a row not cut costs its whole
+    row_costs = whole_costs.copy()
+    row_costs[cut] = worst_case_cost_nanos(sized[cut], costs.limit[cut], costs.plan)[0]
     totals = costs.total(row_costs)
     # every total stays at or below its budget, so where the budgets are far below INT64_SAFE the
     # totals are kept by difference instead of summed again over every row on every pass
