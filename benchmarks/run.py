@@ -7,7 +7,8 @@
    NautilusTrader engine running a do-nothing strategy subscribed to the same books, over the same
    synthetic L2 data held in memory (the demo's books and plan). Target: the full stack keeps >= 90 %.
 2. RECALC and block-order build for a plan of 10,000 accounts x 20 instruments: the pure sizing
-   path, and the same step timed inside the strategy during a real backtest. Target: < 1 s; the
+   path, and the same step timed inside the strategy during a real backtest (best of --repeat),
+   from the SELL phase's end to the last BUY block sent. Target: < 100 ms inside the strategy; the
    baseline is a plain pandas groupby-sum over the same requests, the least any aggregation costs.
 3. A short session, end to end (engine and venue build, plan loading, run, report, dispose) for the
    demo plan over 6 minutes of books, against a bare engine built, run and disposed over the same

@@ -3,10 +3,11 @@
 Pure functions over numpy arrays and pandas frames; no NautilusTrader objects, so a plan of
 10,000 accounts x 20 instruments sizes in well under a second and is property-tested.
 
-Money is carried as whole nano-dollars (strategies/money.py). Per-account amounts (cash, net
-liquidation value, reserves) are Python ints, which cannot overflow; the per-row cost arrays are
-int64, kept exact by strategies/fee_bound.py and by treating any account whose costs would leave
-the exact range as unable to afford them (no account holds USD 4 billion of cash).
+Money is carried as whole nano-dollars (strategies/money.py). Per-account budgets are int64,
+each clipped to 2**62 nanos by strategies/buy_sizing.py (a larger account's buys are sized as if
+it held USD 4.6 billion: never more than it has); the per-row cost arrays are int64, kept exact by
+strategies/fee_bound.py and by treating any account whose costs would leave the exact range as
+unable to afford them.
 """
 
 from __future__ import annotations

@@ -484,9 +484,12 @@ def good_plans(draw) -> Plan:
         positions=pd.DataFrame(positions, columns=["account_id", "instrument_id", "quantity"]).astype(
             {"quantity": "int64"}
         ),
+        # the requests' text columns as object arrays, as RECALC reads them
         requests=pd.DataFrame(
             requests, columns=["request_id", "account_id", "instrument_id", "side", "quantity"]
-        ).astype({"quantity": "int64"}),
+        ).astype(
+            {"request_id": object, "account_id": object, "instrument_id": object, "side": object, "quantity": "int64"}
+        ),
     )
 
 
