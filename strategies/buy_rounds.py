@@ -36,13 +36,16 @@ from strategies.sizing import worst_case_cost_nanos
 def sell_losses(sells: pd.DataFrame, prices: Prices, pricing: PricingPlan) -> dict[str, Decimal]:
     """Account -> the most the fees of its sells can exceed their proceeds (only sub-penny sells
     can), which its own cash must carry before it pays for an early buy."""
-    priced = sells[sells["instrument_id"].isin(prices.keys())]
-    if priced.empty:
+    codes, names = pd.factorize(sells["instrument_id"].to_numpy(dtype=object))
+    limit_of = np.array([to_nanos(prices[n][1], f"sell limit of {n}") if n in prices else -1 for n in names.tolist()])
+    rows = np.flatnonzero(limit_of[codes] >= 0) if len(names) else np.zeros(0, dtype=np.int64)
+    if not rows.size:
         return {}
-    limits = priced["instrument_id"].map({i: to_nanos(limit, f"sell limit of {i}") for i, (_, limit) in prices.items()})
-    floor = sell_net_floor(priced["quantity"].to_numpy(dtype=np.int64), limits.to_numpy(dtype=np.int64), pricing)
+    floor = sell_net_floor(sells["quantity"].to_numpy(dtype=np.int64)[rows], limit_of[codes[rows]], pricing)
+    losing = np.flatnonzero(floor < 0)  # the floor is never above 0: the rest add nothing
     losses: dict[str, int] = defaultdict(int)
-    for account, worst in zip(priced["account_id"].tolist(), floor.tolist(), strict=True):
+    accounts = sells["account_id"].to_numpy(dtype=object)[rows[losing]]
+    for account, worst in zip(accounts.tolist(), floor[losing].tolist(), strict=True):
         losses[account] -= int(worst)
     return {a: from_nanos(n) for a, n in losses.items() if n > 0}
 

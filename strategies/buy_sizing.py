@@ -238,28 +238,44 @@ def _budgets(cash: np.ndarray, reserve: np.ndarray, held: np.ndarray) -> np.ndar
 
 
 def sells_to_send(
-    requests: pd.DataFrame, account_ids: list[str], cash: Mapping[str, Decimal], prices: Prices, pricing: PricingPlan
+    requests: pd.DataFrame,
+    account_ids: list[str],
+    cash: Mapping[str, Decimal] | np.ndarray,
+    prices: Prices,
+    pricing: PricingPlan,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The plan's sells less those whose fees could overdraw their account (see `unsafe_sells`),
-    and why each one held back is not sent."""
-    sells = requests[requests["side"] == "SELL"]
-    priced = sells[sells["instrument_id"].isin(prices.keys())]
-    if priced.empty:
-        return sells, {}
-    code_of = {a: i for i, a in enumerate(account_ids)}
-    limit_of = {i: to_nanos(limit, f"sell limit of {i}") for i, (_, limit) in prices.items()}
-    held_back = unsafe_sells(
-        priced["account_id"].map(code_of).to_numpy(dtype=np.int64),
-        priced["quantity"].to_numpy(dtype=np.int64),
-        priced["instrument_id"].map(limit_of).to_numpy(dtype=np.int64),
-        [floor_nanos(cash[a]) for a in account_ids],
-        pricing,
-    )
+    and why each one held back is not sent. `cash` as in `size_plan_buys`."""
+    sell_rows = np.flatnonzero(requests["side"].to_numpy(dtype=object) == "SELL")
+    # column steps over the sells, coded by instrument: a few instruments, many requests
+    codes, names = pd.factorize(requests["instrument_id"].to_numpy(dtype=object)[sell_rows])
+    is_priced = np.array([n in prices for n in names.tolist()], dtype=bool)
+    priced = np.flatnonzero(is_priced[codes]) if len(names) else np.zeros(0, dtype=np.int64)
+    if not priced.size:
+        return requests.take(sell_rows), {}
+    limit_of = np.array([to_nanos(prices[n][1], f"sell limit of {n}") if n in prices else 0 for n in names.tolist()])
+    rows = sell_rows[priced]
+    accounts = requests["account_id"].to_numpy(dtype=object)[rows]
+    quantity = requests["quantity"].to_numpy(dtype=np.int64)[rows]
+    floors = cash if isinstance(cash, np.ndarray) else [floor_nanos(cash[a]) for a in account_ids]
+    account_codes = pd.Index(account_ids, dtype=object).get_indexer(pd.Index(accounts, dtype=object))
+    if (account_codes < 0).any():
+        raise KeyError(accounts[int(np.flatnonzero(account_codes < 0)[0])])
+    held_back = unsafe_sells(account_codes, quantity, limit_of[codes[priced]], floors, pricing)
+    request_ids = requests["request_id"].to_numpy(dtype=object)[rows]
     reasons = {
-        row.request_id: (
-            f"not sent: at the sell limit {prices[row.instrument_id][1]} IB's fees on {row.quantity} shares "
-            f"could exceed the proceeds, and account {row.account_id!r} has too little cash to carry that"
+        request_id: (
+            f"not sent: at the sell limit {prices[names[code]][1]} IB's fees on {qty} shares "
+            f"could exceed the proceeds, and account {account!r} has too little cash to carry that"
         )
-        for row in priced[held_back].itertuples(index=False)
+        for request_id, code, qty, account in zip(
+            request_ids[held_back].tolist(),
+            codes[priced][held_back].tolist(),
+            quantity[held_back].tolist(),
+            accounts[held_back].tolist(),
+            strict=True,
+        )
     }
-    return sells.drop(index=priced.index[held_back]), reasons
+    kept = np.ones(len(sell_rows), dtype=bool)
+    kept[priced[held_back]] = False
+    return requests.take(sell_rows[kept]), reasons

@@ -272,7 +272,7 @@ class RebalanceExecutor(Strategy):
         plan, ledger = self.plan, self.ledger
         prices = self._prices.limits("SELL", plan.traded_instrument_ids)
         accounts = plan.accounts["account_id"].tolist()
-        sells, held_back = sells_to_send(plan.requests, accounts, ledger.cash, prices, self.pricing)
+        sells, held_back = sells_to_send(plan.requests, accounts, ledger.cash_floors(accounts), prices, self.pricing)
         self._books.hold_back(held_back)
         for request_id, reason in held_back.items():
             self.log.warning(f"SELL {request_id}: {reason}")
