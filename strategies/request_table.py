@@ -53,10 +53,12 @@ class RequestTable:
         self.sub_nano_fee: dict[int, Decimal] = {}
         self.last_fill_ns = np.full(n, NO_TIME, dtype=np.int64)  # the execution's time at the broker
         self.last_booked_ns = np.full(n, NO_TIME, dtype=np.int64)  # when the session booked it
-        # the latest round's: a buy may go in several (early, RECALC, top-ups)
-        self.client_order_id = _nones(n)
-        self.limit_price = _nones(n)
-        self.arrival_price = _nones(n)
+        # the latest round's block order, limit and arrival price (a buy may go in several: early,
+        # RECALC, top-ups), as an index per row into the blocks sent: a block of 10,000 requests
+        # sets one int32 column, not three object columns
+        self._sent: list[tuple[object, object, object]] = [(None, None, None)]  # entry 0: none
+        self._order_of = np.zeros(n, dtype=np.int32)  # client order id and limit
+        self._arrival_of = np.zeros(n, dtype=np.int32)  # arrival price, kept when a block is withdrawn
         for name in REASONS:
             setattr(self, name, _nones(n))
 
@@ -82,16 +84,37 @@ class RequestTable:
 
     def send(self, rows: np.ndarray, targets: np.ndarray, client_order_id: str, limit, arrival) -> None:
         self.sent[rows] += targets
-        self.client_order_id[rows] = client_order_id
-        self.limit_price[rows] = limit
-        self.arrival_price[rows] = arrival
+        self._sent.append((client_order_id, limit, arrival))
+        self._order_of[rows] = self._arrival_of[rows] = len(self._sent) - 1
 
     def unsend(self, rows: np.ndarray, targets: np.ndarray) -> None:
         """A recorded block that will never be sent: its shares were never sent."""
         self.sent[rows] -= targets
-        none_left = rows[self.sent[rows] == 0]
-        self.client_order_id[none_left] = None
-        self.limit_price[none_left] = None
+        self._order_of[rows[self.sent[rows] == 0]] = 0
+
+    def would_send(self, rows: np.ndarray, limit) -> None:
+        """A what-if session's limit for `rows`, which it sends nothing for."""
+        self._sent.append((None, limit, None))
+        self._order_of[rows] = len(self._sent) - 1
+
+    @property
+    def client_order_id(self) -> np.ndarray:
+        return self._sent_column(0, self._order_of)
+
+    @property
+    def limit_price(self) -> np.ndarray:
+        return self._sent_column(1, self._order_of)
+
+    @property
+    def arrival_price(self) -> np.ndarray:
+        return self._sent_column(2, self._arrival_of)
+
+    def _sent_column(self, field: int, index: np.ndarray) -> np.ndarray:
+        """One field of each row's latest block as an object column (None where there is none): a
+        copy, read by the report, not kept."""
+        values = np.empty(len(self._sent), dtype=object)
+        values[:] = [entry[field] for entry in self._sent]
+        return values[index]
 
     def set_reason(self, name: str, rows: np.ndarray, reason: object) -> None:
         """`reason` (one for all, or one per row) as the `name` reason of `rows`."""

@@ -53,7 +53,7 @@ def mark_would_send(requests: RequestTable, block: Block, limit: Decimal) -> Non
         [f"what-if session: would send {target} at {limit}" for target in block.targets.tolist()], dtype=object
     )
     requests.set_reason("not_sent_reason", rows, why)
-    requests.limit_price[rows] = limit
+    requests.would_send(rows, limit)
 
 
 def mark_nothing_sent(requests: RequestTable) -> None:

@@ -68,10 +68,10 @@ def test_each_account_weighs_its_filled_requests_slippage_by_value(rows):
         }
     )
     table = RequestTable(plan)
+    table.send(np.arange(len(rows)), np.full(len(rows), 100), "B-1", Decimal(101), Decimal(100))
     for i, (_, shares, cents, _) in enumerate(rows):
         table.filled[i] = shares
         table.value_nanos[i] = shares * cents * 10**7
-        table.arrival_price[i] = Decimal(100)
     frame = _accounts_frame(ledger, pd.DataFrame(), table).set_index("account_id")
     if "slippage_bps" not in frame:  # nothing filled anywhere
         assert not any(q for _, q, *_ in rows)
