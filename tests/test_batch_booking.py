@@ -13,7 +13,10 @@ import random
 from datetime import date
 from decimal import Decimal
 
-from strategies.events import AllocationBatch, AllocationGroup
+import numpy as np
+import pytest
+
+from strategies.events import AllocationBatch, AllocationGroup, Targets
 from strategies.fee_table import load_pricing
 from strategies.ledger import Ledger
 from tests.largest_remainder import by_the_rule
@@ -24,7 +27,8 @@ DAY = date(2024, 3, 4)
 N = 10_000
 
 
-def test_ten_thousand_accounts_book_what_an_independent_recomputation_gives():
+@pytest.mark.parametrize("as_arrays", [False, True], ids=["dict", "arrays"])
+def test_ten_thousand_accounts_book_what_an_independent_recomputation_gives(as_arrays):
     rng = random.Random(11)
     accounts = [f"DU{i:05d}" for i in range(N)]
     targets = {a: rng.randint(1, 40) for a in accounts}
@@ -32,7 +36,9 @@ def test_ten_thousand_accounts_book_what_an_independent_recomputation_gives():
     cash = {a: Decimal(rng.randint(20_000, 90_000)) / 10 for a in accounts}
     ledger = Ledger(cash, {})
     allocator = FAAllocator(load_pricing("ib_tiered", DAY))
-    allocator.register(AllocationGroup("B1", "SPY.SMART", "BUY", targets))
+    # the strategy publishes a block's targets as its arrays (events.Targets), a test or IB as a dict
+    given = Targets(np.array(accounts, dtype=object), np.array(list(targets.values()))) if as_arrays else targets
+    allocator.register(AllocationGroup("B1", "SPY.SMART", "BUY", given))
     total = sum(targets.values())
     fills = [(total // 3 + 7, Decimal("100.03")), (total // 2, Decimal("99.991"))]
 
@@ -76,3 +82,14 @@ def test_ten_thousand_accounts_book_what_an_independent_recomputation_gives():
     assert set(frame["execution_id"]) == {
         f"T{n}.{a}.01" for n, a in frame[["ts_event", "account_id"]].itertuples(index=False)
     }
+
+
+def test_targets_read_as_the_dict_they_stand_for_and_name_each_account_once():
+    targets = Targets(np.array(["B", "A", "C"], dtype=object), np.array([3, 1, 2]))
+    assert targets == {"B": 3, "A": 1, "C": 2} and list(targets) == ["B", "A", "C"] and targets["C"] == 2
+    allocator = FAAllocator(load_pricing("ib_tiered", DAY))
+    twice = Targets(np.array(["A", "B", "A"], dtype=object), np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match="names an account twice"):
+        allocator.register(AllocationGroup("B2", "SPY.SMART", "BUY", twice))
+    with pytest.raises(ValueError, match="accounts for"):
+        Targets(np.array(["A"], dtype=object), np.array([1, 2]))
