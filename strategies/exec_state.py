@@ -29,9 +29,8 @@ class BlockState:
     ts_submitted: int
     expire_ns: int = 0
     allocated_qty: int = 0
-    _request_of: dict[str, str] | None = field(
-        default=None, repr=False, compare=False
-    )  # account -> request id, on first use
+    # account -> request id, made on first use (see request_of)
+    _request_of: dict[str, str] | None = field(default=None, repr=False, compare=False)
     first_fill_ns: int | None = None
     last_fill_ns: int | None = None
     rejected_reason: str | None = None
