@@ -24,7 +24,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from strategies.buy_sizing import CUT, NO_PRICE, BuySizing, Prices, not_sent_reason
+from strategies.buy_sizing import CUT, BuySizing, Prices, cut_reason, not_sent_reason
 from strategies.exec_state import BlockState
 from strategies.fee_bound import sell_net_floor
 from strategies.fee_table import PricingPlan
@@ -58,11 +58,20 @@ Booked = Callable[[BlockState], tuple[np.ndarray, np.ndarray]]
 class Working:
     """What the buy blocks still working (or not yet fully allocated) may still buy and cost."""
 
-    open_qty: dict[str, int] = field(default_factory=dict)  # request id -> shares they may still buy
     committed_nanos: dict[str, int] = field(default_factory=dict)  # account -> the most they may still cost
-    # the request table's rows of open_qty and their shares, when the blocks' rows were given
+    # per request of every such block: its id, the shares the block may still buy for it, and
+    # (when the blocks' rows were given) its row in the request table
+    open_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    open_left: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     open_rows: np.ndarray | None = None
-    open_left: np.ndarray | None = None
+
+    @property
+    def open_qty(self) -> dict[str, int]:
+        """request id -> shares they may still buy."""
+        qty: dict[str, int] = defaultdict(int)
+        for request_id, shares in zip(self.open_ids.tolist(), self.open_left.tolist(), strict=True):
+            qty[request_id] += shares
+        return dict(qty)
 
     @property
     def committed(self) -> dict[str, Decimal]:
@@ -101,9 +110,8 @@ def working_buys(
     working = Working()
     if not unsettled:
         return working
-    open_qty: dict[str, int] = defaultdict(int)
     committed: dict[str, int] = defaultdict(int)
-    open_rows, open_left = [], []
+    open_ids, open_left, open_rows = [], [], []
     for state in unsettled:
         block = state.block
         limit = np.full(block.targets.size, to_nanos(state.limit, f"limit of {state.client_order_id}"), dtype=np.int64)
@@ -113,18 +121,14 @@ def working_buys(
         # what is booked is spent already; the spend is floored so that the rest held is not less.
         # Python ints: the spend booked has no bound
         held = np.maximum(worst.astype(object) - spend, 0)
-        if rows_of is None:
-            for request_id, shares in zip(block.request_ids.tolist(), left.tolist(), strict=True):
-                open_qty[request_id] += shares
-        else:
+        open_ids.append(block.request_ids)
+        open_left.append(left)
+        if rows_of is not None:
             open_rows.append(rows_of(state))
-            open_left.append(left)
         for account, cost in zip(block.accounts.tolist(), held.tolist(), strict=True):
             committed[account] += cost
-    if rows_of is None:
-        working.open_qty = dict(open_qty)
-    else:
-        working.open_rows, working.open_left = np.concatenate(open_rows), np.concatenate(open_left)
+    working.open_ids, working.open_left = np.concatenate(open_ids), np.concatenate(open_left)
+    working.open_rows = np.concatenate(open_rows) if rows_of is not None else None
     working.committed_nanos = {a: n for a, n in committed.items() if n > 0}
     return working
 
@@ -133,11 +137,11 @@ def still_wanted(requests: RequestTable, working: Working | Mapping[str, int]) -
     """Per request of the table, the shares of each buy neither filled nor still working (what
     `working` blocks may still buy, or request id -> those shares); 0 for a sell."""
     left = requests.requested - requests.filled
-    if isinstance(working, Working) and working.open_rows is not None:
-        np.subtract.at(left, working.open_rows, working.open_left)
-    elif open_qty := (working.open_qty if isinstance(working, Working) else working):
-        rows = requests.rows(open_qty.keys())
-        np.subtract.at(left, rows, np.fromiter(open_qty.values(), dtype=np.int64, count=len(open_qty)))
+    if isinstance(working, Working):
+        np.subtract.at(left, requests.rows(working.open_ids, at=working.open_rows), working.open_left)
+    elif working:
+        rows = requests.rows(working.keys())
+        np.subtract.at(left, rows, np.fromiter(working.values(), dtype=np.int64, count=len(working)))
     return np.where(requests.is_buy, np.maximum(left, 0), 0)
 
 
@@ -151,7 +155,8 @@ def round_reasons(
         return {}, {}
     columns = sizing.columns
     ids = columns["request_id"][short]
-    rows = _table_rows(sizing, requests, short)
+    at = None if sizing.plan_rows is None else sizing.plan_rows[short]
+    rows = requests.rows(ids, at=at)
     kind = sizing.short_kind
     not_sent = (kind != CUT) & (requests.sent[rows] == 0)
     requested = requests.requested[rows]
@@ -165,8 +170,7 @@ def round_reasons(
         kind[~not_sent].tolist(),
         strict=True,
     ):
-        reason = f"no reference price for {instrument_id}" if why == NO_PRICE else "not enough cash"
-        cut[request_id] = f"cut by RECALC from {asked} to {ends_with}: {reason}"
+        cut[request_id] = cut_reason(why, instrument_id, asked, ends_with)
     instruments = columns["instrument_id"][short][not_sent].tolist()
     return {
         request_id: not_sent_reason(why, instrument_id)
@@ -174,17 +178,6 @@ def round_reasons(
             ids[not_sent].tolist(), kind[not_sent].tolist(), instruments, strict=True
         )
     }, cut
-
-
-def _table_rows(sizing: BuySizing, requests: RequestTable, positions: np.ndarray) -> np.ndarray:
-    """The request table's row of each of `sizing`'s buys at `positions`."""
-    ids, plan_rows = sizing.columns["request_id"][positions], sizing.plan_rows
-    if plan_rows is not None and len(plan_rows) == len(sizing.columns["request_id"]):
-        rows = plan_rows[positions]
-        # the plan's rows are the table's when both come from one plan: checked, not assumed
-        if (rows < len(requests)).all() and np.array_equal(requests.request_id[rows], ids):
-            return rows
-    return requests.rows(ids)
 
 
 def top_up_fits(now_ns: int, deadline_ns: int, phase_secs: float, min_fraction: float, min_secs: float) -> bool:

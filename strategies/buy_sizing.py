@@ -30,6 +30,12 @@ def not_sent_reason(kind: int, instrument_id: str) -> str:
     return f"no reference price for {instrument_id}" if kind == NO_PRICE else "cut to 0 by RECALC: not enough cash"
 
 
+def cut_reason(kind: int, instrument_id: str, asked: int, most: int) -> str:
+    """Why a buy of `asked` shares is sent short, ending with `most` at most."""
+    why = f"no reference price for {instrument_id}" if kind == NO_PRICE else "not enough cash"
+    return f"cut by RECALC from {asked} to {most}: {why}"
+
+
 @dataclass
 class BuySizing:
     """The plan's buys with their affordable quantity (column `sized`, absent when there are no buys),
@@ -78,7 +84,7 @@ class BuySizing:
             strict=True,
         ):
             if kind == CUT:
-                cut[request_id] = f"cut by RECALC from {asked} to {got}: not enough cash"
+                cut[request_id] = cut_reason(kind, instrument_id, asked, got)
             else:
                 not_sent[request_id] = not_sent_reason(kind, instrument_id)
         return not_sent, cut

@@ -68,9 +68,14 @@ class RequestTable:
     def __contains__(self, request_id: object) -> bool:
         return request_id in self._index
 
-    def rows(self, request_ids: Iterable[str]) -> np.ndarray:
-        """The rows of `request_ids`, refused if any is not a request of the plan."""
+    def rows(self, request_ids: Iterable[str], at: np.ndarray | None = None) -> np.ndarray:
+        """The rows of `request_ids`, refused if any is not a request of the plan. `at`, where the
+        caller believes they are (the plan's rows a block or a sizing carries), is taken once the
+        ids there are checked to be these; else they are looked up."""
         ids = request_ids if isinstance(request_ids, np.ndarray) else np.asarray(list(request_ids), dtype=object)
+        if at is not None and len(at) == len(ids) and (len(at) == 0 or (0 <= at.min() and at.max() < len(self))):
+            if np.array_equal(self.request_id[at], ids):
+                return at
         rows = self._index.get_indexer(pd.Index(ids, dtype=object))
         if (rows < 0).any():
             raise KeyError(f"not requests of the plan: {ids[rows < 0][:5].tolist()}")

@@ -100,16 +100,9 @@ class RunBooks:
     def _fills_of(self, coid: ClientOrderId, state: BlockState) -> _BlockFills:
         fills = self._fills.get(coid)
         if fills is None:
-            fills = self._fills[coid] = _BlockFills(state, self._request_rows(state.block))
+            block = state.block
+            fills = self._fills[coid] = _BlockFills(state, self.requests.rows(block.request_ids, at=block.plan_rows))
         return fills
-
-    def _request_rows(self, block: Block) -> np.ndarray:
-        rows = block.plan_rows
-        table = self.requests
-        if rows is not None and rows.size and 0 <= rows.min() and rows.max() < len(table):
-            if np.array_equal(table.request_id[rows], block.request_ids):
-                return rows
-        return table.rows(block.request_ids)
 
     def rows_of(self, client_order_id: ClientOrderId) -> np.ndarray:
         """The request table's rows of a block's requests, in the block's order."""

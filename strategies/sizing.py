@@ -51,7 +51,9 @@ class Block:
         return Targets(self.accounts, self.targets)
 
 
-def build_blocks(requests: pd.DataFrame, side: str, quantity_column: str = "quantity", plan_rows=None) -> list[Block]:
+def build_blocks(
+    requests: pd.DataFrame, side: str, quantity_column: str = "quantity", plan_rows: np.ndarray | None = None
+) -> list[Block]:
     """One block per instrument for `side`, accounts with a zero quantity left out.
 
     `requests` has columns request_id, account_id, instrument_id, side and `quantity_column`;
